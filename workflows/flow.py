@@ -1,0 +1,37 @@
+"""Where a run goes next. Targets always point forward, so every run ends."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from workflows.definition import END, Definition
+from workflows.steps.condition import ConditionStep
+
+
+def next_key(definition: Definition, index: int, output: object) -> str:
+    """The key of the step to run after the one at `index`, or "end"."""
+    step = definition.steps[index]
+    if isinstance(step, ConditionStep):
+        # The condition's output records its decision, so a resumed run
+        # follows the stored choice instead of re-evaluating it.
+        if not isinstance(output, Mapping):
+            raise TypeError(f"Condition {step.key!r} needs its output dict, got {output!r}.")
+        return str(output["goto"])
+    if step.next is not None:
+        return step.next
+    if index + 1 < len(definition.steps):
+        return definition.steps[index + 1].key
+    return END
+
+
+def index_of(definition: Definition, key: str) -> int:
+    for index, step in enumerate(definition.steps):
+        if step.key == key:
+            return index
+    raise KeyError(key)
+
+
+def skipped_between(definition: Definition, from_index: int, to_key: str) -> list[str]:
+    """Keys of the steps jumped over going from `from_index` to `to_key`."""
+    stop = len(definition.steps) if to_key == END else index_of(definition, to_key)
+    return [step.key for step in definition.steps[from_index + 1 : stop]]
