@@ -1,0 +1,55 @@
+# Stepwise. `make run` starts the product on the embedded default (SQLite and
+# Celery's filesystem transport); `make test` runs the whole suite against
+# whatever DATABASE_URL and CELERY_BROKER_URL say (the same defaults if unset).
+
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+FAKE_OPENAI_PORT ?= 8055
+
+# The first Python >= 3.12 found: on PATH, then in pyenv's versions.
+PYTHON ?= $(shell for p in python3.13 python3.12 python3 $$(ls -d $$HOME/.pyenv/versions/3.1[2-9]*/bin/python 2>/dev/null | sort -rV); do \
+	  $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1 && { echo $$p; break; }; done)
+
+.PHONY: run demo test install migrate worker beat web fake-openai screenshots check-python clean
+
+check-python:
+	@test -n "$(PYTHON)" || { echo "Stepwise needs Python >= 3.12 (python3.12 or python3.13 on PATH, or set PYTHON=...)."; exit 1; }
+
+$(BIN)/.installed: pyproject.toml requirements.lock | check-python
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
+	touch $@
+
+install: $(BIN)/.installed
+
+migrate: install
+	$(BIN)/python manage.py migrate --noinput
+
+# The product on the embedded default: web (ASGI), a worker and beat, together.
+run: export DEBUG ?= true
+run: export SECURE_COOKIES ?= false
+run: install migrate
+	@echo "Stepwise on http://127.0.0.1:$(PORT)  (Ctrl-C stops it)"
+	PORT=$(PORT) $(BIN)/honcho start -f Procfile
+
+# The product against the built-in fake OpenAI server: answers are simulated.
+demo: export DEBUG ?= true
+demo: export SECURE_COOKIES ?= false
+demo: export OPENAI_API_KEY = demo-key
+demo: export OPENAI_BASE_URL = http://127.0.0.1:$(FAKE_OPENAI_PORT)/v1
+demo: export STEPWISE_SIMULATED_LLM = true
+demo: install migrate
+	@echo "Stepwise (simulated answers) on http://127.0.0.1:$(PORT)"
+	PORT=$(PORT) FAKE_OPENAI_PORT=$(FAKE_OPENAI_PORT) $(BIN)/honcho start -f Procfile.demo
+
+test: export SECRET_KEY ?= insecure-key-for-the-test-suite-only-0123456789
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+screenshots: install
+	$(BIN)/python -m pytest tests/browser/test_screenshots.py -p no:cacheprovider $(PYTEST_ARGS)
+
+clean:
+	rm -rf var/ staticfiles/

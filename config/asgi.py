@@ -1,0 +1,8 @@
+"""ASGI entry point: webhook callers waiting for a result hold no thread."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+application = get_asgi_application()

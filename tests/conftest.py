@@ -1,0 +1,212 @@
+"""Shared fixtures: the personas, the fake OpenAI server and a real Celery worker.
+
+The fake OpenAI server is the only test double, and it sits at the network
+edge: the worker's production code talks to it through OPENAI_BASE_URL.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from accounts.models import Membership, Role, User, Workspace
+from accounts.services import user_signup
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "correct horse battery staple"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Personas:
+    """alice owns the workspace; bob edits; vera views; charlie is an outsider."""
+
+    workspace: Workspace
+    alice: User
+    bob: User
+    vera: User
+    charlie: User
+    other_workspace: Workspace
+
+
+@pytest.fixture
+def personas(db: None) -> Personas:
+    alice, workspace = user_signup(email="alice@example.com", password=PASSWORD, name="Alice")
+    bob, _ = user_signup(email="bob@example.com", password=PASSWORD, name="Bob")
+    vera, _ = user_signup(email="vera@example.com", password=PASSWORD, name="Vera")
+    charlie, other = user_signup(email="charlie@example.com", password=PASSWORD, name="Charlie")
+    Membership.objects.create(user=bob, workspace=workspace, role=Role.EDITOR)
+    Membership.objects.create(user=vera, workspace=workspace, role=Role.VIEWER)
+    return Personas(workspace=workspace, alice=alice, bob=bob, vera=vera, charlie=charlie, other_workspace=other)
+
+
+def _wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+@pytest.fixture(scope="session")
+def fake_openai() -> Iterator[str]:
+    """The project's fake OpenAI-compatible server, as a separate process; yields its base URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "fake_openai", "--port", str(port)],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"},
+    )
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/healthz")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture
+def fake_calls(fake_openai: str):
+    """Read the fake server's per-prompt call counters (reset for each test)."""
+    import json
+
+    urllib.request.urlopen(urllib.request.Request(f"{fake_openai}/_fake/reset", method="POST"), timeout=5)
+
+    def calls(prompt_contains: str = "") -> int:
+        query = f"?prompt_contains={urllib.parse.quote(prompt_contains)}" if prompt_contains else ""
+        with urllib.request.urlopen(f"{fake_openai}/_fake/calls{query}", timeout=5) as response:
+            data = json.load(response)
+        return sum(data["by_prompt"].values()) if prompt_contains else data["total"]
+
+    return calls
+
+
+def _database_url() -> str:
+    from django.db import connection
+
+    s = connection.settings_dict
+    if s["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{s['NAME']}"
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
+    return f"postgres://{auth}@{s['HOST'] or 'localhost'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+class WorkerProcess:
+    """A real `celery worker` process on the test database and a private queue."""
+
+    def __init__(self, env: dict[str, str], queue: str) -> None:
+        self.env = env
+        self.queue = queue
+        self.process: subprocess.Popen[str] | None = None
+        self.log: list[str] = []
+
+    def start(self, timeout: float = 60) -> None:
+        ready = threading.Event()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "threads",
+             "--concurrency", "8", "-Q", self.queue, "--without-gossip", "--without-mingle",
+             "--loglevel", "INFO", "-n", f"test-{uuid.uuid4().hex[:6]}@%h"],
+            cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True,
+        )
+
+        def pump(stream) -> None:  # type: ignore[no-untyped-def]
+            for line in stream:
+                self.log.append(line)
+                if " ready." in line:
+                    ready.set()
+
+        threading.Thread(target=pump, args=(self.process.stdout,), daemon=True).start()
+        if not ready.wait(timeout):
+            self.stop()
+            raise RuntimeError("The Celery worker did not start:\n" + "".join(self.log[-40:]))
+
+    def kill(self) -> None:
+        """kill -9: no warm shutdown, no message acknowledged, no lease released."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def worker_env(django_db_setup: None, fake_openai: str) -> dict[str, str]:
+    from config.celery import app
+
+    queue = f"stepwise-test-{uuid.uuid4().hex[:8]}"
+    # Everything this test process enqueues goes to the private queue.
+    app.conf.task_default_queue = queue
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": _database_url(),
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "STEPWISE_VAR_DIR": str(settings.VAR_DIR),
+        "CELERY_QUEUE": queue,
+        "OPENAI_API_KEY": "test-key",
+        "OPENAI_BASE_URL": f"{fake_openai}/v1",
+        "RUN_LEASE_SECONDS": "3",
+        "LLM_RETRY_BASE_SECONDS": "0.05",
+        "LLM_RETRY_MAX_SECONDS": "2",
+        "SECRET_KEY": settings.SECRET_KEY,
+    }
+
+
+@pytest.fixture(scope="session")
+def celery_worker(worker_env: dict[str, str]) -> Iterator[WorkerProcess]:
+    """One worker for the session; tests that kill it get a fresh one afterwards."""
+    worker = WorkerProcess(worker_env, worker_env["CELERY_QUEUE"])
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def worker(celery_worker: WorkerProcess, transactional_db: None) -> Iterator[WorkerProcess]:
+    if celery_worker.process is None or celery_worker.process.poll() is not None:
+        celery_worker.start()
+    yield celery_worker
+    if celery_worker.process is None or celery_worker.process.poll() is not None:
+        celery_worker.start()
+
+
+def wait_for_run(run_id: int, timeout: float = 60):  # type: ignore[no-untyped-def]
+    from workflows.models import Run
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = Run.objects.get(id=run_id)
+        if run.is_finished:
+            return run
+        time.sleep(0.1)
+    raise AssertionError(f"Run {run_id} did not finish within {timeout} s (status {run.status})")

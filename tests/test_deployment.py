@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PRODUCTION = {
+    "DEBUG": "false",
+    "SECRET_KEY": "k" * 20 + "-production-like-secret-with-enough-entropy-9f8e7d6c5b4a",
+    "ALLOWED_HOSTS": "stepwise.example.com",
+    "CSRF_TRUSTED_ORIGINS": "https://stepwise.example.com",
+    "SECURE_SSL_REDIRECT": "true",
+    "SECURE_HSTS_SECONDS": "31536000",
+    "SECURE_COOKIES": "true",
+}
+
+
+def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in PRODUCTION}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **env},
+        capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_the_deploy_check_passes_with_production_settings() -> None:
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_it_refuses_to_start_without_a_secret_key_in_production() -> None:
+    env = {**PRODUCTION, "SECRET_KEY": ""}
+    result = _manage("check", env=env)
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_it_fails_loudly_on_a_malformed_boolean() -> None:
+    result = _manage("check", env={**PRODUCTION, "DEBUG": "maybe"})
+    assert result.returncode != 0
+    assert "DEBUG must be true or false" in result.stderr
+
+
+def test_it_fails_loudly_on_a_malformed_number() -> None:
+    result = _manage("check", env={**PRODUCTION, "RUN_LEASE_SECONDS": "thirty"})
+    assert result.returncode != 0
+    assert "RUN_LEASE_SECONDS must be a whole number" in result.stderr
+
+
+def test_it_reads_a_secret_from_a_file(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text(PRODUCTION["SECRET_KEY"] + "\n")
+    env = {k: v for k, v in PRODUCTION.items() if k != "SECRET_KEY"} | {"SECRET_KEY_FILE": str(secret)}
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_compose_file_validates() -> None:
+    compose = shutil.which("docker-compose")
+    if compose is None:
+        pytest.skip("docker-compose is not installed (.ci/run installs it)")
+    result = subprocess.run(
+        [compose, "-f", str(ROOT / "docker-compose.yml"), "config", "--quiet"],
+        cwd=ROOT, env={**os.environ, "POSTGRES_PASSWORD": "pw", "SECRET_KEY": "s"},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_compose_file_scales_workers_without_fixed_names_or_ports() -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    worker = text.split("\n  worker:\n", 1)[1].split("\n  beat:\n", 1)[0]
+    assert "container_name" not in worker
+    assert "ports:" not in worker

@@ -1,0 +1,334 @@
+"""Executing runs on Celery workers: claim, walk the steps, persist each one, finish.
+
+Guarantees, and how they are kept:
+
+- **One executor at a time.** A worker claims a run with a conditional UPDATE
+  that sets a lease (a random owner token and an expiry). A second copy of the
+  task (a redelivery, a duplicate enqueue) finds the lease held and returns.
+- **Fenced writes.** Every write about a claimed run is conditional on the
+  lease owner, so a worker that stalled past its lease, and was replaced,
+  cannot overwrite the newer worker's progress.
+- **A finished step is never called again.** Each StepRun is committed with
+  its output, usage and cost before the next step starts; when a run is
+  resumed (after a crash, or by "resume from the failed step") the stored
+  outputs are reused. Only a call whose answer arrived but could not be
+  committed (the worker died in between) can be made twice.
+- **Crashes heal.** One heartbeat thread per worker process renews the leases
+  of the runs it executes. A worker killed with `kill -9` stops renewing; the
+  reaper (Celery beat) re-enqueues runs whose lease expired, and runs queued
+  for too long (a lost broker message); they resume at their first unfinished
+  step.
+- **Every token spent is recorded**, also when the run was canceled while the
+  call was in flight: the result write is fenced by the owner, not the status.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections, transaction
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from workflows import flow
+from workflows.definition import Definition
+from workflows.models import Run, StepRun
+from workflows.rendering import render
+from workflows.steps import STEP_TYPES
+from workflows.steps.context import StepContext, StepFailed, StepResult, Usage
+
+log = logging.getLogger(__name__)
+
+
+class LeaseLost(Exception):
+    """Another worker owns the run now (or it was canceled): stop quietly."""
+
+
+class _Heartbeat:
+    """Renews, in one UPDATE per beat, the leases of every run this process executes."""
+
+    def __init__(self) -> None:
+        self._held: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def hold(self, token: str, run_id: int) -> None:
+        with self._lock:
+            self._held[token] = run_id
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="stepwise-heartbeat", daemon=True)
+                self._thread.start()
+
+    def release(self, token: str) -> None:
+        with self._lock:
+            self._held.pop(token, None)
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(max(1.0, settings.RUN_LEASE_SECONDS / 3))
+            with self._lock:
+                tokens = list(self._held)
+            if not tokens:
+                continue
+            try:
+                Run.objects.filter(lease_owner__in=tokens, status=Run.Status.RUNNING).update(
+                    lease_expires_at=_lease_expiry()
+                )
+            except DatabaseError:
+                log.warning("Heartbeat could not renew leases; retrying", exc_info=True)
+                close_old_connections()
+
+
+heartbeat = _Heartbeat()
+
+
+def _lease_expiry() -> datetime:
+    return timezone.now() + timedelta(seconds=settings.RUN_LEASE_SECONDS)
+
+
+def _fence(run_id: int, token: str, *, running: bool) -> None:
+    """Extend the lease, or raise LeaseLost if this worker no longer holds it."""
+    runs = Run.objects.filter(id=run_id, lease_owner=token)
+    if running:
+        runs = runs.filter(status=Run.Status.RUNNING)
+    if runs.update(lease_expires_at=_lease_expiry()) != 1:
+        raise LeaseLost
+
+
+def claim(run_id: int) -> str | None:
+    """Take the lease of a queued run, or of a running one whose worker died."""
+    token = uuid.uuid4().hex
+    now = timezone.now()
+    claimed = (
+        Run.objects.filter(id=run_id, status__in=[Run.Status.QUEUED, Run.Status.RUNNING])
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+        .update(
+            status=Run.Status.RUNNING,
+            lease_owner=token,
+            lease_expires_at=now + timedelta(seconds=settings.RUN_LEASE_SECONDS),
+            started_at=Coalesce(F("started_at"), now),
+            deadline_at=Coalesce(F("deadline_at"), now + timedelta(seconds=settings.RUN_TIME_LIMIT_SECONDS)),
+        )
+    )
+    return token if claimed == 1 else None
+
+
+def run_execute(run_id: int) -> None:
+    """Execute run `run_id` to the end, if no other worker is executing it."""
+    token = claim(run_id)
+    if token is None:
+        return
+    heartbeat.hold(token, run_id)
+    try:
+        _execute(Run.objects.get(id=run_id), token)
+    except LeaseLost:
+        log.info("Run %s: lease lost or run canceled; stopping", run_id)
+    except DatabaseError:
+        # The database blinked. Leave the run to the reaper: it resumes at the
+        # first unfinished step once the lease expires.
+        log.warning("Run %s: database error; the reaper will resume it", run_id, exc_info=True)
+    except Exception:
+        log.exception("Run %s: internal error", run_id)
+        _finish(run_id, token, status=Run.Status.FAILED, error="Internal error in Stepwise; the run was stopped.")
+    finally:
+        heartbeat.release(token)
+
+
+def _execute(run: Run, token: str) -> None:
+    definition = Definition.model_validate(run.definition)
+    steps = definition.steps
+    stored = {step_run.key: step_run for step_run in run.steps.all()}
+    variables: dict[str, object] = {**run.inputs, "payload": run.payload}
+    last_output: object = None
+    index = 0
+    while index < len(steps):
+        if run.deadline_at and timezone.now() >= run.deadline_at:
+            _finish(run.id, token, status=Run.Status.FAILED, error=_time_limit_message())
+            return
+        step = steps[index]
+        step_run = stored.get(step.key)
+        if step_run is not None and step_run.status == StepRun.Status.SUCCEEDED:
+            output = step_run.output
+        else:
+            try:
+                output = _execute_step(run, token, index, step, variables, step_run)
+            except StepFailed as e:
+                _finish(run.id, token, status=Run.Status.FAILED, error=f"Step “{step.key}” failed: {e.message}")
+                return
+        variables[step.key] = output
+        last_output = output
+        target = flow.next_key(definition, index, output)
+        skipped = flow.skipped_between(definition, index, target)
+        if skipped:
+            _record_skipped(run, token, definition, skipped, stored)
+        if target == "end":
+            break
+        index = flow.index_of(definition, target)
+
+    result = render(definition.output, variables) if definition.output is not None else last_output
+    _finish(run.id, token, status=Run.Status.SUCCEEDED, output=result)
+
+
+def _execute_step(
+    run: Run, token: str, index: int, step: object, variables: dict[str, object], existing: StepRun | None
+) -> object:
+    module = STEP_TYPES[step.type]  # type: ignore[attr-defined]
+    key: str = step.key  # type: ignore[attr-defined]
+    started_at = timezone.now()
+    paid = getattr(module, "PAID", False)
+    if paid:
+        # Record the attempt before calling, so a crash leaves an honest count.
+        with transaction.atomic():
+            _fence(run.id, token, running=True)
+            StepRun.objects.update_or_create(
+                run=run,
+                key=key,
+                defaults={
+                    "position": index,
+                    "type": step.type,  # type: ignore[attr-defined]
+                    "status": StepRun.Status.RUNNING,
+                    "started_at": started_at,
+                    "error": "",
+                    "attempts": (existing.attempts if existing else 0) + 1,
+                },
+            )
+
+    def on_retry() -> None:
+        with transaction.atomic():
+            _fence(run.id, token, running=True)
+            StepRun.objects.filter(run=run, key=key).update(attempts=F("attempts") + 1)
+
+    context = StepContext(
+        variables=variables,
+        run_id=run.id,
+        workspace_id=run.workspace_id,
+        deadline=run.deadline_at,
+        on_attempt=on_retry,
+    )
+    try:
+        if paid:
+            result: StepResult = module.execute(step, context)
+        else:
+            # Free steps are pure functions of the variables.
+            result = StepResult(output=module.execute(step, variables))
+    except StepFailed as e:
+        _record_step(run, token, index, step, started_at, status=StepRun.Status.FAILED, output=None,
+                     messages=e.messages, usage=e.usage, error=e.message, paid=paid)
+        raise
+    _record_step(run, token, index, step, started_at, status=StepRun.Status.SUCCEEDED, output=result.output,
+                 messages=result.messages, usage=result.usage, error="", paid=paid)
+    return result.output
+
+
+def _record_step(
+    run: Run,
+    token: str,
+    index: int,
+    step: object,
+    started_at: datetime,
+    *,
+    status: str,
+    output: object,
+    messages: list[dict[str, str]] | None,
+    usage: Usage,
+    error: str,
+    paid: bool,
+) -> None:
+    """Commit a step's outcome and add its usage to the run's totals, atomically."""
+    finished_at = timezone.now()
+    values = {
+        "position": index,
+        "type": step.type,  # type: ignore[attr-defined]
+        "status": status,
+        "output": output,
+        "messages": messages,
+        "model": usage.model,
+        "tokens_in": usage.tokens_in,
+        "tokens_cached": usage.tokens_cached,
+        "tokens_out": usage.tokens_out,
+        "cost_nanousd": usage.cost_nanousd,
+        "latency_ms": int((finished_at - started_at).total_seconds() * 1000),
+        "error": error,
+        "started_at": started_at,
+        "finished_at": finished_at,
+    }
+    with transaction.atomic():
+        # Fenced by the owner only: a call answered after a cancel is still recorded.
+        _fence(run.id, token, running=False)
+        if paid:
+            StepRun.objects.filter(run=run, key=step.key).update(**values)  # type: ignore[attr-defined]
+        else:
+            StepRun.objects.update_or_create(run=run, key=step.key, defaults={**values, "attempts": 1})  # type: ignore[attr-defined]
+        if usage.cost_nanousd or usage.tokens_in or usage.tokens_out:
+            Run.objects.filter(id=run.id).update(
+                tokens_in=F("tokens_in") + usage.tokens_in,
+                tokens_cached=F("tokens_cached") + usage.tokens_cached,
+                tokens_out=F("tokens_out") + usage.tokens_out,
+                cost_nanousd=F("cost_nanousd") + usage.cost_nanousd,
+            )
+    # A cancel that arrived during the step stops the run here.
+    if not Run.objects.filter(id=run.id, lease_owner=token, status=Run.Status.RUNNING).exists():
+        raise LeaseLost
+
+
+def _record_skipped(
+    run: Run, token: str, definition: Definition, keys: list[str], stored: dict[str, StepRun]
+) -> None:
+    positions = {step.key: (i, step.type) for i, step in enumerate(definition.steps)}
+    now = timezone.now()
+    new = [
+        StepRun(run=run, key=key, position=positions[key][0], type=positions[key][1],
+                status=StepRun.Status.SKIPPED, started_at=now, finished_at=now)
+        for key in keys
+        if key not in stored
+    ]
+    if new:
+        with transaction.atomic():
+            _fence(run.id, token, running=True)
+            StepRun.objects.bulk_create(new, ignore_conflicts=True)
+
+
+def _finish(run_id: int, token: str, *, status: str, output: object = None, error: str = "") -> bool:
+    finished = Run.objects.filter(id=run_id, lease_owner=token, status=Run.Status.RUNNING).update(
+        status=status, output=output, error=error, finished_at=timezone.now(), lease_expires_at=None
+    )
+    return finished == 1
+
+
+def _time_limit_message() -> str:
+    return f"The run took longer than the limit of {settings.RUN_TIME_LIMIT_SECONDS} seconds."
+
+
+def reap() -> list[int]:
+    """Re-enqueue runs whose worker died or whose broker message was lost.
+
+    A run is re-enqueued at most once per lease period: `enqueued_at` is moved
+    forward with a conditional UPDATE, so two reapers (or two beats) cannot
+    both enqueue it. Runs past their deadline with no live worker are failed.
+    """
+    from workflows.tasks import run_execute as run_execute_task
+
+    now = timezone.now()
+    lease = timedelta(seconds=settings.RUN_LEASE_SECONDS)
+    grace = timedelta(seconds=settings.RUN_QUEUED_GRACE_SECONDS)
+    Run.objects.filter(status=Run.Status.RUNNING, lease_expires_at__lt=now, deadline_at__lt=now).update(
+        status=Run.Status.FAILED, error=_time_limit_message(), finished_at=now, lease_expires_at=None
+    )
+    orphans = Run.objects.filter(
+        Q(status=Run.Status.RUNNING, lease_expires_at__lt=now, enqueued_at__lt=now - lease)
+        | Q(status=Run.Status.QUEUED, enqueued_at__lt=now - grace)
+    ).values_list("id", "enqueued_at")[:1000]
+    requeued = []
+    for run_id, enqueued_at in orphans:
+        if Run.objects.filter(id=run_id, enqueued_at=enqueued_at).update(enqueued_at=now) == 1:
+            run_execute_task.delay(run_id)
+            requeued.append(run_id)
+    if requeued:
+        log.info("Reaper re-enqueued %d runs: %s", len(requeued), requeued[:20])
+    return requeued
