@@ -95,3 +95,34 @@ class Membership(models.Model):
 
     def allows(self, required: Role) -> bool:
         return self.role_enum.allows(required)
+
+
+class AuditEntry(models.Model):
+    """An append-only record of who changed what in a workspace, and when."""
+
+    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="audit_entries")
+    actor = models.ForeignKey(User, models.SET_NULL, null=True, blank=True, related_name="+")
+    # Kept when the user is deleted, so the log still says who it was.
+    actor_email = models.EmailField(blank=True)
+    action = models.CharField(max_length=60)
+    target_type = models.CharField(max_length=40, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    target_label = models.CharField(max_length=200, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["workspace", "-created_at"], name="audit_workspace_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.actor_email or 'system'} {self.action} {self.target_label}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None:
+            raise ValueError("Audit entries are append-only.")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise ValueError("Audit entries are append-only.")

@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from accounts.audit import audit_record
 from accounts.models import User, Workspace
 from workflows.definition import Definition, InputError, Issue, coerce_inputs, validate_definition
 from workflows.models import Run, StepRun, Workflow, WorkflowVersion
@@ -48,13 +49,16 @@ def definition_parse(data: object) -> Definition:
 def workflow_create(*, workspace: Workspace, definition: dict, user: User | None) -> Workflow:
     """A new workflow whose draft is `definition` (validated: drafts from outside must be sound)."""
     parsed = definition_parse(definition)
-    return Workflow.objects.create(
+    workflow = Workflow.objects.create(
         workspace=workspace,
         name=parsed.name,
         description=parsed.description,
         definition=parsed.model_dump(mode="json", by_alias=True),
         created_by=user,
     )
+    audit_record(workspace=workspace, actor=user, action="workflow.create", target=workflow,
+                 after=workflow.definition)
+    return workflow
 
 
 @transaction.atomic
@@ -64,12 +68,16 @@ def workflow_save_draft(*, workflow: Workflow, definition: dict, user: User | No
     The issues are returned for the editor to show; publishing refuses them.
     """
     parsed, issues = definition_check(definition)
+    before = workflow.definition
     workflow.definition = parsed.model_dump(mode="json", by_alias=True) if parsed and not issues else definition
     if parsed is not None:
         workflow.name = parsed.name
         workflow.description = parsed.description
     workflow.updated_at = timezone.now()
     workflow.save(update_fields=["definition", "name", "description", "updated_at"])
+    if before != workflow.definition:
+        audit_record(workspace=workflow.workspace_id, actor=user, action="workflow.edit", target=workflow,
+                     before=before, after=workflow.definition)
     return issues
 
 
@@ -80,13 +88,24 @@ def workflow_publish(*, workflow: Workflow, user: User | None, summary: str = ""
     # Lock the workflow row so two publishers cannot take the same number.
     Workflow.objects.select_for_update().filter(id=workflow.id).first()
     last = workflow.versions.aggregate(n=Max("number"))["n"] or 0
-    return WorkflowVersion.objects.create(
+    version = WorkflowVersion.objects.create(
         workflow=workflow,
         number=last + 1,
         definition=parsed.model_dump(mode="json", by_alias=True),
         summary=summary,
         author=user,
     )
+    audit_record(workspace=workflow.workspace_id, actor=user, action="workflow.publish", target=workflow,
+                 after={"version": version.number, "summary": summary})
+    return version
+
+
+@transaction.atomic
+def workflow_delete(*, workflow: Workflow, user: User | None) -> None:
+    """Delete a workflow with its versions and runs (the audit log keeps its last definition)."""
+    audit_record(workspace=workflow.workspace_id, actor=user, action="workflow.delete", target=workflow,
+                 before=workflow.definition)
+    workflow.delete()
 
 
 @transaction.atomic
@@ -221,6 +240,7 @@ __all__ = [
     "run_resume",
     "run_start",
     "workflow_create",
+    "workflow_delete",
     "workflow_import",
     "workflow_publish",
     "workflow_save_draft",
