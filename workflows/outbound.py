@@ -1,0 +1,253 @@
+"""THE guarded HTTP client: every request Stepwise sends to a URL a user gave it.
+
+A URL from a user (a completion callback, later an HTTP step) must not
+become a way into our own network, so before each connection:
+
+- only `http` and `https`, no credentials in the URL;
+- the host name is resolved here and EVERY address it resolves to must be a
+  public one: loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7),
+  link-local (169.254/16 with the cloud metadata endpoints, fe80::/10),
+  shared CGNAT 100.64/10, multicast, reserved, unspecified and documentation
+  ranges are refused, also when wrapped in IPv6 (::ffff:a.b.c.d, 6to4,
+  Teredo, NAT64). Odd IPv4 spellings (127.1, 0x7f000001, 2130706433) are
+  resolved by the system first, so they are checked as the address they mean;
+- the connection goes to the checked address itself (the Host header and
+  TLS SNI/certificate check keep the name), so DNS cannot answer differently
+  between the check and the connection (rebinding);
+- redirects are followed here, one hop at a time, each hop checked the same;
+- proxies from the environment are ignored (they would resolve names themselves);
+- connect/read timeouts, an overall deadline, and a cap on the response size.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+import httpx
+from django.conf import settings
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+REDIRECT_CODES = {301, 302, 303, 307, 308}
+_NAT64 = [ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48")]
+
+
+class OutboundRefused(Exception):
+    """The URL or the address it leads to is not allowed: retrying will not help."""
+
+
+class OutboundError(Exception):
+    """The request failed on the way (network, timeout, too large): it may work later."""
+
+
+@dataclass
+class OutboundResponse:
+    status_code: int
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    content: bytes = b""
+
+
+def address_refusal(ip: IPAddress) -> str | None:
+    """Why `ip` may not be reached, or None when it is a public address."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded: ipaddress.IPv4Address | None = ip.ipv4_mapped or ip.sixtofour
+        if ip.teredo:
+            embedded = ip.teredo[1]
+        if any(ip in net for net in _NAT64):
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None:
+            reason = address_refusal(embedded)
+            if reason:
+                return reason
+        if ip.scope_id:
+            return "a scoped (link-local) address"
+    if ip.is_loopback:
+        return "a loopback address"
+    if ip.is_link_local:
+        return "a link-local address (this includes cloud metadata services)"
+    if ip.is_multicast:
+        return "a multicast address"
+    if ip.is_unspecified:
+        return "an unspecified address"
+    if isinstance(ip, ipaddress.IPv4Address) and ip in ipaddress.ip_network("100.64.0.0/10"):
+        return "a shared (carrier-grade NAT) address"
+    if ip.is_private:
+        return "a private address"
+    if ip.is_reserved or not ip.is_global:
+        return "a reserved address"
+    return None
+
+
+def _allow_private() -> bool:
+    # Read at call time so a test can switch it for one test; False by default.
+    return bool(getattr(settings, "OUTBOUND_ALLOW_PRIVATE_FOR_TESTS", False))
+
+
+@dataclass(frozen=True)
+class _Target:
+    scheme: str
+    host: str  # as written in the URL (no brackets), for Host and SNI
+    port: int
+    path: str
+    ip: IPAddress
+
+    @property
+    def host_header(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = 443 if self.scheme == "https" else 80
+        return host if self.port == default else f"{host}:{self.port}"
+
+    @property
+    def pinned_url(self) -> str:
+        ip = f"[{self.ip}]" if self.ip.version == 6 else str(self.ip)
+        return f"{self.scheme}://{ip}:{self.port}{self.path}"
+
+
+def _shape_refusal(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        return "This is not a valid URL."
+    if parts.scheme not in ("http", "https"):
+        return "Only http:// and https:// URLs are allowed."
+    if not parts.hostname:
+        return "The URL has no host."
+    if parts.username is not None or parts.password is not None:
+        return "Credentials in the URL are not allowed."
+    return None
+
+
+def url_refusal(url: str) -> str | None:
+    """Why `url` may not be used, judged without DNS (for forms): scheme, shape, literal IPs.
+
+    The full check, with name resolution, happens at every request.
+    """
+    reason = _shape_refusal(url)
+    if reason or _allow_private():
+        return reason
+    try:
+        ip = ipaddress.ip_address(urlsplit(url).hostname or "")
+    except ValueError:
+        return None
+    reason = address_refusal(ip)
+    return f"The URL points to {reason}." if reason else None
+
+
+class GuardedClient:
+    """Sends one request, following redirects itself and checking every hop.
+
+    `trust_first_hop_for_tests` lets a test reach its local server on the
+    first hop only, to prove that a redirect from there is checked; nothing
+    else may pass it.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout: float = 10.0,
+        max_bytes: int = 1_000_000,
+        max_redirects: int = 5,
+        trust_first_hop_for_tests: bool = False,
+    ) -> None:
+        self.timeout = timeout
+        self.max_bytes = max_bytes
+        self.max_redirects = max_redirects
+        self._trust_first_hop = trust_first_hop_for_tests
+
+    def request(
+        self, method: str, url: str, *, content: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> OutboundResponse:
+        deadline = time.monotonic() + self.timeout
+        # No compression: the size cap counts the bytes that arrive.
+        headers = {k: v for k, v in (headers or {}).items() if k.lower() != "host"}
+        headers.setdefault("Accept-Encoding", "identity")
+        with httpx.Client(
+            trust_env=False,
+            follow_redirects=False,
+            timeout=httpx.Timeout(self.timeout, connect=min(5.0, self.timeout)),
+        ) as client:
+            for hop in range(self.max_redirects + 1):
+                target = self.check(url, trusted=self._trust_first_hop and hop == 0)
+                response = self._send(client, method, target, content, headers, deadline)
+                location = response.headers.get("location")
+                if response.status_code not in REDIRECT_CODES or not location:
+                    return OutboundResponse(status_code=response.status_code, url=url,
+                                            headers=response.headers, content=response.content)
+                url = urljoin(url, location)
+                if response.status_code in (301, 302, 303) and method.upper() != "HEAD":
+                    method, content = "GET", None
+                    headers = {k: v for k, v in headers.items() if k.lower() not in ("content-type",
+                                                                                       "content-length")}
+        raise OutboundError(f"More than {self.max_redirects} redirects.")
+
+    def post(self, url: str, *, content: bytes, headers: dict[str, str] | None = None) -> OutboundResponse:
+        return self.request("POST", url, content=content, headers=headers)
+
+    def get(self, url: str, *, headers: dict[str, str] | None = None) -> OutboundResponse:
+        return self.request("GET", url, headers=headers)
+
+    def check(self, url: str, *, trusted: bool = False) -> _Target:
+        """Resolve `url` and pick the address to connect to, or raise OutboundRefused."""
+        reason = _shape_refusal(url)
+        if reason:
+            raise OutboundRefused(reason)
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as e:
+            raise OutboundError(f"The host {host!r} could not be resolved.") from e
+        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+        if not addresses:
+            raise OutboundError(f"The host {host!r} has no address.")
+        if not (trusted or _allow_private()):
+            for ip in addresses:
+                reason = address_refusal(ip)
+                if reason:
+                    raise OutboundRefused(f"The host {host!r} resolves to {reason} ({ip}).")
+        path = urlunsplit(("", "", parts.path or "/", parts.query, ""))
+        return _Target(scheme=parts.scheme, host=host, port=port, path=path, ip=addresses[0])
+
+    def _send(
+        self,
+        client: httpx.Client,
+        method: str,
+        target: _Target,
+        content: bytes | None,
+        headers: dict[str, str],
+        deadline: float,
+    ) -> OutboundResponse:
+        extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+        request = client.build_request(
+            method, target.pinned_url, content=content, headers={**headers, "Host": target.host_header},
+            extensions=extensions,
+        )
+        try:
+            response = client.send(request, stream=True)
+            try:
+                body = bytearray()
+                for chunk in response.iter_raw():
+                    body.extend(chunk)
+                    if len(body) > self.max_bytes:
+                        raise OutboundError(f"The response is larger than {self.max_bytes} bytes.")
+                    if time.monotonic() > deadline:
+                        raise OutboundError(f"No complete answer within {self.timeout:g} s.")
+            finally:
+                response.close()
+        except httpx.TimeoutException as e:
+            raise OutboundError(f"No answer within {self.timeout:g} s.") from e
+        except httpx.HTTPError as e:
+            raise OutboundError(f"The request failed: {e.__class__.__name__}.") from e
+        return OutboundResponse(
+            status_code=response.status_code,
+            url=str(request.url),
+            headers={k.lower(): v for k, v in response.headers.items()},
+            content=bytes(body),
+        )

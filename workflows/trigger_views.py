@@ -1,0 +1,337 @@
+"""The triggers page of a workflow (webhooks and schedules) and the API tokens page.
+
+Every member sees a workflow's triggers page; admins and owners manage its
+webhooks, schedules and the workspace's API tokens; only owners may switch
+a webhook to unsigned. Webhook URLs are capabilities, so only admins and
+owners see them. A new secret or token is shown once, in the answer to the
+POST that made it, and never stored in clear anywhere (not even in the
+session for a redirect).
+"""
+
+from __future__ import annotations
+
+import json
+import zoneinfo
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.access import workspace_for
+from accounts.models import Membership, Role
+from workflows import api_auth, schedules, services, triggers
+from workflows.models import ApiToken, Schedule, Trigger, WebhookDelivery, Workflow
+from workflows.outbound import url_refusal
+
+RECENT_DELIVERIES = 25
+
+
+# Forms ---------------------------------------------------------------------
+
+
+class TriggerForm(forms.Form):
+    name = forms.CharField(max_length=100, required=False, help_text="For you: e.g. the system that calls it.")
+    callback_url = forms.URLField(
+        max_length=2000, required=False, assume_scheme="https", label="Callback URL",
+        help_text="Each run's result is POSTed here, signed with this webhook's secret. "
+                  "A request can name its own with ?callback_url=.",
+    )
+    rate_limit_per_minute = forms.IntegerField(min_value=1, max_value=100_000, initial=60,
+                                               label="Rate limit (requests per minute)")
+
+    def clean_callback_url(self) -> str:
+        url = self.cleaned_data["callback_url"]
+        refusal = url_refusal(url) if url else None
+        if refusal:
+            raise forms.ValidationError(refusal)
+        return url
+
+
+class ScheduleForm(forms.Form):
+    cron = forms.CharField(max_length=100, help_text="Five fields: minute hour day month weekday, e.g. 0 9 * * 1-5.")
+    time_zone = forms.CharField(max_length=64, initial="UTC", label="Time zone",
+                                help_text="An IANA name such as Europe/Paris.")
+    inputs = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, initial="{}",
+                             help_text="A JSON object with the run's inputs.")
+    enabled = forms.BooleanField(required=False, initial=True)
+
+    def clean_inputs(self) -> dict[str, Any]:
+        raw = self.cleaned_data["inputs"].strip() or "{}"
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            raise forms.ValidationError("This is not valid JSON.") from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError("Inputs must be a JSON object, e.g. {\"topic\": \"otters\"}.")
+        return value
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="What uses it: e.g. “CI deploy script”.")
+
+
+# Helpers -------------------------------------------------------------------
+
+
+def _workflow_for(request: HttpRequest, slug: str, workflow_id: int, *, role: Role) -> tuple[Membership, Workflow]:
+    membership = workspace_for(request, slug, role=role)
+    workflow = membership.workspace.workflows.filter(id=workflow_id, archived_at__isnull=True).first()
+    if workflow is None:
+        raise Http404("No such workflow.")
+    return membership, workflow
+
+
+def _example_body(workflow: Workflow) -> str:
+    version = services.latest_version(workflow)
+    inputs = (version.definition if version else workflow.definition).get("inputs") or []
+    samples = {"text": "Hello from my system", "number": 1, "boolean": True, "json": {"id": 7}}
+    body = {item.get("name", "input"): samples.get(item.get("type", "text"), "") for item in inputs
+            if isinstance(item, dict)}
+    return json.dumps(body or {"message": "Hello"})
+
+
+def _schedule_rows(items: list[Schedule]) -> list[dict[str, Any]]:
+    rows = []
+    for schedule in items:
+        upcoming = []
+        if schedule.enabled:
+            try:
+                upcoming = schedules.next_times(schedule.cron, schedule.time_zone, timezone.now(), count=3)
+            except (ValueError, KeyError, zoneinfo.ZoneInfoNotFoundError):
+                upcoming = []
+        rows.append({
+            "schedule": schedule,
+            "upcoming": upcoming,
+            "inputs_json": json.dumps(schedule.inputs, ensure_ascii=False),
+            "form": ScheduleForm(prefix=f"s{schedule.id}", initial={
+                "cron": schedule.cron, "time_zone": schedule.time_zone,
+                "inputs": json.dumps(schedule.inputs), "enabled": schedule.enabled,
+            }),
+        })
+    return rows
+
+
+def _render_triggers(
+    request: HttpRequest,
+    membership: Membership,
+    workflow: Workflow,
+    *,
+    status: int = 200,
+    new_secret: triggers.TriggerWithSecret | None = None,
+    trigger_form: TriggerForm | None = None,
+    schedule_form: ScheduleForm | None = None,
+    schedule_errors: dict[int, ScheduleForm] | None = None,
+) -> HttpResponse:
+    manage = membership.allows(Role.ADMIN)
+    trigger_list = list(workflow.triggers.all())
+    rows = _schedule_rows(list(workflow.schedules.select_related("last_run")))
+    for row in rows:
+        if schedule_errors and row["schedule"].id in schedule_errors:
+            row["form"] = schedule_errors[row["schedule"].id]
+            row["open"] = True
+    deliveries = (
+        WebhookDelivery.objects.filter(trigger__workflow=workflow).select_related("trigger")[:RECENT_DELIVERIES]
+    )
+    first_url = triggers.trigger_url(trigger_list[0]) if trigger_list and manage else None
+    context = {
+        "membership": membership,
+        "workspace": membership.workspace,
+        "workflow": workflow,
+        "published": services.latest_version(workflow),
+        "manage": manage,
+        "is_owner": membership.allows(Role.OWNER),
+        "triggers": [{"trigger": t, "url": triggers.trigger_url(t) if manage else None,
+                      "form": TriggerForm(prefix=f"t{t.id}", initial={
+                          "name": t.name, "callback_url": t.callback_url,
+                          "rate_limit_per_minute": t.rate_limit_per_minute})}
+                     for t in trigger_list],
+        "new_secret": new_secret,
+        "trigger_form": trigger_form or TriggerForm(),
+        "schedule_form": schedule_form or ScheduleForm(),
+        "schedules": rows,
+        "deliveries": deliveries,
+        "example_url": (new_secret and triggers.trigger_url(new_secret.trigger)) or first_url
+        or "https://stepwise.example.com/hooks/YOUR_TRIGGER_ID",
+        "example_secret": new_secret.secret if new_secret else "whsec_YOUR_SECRET",
+        "example_body": _example_body(workflow),
+        "now": timezone.now(),
+    }
+    return render(request, "workflows/triggers.html", context, status=status)
+
+
+def _trigger_of(workflow: Workflow, trigger_id: int) -> Trigger:
+    trigger = workflow.triggers.filter(id=trigger_id).first()
+    if trigger is None:
+        raise Http404("No such trigger.")
+    return trigger
+
+
+def _schedule_of(workflow: Workflow, schedule_id: int) -> Schedule:
+    schedule = workflow.schedules.filter(id=schedule_id).first()
+    if schedule is None:
+        raise Http404("No such schedule.")
+    return schedule
+
+
+# The triggers page -------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def workflow_triggers(request: HttpRequest, slug: str, workflow_id: int) -> HttpResponse:
+    membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.VIEWER)
+    return _render_triggers(request, membership, workflow)
+
+
+@login_required
+@require_POST
+def trigger_create(request: HttpRequest, slug: str, workflow_id: int) -> HttpResponse:
+    membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.ADMIN)
+    form = TriggerForm(request.POST)
+    if not form.is_valid():
+        return _render_triggers(request, membership, workflow, status=422, trigger_form=form)
+    made = triggers.trigger_create(workflow=workflow, user=request.user, **form.cleaned_data)  # type: ignore[arg-type]
+    return _render_triggers(request, membership, workflow, new_secret=made)
+
+
+@login_required
+@require_POST
+def trigger_edit(request: HttpRequest, slug: str, workflow_id: int, trigger_id: int) -> HttpResponse:
+    membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.ADMIN)
+    trigger = _trigger_of(workflow, trigger_id)
+    form = TriggerForm(request.POST, prefix=f"t{trigger.id}")
+    if not form.is_valid():
+        messages.error(request, "The webhook was not changed: " + "; ".join(
+            f"{form.fields[name].label or name}: {' '.join(errors)}" for name, errors in form.errors.items()))
+        return redirect("workflow_triggers", slug, workflow.id)
+    triggers.trigger_update(trigger=trigger, user=request.user, **form.cleaned_data)  # type: ignore[arg-type]
+    messages.success(request, "Webhook settings saved.")
+    return redirect("workflow_triggers", slug, workflow.id)
+
+
+@login_required
+@require_POST
+def trigger_rotate(request: HttpRequest, slug: str, workflow_id: int, trigger_id: int) -> HttpResponse:
+    membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.ADMIN)
+    made = triggers.trigger_rotate(trigger=_trigger_of(workflow, trigger_id), user=request.user)
+    return _render_triggers(request, membership, workflow, new_secret=made)
+
+
+@login_required
+@require_POST
+def trigger_delete(request: HttpRequest, slug: str, workflow_id: int, trigger_id: int) -> HttpResponse:
+    membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.ADMIN)
+    triggers.trigger_delete(trigger=_trigger_of(workflow, trigger_id), user=request.user)
+    messages.success(request, "Webhook deleted: its URL no longer starts runs.")
+    return redirect("workflow_triggers", slug, workflow.id)
+
+
+@login_required
+@require_POST
+def trigger_signing(request: HttpRequest, slug: str, workflow_id: int, trigger_id: int) -> HttpResponse:
+    membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.OWNER)
+    required = request.POST.get("signing_required") == "on"
+    triggers.trigger_set_signing(trigger=_trigger_of(workflow, trigger_id), required=required, user=request.user)
+    if required:
+        messages.success(request, "Signatures are required again.")
+    else:
+        messages.warning(request, "This webhook now accepts unsigned requests: anyone with its URL can start runs.")
+    return redirect("workflow_triggers", slug, workflow.id)
+
+
+@login_required
+@require_POST
+def schedule_create(request: HttpRequest, slug: str, workflow_id: int) -> HttpResponse:
+    membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.ADMIN)
+    form = ScheduleForm(request.POST)
+    if form.is_valid():
+        try:
+            schedules.schedule_create(workflow=workflow, user=request.user, **form.cleaned_data)  # type: ignore[arg-type]
+        except schedules.ScheduleInvalid as e:
+            form.add_error(e.field, e.message)
+    if not form.is_valid():
+        return _render_triggers(request, membership, workflow, status=422, schedule_form=form)
+    messages.success(request, "Schedule added.")
+    return redirect("workflow_triggers", slug, workflow.id)
+
+
+@login_required
+@require_POST
+def schedule_edit(request: HttpRequest, slug: str, workflow_id: int, schedule_id: int) -> HttpResponse:
+    membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.ADMIN)
+    schedule = _schedule_of(workflow, schedule_id)
+    form = ScheduleForm(request.POST, prefix=f"s{schedule.id}")
+    if form.is_valid():
+        try:
+            schedules.schedule_update(schedule=schedule, user=request.user, **form.cleaned_data)  # type: ignore[arg-type]
+        except schedules.ScheduleInvalid as e:
+            form.add_error(e.field, e.message)
+    if not form.is_valid():
+        return _render_triggers(request, membership, workflow, status=422, schedule_errors={schedule.id: form})
+    messages.success(request, "Schedule saved.")
+    return redirect("workflow_triggers", slug, workflow.id)
+
+
+@login_required
+@require_POST
+def schedule_delete(request: HttpRequest, slug: str, workflow_id: int, schedule_id: int) -> HttpResponse:
+    membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.ADMIN)
+    schedules.schedule_delete(schedule=_schedule_of(workflow, schedule_id), user=request.user)
+    messages.success(request, "Schedule deleted.")
+    return redirect("workflow_triggers", slug, workflow.id)
+
+
+# API tokens ----------------------------------------------------------------
+
+
+def _render_tokens(
+    request: HttpRequest,
+    membership: Membership,
+    *,
+    status: int = 200,
+    form: TokenForm | None = None,
+    new_token: api_auth.TokenWithSecret | None = None,
+) -> HttpResponse:
+    tokens = ApiToken.objects.filter(workspace=membership.workspace).select_related("created_by")
+    return render(request, "accounts/api_tokens.html", {
+        "membership": membership,
+        "workspace": membership.workspace,
+        "tokens": tokens,
+        "form": form or TokenForm(),
+        "new_token": new_token,
+        "subnav_name": "workspace_settings",  # the header's Settings tab is the current one
+    }, status=status)
+
+
+@login_required
+@require_GET
+def api_tokens(request: HttpRequest, slug: str) -> HttpResponse:
+    return _render_tokens(request, workspace_for(request, slug, role=Role.ADMIN))
+
+
+@login_required
+@require_POST
+def api_token_create(request: HttpRequest, slug: str) -> HttpResponse:
+    membership = workspace_for(request, slug, role=Role.ADMIN)
+    form = TokenForm(request.POST)
+    if not form.is_valid():
+        return _render_tokens(request, membership, status=422, form=form)
+    made = api_auth.token_create(workspace=membership.workspace, name=form.cleaned_data["name"], user=request.user)
+    return _render_tokens(request, membership, new_token=made)
+
+
+@login_required
+@require_POST
+def api_token_revoke(request: HttpRequest, slug: str, token_id: int) -> HttpResponse:
+    membership = workspace_for(request, slug, role=Role.ADMIN)
+    token = ApiToken.objects.filter(id=token_id, workspace=membership.workspace).first()
+    if token is None:
+        raise Http404("No such token.")
+    if api_auth.token_revoke(token=token, user=request.user):
+        messages.success(request, f"Token “{token.name}” revoked: it stops working now.")
+    return redirect("api_tokens", slug)

@@ -1,0 +1,294 @@
+"""Webhook triggers: `POST /hooks/<trigger id>` starts a run of the latest published version.
+
+Checked in this order, each refusal answered as JSON `{"error", "details"}`:
+
+1. the trigger exists (404) and the sender is under its rate limit (429 with
+   Retry-After; every request counts, signed or not, so a flood costs one
+   UPDATE each and writes no more than one delivery row per minute);
+2. the body is at most 1 MB, by Content-Length and by what is read (413);
+3. the Standard Webhooks signature, unless an owner switched the trigger to
+   unsigned (401): HMAC-SHA256 of "id.timestamp.body" under the trigger's
+   secret, or its previous one during a rotation, 5 minutes of clock skew;
+4. the body is JSON (415); its top-level keys are the inputs by name, and
+   the whole body is `{{ payload }}`; missing or malformed inputs: 422.
+
+`webhook-id` (or `Idempotency-Key`) is the run's idempotency key: the same
+delivery again returns the same run, also when copies arrive at once
+(the unique constraint on the key decides, see services.run_start).
+
+The view is async: with `?wait=N` the caller waits up to N seconds for the
+result while holding no server thread under ASGI (uvicorn); the database
+is polled through the async ORM between `asyncio.sleep`s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import math
+import time
+from datetime import timedelta
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from workflows import services
+from workflows.definition import InputError
+from workflows.models import Run, RunCallback, Trigger, WebhookDelivery
+from workflows.outbound import url_refusal
+from workflows.selectors import run_json
+from workflows.triggers import secret_key_bytes, verification_secrets
+
+MAX_BODY_BYTES = 1_000_000
+TOLERANCE_SECONDS = 5 * 60
+MAX_WAIT_SECONDS = 60
+MAX_KEY_LENGTH = 150
+
+
+# Standard Webhooks ---------------------------------------------------------
+
+
+class SignatureInvalid(Exception):
+    pass
+
+
+def signature_verify(
+    *, secrets: list[str], headers: dict[str, str], body: bytes, now: float | None = None
+) -> None:
+    """Accept the request if one `v1,` signature matches one secret; else SignatureInvalid.
+
+    `headers` must have lower-case names.
+    """
+    msg_id = headers.get("webhook-id", "")
+    timestamp = headers.get("webhook-timestamp", "")
+    signatures = headers.get("webhook-signature", "")
+    if not (msg_id and timestamp and signatures):
+        raise SignatureInvalid(
+            "This webhook requires a Standard Webhooks signature: the webhook-id, "
+            "webhook-timestamp and webhook-signature headers."
+        )
+    try:
+        sent_at = int(timestamp)
+    except ValueError:
+        raise SignatureInvalid("webhook-timestamp must be whole seconds since 1970 (UTC).") from None
+    if abs((time.time() if now is None else now) - sent_at) > TOLERANCE_SECONDS:
+        raise SignatureInvalid("webhook-timestamp is more than 5 minutes away from our clock.")
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    expected = [hmac.new(secret_key_bytes(secret), signed, hashlib.sha256).digest() for secret in secrets]
+    for part in signatures.split(" "):
+        version, _, encoded = part.partition(",")
+        if version != "v1":
+            continue
+        try:
+            given = base64.b64decode(encoded, validate=True)
+        except ValueError:
+            continue
+        if any(hmac.compare_digest(given, digest) for digest in expected):
+            return
+    raise SignatureInvalid("No signature in webhook-signature matches this webhook's secret.")
+
+
+def signature_headers(*, secret: str, msg_id: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+    """The Standard Webhooks headers for sending `body` signed with `secret`."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    digest = hmac.new(secret_key_bytes(secret), f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": "v1," + base64.b64encode(digest).decode(),
+    }
+
+
+# Rate limit ----------------------------------------------------------------
+
+
+async def _rate_limit_take(trigger: Trigger) -> tuple[bool, int, bool]:
+    """Count this request in the trigger's current minute.
+
+    Returns (allowed, seconds until the window ends, first refusal of the window).
+    A fixed window kept in the trigger's row: conditional UPDATEs, so every
+    web process shares it and two requests never both take the last slot.
+    """
+    now = timezone.now()
+    window = now.replace(second=0, microsecond=0)
+    retry_after = max(1, math.ceil((window + timedelta(minutes=1) - now).total_seconds()))
+    limit = trigger.rate_limit_per_minute
+    rows = Trigger.objects.filter(pk=trigger.pk)
+    for _ in range(2):
+        if await rows.filter(rate_window_start=window, rate_window_count__lt=limit).aupdate(
+            rate_window_count=F("rate_window_count") + 1
+        ):
+            return True, retry_after, False
+        # A new minute: the first request opens it (exclude() keeps a NULL start).
+        if await rows.exclude(rate_window_start=window).aupdate(rate_window_start=window, rate_window_count=1):
+            return limit > 0, retry_after, False
+    first = bool(await rows.filter(rate_window_start=window, rate_window_count=limit).aupdate(
+        rate_window_count=limit + 1
+    ))
+    return False, retry_after, first
+
+
+def deliveries_prune(*, keep: timedelta = timedelta(days=7)) -> int:
+    """Forget deliveries older than `keep` (beat, hourly): the page shows recent ones only."""
+    deleted, _ = WebhookDelivery.objects.filter(received_at__lt=timezone.now() - keep).delete()
+    return deleted
+
+
+# The view --------------------------------------------------------------------
+
+
+def _error(status: int, error: str, details: object = None, headers: dict[str, str] | None = None) -> JsonResponse:
+    return JsonResponse({"error": error, "details": details}, status=status, headers=headers)
+
+
+async def _record(trigger: Trigger, status: int, result: str, message_id: str = "", run_id: int | None = None) -> None:
+    await WebhookDelivery.objects.acreate(
+        trigger=trigger, status_code=status, result=result[:300], message_id=message_id[:200], run_id=run_id
+    )
+
+
+def _parse_wait(request: HttpRequest) -> int | None:
+    raw = request.GET.get("wait")
+    if raw in (None, ""):
+        return 0
+    try:
+        wait = int(raw)
+    except ValueError:
+        return None
+    return wait if 0 <= wait <= MAX_WAIT_SECONDS else None
+
+
+def _start(trigger: Trigger, body: object, key: str | None, callback_url: str) -> tuple[Run, bool]:
+    """Start (or find) the run and register its callback, in one transaction.
+
+    Returns (run, created). The run is enqueued when this commits, so its
+    callback row exists before any worker can finish it.
+    """
+    inputs = body if isinstance(body, dict) else {}
+    full_key = f"webhook:{trigger.pk}:{key}" if key else None
+    started = timezone.now()
+    with transaction.atomic():
+        run = services.run_start(
+            workflow=trigger.workflow,
+            trigger=Run.Trigger.WEBHOOK,
+            inputs=inputs,
+            payload=body,
+            idempotency_key=full_key,
+        )
+        # Only for the delivery's label (the unique key prevents a second run):
+        # a replay finds a run created before this request began.
+        created = run.created_at >= started
+        if callback_url:
+            RunCallback.objects.get_or_create(run=run, defaults={"url": callback_url, "trigger": trigger})
+    return run, created
+
+
+def status_url(run: Run) -> str:
+    return f"{settings.SITE_URL}/api/v1/runs/{run.id}"
+
+
+async def wait_for_finish(run: Run, seconds: int) -> Run:
+    """The run once finished, or as it stands after `seconds`. Holds no thread while waiting."""
+    deadline = time.monotonic() + seconds
+    pause = 0.1
+    while not run.is_finished and time.monotonic() < deadline:
+        await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        pause = min(pause * 1.5, 1.0)
+        run = await Run.objects.select_related("version").aget(pk=run.pk)
+    return run
+
+
+async def run_answer(run: Run, wait: int) -> JsonResponse:
+    """200 with the run (run_json) if it finished within `wait` s, else 202 with where to look."""
+    if wait:
+        run = await wait_for_finish(run, min(wait, settings.RUN_WAIT_MAX_SECONDS))
+    if run.is_finished and wait:
+        data = await sync_to_async(run_json)(run)
+        return JsonResponse(data, status=200)
+    return JsonResponse({"run_id": run.id, "status": run.status, "status_url": status_url(run)}, status=202)
+
+
+@csrf_exempt
+async def webhook_receive(request: HttpRequest, public_id: str) -> HttpResponse:
+    if request.method != "POST":
+        return _error(405, "Send webhooks with POST.", headers={"Allow": "POST"})
+    trigger = await (
+        Trigger.objects.select_related("workflow")
+        .filter(public_id=public_id, workflow__archived_at__isnull=True)
+        .afirst()
+    )
+    if trigger is None:
+        return _error(404, "No such webhook.")
+
+    allowed, retry_after, first_refusal = await _rate_limit_take(trigger)
+    if not allowed:
+        message = f"More than {trigger.rate_limit_per_minute} requests in a minute."
+        if first_refusal:
+            await _record(trigger, 429, f"Rate limited: {message} Later ones this minute are not listed.")
+        return _error(429, message + f" Retry after {retry_after} s.", headers={"Retry-After": str(retry_after)})
+
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    message_id = headers.get("webhook-id", "")
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    body = b"" if declared > MAX_BODY_BYTES else request.read(MAX_BODY_BYTES + 1)
+    if declared > MAX_BODY_BYTES or len(body) > MAX_BODY_BYTES:
+        await _record(trigger, 413, "Body larger than 1 MB.", message_id)
+        return _error(413, "The body is larger than 1 MB.")
+
+    if trigger.signing_required:
+        try:
+            signature_verify(secrets=verification_secrets(trigger), headers=headers, body=body)
+        except SignatureInvalid as e:
+            await _record(trigger, 401, f"Signature refused: {e}", message_id)
+            return _error(401, str(e))
+
+    content_type = request.content_type or ""
+    if not (content_type == "application/json" or content_type.endswith("+json")):
+        await _record(trigger, 415, f"Not JSON (Content-Type {content_type or 'missing'}).", message_id)
+        return _error(415, "Send the body as JSON with Content-Type: application/json.")
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        await _record(trigger, 415, "The body is not valid JSON.", message_id)
+        return _error(415, "The body is not valid JSON.")
+
+    wait = _parse_wait(request)
+    if wait is None:
+        await _record(trigger, 400, "Bad wait parameter.", message_id)
+        return _error(400, f"wait must be a whole number of seconds from 0 to {MAX_WAIT_SECONDS}.")
+    key = message_id or headers.get("idempotency-key", "")
+    if len(key) > MAX_KEY_LENGTH:
+        await _record(trigger, 400, "Idempotency key too long.", message_id)
+        return _error(400, f"webhook-id / Idempotency-Key may be at most {MAX_KEY_LENGTH} characters.")
+    callback_url = request.GET.get("callback_url") or headers.get("callback-url") or trigger.callback_url
+    refusal = url_refusal(callback_url) if callback_url else None
+    if refusal:
+        await _record(trigger, 400, f"Callback URL refused: {refusal}", message_id)
+        return _error(400, f"The callback URL is refused: {refusal}")
+
+    try:
+        run, created = await sync_to_async(_start)(trigger, data, key or None, callback_url)
+    except InputError as e:
+        await _record(trigger, 422, str(e), message_id)
+        return _error(422, str(e), e.details)
+    except services.NotPublished as e:
+        await _record(trigger, 409, str(e), message_id)
+        return _error(409, str(e))
+    except services.WorkflowInvalid as e:
+        await _record(trigger, 422, "The published version does not validate.", message_id)
+        return _error(422, "The published version of this workflow does not validate.",
+                      [issue.to_dict() for issue in e.issues])
+    await _record(trigger, 202, "Started a run." if created else "Same delivery again: the existing run.",
+                  message_id, run.id)
+    return await run_answer(run, wait)
