@@ -1,20 +1,746 @@
+"""The workflows page and the editor.
+
+Every view reaches the workspace through `workspace_for` and fetches the
+workflow filtered by it (another workspace's id is a 404). Viewers see
+everything and may test-run; editing needs the editor role, and the server
+refuses it (403) whatever the page showed.
+
+The editor page is one template, workflows/editor.html, whose partials
+answer htmx: selecting a card swaps `#panel`; an edit that changes the shape
+of the chain (add, move, delete, undo…) swaps the whole `#editor`; autosave
+answers with out-of-band pieces only (cards, problems next to each field,
+"Saved"), so the field being typed in is never replaced.
+"""
+
 from __future__ import annotations
 
+import json
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.core import signing
+from django.db import IntegrityError
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import replace_url, trigger_client_event
 
 from accounts.access import workspace_for
-from accounts.models import Role
+from accounts.models import Membership, Role, Workspace
+from workflows import editing, forms, services, starters
+from workflows.definition import InputError
+from workflows.editor import (
+    EditorState,
+    editor_state,
+    input_fields,
+    picker_variables,
+    slots_for,
+    step_fields,
+    step_template_values,
+)
+from workflows.models import Run, StepRun, Workflow, WorkflowVersion
+from workflows.pricing import format_usd
+from workflows.versions import change_summary, definition_diff
+
+UNDO_SALT = "stepwise.editor.undo"
+UNDO_MAX_AGE = 60 * 60
+PANELS = ("step", "inputs", "output", "settings", "run", "publish")
+EDITOR = "workflows/editor.html"
 
 
+# --- The workflows page -----------------------------------------------------------
+
+
+def _month_start() -> datetime:
+    return timezone.localtime().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def workflow_rows(workspace: Workspace, *, archived: bool) -> QuerySet[Workflow]:
+    """The workspace's workflows with their last run, runs and spend this month: one query."""
+    this_month = Q(runs__created_at__gte=_month_start())
+    last_run = Run.objects.filter(workflow=OuterRef("pk")).order_by("-created_at", "-id")
+    latest = WorkflowVersion.objects.filter(workflow=OuterRef("pk")).order_by("-number")
+    return (
+        workspace.workflows.filter(archived_at__isnull=not archived)
+        .annotate(
+            runs_this_month=Count("runs", filter=this_month),
+            spend_this_month=Coalesce(Sum("runs__cost_nanousd", filter=this_month), Value(0),
+                                      output_field=IntegerField()),
+            last_run_id=Subquery(last_run.values("id")[:1]),
+            last_run_status=Subquery(last_run.values("status")[:1]),
+            last_run_at=Subquery(last_run.values("created_at")[:1]),
+            version_number=Subquery(latest.values("number")[:1]),
+        )
+        .order_by("name", "id")
+    )
+
+
+@require_GET
 @login_required
 def workspace_home(request: HttpRequest, slug: str) -> HttpResponse:
     membership = workspace_for(request, slug, role=Role.VIEWER)
     workspace = membership.workspace
-    workflows = workspace.workflows.filter(archived_at__isnull=True).order_by("name")
-    return render(
-        request,
-        "workflows/workflow_list.html",
-        {"membership": membership, "workspace": workspace, "workflows": workflows},
+    archived = request.GET.get("archived") == "1"
+    counts = workspace.workflows.aggregate(
+        active=Count("id", filter=Q(archived_at__isnull=True)),
+        archived=Count("id", filter=Q(archived_at__isnull=False)),
     )
+    rows = list(workflow_rows(workspace, archived=archived))
+    for row in rows:
+        row.spend_text = format_usd(row.spend_this_month)
+    return render(request, "workflows/workflow_list.html", {
+        "membership": membership,
+        "workspace": workspace,
+        "workflows": rows,
+        "archived": archived,
+        "counts": counts,
+        "can_edit": membership.allows(Role.EDITOR),
+        "blank": starters.BLANK,
+        "starters": starters.STARTERS,
+    })
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def workflow_new(request: HttpRequest, slug: str) -> HttpResponse:
+    membership = workspace_for(request, slug, role=Role.EDITOR)
+    workspace = membership.workspace
+    if request.method == "POST":
+        starter = starters.starter_for(request.POST.get("starter", ""))
+        if starter is None:
+            messages.error(request, "Choose how to start: a blank workflow or one of the templates.")
+            return redirect("workflow_new", slug=slug)
+        definition = starter.fresh_definition()
+        definition["name"] = services.workflow_unique_name(workspace=workspace, name=starter.name)
+        workflow = services.workflow_create(workspace=workspace, definition=definition, user=request.user)
+        return redirect(_editor_url(slug, workflow, panel="step", index=0))
+    return render(request, "workflows/workflow_new.html", {
+        "membership": membership,
+        "workspace": workspace,
+        "blank": starters.BLANK,
+        "starters": starters.STARTERS,
+    })
+
+
+@require_POST
+@login_required
+def workflow_duplicate(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
+    copy = services.workflow_duplicate(workflow=workflow, user=request.user)
+    messages.success(request, f"Duplicated as “{copy.name}”.")
+    return redirect(_editor_url(slug, copy))
+
+
+@require_POST
+@login_required
+def workflow_archive(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
+    services.workflow_archive(workflow=workflow, user=request.user)
+    messages.success(request, f"Archived “{workflow.name}”. It keeps its versions and runs.")
+    return redirect("workspace_home", slug=slug)
+
+
+@require_POST
+@login_required
+def workflow_unarchive(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
+    services.workflow_unarchive(workflow=workflow, user=request.user)
+    messages.success(request, f"“{workflow.name}” is back in the list.")
+    return redirect("workspace_home", slug=slug)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def workflow_delete(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
+    if request.method == "POST":
+        if request.POST.get("confirm_name", "").strip() != workflow.name:
+            return render(request, "workflows/workflow_delete.html", {
+                "membership": membership, "workspace": membership.workspace, "workflow": workflow,
+                "counts": _delete_counts(workflow),
+                "error": "Type the workflow's name exactly to confirm.",
+            }, status=422)
+        name = workflow.name
+        services.workflow_delete(workflow=workflow, user=request.user)
+        messages.success(request, f"Deleted “{name}”.")
+        return redirect("workspace_home", slug=slug)
+    return render(request, "workflows/workflow_delete.html", {
+        "membership": membership, "workspace": membership.workspace, "workflow": workflow,
+        "counts": _delete_counts(workflow),
+    })
+
+
+def _delete_counts(workflow: Workflow) -> dict[str, int]:
+    return Workflow.objects.filter(id=workflow.id).aggregate(
+        versions=Count("versions", distinct=True), runs=Count("runs", distinct=True)
+    )
+
+
+# --- The editor page --------------------------------------------------------------------
+
+
+def _workflow_for(request: HttpRequest, slug: str, pk: int, role: Role) -> tuple[Membership, Workflow]:
+    membership = workspace_for(request, slug, role=role)
+    workflow = get_object_or_404(Workflow.objects.filter(workspace=membership.workspace), pk=pk)
+    workflow.workspace = membership.workspace  # already loaded: no second query
+    return membership, workflow
+
+
+def _editor_url(slug: str, workflow: Workflow, *, panel: str = "", index: int | None = None) -> str:
+    url = reverse("workflow_editor", args=[slug, workflow.id])
+    if panel == "step" and index is not None:
+        return f"{url}?panel=step&step={index}"
+    return f"{url}?panel={panel}" if panel else url
+
+
+def _panel_choice(request: HttpRequest, step_count: int, can_edit: bool) -> tuple[str, int]:
+    panel = request.GET.get("panel", "")
+    index = _int(request.GET.get("step", "0"), default=0)
+    if panel not in PANELS:
+        panel = "step" if can_edit and step_count else "run"
+    if panel == "step" and not 0 <= index < step_count:
+        panel, index = ("inputs", 0) if not step_count else ("step", 0)
+    if panel in ("publish", "settings") and not can_edit:
+        panel = "run"
+    return panel, index
+
+
+def _latest_test_run(workflow: Workflow, user: object) -> tuple[Run | None, list[StepRun]]:
+    run = (
+        Run.objects.filter(workflow=workflow, version__isnull=True, created_by=user)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    return run, (list(run.steps.all()) if run else [])
+
+
+def _editor_context(
+    request: HttpRequest,
+    membership: Membership,
+    workflow: Workflow,
+    *,
+    panel: str,
+    index: int = 0,
+    run: Run | None = None,
+    form_errors: dict[str, list[str]] | None = None,
+    run_form: Any = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    if run is None:
+        run, step_runs = _latest_test_run(workflow, request.user)
+    else:
+        step_runs = list(run.steps.all())
+    state = editor_state(workflow.definition, run, step_runs)
+    can_edit = membership.allows(Role.EDITOR)
+    latest = services.latest_version(workflow)
+    context: dict[str, Any] = {
+        "membership": membership,
+        "workspace": membership.workspace,
+        "workflow": workflow,
+        "state": state,
+        "can_edit": can_edit,
+        "latest": latest,
+        "unpublished": latest is None or latest.definition != workflow.definition,
+        "run": run,
+        "run_cost": format_usd(run.cost_nanousd) if run else "",
+        "run_output": _run_output(run),
+        "panel": panel,
+        "panel_index": index,
+        "step_kinds": editing.KIND_LABELS,
+        "editor_url": reverse("workflow_editor", args=[membership.workspace.slug, workflow.id]),
+        "urls": _editor_urls(membership.workspace.slug, workflow),
+        "form_has_errors": bool(form_errors),
+        **(extra or {}),
+    }
+    if panel == "run" and run_form is None and state.parsed is not None:
+        # Start from the inputs of the last test run: trying again is the common case.
+        run_form = forms.run_inputs_form(state.parsed, initial=run.inputs if run else None)
+    context.update(_panel_context(state, panel, index, latest, form_errors or {}, run_form))
+    return context
+
+
+_EDITOR_ACTIONS = ("archive", "delete", "duplicate", "inputs_save", "output_save", "publish", "settings_save",
+                   "step_add", "step_restore", "steps_reorder", "test_run", "unarchive", "versions")
+
+
+def _editor_urls(slug: str, workflow: Workflow) -> dict[str, str]:
+    """The editor's form targets, reversed once per page rather than once per card.
+
+    `steps` is the prefix of the per-step URLs: steps + "3/", + "3/move/", + "3/delete/".
+    """
+    urls = {name: reverse(f"workflow_{name}", args=[slug, workflow.id]) for name in _EDITOR_ACTIONS}
+    urls["steps"] = reverse("workflow_step_save", args=[slug, workflow.id, 0]).removesuffix("0/")
+    return urls
+
+
+def _run_output(run: Run | None) -> str:
+    if run is None or run.output is None:
+        return ""
+    return run.output if isinstance(run.output, str) else json.dumps(run.output, indent=2, ensure_ascii=False)
+
+
+def _panel_context(
+    state: EditorState,
+    panel: str,
+    index: int,
+    latest: WorkflowVersion | None,
+    form_errors: dict[str, list[str]],
+    run_form: Any,
+) -> dict[str, Any]:
+    if panel == "step":
+        step = state.definition["steps"][index]
+        step = step if isinstance(step, dict) else {}
+        slots = slots_for(step_fields(step), state.step_issues.get(index, []), step_template_values(step))
+        _merge_form_errors(slots, form_errors)
+        _explain_unparsed_schema(slots, step)
+        response_format = step.get("response_format") if isinstance(step.get("response_format"), dict) else {}
+        cases = step.get("cases") if isinstance(step.get("cases"), list) else []
+        models = list(settings.LLM_MODELS)
+        if isinstance(step.get("model"), str) and step["model"] not in models:
+            models.append(step["model"])
+        return {
+            "step": step,
+            "card": state.cards[index],
+            "slots": slots,
+            "variables": picker_variables(state, index),
+            "targets": editing.later_keys(state.definition, index),
+            "models": models,
+            "response_type": response_format.get("type", "text"),
+            "schema_name": response_format.get("name", ""),
+            "schema_text": forms.schema_text(step),
+            "temperature": step.get("temperature", 0.7),
+            "max_tokens": step.get("max_tokens", 1024),
+            "case_rows": [
+                {"index": i, "case": case if isinstance(case, dict) else {},
+                 "left": slots[f"cases[{i}].left"], "op": slots[f"cases[{i}].op"],
+                 "right": slots[f"cases[{i}].right"], "goto": slots[f"cases[{i}].goto"]}
+                for i, case in enumerate(cases)
+            ],
+            "ops": forms.OPS,
+            "slot_schema": slots.get("response_format.schema"),
+            "slot_schema_name": slots.get("response_format.name"),
+            "slot_sample": slots.get("sample"),
+            "slot_list": list(slots.values()),
+        }
+    if panel == "inputs":
+        slots = slots_for(input_fields(state.inputs), state.input_issues)
+        _merge_form_errors(slots, form_errors)
+        return {
+            "slots": slots,
+            "input_rows": [
+                {"index": i, "spec": spec, "default_text": forms.default_text(spec),
+                 **{name: slots[f"inputs[{i}].{name}"] for name in ("name", "type", "default", "description")}}
+                for i, spec in enumerate(state.inputs)
+            ],
+            "input_types": forms.INPUT_TYPES,
+            "slot_list": list(slots.values()),
+        }
+    if panel == "output":
+        slots = slots_for(["output"], state.output_issues, {"output": state.output or ""})
+        return {"slots": slots, "variables": picker_variables(state, len(state.cards)),
+                "slot_list": list(slots.values())}
+    if panel == "settings":
+        slots = slots_for(["name", "description"], state.workflow_issues)
+        _merge_form_errors(slots, form_errors)
+        return {"slots": slots, "slot_list": list(slots.values())}
+    if panel == "run":
+        return {"run_form": run_form}
+    if panel == "publish":
+        previous = latest.definition if latest else None
+        return {
+            "publish_form": forms.PublishForm(initial={"summary": change_summary(previous, state.definition)}),
+            "diff": definition_diff(previous, state.definition),
+        }
+    raise Http404("No such panel.")
+
+
+def _merge_form_errors(slots: dict, form_errors: dict[str, list[str]]) -> None:
+    for name, errors in form_errors.items():
+        slot = slots.get(name) or slots["general"]
+        slot.messages = [*errors, *(m for m in slot.messages if m not in errors)]
+
+
+def _explain_unparsed_schema(slots: dict, step: dict) -> None:
+    """A schema kept as typed because it is not JSON: say why, rather than pydantic's "not a dict"."""
+    response_format = step.get("response_format")
+    schema = response_format.get("schema") if isinstance(response_format, dict) else None
+    if isinstance(schema, str):
+        try:
+            json.loads(schema)
+        except ValueError as error:
+            slot = slots["response_format.schema"]
+            message = f"Not valid JSON: {error}."
+            slot.messages = [message, *(m for m in slot.messages if "valid dictionary" not in m and m != message)]
+
+
+@require_GET
+@login_required
+def workflow_editor(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    membership, workflow = _workflow_for(request, slug, pk, Role.VIEWER)
+    step_count = len(editing.steps_of(workflow.definition))
+    panel, index = _panel_choice(request, step_count, membership.allows(Role.EDITOR))
+    context = _editor_context(request, membership, workflow, panel=panel, index=index)
+    template = f"{EDITOR}#panel" if request.htmx and request.GET.get("partial") == "panel" else EDITOR
+    return render(request, template, context)
+
+
+def _render_editor(
+    request: HttpRequest,
+    membership: Membership,
+    workflow: Workflow,
+    *,
+    panel: str,
+    index: int = 0,
+    status: int = 200,
+    toast: str = "",
+    focus: str = "",
+    undo: dict[str, str] | None = None,
+    run: Run | None = None,
+    form_errors: dict[str, list[str]] | None = None,
+) -> HttpResponse:
+    """After an edit: the whole editor for htmx (and the new URL), else a redirect to it."""
+    slug = membership.workspace.slug
+    if not request.htmx:
+        if toast:
+            messages.success(request, toast)
+        return redirect(_editor_url(slug, workflow, panel=panel, index=index))
+    context = _editor_context(request, membership, workflow, panel=panel, index=index, run=run,
+                              form_errors=form_errors, extra={"focus": focus, "undo": undo})
+    response = render(request, f"{EDITOR}#editor", context, status=status)
+    replace_url(response, _editor_url(slug, workflow, panel=panel, index=index))
+    if toast:
+        trigger_client_event(response, "toast", {"level": "success", "message": toast})
+    return response
+
+
+def _autosaved(
+    request: HttpRequest,
+    membership: Membership,
+    workflow: Workflow,
+    *,
+    panel: str,
+    index: int = 0,
+    form_errors: dict[str, list[str]],
+) -> HttpResponse:
+    """The answer to an autosave: out-of-band pieces only (422 when a field could not be read)."""
+    status = 422 if form_errors else 200
+    if not request.htmx:
+        return _render_editor(request, membership, workflow, panel=panel, index=index)
+    context = _editor_context(request, membership, workflow, panel=panel, index=index, form_errors=form_errors)
+    return render(request, f"{EDITOR}#autosave", context, status=status)
+
+
+def _step_at(workflow: Workflow, index: int) -> dict:
+    steps = editing.steps_of(workflow.definition)
+    if not 0 <= index < len(steps):
+        raise Http404("No such step (it may have been deleted). Reload the page.")
+    step = steps[index]
+    return step if isinstance(step, dict) else {}
+
+
+@require_POST
+@login_required
+def workflow_step_save(request: HttpRequest, slug: str, pk: int, index: int) -> HttpResponse:
+    """Autosave of a step's side panel; with `action`, also add/remove a case or build a schema."""
+    membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
+    current = _step_at(workflow, index)
+    parsed = forms.step_from_post(current, request.POST)
+    step, errors = parsed.value, parsed.errors
+    action = request.POST.get("action", "")
+    if action == "add_case":
+        step = editing.case_add(step, previous=editing.step_key(editing.steps_of(workflow.definition)[index - 1])
+                                if index > 0 else None)
+    elif action.startswith("remove_case:"):
+        step = editing.case_remove(step, index=_int(action.split(":", 1)[1]))
+    elif action == "schema_from_sample":
+        sample_form = forms.SampleForm(request.POST)
+        if sample_form.is_valid():
+            try:
+                schema = editing.schema_from_sample(sample_form.cleaned_data["sample"])
+            except editing.EditError as error:
+                errors.setdefault("sample", []).append(str(error))
+            else:
+                step["response_format"] = {"type": "json_schema",
+                                           "name": forms.text_value(request.POST, "schema_name", strip=True)
+                                           or step.get("key") or "output",
+                                           "schema": schema}
+                errors.pop("response_format.schema", None)
+        else:
+            errors.setdefault("sample", []).extend(sample_form.errors["sample"])
+    definition = editing.step_replace(workflow.definition, index=index, step=step)
+    services.workflow_save_draft(workflow=workflow, definition=definition, user=request.user)
+    if action:
+        return _render_editor(request, membership, workflow, panel="step", index=index,
+                              status=422 if errors else 200, form_errors=errors,
+                              focus=request.POST.get("focus", ""))
+    return _autosaved(request, membership, workflow, panel="step", index=index, form_errors=errors)
+
+
+def _int(text: str, default: int = -1) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return default
+
+
+@require_POST
+@login_required
+def workflow_step_add(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
+    kind = request.POST.get("kind", "")
+    position = _int(request.POST.get("position", ""), default=len(editing.steps_of(workflow.definition)))
+    try:
+        definition, index = editing.step_insert(workflow.definition, position=position, kind=kind)
+    except editing.EditError as error:
+        return _edit_refused(request, membership, workflow, str(error))
+    services.workflow_save_draft(workflow=workflow, definition=definition, user=request.user)
+    return _render_editor(request, membership, workflow, panel="step", index=index, focus="#id_title")
+
+
+@require_POST
+@login_required
+def workflow_step_move(request: HttpRequest, slug: str, pk: int, index: int) -> HttpResponse:
+    membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
+    direction = request.POST.get("direction")
+    offset = -1 if direction == "up" else 1
+    try:
+        definition, new_index = editing.step_move(workflow.definition, index=index, offset=offset)
+    except editing.EditError as error:
+        return _edit_refused(request, membership, workflow, str(error))
+    services.workflow_save_draft(workflow=workflow, definition=definition, user=request.user)
+    # Keep the keyboard on the moved step: the same button, or the other one at the first/last place.
+    last = len(editing.steps_of(definition)) - 1
+    button = "up" if offset < 0 else "down"
+    if (button == "up" and new_index == 0) or (button == "down" and new_index == last):
+        button = "down" if button == "up" else "up"
+    return _render_editor(request, membership, workflow, panel="step", index=new_index,
+                          focus=f"#move-{button}-{new_index}")
+
+
+@require_POST
+@login_required
+def workflow_steps_reorder(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
+    order = [_int(part) for part in request.POST.get("order", "").split(",") if part.strip()]
+    try:
+        definition = editing.steps_reorder(workflow.definition, order)
+    except editing.EditError as error:
+        return _edit_refused(request, membership, workflow, str(error))
+    moved = _int(request.POST.get("moved", ""), default=0)
+    new_index = order.index(moved) if moved in order else 0
+    services.workflow_save_draft(workflow=workflow, definition=definition, user=request.user)
+    return _render_editor(request, membership, workflow, panel="step", index=new_index)
+
+
+@require_POST
+@login_required
+def workflow_step_delete(request: HttpRequest, slug: str, pk: int, index: int) -> HttpResponse:
+    membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
+    try:
+        definition, removed = editing.step_remove(workflow.definition, index=index)
+    except editing.EditError as error:
+        return _edit_refused(request, membership, workflow, str(error))
+    services.workflow_save_draft(workflow=workflow, definition=definition, user=request.user)
+    token = signing.dumps({"workflow": workflow.id, "index": index, "step": removed}, salt=UNDO_SALT,
+                          compress=True)
+    label = (removed.get("title") or removed.get("key") or f"step {index + 1}") if isinstance(removed, dict) \
+        else f"step {index + 1}"
+    steps_left = len(editing.steps_of(definition))
+    return _render_editor(
+        request, membership, workflow,
+        panel="step" if steps_left else "inputs", index=min(index, max(steps_left - 1, 0)),
+        undo={"token": token, "label": str(label)}, focus="#undo-button",
+    )
+
+
+@require_POST
+@login_required
+def workflow_step_restore(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """Undo a delete: put the step back where it was."""
+    membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
+    try:
+        data = signing.loads(request.POST.get("token", ""), salt=UNDO_SALT, max_age=UNDO_MAX_AGE)
+    except signing.BadSignature:
+        return _edit_refused(request, membership, workflow, "This undo has expired.")
+    if data.get("workflow") != workflow.id:
+        raise Http404("No such deleted step.")
+    definition, index = editing.step_restore(workflow.definition, index=data["index"], step=data["step"])
+    services.workflow_save_draft(workflow=workflow, definition=definition, user=request.user)
+    return _render_editor(request, membership, workflow, panel="step", index=index, toast="Step restored.")
+
+
+def _edit_refused(request: HttpRequest, membership: Membership, workflow: Workflow, message: str) -> HttpResponse:
+    if not request.htmx:
+        messages.error(request, message)
+        return redirect(_editor_url(membership.workspace.slug, workflow))
+    response = HttpResponse(status=204)
+    trigger_client_event(response, "toast", {"level": "error", "message": message})
+    return response
+
+
+@require_POST
+@login_required
+def workflow_inputs_save(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
+    parsed = forms.inputs_from_post(request.POST)
+    definition = editing.inputs_replace(workflow.definition, parsed.value)
+    action = request.POST.get("action", "")
+    if action == "add_input":
+        definition = editing.input_add(definition)
+    elif action.startswith("remove_input:"):
+        try:
+            definition = editing.input_remove(definition, index=_int(action.split(":", 1)[1]))
+        except editing.EditError:
+            pass  # already gone
+    services.workflow_save_draft(workflow=workflow, definition=definition, user=request.user)
+    if action:
+        focus = f"#id_input-{len(editing.inputs_of(definition)) - 1}-name" if action == "add_input" else "#add-input"
+        return _render_editor(request, membership, workflow, panel="inputs", form_errors=parsed.errors,
+                              status=422 if parsed.errors else 200, focus=focus)
+    return _autosaved(request, membership, workflow, panel="inputs", form_errors=parsed.errors)
+
+
+@require_POST
+@login_required
+def workflow_output_save(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
+    mode = request.POST.get("output_mode", "template")
+    output = None if mode == "last" else forms.text_value(request.POST, "output")
+    definition = editing.output_set(workflow.definition, output)
+    services.workflow_save_draft(workflow=workflow, definition=definition, user=request.user)
+    if request.POST.get("action") == "refresh":
+        return _render_editor(request, membership, workflow, panel="output", focus="#id_output_mode")
+    return _autosaved(request, membership, workflow, panel="output", form_errors={})
+
+
+@require_POST
+@login_required
+def workflow_settings_save(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
+    form = forms.SettingsForm(request.POST)
+    errors: dict[str, list[str]] = {}
+    name = request.POST.get("name", "").strip()
+    description = forms.text_value(request.POST, "description")
+    if not form.is_valid():
+        errors = {field: list(messages_) for field, messages_ in form.errors.items()}
+    elif name != workflow.name and workflow.workspace.workflows.filter(name=name).exclude(id=workflow.id).exists():
+        errors["name"] = [f"Another workflow is already called “{name}”."]
+    if "name" in errors:
+        name = workflow.name  # keep the old name; the field still shows what was typed
+    definition = editing.settings_set(workflow.definition, name=name, description=description)
+    try:
+        services.workflow_save_draft(workflow=workflow, definition=definition, user=request.user)
+    except IntegrityError:  # renamed by someone else at the same moment
+        errors["name"] = [f"Another workflow is already called “{name}”."]
+    return _autosaved(request, membership, workflow, panel="settings", form_errors=errors)
+
+
+# --- Publishing and versions ----------------------------------------------------------------
+
+
+@require_POST
+@login_required
+def workflow_publish(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
+    form = forms.PublishForm(request.POST)
+    summary = form.cleaned_data["summary"].strip() if form.is_valid() else ""
+    try:
+        version = services.workflow_publish(workflow=workflow, user=request.user, summary=summary)
+    except services.WorkflowInvalid:
+        # The panel lists the problems; nothing was published.
+        return _render_editor(request, membership, workflow, panel="publish", status=422)
+    return _render_editor(request, membership, workflow, panel="publish",
+                          toast=f"Published version {version.number}.")
+
+
+@require_GET
+@login_required
+def workflow_versions(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    membership, workflow = _workflow_for(request, slug, pk, Role.VIEWER)
+    versions = list(workflow.versions.select_related("author").order_by("-number")[:50])
+    entries = []
+    for position, version in enumerate(versions):
+        predecessor = versions[position + 1] if position + 1 < len(versions) else None
+        entries.append({"version": version,
+                        "diff": definition_diff(predecessor.definition if predecessor else None,
+                                                version.definition),
+                        "first": predecessor is None and version.number == 1})
+    latest = versions[0] if versions else None
+    draft_diff = definition_diff(latest.definition if latest else None, workflow.definition)
+    return render(request, "workflows/versions.html", {
+        "membership": membership,
+        "workspace": membership.workspace,
+        "workflow": workflow,
+        "entries": entries,
+        "latest": latest,
+        "draft_diff": draft_diff,
+        "can_edit": membership.allows(Role.EDITOR),
+    })
+
+
+@require_POST
+@login_required
+def workflow_version_restore(request: HttpRequest, slug: str, pk: int, number: int) -> HttpResponse:
+    membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
+    version = get_object_or_404(WorkflowVersion, workflow=workflow, number=number)
+    services.workflow_restore_version(workflow=workflow, version=version, user=request.user)
+    messages.success(request, f"Version {version.number} is now the draft. Publish it to make it live.")
+    return redirect(_editor_url(slug, workflow))
+
+
+# --- Test runs --------------------------------------------------------------------------------
+
+
+@require_POST
+@login_required
+def workflow_test_run(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """Run the draft (every role may): a real run through the workers, shown live on the cards."""
+    membership, workflow = _workflow_for(request, slug, pk, Role.VIEWER)
+    parsed, issues = services.definition_check(workflow.definition)
+    if parsed is None or issues:
+        return _render_editor(request, membership, workflow, panel="run", status=422)
+    form = forms.run_inputs_form(parsed, request.POST)
+    if form.is_valid():
+        try:
+            run = services.run_start(
+                workflow=workflow, trigger=Run.Trigger.MANUAL, inputs=forms.run_inputs_values(form, parsed),
+                user=request.user, draft=True,
+            )
+        except InputError as error:
+            for name, message in error.details.items():
+                form.add_error(name if name in form.fields else None, message)
+        except services.WorkflowInvalid:
+            return _render_editor(request, membership, workflow, panel="run", status=422)
+        else:
+            return _render_editor(request, membership, workflow, panel="run", run=run, focus="#run-status")
+    context = _editor_context(request, membership, workflow, panel="run", run_form=form)
+    return render(request, f"{EDITOR}#editor" if request.htmx else EDITOR, context, status=422)
+
+
+@require_GET
+@login_required
+def workflow_test_run_status(request: HttpRequest, slug: str, pk: int, run_id: int) -> HttpResponse:
+    """Polled every second while a test run is going; answers without the trigger once it ends."""
+    membership, workflow = _workflow_for(request, slug, pk, Role.VIEWER)
+    run = get_object_or_404(Run.objects.filter(workspace=membership.workspace, workflow=workflow), pk=run_id)
+    step_runs = list(run.steps.all())
+    state = editor_state(workflow.definition, run, step_runs)
+    return render(request, f"{EDITOR}#run_poll", {
+        "membership": membership,
+        "workspace": membership.workspace,
+        "workflow": workflow,
+        "state": state,
+        "run": run,
+        "run_cost": format_usd(run.cost_nanousd),
+        "run_output": _run_output(run),
+        "can_edit": membership.allows(Role.EDITOR),
+        "oob": True,
+    })
+

@@ -1,0 +1,326 @@
+"""The runs pages: a workspace's runs (filtered, paginated) and one run in detail.
+
+The detail page is one `{% partialdef run_live %}`: while the run is queued or
+running it polls itself every second, and the answer for a finished run is
+rendered without the trigger (and with status 286), so polling stops.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseStopPolling
+
+from accounts.access import workspace_for
+from accounts.models import Membership, Role
+from workflows import services
+from workflows.definition import InputError
+from workflows.models import Run, StepRun, Workflow, WorkflowVersion
+from workflows.templatetags.run_format import TRIGGER_LABELS
+
+PAGE_SIZE = 25
+DRAFT = "draft"
+# A step shorter than this share of the run still gets a visible bar.
+MIN_BAR_PERCENT = 0.6
+
+
+# The list ----------------------------------------------------------------------
+
+
+class RunFilterForm(forms.Form):
+    """The list's filters. An unknown value is ignored, never an error page."""
+
+    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *Run.Status.choices])
+    trigger = forms.ChoiceField(required=False, choices=[("", "Any trigger"), *TRIGGER_LABELS.items()])
+    workflow = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
+    version = forms.ChoiceField(required=False)
+
+    def __init__(self, data: object, *, workflows: list[Workflow], version_numbers: list[int]) -> None:
+        super().__init__(data)
+        self.fields["workflow"].choices = [("", "All workflows")] + [
+            (w.id, f"{w.name} (archived)" if w.archived_at else w.name) for w in workflows
+        ]
+        self.fields["version"].choices = [("", "Any version"), (DRAFT, "Draft (test runs)")] + [
+            (str(n), f"v{n}") for n in version_numbers
+        ]
+
+    def filter(self, runs: QuerySet[Run]) -> QuerySet[Run]:
+        self.is_valid()
+        data = self.cleaned_data
+        if data.get("status"):
+            runs = runs.filter(status=data["status"])
+        if data.get("trigger"):
+            runs = runs.filter(trigger=data["trigger"])
+        if data.get("workflow"):
+            runs = runs.filter(workflow_id=data["workflow"])
+        if data.get("version") == DRAFT:
+            runs = runs.filter(version__isnull=True)
+        elif data.get("version"):
+            runs = runs.filter(version__number=int(data["version"]))
+        return runs
+
+    @property
+    def active(self) -> bool:
+        return any(self.cleaned_data.get(name) for name in self.fields)
+
+
+def _wanted_workflow_id(request: HttpRequest, workflows: list[Workflow]) -> int | None:
+    value = request.GET.get("workflow", "")
+    return next((w.id for w in workflows if str(w.id) == value), None)
+
+
+def _partial_wanted(request: HttpRequest) -> bool:
+    # A history restore (back button after a cache miss) wants the whole page.
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+@login_required
+@require_GET
+def run_list(request: HttpRequest, slug: str) -> HttpResponse:
+    membership = workspace_for(request, slug, role=Role.VIEWER)
+    workspace = membership.workspace
+    workflows = list(workspace.workflows.order_by("name").only("id", "name", "archived_at"))
+    workflow_id = _wanted_workflow_id(request, workflows)
+    versions = WorkflowVersion.objects.filter(workflow__workspace=workspace)
+    if workflow_id:
+        versions = versions.filter(workflow_id=workflow_id)
+    version_numbers = list(versions.order_by("number").values_list("number", flat=True).distinct())
+    form = RunFilterForm(request.GET, workflows=workflows, version_numbers=version_numbers)
+
+    runs = form.filter(
+        Run.objects.filter(workspace=workspace)
+        .select_related("workflow", "version")
+        .only(
+            "id", "status", "trigger", "error", "tokens_in", "tokens_cached", "tokens_out", "cost_nanousd",
+            "created_at", "started_at", "finished_at", "resumed_from_id",
+            "workflow__id", "workflow__name", "version__id", "version__number",
+        )
+        .order_by("-created_at", "-id")
+    )
+    page = Paginator(runs, PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "membership": membership,
+        "workspace": workspace,
+        "form": form,
+        "page": page,
+        "has_workflows": bool(workflows),
+    }
+    template = "workflows/run_list.html#run_results" if _partial_wanted(request) else "workflows/run_list.html"
+    response = render(request, template, context)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+# The detail --------------------------------------------------------------------
+
+
+@dataclass
+class StepRow:
+    """One step of the run's definition, with what happened to it (if anything yet)."""
+
+    index: int
+    key: str
+    title: str
+    type: str
+    status: str  # a StepRun status, or "pending" (not reached yet) or "not_run"
+    step: StepRun | None
+    bar_x: float | None = None  # percent of the run's span
+    bar_width: float | None = None
+    output_text: str = ""
+    output_is_json: bool = False
+    model: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.title or self.key
+
+
+def _output_text(output: object) -> tuple[str, bool]:
+    """Text to show, and whether it is JSON (pretty-printed)."""
+    if output is None:
+        return "", False
+    if isinstance(output, str):
+        stripped = output.strip()
+        if stripped[:1] in ("{", "["):
+            try:
+                return json.dumps(json.loads(stripped), indent=2, ensure_ascii=False), True
+            except ValueError:
+                pass
+        return output, False
+    return json.dumps(output, indent=2, ensure_ascii=False), True
+
+
+def _ms(a: datetime, b: datetime) -> float:
+    return (b - a).total_seconds() * 1000
+
+
+@dataclass
+class Timeline:
+    rows: list[StepRow]
+    span_ms: int
+    has_bars: bool
+
+
+def _timeline(run: Run, step_runs: list[StepRun], now: datetime) -> Timeline:
+    by_key = {s.key: s for s in step_runs}
+    definition_steps = (run.definition or {}).get("steps", [])
+    rows: list[StepRow] = []
+    for index, step in enumerate(definition_steps):
+        step_run = by_key.pop(step.get("key"), None)
+        if step_run is not None:
+            status = step_run.status
+        else:
+            status = "not_run" if run.is_finished else "pending"
+        model = ""
+        if step.get("type") == "llm":
+            model = (step_run.model if step_run else "") or step.get("model") or settings.LLM_DEFAULT_MODEL
+        rows.append(StepRow(index=index + 1, key=step.get("key", ""), title=step.get("title", ""),
+                            type=step.get("type", ""), status=status, step=step_run, model=model))
+    # Steps no longer in the snapshot cannot happen, but never hide a paid step.
+    for step_run in by_key.values():
+        rows.append(StepRow(index=len(rows) + 1, key=step_run.key, title="", type=step_run.type,
+                            status=step_run.status, step=step_run))
+
+    for row in rows:
+        if row.step is not None:
+            row.output_text, row.output_is_json = _output_text(row.step.output)
+
+    start = run.started_at
+    if start is None:
+        return Timeline(rows=rows, span_ms=0, has_bars=False)
+    end = run.finished_at or now
+    # Reused steps ran in the earlier run and skipped ones not at all: they get no bar.
+    timed = [r for r in rows if r.step and r.step.started_at and not r.step.reused
+             and r.status != StepRun.Status.SKIPPED]
+    for row in timed:
+        end = max(end, row.step.finished_at or now)  # type: ignore[union-attr]
+    span = max(_ms(start, end), 1.0)
+    for row in timed:
+        s = row.step
+        x = min(max(_ms(start, s.started_at) / span * 100, 0.0), 100.0)  # type: ignore[arg-type]
+        width = max(_ms(s.started_at, s.finished_at or now) / span * 100, MIN_BAR_PERCENT)  # type: ignore[arg-type]
+        row.bar_x = round(min(x, 100 - MIN_BAR_PERCENT), 2)
+        row.bar_width = round(min(width, 100 - row.bar_x), 2)
+    return Timeline(rows=rows, span_ms=round(span), has_bars=bool(timed))
+
+
+def _run_for(membership: Membership, run_id: int) -> Run:
+    """The run, only if it belongs to the membership's workspace (else 404)."""
+    return get_object_or_404(
+        Run.objects.select_related("workflow", "version", "created_by"),
+        workspace=membership.workspace,
+        id=run_id,
+    )
+
+
+def _can_cancel(membership: Membership, run: Run) -> bool:
+    # Viewers may run workflows, so they may stop their own runs; others' runs need an editor.
+    return membership.allows(Role.EDITOR) or run.created_by_id == membership.user_id
+
+
+@login_required
+@require_GET
+def run_detail(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
+    membership = workspace_for(request, slug, role=Role.VIEWER)
+    run = _run_for(membership, run_id)
+    now = timezone.now()
+    timeline = _timeline(run, list(run.steps.all()), now)
+    rows = timeline.rows
+    inputs_text = {name: _output_text(value) for name, value in (run.inputs or {}).items()}
+    output_text, output_is_json = _output_text(run.output)
+    elapsed_ms = run.duration_ms
+    if elapsed_ms is None and run.started_at:
+        elapsed_ms = int(_ms(run.started_at, now))
+    context = {
+        "membership": membership,
+        "workspace": membership.workspace,
+        "run": run,
+        "rows": rows,
+        "timeline": timeline,
+        "elapsed_ms": elapsed_ms,
+        "steps_done": sum(1 for r in rows if r.status in (StepRun.Status.SUCCEEDED, StepRun.Status.SKIPPED)),
+        "inputs_text": inputs_text,
+        "output_text": output_text,
+        "output_is_json": output_is_json,
+        "payload_text": _output_text(run.payload)[0],
+        "can_cancel": not run.is_finished and _can_cancel(membership, run),
+        "can_resume": run.status in (Run.Status.FAILED, Run.Status.CANCELED),
+    }
+    if _partial_wanted(request):
+        status = HttpResponseStopPolling.status_code if run.is_finished else 200
+        response = render(request, "workflows/run_detail.html#run_live", context, status=status)
+    else:
+        response = render(request, "workflows/run_detail.html", context)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+# Actions -----------------------------------------------------------------------
+
+
+@require_POST
+@login_required
+def run_rerun(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
+    """A new run with the same inputs: the same version, or the current draft for a test run."""
+    membership = workspace_for(request, slug, role=Role.VIEWER)
+    run = _run_for(membership, run_id)
+    try:
+        new = services.run_start(
+            workflow=run.workflow,
+            trigger=Run.Trigger.MANUAL,
+            inputs=run.inputs,
+            user=request.user,  # type: ignore[arg-type]
+            version=run.version,
+            draft=run.version_id is None,
+            payload=run.payload,  # a webhook's body is part of what the run was given
+        )
+    except services.WorkflowInvalid as e:
+        messages.error(request, f"The draft has errors, so it cannot run: {e}. Fix them in the editor.")
+        return redirect("run_detail", slug=slug, run_id=run.id)
+    except (InputError, services.NotPublished) as e:
+        messages.error(request, f"Could not start the run: {e}")
+        return redirect("run_detail", slug=slug, run_id=run.id)
+    messages.success(request, f"Run #{new.id} started with the inputs of run #{run.id}.")
+    return redirect("run_detail", slug=slug, run_id=new.id)
+
+
+@require_POST
+@login_required
+def run_resume(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
+    """Resume from the failed step: finished steps are reused, not called or paid again."""
+    membership = workspace_for(request, slug, role=Role.VIEWER)
+    run = _run_for(membership, run_id)
+    if run.status not in (Run.Status.FAILED, Run.Status.CANCELED):
+        messages.error(request, "Only a failed or canceled run can be resumed.")
+        return redirect("run_detail", slug=slug, run_id=run.id)
+    new = services.run_resume(run=run, user=request.user)  # type: ignore[arg-type]
+    messages.success(request, f"Run #{new.id} resumes run #{run.id}; its finished steps are reused.")
+    return redirect("run_detail", slug=slug, run_id=new.id)
+
+
+@require_POST
+@login_required
+def run_cancel(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
+    membership = workspace_for(request, slug, role=Role.VIEWER)
+    run = _run_for(membership, run_id)
+    if not _can_cancel(membership, run):
+        raise PermissionDenied("Canceling another person's run needs the editor role or higher.")
+    if services.run_cancel(run=run):
+        messages.success(request, "Run canceled. A step already in flight finishes and is recorded.")
+    else:
+        messages.info(request, "This run had already finished.")
+    return redirect("run_detail", slug=slug, run_id=run.id)
