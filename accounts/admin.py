@@ -1,7 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.http import HttpRequest
 
-from accounts.models import Membership, User, Workspace
+from accounts.models import BudgetMonth, Invitation, Membership, User, Workspace
 
 
 @admin.register(User)
@@ -25,3 +26,25 @@ class MembershipInline(admin.TabularInline):
 class WorkspaceAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "created_at"]
     inlines = [MembershipInline]
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    list_display = ["email", "workspace", "role", "invited_by", "created_at", "expires_at", "accepted_at", "revoked_at"]
+    list_filter = ["role"]
+    search_fields = ["email", "workspace__name"]
+    # The hash is useless to a person and the token itself is never stored.
+    exclude = ["token_hash"]
+    readonly_fields = ["accepted_at", "accepted_by"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # invitations are sent from the workspace settings, which email the link
+
+
+@admin.register(BudgetMonth)
+class BudgetMonthAdmin(admin.ModelAdmin):
+    """The budget ledger, for operators: `reserved` is what calls in flight hold."""
+
+    list_display = ["workspace", "month", "spent_nanousd", "reserved_nanousd"]
+    search_fields = ["workspace__name", "workspace__slug"]
+    readonly_fields = ["workspace", "month", "spent_nanousd", "reserved_nanousd"]

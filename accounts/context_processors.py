@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.http import HttpRequest
 
 from accounts.models import Membership
+from accounts.usage import MonthBudget, month_budget
 
 
 def workspaces(request: HttpRequest) -> dict[str, object]:
@@ -17,3 +18,25 @@ def workspaces(request: HttpRequest) -> dict[str, object]:
         )
 
     return {"my_memberships": memberships}
+
+
+def budget_banner(request: HttpRequest) -> dict[str, object]:
+    """This month's budget, for the banner on workspace pages from 80% spent.
+
+    Lazy: a page that never shows a workspace never queries. Members only, so
+    an error page reached through another workspace's address reveals nothing.
+    """
+    user = getattr(request, "user", None)
+    match = getattr(request, "resolver_match", None)
+    slug = match.kwargs.get("slug") if match is not None else None
+    if not slug or user is None or not user.is_authenticated:
+        return {}
+
+    def banner() -> MonthBudget | None:
+        membership = Membership.objects.filter(user=user, workspace__slug=slug).select_related("workspace").first()
+        if membership is None or membership.workspace.budget_nanousd is None:
+            return None
+        month = month_budget(membership.workspace)
+        return month if month.level in ("warning", "exhausted") else None
+
+    return {"budget_banner": banner}

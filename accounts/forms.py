@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django import forms
 from django.contrib.auth import password_validation
 
-from accounts.models import User
+from accounts.models import Membership, Role, User, Workspace
+from workflows.pricing import NANO
 
 
 class SignupForm(forms.Form):
@@ -36,3 +39,108 @@ class SignupForm(forms.Form):
 
 class WorkspaceForm(forms.Form):
     name = forms.CharField(max_length=100, label="Workspace name")
+
+
+class WorkspaceDeleteForm(forms.Form):
+    confirm_name = forms.CharField(max_length=100, label="Type the workspace's name to confirm", strip=True)
+
+    def __init__(self, *args: object, workspace: Workspace, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.workspace = workspace
+
+    def clean_confirm_name(self) -> str:
+        value = self.cleaned_data["confirm_name"]
+        if value != self.workspace.name:
+            raise forms.ValidationError(f"That is not the workspace's name. Type “{self.workspace.name}” exactly.")
+        return value
+
+
+def role_choices(actor: Membership) -> list[tuple[str, str]]:
+    """The roles `actor` may give: only owners make owners."""
+    return [(value, label) for value, label in Role.choices if value != Role.OWNER or actor.role == Role.OWNER]
+
+
+class InvitationForm(forms.Form):
+    email = forms.EmailField(label="Email address")
+    role = forms.ChoiceField(label="Role", initial=Role.EDITOR)
+
+    def __init__(self, *args: object, actor: Membership, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fields["role"].choices = role_choices(actor)
+        self.actor = actor
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"].strip().lower()
+        if self.actor.workspace.memberships.filter(user__email__iexact=email).exists():
+            raise forms.ValidationError("This person is already a member.")
+        return email
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(label="Role")
+
+    def __init__(self, *args: object, actor: Membership, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fields["role"].choices = role_choices(actor)
+
+
+class BudgetForm(forms.Form):
+    monthly_budget_usd = forms.DecimalField(
+        label="Monthly budget (USD)",
+        required=False,
+        min_value=Decimal(0),
+        max_value=Decimal(1_000_000_000),
+        max_digits=15,
+        decimal_places=2,
+        help_text="LLM calls that could take the month's spend past it are refused before they are sent. "
+        "Leave empty for no limit.",
+    )
+
+    def budget_nanousd(self) -> int | None:
+        value = self.cleaned_data["monthly_budget_usd"]
+        return None if value is None else int(value * NANO)
+
+
+class InvitationSignupForm(forms.Form):
+    name = forms.CharField(max_length=150, required=False, label="Your name")
+    password = forms.CharField(
+        label="Choose a password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text=password_validation.password_validators_help_text_html(),
+    )
+
+    def __init__(self, *args: object, email: str, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.email = email
+
+    def clean(self) -> dict:
+        cleaned = super().clean() or {}
+        password = cleaned.get("password")
+        if password:
+            try:
+                password_validation.validate_password(password, User(email=self.email, name=cleaned.get("name", "")))
+            except forms.ValidationError as e:
+                self.add_error("password", e)
+        return cleaned
+
+
+class AuditFilterForm(forms.Form):
+    """The audit log's filters, from the query string. Every field is optional."""
+
+    action = forms.ChoiceField(required=False, label="Action")
+    actor = forms.ChoiceField(required=False, label="Who")
+    since = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args: object, actions: list[tuple[str, str]], actors: list[str], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fields["action"].choices = [("", "All actions"), *actions]
+        self.fields["actor"].choices = [("", "Everyone"), *[(email, email) for email in actors]]
+
+    def clean(self) -> dict:
+        cleaned = super().clean() or {}
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and since > until:
+            self.add_error("until", "The end date is before the start date.")
+        return cleaned

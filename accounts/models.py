@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 
@@ -70,6 +73,15 @@ class Workspace(models.Model):
     name = models.CharField(max_length=100)
     slug = models.SlugField(max_length=60, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # The monthly LLM budget in nano-USD; None means no limit (workflows/budget.py).
+    budget_nanousd = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(budget_nanousd__isnull=True) | Q(budget_nanousd__gte=0), name="budget_not_negative"
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -126,3 +138,90 @@ class AuditEntry(models.Model):
 
     def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
         raise ValueError("Audit entries are append-only.")
+
+
+INVITATION_LIFETIME = timedelta(days=7)
+
+
+def invitation_expiry() -> datetime:
+    return timezone.now() + INVITATION_LIFETIME
+
+
+class Invitation(models.Model):
+    """An offer to join a workspace, sent by email as a link with a secret token.
+
+    Only the token's SHA-256 is stored: the link in the email is the one copy.
+    An invitation is pending until it is accepted, revoked or expires; a new
+    invitation to the same address replaces the pending one.
+    """
+
+    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=10, choices=Role.choices)
+    token_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(User, models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(default=invitation_expiry)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(User, models.SET_NULL, null=True, blank=True, related_name="+")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "email"],
+                condition=Q(accepted_at__isnull=True, revoked_at__isnull=True),
+                name="one_open_invitation_per_email",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} to {self.workspace} as {self.role}"
+
+    @property
+    def is_expired(self) -> bool:
+        return timezone.now() >= self.expires_at
+
+    @property
+    def is_pending(self) -> bool:
+        return self.accepted_at is None and self.revoked_at is None and not self.is_expired
+
+
+class BudgetMonth(models.Model):
+    """A workspace's LLM spend ledger for one calendar month (UTC).
+
+    `reserved_nanousd` holds the worst case of the calls in flight; a call is
+    granted only when spent + reserved + its worst case fits the budget, with
+    one conditional UPDATE (workflows/budget.py), so concurrent workers can
+    never together spend past it.
+    """
+
+    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="budget_months")
+    month = models.DateField(help_text="The first day of the month.")
+    reserved_nanousd = models.BigIntegerField(default=0)
+    spent_nanousd = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "month"], name="one_budget_month_per_workspace")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workspace} {self.month:%Y-%m}"
+
+
+class BudgetReservation(models.Model):
+    """The worst case of one LLM call in flight, held in its month's ledger.
+
+    Settling deletes it. A worker killed mid-call leaves it behind; once it is
+    older than any call can last, the next call that does not fit releases it.
+    """
+
+    ledger = models.ForeignKey(BudgetMonth, models.CASCADE, related_name="reservations")
+    amount_nanousd = models.BigIntegerField()
+    run_id = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.amount_nanousd} n$ for run {self.run_id}"

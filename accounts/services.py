@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import secrets
+
+from django.conf import settings
+from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
 from django.utils.crypto import get_random_string
 from django.utils.text import slugify
 
-from accounts.models import Membership, Role, User, Workspace
+from accounts.audit import audit_record
+from accounts.models import INVITATION_LIFETIME, Invitation, Membership, Role, User, Workspace
+from workflows.pricing import to_usd
+
+log = logging.getLogger(__name__)
 
 
 def _free_slug(name: str) -> str:
@@ -30,6 +43,8 @@ def workspace_create(*, name: str, owner: User) -> Workspace:
     else:
         raise RuntimeError("Could not find a free workspace slug.")
     Membership.objects.create(user=owner, workspace=workspace, role=Role.OWNER)
+    audit_record(workspace=workspace, actor=owner, action="workspace.create", target=workspace,
+                 after={"name": workspace.name, "slug": workspace.slug})
     return workspace
 
 
@@ -40,3 +55,272 @@ def user_signup(*, email: str, password: str, name: str = "") -> tuple[User, Wor
     label = name or email.split("@")[0]
     workspace = workspace_create(name=f"{label}'s workspace", owner=user)
     return user, workspace
+
+
+# --- Team: invitations, members, the workspace itself, the budget ---------------------------------
+
+
+class MembershipRefused(Exception):
+    """A member change the rules forbid; the message says why, for people."""
+
+
+class InvitationUnusable(Exception):
+    """An invitation link that cannot be used: `reason` is unknown, expired, revoked, used or wrong_account."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def invitation_by_token(token: str) -> Invitation | None:
+    """The invitation a link's token belongs to, whatever its state."""
+    return Invitation.objects.select_related("workspace", "invited_by").filter(token_hash=token_hash(token)).first()
+
+
+def invitation_link(token: str) -> str:
+    return f"{settings.SITE_URL}{reverse('invitation_accept', args=[token])}"
+
+
+def _send_invitation_email(invitation: Invitation, token: str) -> None:
+    inviter = invitation.invited_by.display_name if invitation.invited_by else "Someone"
+    context = {
+        "inviter": inviter,
+        "workspace": invitation.workspace.name,
+        "role": invitation.get_role_display(),
+        "link": invitation_link(token),
+        "expires_at": invitation.expires_at,
+    }
+    try:
+        send_mail(
+            f"{inviter} invited you to {invitation.workspace.name} on Stepwise",
+            render_to_string("emails/invitation.txt", context),
+            None,
+            [invitation.email],
+        )
+    except Exception as e:  # SMTP has many ways to fail; none should lose the invitation
+        log.warning("Invitation %s: the email could not be sent", invitation.id, exc_info=True)
+        invitation.email_error = str(e) or e.__class__.__name__
+    else:
+        invitation.email_error = ""
+
+
+def _grantable(actor: Membership, role: Role) -> None:
+    if role == Role.OWNER and actor.role_enum != Role.OWNER:
+        raise MembershipRefused("Only an owner can make someone an owner.")
+    if not actor.allows(Role.ADMIN):
+        raise MembershipRefused("Only admins and owners manage members.")
+
+
+@transaction.atomic
+def invitation_create(*, workspace: Workspace, email: str, role: Role, actor: Membership) -> tuple[Invitation, str]:
+    """Invite `email` as `role`; returns the invitation and its token (the link's only copy).
+
+    The email goes out once committed. An open invitation to the same address
+    is replaced (its link stops working), so "invite again" also resends.
+    `invitation.email_error` says whether sending failed (the link still works).
+    """
+    _grantable(actor, role)
+    email = email.strip().lower()
+    if workspace.memberships.filter(user__email__iexact=email).exists():
+        raise MembershipRefused(f"{email} is already a member of {workspace.name}.")
+    now = timezone.now()
+    replaced = list(
+        Invitation.objects.select_for_update()
+        .filter(workspace=workspace, email=email, accepted_at__isnull=True, revoked_at__isnull=True)
+        .values_list("id", flat=True)
+    )
+    Invitation.objects.filter(id__in=replaced).update(revoked_at=now)
+    token = secrets.token_urlsafe(32)
+    invitation = Invitation.objects.create(
+        workspace=workspace,
+        email=email,
+        role=role,
+        token_hash=token_hash(token),
+        invited_by=actor.user,
+        created_at=now,
+        expires_at=now + INVITATION_LIFETIME,
+    )
+    invitation.email_error = ""
+    audit_record(workspace=workspace, actor=actor.user, action="invitation.create", target=invitation,
+                 label=email, after={"email": email, "role": str(role), "replaced": len(replaced)})
+    transaction.on_commit(lambda: _send_invitation_email(invitation, token))
+    return invitation, token
+
+
+@transaction.atomic
+def invitation_revoke(*, invitation: Invitation, actor: Membership) -> None:
+    """Withdraw a pending invitation: its link stops working."""
+    if not actor.allows(Role.ADMIN):
+        raise MembershipRefused("Only admins and owners manage invitations.")
+    if Invitation.objects.filter(id=invitation.id, accepted_at__isnull=True, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    ) != 1:
+        raise MembershipRefused("This invitation was already accepted or withdrawn.")
+    audit_record(workspace=invitation.workspace_id, actor=actor.user, action="invitation.revoke",
+                 target=invitation, label=invitation.email, before={"email": invitation.email, "role": invitation.role})
+
+
+def invitation_check(invitation: Invitation | None, user: User | None = None) -> Invitation:
+    """The invitation if it can still be accepted (by `user`, when given), else InvitationUnusable."""
+    if invitation is None:
+        raise InvitationUnusable("unknown", "This invitation link is not valid. Check that it was copied whole.")
+    inviter = invitation.invited_by.display_name if invitation.invited_by else "the person who invited you"
+    if invitation.accepted_at is not None:
+        raise InvitationUnusable("used", "This invitation has already been used.")
+    if invitation.revoked_at is not None:
+        raise InvitationUnusable(
+            "revoked", f"This invitation was withdrawn or replaced by a newer one. Ask {inviter} for a new link."
+        )
+    if invitation.is_expired:
+        raise InvitationUnusable(
+            "expired",
+            f"This invitation expired on {invitation.expires_at:%b %-d, %Y}. Ask {inviter} to invite you again.",
+        )
+    if user is not None and user.email.lower() != invitation.email.lower():
+        raise InvitationUnusable(
+            "wrong_account",
+            f"This invitation is for {invitation.email}, but you are logged in as {user.email}. "
+            f"Log out, then open the link again and log in or sign up as {invitation.email}.",
+        )
+    return invitation
+
+
+@transaction.atomic
+def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
+    """Join the workspace with the invited role. The link works once, for the invited address only."""
+    locked = Invitation.objects.select_for_update().select_related("workspace", "invited_by").get(id=invitation.id)
+    invitation_check(locked, user)
+    membership, created = Membership.objects.get_or_create(
+        user=user, workspace=locked.workspace, defaults={"role": locked.role}
+    )
+    locked.accepted_at = timezone.now()
+    locked.accepted_by = user
+    locked.save(update_fields=["accepted_at", "accepted_by"])
+    audit_record(workspace=locked.workspace, actor=user, action="invitation.accept", target=locked,
+                 label=locked.email, after={"email": locked.email, "role": membership.role, "joined": created})
+    return membership
+
+
+@transaction.atomic
+def invitation_signup(*, invitation: Invitation, password: str, name: str = "") -> tuple[User, Membership]:
+    """A new account for the invited address, joining the workspace at once (no personal workspace)."""
+    invitation_check(invitation)
+    user = User.objects.create_user(email=invitation.email, password=password, name=name)
+    return user, invitation_accept(invitation=invitation, user=user)
+
+
+def _lock_owners(workspace_id: int) -> int:
+    """How many owners the workspace has, with their rows locked until commit."""
+    return len(
+        Membership.objects.select_for_update()
+        .filter(workspace_id=workspace_id, role=Role.OWNER)
+        .values_list("id", flat=True)
+    )
+
+
+def _keeps_an_owner(membership: Membership, doing: str) -> None:
+    if membership.role == Role.OWNER and _lock_owners(membership.workspace_id) <= 1:
+        raise MembershipRefused(
+            f"{membership.user.email} is the last owner of {membership.workspace.name} and cannot {doing}. "
+            "Make another member an owner first."
+        )
+
+
+def _may_manage(actor: Membership, member: Membership) -> None:
+    if not actor.allows(Role.ADMIN):
+        raise MembershipRefused("Only admins and owners manage members.")
+    if member.role == Role.OWNER and actor.role_enum != Role.OWNER:
+        raise MembershipRefused("Only an owner can change or remove an owner.")
+
+
+@transaction.atomic
+def membership_change_role(*, membership: Membership, role: Role, actor: Membership) -> Membership:
+    """Give a member another role. The last owner keeps theirs."""
+    _may_manage(actor, membership)
+    _grantable(actor, role)
+    before = membership.role
+    if before == role:
+        return membership
+    if before == Role.OWNER:
+        _keeps_an_owner(membership, "be demoted")
+    membership.role = role
+    membership.save(update_fields=["role"])
+    audit_record(workspace=membership.workspace_id, actor=actor.user, action="member.role_change",
+                 target=membership, label=membership.user.email, before={"role": before}, after={"role": str(role)})
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership, actor: Membership) -> None:
+    """Take a member out of the workspace. Their workflows and runs stay."""
+    if membership.id == actor.id:
+        workspace_leave(membership=membership)
+        return
+    _may_manage(actor, membership)
+    _keeps_an_owner(membership, "be removed")
+    audit_record(workspace=membership.workspace_id, actor=actor.user, action="member.remove",
+                 target=membership, label=membership.user.email, before={"role": membership.role})
+    membership.delete()
+
+
+@transaction.atomic
+def workspace_leave(*, membership: Membership) -> None:
+    """Leave a workspace. The last owner cannot: someone must be able to manage it."""
+    _keeps_an_owner(membership, "leave")
+    audit_record(workspace=membership.workspace_id, actor=membership.user, action="member.leave",
+                 target=membership, label=membership.user.email, before={"role": membership.role})
+    membership.delete()
+
+
+@transaction.atomic
+def workspace_rename(*, workspace: Workspace, name: str, actor: Membership) -> Workspace:
+    """A new name; the slug (in addresses, webhooks and the API) stays, so nothing breaks."""
+    if actor.role_enum != Role.OWNER:
+        raise MembershipRefused("Only an owner can rename the workspace.")
+    name = name.strip()
+    before = workspace.name
+    if name == before:
+        return workspace
+    workspace.name = name
+    workspace.save(update_fields=["name"])
+    audit_record(workspace=workspace, actor=actor.user, action="workspace.rename", target=workspace,
+                 before={"name": before}, after={"name": name})
+    return workspace
+
+
+@transaction.atomic
+def workspace_delete(*, workspace: Workspace, confirm_name: str, actor: Membership) -> None:
+    """Delete the workspace with everything in it (workflows, runs, members, its audit log)."""
+    if actor.role_enum != Role.OWNER:
+        raise MembershipRefused("Only an owner can delete the workspace.")
+    if confirm_name.strip() != workspace.name:
+        raise MembershipRefused(f"Type the workspace's name, {workspace.name}, exactly to confirm.")
+    # The workspace's own log goes with it: leave a trace in the server log instead.
+    log.warning("Workspace %s (%s) deleted by %s", workspace.id, workspace.slug, actor.user.email)
+    workspace.delete()
+
+
+def _budget_text(nanousd: int | None) -> str:
+    return "no limit" if nanousd is None else f"${to_usd(nanousd):,.2f}"
+
+
+@transaction.atomic
+def budget_set(*, workspace: Workspace, budget_nanousd: int | None, actor: Membership) -> Workspace:
+    """Set the monthly LLM budget (None: no limit). It applies to the next call at once."""
+    if actor.role_enum != Role.OWNER:
+        raise MembershipRefused("Only an owner can set the budget.")
+    if budget_nanousd is not None and budget_nanousd < 0:
+        raise MembershipRefused("The budget cannot be negative.")
+    before = workspace.budget_nanousd
+    if before == budget_nanousd:
+        return workspace
+    workspace.budget_nanousd = budget_nanousd
+    workspace.save(update_fields=["budget_nanousd"])
+    audit_record(workspace=workspace, actor=actor.user, action="budget.change", target=workspace,
+                 before={"monthly_budget": _budget_text(before)}, after={"monthly_budget": _budget_text(budget_nanousd)})
+    return workspace

@@ -1,16 +1,40 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from accounts import services
 from accounts.access import workspace_for
-from accounts.forms import SignupForm, WorkspaceForm
-from accounts.models import Membership, Role
+from accounts.audit_display import action_label, entry_diff
+from accounts.charts import usage_chart
+from accounts.forms import (
+    AuditFilterForm,
+    BudgetForm,
+    InvitationForm,
+    InvitationSignupForm,
+    RoleForm,
+    SignupForm,
+    WorkspaceDeleteForm,
+    WorkspaceForm,
+    role_choices,
+)
+from accounts.models import Invitation, Membership, Role, User
+from accounts.services import InvitationUnusable, MembershipRefused
+from accounts.usage import daily_usage, month_budget, usage_by_member, usage_by_workflow
+from workflows.pricing import NANO
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -53,12 +77,387 @@ def workspace_create(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/workspace_create.html", {"form": form})
 
 
+
+
+# --- Workspace settings: members, invitations, budget, the workspace itself -------------------------
+
+SETTINGS_PAGE = "accounts/workspace_settings.html"
+INVITATION_PAGE = "accounts/invitation_accept.html"
+CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class MemberRow:
+    membership: Membership
+    is_self: bool
+    can_change: bool
+    can_remove: bool
+    is_last_owner: bool
+
+
+def _member_rows(actor: Membership) -> list[MemberRow]:
+    members = list(actor.workspace.memberships.select_related("user").order_by("created_at", "id"))
+    owners = sum(1 for m in members if m.role == Role.OWNER)
+    rows = []
+    for m in members:
+        manageable = actor.allows(Role.ADMIN) and (m.role != Role.OWNER or actor.role == Role.OWNER)
+        last_owner = m.role == Role.OWNER and owners <= 1
+        rows.append(
+            MemberRow(
+                membership=m,
+                is_self=m.id == actor.id,
+                can_change=manageable and m.id != actor.id and not last_owner,
+                can_remove=manageable and m.id != actor.id and not last_owner,
+                is_last_owner=last_owner,
+            )
+        )
+    return rows
+
+
+def _settings_context(actor: Membership, **extra: object) -> dict[str, object]:
+    workspace = actor.workspace
+    budget_usd = None if workspace.budget_nanousd is None else (workspace.budget_nanousd / NANO).quantize(CENT)
+    context: dict[str, object] = {
+        "membership": actor,
+        "workspace": workspace,
+        "member_rows": _member_rows(actor),
+        "invitations": workspace.invitations.filter(accepted_at__isnull=True, revoked_at__isnull=True)
+        .select_related("invited_by")
+        .order_by("-created_at"),
+        "role_choices": role_choices(actor),
+        "is_owner": actor.role == Role.OWNER,
+        "month": month_budget(workspace),
+        "rename_form": WorkspaceForm(initial={"name": workspace.name}),
+        "budget_form": BudgetForm(initial={"monthly_budget_usd": budget_usd}),
+        "invite_form": InvitationForm(actor=actor),
+        "delete_form": WorkspaceDeleteForm(workspace=workspace),
+        # POSTs that re-render this page still show the Settings tab as current.
+        "subnav_name": "workspace_settings",
+    }
+    context.update(extra)
+    return context
+
+
+def _settings_again(request: HttpRequest, actor: Membership, **forms: object) -> HttpResponse:
+    """The settings page showing a form's errors (422: htmx swaps it like a 200)."""
+    return render(request, SETTINGS_PAGE, _settings_context(actor, **forms), status=422)
+
+
+def _back_to_settings(request: HttpRequest, slug: str, *, ok: str = "", error: str = "") -> HttpResponse:
+    if ok:
+        messages.success(request, ok)
+    if error:
+        messages.error(request, error)
+    return redirect("workspace_settings", slug=slug)
+
+
+@require_GET
 @login_required
 def workspace_settings(request: HttpRequest, slug: str) -> HttpResponse:
     membership = workspace_for(request, slug, role=Role.ADMIN)
-    members = membership.workspace.memberships.select_related("user").order_by("created_at")
+    return render(request, SETTINGS_PAGE, _settings_context(membership))
+
+
+@require_POST
+@login_required
+def workspace_rename(request: HttpRequest, slug: str) -> HttpResponse:
+    actor = workspace_for(request, slug, role=Role.OWNER)
+    form = WorkspaceForm(request.POST)
+    if not form.is_valid():
+        return _settings_again(request, actor, rename_form=form)
+    old = actor.workspace.name
+    services.workspace_rename(workspace=actor.workspace, name=form.cleaned_data["name"], actor=actor)
+    if old == actor.workspace.name:
+        return _back_to_settings(request, slug)
+    return _back_to_settings(request, slug, ok=f"Renamed “{old}” to “{actor.workspace.name}”.")
+
+
+@require_POST
+@login_required
+def workspace_budget(request: HttpRequest, slug: str) -> HttpResponse:
+    actor = workspace_for(request, slug, role=Role.OWNER)
+    form = BudgetForm(request.POST)
+    if not form.is_valid():
+        return _settings_again(request, actor, budget_form=form)
+    budget = form.budget_nanousd()
+    services.budget_set(workspace=actor.workspace, budget_nanousd=budget, actor=actor)
+    if budget is None:
+        return _back_to_settings(request, slug, ok="The monthly budget is removed: LLM calls are not limited.")
+    return _back_to_settings(
+        request, slug, ok=f"The monthly budget is now ${form.cleaned_data['monthly_budget_usd']:,.2f}."
+    )
+
+
+@require_POST
+@login_required
+def workspace_delete(request: HttpRequest, slug: str) -> HttpResponse:
+    actor = workspace_for(request, slug, role=Role.OWNER)
+    form = WorkspaceDeleteForm(request.POST, workspace=actor.workspace)
+    if not form.is_valid():
+        return _settings_again(request, actor, delete_form=form)
+    name = actor.workspace.name
+    services.workspace_delete(workspace=actor.workspace, confirm_name=form.cleaned_data["confirm_name"], actor=actor)
+    messages.success(request, f"The workspace “{name}” and everything in it were deleted.")
+    return redirect("home")
+
+
+@require_POST
+@login_required
+def invitation_create(request: HttpRequest, slug: str) -> HttpResponse:
+    actor = workspace_for(request, slug, role=Role.ADMIN)
+    form = InvitationForm(request.POST, actor=actor)
+    if not form.is_valid():
+        if request.htmx:
+            context = _settings_context(actor, invite_form=form)
+            return render(request, f"{SETTINGS_PAGE}#invitations", context, status=422)
+        return _settings_again(request, actor, invite_form=form)
+    try:
+        invitation, token = services.invitation_create(
+            workspace=actor.workspace,
+            email=form.cleaned_data["email"],
+            role=Role(form.cleaned_data["role"]),
+            actor=actor,
+        )
+    except MembershipRefused as e:
+        form.add_error(None, str(e))
+        return _settings_again(request, actor, invite_form=form)
+    # The link is shown here once, for sharing another way; only its hash is stored.
+    context = _settings_context(
+        actor, new_invitation=invitation, new_invitation_link=services.invitation_link(token)
+    )
+    if request.htmx:
+        response = render(request, f"{SETTINGS_PAGE}#invitations", context)
+        if invitation.email_error:
+            message = f"The email to {invitation.email} could not be sent: share the link."
+            toast = {"level": "warning", "message": message}
+        else:
+            toast = {"level": "success", "message": f"Invitation sent to {invitation.email}."}
+        return trigger_client_event(response, "toast", toast)
+    return render(request, SETTINGS_PAGE, context)
+
+
+@require_POST
+@login_required
+def invitation_revoke(request: HttpRequest, slug: str, invitation_id: int) -> HttpResponse:
+    actor = workspace_for(request, slug, role=Role.ADMIN)
+    invitation = get_object_or_404(Invitation, id=invitation_id, workspace=actor.workspace)
+    try:
+        services.invitation_revoke(invitation=invitation, actor=actor)
+    except MembershipRefused as e:
+        return _back_to_settings(request, slug, error=str(e))
+    return _back_to_settings(request, slug, ok=f"The invitation to {invitation.email} was withdrawn.")
+
+
+def _with_article(noun: str) -> str:
+    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
+
+
+def _member_of(actor: Membership, member_id: int) -> Membership:
+    return get_object_or_404(
+        Membership.objects.select_related("user", "workspace"), id=member_id, workspace=actor.workspace
+    )
+
+
+@require_POST
+@login_required
+def member_role(request: HttpRequest, slug: str, member_id: int) -> HttpResponse:
+    actor = workspace_for(request, slug, role=Role.ADMIN)
+    member = _member_of(actor, member_id)
+    form = RoleForm(request.POST, actor=actor)
+    error = ok = ""
+    if not form.is_valid():
+        error = "Choose one of the roles offered."
+    else:
+        try:
+            services.membership_change_role(membership=member, role=Role(form.cleaned_data["role"]), actor=actor)
+            ok = f"{member.user.display_name} is now {_with_article(member.get_role_display().lower())}."
+        except MembershipRefused as e:
+            error = str(e)
+    if member.id == actor.id and not member.allows(Role.ADMIN):
+        messages.success(request, ok)
+        url = reverse("workspace_home", args=[slug])
+        return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    if request.htmx:
+        status = 422 if error else 200
+        response = render(request, f"{SETTINGS_PAGE}#members", _settings_context(actor), status=status)
+        toast = {"level": "error" if error else "success", "message": error or ok}
+        return trigger_client_event(response, "toast", toast)
+    return _back_to_settings(request, slug, ok=ok, error=error)
+
+
+@require_POST
+@login_required
+def member_remove(request: HttpRequest, slug: str, member_id: int) -> HttpResponse:
+    actor = workspace_for(request, slug, role=Role.ADMIN)
+    member = _member_of(actor, member_id)
+    if member.id == actor.id:
+        return redirect("workspace_leave", slug=slug)
+    try:
+        services.membership_remove(membership=member, actor=actor)
+    except MembershipRefused as e:
+        return _back_to_settings(request, slug, error=str(e))
+    return _back_to_settings(request, slug, ok=f"{member.user.display_name} was removed from {actor.workspace.name}.")
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def workspace_leave(request: HttpRequest, slug: str) -> HttpResponse:
+    membership = workspace_for(request, slug, role=Role.VIEWER)
+    workspace = membership.workspace
+    error = ""
+    if request.method == "POST":
+        try:
+            services.workspace_leave(membership=membership)
+        except MembershipRefused as e:
+            error = str(e)
+        else:
+            messages.success(request, f"You left {workspace.name}.")
+            return redirect("home")
+    owners = workspace.memberships.filter(role=Role.OWNER).count()
     return render(
         request,
-        "accounts/workspace_settings.html",
-        {"membership": membership, "workspace": membership.workspace, "members": members},
+        "accounts/workspace_leave.html",
+        {
+            "membership": membership,
+            "workspace": workspace,
+            "error": error,
+            "is_last_owner": membership.role == Role.OWNER and owners <= 1,
+            "subnav_name": "workspace_settings",
+        },
+        status=422 if error else 200,
+    )
+
+
+# --- Invitations, from the invitee's side --------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
+    """The link in the email. Works for people with and without an account."""
+    invitation = services.invitation_by_token(token)
+    user = request.user if request.user.is_authenticated else None
+    context: dict[str, object] = {"invitation": invitation, "token": token}
+    try:
+        services.invitation_check(invitation, user)  # type: ignore[arg-type]
+    except InvitationUnusable as e:
+        if (
+            e.reason == "used"
+            and user is not None
+            and invitation is not None
+            and invitation.workspace.memberships.filter(user=user).exists()
+        ):
+            messages.info(request, f"You are already a member of {invitation.workspace.name}.")
+            return redirect("workspace_home", slug=invitation.workspace.slug)
+        status = {"unknown": 404, "wrong_account": 403}.get(e.reason, 410)
+        return render(request, INVITATION_PAGE, {**context, "problem": e}, status=status)
+    assert invitation is not None
+    workspace = invitation.workspace
+    role = _with_article(invitation.get_role_display().lower())
+
+    if user is not None:
+        if request.method == "POST":
+            try:
+                services.invitation_accept(invitation=invitation, user=user)  # type: ignore[arg-type]
+            except InvitationUnusable as e:  # withdrawn a moment ago
+                return render(request, INVITATION_PAGE, {**context, "problem": e}, status=410)
+            messages.success(request, f"Welcome to {workspace.name}! You joined as {role}.")
+            return redirect("workspace_home", slug=workspace.slug)
+        context["already_member"] = workspace.memberships.filter(user=user).exists()
+        return render(request, INVITATION_PAGE, context)
+
+    has_account = User.objects.filter(email__iexact=invitation.email).exists()
+    form = InvitationSignupForm(request.POST or None, email=invitation.email)
+    if request.method == "POST" and not has_account and form.is_valid():
+        try:
+            new_user, _ = services.invitation_signup(
+                invitation=invitation, password=form.cleaned_data["password"], name=form.cleaned_data["name"]
+            )
+        except IntegrityError:
+            has_account = True
+        except InvitationUnusable as e:
+            return render(request, INVITATION_PAGE, {**context, "problem": e}, status=410)
+        else:
+            login(request, new_user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(request, f"Welcome to Stepwise! You joined {workspace.name} as {role}.")
+            return redirect("workspace_home", slug=workspace.slug)
+    context.update(
+        has_account=has_account,
+        form=form,
+        login_url=f"{reverse('login')}?{urlencode({'next': request.path})}",
+    )
+    return render(request, INVITATION_PAGE, context, status=422 if form.errors else 200)
+
+
+# --- Audit log and usage -------------------------------------------------------------------------
+
+AUDIT_PAGE_SIZE = 50
+
+
+@require_GET
+@login_required
+def audit_log(request: HttpRequest, slug: str) -> HttpResponse:
+    membership = workspace_for(request, slug, role=Role.ADMIN)
+    workspace = membership.workspace
+    entries = workspace.audit_entries.select_related("actor")
+    actions = list(workspace.audit_entries.order_by("action").values_list("action", flat=True).distinct())
+    actors = list(
+        workspace.audit_entries.exclude(actor_email="")
+        .order_by("actor_email")
+        .values_list("actor_email", flat=True)
+        .distinct()
+    )
+    form = AuditFilterForm(request.GET, actions=[(a, action_label(a)) for a in actions], actors=actors)
+    filtered = False
+    if form.is_valid():
+        data = form.cleaned_data
+        if data["action"]:
+            entries = entries.filter(action=data["action"])
+        if data["actor"]:
+            entries = entries.filter(actor_email=data["actor"])
+        if data["since"]:
+            entries = entries.filter(created_at__gte=datetime.combine(data["since"], time.min, tzinfo=UTC))
+        if data["until"]:
+            entries = entries.filter(
+                created_at__lt=datetime.combine(data["until"] + timedelta(days=1), time.min, tzinfo=UTC)
+            )
+        filtered = any(data.values())
+    page = Paginator(entries, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "accounts/audit_log.html",
+        {
+            "membership": membership,
+            "workspace": workspace,
+            "form": form,
+            "filtered": filtered,
+            "page": page,
+            "rows": [(entry, action_label(entry.action), entry_diff(entry.before, entry.after)) for entry in page],
+            "query": query.urlencode(),
+        },
+    )
+
+
+@require_GET
+@login_required
+def workspace_usage(request: HttpRequest, slug: str) -> HttpResponse:
+    membership = workspace_for(request, slug, role=Role.VIEWER)
+    workspace = membership.workspace
+    days = daily_usage(workspace)
+    by_workflow = usage_by_workflow(workspace)
+    chart = usage_chart(days)
+    return render(
+        request,
+        "accounts/usage.html",
+        {
+            "membership": membership,
+            "workspace": workspace,
+            "days": days,
+            "chart": chart,
+            "by_workflow": by_workflow,
+            "by_member": usage_by_member(workspace),
+            "runs_total": sum(row.runs for row in by_workflow),
+            "month": month_budget(workspace),
+        },
     )
