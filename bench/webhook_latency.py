@@ -1,0 +1,101 @@
+"""Webhook accept latency (issue 7, benchmark 1).
+
+Signed deliveries (the reference `standardwebhooks` library signs each one)
+at a constant arrival rate to `POST /hooks/<id>` served by uvicorn (ASGI),
+with a real worker executing the runs. The generator is open loop: request n
+is due at start + n / rate whatever happened before, and its latency is
+measured from that due time, so a stall shows up in the percentiles instead
+of silently delaying later requests (no coordinated omission).
+
+    python -m bench.webhook_latency [--rate 100] [--seconds 60] [--web-workers 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime, timezone
+
+from bench.harness import ROOT, Stack, chain, free_port, summary, wait_http, workspace_and_workflow, write_result
+
+
+async def load(url: str, secret: str, rate: int, seconds: int) -> tuple[list[float], dict[int, int], int]:
+    import aiohttp
+    from standardwebhooks.webhooks import Webhook
+
+    signer = Webhook(secret)
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    errors = 0
+
+    async def one(session: aiohttp.ClientSession, due: float, n: int) -> None:
+        nonlocal errors
+        body = json.dumps({"topic": f"delivery {n}"})
+        msg_id = f"msg_{uuid.uuid4().hex}"
+        now = datetime.now(tz=timezone.utc)
+        headers = {"webhook-id": msg_id, "webhook-timestamp": str(int(now.timestamp())),
+                   "webhook-signature": signer.sign(msg_id, now, body), "content-type": "application/json"}
+        try:
+            async with session.post(url, data=body, headers=headers) as response:
+                await response.read()
+                statuses[response.status] = statuses.get(response.status, 0) + 1
+                if response.status != 202:
+                    errors += 1
+        except aiohttp.ClientError:
+            errors += 1
+        latencies.append((time.perf_counter() - due) * 1000)
+
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        start = time.perf_counter() + 0.2
+        tasks = []
+        for n in range(rate * seconds):
+            due = start + n / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(session, due, n)))
+        await asyncio.gather(*tasks)
+    return latencies, statuses, errors
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rate", type=int, default=100)
+    parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--web-workers", type=int, default=1)
+    args = parser.parse_args()
+    with Stack(workers=1, concurrency=32) as stack:
+        from workflows.triggers import trigger_create
+
+        _, workflow, _ = workspace_and_workflow(chain(1))
+        created = trigger_create(workflow=workflow, user=None, rate_limit_per_minute=1_000_000)
+        port = free_port()
+        web = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+             "--workers", str(args.web_workers), "--log-level", "warning", "--no-access-log"],
+            cwd=ROOT, env={**stack.env, "ALLOWED_HOSTS": "127.0.0.1", "SECURE_COOKIES": "false",
+                           "DB_POOL_MAX_SIZE": "10"},
+        )
+        try:
+            wait_http(f"http://127.0.0.1:{port}/healthz")
+            url = f"http://127.0.0.1:{port}/hooks/{created.trigger.public_id}"
+            asyncio.run(load(url, created.secret, min(args.rate, 20), 3))  # warm up
+            latencies, statuses, errors = asyncio.run(load(url, created.secret, args.rate, args.seconds))
+        finally:
+            web.terminate()
+            web.wait()
+        write_result("webhook_latency", {
+            "rate_per_s": args.rate, "seconds": args.seconds, "web": f"uvicorn, {args.web_workers} process(es)",
+            "requests": len(latencies), "statuses": statuses, "errors": errors,
+            "latency_ms": summary(latencies),
+        })
+
+
+if __name__ == "__main__":
+    main()

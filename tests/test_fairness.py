@@ -1,0 +1,52 @@
+"""Fair sharing: one workspace's flood does not queue ahead of another's run."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from accounts.services import user_signup
+from tests.conftest import Personas, WorkerProcess, wait_for_run
+from tests.test_engine import chain, start
+from workflows import dispatch, engine
+from workflows.models import Run
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_flooding_workspace_does_not_delay_another_workspaces_run(worker: WorkerProcess, personas: Personas, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.RUN_MAX_IN_FLIGHT_PER_WORKSPACE = 4  # as the worker's (tests/conftest.py)
+    flood = chain("Flood", ["Flood {{ topic }} [[fake:latency=300]]"])
+    first = start(personas.workspace, flood, {"topic": "0"})
+    flood_ids = [first.id]
+    workflow = first.workflow
+    from workflows import services
+
+    for i in range(1, 40):
+        flood_ids.append(services.run_start(workflow=workflow, trigger=Run.Trigger.API, inputs={"topic": str(i)}).id)
+    waiting = Run.objects.filter(id__in=flood_ids, enqueued_at__isnull=True).count()
+    assert waiting >= 35  # only 4 were sent to the workers
+
+    _, other = user_signup(email="olga@example.com", password="a long enough passphrase")
+    started = time.monotonic()
+    single = wait_for_run(start(other, chain("Single", ["Just one {{ topic }}"]), {"topic": "x"}).id, timeout=10)
+    waited = time.monotonic() - started
+    assert single.status == Run.Status.SUCCEEDED
+    assert waited < 5, f"the other workspace's run took {waited:.1f} s behind the flood"
+    assert Run.objects.filter(id__in=flood_ids).exclude(status__in=Run.FINISHED).exists()
+
+    for run_id in flood_ids:
+        assert wait_for_run(run_id, timeout=60).status == Run.Status.SUCCEEDED
+
+
+def test_waiting_runs_are_sent_by_the_reaper_when_a_slot_is_free(worker: WorkerProcess, personas: Personas, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.RUN_MAX_IN_FLIGHT_PER_WORKSPACE = 0  # nothing is sent at start
+    run = start(personas.workspace, chain("Later", ["Later {{ topic }}"]), {"topic": "y"})
+    assert run.enqueued_at is None
+    time.sleep(0.5)
+    assert Run.objects.get(id=run.id).status == Run.Status.QUEUED
+    settings.RUN_MAX_IN_FLIGHT_PER_WORKSPACE = 4
+    assert engine.reap() == [run.id]
+    assert wait_for_run(run.id).status == Run.Status.SUCCEEDED
+    assert dispatch.in_flight(personas.workspace.id) == 0

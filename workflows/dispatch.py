@@ -1,0 +1,71 @@
+"""Fair sharing of the workers between workspaces.
+
+A workspace has at most RUN_MAX_IN_FLIGHT_PER_WORKSPACE runs sent to the
+broker (queued there or executing) at a time. Its other runs wait in the
+database (`enqueued_at` is None) and are sent as its runs finish. So a
+workspace that floods a thousand runs occupies at most its share of the
+queue, and another workspace's run is picked up as soon as a thread frees.
+
+The limit is soft: two requests that start runs at the same moment may both
+see the last free slot. That costs a slot, never a run. A run that waits is
+never lost: the reaper also sends waiting runs of workspaces with free slots.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db.models import Count
+from django.utils import timezone
+
+from workflows.models import Run
+
+
+def in_flight(workspace_id: int) -> int:
+    return Run.objects.filter(
+        workspace_id=workspace_id,
+        status__in=[Run.Status.QUEUED, Run.Status.RUNNING],
+        enqueued_at__isnull=False,
+    ).count()
+
+
+def has_free_slot(workspace_id: int) -> bool:
+    return in_flight(workspace_id) < settings.RUN_MAX_IN_FLIGHT_PER_WORKSPACE
+
+
+def dispatch_waiting(workspace_id: int) -> list[int]:
+    """Send the oldest waiting runs of the workspace, as many as it has free slots."""
+    from workflows.services import run_enqueue
+
+    free = settings.RUN_MAX_IN_FLIGHT_PER_WORKSPACE - in_flight(workspace_id)
+    if free <= 0:
+        return []
+    waiting = Run.objects.filter(
+        workspace_id=workspace_id, status=Run.Status.QUEUED, enqueued_at__isnull=True
+    ).order_by("id").values_list("id", flat=True)[:free]
+    sent = []
+    for run_id in waiting:
+        # Conditional, so two dispatchers never send the same run twice.
+        if Run.objects.filter(id=run_id, enqueued_at__isnull=True).update(enqueued_at=timezone.now()) == 1:
+            run_enqueue(run_id)
+            sent.append(run_id)
+    return sent
+
+
+def dispatch_after_finish(workspace_id: int) -> None:
+    """A slot of the workspace freed: send its next waiting run, if any."""
+    if Run.objects.filter(workspace_id=workspace_id, status=Run.Status.QUEUED, enqueued_at__isnull=True).exists():
+        dispatch_waiting(workspace_id)
+
+
+def dispatch_all_waiting() -> list[int]:
+    """For the reaper: every workspace with waiting runs gets its free slots filled."""
+    workspaces = (
+        Run.objects.filter(status=Run.Status.QUEUED, enqueued_at__isnull=True)
+        .values("workspace_id")
+        .annotate(n=Count("id"))
+        .values_list("workspace_id", flat=True)
+    )
+    sent: list[int] = []
+    for workspace_id in workspaces:
+        sent += dispatch_waiting(workspace_id)
+    return sent
