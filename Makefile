@@ -48,8 +48,28 @@ test: export SECRET_KEY ?= insecure-key-for-the-test-suite-only-0123456789
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+screenshots: export SECRET_KEY ?= insecure-key-for-the-test-suite-only-0123456789
 screenshots: install
-	$(BIN)/python -m pytest tests/browser/test_screenshots.py -p no:cacheprovider $(PYTEST_ARGS)
+	STEPWISE_SCREENSHOTS=1 $(BIN)/python -m pytest tests/browser/test_screenshots.py -p no:cacheprovider $(PYTEST_ARGS)
 
 clean:
 	rm -rf var/ staticfiles/
+
+# Benchmarks (issue 7): each needs PostgreSQL on 127.0.0.1:5432 and Redis on
+# 127.0.0.1:6379; results land in bench/results/ and docs/benchmarks.md.
+.PHONY: bench-editor bench-webhook bench-overhead bench-throughput bench-concurrency bench-chaos bench-fairness bench
+bench-editor: install
+	$(BIN)/python -m bench.editor_render
+bench-webhook: install
+	$(BIN)/python -m bench.webhook_latency
+bench-overhead: install
+	$(BIN)/python -m bench.overhead
+bench-throughput: install
+	$(BIN)/python -m bench.throughput
+bench-concurrency: install
+	$(BIN)/python -m bench.concurrency
+bench-chaos: install
+	$(BIN)/python -m bench.chaos
+bench-fairness: install
+	$(BIN)/python -m bench.fairness
+bench: bench-editor bench-webhook bench-overhead bench-throughput bench-concurrency bench-chaos bench-fairness

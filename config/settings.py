@@ -86,6 +86,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    # Only for its static files and templates: the API docs page (Swagger UI) without a CDN.
+    "ninja",
     "axes",
     "accounts",
     "workflows",
@@ -122,6 +124,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.workspaces",
+                "accounts.context_processors.budget_banner",
                 "workflows.context_processors.llm_status",
             ],
         },
@@ -146,6 +149,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # A file, not memory: the tests' Celery worker process opens it too.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and envint("DB_POOL_MAX_SIZE", "0"):
+    # A worker runs hundreds of threads that mostly wait on OpenAI: they share
+    # a small pool, and the engine returns its connection during each call.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 2,
+        "max_size": envint("DB_POOL_MAX_SIZE", "0"),
+        "timeout": 30,
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
@@ -281,10 +293,24 @@ RUN_LEASE_SECONDS = envint("RUN_LEASE_SECONDS", "30")
 RUN_REAPER_INTERVAL_SECONDS = envfloat("RUN_REAPER_INTERVAL_SECONDS", "10")
 RUN_QUEUED_GRACE_SECONDS = envint("RUN_QUEUED_GRACE_SECONDS", "60")
 RUN_TIME_LIMIT_SECONDS = envint("RUN_TIME_LIMIT_SECONDS", "3600")
+# Runs of one workspace sent to the workers at once; the rest wait their turn,
+# so one workspace's flood cannot queue ahead of everyone else. Keep it at or
+# below the total worker threads.
+RUN_MAX_IN_FLIGHT_PER_WORKSPACE = envint("RUN_MAX_IN_FLIGHT_PER_WORKSPACE", "50")
 STEP_TIMEOUT_SECONDS = envfloat("STEP_TIMEOUT_SECONDS", "120")
 LLM_MAX_ATTEMPTS = envint("LLM_MAX_ATTEMPTS", "5")
 LLM_RETRY_BASE_SECONDS = envfloat("LLM_RETRY_BASE_SECONDS", "1")
 LLM_RETRY_MAX_SECONDS = envfloat("LLM_RETRY_MAX_SECONDS", "30")
+
+# Webhooks, API and callbacks (workflows/webhooks.py, api.py, callbacks.py, outbound.py).
+RUN_WAIT_MAX_SECONDS = envint("RUN_WAIT_MAX_SECONDS", "60")  # ?wait=N is capped here (N <= 60 anyway)
+CALLBACK_MAX_ATTEMPTS = envint("CALLBACK_MAX_ATTEMPTS", "8")
+CALLBACK_RETRY_BASE_SECONDS = envfloat("CALLBACK_RETRY_BASE_SECONDS", "10")
+CALLBACK_RETRY_MAX_SECONDS = envfloat("CALLBACK_RETRY_MAX_SECONDS", "3600")
+CALLBACK_TIMEOUT_SECONDS = envfloat("CALLBACK_TIMEOUT_SECONDS", "10")
+# Lets the guarded HTTP client reach private addresses. Only for tests that
+# receive callbacks on 127.0.0.1; never set it in production.
+OUTBOUND_ALLOW_PRIVATE_FOR_TESTS = envbool("OUTBOUND_ALLOW_PRIVATE_FOR_TESTS", "False")
 
 # OpenAI. One key for the whole server; users never hold one.
 OPENAI_API_KEY = env("OPENAI_API_KEY", "") or ""
@@ -308,12 +334,21 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Webhook trigger ids are capabilities: request lines must not carry them into logs.
+    "filters": {"scrub_hook_ids": {"()": "workflows.log_scrub.ScrubHookIds"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["scrub_hook_ids"]}
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
         "openai": {"level": "WARNING"},
+        # Request lines (uvicorn, runserver) go through the console handler and its scrubber.
+        "uvicorn.access": {"handlers": ["console"], "propagate": False},
+        # Django's default handler for "django" (DEBUG only) would print 4xx paths unfiltered.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": ["console"], "propagate": False},
     },
 }
 
@@ -324,6 +359,20 @@ CELERY_BEAT_SCHEDULE = {
         # A reaper message nobody picked up in time is useless: the next one comes.
         "options": {"expires": RUN_REAPER_INTERVAL_SECONDS},
     },
+    # Cron schedules (workflows/schedules.py; django-celery-beat does not support Django 6.1).
+    "schedules-tick": {
+        "task": "workflows.schedules_tick",
+        "schedule": envfloat("SCHEDULES_TICK_SECONDS", "30"),
+        "options": {"expires": envfloat("SCHEDULES_TICK_SECONDS", "30")},
+    },
+    # Completion callbacks that are due and were not sent (workflows/callbacks.py).
+    "callbacks-sweep": {
+        "task": "workflows.callbacks_sweep",
+        "schedule": envfloat("SCHEDULES_TICK_SECONDS", "30"),
+        "options": {"expires": envfloat("SCHEDULES_TICK_SECONDS", "30")},
+    },
+    # Webhook deliveries older than a week (the triggers page lists recent ones).
+    "deliveries-prune": {"task": "workflows.deliveries_prune", "schedule": 3600.0, "options": {"expires": 3600}},
 }
 # Tests and side-by-side installs on one broker pick their own queue.
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", "stepwise")

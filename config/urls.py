@@ -1,8 +1,10 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from accounts import views as account_views
 from config.views import healthz
+from workflows.api import api
+from workflows.api import not_found as api_not_found
 
 urlpatterns = [
     path("", account_views.home, name="home"),
@@ -10,4 +12,6 @@ urlpatterns = [
     path("", include("workflows.urls")),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("api/v1/", api.urls),
+    re_path(r"^api/v1/", api_not_found),  # unknown API paths answer JSON too
 ]

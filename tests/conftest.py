@@ -30,6 +30,13 @@ ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery staple"
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests last: Playwright leaves an event loop running in the main
+    thread for the rest of the session, which other tests must not inherit."""
+    items.sort(key=lambda item: "tests/browser/" in str(item.path).replace("\\", "/"))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -176,6 +183,8 @@ def worker_env(django_db_setup: None, fake_openai: str) -> dict[str, str]:
         "OPENAI_API_KEY": "test-key",
         "OPENAI_BASE_URL": f"{fake_openai}/v1",
         "RUN_LEASE_SECONDS": "3",
+        # Small, so that fair sharing between workspaces shows in the tests.
+        "RUN_MAX_IN_FLIGHT_PER_WORKSPACE": "4",
         "LLM_RETRY_BASE_SECONDS": "0.05",
         "LLM_RETRY_MAX_SECONDS": "2",
         "SECRET_KEY": settings.SECRET_KEY,

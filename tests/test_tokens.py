@@ -9,12 +9,12 @@ def test_it_counts_with_o200k_base_offline() -> None:
     assert count_text("नमस्ते दुनिया") == 5
 
 
-def test_it_adds_the_chat_overhead_per_message() -> None:
+def test_it_counts_each_messages_framing_role_and_content_as_openai_does() -> None:
     text = "Summarise this."
     one = count_messages([{"role": "user", "content": text}])
     two = count_messages([{"role": "system", "content": ""}, {"role": "user", "content": text}])
-    assert one == count_text(text) + 3 + 3
-    assert two == one + 3
+    assert one == count_text(text) + count_text("user") + 3 + 3
+    assert two == one + count_text("system") + 3
 
 
 def test_a_response_schema_counts_towards_the_prompt() -> None:

@@ -24,6 +24,8 @@ Guarantees, and how they are kept:
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import threading
 import time
@@ -31,12 +33,12 @@ import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, transaction
+from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from workflows import flow
+from workflows import dispatch, flow
 from workflows.definition import Definition
 from workflows.models import Run, StepRun
 from workflows.rendering import render
@@ -101,8 +103,11 @@ def _fence(run_id: int, token: str, *, running: bool) -> None:
         raise LeaseLost
 
 
-def claim(run_id: int) -> str | None:
-    """Take the lease of a queued run, or of a running one whose worker died."""
+def claim(run_id: int) -> tuple[str, datetime] | None:
+    """Take the lease of a queued run, or of a running one whose worker died.
+
+    Returns the lease token and the claim's time (a run whose `started_at`
+    equals it was claimed for the first time: it has no steps yet)."""
     token = uuid.uuid4().hex
     now = timezone.now()
     claimed = (
@@ -116,17 +121,18 @@ def claim(run_id: int) -> str | None:
             deadline_at=Coalesce(F("deadline_at"), now + timedelta(seconds=settings.RUN_TIME_LIMIT_SECONDS)),
         )
     )
-    return token if claimed == 1 else None
+    return (token, now) if claimed == 1 else None
 
 
 def run_execute(run_id: int) -> None:
     """Execute run `run_id` to the end, if no other worker is executing it."""
-    token = claim(run_id)
-    if token is None:
+    claimed = claim(run_id)
+    if claimed is None:
         return
+    token, claimed_at = claimed
     heartbeat.hold(token, run_id)
     try:
-        _execute(Run.objects.get(id=run_id), token)
+        _execute(Run.objects.get(id=run_id), token, first_claim_at=claimed_at)
     except LeaseLost:
         log.info("Run %s: lease lost or run canceled; stopping", run_id)
     except DatabaseError:
@@ -135,21 +141,30 @@ def run_execute(run_id: int) -> None:
         log.warning("Run %s: database error; the reaper will resume it", run_id, exc_info=True)
     except Exception:
         log.exception("Run %s: internal error", run_id)
-        _finish(run_id, token, status=Run.Status.FAILED, error="Internal error in Stepwise; the run was stopped.")
+        workspace_id = Run.objects.values_list("workspace_id", flat=True).get(id=run_id)
+        _finish(run_id, workspace_id, token, status=Run.Status.FAILED,
+                error="Internal error in Stepwise; the run was stopped.")
     finally:
         heartbeat.release(token)
 
 
-def _execute(run: Run, token: str) -> None:
-    definition = Definition.model_validate(run.definition)
+@functools.lru_cache(maxsize=256)
+def _parse(data: str) -> Definition:
+    return Definition.model_validate_json(data)
+
+
+def _execute(run: Run, token: str, *, first_claim_at: datetime) -> None:
+    # Many runs share a definition: parse each distinct one once per process.
+    definition = _parse(json.dumps(run.definition, sort_keys=True))
     steps = definition.steps
-    stored = {step_run.key: step_run for step_run in run.steps.all()}
+    fresh = run.started_at == first_claim_at and run.resumed_from_id is None
+    stored = {} if fresh else {step_run.key: step_run for step_run in run.steps.all()}
     variables: dict[str, object] = {**run.inputs, "payload": run.payload}
     last_output: object = None
     index = 0
     while index < len(steps):
         if run.deadline_at and timezone.now() >= run.deadline_at:
-            _finish(run.id, token, status=Run.Status.FAILED, error=_time_limit_message())
+            _finish(run.id, run.workspace_id, token, status=Run.Status.FAILED, error=_time_limit_message())
             return
         step = steps[index]
         step_run = stored.get(step.key)
@@ -159,7 +174,7 @@ def _execute(run: Run, token: str) -> None:
             try:
                 output = _execute_step(run, token, index, step, variables, step_run)
             except StepFailed as e:
-                _finish(run.id, token, status=Run.Status.FAILED, error=f"Step “{step.key}” failed: {e.message}")
+                _finish(run.id, run.workspace_id, token, status=Run.Status.FAILED, error=f"Step “{step.key}” failed: {e.message}")
                 return
         variables[step.key] = output
         last_output = output
@@ -172,7 +187,7 @@ def _execute(run: Run, token: str) -> None:
         index = flow.index_of(definition, target)
 
     result = render(definition.output, variables) if definition.output is not None else last_output
-    _finish(run.id, token, status=Run.Status.SUCCEEDED, output=result)
+    _finish(run.id, run.workspace_id, token, status=Run.Status.SUCCEEDED, output=result)
 
 
 def _execute_step(
@@ -184,20 +199,20 @@ def _execute_step(
     paid = getattr(module, "PAID", False)
     if paid:
         # Record the attempt before calling, so a crash leaves an honest count.
+        values = {
+            "position": index,
+            "type": step.type,  # type: ignore[attr-defined]
+            "status": StepRun.Status.RUNNING,
+            "started_at": started_at,
+            "error": "",
+            "attempts": (existing.attempts if existing else 0) + 1,
+        }
         with transaction.atomic():
             _fence(run.id, token, running=True)
-            StepRun.objects.update_or_create(
-                run=run,
-                key=key,
-                defaults={
-                    "position": index,
-                    "type": step.type,  # type: ignore[attr-defined]
-                    "status": StepRun.Status.RUNNING,
-                    "started_at": started_at,
-                    "error": "",
-                    "attempts": (existing.attempts if existing else 0) + 1,
-                },
-            )
+            if existing is None:
+                StepRun.objects.create(run=run, key=key, **values)
+            else:
+                StepRun.objects.filter(id=existing.id).update(**values)
 
     def on_retry() -> None:
         with transaction.atomic():
@@ -211,6 +226,9 @@ def _execute_step(
         deadline=run.deadline_at,
         on_attempt=on_retry,
     )
+    if paid and connection.settings_dict.get("OPTIONS", {}).get("pool"):
+        # Give the connection back to the pool while the call waits on the network.
+        connection.close()
     try:
         if paid:
             result: StepResult = module.execute(step, context)
@@ -259,22 +277,23 @@ def _record_step(
         "finished_at": finished_at,
     }
     with transaction.atomic():
-        # Fenced by the owner only: a call answered after a cancel is still recorded.
-        _fence(run.id, token, running=False)
+        # Fenced by the owner only, not the status: a call answered after a
+        # cancel is still recorded. The fence and the totals are one UPDATE.
+        fenced = Run.objects.filter(id=run.id, lease_owner=token).update(
+            lease_expires_at=_lease_expiry(),
+            tokens_in=F("tokens_in") + usage.tokens_in,
+            tokens_cached=F("tokens_cached") + usage.tokens_cached,
+            tokens_out=F("tokens_out") + usage.tokens_out,
+            cost_nanousd=F("cost_nanousd") + usage.cost_nanousd,
+        )
+        if fenced != 1:
+            raise LeaseLost
         if paid:
             StepRun.objects.filter(run=run, key=step.key).update(**values)  # type: ignore[attr-defined]
         else:
-            StepRun.objects.update_or_create(run=run, key=step.key, defaults={**values, "attempts": 1})  # type: ignore[attr-defined]
-        if usage.cost_nanousd or usage.tokens_in or usage.tokens_out:
-            Run.objects.filter(id=run.id).update(
-                tokens_in=F("tokens_in") + usage.tokens_in,
-                tokens_cached=F("tokens_cached") + usage.tokens_cached,
-                tokens_out=F("tokens_out") + usage.tokens_out,
-                cost_nanousd=F("cost_nanousd") + usage.cost_nanousd,
-            )
-    # A cancel that arrived during the step stops the run here.
-    if not Run.objects.filter(id=run.id, lease_owner=token, status=Run.Status.RUNNING).exists():
-        raise LeaseLost
+            StepRun.objects.create(run=run, key=step.key, attempts=1, **values)  # type: ignore[attr-defined]
+    # A cancel that arrived during this step stops the run at the next paid
+    # step's fence, or at _finish, which only finishes a run still running.
 
 
 def _record_skipped(
@@ -294,11 +313,31 @@ def _record_skipped(
             StepRun.objects.bulk_create(new, ignore_conflicts=True)
 
 
-def _finish(run_id: int, token: str, *, status: str, output: object = None, error: str = "") -> bool:
+def _finish(
+    run_id: int, workspace_id: int, token: str, *, status: str, output: object = None, error: str = ""
+) -> bool:
     finished = Run.objects.filter(id=run_id, lease_owner=token, status=Run.Status.RUNNING).update(
         status=status, output=output, error=error, finished_at=timezone.now(), lease_expires_at=None
     )
+    if finished == 1:
+        transaction.on_commit(lambda: _on_finished(run_id, workspace_id))
     return finished == 1
+
+
+def _on_finished(run_id: int, workspace_id: int) -> None:
+    """Free the run's slot for the workspace's next waiting run, and send the
+    run's completion callback, if it has one. Never fails the run: what
+    cannot be sent now is sent by the reaper and the callback sweep."""
+    try:
+        dispatch.dispatch_after_finish(workspace_id)
+    except Exception:
+        log.warning("Run %s: could not dispatch the next waiting run; the reaper will", run_id, exc_info=True)
+    try:
+        from workflows.callbacks import callback_enqueue_for_run
+
+        callback_enqueue_for_run(run_id)
+    except Exception:
+        log.warning("Run %s: could not enqueue its callback; the sweep will", run_id, exc_info=True)
 
 
 def _time_limit_message() -> str:
@@ -312,7 +351,7 @@ def reap() -> list[int]:
     forward with a conditional UPDATE, so two reapers (or two beats) cannot
     both enqueue it. Runs past their deadline with no live worker are failed.
     """
-    from workflows.tasks import run_execute as run_execute_task
+    from workflows.services import run_enqueue
 
     now = timezone.now()
     lease = timedelta(seconds=settings.RUN_LEASE_SECONDS)
@@ -322,12 +361,12 @@ def reap() -> list[int]:
     )
     orphans = Run.objects.filter(
         Q(status=Run.Status.RUNNING, lease_expires_at__lt=now, enqueued_at__lt=now - lease)
-        | Q(status=Run.Status.QUEUED, enqueued_at__lt=now - grace)
+        | Q(status=Run.Status.QUEUED, enqueued_at__lt=now - grace)  # sent, but the message was lost
     ).values_list("id", "enqueued_at")[:1000]
-    requeued = []
+    requeued = dispatch.dispatch_all_waiting()
     for run_id, enqueued_at in orphans:
         if Run.objects.filter(id=run_id, enqueued_at=enqueued_at).update(enqueued_at=now) == 1:
-            run_execute_task.delay(run_id)
+            run_enqueue(run_id)
             requeued.append(run_id)
     if requeued:
         log.info("Reaper re-enqueued %d runs: %s", len(requeued), requeued[:20])

@@ -86,7 +86,9 @@ class Run(models.Model):
     # "Resume from the failed step": finished steps of this run are reused.
     resumed_from = models.ForeignKey("self", models.SET_NULL, null=True, blank=True, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
-    enqueued_at = models.DateTimeField(default=timezone.now)
+    # When the run's message was last sent to the workers; None while it waits
+    # for one of its workspace's in-flight slots (fair sharing of the workers).
+    enqueued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     deadline_at = models.DateTimeField(null=True, blank=True)
@@ -105,6 +107,7 @@ class Run(models.Model):
             models.Index(fields=["workspace", "-created_at"], name="run_workspace_recent"),
             models.Index(fields=["workflow", "-created_at"], name="run_workflow_recent"),
             models.Index(fields=["status", "lease_expires_at"], name="run_status_lease"),
+            models.Index(fields=["workspace", "status"], name="run_workspace_status"),
         ]
 
     def __str__(self) -> str:
@@ -156,3 +159,132 @@ class StepRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} of run {self.run_id} ({self.status})"
+
+
+class Trigger(models.Model):
+    """A webhook door into a workflow: `POST /hooks/<public_id>` starts a run.
+
+    The public id is a capability (≥128 random bits), so it is scrubbed from
+    logs. The Standard Webhooks secret must be known to verify signatures,
+    so it is stored encrypted (workflows/triggers.py), never in clear; after
+    a rotation the previous secret keeps working until `previous_expires_at`.
+    """
+
+    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="triggers")
+    workflow = models.ForeignKey(Workflow, models.CASCADE, related_name="triggers")
+    public_id = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=100, blank=True)
+    secret_encrypted = models.TextField()
+    previous_secret_encrypted = models.TextField(blank=True)
+    previous_expires_at = models.DateTimeField(null=True, blank=True)
+    signing_required = models.BooleanField(default=True)
+    rate_limit_per_minute = models.PositiveIntegerField(default=60)
+    # A fixed one-minute window, counted in the row so every process shares it.
+    rate_window_start = models.DateTimeField(null=True, blank=True)
+    rate_window_count = models.PositiveIntegerField(default=0)
+    callback_url = models.URLField(max_length=2000, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    rotated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.name or f"Webhook {self.pk}"
+
+
+class WebhookDelivery(models.Model):
+    """One request to a trigger and what it got: shown as "recent deliveries"."""
+
+    trigger = models.ForeignKey(Trigger, models.CASCADE, related_name="deliveries")
+    received_at = models.DateTimeField(default=timezone.now)
+    status_code = models.PositiveSmallIntegerField()
+    result = models.CharField(max_length=300)
+    message_id = models.CharField(max_length=200, blank=True)
+    run = models.ForeignKey(Run, models.SET_NULL, null=True, blank=True, related_name="+")
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["trigger", "-received_at"], name="delivery_trigger_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.status_code} {self.result}"
+
+
+class RunCallback(models.Model):
+    """Where to POST a run's result once it finishes, and how that went."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        FAILED = "failed"
+
+    run = models.OneToOneField(Run, models.CASCADE, related_name="callback")
+    trigger = models.ForeignKey(Trigger, models.SET_NULL, null=True, blank=True, related_name="callbacks")
+    url = models.URLField(max_length=2000)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="callback_due")]
+
+    def __str__(self) -> str:
+        return f"Callback of run {self.run_id} ({self.status})"
+
+
+class ApiToken(models.Model):
+    """A workspace's Bearer token for /api/v1. Only its SHA-256 is stored."""
+
+    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class Schedule(models.Model):
+    """A cron trigger: starts the latest published version at each due time.
+
+    `next_run_at` is the claim: the beat tick moves it forward with a
+    conditional UPDATE, so two ticks never start the same due time twice.
+    """
+
+    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="schedules")
+    workflow = models.ForeignKey(Workflow, models.CASCADE, related_name="schedules")
+    cron = models.CharField(max_length=100)
+    # An IANA name such as "Europe/Paris": the cron is read in local time there.
+    time_zone = models.CharField(max_length=64, default="UTC")
+    inputs = models.JSONField(default=dict, blank=True)
+    enabled = models.BooleanField(default=True)
+    next_run_at = models.DateTimeField(null=True, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_run = models.ForeignKey(Run, models.SET_NULL, null=True, blank=True, related_name="+")
+    last_error = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["enabled", "next_run_at"], name="schedule_due")]
+
+    def __str__(self) -> str:
+        return f"{self.cron} ({self.time_zone})"

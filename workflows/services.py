@@ -6,6 +6,11 @@ transaction commits, so a worker never looks for a row that is not there yet.
 
 from __future__ import annotations
 
+import functools
+import json
+import logging
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max
@@ -13,8 +18,11 @@ from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.models import User, Workspace
+from workflows import dispatch
 from workflows.definition import Definition, InputError, Issue, coerce_inputs, validate_definition
 from workflows.models import Run, StepRun, Workflow, WorkflowVersion
+
+log = logging.getLogger(__name__)
 
 
 class WorkflowInvalid(Exception):
@@ -75,10 +83,29 @@ def workflow_save_draft(*, workflow: Workflow, definition: dict, user: User | No
         workflow.description = parsed.description
     workflow.updated_at = timezone.now()
     workflow.save(update_fields=["definition", "name", "description", "updated_at"])
-    if before != workflow.definition:
+    if before != workflow.definition and not _edited_recently(workflow, user):
         audit_record(workspace=workflow.workspace_id, actor=user, action="workflow.edit", target=workflow,
                      before=before, after=workflow.definition)
     return issues
+
+
+# The editor autosaves as people type: one "edited" entry per person and
+# workflow per editing session, not one per keystroke. Publishing records the
+# result as a version, and the version history diffs it.
+EDIT_AUDIT_SESSION = timedelta(minutes=10)
+
+
+def _edited_recently(workflow: Workflow, user: User | None) -> bool:
+    from accounts.models import AuditEntry
+
+    return AuditEntry.objects.filter(
+        workspace_id=workflow.workspace_id,
+        action="workflow.edit",
+        target_type="workflow",
+        target_id=str(workflow.pk),
+        actor=user if user is not None and user.is_authenticated else None,
+        created_at__gte=timezone.now() - EDIT_AUDIT_SESSION,
+    ).exists()
 
 
 @transaction.atomic
@@ -119,8 +146,87 @@ def workflow_import(*, workspace: Workspace, definition: dict, user: User | None
     return existing
 
 
+def workflow_unique_name(*, workspace: Workspace, name: str, exclude: Workflow | None = None) -> str:
+    """`name`, or "name (2)", "name (3)"…: the first one no other workflow of the workspace has."""
+    name = name.strip()[:190] or "Untitled workflow"
+    taken = set(
+        workspace.workflows.exclude(id=exclude.id if exclude else None)
+        .filter(name__startswith=name)
+        .values_list("name", flat=True)
+    )
+    candidate, number = name, 2
+    while candidate in taken:
+        candidate, number = f"{name} ({number})", number + 1
+    return candidate
+
+
+@transaction.atomic
+def workflow_duplicate(*, workflow: Workflow, user: User | None) -> Workflow:
+    """A new workflow whose draft is a copy of this one's draft (versions and runs stay behind).
+
+    The draft is copied as it is, even when it does not validate, so a
+    half-finished workflow can be duplicated too.
+    """
+    name = workflow_unique_name(workspace=workflow.workspace, name=f"{workflow.name} (copy)")
+    definition = {**workflow.definition, "name": name} if isinstance(workflow.definition, dict) else {"name": name}
+    copy = Workflow.objects.create(
+        workspace_id=workflow.workspace_id,
+        name=name,
+        description=workflow.description,
+        definition=definition,
+        created_by=user,
+    )
+    audit_record(workspace=workflow.workspace_id, actor=user, action="workflow.duplicate", target=copy,
+                 after={"from": workflow.id, "from_name": workflow.name})
+    return copy
+
+
+@transaction.atomic
+def workflow_archive(*, workflow: Workflow, user: User | None) -> None:
+    """Hide a workflow from the list. Its versions, runs and triggers are kept."""
+    if workflow.archived_at is not None:
+        return
+    workflow.archived_at = timezone.now()
+    workflow.save(update_fields=["archived_at"])
+    audit_record(workspace=workflow.workspace_id, actor=user, action="workflow.archive", target=workflow)
+
+
+@transaction.atomic
+def workflow_unarchive(*, workflow: Workflow, user: User | None) -> None:
+    if workflow.archived_at is None:
+        return
+    workflow.archived_at = None
+    workflow.save(update_fields=["archived_at"])
+    audit_record(workspace=workflow.workspace_id, actor=user, action="workflow.unarchive", target=workflow)
+
+
+@transaction.atomic
+def workflow_restore_version(*, workflow: Workflow, version: WorkflowVersion, user: User | None) -> list[Issue]:
+    """Copy a published version's definition into the draft (the draft it replaces is audited)."""
+    if version.workflow_id != workflow.id:
+        raise ValueError("That version belongs to another workflow.")
+    definition = dict(version.definition)
+    # The workflow may have been renamed since; keep its current name (names are unique).
+    definition["name"] = workflow.name
+    issues = workflow_save_draft(workflow=workflow, definition=definition, user=user)
+    audit_record(workspace=workflow.workspace_id, actor=user, action="workflow.restore_version",
+                 target=workflow, after={"version": version.number})
+    return issues
+
+
 def latest_version(workflow: Workflow) -> WorkflowVersion | None:
     return workflow.versions.order_by("-number").first()
+
+
+@functools.lru_cache(maxsize=512)
+def _parsed_version(version_id: int, data: str) -> Definition:
+    return definition_parse(json.loads(data))
+
+
+def version_definition(version: WorkflowVersion) -> Definition:
+    """A published version's parsed definition. Versions never change, so the
+    parse (the validator's work) is done once per process, not once per run."""
+    return _parsed_version(version.id, json.dumps(version.definition, sort_keys=True))
 
 
 def run_start(
@@ -143,33 +249,34 @@ def run_start(
     also under concurrency (a unique constraint decides, not a prior check).
     """
     if draft:
-        definition_data = workflow.definition
+        definition = definition_parse(workflow.definition)
+        snapshot = definition.model_dump(mode="json", by_alias=True)
         version = None
     else:
         version = version or latest_version(workflow)
         if version is None:
             raise NotPublished("This workflow has no published version yet. Publish it first.")
-        definition_data = version.definition
-    definition = definition_parse(definition_data)
-    if idempotency_key:
-        existing = Run.objects.filter(workflow=workflow, idempotency_key=idempotency_key).first()
-        if existing:
-            return existing
+        definition = version_definition(version)
+        snapshot = version.definition  # stored normalized at publish
     coerced = coerce_inputs(definition, inputs)
+    # Sent to the workers now if the workspace has a free slot, else it waits its turn.
+    send_now = dispatch.has_free_slot(workflow.workspace_id)
     try:
         with transaction.atomic():
             run = Run.objects.create(
                 workspace_id=workflow.workspace_id,
                 workflow=workflow,
                 version=version,
-                definition=definition.model_dump(mode="json", by_alias=True),
+                definition=snapshot,
                 trigger=trigger,
                 inputs=coerced,
                 payload=payload,
                 created_by=user,
                 idempotency_key=idempotency_key or None,
+                enqueued_at=timezone.now() if send_now else None,
             )
-            _enqueue_on_commit(run.id)
+            if send_now:
+                _enqueue_on_commit(run.id)
     except IntegrityError:
         if not idempotency_key:
             raise
@@ -178,9 +285,20 @@ def run_start(
 
 
 def _enqueue_on_commit(run_id: int) -> None:
+    transaction.on_commit(lambda: run_enqueue(run_id))
+
+
+def run_enqueue(run_id: int) -> None:
+    """Send the run's id to the workers (callers mark it sent: `enqueued_at`).
+
+    If the broker is down the run stays
+    queued in the database, and the reaper sends it again later: never lost."""
     from workflows.tasks import run_execute
 
-    transaction.on_commit(lambda: run_execute.delay(run_id))
+    try:
+        run_execute.delay(run_id)
+    except Exception:  # kombu raises many kinds; all mean "not sent now"
+        log.warning("Run %s: broker unavailable; the reaper will enqueue it", run_id, exc_info=True)
 
 
 @transaction.atomic
@@ -200,6 +318,7 @@ def run_resume(*, run: Run, user: User | None) -> Run:
         payload=run.payload,
         created_by=user,
         resumed_from=run,
+        enqueued_at=timezone.now(),
     )
     StepRun.objects.bulk_create(
         StepRun(
@@ -224,12 +343,15 @@ def run_resume(*, run: Run, user: User | None) -> Run:
 
 def run_cancel(*, run: Run) -> bool:
     """Cancel a queued or running run. A step in flight finishes and is recorded."""
-    return (
+    canceled = (
         Run.objects.filter(id=run.id, status__in=[Run.Status.QUEUED, Run.Status.RUNNING]).update(
             status=Run.Status.CANCELED, finished_at=timezone.now(), error="Canceled."
         )
         == 1
     )
+    if canceled:
+        transaction.on_commit(lambda: dispatch.dispatch_after_finish(run.workspace_id))
+    return canceled
 
 
 __all__ = [
@@ -239,9 +361,14 @@ __all__ = [
     "run_cancel",
     "run_resume",
     "run_start",
+    "workflow_archive",
     "workflow_create",
     "workflow_delete",
+    "workflow_duplicate",
     "workflow_import",
     "workflow_publish",
+    "workflow_restore_version",
     "workflow_save_draft",
+    "workflow_unarchive",
+    "workflow_unique_name",
 ]

@@ -1,8 +1,15 @@
 """Celery tasks: thin, id-only; the engine holds the logic."""
 
 from celery import shared_task
+from celery.signals import worker_ready
 
-from workflows import engine
+from workflows import engine, tokens
+
+
+@worker_ready.connect
+def _warm_up(**kwargs: object) -> None:
+    # Load the tokenizer before the first run needs it.
+    tokens.warm_up()
 
 
 @shared_task(name="workflows.run_execute", ignore_result=True)
@@ -13,3 +20,31 @@ def run_execute(run_id: int) -> None:
 @shared_task(name="workflows.reap_runs", ignore_result=True)
 def reap_runs() -> None:
     engine.reap()
+
+
+@shared_task(name="workflows.callback_deliver", ignore_result=True)
+def callback_deliver(callback_id: int) -> None:
+    from workflows import callbacks
+
+    callbacks.callback_deliver(callback_id)
+
+
+@shared_task(name="workflows.callbacks_sweep", ignore_result=True)
+def callbacks_sweep() -> None:
+    from workflows import callbacks
+
+    callbacks.callbacks_sweep()
+
+
+@shared_task(name="workflows.schedules_tick", ignore_result=True)
+def schedules_tick() -> None:
+    from workflows import schedules
+
+    schedules.tick()
+
+
+@shared_task(name="workflows.deliveries_prune", ignore_result=True)
+def deliveries_prune() -> None:
+    from workflows import webhooks
+
+    webhooks.deliveries_prune()

