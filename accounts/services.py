@@ -193,7 +193,7 @@ def invitation_check(invitation: Invitation | None, user: User | None = None) ->
 @transaction.atomic
 def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
     """Join the workspace with the invited role. The link works once, for the invited address only."""
-    locked = Invitation.objects.select_for_update().select_related("workspace", "invited_by").get(id=invitation.id)
+    locked = Invitation.objects.select_for_update(of=("self",)).select_related("workspace", "invited_by").get(id=invitation.id)
     invitation_check(locked, user)
     membership, created = Membership.objects.get_or_create(
         user=user, workspace=locked.workspace, defaults={"role": locked.role}
