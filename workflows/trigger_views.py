@@ -164,6 +164,11 @@ def _render_triggers(
     return render(request, "workflows/triggers.html", context, status=status)
 
 
+def _back_to_triggers(request: HttpRequest, slug: str, workflow: Workflow, *, success: str) -> HttpResponse:
+    messages.success(request, success)
+    return redirect("workflow_triggers", slug, workflow.id)
+
+
 def _trigger_of(workflow: Workflow, trigger_id: int) -> Trigger:
     trigger = workflow.triggers.filter(id=trigger_id).first()
     if trigger is None:
@@ -210,8 +215,7 @@ def trigger_edit(request: HttpRequest, slug: str, workflow_id: int, trigger_id: 
             f"{form.fields[name].label or name}: {' '.join(errors)}" for name, errors in form.errors.items()))
         return redirect("workflow_triggers", slug, workflow.id)
     triggers.trigger_update(trigger=trigger, user=request.user, **form.cleaned_data)  # type: ignore[arg-type]
-    messages.success(request, "Webhook settings saved.")
-    return redirect("workflow_triggers", slug, workflow.id)
+    return _back_to_triggers(request, slug, workflow, success="Webhook settings saved.")
 
 
 @login_required
@@ -227,8 +231,7 @@ def trigger_rotate(request: HttpRequest, slug: str, workflow_id: int, trigger_id
 def trigger_delete(request: HttpRequest, slug: str, workflow_id: int, trigger_id: int) -> HttpResponse:
     membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.ADMIN)
     triggers.trigger_delete(trigger=_trigger_of(workflow, trigger_id), user=request.user)
-    messages.success(request, "Webhook deleted: its URL no longer starts runs.")
-    return redirect("workflow_triggers", slug, workflow.id)
+    return _back_to_triggers(request, slug, workflow, success="Webhook deleted: its URL no longer starts runs.")
 
 
 @login_required
@@ -256,8 +259,7 @@ def schedule_create(request: HttpRequest, slug: str, workflow_id: int) -> HttpRe
             form.add_error(e.field, e.message)
     if not form.is_valid():
         return _render_triggers(request, membership, workflow, status=422, schedule_form=form)
-    messages.success(request, "Schedule added.")
-    return redirect("workflow_triggers", slug, workflow.id)
+    return _back_to_triggers(request, slug, workflow, success="Schedule added.")
 
 
 @login_required
@@ -273,8 +275,7 @@ def schedule_edit(request: HttpRequest, slug: str, workflow_id: int, schedule_id
             form.add_error(e.field, e.message)
     if not form.is_valid():
         return _render_triggers(request, membership, workflow, status=422, schedule_errors={schedule.id: form})
-    messages.success(request, "Schedule saved.")
-    return redirect("workflow_triggers", slug, workflow.id)
+    return _back_to_triggers(request, slug, workflow, success="Schedule saved.")
 
 
 @login_required
@@ -282,8 +283,7 @@ def schedule_edit(request: HttpRequest, slug: str, workflow_id: int, schedule_id
 def schedule_delete(request: HttpRequest, slug: str, workflow_id: int, schedule_id: int) -> HttpResponse:
     membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.ADMIN)
     schedules.schedule_delete(schedule=_schedule_of(workflow, schedule_id), user=request.user)
-    messages.success(request, "Schedule deleted.")
-    return redirect("workflow_triggers", slug, workflow.id)
+    return _back_to_triggers(request, slug, workflow, success="Schedule deleted.")
 
 
 # API tokens ----------------------------------------------------------------
