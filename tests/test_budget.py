@@ -112,7 +112,7 @@ def test_each_month_has_its_own_ledger(personas: Personas) -> None:
 def test_the_worst_case_covers_what_the_api_counts(personas: Personas) -> None:
     messages = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Summarise tides."}]
     counted = tokens.count_messages(messages)
-    worst = budget.worst_case_nanousd(model=MODEL, messages=messages, prompt_tokens=counted, max_tokens=10)
+    worst = budget.worst_case_nanousd(model=MODEL, prompt_tokens=counted, max_tokens=10)
     billed = fake_openai.prompt_tokens(tuple(fake_openai.Message(m["role"], m["content"]) for m in messages)).count
     assert worst >= billed * 400 + 10 * 1600
 
@@ -154,7 +154,7 @@ def one_call(name: str, prompt: str, max_tokens: int = 8) -> dict:
 def worst_case(prompt: str, max_tokens: int = 8) -> int:
     messages = [{"role": "user", "content": prompt}]
     return budget.worst_case_nanousd(
-        model=MODEL, messages=messages, prompt_tokens=tokens.count_messages(messages), max_tokens=max_tokens
+        model=MODEL, prompt_tokens=tokens.count_messages(messages), max_tokens=max_tokens
     )
 
 

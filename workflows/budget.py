@@ -16,6 +16,11 @@ Guarantees, and how they are kept:
 - **Settling is exact.** After the call, the reservation is replaced by the
   real cost in one UPDATE of F() expressions; a call that failed without usage
   releases it entirely. Real cost <= worst case, so settling never overshoots.
+- **No transactions of its own on the hot path.** The engine holds and settles
+  inside the transactions that record the step's attempt and its result
+  (`hold` and `settle_in_transaction`), so a call costs the ledger two or
+  three statements and no extra round trip to COMMIT. A workspace without a
+  budget holds nothing: its result's transaction only adds the cost.
 - **Crashes do not leak budget for the month.** A worker killed mid-call
   cannot settle; its reservation row stays. Once it is older than any call
   can last (the run time limit plus one call timeout) it is released by the
@@ -42,7 +47,7 @@ from django.db.models.lookups import LessThanOrEqual
 from django.utils import timezone
 
 from accounts.models import BudgetMonth, BudgetReservation, Workspace
-from workflows import pricing
+from workflows import pricing, sql
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +83,7 @@ def month_of(moment: datetime | None = None) -> date:
     return (moment or timezone.now()).astimezone(UTC).date().replace(day=1)
 
 
-def worst_case_nanousd(*, model: str, messages: list[dict[str, str]], prompt_tokens: int, max_tokens: int) -> int:
+def worst_case_nanousd(*, model: str, prompt_tokens: int, max_tokens: int) -> int:
     """The most a call can cost, as an upper bound the real invoice cannot pass.
 
     `prompt_tokens` is counted as OpenAI counts it (`tokens.count_messages`:
@@ -91,7 +96,14 @@ def _ledger(workspace_id: int, month: date) -> BudgetMonth:
     # get_or_create survives the race of two first calls of the month: the
     # unique constraint lets one INSERT win, the other reads the winner's row.
     ledger, _ = BudgetMonth.objects.get_or_create(workspace_id=workspace_id, month=month)
+    _ledger_ids[workspace_id, month] = ledger.id
     return ledger
+
+
+# Ledger rows are never deleted (but with their workspace), so their ids can
+# be remembered by each process. A stale id only makes an UPDATE match no row,
+# which sends the caller down the slow path that creates the row.
+_ledger_ids: dict[tuple[int, date], int] = {}
 
 
 def _stale_before() -> datetime:
@@ -148,18 +160,74 @@ def reserve(*, workspace_id: int, amount_nanousd: int, run_id: int | None = None
     return reservation
 
 
-def settle(reservation: Reservation, *, cost_nanousd: int) -> None:
-    """Replace the hold by what the call really cost (0 releases it)."""
+class _Full:
+    """`hold` could not hold the amount: take the slow path (`reserve`)."""
+
+
+FULL = _Full()
+
+
+def hold(
+    *, workspace_id: int, budget_nanousd: int | None, amount_nanousd: int, run_id: int | None
+) -> Reservation | None | _Full:
+    """Inside the caller's transaction, hold `amount_nanousd` for one call.
+
+    Returns the reservation; None when the workspace has no budget (nothing is
+    held, `settle_in_transaction` only meters the cost); FULL when the amount
+    does not fit or the month has no ledger row yet. After FULL, commit and
+    call `reserve`, which sweeps stale holds, creates the row, and raises
+    BudgetExhausted if the call still does not fit.
+    """
+    if budget_nanousd is None:
+        return None
+    month = month_of()
+    ledger_id = _ledger_ids.get((workspace_id, month))
+    if ledger_id is None:
+        return FULL
+    fits = BudgetMonth.objects.filter(id=ledger_id).filter(
+        LessThanOrEqual(F("spent_nanousd") + F("reserved_nanousd") + Value(amount_nanousd), Value(budget_nanousd))
+    )
+    if fits.update(reserved_nanousd=F("reserved_nanousd") + amount_nanousd) != 1:
+        return FULL
+    reservation = BudgetReservation.objects.create(ledger_id=ledger_id, amount_nanousd=amount_nanousd, run_id=run_id)
+    return Reservation(id=reservation.id, ledger_id=ledger_id, amount_nanousd=amount_nanousd)
+
+
+def settle_in_transaction(reservation: Reservation | None, *, workspace_id: int, cost_nanousd: int) -> None:
+    """Inside the caller's transaction: replace the hold by the real cost, or,
+    with no hold (no budget), add the cost to this month's spend."""
+    if reservation is not None:
+        _settle(reservation, cost_nanousd)
+        return
+    if cost_nanousd == 0:
+        return
+    month = month_of()
+    ledger_id = _ledger_ids.get((workspace_id, month))
+    added = ledger_id is not None and sql.update(BudgetMonth, where={"id": ledger_id}, add={"spent_nanousd": cost_nanousd})
+    if not added:
+        with transaction.atomic():  # a savepoint: the INSERT of a racing first call may win
+            ledger_id = _ledger(workspace_id, month).id
+        BudgetMonth.objects.filter(id=ledger_id).update(spent_nanousd=F("spent_nanousd") + cost_nanousd)
+
+
+def _settle(reservation: Reservation, cost_nanousd: int) -> None:
+    # Deleting first decides who releases the hold: this settle or a stale
+    # sweep that (wrongly) gave up on a very slow call.
+    held = BudgetReservation.objects.filter(id=reservation.id).delete()[0] == 1
+    sql.update(
+        BudgetMonth,
+        where={"id": reservation.ledger_id},
+        add={"reserved_nanousd": -reservation.amount_nanousd if held else 0, "spent_nanousd": cost_nanousd},
+    )
+
+
+def settle(reservation: Reservation | None, *, cost_nanousd: int, workspace_id: int = 0) -> None:
+    """In a transaction of its own: replace the hold by what the call really
+    cost (0 releases it). With no hold, meter the cost for `workspace_id`."""
     try:
         with transaction.atomic():
-            # Deleting first decides who releases the hold: this settle or a
-            # stale sweep that (wrongly) gave up on a very slow call.
-            held = BudgetReservation.objects.filter(id=reservation.id).delete()[0] == 1
-            BudgetMonth.objects.filter(id=reservation.ledger_id).update(
-                reserved_nanousd=F("reserved_nanousd") - (reservation.amount_nanousd if held else 0),
-                spent_nanousd=F("spent_nanousd") + cost_nanousd,
-            )
+            settle_in_transaction(reservation, workspace_id=workspace_id, cost_nanousd=cost_nanousd)
     except DatabaseError:
         # The answer is worth more than the ledger line: keep the step's
         # result. The hold is released as stale later; the cost stays unmetered.
-        log.exception("Could not settle budget reservation %s (%s n$)", reservation.id, cost_nanousd)
+        log.exception("Could not settle budget reservation %s (%s n$)", reservation, cost_nanousd)

@@ -14,6 +14,7 @@ never lost: the reaper also sends waiting runs of workspaces with free slots.
 from __future__ import annotations
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
 
@@ -51,10 +52,28 @@ def dispatch_waiting(workspace_id: int) -> list[int]:
     return sent
 
 
-def dispatch_after_finish(workspace_id: int) -> None:
-    """A slot of the workspace freed: send its next waiting run, if any."""
-    if Run.objects.filter(workspace_id=workspace_id, status=Run.Status.QUEUED, enqueued_at__isnull=True).exists():
-        dispatch_waiting(workspace_id)
+def hand_over_slot(workspace_id: int) -> int | None:
+    """A run of the workspace finished: send its oldest waiting run in the slot
+    it freed. One statement picks and marks the run, so two finishing runs
+    never send the same one; returns its id, or None if none was waiting."""
+    from workflows.services import run_enqueue
+
+    table = Run._meta.db_table
+    # PostgreSQL: a concurrent hand-over skips the row another one is taking.
+    # SQLite has one writer at a time.
+    skip_locked = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET enqueued_at = %s WHERE enqueued_at IS NULL AND id = ("
+            f"SELECT id FROM {table} WHERE workspace_id = %s AND status = %s AND enqueued_at IS NULL "
+            f"ORDER BY id LIMIT 1{skip_locked}) RETURNING id",
+            [connection.ops.adapt_datetimefield_value(timezone.now()), workspace_id, Run.Status.QUEUED],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    run_enqueue(row[0])
+    return row[0]
 
 
 def dispatch_all_waiting() -> list[int]:

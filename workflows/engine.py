@@ -31,6 +31,7 @@ import threading
 import time
 import uuid
 from datetime import datetime, timedelta
+from types import ModuleType
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
@@ -38,14 +39,18 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from workflows import dispatch, flow
+from workflows import budget, dispatch, flow, sql
 from workflows.definition import Definition
-from workflows.models import Run, StepRun
+from accounts.models import Workspace
+from workflows.models import Run, RunCallback, StepRun
 from workflows.rendering import render
 from workflows.steps import STEP_TYPES
 from workflows.steps.context import StepContext, StepFailed, StepResult, Usage
 
 log = logging.getLogger(__name__)
+
+_RUN = Run._meta.db_table
+_WORKSPACE = Workspace._meta.db_table
 
 
 class LeaseLost(Exception):
@@ -103,25 +108,27 @@ def _fence(run_id: int, token: str, *, running: bool) -> None:
         raise LeaseLost
 
 
-def claim(run_id: int) -> tuple[str, datetime] | None:
-    """Take the lease of a queued run, or of a running one whose worker died.
+def claim(run_id: int) -> tuple[Run, str, datetime] | None:
+    """Take the lease of a queued run, or of a running one whose worker died,
+    and load it: one statement.
 
-    Returns the lease token and the claim's time (a run whose `started_at`
-    equals it was claimed for the first time: it has no steps yet)."""
+    Returns the run, the lease token and the claim's time (a run whose
+    `started_at` equals it was claimed for the first time: it has no steps yet)."""
     token = uuid.uuid4().hex
     now = timezone.now()
-    claimed = (
-        Run.objects.filter(id=run_id, status__in=[Run.Status.QUEUED, Run.Status.RUNNING])
-        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-        .update(
-            status=Run.Status.RUNNING,
-            lease_owner=token,
-            lease_expires_at=now + timedelta(seconds=settings.RUN_LEASE_SECONDS),
-            started_at=Coalesce(F("started_at"), now),
-            deadline_at=Coalesce(F("deadline_at"), now + timedelta(seconds=settings.RUN_TIME_LIMIT_SECONDS)),
-        )
-    )
-    return (token, now) if claimed == 1 else None
+    adapt = connection.ops.adapt_datetimefield_value
+    # Raw SQL because this is the hottest statement of the engine (the ORM
+    # cannot UPDATE ... RETURNING); Run.objects.raw still converts the row.
+    claimed = list(Run.objects.raw(
+        f"UPDATE {_RUN} SET status = %s, lease_owner = %s, lease_expires_at = %s, "
+        "started_at = COALESCE(started_at, %s), deadline_at = COALESCE(deadline_at, %s) "
+        "WHERE id = %s AND status IN (%s, %s) AND (lease_expires_at IS NULL OR lease_expires_at < %s) "
+        "RETURNING *",
+        [Run.Status.RUNNING, token, adapt(now + timedelta(seconds=settings.RUN_LEASE_SECONDS)), adapt(now),
+         adapt(now + timedelta(seconds=settings.RUN_TIME_LIMIT_SECONDS)),
+         run_id, Run.Status.QUEUED, Run.Status.RUNNING, adapt(now)],
+    ))
+    return (claimed[0], token, now) if claimed else None
 
 
 def run_execute(run_id: int) -> None:
@@ -129,10 +136,10 @@ def run_execute(run_id: int) -> None:
     claimed = claim(run_id)
     if claimed is None:
         return
-    token, claimed_at = claimed
+    run, token, claimed_at = claimed
     heartbeat.hold(token, run_id)
     try:
-        _execute(Run.objects.get(id=run_id), token, first_claim_at=claimed_at)
+        _execute(run, token, first_claim_at=claimed_at)
     except LeaseLost:
         log.info("Run %s: lease lost or run canceled; stopping", run_id)
     except DatabaseError:
@@ -141,8 +148,7 @@ def run_execute(run_id: int) -> None:
         log.warning("Run %s: database error; the reaper will resume it", run_id, exc_info=True)
     except Exception:
         log.exception("Run %s: internal error", run_id)
-        workspace_id = Run.objects.values_list("workspace_id", flat=True).get(id=run_id)
-        _finish(run_id, workspace_id, token, status=Run.Status.FAILED,
+        _finish(run_id, run.workspace_id, token, status=Run.Status.FAILED,
                 error="Internal error in Stepwise; the run was stopped.")
     finally:
         heartbeat.release(token)
@@ -194,54 +200,105 @@ def _execute_step(
     run: Run, token: str, index: int, step: object, variables: dict[str, object], existing: StepRun | None
 ) -> object:
     module = STEP_TYPES[step.type]  # type: ignore[attr-defined]
-    key: str = step.key  # type: ignore[attr-defined]
     started_at = timezone.now()
-    paid = getattr(module, "PAID", False)
-    if paid:
-        # Record the attempt before calling, so a crash leaves an honest count.
-        values = {
-            "position": index,
-            "type": step.type,  # type: ignore[attr-defined]
-            "status": StepRun.Status.RUNNING,
-            "started_at": started_at,
-            "error": "",
-            "attempts": (existing.attempts if existing else 0) + 1,
-        }
-        with transaction.atomic():
-            _fence(run.id, token, running=True)
-            if existing is None:
-                StepRun.objects.create(run=run, key=key, **values)
-            else:
-                StepRun.objects.filter(id=existing.id).update(**values)
+    if getattr(module, "PAID", False):
+        return _execute_paid_step(run, token, index, step, module, variables, existing, started_at)
+    try:
+        # Free steps are pure functions of the variables.
+        output = module.execute(step, variables)
+    except StepFailed as e:
+        _record_step(run, token, index, step, started_at, status=StepRun.Status.FAILED, output=None,
+                     messages=e.messages, usage=e.usage, error=e.message, paid=False)
+        raise
+    _record_step(run, token, index, step, started_at, status=StepRun.Status.SUCCEEDED, output=output,
+                 messages=None, usage=Usage(), error="", paid=False)
+    return output
+
+
+def _execute_paid_step(
+    run: Run,
+    token: str,
+    index: int,
+    step: object,
+    module: ModuleType,
+    variables: dict[str, object],
+    existing: StepRun | None,
+    started_at: datetime,
+) -> object:
+    """A step that costs money: hold its worst case, record the attempt, call, record and settle.
+
+    The attempt and the budget hold are one transaction, the result and the
+    settlement another, so a call costs the database two commits."""
+    key: str = step.key  # type: ignore[attr-defined]
+
+    def failed(e: StepFailed, reservation: budget.Reservation | None = None) -> StepFailed:
+        _record_step(run, token, index, step, started_at, status=StepRun.Status.FAILED, output=None,
+                     messages=e.messages, usage=e.usage, error=e.message, paid=True, reservation=reservation)
+        return e
+
+    try:
+        call = module.prepare(step, variables)
+    except StepFailed as e:
+        raise failed(e) from None
+    # Record the attempt before calling, so a crash leaves an honest count.
+    values = {
+        "position": index,
+        "type": step.type,  # type: ignore[attr-defined]
+        "status": StepRun.Status.RUNNING,
+        "started_at": started_at,
+        "error": "",
+        "attempts": (existing.attempts if existing else 0) + 1,
+    }
+    with transaction.atomic():
+        budget_nanousd = _fence_reading_budget(run.id, token)
+        if existing is None:
+            StepRun.objects.create(run=run, key=key, **values)
+        else:
+            sql.update(StepRun, where={"id": existing.id}, values=values)
+        reservation = budget.hold(workspace_id=run.workspace_id, budget_nanousd=budget_nanousd,
+                                  amount_nanousd=call.hold_nanousd, run_id=run.id)
+    if reservation is budget.FULL:
+        try:
+            reservation = budget.reserve(workspace_id=run.workspace_id, amount_nanousd=call.hold_nanousd,
+                                         run_id=run.id)
+        except budget.BudgetExhausted as e:
+            raise failed(StepFailed(e.message, messages=call.messages, attempts=0)) from None
+    assert not isinstance(reservation, budget._Full)
 
     def on_retry() -> None:
         with transaction.atomic():
             _fence(run.id, token, running=True)
             StepRun.objects.filter(run=run, key=key).update(attempts=F("attempts") + 1)
 
-    context = StepContext(
-        variables=variables,
-        run_id=run.id,
-        workspace_id=run.workspace_id,
-        deadline=run.deadline_at,
-        on_attempt=on_retry,
-    )
-    if paid and connection.settings_dict.get("OPTIONS", {}).get("pool"):
+    context = StepContext(variables=variables, run_id=run.id, workspace_id=run.workspace_id,
+                          deadline=run.deadline_at, on_attempt=on_retry)
+    if connection.settings_dict.get("OPTIONS", {}).get("pool"):
         # Give the connection back to the pool while the call waits on the network.
         connection.close()
     try:
-        if paid:
-            result: StepResult = module.execute(step, context)
-        else:
-            # Free steps are pure functions of the variables.
-            result = StepResult(output=module.execute(step, variables))
+        result: StepResult = module.execute(step, call, context)
     except StepFailed as e:
-        _record_step(run, token, index, step, started_at, status=StepRun.Status.FAILED, output=None,
-                     messages=e.messages, usage=e.usage, error=e.message, paid=paid)
+        raise failed(e, reservation) from None
+    except BaseException:
+        budget.settle(reservation, cost_nanousd=0, workspace_id=run.workspace_id)
         raise
     _record_step(run, token, index, step, started_at, status=StepRun.Status.SUCCEEDED, output=result.output,
-                 messages=result.messages, usage=result.usage, error="", paid=paid)
+                 messages=result.messages, usage=result.usage, error="", paid=True, reservation=reservation)
     return result.output
+
+
+def _fence_reading_budget(run_id: int, token: str) -> int | None:
+    """`_fence` for a running run, and the workspace's budget, in one statement."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_RUN} SET lease_expires_at = %s WHERE id = %s AND lease_owner = %s AND status = %s "
+            f"RETURNING (SELECT budget_nanousd FROM {_WORKSPACE} WHERE id = {_RUN}.workspace_id)",
+            [connection.ops.adapt_datetimefield_value(_lease_expiry()), run_id, token, Run.Status.RUNNING],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise LeaseLost
+    return row[0]
 
 
 def _record_step(
@@ -257,8 +314,10 @@ def _record_step(
     usage: Usage,
     error: str,
     paid: bool,
+    reservation: budget.Reservation | None = None,
 ) -> None:
-    """Commit a step's outcome and add its usage to the run's totals, atomically."""
+    """Commit a step's outcome, add its usage to the run's totals and, for a
+    paid step, settle its cost in the budget ledger: atomically."""
     finished_at = timezone.now()
     values = {
         "position": index,
@@ -276,22 +335,32 @@ def _record_step(
         "started_at": started_at,
         "finished_at": finished_at,
     }
-    with transaction.atomic():
-        # Fenced by the owner only, not the status: a call answered after a
-        # cancel is still recorded. The fence and the totals are one UPDATE.
-        fenced = Run.objects.filter(id=run.id, lease_owner=token).update(
-            lease_expires_at=_lease_expiry(),
-            tokens_in=F("tokens_in") + usage.tokens_in,
-            tokens_cached=F("tokens_cached") + usage.tokens_cached,
-            tokens_out=F("tokens_out") + usage.tokens_out,
-            cost_nanousd=F("cost_nanousd") + usage.cost_nanousd,
-        )
-        if fenced != 1:
-            raise LeaseLost
+    try:
+        with transaction.atomic():
+            # Fenced by the owner only, not the status: a call answered after a
+            # cancel is still recorded. The fence and the totals are one UPDATE.
+            fenced = sql.update(
+                Run,
+                where={"id": run.id, "lease_owner": token},
+                values={"lease_expires_at": _lease_expiry()},
+                add={"tokens_in": usage.tokens_in, "tokens_cached": usage.tokens_cached,
+                     "tokens_out": usage.tokens_out, "cost_nanousd": usage.cost_nanousd},
+            )
+            if fenced != 1:
+                raise LeaseLost
+            key: str = step.key  # type: ignore[attr-defined]
+            if not paid or not sql.update(StepRun, where={"run_id": run.id, "key": key}, values=values):
+                # A paid step that failed before its attempt was recorded has no row yet.
+                StepRun.objects.create(run=run, key=key, attempts=0 if paid else 1, **values)
+            if paid:
+                budget.settle_in_transaction(reservation, workspace_id=run.workspace_id,
+                                             cost_nanousd=usage.cost_nanousd)
+    except LeaseLost:
+        # Another worker owns the run: it records the step, but the money
+        # was spent here, so settle it here.
         if paid:
-            StepRun.objects.filter(run=run, key=step.key).update(**values)  # type: ignore[attr-defined]
-        else:
-            StepRun.objects.create(run=run, key=step.key, attempts=1, **values)  # type: ignore[attr-defined]
+            budget.settle(reservation, cost_nanousd=usage.cost_nanousd, workspace_id=run.workspace_id)
+        raise
     # A cancel that arrived during this step stops the run at the next paid
     # step's fence, or at _finish, which only finishes a run still running.
 
@@ -316,28 +385,46 @@ def _record_skipped(
 def _finish(
     run_id: int, workspace_id: int, token: str, *, status: str, output: object = None, error: str = ""
 ) -> bool:
-    finished = Run.objects.filter(id=run_id, lease_owner=token, status=Run.Status.RUNNING).update(
-        status=status, output=output, error=error, finished_at=timezone.now(), lease_expires_at=None
+    # One statement finishes the run and says what its end sets in motion.
+    finished = sql.update_returning(
+        Run,
+        where={"id": run_id, "lease_owner": token, "status": Run.Status.RUNNING},
+        values={"status": status, "output": output, "error": error, "finished_at": timezone.now(),
+                "lease_expires_at": None},
+        returning=_FINISH_RETURNING,
     )
-    if finished == 1:
-        transaction.on_commit(lambda: _on_finished(run_id, workspace_id))
-    return finished == 1
+    if finished is None:
+        return False
+    has_callback, has_waiting = map(bool, finished)
+    if has_callback or has_waiting:
+        transaction.on_commit(lambda: _on_finished(run_id, workspace_id, has_callback, has_waiting))
+    return True
 
 
-def _on_finished(run_id: int, workspace_id: int) -> None:
-    """Free the run's slot for the workspace's next waiting run, and send the
-    run's completion callback, if it has one. Never fails the run: what
-    cannot be sent now is sent by the reaper and the callback sweep."""
-    try:
-        dispatch.dispatch_after_finish(workspace_id)
-    except Exception:
-        log.warning("Run %s: could not dispatch the next waiting run; the reaper will", run_id, exc_info=True)
-    try:
-        from workflows.callbacks import callback_enqueue_for_run
+_FINISH_RETURNING = (
+    f"EXISTS (SELECT 1 FROM {RunCallback._meta.db_table} WHERE run_id = {_RUN}.id AND status = "
+    f"'{RunCallback.Status.PENDING.value}'), "
+    f"EXISTS (SELECT 1 FROM {_RUN} AS waiting WHERE waiting.workspace_id = {_RUN}.workspace_id "
+    f"AND waiting.status = '{Run.Status.QUEUED.value}' AND waiting.enqueued_at IS NULL)"
+)
 
-        callback_enqueue_for_run(run_id)
-    except Exception:
-        log.warning("Run %s: could not enqueue its callback; the sweep will", run_id, exc_info=True)
+
+def _on_finished(run_id: int, workspace_id: int, has_callback: bool, has_waiting: bool) -> None:
+    """Hand the run's slot to the workspace's next waiting run, and send the
+    run's completion callback. Never fails the run: what cannot be sent now is
+    sent by the reaper and the callback sweep."""
+    if has_waiting:
+        try:
+            dispatch.hand_over_slot(workspace_id)
+        except Exception:
+            log.warning("Run %s: could not dispatch the next waiting run; the reaper will", run_id, exc_info=True)
+    if has_callback:
+        try:
+            from workflows.callbacks import callback_enqueue_for_run
+
+            callback_enqueue_for_run(run_id)
+        except Exception:
+            log.warning("Run %s: could not enqueue its callback; the sweep will", run_id, exc_info=True)
 
 
 def _time_limit_message() -> str:

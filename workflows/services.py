@@ -350,7 +350,7 @@ def run_cancel(*, run: Run) -> bool:
         == 1
     )
     if canceled:
-        transaction.on_commit(lambda: dispatch.dispatch_after_finish(run.workspace_id))
+        transaction.on_commit(lambda: dispatch.dispatch_waiting(run.workspace_id))
     return canceled
 
 

@@ -7,7 +7,10 @@ Each kind is one module holding its pydantic config and these functions:
 - `output_schema(step) -> dict | None`: JSON schema of the output, None for text;
 - `check(step, *, models) -> list[tuple[str, str]]`: kind-specific validation
   as (field, message) pairs;
-- `execute(step, variables)`: run it (a kind with `PAID = True` takes a StepContext).
+- `execute(step, variables)`: run it. A kind with `PAID = True` instead has
+  `prepare(step, variables)`, which returns a call carrying `hold_nanousd`
+  (its worst-case cost, held in the budget by the engine), and
+  `execute(step, call, context)`.
 
 A new kind is a new module plus one line in STEP_TYPES and in `Step`.
 """

@@ -7,11 +7,11 @@ import random
 import re
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError
@@ -173,14 +173,20 @@ def _backoff_seconds(attempt: int, retry_after: float | None) -> float:
     return delay
 
 
-def execute(step: LlmStep, context: StepContext) -> StepResult:
-    """Call the model, retrying transient failures, and price what the response reports.
+@dataclass(frozen=True)
+class Call:
+    """A call ready to send: what `prepare` found, what `execute` sends."""
 
-    Nothing is sent (or paid) when the prompt cannot fit the model's context.
-    A failure after an answer arrived (JSON that breaks the schema) still
-    carries the usage, so the engine records what was paid.
-    """
-    messages = messages_for(step, context.variables)
+    messages: list[dict[str, str]]
+    schema: dict[str, Any] | None
+    # The most the call can cost; the engine holds it in the budget first.
+    hold_nanousd: int
+
+
+def prepare(step: LlmStep, variables: Mapping[str, object]) -> Call:
+    """Render the messages and price the worst case. Nothing is sent (or paid)
+    when the prompt cannot fit the model's context: StepFailed says why."""
+    messages = messages_for(step, variables)
     schema = output_schema(step)
     info = pricing.model_info(step.model)
     prompt_tokens = tokens.count_messages(messages, response_schema=schema)
@@ -191,31 +197,19 @@ def execute(step: LlmStep, context: StepContext) -> StepResult:
             messages=messages,
             attempts=0,
         )
-    # The hard budget: hold the worst case before anything is sent, settle to
-    # the real cost afterwards (workflows/budget.py has the guarantees).
-    try:
-        reservation = budget.reserve(
-            workspace_id=context.workspace_id,
-            amount_nanousd=budget.worst_case_nanousd(
-                model=step.model, messages=messages, prompt_tokens=prompt_tokens, max_tokens=step.max_tokens
-            ),
-            run_id=context.run_id,
-        )
-    except budget.BudgetExhausted as e:
-        raise StepFailed(e.message, messages=messages, attempts=0) from None
-    if connection.settings_dict.get("OPTIONS", {}).get("pool"):
-        # As the engine does: the pooled connection is not held while the call waits.
-        connection.close()
-    paid = 0
-    try:
-        result = _complete(step, context, messages, schema)
-        paid = result.usage.cost_nanousd
-        return result
-    except StepFailed as e:
-        paid = e.usage.cost_nanousd
-        raise
-    finally:
-        budget.settle(reservation, cost_nanousd=paid)
+    hold = budget.worst_case_nanousd(model=step.model, prompt_tokens=prompt_tokens, max_tokens=step.max_tokens)
+    return Call(messages=messages, schema=schema, hold_nanousd=hold)
+
+
+def execute(step: LlmStep, call: Call, context: StepContext) -> StepResult:
+    """Call the model, retrying transient failures, and price what the response reports.
+
+    The engine has held `call.hold_nanousd` of the budget (workflows/budget.py)
+    and settles it to the real cost with the step's result. A failure after an
+    answer arrived (JSON that breaks the schema) still carries the usage, so
+    the engine records and settles what was paid.
+    """
+    return _complete(step, context, call.messages, call.schema)
 
 
 def _complete(
