@@ -95,7 +95,6 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -104,8 +103,17 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    # Last, so it sees the outcome of authentication in the views.
+    # After authentication, so it sees its outcome in the views.
     "axes.middleware.AxesMiddleware",
+    # Innermost on purpose. Under ASGI, Django runs every async-capable
+    # middleware in async mode and sends each of its process_request and
+    # process_response through sync_to_async: a dozen thread hops per
+    # request, which cost more CPU than the view (docs/benchmarks.md).
+    # WhiteNoise is sync-only, so placed last it makes the whole stack
+    # above it run synchronously in one thread; async views (webhooks) still
+    # run on the event loop beneath it. Static files are still served
+    # before any view runs.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
