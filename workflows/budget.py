@@ -160,16 +160,16 @@ def reserve(*, workspace_id: int, amount_nanousd: int, run_id: int | None = None
     return reservation
 
 
-class _Full:
+class Full:
     """`hold` could not hold the amount: take the slow path (`reserve`)."""
 
 
-FULL = _Full()
+FULL = Full()
 
 
 def hold(
     *, workspace_id: int, budget_nanousd: int | None, amount_nanousd: int, run_id: int | None
-) -> Reservation | None | _Full:
+) -> Reservation | None | Full:
     """Inside the caller's transaction, hold `amount_nanousd` for one call.
 
     Returns the reservation; None when the workspace has no budget (nothing is

@@ -36,12 +36,11 @@ from types import ModuleType
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.db.models import F, Q
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from accounts.models import Workspace
 from workflows import budget, dispatch, flow, sql
 from workflows.definition import Definition
-from accounts.models import Workspace
 from workflows.models import Run, RunCallback, StepRun
 from workflows.rendering import render
 from workflows.steps import STEP_TYPES
@@ -263,7 +262,7 @@ def _execute_paid_step(
                                          run_id=run.id)
         except budget.BudgetExhausted as e:
             raise failed(StepFailed(e.message, messages=call.messages, attempts=0)) from None
-    assert not isinstance(reservation, budget._Full)
+    assert not isinstance(reservation, budget.Full)
 
     def on_retry() -> None:
         with transaction.atomic():

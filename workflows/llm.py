@@ -13,8 +13,8 @@ import functools
 from dataclasses import dataclass
 
 import openai
-from openai.types.chat import ChatCompletion
 from django.conf import settings
+from openai.types.chat import ChatCompletion
 
 MISSING_KEY_MESSAGE = (
     "No OpenAI API key is configured on this server. An administrator must set "
