@@ -63,8 +63,8 @@ def wait_http(url: str, timeout: float = 30) -> None:
 
 
 class Worker:
-    def __init__(self, env: dict[str, str], queue: str, concurrency: int, name: str) -> None:
-        self.env, self.queue, self.concurrency, self.name = env, queue, concurrency, name
+    def __init__(self, env: dict[str, str], queue: str, concurrency: int, name: str, nice: int = 0) -> None:
+        self.env, self.queue, self.concurrency, self.name, self.nice = env, queue, concurrency, name, nice
         self.process: subprocess.Popen[str] | None = None
         self.supervised = False
         self.restarts = 0
@@ -89,7 +89,7 @@ class Worker:
     def start(self) -> None:
         ready = threading.Event()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "threads",
+            ["nice", "-n", str(self.nice), sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "threads",
              "--concurrency", str(self.concurrency), "-Q", self.queue, "--without-gossip",
              "--without-mingle", "--without-heartbeat", "--loglevel", "WARNING", "-n", f"{self.name}@%h"],
             cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -158,8 +158,10 @@ class Stack:
         concurrency: int = 64,
         latency_ms: int = 0,
         pool_size: int = 20,
+        worker_nice: int = 0,
         extra_env: dict[str, str] | None = None,
     ) -> None:
+        self.worker_nice = worker_nice
         self.db = f"stepwise_bench_{uuid.uuid4().hex[:6]}"
         self.queue = f"bench-{uuid.uuid4().hex[:6]}"
         self.fake_port = free_port()
@@ -211,7 +213,7 @@ class Stack:
         )
         wait_http(f"{self.fake_url}/healthz")
         for i in range(self.worker_count):
-            worker = Worker(self.env, self.queue, self.concurrency, f"bench{i}-{self.queue}")
+            worker = Worker(self.env, self.queue, self.concurrency, f"bench{i}-{self.queue}", self.worker_nice)
             worker.start()
             self.workers.append(worker)
         return self

@@ -80,7 +80,11 @@ def main() -> None:
     results = []
     with Stack(workers=args.workers, concurrency=args.concurrency):
         _, workflow, version = workspace_and_workflow(chain(1))
-        for rate in map(int, args.rates.split(",")):
+        rates = list(map(int, args.rates.split(",")))
+        # Warm-up, not reported: fresh worker threads open their database
+        # connections and HTTP pools on their first runs.
+        hold(rates[0], 5, workflow, version)
+        for rate in rates:
             result = hold(rate, args.seconds, workflow, version)
             print(rate, result["held"], result["backlog_per_second"][-5:], result["run_latency_ms"], flush=True)
             results.append(result)

@@ -7,7 +7,12 @@ is due at start + n / rate whatever happened before, and its latency is
 measured from that due time, so a stall shows up in the percentiles instead
 of silently delaying later requests (no coordinated omission).
 
-    python -m bench.webhook_latency [--rate 100] [--seconds 60] [--web-workers 1]
+    python -m bench.webhook_latency [--rate 100] [--seconds 60] [--web-workers 1] [--worker-nice 0]
+
+`--worker-nice 10` runs the worker at a lower CPU priority than the web
+process, as a deployment that gives the latency-critical accept path the CPU
+first would (compose: separate containers, cpu_shares); the runs then queue
+during a burst and drain after it.
 """
 
 from __future__ import annotations
@@ -69,8 +74,9 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=100)
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--web-workers", type=int, default=1)
+    parser.add_argument("--worker-nice", type=int, default=0)
     args = parser.parse_args()
-    with Stack(workers=1, concurrency=32) as stack:
+    with Stack(workers=1, concurrency=32, worker_nice=args.worker_nice) as stack:
         from workflows.triggers import trigger_create
 
         _, workflow, _ = workspace_and_workflow(chain(1))
@@ -92,6 +98,7 @@ def main() -> None:
             web.wait()
         write_result("webhook_latency", {
             "rate_per_s": args.rate, "seconds": args.seconds, "web": f"uvicorn, {args.web_workers} process(es)",
+            "worker_nice": args.worker_nice,
             "requests": len(latencies), "statuses": statuses, "errors": errors,
             "latency_ms": summary(latencies),
         })
