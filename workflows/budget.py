@@ -20,7 +20,9 @@ Guarantees, and how they are kept:
   inside the transactions that record the step's attempt and its result
   (`hold` and `settle_in_transaction`), so a call costs the ledger two or
   three statements and no extra round trip to COMMIT. A workspace without a
-  budget holds nothing: its result's transaction only adds the cost.
+  budget holds nothing: its result's transaction only adds the cost. So a
+  budget set while such calls are in flight does not see them until they
+  settle: the month can end above it by at most those calls' cost.
 - **Crashes do not leak budget for the month.** A worker killed mid-call
   cannot settle; its reservation row stays. Once it is older than any call
   can last (the run time limit plus one call timeout) it is released by the

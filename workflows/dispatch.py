@@ -55,7 +55,12 @@ def dispatch_waiting(workspace_id: int) -> list[int]:
 def hand_over_slot(workspace_id: int) -> int | None:
     """A run of the workspace finished: send its oldest waiting run in the slot
     it freed. One statement picks and marks the run, so two finishing runs
-    never send the same one; returns its id, or None if none was waiting."""
+    never send the same one; returns its id, or None if none was waiting.
+
+    It does not count the runs in flight (that COUNT was most of the cost of
+    finishing a run): a workspace over its soft limit (two run_starts that
+    took the last slot at once, a lowered setting) stays over it, by that
+    many runs, until its waiting runs are all sent."""
     from workflows.services import run_enqueue
 
     table = Run._meta.db_table

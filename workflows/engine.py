@@ -354,9 +354,9 @@ def _record_step(
             if paid:
                 budget.settle_in_transaction(reservation, workspace_id=run.workspace_id,
                                              cost_nanousd=usage.cost_nanousd)
-    except LeaseLost:
-        # Another worker owns the run: it records the step, but the money
-        # was spent here, so settle it here.
+    except BaseException:
+        # The result was not committed (another worker owns the run, or the
+        # row was refused), but the money was spent: settle it on its own.
         if paid:
             budget.settle(reservation, cost_nanousd=usage.cost_nanousd, workspace_id=run.workspace_id)
         raise

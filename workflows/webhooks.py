@@ -110,10 +110,11 @@ def signature_headers(*, secret: str, msg_id: str, body: bytes, timestamp: int |
 # Rate limit ----------------------------------------------------------------
 
 
-def _rate_limit_take(trigger: Trigger) -> tuple[bool, int, bool]:
+def _rate_limit_take(trigger: Trigger) -> tuple[bool, int, bool] | None:
     """Count this request in the trigger's current minute.
 
-    Returns (allowed, seconds until the window ends, first refusal of the window).
+    Returns (allowed, seconds until the window ends, first refusal of the
+    window), or None if the trigger was deleted meanwhile.
     A fixed window kept in the trigger's row, counted by one UPDATE that opens
     a new minute or adds one to the current one, and returns the count: so
     every web process shares it and two requests never both take the last slot.
@@ -131,7 +132,9 @@ def _rate_limit_take(trigger: Trigger) -> tuple[bool, int, bool]:
             [at, at, trigger.pk],
         )
         row = cursor.fetchone()
-    count = row[0] if row else limit + 1  # deleted meanwhile: refuse
+    if row is None:  # deleted since it was looked up
+        return None
+    count = row[0]
     return count <= limit, retry_after, count == limit + 1
 
 
@@ -146,7 +149,10 @@ def _admit(public_id: str) -> tuple[Trigger | None, bool, int]:
     )
     if trigger is None:
         return None, False, 0
-    allowed, retry_after, first_refusal = _rate_limit_take(trigger)
+    taken = _rate_limit_take(trigger)
+    if taken is None:
+        return None, False, 0
+    allowed, retry_after, first_refusal = taken
     if first_refusal:
         WebhookDelivery.objects.create(
             trigger=trigger, status_code=429,
