@@ -132,15 +132,19 @@ def release_stale(ledger_id: int) -> int:
 
 def _try_reserve(ledger: BudgetMonth, amount: int, budget: int | None, run_id: int | None) -> Reservation | None:
     with transaction.atomic():
-        rows = BudgetMonth.objects.filter(id=ledger.id)
-        if budget is not None:
-            rows = rows.filter(
-                LessThanOrEqual(F("spent_nanousd") + F("reserved_nanousd") + Value(amount), Value(budget))
-            )
-        if rows.update(reserved_nanousd=F("reserved_nanousd") + amount) != 1:
+        if not _add_hold(ledger.id, amount, budget):
             return None
         reservation = BudgetReservation.objects.create(ledger=ledger, amount_nanousd=amount, run_id=run_id)
     return Reservation(id=reservation.id, ledger_id=ledger.id, amount_nanousd=amount)
+
+
+def _add_hold(ledger_id: int, amount: int, budget: int | None) -> bool:
+    """Add `amount` to the ledger's holds if it fits under `budget` (always
+    without one): the one conditional UPDATE that keeps the guarantee."""
+    rows = BudgetMonth.objects.filter(id=ledger_id)
+    if budget is not None:
+        rows = rows.filter(LessThanOrEqual(F("spent_nanousd") + F("reserved_nanousd") + Value(amount), Value(budget)))
+    return rows.update(reserved_nanousd=F("reserved_nanousd") + amount) == 1
 
 
 def reserve(*, workspace_id: int, amount_nanousd: int, run_id: int | None = None) -> Reservation:
@@ -186,10 +190,7 @@ def hold(
     ledger_id = _ledger_ids.get((workspace_id, month))
     if ledger_id is None:
         return FULL
-    fits = BudgetMonth.objects.filter(id=ledger_id).filter(
-        LessThanOrEqual(F("spent_nanousd") + F("reserved_nanousd") + Value(amount_nanousd), Value(budget_nanousd))
-    )
-    if fits.update(reserved_nanousd=F("reserved_nanousd") + amount_nanousd) != 1:
+    if not _add_hold(ledger_id, amount_nanousd, budget_nanousd):
         return FULL
     reservation = BudgetReservation.objects.create(ledger_id=ledger_id, amount_nanousd=amount_nanousd, run_id=run_id)
     return Reservation(id=reservation.id, ledger_id=ledger_id, amount_nanousd=amount_nanousd)

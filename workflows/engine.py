@@ -288,13 +288,12 @@ def _execute_paid_step(
 
 def _fence_reading_budget(run_id: int, token: str) -> int | None:
     """`_fence` for a running run, and the workspace's budget, in one statement."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {_RUN} SET lease_expires_at = %s WHERE id = %s AND lease_owner = %s AND status = %s "
-            f"RETURNING (SELECT budget_nanousd FROM {_WORKSPACE} WHERE id = {_RUN}.workspace_id)",
-            [connection.ops.adapt_datetimefield_value(_lease_expiry()), run_id, token, Run.Status.RUNNING],
-        )
-        row = cursor.fetchone()
+    row = sql.update_returning(
+        Run,
+        where={"id": run_id, "lease_owner": token, "status": Run.Status.RUNNING},
+        values={"lease_expires_at": _lease_expiry()},
+        returning=f"(SELECT budget_nanousd FROM {_WORKSPACE} WHERE id = {_RUN}.workspace_id)",
+    )
     if row is None:
         raise LeaseLost
     return row[0]
