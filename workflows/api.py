@@ -198,7 +198,11 @@ class RunFilters(Schema):
     limit: int = Field(20, ge=1, le=100)
 
 
-ERRORS: dict[int, type[Schema]] = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut}
+# Every operation declares every error it can answer, all of them `{"error", "details"}`:
+# 413 is a body over MAX_REQUEST_BODY_BYTES (config/body_limit.py).
+ERRORS: dict[int, type[Schema]] = {
+    400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 413: ErrorOut, 422: ErrorOut,
+}
 
 
 # Helpers -------------------------------------------------------------------
@@ -277,7 +281,7 @@ def _check_callback_url(url: str) -> None:
 # Workflows -----------------------------------------------------------------
 
 
-@api.get("/workflows", response=list[WorkflowOut], tags=["workflows"], operation_id="workflows_list")
+@api.get("/workflows", response={200: list[WorkflowOut], **ERRORS}, tags=["workflows"], operation_id="workflows_list")
 def workflows_list(request: HttpRequest) -> list[dict[str, Any]]:
     workflows = Workflow.objects.filter(workspace_id=_token(request).workspace_id, archived_at__isnull=True)
     return [_workflow_out(workflow) for workflow in workflows.order_by("name")]
