@@ -903,3 +903,9 @@ def test_a_schema_at_the_depth_limit_is_accepted() -> None:
     # 60 levels from the schema's root: 29 nested objects (2 levels each) and the root's own.
     data = changed({"steps.0.response_format.schema": nested_schema(29), "steps.1.cases.0.left": "x"})
     assert [issue for issue in issues_of(data) if "Nested" in issue[2]] == []
+
+
+def test_json_text_nested_too_deeply_for_the_parser_is_an_input_error_not_a_crash() -> None:
+    with pytest.raises(InputError) as raised:
+        coerce_inputs(typed_definition(), {"ticket": "Help", "order": "[" * 100_000 + "]" * 100_000})
+    assert raised.value.details["order"].startswith("Expected JSON:")

@@ -172,6 +172,8 @@ def coerce_value(kind: InputType, value: object) -> object:
             return json.loads(value)
         except ValueError as error:
             raise ValueError(f"Expected JSON: {error}.") from None
+        except RecursionError:
+            raise ValueError("Expected JSON: it is nested too deeply.") from None
     return value
 
 
