@@ -1,8 +1,23 @@
-"""ASGI entry point: webhook callers waiting for a result hold no thread."""
+"""ASGI entry point: webhook callers waiting for a result hold no thread.
+
+Django's application is wrapped in the body size limit (config/body_limit.py),
+which refuses a too-large request before Django reads its body.
+"""
 
 import os
 
+from django.conf import settings
 from django.core.asgi import get_asgi_application
 
+from config.body_limit import BodySizeLimit
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-application = get_asgi_application()
+django_application = get_asgi_application()
+
+from workflows.webhooks import MAX_BODY_BYTES as WEBHOOK_MAX_BODY_BYTES  # noqa: E402  (needs the apps loaded)
+
+application = BodySizeLimit(
+    django_application,
+    limit=settings.MAX_REQUEST_BODY_BYTES,
+    prefix_limits={"/hooks/": WEBHOOK_MAX_BODY_BYTES},
+)

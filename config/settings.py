@@ -310,6 +310,13 @@ LLM_MAX_ATTEMPTS = envint("LLM_MAX_ATTEMPTS", "5")
 LLM_RETRY_BASE_SECONDS = envfloat("LLM_RETRY_BASE_SECONDS", "1")
 LLM_RETRY_MAX_SECONDS = envfloat("LLM_RETRY_MAX_SECONDS", "30")
 
+# The largest request body anywhere but /hooks/ (1 MB there): refused with a
+# 413 before it is read (config/body_limit.py); Django's own check agrees.
+MAX_REQUEST_BODY_BYTES = envint("MAX_REQUEST_BODY_BYTES", "2500000")
+if MAX_REQUEST_BODY_BYTES < 1:
+    raise ImproperlyConfigured(f"MAX_REQUEST_BODY_BYTES must be at least 1, not {MAX_REQUEST_BODY_BYTES}")
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
+
 # Webhooks, API and callbacks (workflows/webhooks.py, api.py, callbacks.py, outbound.py).
 RUN_WAIT_MAX_SECONDS = envint("RUN_WAIT_MAX_SECONDS", "60")  # ?wait=N is capped here (N <= 60 anyway)
 CALLBACK_MAX_ATTEMPTS = envint("CALLBACK_MAX_ATTEMPTS", "8")

@@ -268,6 +268,68 @@ def test_a_body_that_is_not_json_is_a_json_error(api: Client) -> None:
     assert response.json()["error"]
 
 
+def test_a_body_over_the_limit_is_a_json_413_not_a_500(api: Client, caplog: pytest.LogCaptureFixture) -> None:
+    # Over 2.5 MB (the default MAX_REQUEST_BODY_BYTES). Under uvicorn the ASGI limit answers
+    # first (tests/test_body_limits.py); this is the in-process path, where Django refuses it.
+    big = json.dumps({**GREETING, "description": "x" * 3_000_000})
+    response = api.post("/api/v1/workflows/validate", data=big, content_type="application/json")
+    assert response.status_code == 413
+    assert response["Content-Type"].startswith("application/json")
+    assert set(response.json()) == {"error", "details"}
+    assert "2.5 MB" in response.json()["error"]
+    assert not [record for record in caplog.records if record.levelname == "ERROR"]
+
+
+@pytest.mark.parametrize("method", ["get", "post", "put", "delete"])
+def test_an_unknown_api_path_is_a_json_404_whatever_the_method(personas: Personas, token: str,
+                                                                 method: str) -> None:
+    # enforce_csrf_checks: like a real client, which has no CSRF cookie (a token is not a session).
+    client = Client(enforce_csrf_checks=True, headers={"Authorization": f"Bearer {token}"})
+    for path in ("/api/v1/nope", "/api/v1/workflows/1/nope", "/api/v1/"):
+        data = None if method == "get" else "{}"
+        response = getattr(client, method)(path, data=data, content_type="application/json")
+        assert response.status_code == 404, (method, path, response.content[:200])
+        assert response["Content-Type"].startswith("application/json")
+        assert response.json() == {"error": "No such API endpoint.", "details": None}
+
+
+def test_a_method_an_endpoint_does_not_have_is_a_json_405(api: Client) -> None:
+    response = send(api, "delete", "/workflows")
+    assert response.status_code == 405
+    assert response["Content-Type"].startswith("application/json")
+    assert "GET" in response["Allow"] and "POST" in response["Allow"]
+    assert response.json()["error"]
+
+
+def deep_schema(levels: int) -> dict:
+    schema: dict = {"type": "string"}
+    for _ in range(levels):
+        schema = {"type": "object", "properties": {"x": schema}, "required": ["x"], "additionalProperties": False}
+    return schema
+
+
+def test_a_300_level_nested_schema_is_a_422_naming_the_step_not_a_500(
+    api: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    definition = {"name": "Deep", "steps": [{
+        "key": "classify", "type": "llm", "prompt": "Hi",
+        "response_format": {"type": "json_schema", "name": "deep", "schema": deep_schema(300)},
+    }]}
+    for path in ("/workflows", "/workflows/validate"):
+        response = send(api, "post", path, definition)
+        if path == "/workflows":
+            assert response.status_code == 422, response.content[:300]
+            issues = response.json()["details"]
+        else:
+            assert response.status_code == 200, response.content[:300]
+            assert response.json()["valid"] is False
+            issues = response.json()["issues"]
+        assert [(issue["step"], issue["field"]) for issue in issues] == [("classify", "response_format.schema")]
+        assert "levels" in issues[0]["message"]
+    assert not Workflow.objects.exists()
+    assert not [record for record in caplog.records if record.levelname == "ERROR"]
+
+
 def test_the_openapi_document_and_docs_page_need_no_token_and_no_cdn(client: Client) -> None:
     schema = client.get("/api/v1/openapi.json")
     assert schema.status_code == 200

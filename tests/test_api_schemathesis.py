@@ -1,5 +1,6 @@
 """Schemathesis generates requests from /api/v1/openapi.json and sends them to the app in-process
-(WSGI): no operation may answer a server error, whatever the input.
+(WSGI): no operation may answer a server error, whatever the input, and every answer must be
+one the document declares, with the declared shape (errors: `{"error", "details"}`).
 
 Bounded: a few dozen examples per operation, no example database, well under two minutes.
 """
@@ -13,7 +14,12 @@ import schemathesis
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from config.wsgi import application
 from tests.conftest import Personas
@@ -52,5 +58,10 @@ schema.app = application
 @settings(max_examples=30, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.filter_too_much, HealthCheck.data_too_large])
-def test_no_generated_request_gets_a_server_error(case: schemathesis.Case, token: str) -> None:
-    case.call_and_validate(headers={"Authorization": f"Bearer {token}"}, checks=[not_a_server_error])
+def test_no_generated_request_gets_a_server_error_or_an_undeclared_answer(case: schemathesis.Case,
+                                                                           token: str) -> None:
+    case.call_and_validate(
+        headers={"Authorization": f"Bearer {token}"},
+        checks=[not_a_server_error, status_code_conformance, content_type_conformance,
+                response_schema_conformance],
+    )

@@ -208,6 +208,18 @@ def test_malformed_schema_json_is_a_field_error_and_the_draft_keeps_what_was_typ
     assert '{&quot;type&quot;: &quot;object&quot;,</textarea>' in page.content.decode()
 
 
+def test_schema_json_nested_too_deeply_for_the_parser_is_a_field_error_not_a_500(
+    personas: Personas, workflow: Workflow
+) -> None:
+    client = client_for(personas.bob)
+    deep = "[" * 100_000 + "]" * 100_000
+    response = client.post(url(personas, "workflow_step_save", workflow, 0), llm_fields(schema=deep), **HTMX)
+    assert response.status_code == 422
+    assert "Not valid JSON: it is nested too deeply." in response.content.decode()
+    page = client.get(url(personas, "workflow_editor", workflow) + "?panel=step&step=0")
+    assert page.status_code == 200
+
+
 def test_a_temperature_that_is_not_a_number_is_a_422_not_a_500(personas: Personas, workflow: Workflow) -> None:
     response = client_for(personas.bob).post(url(personas, "workflow_step_save", workflow, 0),
                                              llm_fields(temperature="warm"), **HTMX)

@@ -14,15 +14,20 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from inspect import iscoroutinefunction
 from typing import Any, Literal
 
 from asgiref.sync import sync_to_async
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import IntegrityError, transaction
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
+from django.urls import URLPattern
+from django.views.decorators.csrf import csrf_exempt
 from ninja import Body, Field, Header, NinjaAPI, Path, Query, Schema, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
+from config.body_limit import size_label
 from workflows import services, triggers
 from workflows.api_auth import WorkspaceToken
 from workflows.definition import InputError
@@ -36,7 +41,24 @@ log = logging.getLogger(__name__)
 MAX_ID = 2**63 - 1
 Id = Path(..., ge=1, le=MAX_ID)
 
-api = NinjaAPI(
+class StepwiseAPI(NinjaAPI):
+    """NinjaAPI whose own non-operation answers are JSON too: a method an
+    endpoint does not have (ninja answers a plain-text 405) and the bare
+    /api/v1/ (ninja raises an HTML 404)."""
+
+    def _get_urls(self) -> list[Any]:
+        patterns = super()._get_urls()
+        for pattern in patterns:
+            if not isinstance(pattern, URLPattern):
+                continue
+            if pattern.name == "api-root":
+                pattern.callback = not_found
+            else:
+                pattern.callback = _json_not_allowed(pattern.callback)
+        return patterns
+
+
+api = StepwiseAPI(
     title="Stepwise API",
     version="1",
     description=(
@@ -176,7 +198,11 @@ class RunFilters(Schema):
     limit: int = Field(20, ge=1, le=100)
 
 
-ERRORS: dict[int, type[Schema]] = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut}
+# Every operation declares every error it can answer, all of them `{"error", "details"}`:
+# 413 is a body over MAX_REQUEST_BODY_BYTES (config/body_limit.py).
+ERRORS: dict[int, type[Schema]] = {
+    400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 413: ErrorOut, 422: ErrorOut,
+}
 
 
 # Helpers -------------------------------------------------------------------
@@ -255,7 +281,7 @@ def _check_callback_url(url: str) -> None:
 # Workflows -----------------------------------------------------------------
 
 
-@api.get("/workflows", response=list[WorkflowOut], tags=["workflows"], operation_id="workflows_list")
+@api.get("/workflows", response={200: list[WorkflowOut], **ERRORS}, tags=["workflows"], operation_id="workflows_list")
 def workflows_list(request: HttpRequest) -> list[dict[str, Any]]:
     workflows = Workflow.objects.filter(workspace_id=_token(request).workspace_id, archived_at__isnull=True)
     return [_workflow_out(workflow) for workflow in workflows.order_by("name")]
@@ -503,12 +529,47 @@ def _on_conflict(request: HttpRequest, exc: Exception) -> HttpResponse:
     return _error(request, 409, "This conflicts with existing data (e.g. a workflow of the same name).")
 
 
+@api.exception_handler(RequestDataTooBig)
+def _on_body_too_large(request: HttpRequest, exc: Exception) -> HttpResponse:
+    # Under uvicorn the ASGI limit (config/asgi.py) answers before Django reads
+    # anything; this is the same answer where Django itself refuses (WSGI, tests).
+    return _error(request, 413, f"The request body is larger than {size_label(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)}.",
+                  {"limit_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE})
+
+
 @api.exception_handler(Exception)
 def _on_internal_error(request: HttpRequest, exc: Exception) -> HttpResponse:
     log.exception("API error on %s %s", request.method, request.path)
     return _error(request, 500, "Internal error in Stepwise; it was logged.")
 
 
+# Exempt: the API authenticates with tokens, not cookies, so no CSRF token
+# exists; without this a POST to an unknown path got Django's HTML 403 page.
+@csrf_exempt
 def not_found(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
     """Any other path under /api/v1/: a JSON 404, like the API's own."""
     return JsonResponse({"error": "No such API endpoint.", "details": None}, status=404)
+
+
+def _as_json_405(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    if not isinstance(response, HttpResponseNotAllowed):
+        return response
+    answer = JsonResponse({"error": f"{request.method} is not allowed here (allowed: {response['Allow']}).",
+                           "details": None}, status=405)
+    answer["Allow"] = response["Allow"]
+    return answer
+
+
+def _json_not_allowed(view: Any) -> Any:
+    """`view` (one of ninja's path views) with its plain-text 405 turned into JSON."""
+    if iscoroutinefunction(view):
+        async def async_view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            return _as_json_405(request, await view(request, *args, **kwargs))
+
+        wrapped = async_view
+    else:
+        def sync_view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            return _as_json_405(request, view(request, *args, **kwargs))
+
+        wrapped = sync_view
+    return csrf_exempt(wrapped)

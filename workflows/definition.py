@@ -27,6 +27,11 @@ END = "end"
 PAYLOAD = "payload"
 NAME_RE = re.compile(r"[a-z_][a-z0-9_]{0,63}", re.IGNORECASE)
 RESERVED_NAMES = frozenset({PAYLOAD, END, "input", "inputs", "run", "workflow"})
+# Objects and arrays inside one another, counting the definition itself as
+# level 1 (a step's response schema starts at level 5). Deeper input is
+# refused before any check walks it: those walks recurse (pydantic,
+# jsonschema), and a 300-level schema used to exhaust Python's stack.
+MAX_DEPTH = 64
 
 InputType = Literal["text", "number", "boolean", "json"]
 
@@ -78,6 +83,9 @@ def validate_definition(
     """
     if not isinstance(data, Mapping):
         return None, [Issue(None, "", "A workflow definition must be a JSON object.")]
+    too_deep = _too_deep(data)
+    if too_deep is not None:
+        return None, [too_deep]
     definition: Definition | None
     try:
         definition = Definition.model_validate(data)
@@ -164,6 +172,8 @@ def coerce_value(kind: InputType, value: object) -> object:
             return json.loads(value)
         except ValueError as error:
             raise ValueError(f"Expected JSON: {error}.") from None
+        except RecursionError:
+            raise ValueError("Expected JSON: it is nested too deeply.") from None
     return value
 
 
@@ -224,6 +234,35 @@ def _issue_from_pydantic(detail: ErrorDetails, data: Mapping[str, Any]) -> Issue
         step = _raw_name(_item(data.get("steps"), parts[1]), "key") or f"steps[{parts[1]}]"
         parts = parts[2:]
     return Issue(step, _field_path(parts), _pydantic_message(detail))
+
+
+def _too_deep(data: Mapping[str, Any]) -> Issue | None:
+    """An issue naming where `data` nests deeper than MAX_DEPTH, or None.
+
+    Iterative, so that it cannot itself run out of stack."""
+    pending: list[tuple[object, int, tuple[Any, ...]]] = [(data, 1, ())]
+    while pending:
+        node, depth, path = pending.pop()
+        if isinstance(node, Mapping):
+            children: Any = node.items()
+        elif isinstance(node, list):
+            children = enumerate(node)
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            return _too_deep_issue(data, list(path))
+        pending.extend((child, depth + 1, (*path, key)) for key, child in children)
+    return None
+
+
+def _too_deep_issue(data: Mapping[str, Any], parts: list[Any]) -> Issue:
+    message = (f"Nested too deeply: a workflow definition may hold objects and arrays at most "
+               f"{MAX_DEPTH} levels deep (a response schema at most {MAX_DEPTH - 4}).")
+    if len(parts) >= 3 and parts[0] == "steps" and isinstance(parts[1], int):
+        step = _raw_name(_item(data.get("steps"), parts[1]), "key") or f"steps[{parts[1]}]"
+        rest = parts[2:]
+        return Issue(step, _field_path(rest[:2] if rest[0] == "response_format" else rest[:1]), message)
+    return Issue(None, _field_path(parts[:3]), message)
 
 
 def _without_union_tags(location: list[Any], data: object) -> list[Any]:

@@ -108,8 +108,9 @@ def _response_format(parsed: Parsed, current: dict, data: QueryDict) -> dict:
     else:
         try:
             schema = json.loads(raw)
-        except ValueError as error:
-            parsed.error("response_format.schema", f"Not valid JSON: {error}.")
+        except (ValueError, RecursionError) as error:
+            reason = "it is nested too deeply" if isinstance(error, RecursionError) else error
+            parsed.error("response_format.schema", f"Not valid JSON: {reason}.")
             schema = raw  # kept as typed: never lose an edit
     return {"type": "json_schema", "name": name, "schema": schema}
 

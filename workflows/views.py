@@ -374,9 +374,10 @@ def _explain_unparsed_schema(slots: dict, step: dict) -> None:
     if isinstance(schema, str):
         try:
             json.loads(schema)
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:
             slot = slots["response_format.schema"]
-            message = f"Not valid JSON: {error}."
+            reason = "it is nested too deeply" if isinstance(error, RecursionError) else error
+            message = f"Not valid JSON: {reason}."
             slot.messages = [message, *(m for m in slot.messages if "valid dictionary" not in m and m != message)]
 
 

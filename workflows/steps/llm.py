@@ -13,11 +13,10 @@ from typing import Annotated, Any, Literal
 
 from django.conf import settings
 from django.utils import timezone
-from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
-from workflows import budget, llm, pricing, tokens
+from workflows import budget, llm, pricing, schema_validation, tokens
 from workflows.rendering import render
 from workflows.steps.base import StepBase
 from workflows.steps.context import StepContext, StepFailed, StepResult, Usage
@@ -100,9 +99,13 @@ def check(step: LlmStep, *, models: Mapping[str, int]) -> list[tuple[str, str]]:
 
 
 def strict_schema_problems(schema: dict[str, Any]) -> list[str]:
-    """Why OpenAI would refuse `schema` in strict structured-output mode, if it would."""
+    """Why OpenAI would refuse `schema` in strict structured-output mode, or
+    our checks could not run it (a pattern RE2 cannot run), if so."""
+    patterns = schema_validation.pattern_problems(schema)
+    if patterns:
+        return patterns
     try:
-        Draft202012Validator.check_schema(schema)
+        schema_validation.check_schema(schema)
     except SchemaError as error:
         where = ".".join(["schema", *map(str, error.path)])
         return [f"{where}: not a valid JSON Schema: {error.message}"]
@@ -259,10 +262,13 @@ def _complete(
         return StepResult(output=completion.content, messages=messages, usage=usage, attempts=attempt)
     try:
         output = json.loads(completion.content)
-        Draft202012Validator(schema).validate(output)
-    except (json.JSONDecodeError, ValidationError) as e:
+        schema_validation.validate(output, schema)
+    except (json.JSONDecodeError, ValidationError, RecursionError) as e:
         cut = " (the answer hit max_tokens; raise it)" if completion.finish_reason == "length" else ""
-        detail = e.msg if isinstance(e, json.JSONDecodeError) else e.message
+        if isinstance(e, RecursionError):
+            detail = "it is nested too deeply"
+        else:
+            detail = e.msg if isinstance(e, json.JSONDecodeError) else e.message
         raise StepFailed(
             f"The model's answer does not match the JSON schema{cut}: {detail}",
             usage=usage,
