@@ -183,11 +183,23 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
-# Login throttling: a lock-out per account and address after repeated failures.
+# Login throttling (accounts/login_throttle.py): failures within the cool-off
+# are counted per account at one address, per account from everywhere
+# (higher, so strangers cannot lock a person out with a few guesses) and per
+# address across accounts (password spraying); each key has its own limit,
+# and a lock lasts only the cool-off.
+AXES_HANDLER = "accounts.login_throttle.LoginThrottleHandler"
 AXES_FAILURE_LIMIT = envint("AXES_FAILURE_LIMIT", "5")
+AXES_FAILURE_LIMIT_PER_USERNAME = envint("AXES_FAILURE_LIMIT_PER_USERNAME", "20")
+AXES_FAILURE_LIMIT_PER_IP = envint("AXES_FAILURE_LIMIT_PER_IP", "50")
 AXES_COOLOFF_TIME = envfloat("AXES_COOLOFF_MINUTES", "15") / 60  # hours
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "username", "ip_address"]
+# X-Forwarded-For is believed only from these proxies (addresses or networks, `*` for any),
+# by the login throttle and the mail rate limits as by uvicorn, which reads the same variable.
+FORWARDED_ALLOW_IPS = envlist("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+AXES_CLIENT_IP_CALLABLE = "accounts.client_ip.client_ip"
 AXES_USERNAME_FORM_FIELD = "username"
+AXES_USERNAME_CALLABLE = "accounts.login_throttle.username_of"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
 AXES_VERBOSE = False
