@@ -51,8 +51,12 @@ def workspace_create(*, name: str, owner: User) -> Workspace:
 
 @transaction.atomic
 def user_signup(*, email: str, password: str, name: str = "") -> tuple[User, Workspace]:
-    """A new user and their personal workspace, which they own."""
-    user = User.objects.create_user(email=email, password=password, name=name)
+    """A new user, with their address not yet confirmed, and their personal workspace, which they own.
+
+    They cannot log in until they confirm their address (accounts/verification.py,
+    which also keeps sign-up from telling which addresses have accounts).
+    """
+    user = User.objects.create_user(email=email, password=password, name=name, email_verified_at=None)
     label = name or email.split("@")[0]
     workspace = workspace_create(name=f"{label}'s workspace", owner=user)
     return user, workspace
@@ -219,7 +223,9 @@ def inviter_may_still_grant(invitation: Invitation) -> bool:
     return _may_create(membership.role_enum if membership else None, invitation_role=invitation.role)
 
 
-def _creator_grants_revoke(*, user: User, workspace_id: int, role: Role | None, actor: User | None, reason: str) -> None:
+def _creator_grants_revoke(
+    *, user: User, workspace_id: int, role: Role | None, actor: User | None, reason: str
+) -> None:
     """Revoke the API tokens and pending invitations `user` made in the workspace that `role` (their
     new role; None: no longer a member) could not make. Each revocation is audit-logged with `reason`.
 
@@ -268,7 +274,9 @@ def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
 def invitation_signup(*, invitation: Invitation, password: str, name: str = "") -> tuple[User, Membership]:
     """A new account for the invited address, joining the workspace at once (no personal workspace)."""
     invitation_check(invitation)
-    user = User.objects.create_user(email=invitation.email, password=password, name=name)
+    # The link came by mail to this address: that confirms it.
+    user = User.objects.create_user(email=invitation.email, password=password, name=name,
+                                    email_verified_at=timezone.now())
     return user, invitation_accept(invitation=invitation, user=user)
 
 
@@ -310,8 +318,9 @@ def membership_change_role(*, membership: Membership, role: Role, actor: Members
     membership.save(update_fields=["role"])
     audit_record(workspace=membership.workspace_id, actor=actor.user, action="member.role_change",
                  target=membership, label=membership.user.email, before={"role": before}, after={"role": str(role)})
+    article = "an" if role == Role.ADMIN else "a"
     _creator_grants_revoke(user=membership.user, workspace_id=membership.workspace_id, role=role, actor=actor.user,
-                           reason=f"{membership.user.email} became {'an' if role == Role.ADMIN else 'a'} {role.label.lower()}")
+                           reason=f"{membership.user.email} became {article} {role.label.lower()}")
     return membership
 
 
