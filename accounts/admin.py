@@ -1,7 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from accounts import services
 from accounts.models import BudgetMonth, Invitation, Membership, User, Workspace
 
 
@@ -15,6 +17,14 @@ class UserAdmin(BaseUserAdmin):
         ("Permissions", {"fields": ["is_active", "is_staff", "is_superuser"]}),
     ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]})]
+
+    # Through the service, so the account's API tokens and invitations are revoked and audit-logged.
+    def delete_model(self, request: HttpRequest, obj: User) -> None:
+        services.user_delete(user=obj, actor=request.user)  # type: ignore[arg-type]
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        for user in queryset:
+            services.user_delete(user=user, actor=request.user)  # type: ignore[arg-type]
 
 
 class MembershipInline(admin.TabularInline):

@@ -40,3 +40,10 @@ def budget_banner(request: HttpRequest) -> dict[str, object]:
         return month if month.level in ("warning", "exhausted") else None
 
     return {"budget_banner": banner}
+
+
+def mail(request: HttpRequest) -> dict[str, object]:
+    """Whether mail really leaves the server: pages that send mail say so when it does not."""
+    from accounts.mail import mail_configured
+
+    return {"mail_configured": mail_configured()}

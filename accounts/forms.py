@@ -4,6 +4,7 @@ from decimal import Decimal
 
 from django import forms
 from django.contrib.auth import password_validation
+from django.contrib.auth.forms import AuthenticationForm
 
 from accounts.models import Membership, Role, User, Workspace
 from workflows.pricing import NANO
@@ -19,11 +20,10 @@ class SignupForm(forms.Form):
         help_text=password_validation.password_validators_help_text_html(),
     )
 
+    # No check that the address is free: the answer must not tell which addresses have
+    # accounts (accounts/verification.py's signup_request mails the owner instead).
     def clean_email(self) -> str:
-        email = self.cleaned_data["email"].strip().lower()
-        if User.objects.filter(email__iexact=email).exists():
-            raise forms.ValidationError("An account with this email already exists. Log in instead?")
-        return email
+        return self.cleaned_data["email"].strip().lower()
 
     def clean(self) -> dict:
         cleaned = super().clean() or {}
@@ -35,6 +35,23 @@ class SignupForm(forms.Form):
             except forms.ValidationError as e:
                 self.add_error("password", e)
         return cleaned
+
+
+class LoginForm(AuthenticationForm):
+    """Django's login form, refusing accounts whose address is not confirmed yet."""
+
+    unverified = False
+
+    def confirm_login_allowed(self, user: User) -> None:  # type: ignore[override]
+        super().confirm_login_allowed(user)
+        if not user.email_verified:
+            # Only said once the password is right, so it reveals nothing to a guesser.
+            self.unverified = True
+            raise forms.ValidationError(
+                "Confirm your email address first: open the link we sent to %(email)s.",
+                code="unverified",
+                params={"email": user.email},
+            )
 
 
 class WorkspaceForm(forms.Form):

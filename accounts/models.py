@@ -12,8 +12,11 @@ class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
 
     def create_user(self, email: str, password: str | None = None, **fields: object) -> User:
+        """A user. Accounts made here (by an operator, a command, a test) count as confirmed unless
+        `email_verified_at=None` is passed: only the public sign-up creates unconfirmed ones."""
         if not email:
             raise ValueError("An email address is required.")
+        fields.setdefault("email_verified_at", timezone.now())
         user = self.model(email=self.normalize_email(email).lower(), **fields)
         user.set_password(password)
         user.save(using=self._db)
@@ -32,6 +35,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)
+    # When the person proved they read mail at `email` (the sign-up link, an
+    # invitation link, a password reset). Unconfirmed accounts cannot log in.
+    email_verified_at = models.DateTimeField(null=True, blank=True)
 
     objects = UserManager()
 
@@ -41,6 +47,10 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def __str__(self) -> str:
         return self.email
+
+    @property
+    def email_verified(self) -> bool:
+        return self.email_verified_at is not None
 
     @property
     def display_name(self) -> str:
@@ -138,6 +148,30 @@ class AuditEntry(models.Model):
 
     def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
         raise ValueError("Audit entries are append-only.")
+
+
+class MailRequest(models.Model):
+    """One request that made the server send mail (an invitation, a password reset, a sign-up mail).
+
+    Counted by the rate limits in accounts/mail.py, per member, per client
+    address and per recipient; rows older than a day are pruned as new ones
+    come. The recipient is kept only as a hash: sign-up and reset requests
+    name addresses that may have no account.
+    """
+
+    class Kind(models.TextChoices):
+        INVITATION = "invitation", "Invitation"
+        PASSWORD_RESET = "password_reset", "Password reset"
+        SIGNUP = "signup", "Sign-up"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    user = models.ForeignKey(User, models.CASCADE, null=True, blank=True, related_name="+")
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    recipient_hash = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.kind} at {self.created_at:%Y-%m-%d %H:%M}"
 
 
 INVITATION_LIFETIME = timedelta(days=7)

@@ -17,6 +17,7 @@ from django.utils.text import slugify
 
 from accounts.audit import audit_record
 from accounts.models import INVITATION_LIFETIME, Invitation, Membership, Role, User, Workspace
+from workflows.models import ApiToken
 from workflows.pricing import to_usd
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,12 @@ def workspace_create(*, name: str, owner: User) -> Workspace:
 
 @transaction.atomic
 def user_signup(*, email: str, password: str, name: str = "") -> tuple[User, Workspace]:
-    """A new user and their personal workspace, which they own."""
-    user = User.objects.create_user(email=email, password=password, name=name)
+    """A new user, with their address not yet confirmed, and their personal workspace, which they own.
+
+    They cannot log in until they confirm their address (accounts/verification.py,
+    which also keeps sign-up from telling which addresses have accounts).
+    """
+    user = User.objects.create_user(email=email, password=password, name=name, email_verified_at=None)
     label = name or email.split("@")[0]
     workspace = workspace_create(name=f"{label}'s workspace", owner=user)
     return user, workspace
@@ -176,6 +181,14 @@ def invitation_check(invitation: Invitation | None, user: User | None = None) ->
         raise InvitationUnusable(
             "revoked", f"This invitation was withdrawn or replaced by a newer one. Ask {inviter} for a new link."
         )
+    if not inviter_may_still_grant(invitation):
+        # Checked again here, not only revoked by the services: a role changed in
+        # the admin site or a shell must not leave a departed admin's links working.
+        raise InvitationUnusable(
+            "revoked",
+            f"This invitation was withdrawn: the person who sent it can no longer invite people to "
+            f"{invitation.workspace.name}. Ask one of its admins for a new link.",
+        )
     if invitation.is_expired:
         raise InvitationUnusable(
             "expired",
@@ -188,6 +201,57 @@ def invitation_check(invitation: Invitation | None, user: User | None = None) ->
             f"Log out, then open the link again and log in or sign up as {invitation.email}.",
         )
     return invitation
+
+
+def _may_create(role: Role | None, *, invitation_role: str | None = None) -> bool:
+    """Whether a member with `role` (None: not a member) may make a token, or this invitation."""
+    if role is None or not role.allows(Role.ADMIN):
+        return False
+    return invitation_role != Role.OWNER or role == Role.OWNER
+
+
+def inviter_may_still_grant(invitation: Invitation) -> bool:
+    """Whether whoever sent `invitation` could still send it now (a member, active, with the role for it)."""
+    if invitation.invited_by_id is None:  # their account was deleted
+        return False
+    membership = (
+        Membership.objects.filter(user_id=invitation.invited_by_id, workspace_id=invitation.workspace_id,
+                                  user__is_active=True)
+        .only("role")
+        .first()
+    )
+    return _may_create(membership.role_enum if membership else None, invitation_role=invitation.role)
+
+
+def _creator_grants_revoke(
+    *, user: User, workspace_id: int, role: Role | None, actor: User | None, reason: str
+) -> None:
+    """Revoke the API tokens and pending invitations `user` made in the workspace that `role` (their
+    new role; None: no longer a member) could not make. Each revocation is audit-logged with `reason`.
+
+    Tokens act with an admin's rights, and an invitation grants its role: neither may outlive the
+    power of the member who made it (a departing admin could otherwise pre-invite another address).
+    """
+    now = timezone.now()
+    if not _may_create(role):
+        tokens = list(ApiToken.objects.select_for_update().filter(
+            workspace_id=workspace_id, created_by=user, revoked_at__isnull=True))
+        ApiToken.objects.filter(id__in=[t.id for t in tokens]).update(revoked_at=now)
+        for token in tokens:
+            audit_record(workspace=workspace_id, actor=actor, action="token.revoke", target=token,
+                         before={"name": token.name, "prefix": token.prefix}, after={"reason": reason})
+    invitations = [
+        invitation
+        for invitation in Invitation.objects.select_for_update().filter(
+            workspace_id=workspace_id, invited_by=user, accepted_at__isnull=True, revoked_at__isnull=True
+        )
+        if not _may_create(role, invitation_role=invitation.role)
+    ]
+    Invitation.objects.filter(id__in=[i.id for i in invitations]).update(revoked_at=now)
+    for invitation in invitations:
+        audit_record(workspace=workspace_id, actor=actor, action="invitation.revoke", target=invitation,
+                     label=invitation.email, before={"email": invitation.email, "role": invitation.role},
+                     after={"reason": reason})
 
 
 @transaction.atomic
@@ -210,7 +274,9 @@ def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
 def invitation_signup(*, invitation: Invitation, password: str, name: str = "") -> tuple[User, Membership]:
     """A new account for the invited address, joining the workspace at once (no personal workspace)."""
     invitation_check(invitation)
-    user = User.objects.create_user(email=invitation.email, password=password, name=name)
+    # The link came by mail to this address: that confirms it.
+    user = User.objects.create_user(email=invitation.email, password=password, name=name,
+                                    email_verified_at=timezone.now())
     return user, invitation_accept(invitation=invitation, user=user)
 
 
@@ -252,6 +318,9 @@ def membership_change_role(*, membership: Membership, role: Role, actor: Members
     membership.save(update_fields=["role"])
     audit_record(workspace=membership.workspace_id, actor=actor.user, action="member.role_change",
                  target=membership, label=membership.user.email, before={"role": before}, after={"role": str(role)})
+    article = "an" if role == Role.ADMIN else "a"
+    _creator_grants_revoke(user=membership.user, workspace_id=membership.workspace_id, role=role, actor=actor.user,
+                           reason=f"{membership.user.email} became {article} {role.label.lower()}")
     return membership
 
 
@@ -265,6 +334,8 @@ def membership_remove(*, membership: Membership, actor: Membership) -> None:
     _keeps_an_owner(membership, "be removed")
     audit_record(workspace=membership.workspace_id, actor=actor.user, action="member.remove",
                  target=membership, label=membership.user.email, before={"role": membership.role})
+    _creator_grants_revoke(user=membership.user, workspace_id=membership.workspace_id, role=None, actor=actor.user,
+                           reason=f"{membership.user.email} was removed from the workspace")
     membership.delete()
 
 
@@ -274,7 +345,27 @@ def workspace_leave(*, membership: Membership) -> None:
     _keeps_an_owner(membership, "leave")
     audit_record(workspace=membership.workspace_id, actor=membership.user, action="member.leave",
                  target=membership, label=membership.user.email, before={"role": membership.role})
+    _creator_grants_revoke(user=membership.user, workspace_id=membership.workspace_id, role=None,
+                           actor=membership.user, reason=f"{membership.user.email} left the workspace")
     membership.delete()
+
+
+@transaction.atomic
+def user_delete(*, user: User, actor: User | None) -> None:
+    """Delete an account. Its tokens and pending invitations are revoked first, in every workspace,
+    each with an audit entry; its workflows and runs stay, and audit entries keep its email."""
+    email = user.email
+    workspace_ids = set(
+        ApiToken.objects.filter(created_by=user, revoked_at__isnull=True).values_list("workspace_id", flat=True)
+    ) | set(
+        Invitation.objects.filter(invited_by=user, accepted_at__isnull=True, revoked_at__isnull=True)
+        .values_list("workspace_id", flat=True)
+    )
+    for workspace_id in sorted(workspace_ids):
+        _creator_grants_revoke(user=user, workspace_id=workspace_id, role=None, actor=actor,
+                               reason=f"The account of {email} was deleted")
+    log.warning("Account %s (%s) deleted by %s", user.id, email, actor.email if actor else "the system")
+    user.delete()
 
 
 @transaction.atomic

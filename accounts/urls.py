@@ -4,6 +4,13 @@ from accounts import views
 
 urlpatterns = [
     path("accounts/signup/", views.signup, name="signup"),
+    path("accounts/signup/sent/", views.signup_sent, name="signup_sent"),
+    path("accounts/verify/resend/", views.email_verify_resend, name="email_verify_resend"),
+    path("accounts/verify/<str:token>/", views.email_verify, name="email_verify"),
+    # Django's own views, with the login refusing unconfirmed addresses and the reset rate-limited.
+    path("accounts/login/", views.LoginView.as_view(), name="login"),
+    path("accounts/password_reset/", views.PasswordResetView.as_view(), name="password_reset"),
+    path("accounts/reset/<uidb64>/<token>/", views.PasswordResetConfirmView.as_view(), name="password_reset_confirm"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("workspaces/new/", views.workspace_create, name="workspace_create"),
     path("invitations/<str:token>/", views.invitation_accept, name="invitation_accept"),

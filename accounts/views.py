@@ -7,8 +7,12 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import PasswordResetForm, SetPasswordForm
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.core.validators import validate_email
 from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -16,8 +20,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
-from accounts import services
+from accounts import services, verification
 from accounts.access import workspace_for
+from accounts.client_ip import client_ip
 from accounts.audit_display import action_label, entry_diff
 from accounts.charts import usage_chart
 from accounts.forms import (
@@ -25,13 +30,15 @@ from accounts.forms import (
     BudgetForm,
     InvitationForm,
     InvitationSignupForm,
+    LoginForm,
     RoleForm,
     SignupForm,
     WorkspaceDeleteForm,
     WorkspaceForm,
     role_choices,
 )
-from accounts.models import Invitation, Membership, Role, User
+from accounts.mail import MailLimited, mail_configured, mail_request_allow
+from accounts.models import Invitation, MailRequest, Membership, Role, User
 from accounts.services import InvitationUnusable, MembershipRefused
 from accounts.usage import daily_usage, month_budget, usage_by_member, usage_by_workflow
 from workflows.pricing import NANO
@@ -49,21 +56,96 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "home.html")
 
 
+def _limited(response: HttpResponse, limited: MailLimited) -> HttpResponse:
+    response["Retry-After"] = str(limited.retry_after)
+    return response
+
+
 @require_http_methods(["GET", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
+    """The same answer whether the address is new or taken (accounts/verification.py)."""
     if request.user.is_authenticated:
         return redirect("home")
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        user, workspace = services.user_signup(
-            email=form.cleaned_data["email"],
-            password=form.cleaned_data["password"],
-            name=form.cleaned_data["name"],
+        email = form.cleaned_data["email"]
+        limited = mail_request_allow(kind=MailRequest.Kind.SIGNUP, ip=client_ip(request), recipient=email)
+        if limited:
+            form.add_error(None, limited.message)
+            return _limited(render(request, "accounts/signup.html", {"form": form}, status=429), limited)
+        user = verification.signup_request(
+            email=email, password=form.cleaned_data["password"], name=form.cleaned_data["name"]
         )
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        messages.success(request, "Welcome to Stepwise! This is your workspace.")
-        return redirect("workspace_home", slug=workspace.slug)
+        request.session["signup_email"] = email
+        # Server-side only: lets the browser that signed up be logged in by the link.
+        request.session["signup_user_id"] = user.id if user else None
+        return redirect("signup_sent")
     return render(request, "accounts/signup.html", {"form": form})
+
+
+@require_GET
+def signup_sent(request: HttpRequest) -> HttpResponse:
+    return render(request, SIGNUP_SENT_PAGE, {"email": request.session.get("signup_email", "")})
+
+
+@require_POST
+def email_verify_resend(request: HttpRequest) -> HttpResponse:
+    email = request.POST.get("email", "").strip().lower()
+    try:
+        validate_email(email)
+    except ValidationError:
+        context = {"email": email, "resend_error": "Enter a valid email address."}
+        return render(request, SIGNUP_SENT_PAGE, context, status=422)
+    limited = mail_request_allow(kind=MailRequest.Kind.SIGNUP, ip=client_ip(request), recipient=email)
+    if limited:
+        context = {"email": email, "resend_error": limited.message}
+        return _limited(render(request, SIGNUP_SENT_PAGE, context, status=429), limited)
+    verification.verification_resend(email=email)
+    request.session["signup_email"] = email
+    return redirect("signup_sent")
+
+
+@require_http_methods(["GET", "POST"])
+def email_verify(request: HttpRequest, token: str) -> HttpResponse:
+    """The link in the confirmation mail: a page with a button, so that mail scanners confirm nothing."""
+    try:
+        user = verification.user_for_token(token)
+    except verification.LinkUnusable as e:
+        return render(request, "accounts/email_verify.html", {"problem": str(e)}, status=410)
+    if request.method == "POST":
+        verification.email_verify(token=token)
+        if request.session.get("signup_user_id") == user.id and user.is_active:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(request, "Your address is confirmed. Welcome to Stepwise! This is your workspace.")
+            return redirect("home")
+        messages.success(request, f"{user.email} is confirmed: log in to start.")
+        return redirect("login")
+    return render(request, "accounts/email_verify.html", {"user_email": user.email})
+
+
+class LoginView(auth_views.LoginView):
+    authentication_form = LoginForm
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's reset, rate-limited per client address and per recipient (accounts/mail.py)."""
+
+    def form_valid(self, form: PasswordResetForm) -> HttpResponse:
+        limited = mail_request_allow(
+            kind=MailRequest.Kind.PASSWORD_RESET, ip=client_ip(self.request), recipient=form.cleaned_data["email"]
+        )
+        if limited:
+            form.add_error(None, limited.message)
+            return _limited(self.render_to_response(self.get_context_data(form=form), status=429), limited)
+        return super().form_valid(form)
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    def form_valid(self, form: SetPasswordForm) -> HttpResponse:
+        response = super().form_valid(form)
+        # The reset link came by mail to the account's address: that confirms it.
+        verification.email_mark_verified(user=form.user)
+        return response
 
 
 @login_required
@@ -82,6 +164,7 @@ def workspace_create(request: HttpRequest) -> HttpResponse:
 # --- Workspace settings: members, invitations, budget, the workspace itself -------------------------
 
 SETTINGS_PAGE = "accounts/workspace_settings.html"
+SIGNUP_SENT_PAGE = "accounts/signup_sent.html"
 INVITATION_PAGE = "accounts/invitation_accept.html"
 CENT = Decimal("0.01")
 
@@ -211,6 +294,14 @@ def invitation_create(request: HttpRequest, slug: str) -> HttpResponse:
             context = _settings_context(actor, invite_form=form)
             return render(request, f"{SETTINGS_PAGE}#invitations", context, status=422)
         return _settings_again(request, actor, invite_form=form)
+    limited = mail_request_allow(kind=MailRequest.Kind.INVITATION, ip=client_ip(request), user=actor.user)
+    if limited:
+        form.add_error(None, limited.message)
+        if request.htmx:  # 422: htmx swaps the card with the error in it
+            context = _settings_context(actor, invite_form=form)
+            response = render(request, f"{SETTINGS_PAGE}#invitations", context, status=422)
+            return trigger_client_event(response, "toast", {"level": "error", "message": limited.message})
+        return _limited(render(request, SETTINGS_PAGE, _settings_context(actor, invite_form=form), status=429), limited)
     try:
         invitation, token = services.invitation_create(
             workspace=actor.workspace,
@@ -229,6 +320,9 @@ def invitation_create(request: HttpRequest, slug: str) -> HttpResponse:
         response = render(request, f"{SETTINGS_PAGE}#invitations", context)
         if invitation.email_error:
             message = f"The email to {invitation.email} could not be sent: share the link."
+            toast = {"level": "warning", "message": message}
+        elif not mail_configured():
+            message = f"Mail is not configured on this server (EMAIL_URL): share the link with {invitation.email}."
             toast = {"level": "warning", "message": message}
         else:
             toast = {"level": "success", "message": f"Invitation sent to {invitation.email}."}

@@ -133,6 +133,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.workspaces",
                 "accounts.context_processors.budget_banner",
+                "accounts.context_processors.mail",
                 "workflows.context_processors.llm_status",
             ],
         },
@@ -183,14 +184,34 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
-# Login throttling: a lock-out per account and address after repeated failures.
+# Login throttling (accounts/login_throttle.py): failures within the cool-off
+# are counted per account at one address, per account from everywhere
+# (higher, so strangers cannot lock a person out with a few guesses) and per
+# address across accounts (password spraying); each key has its own limit,
+# and a lock lasts only the cool-off.
+AXES_HANDLER = "accounts.login_throttle.LoginThrottleHandler"
 AXES_FAILURE_LIMIT = envint("AXES_FAILURE_LIMIT", "5")
+AXES_FAILURE_LIMIT_PER_USERNAME = envint("AXES_FAILURE_LIMIT_PER_USERNAME", "20")
+AXES_FAILURE_LIMIT_PER_IP = envint("AXES_FAILURE_LIMIT_PER_IP", "50")
 AXES_COOLOFF_TIME = envfloat("AXES_COOLOFF_MINUTES", "15") / 60  # hours
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "username", "ip_address"]
+# X-Forwarded-For is believed only from these proxies (addresses or networks, `*` for any),
+# by the login throttle and the mail rate limits as by uvicorn, which reads the same variable.
+FORWARDED_ALLOW_IPS = envlist("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+AXES_CLIENT_IP_CALLABLE = "accounts.client_ip.client_ip"
 AXES_USERNAME_FORM_FIELD = "username"
+AXES_USERNAME_CALLABLE = "accounts.login_throttle.username_of"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
 AXES_VERBOSE = False
+
+# A new account confirms its address through a signed link before it can log in.
+EMAIL_VERIFICATION_HOURS = envint("EMAIL_VERIFICATION_HOURS", "48")
+# Mail people can make the server send, per hour (accounts/mail.py): invitations by one member,
+# mail requests of any kind from one client address, reset and sign-up mails to one address.
+MAIL_LIMIT_PER_USER = envint("MAIL_LIMIT_PER_USER", "30")
+MAIL_LIMIT_PER_IP = envint("MAIL_LIMIT_PER_IP", "30")
+MAIL_LIMIT_PER_RECIPIENT = envint("MAIL_LIMIT_PER_RECIPIENT", "3")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -212,15 +233,12 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = not envbool("STATIC_MANIFEST", "False")
 
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Stepwise <stepwise@localhost>")
-# The console in development, a local SMTP relay in production unless
-# EMAIL_URL (smtp+tls://user:pw@host:587) names another.
-MAILERS = {
-    "default": {
-        "BACKEND": "django.core.mail.backends.console.EmailBackend"
-        if DEBUG
-        else "django.core.mail.backends.smtp.EmailBackend"
-    }
-}
+# Without EMAIL_URL (smtp+tls://user:pw@host:587, smtps://…, smtp://…) mail is
+# written to the console, i.e. the server's log: a fresh `make run` works (the
+# sign-up link is in the log), and a system check and the pages that send mail
+# say that mail is not configured (accounts/mail.py).
+MAIL_CONFIGURED = bool(env("EMAIL_URL"))
+MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
 if env("EMAIL_URL"):
     _email = urlparse(env("EMAIL_URL"))
     MAILERS["default"] = {

@@ -25,6 +25,7 @@ from django.conf import settings
 
 from accounts.models import Membership, Role, User, Workspace
 from accounts.services import user_signup
+from accounts.verification import email_verify, verification_token
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery staple"
@@ -55,12 +56,18 @@ class Personas:
     other_workspace: Workspace
 
 
+def signed_up(email: str, name: str = "", password: str = PASSWORD) -> tuple[User, Workspace]:
+    """A person who signed up and confirmed their address with the link's token, through the services."""
+    user, workspace = user_signup(email=email, password=password, name=name)
+    return email_verify(token=verification_token(user)), workspace
+
+
 @pytest.fixture
 def personas(db: None) -> Personas:
-    alice, workspace = user_signup(email="alice@example.com", password=PASSWORD, name="Alice")
-    bob, _ = user_signup(email="bob@example.com", password=PASSWORD, name="Bob")
-    vera, _ = user_signup(email="vera@example.com", password=PASSWORD, name="Vera")
-    charlie, other = user_signup(email="charlie@example.com", password=PASSWORD, name="Charlie")
+    alice, workspace = signed_up("alice@example.com", "Alice")
+    bob, _ = signed_up("bob@example.com", "Bob")
+    vera, _ = signed_up("vera@example.com", "Vera")
+    charlie, other = signed_up("charlie@example.com", "Charlie")
     Membership.objects.create(user=bob, workspace=workspace, role=Role.EDITOR)
     Membership.objects.create(user=vera, workspace=workspace, role=Role.VIEWER)
     return Personas(workspace=workspace, alice=alice, bob=bob, vera=vera, charlie=charlie, other_workspace=other)

@@ -18,6 +18,7 @@ PRODUCTION = {
     "SECURE_SSL_REDIRECT": "true",
     "SECURE_HSTS_SECONDS": "31536000",
     "SECURE_COOKIES": "true",
+    "EMAIL_URL": "smtp+tls://stepwise:pw@smtp.example.com:587",
 }
 
 
@@ -32,6 +33,13 @@ def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
 def test_the_deploy_check_passes_with_production_settings() -> None:
     result = _manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_check_warns_at_start_when_mail_is_not_configured() -> None:
+    env = {k: v for k, v in PRODUCTION.items() if k != "EMAIL_URL"}
+    result = _manage("check", env=env)
+    assert result.returncode == 0
+    assert "accounts.W001" in result.stderr and "Mail is not configured on this server (EMAIL_URL)" in result.stderr
 
 
 def test_it_refuses_to_start_without_a_secret_key_in_production() -> None:

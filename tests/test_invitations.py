@@ -50,7 +50,8 @@ def test_an_admin_invites_by_email_and_the_link_is_in_the_email(
     assert invitation.expires_at - invitation.created_at == timedelta(days=7)
 
 
-def test_the_invite_form_over_htmx_answers_with_the_invitations_card(client: Client, personas: Personas) -> None:
+def test_the_invite_form_over_htmx_answers_with_the_invitations_card(client: Client, personas: Personas, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.MAIL_CONFIGURED = True  # without EMAIL_URL the toast says to share the link (tests/test_mail_limits.py)
     client.force_login(personas.alice)
     response = client.post(
         f"/w/{personas.workspace.slug}/invitations/", {"email": "dana@example.com", "role": "viewer"}, HTTP_HX_REQUEST="true"

@@ -3,7 +3,10 @@
 A token is shown once, when created; only its SHA-256 is stored (a token is
 256 random bits, so a fast hash is enough: there is nothing to brute-force).
 A token acts for its workspace with the rights of an admin, and its
-requests are recorded in the audit log under the member who created it.
+requests are recorded in the audit log under the member who created it. It
+works only while that member is an active admin or owner of the workspace:
+removing, demoting or deleting them revokes it (accounts/services.py), and
+`token_authenticate` checks it again at every use.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import F
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja.security import HttpBearer
 
 from accounts.audit import audit_record
-from accounts.models import User, Workspace
+from accounts.models import Role, User, Workspace
 from workflows.models import ApiToken
 
 TOKEN_PREFIX = "sw_"
@@ -68,9 +72,18 @@ def token_authenticate(value: str) -> ApiToken | None:
     """The live token with this value, its last use recorded; None for anything else."""
     if not value.startswith(TOKEN_PREFIX) or len(value) > 100:
         return None
+    # The creator's standing is checked at every use, not only revoked by the
+    # member services: a token dies with its maker's admin rights even when the
+    # role is changed behind the services' back (the admin site, a shell).
     token = (
         ApiToken.objects.select_related("workspace", "created_by")
-        .filter(token_hash=token_hash(value), revoked_at__isnull=True)
+        .filter(
+            token_hash=token_hash(value),
+            revoked_at__isnull=True,
+            created_by__is_active=True,
+            created_by__memberships__workspace_id=F("workspace_id"),
+            created_by__memberships__role__in=[role for role in Role if role.allows(Role.ADMIN)],
+        )
         .first()
     )
     if token is None:

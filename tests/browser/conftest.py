@@ -12,6 +12,10 @@ Fixtures
                thread, the test itself and the worker process all share it.
   log_in       `log_in(email, password=PASSWORD)` signs in through the real
                login form and waits for the workspace page.
+  sign_up_through_form(page, base_url, name, email, password)
+               signs up through the real form, opens the confirmation link
+               from the mail the server sent, confirms, and waits for the
+               workspace page (logged in).
 
 Every test collected under tests/browser/ is marked `browser`.
 """
@@ -19,6 +23,7 @@ Every test collected under tests/browser/ is marked `browser`.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -131,6 +136,22 @@ def log_in_through_form(page, base_url: str, email: str, password: str = PASSWOR
     page.locator("#id_password").fill(password)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(lambda url: "/accounts/login/" not in url)
+
+
+def sign_up_through_form(page, base_url: str, name: str, email: str, password: str) -> None:  # type: ignore[no-untyped-def]
+    from django.core import mail
+
+    page.goto(f"{base_url}/accounts/signup/")
+    page.locator("#id_name").fill(name)
+    page.locator("#id_email").fill(email)
+    page.locator("#id_password").fill(password)
+    page.get_by_role("button", name="Create account").click()
+    page.get_by_role("heading", name="Check your inbox").wait_for()
+    [message] = [m for m in mail.outbox if m.to == [email]]
+    link = re.search(r"https?://[^\s]+(/accounts/verify/[^\s/]+/)", message.body).group(1)  # type: ignore[union-attr]
+    page.goto(base_url + link)
+    page.get_by_role("button", name="Confirm my address").click()
+    page.wait_for_url(lambda url: "/w/" in url)
 
 
 @pytest.fixture

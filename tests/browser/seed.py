@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from accounts.models import Membership, Role, User, Workspace
 from accounts.services import user_signup
+from accounts.verification import email_verify, verification_token
 from workflows import services
 from workflows.models import Run, Workflow
 
@@ -121,9 +122,12 @@ def wait_for(run: Run, timeout: float = 60) -> Run:
 
 def seed_workspace(email: str = "priya@acme.example", password: str = PASSWORD) -> Seeded:
     owner, workspace = user_signup(email=email, password=password, name="Priya Raman")
+    # Confirmed with the token their link would carry, so they can log in through the form.
+    owner = email_verify(token=verification_token(owner))
     workspace.name = "Acme Support"
     workspace.save(update_fields=["name"])
     viewer, _ = user_signup(email=f"viewer.{email}", password=password, name="Victor Lee")
+    viewer = email_verify(token=verification_token(viewer))
     Membership.objects.create(user=viewer, workspace=workspace, role=Role.VIEWER)
     seeded = Seeded(workspace=workspace, owner=owner, viewer=viewer)
 

@@ -11,6 +11,7 @@ import re
 from playwright.sync_api import Page, expect
 
 from accounts.models import User
+from tests.browser.conftest import sign_up_through_form
 from workflows.models import Run, StepRun, Workflow
 from workflows.pricing import format_usd
 
@@ -27,11 +28,7 @@ def add_step_at_the_end(page: Page, kind: str, number: int) -> None:
 
 def test_a_new_user_builds_fixes_runs_and_publishes_a_three_step_workflow(page: Page, live_app) -> None:  # type: ignore[no-untyped-def]
     # Sign up: a workspace of one's own, and an empty state that shows the way.
-    page.goto(f"{live_app.url}/accounts/signup/")
-    page.locator("#id_name").fill("Robin Builder")
-    page.locator("#id_email").fill("robin@example.com")
-    page.locator("#id_password").fill("a long enough passphrase 42")
-    page.get_by_role("button", name="Create account").click()
+    sign_up_through_form(page, live_app.url, "Robin Builder", "robin@example.com", "a long enough passphrase 42")
     expect(page.get_by_role("heading", name="Build your first workflow")).to_be_visible()
 
     # From scratch: a blank workflow has one input ("text") and one step.

@@ -7,6 +7,7 @@ import re
 from playwright.sync_api import expect
 
 from accounts.models import User
+from tests.browser.conftest import sign_up_through_form
 from tests.conftest import wait_for_run
 from workflows import services
 from workflows.models import Run
@@ -14,11 +15,7 @@ from workflows.pricing import format_usd
 
 
 def test_a_new_user_signs_up_and_lands_in_their_workspace(page, live_app) -> None:  # type: ignore[no-untyped-def]
-    page.goto(f"{live_app.url}/accounts/signup/")
-    page.locator("#id_name").fill("Dana Reyes")
-    page.locator("#id_email").fill("dana@example.com")
-    page.locator("#id_password").fill("a long enough passphrase 42")
-    page.get_by_role("button", name="Create account").click()
+    sign_up_through_form(page, live_app.url, "Dana Reyes", "dana@example.com", "a long enough passphrase 42")
 
     workspace = User.objects.get(email="dana@example.com").memberships.get().workspace
     expect(page).to_have_url(re.compile(rf"/w/{workspace.slug}/$"))

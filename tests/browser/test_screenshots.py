@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from django.urls import NoReverseMatch, reverse
 
-from tests.browser.conftest import DESKTOP, PHONE, log_in_through_form, new_page
+from tests.browser.conftest import DESKTOP, PHONE, log_in_through_form, new_page, sign_up_through_form
 from tests.browser.seed import PASSWORD, seed_workspace
 
 pytestmark = [
@@ -75,12 +75,8 @@ def test_every_main_page_at_desktop_and_phone_width(browser, browser_errors, liv
             shoot(anonymous, name, width)
 
         # Issue 2's promise: sign up and land in a workspace of your own.
-        anonymous.goto(live_app.url + "/accounts/signup/")
-        anonymous.locator("#id_name").fill(f"Sam Okafor {width}")
-        anonymous.locator("#id_email").fill(f"sam.{width}@example.com")
-        anonymous.locator("#id_password").fill("a long enough passphrase 42")
-        anonymous.get_by_role("button", name="Create account").click()
-        anonymous.wait_for_url(lambda url: "/w/" in url)
+        sign_up_through_form(anonymous, live_app.url, f"Sam Okafor {width}", f"sam.{width}@example.com",
+                             "a long enough passphrase 42")
         shoot(anonymous, "signup-landing", width)
         anonymous.context.close()
 
