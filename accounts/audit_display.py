@@ -25,12 +25,19 @@ ACTION_LABELS = {
     "workflow.edit": "Edited a workflow",
     "workflow.publish": "Published a workflow",
     "workflow.delete": "Deleted a workflow",
+    "workflow.duplicate": "Duplicated a workflow",
+    "workflow.archive": "Archived a workflow",
+    "workflow.unarchive": "Unarchived a workflow",
+    "workflow.restore_version": "Restored a version into the draft",
     "trigger.create": "Created a trigger",
     "trigger.update": "Changed a trigger",
+    "trigger.edit": "Changed a webhook",
     "trigger.rotate": "Rotated a trigger's secret",
+    "trigger.signing_change": "Changed whether a webhook needs signatures",
     "trigger.delete": "Deleted a trigger",
     "schedule.create": "Created a schedule",
     "schedule.update": "Changed a schedule",
+    "schedule.edit": "Changed a schedule",
     "schedule.delete": "Deleted a schedule",
     "token.create": "Created an API token",
     "token.revoke": "Revoked an API token",
@@ -43,8 +50,10 @@ MAX_SNAPSHOT_CHARS = 20_000
 def action_label(action: str) -> str:
     if action in ACTION_LABELS:
         return ACTION_LABELS[action]
+    # An action without a sentence of its own: "Widget: restore version", never "Restore version widget".
     noun, _, verb = action.partition(".")
-    return f"{verb.replace('_', ' ').capitalize() or 'Changed'} {noun.replace('_', ' ')}".strip()
+    noun = noun.replace("_", " ").capitalize()
+    return f"{noun}: {verb.replace('_', ' ')}" if verb else noun or "Changed something"
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,9 @@ from django.utils import timezone
 
 from accounts.models import BudgetMonth, Workspace
 from workflows.budget import month_of
-from workflows.models import StepRun
+from workflows.models import Run, StepRun
 
 WARNING_PERCENT = 80
-NO_USER_LABEL = "Triggers/API"
 
 
 @dataclass(frozen=True)
@@ -162,35 +161,63 @@ def usage_by_workflow(workspace: Workspace, *, days: int = 30, today: date | Non
     ]
 
 
+def _starter(row: dict) -> tuple[tuple[object, ...], str, str]:
+    """Who a run's spend belongs to: (grouping key, label, detail).
+
+    A person for the runs they started by hand; otherwise what started it: an
+    API token by its name (not the person who created it), webhooks,
+    schedules, the command line.
+    """
+    trigger = row["run__trigger"]
+    if trigger == Run.Trigger.API:
+        name = row["run__api_token__name"]
+        if row["run__api_token_id"] is None:
+            return ("api", None), "API token", "a token since deleted"
+        return ("api", row["run__api_token_id"]), f"API token “{name}”", "API v1"
+    if trigger == Run.Trigger.WEBHOOK:
+        return ("webhook",), "Webhook", "signed requests to a webhook URL"
+    if trigger == Run.Trigger.SCHEDULE:
+        return ("schedule",), "Schedule", "cron schedules"
+    if row["run__created_by_id"] is None:
+        if trigger == Run.Trigger.CLI:
+            return ("cli",), "Command line", "run_workflow"
+        return ("deleted",), "Deleted account", "a person no longer here"
+    email = row["run__created_by__email"]
+    return ("user", row["run__created_by_id"]), row["run__created_by__name"] or email.split("@")[0], email
+
+
 def usage_by_member(workspace: Workspace, *, days: int = 30, today: date | None = None) -> list[UsageRow]:
-    """Spend by who started the runs; runs started by webhooks, schedules and the API have no person."""
+    """Spend by who started the runs: people, and apart from them API tokens, webhooks and schedules."""
     first, last = _window(days, today)
     rows = list(
         _steps(workspace, first, last)
-        .values("run__created_by_id", "run__created_by__email", "run__created_by__name")
+        .values("run__trigger", "run__created_by_id", "run__created_by__email", "run__created_by__name",
+                "run__api_token_id", "run__api_token__name")
         .annotate(**_TOTALS)
-        .order_by("-cost", "run__created_by__email")
     )
     total = sum(row["cost"] for row in rows)
-    result = []
+    # A run has one trigger and one starter, so its group's distinct run count adds up across groups.
+    groups: dict[tuple[object, ...], dict] = {}
     for row in rows:
-        email = row["run__created_by__email"]
-        if row["run__created_by_id"] is None:
-            label, detail = NO_USER_LABEL, "webhooks, schedules, API tokens"
-        else:
-            label, detail = row["run__created_by__name"] or email.split("@")[0], email
-        result.append(
-            UsageRow(
-                key=row["run__created_by_id"],
-                label=label,
-                detail=detail,
-                runs=row["run_count"],
-                cost_nanousd=row["cost"],
-                tokens=row["tokens_in_sum"] + row["tokens_out_sum"],
-                share_percent=_share(row["cost"], total),
-            )
+        key, label, detail = _starter(row)
+        group = groups.setdefault(key, {"label": label, "detail": detail, "runs": 0, "cost": 0, "tokens": 0,
+                                        "id": row["run__created_by_id"] if key[0] == "user" else None})
+        group["runs"] += row["run_count"]
+        group["cost"] += row["cost"]
+        group["tokens"] += row["tokens_in_sum"] + row["tokens_out_sum"]
+    ordered = sorted(groups.values(), key=lambda group: (-group["cost"], group["label"]))
+    return [
+        UsageRow(
+            key=group["id"],
+            label=group["label"],
+            detail=group["detail"],
+            runs=group["runs"],
+            cost_nanousd=group["cost"],
+            tokens=group["tokens"],
+            share_percent=_share(group["cost"], total),
         )
-    return result
+        for group in ordered
+    ]
 
 
 def month_budget(workspace: Workspace) -> MonthBudget:

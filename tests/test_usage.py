@@ -26,8 +26,8 @@ def workflow(workspace: Workspace, name: str) -> Workflow:
 
 
 def paid_run(flow: Workflow, *, user, when: datetime, cost: int, tokens_in: int = 100, tokens_out: int = 50,  # type: ignore[no-untyped-def]
-             steps: int = 1) -> Run:
-    run = Run.objects.create(workspace=flow.workspace, workflow=flow, definition=flow.definition, trigger="manual",
+             steps: int = 1, trigger: str = "manual") -> Run:
+    run = Run.objects.create(workspace=flow.workspace, workflow=flow, definition=flow.definition, trigger=trigger,
                              status="succeeded", created_by=user, cost_nanousd=cost * steps, created_at=when)
     for n in range(steps):
         StepRun.objects.create(run=run, key=f"s{n}", position=n, type="llm", status="succeeded", model="gpt-4.1-mini",
@@ -47,8 +47,8 @@ def spending(personas: Personas) -> Personas:
     digest = workflow(personas.workspace, "Digest")
     paid_run(triage, user=personas.bob, when=days_ago(0), cost=3_000_000, steps=2)
     paid_run(triage, user=personas.alice, when=days_ago(2), cost=1_000_000)
-    paid_run(digest, user=None, when=days_ago(2, hour=23), cost=4_000_000)
-    paid_run(digest, user=None, when=days_ago(40), cost=99_000_000)  # outside the 30 days
+    paid_run(digest, user=None, when=days_ago(2, hour=23), cost=4_000_000, trigger="webhook")
+    paid_run(digest, user=None, when=days_ago(40), cost=99_000_000, trigger="webhook")  # outside the 30 days
     # Another workspace's spend never shows here.
     paid_run(workflow(personas.other_workspace, "Theirs"), user=personas.charlie, when=days_ago(0), cost=7_000_000)
     return personas
@@ -73,7 +73,7 @@ def test_breakdowns_by_workflow_and_by_person_with_triggers_apart(spending: Pers
     by_member = usage_by_member(spending.workspace)
     assert [(r.label, r.detail, r.runs, r.cost_nanousd) for r in by_member] == [
         ("Bob", "bob@example.com", 1, 6_000_000),
-        ("Triggers/API", "webhooks, schedules, API tokens", 1, 4_000_000),
+        ("Webhook", "signed requests to a webhook URL", 1, 4_000_000),
         ("Alice", "alice@example.com", 1, 1_000_000),
     ]
 
@@ -105,7 +105,7 @@ def test_any_member_sees_the_usage_page_with_an_accessible_svg_chart(client: Cli
     assert '<svg class="chart-svg"' in page and 'role="img"' in page
     assert '<title id="usage-chart-title">Daily spend and tokens, last 30 days</title>' in page
     assert page.count('<rect class="chart-bar"') == 2
-    assert "Triggers/API" in page and "Triage" in page and "Digest" in page
+    assert "Webhook" in page and "Triage" in page and "Digest" in page
     assert "Theirs" not in page
     assert 'style="' not in page and "<style" not in page
 

@@ -417,7 +417,7 @@ def _api_run_start(request: HttpRequest, workflow_id: int, inputs: dict[str, Any
     token = _token(request)
     with transaction.atomic():
         return services.run_start(
-            workflow=workflow, trigger=Run.Trigger.API, inputs=inputs, user=token.created_by,
+            workflow=workflow, trigger=Run.Trigger.API, inputs=inputs, user=token.created_by, api_token=token,
             idempotency_key=f"api:{key}" if key else None,
         )
 

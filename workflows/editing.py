@@ -107,6 +107,8 @@ def step_insert(definition: dict, *, position: int, kind: str) -> tuple[dict, in
     previous = step_key(steps[position - 1]) if position > 0 else None
     following = step_key(steps[position]) if position < len(steps) else None
     step = new_step(kind, key=unique_name(result), previous=previous or None, following=following or None)
+    if kind == "condition" and position > 0:
+        step["cases"] = [_first_case(steps[position - 1], previous or "", END)]
     steps.insert(position, step)
     result["steps"] = steps
     return result, position
@@ -270,10 +272,34 @@ def settings_set(definition: dict, *, name: str, description: str) -> dict:
 # --- Conditions -------------------------------------------------------------------
 
 
+def _first_case(previous: object, key: str, goto: str) -> dict:
+    """A new condition's case: a JSON answer is compared by one field (the first one with choices,
+    else the first text field), since its whole JSON never equals a word; text by its contents."""
+    step = previous if isinstance(previous, dict) else {}
+    response_format = step.get("response_format") if isinstance(step.get("response_format"), dict) else {}
+    schema = response_format.get("schema") if response_format.get("type") == "json_schema" else None
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    fields = {name: spec for name, spec in properties.items() if isinstance(spec, dict)} \
+        if isinstance(properties, dict) else {}
+    chosen = next((name for name, spec in fields.items() if isinstance(spec.get("enum"), list) and spec["enum"]),
+                  None)
+    if chosen is not None:
+        return {"left": f"{{{{ {key}.{chosen} }}}}", "op": "equals", "right": str(fields[chosen]["enum"][0]),
+                "goto": goto}
+    text = next((name for name, spec in fields.items() if spec.get("type") == "string"), None)
+    field = text or next(iter(fields), None)
+    if field is not None:
+        return {"left": f"{{{{ {key}.{field} }}}}", "op": "contains", "right": "yes", "goto": goto}
+    return {"left": f"{{{{ {key} }}}}" if key else "", "op": "contains", "right": "yes", "goto": goto}
+
+
 def case_add(step: dict, *, previous: str | None) -> dict:
     result = copy.deepcopy(step)
     cases = result.get("cases") if isinstance(result.get("cases"), list) else []
-    cases.append({"left": f"{{{{ {previous} }}}}" if previous else "", "op": "equals", "right": "",
+    # A further case usually tests the same thing as the one before it (another category).
+    last = cases[-1] if cases and isinstance(cases[-1], dict) else {}
+    left = last.get("left") if isinstance(last.get("left"), str) and last.get("left") else None
+    cases.append({"left": left or (f"{{{{ {previous} }}}}" if previous else ""), "op": "equals", "right": "",
                   "goto": END})
     result["cases"] = cases
     return result

@@ -77,7 +77,7 @@ class Slot:
 class Branch:
     label: str
     goto: str
-    tone: str  # "true" for a case, "false" for else, "" for next
+    tone: str  # "true" for a case, "" for else and next
 
 
 @dataclass
@@ -222,7 +222,8 @@ def _branches(step: dict, kind: str) -> list[Branch]:
         for case in step.get("cases") if isinstance(step.get("cases"), list) else []:
             if isinstance(case, dict):
                 branches.append(Branch(case_label(case), str(case.get("goto") or "?"), "true"))
-        branches.append(Branch("else", str(step.get("else") or "?"), "false"))
+        # "else" is the ordinary way on, not a failure: no alarming colour.
+        branches.append(Branch("else", str(step.get("else") or "?"), ""))
     elif isinstance(step.get("next"), str) and step.get("next"):
         branches.append(Branch("then", step["next"], ""))
     return branches
@@ -250,8 +251,7 @@ def _short(text: str) -> str:
 
 def _json_fields(step: dict) -> list[str]:
     response_format = step.get("response_format")
-    if step.get("type") == "condition":
-        return ["case", "goto"]
+    # A condition's output ({"case": 0, "goto": "reply"}) only records the route taken: not offered.
     if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
         return []
     schema = response_format.get("schema")
@@ -348,6 +348,8 @@ def picker_variables(state: EditorState, index: int) -> list[Variable]:
     fields_by_key = {card.key: card.json_fields for card in state.cards[:index]}
     if state.parsed is not None:
         for step in state.parsed.steps[:index]:
+            if step.type == "condition":
+                continue  # its fields only record the route taken (see _json_fields)
             schema = module_for(step).output_schema(step)
             properties = schema.get("properties") if isinstance(schema, dict) else None
             fields_by_key[step.key] = list(properties) if isinstance(properties, dict) else []

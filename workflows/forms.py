@@ -205,6 +205,12 @@ class SettingsForm(forms.Form):
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
 
 
+class RenameForm(forms.Form):
+    """Renaming in place from the editor's title."""
+
+    name = forms.CharField(max_length=200, error_messages={"required": "A workflow needs a name."})
+
+
 class PublishForm(forms.Form):
     summary = forms.CharField(
         required=False,

@@ -82,6 +82,8 @@ class Run(models.Model):
     tokens_out = models.BigIntegerField(default=0)
     cost_nanousd = models.BigIntegerField(default=0)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+")
+    # The token that started an API run (its spend is the token's, not its creator's).
+    api_token = models.ForeignKey("ApiToken", models.SET_NULL, null=True, blank=True, related_name="runs")
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)
     # "Resume from the failed step": finished steps of this run are reused.
     resumed_from = models.ForeignKey("self", models.SET_NULL, null=True, blank=True, related_name="+")

@@ -77,6 +77,23 @@ def _inputs_check(workflow: Workflow, inputs: object) -> dict[str, object]:
     return inputs
 
 
+def schedule_problems(*, workflow: Workflow, cron: str, time_zone: str, inputs: object) -> dict[str, str]:
+    """Every problem of a schedule's fields at once (field -> message), so a form can show them together.
+
+    `inputs` None means they could not be read at all (the form says why) and are not checked here.
+    """
+    problems: dict[str, str] = {}
+    checks = [("cron", lambda: cron_check(cron)), ("time_zone", lambda: time_zone_check(time_zone))]
+    if inputs is not None:
+        checks.append(("inputs", lambda: _inputs_check(workflow, inputs)))
+    for field, check in checks:
+        try:
+            check()
+        except ScheduleInvalid as e:
+            problems[field] = e.message
+    return problems
+
+
 def _audit_view(schedule: Schedule) -> dict[str, object]:
     return {"cron": schedule.cron, "time_zone": schedule.time_zone, "inputs": schedule.inputs,
             "enabled": schedule.enabled}

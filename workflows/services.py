@@ -20,7 +20,7 @@ from accounts.audit import audit_record
 from accounts.models import User, Workspace
 from workflows import dispatch
 from workflows.definition import Definition, InputError, Issue, coerce_inputs, validate_definition
-from workflows.models import Run, StepRun, Workflow, WorkflowVersion
+from workflows.models import ApiToken, Run, StepRun, Workflow, WorkflowVersion
 
 log = logging.getLogger(__name__)
 
@@ -239,6 +239,7 @@ def run_start(
     draft: bool = False,
     idempotency_key: str | None = None,
     payload: object = None,
+    api_token: ApiToken | None = None,
 ) -> Run:
     """Create a run and enqueue it once committed.
 
@@ -272,6 +273,7 @@ def run_start(
                 inputs=coerced,
                 payload=payload,
                 created_by=user,
+                api_token=api_token,
                 idempotency_key=idempotency_key or None,
                 enqueued_at=timezone.now() if send_now else None,
             )

@@ -106,7 +106,7 @@ def _schedule_rows(items: list[Schedule]) -> list[dict[str, Any]]:
                 upcoming = []
         rows.append({
             "schedule": schedule,
-            "upcoming": upcoming,
+            "upcoming": upcoming,  # UTC; the template shows them in the schedule's own time zone
             "inputs_json": json.dumps(schedule.inputs, ensure_ascii=False),
             "form": ScheduleForm(prefix=f"s{schedule.id}", initial={
                 "cron": schedule.cron, "time_zone": schedule.time_zone,
@@ -247,12 +247,28 @@ def trigger_signing(request: HttpRequest, slug: str, workflow_id: int, trigger_i
     return redirect("workflow_triggers", slug, workflow.id)
 
 
+def _schedule_form_checked(form: ScheduleForm, workflow: Workflow) -> bool:
+    """Validate the form and the schedule's own rules together, so every problem shows at once."""
+    form.is_valid()
+    cleaned = getattr(form, "cleaned_data", {})
+    problems = schedules.schedule_problems(
+        workflow=workflow,
+        cron=cleaned.get("cron", form["cron"].value() or ""),
+        time_zone=cleaned.get("time_zone", form["time_zone"].value() or ""),
+        inputs=cleaned.get("inputs"),
+    )
+    for field, message in problems.items():
+        if field not in form.errors:
+            form.add_error(field, message)
+    return not form.errors
+
+
 @login_required
 @require_POST
 def schedule_create(request: HttpRequest, slug: str, workflow_id: int) -> HttpResponse:
     membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.ADMIN)
     form = ScheduleForm(request.POST)
-    if form.is_valid():
+    if _schedule_form_checked(form, workflow):
         try:
             schedules.schedule_create(workflow=workflow, user=request.user, **form.cleaned_data)  # type: ignore[arg-type]
         except schedules.ScheduleInvalid as e:
@@ -268,7 +284,7 @@ def schedule_edit(request: HttpRequest, slug: str, workflow_id: int, schedule_id
     membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.ADMIN)
     schedule = _schedule_of(workflow, schedule_id)
     form = ScheduleForm(request.POST, prefix=f"s{schedule.id}")
-    if form.is_valid():
+    if _schedule_form_checked(form, workflow):
         try:
             schedules.schedule_update(schedule=schedule, user=request.user, **form.cleaned_data)  # type: ignore[arg-type]
         except schedules.ScheduleInvalid as e:

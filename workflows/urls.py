@@ -26,6 +26,7 @@ urlpatterns = [
     path("w/<slug:slug>/workflows/<int:pk>/output/", views.workflow_output_save, name="workflow_output_save"),
     path("w/<slug:slug>/workflows/<int:pk>/settings/", views.workflow_settings_save,
          name="workflow_settings_save"),
+    path("w/<slug:slug>/workflows/<int:pk>/rename/", views.workflow_rename, name="workflow_rename"),
     path("w/<slug:slug>/workflows/<int:pk>/publish/", views.workflow_publish, name="workflow_publish"),
     path("w/<slug:slug>/workflows/<int:pk>/versions/", views.workflow_versions, name="workflow_versions"),
     path("w/<slug:slug>/workflows/<int:pk>/versions/<int:number>/restore/", views.workflow_version_restore,

@@ -266,7 +266,7 @@ def _editor_context(
     return context
 
 
-_EDITOR_ACTIONS = ("archive", "delete", "duplicate", "inputs_save", "output_save", "publish", "settings_save",
+_EDITOR_ACTIONS = ("archive", "delete", "duplicate", "inputs_save", "output_save", "publish", "rename", "settings_save",
                    "step_add", "step_restore", "steps_reorder", "test_run", "unarchive", "versions")
 
 
@@ -643,6 +643,37 @@ def workflow_settings_save(request: HttpRequest, slug: str, pk: int) -> HttpResp
     return _autosaved(request, membership, workflow, panel="settings", form_errors=errors)
 
 
+@require_POST
+@login_required
+def workflow_rename(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """Rename in place from the editor's title: htmx gets the name updated wherever the page shows it."""
+    membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
+    form = forms.RenameForm(request.POST)
+    errors: list[str] = []
+    name = form.cleaned_data["name"].strip() if form.is_valid() else ""
+    if not form.is_valid():
+        errors = [str(message) for messages_ in form.errors.values() for message in messages_]
+    elif not name:
+        errors = ["A workflow needs a name."]
+    elif name != workflow.name and workflow.workspace.workflows.filter(name=name).exclude(id=workflow.id).exists():
+        errors = [f"Another workflow is already called “{name}”."]
+    if not errors and name != workflow.name:
+        description = workflow.definition.get("description", "") if isinstance(workflow.definition, dict) else ""
+        definition = editing.settings_set(workflow.definition, name=name,
+                                          description=description if isinstance(description, str) else "")
+        try:
+            services.workflow_save_draft(workflow=workflow, definition=definition, user=request.user)
+        except IntegrityError:  # renamed by someone else at the same moment
+            workflow.refresh_from_db()
+            errors = [f"Another workflow is already called “{name}”."]
+    if not request.htmx:
+        if errors:
+            messages.error(request, " ".join(errors))
+        return redirect(_editor_url(slug, workflow))
+    context = _editor_context(request, membership, workflow, panel="settings", extra={"rename_errors": errors, "rename_value": request.POST.get("name", "")})
+    return render(request, f"{EDITOR}#renamed", context, status=422 if errors else 200)
+
+
 # --- Publishing and versions ----------------------------------------------------------------
 
 
@@ -691,8 +722,16 @@ def workflow_versions(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 def workflow_version_restore(request: HttpRequest, slug: str, pk: int, number: int) -> HttpResponse:
     membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
     version = get_object_or_404(WorkflowVersion, workflow=workflow, number=number)
+    before = workflow.definition
     services.workflow_restore_version(workflow=workflow, version=version, user=request.user)
-    messages.success(request, f"Version {version.number} is now the draft. Publish it to make it live.")
+    latest = services.latest_version(workflow)
+    if workflow.definition == before:
+        messages.info(request, f"The draft was already the same as version {version.number}: nothing changed.")
+    elif latest is not None and latest.number == version.number:
+        messages.success(request, f"Version {version.number} is now the draft again: its unpublished changes "
+                                  "were discarded (the audit log keeps them).")
+    else:
+        messages.success(request, f"Version {version.number} is now the draft. Publish it to make it live.")
     return redirect(_editor_url(slug, workflow))
 
 

@@ -6,7 +6,9 @@
  * so behaviour is attached here, by data attributes:
  *
  *   <details class="dropdown">          closes on an outside click or Escape,
- *                                       and when another dropdown opens.
+ *                                       and when another dropdown opens; arrow
+ *                                       keys open it and move between its
+ *                                       .menu-item entries (Home/End too).
  *   .alert[data-autodismiss]            fades away after a few seconds (success
  *                                       messages get the attribute); hovering or
  *                                       focusing it holds it. [data-dismiss]
@@ -64,6 +66,43 @@
     openDropdowns().forEach(function (details) {
       closeDropdown(details, details.contains(document.activeElement));
     });
+  });
+
+  // Arrow keys: on a menu's button they open it on its first (or last) item;
+  // inside an open menu, Up/Down/Home/End move between its items (wrapping).
+  function menuItems(details) {
+    var menu = details.querySelector(".dropdown-menu");
+    if (!menu) return [];
+    return Array.prototype.filter.call(menu.querySelectorAll(".menu-item"), function (item) {
+      return !item.disabled && item.getClientRects().length > 0;
+    });
+  }
+
+  document.addEventListener("keydown", function (event) {
+    var keys = ["ArrowDown", "ArrowUp", "Home", "End"];
+    if (keys.indexOf(event.key) < 0 || event.altKey || event.ctrlKey || event.metaKey) return;
+    var element = event.target;
+    var details = element.closest && element.closest("details.dropdown");
+    if (!details) return;
+    var onSummary = element.matches("summary") && element.parentElement === details;
+    if (onSummary && (event.key === "ArrowDown" || event.key === "ArrowUp")) {
+      event.preventDefault();
+      details.setAttribute("open", "");
+      var opened = menuItems(details);
+      if (opened.length) opened[event.key === "ArrowDown" ? 0 : opened.length - 1].focus();
+      return;
+    }
+    if (!details.open || !element.closest(".dropdown-menu")) return;
+    var items = menuItems(details);
+    if (!items.length) return;
+    event.preventDefault();
+    var at = items.indexOf(element.closest(".menu-item"));
+    var next;
+    if (event.key === "Home") next = 0;
+    else if (event.key === "End") next = items.length - 1;
+    else if (event.key === "ArrowDown") next = at < 0 ? 0 : (at + 1) % items.length;
+    else next = at < 0 ? items.length - 1 : (at - 1 + items.length) % items.length;
+    items[next].focus();
   });
 
   // "toggle" does not bubble; listen while it is captured on the way down.

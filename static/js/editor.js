@@ -17,6 +17,9 @@
  *                            flow's data-reorder-url); Move up / Move down
  *                            buttons do the same from the keyboard.
  *   #editor[data-focus]      after an edit, focus goes where the server says.
+ *   #panel                   a newly opened panel gets focus (and is scrolled
+ *                            into view at phone width).
+ *   input[data-escape-reset="saved"]  Escape puts back the saved value (the title).
  *   .field-issues            a field whose slot lists problems gets aria-invalid.
  */
 (function () {
@@ -167,6 +170,16 @@
     field.dispatchEvent(new Event("input", { bubbles: true }));
   });
 
+  /* Rename in place ---------------------------------------------------------- */
+
+  // Escape in the title field puts the saved name back (the attribute's value) and leaves it.
+  document.addEventListener("keydown", function (event) {
+    var field = event.target;
+    if (event.key !== "Escape" || !field.matches || !field.matches("input[data-escape-reset]")) return;
+    field.value = field.getAttribute("data-escape-reset");
+    field.blur();
+  });
+
   /* Range values -------------------------------------------------------------- */
 
   document.addEventListener("input", function (event) {
@@ -182,6 +195,7 @@
     var slots = Array.prototype.slice.call(scope.querySelectorAll(".field-issues"));
     if (scope.matches && scope.matches(".field-issues")) slots.push(scope);
     slots.forEach(function (slot) {
+      if (!slot.isConnected) return; // replaced by the swap: its successor decides
       var controls = document.querySelectorAll('[aria-describedby~="' + slot.id + '"]');
       var invalid = slot.querySelector("li") !== null;
       controls.forEach(function (control) {
@@ -210,10 +224,15 @@
     markInvalid(target);
     if (!target) return;
     if (target.id === "panel") {
+      // `target` is the panel that was replaced (outerHTML): act on the new one.
+      var panel = document.getElementById("panel");
       markActiveCard();
-      if (isNarrow()) target.scrollIntoView({ block: "start" });
-      var heading = target.querySelector("#panel-title");
-      if (heading && isNarrow()) target.focus({ preventScroll: true });
+      if (panel) {
+        // On a phone the panel is below the steps: bring it into view. Everywhere,
+        // focus goes into it, so the keyboard and screen readers follow.
+        if (isNarrow()) panel.scrollIntoView({ block: "start" });
+        panel.focus({ preventScroll: true });
+      }
     }
     // After an edit that redrew the editor, focus goes where the server says (once).
     var editor = document.getElementById("editor");
