@@ -85,6 +85,10 @@ class Poisoned:
     names: dict[str, str]  # url name -> extra query strings
 
 
+# The editor answers htmx with one panel when asked for it (`partial=panel`).
+QUERIES["workflow_editor"] += [(query + "&" if query else "?") + "partial=panel" for query in QUERIES["workflow_editor"]]
+
+
 def _poison(personas: Personas) -> Poisoned:
     from django.contrib.auth.tokens import default_token_generator
     from django.utils.encoding import force_bytes
@@ -266,6 +270,32 @@ def test_no_page_shows_stored_markup_unescaped(personas: Personas) -> None:
                  *(f"workflow_editor{query}" for query in QUERIES["workflow_editor"] if query)):
         assert name in shown, f"{name} was not reached or did not show the stored text"
     assert sum(1 for status in fetched.values() if status == 200) >= 30, fetched
+
+
+def test_the_editors_answers_to_its_own_posts_show_stored_markup_as_text(personas: Personas) -> None:
+    """The fragments the editor swaps in after a write (#editor, #panel, #autosave) redraw the stored text."""
+    poisoned = _poison(personas)
+    alice = Client()
+    alice.force_login(personas.alice)
+    slug, pk = poisoned.params["slug"], poisoned.params["pk"]
+    posts = [
+        ("workflow_test_run", [slug, pk], {}),  # refused: the inputs form comes back with its help texts
+        ("workflow_test_run", [slug, pk], {"input-ticket": "", "input-data": "{not json"}),
+        ("workflow_inputs_save", [slug, pk], {
+            "input_count": "1", "input-0-name": "ticket", "input-0-type": "text",
+            "input-0-default": PAYLOAD, "input-0-description": PAYLOAD}),
+        ("workflow_step_save", [slug, pk, 2], {"key": "reply", "title": PAYLOAD, "template": PAYLOAD + "{{ nope }}",
+                                              "next": ""}),
+        ("workflow_settings_save", [slug, pk], {"name": PAYLOAD + "4", "description": PAYLOAD}),
+        ("workflow_publish", [slug, pk], {"summary": PAYLOAD}),
+    ]
+    shown = 0
+    for name, args, data in posts:
+        for headers in ({}, HTMX):
+            response = alice.post(reverse(name, args=args), data, **headers)
+            if _assert_inert(name, response):
+                shown += 1
+    assert shown >= len(posts)
 
 
 def test_the_api_answers_stored_markup_as_json_only(personas: Personas) -> None:
