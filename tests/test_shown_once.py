@@ -131,3 +131,30 @@ def test_the_webhook_secret_is_not_shown_on_another_workflows_page(personas: Per
         reverse("workflow_triggers", args=[personas.workspace.slug, other.id])).content.decode()
     assert secret in client.get(
         reverse("workflow_triggers", args=[personas.workspace.slug, workflow.id])).content.decode()
+
+
+def test_a_new_invitation_link_is_shown_once_after_a_redirect_and_never_cached(
+    personas: Personas, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    client = login(personas.alice)
+    page = reverse("workspace_settings", args=[personas.workspace.slug])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("invitation_create", args=[personas.workspace.slug]),
+                               {"email": "dana@example.com", "role": "editor"})
+    assert response.status_code == 303 and response["Location"] == page
+    shown = client.get(page)
+    assert_not_stored(shown)
+    html = shown.content.decode()
+    link = html.split('id="new-invitation-link" value="', 1)[1].split('"', 1)[0]
+    token = link.rstrip("/").rsplit("/", 1)[1]
+    assert "/invitations/" in link and token not in session_text(client)
+    assert "data-shown-once" in html
+    assert token not in client.get(page).content.decode()
+
+
+def test_the_invitation_card_answered_to_htmx_is_not_cached(personas: Personas) -> None:
+    response = login(personas.alice).post(reverse("invitation_create", args=[personas.workspace.slug]),
+                                          {"email": "dana@example.com", "role": "viewer"}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    assert_not_stored(response)
+    assert 'id="new-invitation-link"' in response.content.decode()

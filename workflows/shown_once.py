@@ -10,6 +10,7 @@ it `data-shown-once` (static/js/app.js drops it from the back/forward cache).
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from django.http import HttpRequest
 
@@ -20,14 +21,21 @@ SESSION_KEY = "shown_once"
 LIFETIME_SECONDS = 120
 
 
-def shown_once_keep(request: HttpRequest, *, page: str, object_id: int, secret: str) -> None:
+@dataclass(frozen=True)
+class ShownOnce:
+    object_id: int
+    secret: str
+    detail: str  # not secret, e.g. why an invitation's email was not sent
+
+
+def shown_once_keep(request: HttpRequest, *, page: str, object_id: int, secret: str, detail: str = "") -> None:
     """Hold `secret` for the next GET of `page` (a path); replaces any held one."""
     request.session[SESSION_KEY] = {"page": page, "id": object_id, "secret": secret_encrypt(secret),
-                                    "until": time.time() + LIFETIME_SECONDS}
+                                    "detail": detail, "until": time.time() + LIFETIME_SECONDS}
 
 
-def shown_once_take(request: HttpRequest, *, page: str) -> tuple[int, str] | None:
-    """(object id, secret) held for `page`, removed from the session; None if none is."""
+def shown_once_take(request: HttpRequest, *, page: str) -> ShownOnce | None:
+    """What is held for `page`, removed from the session; None if nothing is."""
     held = request.session.get(SESSION_KEY)
     if not isinstance(held, dict) or held.get("page") != page:
         return None
@@ -35,4 +43,4 @@ def shown_once_take(request: HttpRequest, *, page: str) -> tuple[int, str] | Non
     secret = secret_decrypt(str(held.get("secret", "")))
     if secret is None or float(held.get("until", 0)) < time.time():
         return None
-    return int(held["id"]), secret
+    return ShownOnce(object_id=int(held["id"]), secret=secret, detail=str(held.get("detail") or ""))

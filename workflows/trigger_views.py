@@ -208,9 +208,9 @@ def workflow_triggers(request: HttpRequest, slug: str, workflow_id: int) -> Http
     new_secret = None
     held = shown_once_take(request, page=request.path)
     if held is not None and membership.allows(Role.ADMIN):
-        trigger = workflow.triggers.filter(id=held[0]).first()
+        trigger = workflow.triggers.filter(id=held.object_id).first()
         if trigger is not None:
-            new_secret = triggers.TriggerWithSecret(trigger=trigger, secret=held[1])
+            new_secret = triggers.TriggerWithSecret(trigger=trigger, secret=held.secret)
     return _render_triggers(request, membership, workflow, new_secret=new_secret)
 
 
@@ -338,9 +338,10 @@ def api_tokens(request: HttpRequest, slug: str) -> HttpResponse:
     new_token = None
     held = shown_once_take(request, page=request.path)
     if held is not None:
-        token = ApiToken.objects.filter(id=held[0], workspace=membership.workspace, revoked_at__isnull=True).first()
+        token = ApiToken.objects.filter(id=held.object_id, workspace=membership.workspace,
+                                        revoked_at__isnull=True).first()
         if token is not None:
-            new_token = api_auth.TokenWithSecret(token=token, value=held[1])
+            new_token = api_auth.TokenWithSecret(token=token, value=held.secret)
     return _render_tokens(request, membership, new_token=new_token)
 
 
