@@ -17,6 +17,7 @@ from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
@@ -42,6 +43,7 @@ from accounts.models import Invitation, MailRequest, Membership, Role, User
 from accounts.services import InvitationUnusable, MembershipRefused
 from accounts.usage import daily_usage, month_budget, usage_by_member, usage_by_workflow
 from workflows.pricing import NANO
+from workflows.shown_once import shown_once_keep, shown_once_take
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -238,7 +240,17 @@ def _back_to_settings(request: HttpRequest, slug: str, *, ok: str = "", error: s
 @login_required
 def workspace_settings(request: HttpRequest, slug: str) -> HttpResponse:
     membership = workspace_for(request, slug, role=Role.ADMIN)
-    return render(request, SETTINGS_PAGE, _settings_context(membership))
+    extra: dict[str, object] = {}
+    held = shown_once_take(request, page=request.path)  # an invitation just made (invitation_create)
+    if held is not None:
+        invitation = membership.workspace.invitations.filter(
+            id=held.object_id, accepted_at__isnull=True, revoked_at__isnull=True).first()
+        if invitation is not None:
+            invitation.email_error = held.detail
+            extra = {"new_invitation": invitation, "new_invitation_link": services.invitation_link(held.secret)}
+    response = render(request, SETTINGS_PAGE, _settings_context(membership, **extra))
+    add_never_cache_headers(response)  # a new invitation's link shows here once
+    return response
 
 
 @require_POST
@@ -318,6 +330,7 @@ def invitation_create(request: HttpRequest, slug: str) -> HttpResponse:
     )
     if request.htmx:
         response = render(request, f"{SETTINGS_PAGE}#invitations", context)
+        add_never_cache_headers(response)
         if invitation.email_error:
             message = f"The email to {invitation.email} could not be sent: share the link."
             toast = {"level": "warning", "message": message}
@@ -327,7 +340,13 @@ def invitation_create(request: HttpRequest, slug: str) -> HttpResponse:
         else:
             toast = {"level": "success", "message": f"Invitation sent to {invitation.email}."}
         return trigger_client_event(response, "toast", toast)
-    return render(request, SETTINGS_PAGE, context)
+    # Without htmx: redirect, so that a reload does not invite again (workflows/shown_once.py).
+    page = reverse("workspace_settings", args=[slug])
+    shown_once_keep(request, page=page, object_id=invitation.id, secret=token,
+                    detail=str(invitation.email_error or ""))
+    response = redirect(page)
+    response.status_code = 303
+    return response
 
 
 @require_POST

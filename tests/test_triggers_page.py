@@ -43,7 +43,8 @@ def url(name: str, personas: Personas, *args: object) -> str:
 
 def test_an_owner_adds_a_webhook_and_sees_its_secret_once(personas: Personas, workflow: Workflow) -> None:
     alice = login(personas.alice)
-    response = alice.post(url("trigger_create", personas, workflow.id), {"name": "CRM", "rate_limit_per_minute": 60})
+    response = alice.post(url("trigger_create", personas, workflow.id), {"name": "CRM", "rate_limit_per_minute": 60},
+                          follow=True)
     assert response.status_code == 200
     trigger = Trigger.objects.get()
     secret = triggers.secret_decrypt(trigger.secret_encrypted)
@@ -59,7 +60,7 @@ def test_an_owner_adds_a_webhook_and_sees_its_secret_once(personas: Personas, wo
 
 def test_rotating_shows_the_new_secret_and_keeps_the_old_one_for_a_day(personas: Personas, workflow: Workflow) -> None:
     made = triggers.trigger_create(workflow=workflow, user=personas.alice)
-    response = login(personas.alice).post(url("trigger_rotate", personas, workflow.id, made.trigger.id))
+    response = login(personas.alice).post(url("trigger_rotate", personas, workflow.id, made.trigger.id), follow=True)
     assert response.status_code == 200
     trigger = Trigger.objects.get()
     new = triggers.secret_decrypt(trigger.secret_encrypted)
@@ -92,7 +93,8 @@ def test_only_an_owner_may_accept_unsigned_requests(personas: Personas, workflow
 def test_an_admin_manages_webhooks_but_an_editor_and_a_viewer_cannot(personas: Personas, workflow: Workflow,
                                                                      admin: User) -> None:
     made = triggers.trigger_create(workflow=workflow, user=personas.alice)
-    response = login(admin).post(url("trigger_create", personas, workflow.id), {"rate_limit_per_minute": 5})
+    response = login(admin).post(url("trigger_create", personas, workflow.id), {"rate_limit_per_minute": 5},
+                             follow=True)
     assert response.status_code == 200
     for user in (personas.bob, personas.vera):
         client = login(user)
@@ -216,7 +218,7 @@ def test_a_bad_schedule_is_refused_with_a_clear_message(personas: Personas, work
 
 def test_an_admin_creates_a_token_shown_once_and_revokes_it(personas: Personas, admin: User) -> None:
     client = login(admin)
-    response = client.post(url("api_token_create", personas), {"name": "Deploy script"})
+    response = client.post(url("api_token_create", personas), {"name": "Deploy script"}, follow=True)
     assert response.status_code == 200
     token = ApiToken.objects.get()
     html = response.content.decode()

@@ -3,9 +3,11 @@
 Every member sees a workflow's triggers page; admins and owners manage its
 webhooks, schedules and the workspace's API tokens; only owners may switch
 a webhook to unsigned. Webhook URLs are capabilities, so only admins and
-owners see them. A new secret or token is shown once, in the answer to the
-POST that made it, and never stored in clear anywhere (not even in the
-session for a redirect).
+owners see them. A new secret or token is shown once: the POST that made it
+redirects to the page, which shows it on its next GET only
+(workflows/shown_once.py: held encrypted in the session in between, never in
+clear). These pages answer `Cache-Control: no-store`, so neither Back nor a
+reload brings a secret back from a cache or posts the form again.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.access import workspace_for
@@ -27,6 +31,7 @@ from accounts.models import Membership, Role
 from workflows import api_auth, schedules, services, triggers
 from workflows.models import ApiToken, Schedule, Trigger, WebhookDelivery, Workflow
 from workflows.outbound import url_refusal
+from workflows.shown_once import shown_once_keep, shown_once_take
 
 RECENT_DELIVERIES = 25
 
@@ -161,7 +166,17 @@ def _render_triggers(
         "example_body": _example_body(workflow),
         "now": timezone.now(),
     }
-    return render(request, "workflows/triggers.html", context, status=status)
+    response = render(request, "workflows/triggers.html", context, status=status)
+    add_never_cache_headers(response)  # webhook URLs are capabilities, and a new secret shows here once
+    return response
+
+
+def _show_secret(request: HttpRequest, slug: str, workflow: Workflow, made: triggers.TriggerWithSecret) -> HttpResponse:
+    page = reverse("workflow_triggers", args=[slug, workflow.id])
+    shown_once_keep(request, page=page, object_id=made.trigger.id, secret=made.secret)
+    response = redirect(f"{page}#new-secret")
+    response.status_code = 303
+    return response
 
 
 def _back_to_triggers(request: HttpRequest, slug: str, workflow: Workflow, *, success: str) -> HttpResponse:
@@ -190,7 +205,13 @@ def _schedule_of(workflow: Workflow, schedule_id: int) -> Schedule:
 @require_GET
 def workflow_triggers(request: HttpRequest, slug: str, workflow_id: int) -> HttpResponse:
     membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.VIEWER)
-    return _render_triggers(request, membership, workflow)
+    new_secret = None
+    held = shown_once_take(request, page=request.path)
+    if held is not None and membership.allows(Role.ADMIN):
+        trigger = workflow.triggers.filter(id=held.object_id).first()
+        if trigger is not None:
+            new_secret = triggers.TriggerWithSecret(trigger=trigger, secret=held.secret)
+    return _render_triggers(request, membership, workflow, new_secret=new_secret)
 
 
 @login_required
@@ -201,7 +222,7 @@ def trigger_create(request: HttpRequest, slug: str, workflow_id: int) -> HttpRes
     if not form.is_valid():
         return _render_triggers(request, membership, workflow, status=422, trigger_form=form)
     made = triggers.trigger_create(workflow=workflow, user=request.user, **form.cleaned_data)  # type: ignore[arg-type]
-    return _render_triggers(request, membership, workflow, new_secret=made)
+    return _show_secret(request, slug, workflow, made)
 
 
 @login_required
@@ -223,7 +244,7 @@ def trigger_edit(request: HttpRequest, slug: str, workflow_id: int, trigger_id: 
 def trigger_rotate(request: HttpRequest, slug: str, workflow_id: int, trigger_id: int) -> HttpResponse:
     membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.ADMIN)
     made = triggers.trigger_rotate(trigger=_trigger_of(workflow, trigger_id), user=request.user)
-    return _render_triggers(request, membership, workflow, new_secret=made)
+    return _show_secret(request, slug, workflow, made)
 
 
 @login_required
@@ -314,7 +335,7 @@ def _render_tokens(
     new_token: api_auth.TokenWithSecret | None = None,
 ) -> HttpResponse:
     tokens = ApiToken.objects.filter(workspace=membership.workspace).select_related("created_by")
-    return render(request, "accounts/api_tokens.html", {
+    response = render(request, "accounts/api_tokens.html", {
         "membership": membership,
         "workspace": membership.workspace,
         "tokens": tokens,
@@ -322,12 +343,22 @@ def _render_tokens(
         "new_token": new_token,
         "subnav_name": "workspace_settings",  # the header's Settings tab is the current one
     }, status=status)
+    add_never_cache_headers(response)  # a new token shows here once
+    return response
 
 
 @login_required
 @require_GET
 def api_tokens(request: HttpRequest, slug: str) -> HttpResponse:
-    return _render_tokens(request, workspace_for(request, slug, role=Role.ADMIN))
+    membership = workspace_for(request, slug, role=Role.ADMIN)
+    new_token = None
+    held = shown_once_take(request, page=request.path)
+    if held is not None:
+        token = ApiToken.objects.filter(id=held.object_id, workspace=membership.workspace,
+                                        revoked_at__isnull=True).first()
+        if token is not None:
+            new_token = api_auth.TokenWithSecret(token=token, value=held.secret)
+    return _render_tokens(request, membership, new_token=new_token)
 
 
 @login_required
@@ -338,7 +369,11 @@ def api_token_create(request: HttpRequest, slug: str) -> HttpResponse:
     if not form.is_valid():
         return _render_tokens(request, membership, status=422, form=form)
     made = api_auth.token_create(workspace=membership.workspace, name=form.cleaned_data["name"], user=request.user)
-    return _render_tokens(request, membership, new_token=made)
+    page = reverse("api_tokens", args=[slug])
+    shown_once_keep(request, page=page, object_id=made.token.id, secret=made.value)
+    response = redirect(page)
+    response.status_code = 303
+    return response
 
 
 @login_required

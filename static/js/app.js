@@ -24,6 +24,10 @@
  *                                       (polling requests, hx-trigger "every …",
  *                                       and anything inside [data-no-progress]
  *                                       do not show it).
+ *   [data-shown-once]                   a secret shown once: a page holding one
+ *                                       is emptied when left and reloaded if the
+ *                                       back/forward cache restores it, so Back
+ *                                       asks the server (which shows it no more).
  *
  * Server to client, through htmx's HX-Trigger response header:
  *   trigger_client_event(response, "toast", {"level": "success", "message": "Saved"})
@@ -401,6 +405,22 @@
 
   document.addEventListener("htmx:timeout", function () {
     toast("error", "The server took too long to answer. Try again.");
+  });
+
+  /* Secrets shown once ----------------------------------------------------- */
+
+  // The pages also answer Cache-Control: no-store; this covers browsers whose
+  // back/forward cache keeps such pages anyway.
+  window.addEventListener("pagehide", function () {
+    if (!document.querySelector("[data-shown-once]")) return;
+    document.documentElement.setAttribute("data-shown-once-left", "");
+    document.body.replaceChildren();
+  });
+
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted && document.documentElement.hasAttribute("data-shown-once-left")) {
+      window.location.reload();
+    }
   });
 
   /* Start ------------------------------------------------------------------ */
