@@ -64,6 +64,8 @@ def test_it_scrubs_every_secret_bearing_path_in_a_line() -> None:
         "next=/invitations/abcDEF/": "next=/invitations/[scrubbed]/",
         "POST /hooks/qjPRQBv8mU?wait=3": "POST /hooks/[scrubbed]?wait=3",
         "GET /w/acme/invitations/3/revoke/": "GET /w/acme/invitations/[scrubbed]/revoke/",
+        "GET /accounts/verify/eyJlbWFpbCI6ImRvcmEifQ:1vT2x:abc/": "GET /accounts/verify/[scrubbed]/",
+        "POST /accounts/verify/resend/": "POST /accounts/verify/resend/",
     }
     for line, expected in cases.items():
         assert scrub(line) == expected, line

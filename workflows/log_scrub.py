@@ -1,8 +1,9 @@
 """Keep secrets that travel in URLs out of logs and of django-axes' records.
 
-Three paths carry one: a trigger's id in `/hooks/<id>` (a capability: whoever
-has it can reach the workflow), an invitation's `/invitations/<token>/` and a
-password reset's `/accounts/reset/<uidb64>/<token>/`. They also appear
+Four paths carry one: a trigger's id in `/hooks/<id>` (a capability: whoever
+has it can reach the workflow), an invitation's `/invitations/<token>/`, an
+address confirmation's `/accounts/verify/<token>/` and a password reset's
+`/accounts/reset/<uidb64>/<token>/`. They also appear
 URL-encoded, e.g. in a login's `?next=`. Request lines (uvicorn's access log,
 runserver) and Django's warnings (django.request, django.security) would write
 them, so the console handler, the one every logger ends in, passes records
@@ -19,10 +20,10 @@ from typing import Any
 
 _SEP = r"(?:/|%2F)"
 _SEGMENT = r"[^\s\"'?&#/%]+"
-# The segment after /hooks/, /invitations/ or /reset/ (and the reset's token after its uid);
+# The segment after /hooks/, /invitations/, /verify/ (not its "resend/" page) or /reset/ (and the reset's token after its uid);
 # "/reset/done/" and "/set-password/" are Django's own steps, not secrets.
 _SECRET_PATH = re.compile(
-    rf"(?P<prefix>{_SEP}(?:hooks|invitations){_SEP}){_SEGMENT}"
+    rf"(?P<prefix>{_SEP}(?:hooks|invitations|verify){_SEP})(?!resend(?:{_SEP}|$)){_SEGMENT}"
     rf"|(?P<reset>{_SEP}reset{_SEP})(?!done(?:{_SEP}|$)){_SEGMENT}(?:{_SEP}(?!set-password){_SEGMENT})?",
     re.IGNORECASE,
 )
