@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from decimal import Decimal
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -34,7 +33,6 @@ from accounts.forms import (
 from accounts.models import Invitation, Membership, Role, User
 from accounts.services import InvitationUnusable, MembershipRefused
 from accounts.usage import daily_usage, month_budget, usage_by_member, usage_by_workflow
-from workflows.pricing import NANO
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -83,7 +81,6 @@ def workspace_create(request: HttpRequest) -> HttpResponse:
 
 SETTINGS_PAGE = "accounts/workspace_settings.html"
 INVITATION_PAGE = "accounts/invitation_accept.html"
-CENT = Decimal("0.01")
 
 
 @dataclass(frozen=True)
@@ -116,7 +113,7 @@ def _member_rows(actor: Membership) -> list[MemberRow]:
 
 def _settings_context(actor: Membership, **extra: object) -> dict[str, object]:
     workspace = actor.workspace
-    budget_usd = None if workspace.budget_nanousd is None else (workspace.budget_nanousd / NANO).quantize(CENT)
+    budget_usd = None if workspace.budget_nanousd is None else BudgetForm.usd(workspace.budget_nanousd)
     context: dict[str, object] = {
         "membership": actor,
         "workspace": workspace,
@@ -183,9 +180,7 @@ def workspace_budget(request: HttpRequest, slug: str) -> HttpResponse:
     services.budget_set(workspace=actor.workspace, budget_nanousd=budget, actor=actor)
     if budget is None:
         return _back_to_settings(request, slug, ok="The monthly budget is removed: LLM calls are not limited.")
-    return _back_to_settings(
-        request, slug, ok=f"The monthly budget is now ${form.cleaned_data['monthly_budget_usd']:,.2f}."
-    )
+    return _back_to_settings(request, slug, ok=f"The monthly budget is now ${BudgetForm.usd(budget):,}.")
 
 
 @require_POST
