@@ -101,21 +101,37 @@ class RoleForm(forms.Form):
         self.fields["role"].choices = role_choices(actor)
 
 
+# The smallest budget: a tenth of a cent, still a few small LLM calls. Amounts
+# are kept to the nano-dollar, the unit every cost is counted in.
+MIN_BUDGET_USD = Decimal("0.0001")
+
+
 class BudgetForm(forms.Form):
     monthly_budget_usd = forms.DecimalField(
         label="Monthly budget (USD)",
         required=False,
-        min_value=Decimal(0),
+        min_value=MIN_BUDGET_USD,
         max_value=Decimal(1_000_000_000),
-        max_digits=15,
-        decimal_places=2,
-        help_text="LLM calls that could take the month's spend past it are refused before they are sent. "
-        "Leave empty for no limit.",
+        max_digits=19,
+        decimal_places=9,
+        error_messages={
+            "min_value": "The smallest budget is $0.0001. Leave the field empty for no limit.",
+            "max_decimal_places": "Use at most 9 decimal places: costs are counted to the billionth of a dollar.",
+        },
+        help_text="An LLM call is sent only if its worst case fits in what is left; one kept out only by calls "
+        "in flight waits for them. Any amount from $0.0001; leave empty for no limit.",
     )
 
     def budget_nanousd(self) -> int | None:
         value = self.cleaned_data["monthly_budget_usd"]
         return None if value is None else int(value * NANO)
+
+    @staticmethod
+    def usd(nanousd: int) -> Decimal:
+        """A budget in dollars as the field shows it: cents, or every digit it has ($12.50, $0.0001)."""
+        exact = Decimal(nanousd) / NANO
+        cents = exact.quantize(Decimal("0.01"))
+        return cents if cents == exact else exact.normalize()
 
 
 class InvitationSignupForm(forms.Form):

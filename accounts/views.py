@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from decimal import Decimal
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -42,7 +41,6 @@ from accounts.mail import MailLimited, mail_configured, mail_request_allow
 from accounts.models import Invitation, MailRequest, Membership, Role, User
 from accounts.services import InvitationUnusable, MembershipRefused
 from accounts.usage import daily_usage, month_budget, usage_by_member, usage_by_workflow
-from workflows.pricing import NANO
 from workflows.shown_once import shown_once_keep, shown_once_take
 
 
@@ -168,7 +166,6 @@ def workspace_create(request: HttpRequest) -> HttpResponse:
 SETTINGS_PAGE = "accounts/workspace_settings.html"
 SIGNUP_SENT_PAGE = "accounts/signup_sent.html"
 INVITATION_PAGE = "accounts/invitation_accept.html"
-CENT = Decimal("0.01")
 
 
 @dataclass(frozen=True)
@@ -201,7 +198,7 @@ def _member_rows(actor: Membership) -> list[MemberRow]:
 
 def _settings_context(actor: Membership, **extra: object) -> dict[str, object]:
     workspace = actor.workspace
-    budget_usd = None if workspace.budget_nanousd is None else (workspace.budget_nanousd / NANO).quantize(CENT)
+    budget_usd = None if workspace.budget_nanousd is None else BudgetForm.usd(workspace.budget_nanousd)
     context: dict[str, object] = {
         "membership": actor,
         "workspace": workspace,
@@ -278,9 +275,7 @@ def workspace_budget(request: HttpRequest, slug: str) -> HttpResponse:
     services.budget_set(workspace=actor.workspace, budget_nanousd=budget, actor=actor)
     if budget is None:
         return _back_to_settings(request, slug, ok="The monthly budget is removed: LLM calls are not limited.")
-    return _back_to_settings(
-        request, slug, ok=f"The monthly budget is now ${form.cleaned_data['monthly_budget_usd']:,.2f}."
-    )
+    return _back_to_settings(request, slug, ok=f"The monthly budget is now ${BudgetForm.usd(budget):,}.")
 
 
 @require_POST

@@ -111,6 +111,29 @@ def test_the_other_branch_is_taken_when_the_case_does_not_match(worker: WorkerPr
     assert "formal" in steps["reply"].messages[-1]["content"]
 
 
+def test_the_classify_and_route_starter_routes_by_what_the_ticket_says_on_the_simulated_model(
+    worker: WorkerProcess, personas: Personas
+) -> None:
+    from workflows.starters import starter_for
+
+    starter = starter_for("classify-route")
+    assert starter is not None
+    workflow = services.workflow_create(workspace=personas.workspace, definition=starter.fresh_definition(), user=None)
+    services.workflow_publish(workflow=workflow, user=None)
+    tickets = {"billing": "I was charged twice for my subscription this month.",
+               "bug": "The app crashes every time I open a report."}
+    runs = {category: services.run_start(workflow=workflow, trigger=Run.Trigger.MANUAL, inputs={"ticket": ticket})
+            for category, ticket in tickets.items()}
+    billing, bug = (wait_for_run(runs[c].id) for c in ("billing", "bug"))
+    assert billing.status == bug.status == Run.Status.SUCCEEDED, (billing.error, bug.error)
+    assert steps_of(billing)["triage"].output["category"] == "billing"
+    assert steps_of(billing)["billing_reply"].status == StepRun.Status.SUCCEEDED
+    assert steps_of(billing)["reply"].status == StepRun.Status.SKIPPED
+    assert steps_of(bug)["triage"].output["category"] == "bug"
+    assert steps_of(bug)["billing_reply"].status == StepRun.Status.SKIPPED
+    assert steps_of(bug)["reply"].status == StepRun.Status.SUCCEEDED
+
+
 def test_a_rate_limited_call_is_retried_and_billed_once(worker: WorkerProcess, personas: Personas, fake_calls) -> None:  # type: ignore[no-untyped-def]
     definition = chain("Retry", ["Tell me about {{ topic }} [[fake:429 times=2 retry_after=0]]"])
     run = wait_for_run(start(personas.workspace, definition, {"topic": "herons"}).id)

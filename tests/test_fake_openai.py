@@ -159,6 +159,83 @@ def test_it_ignores_a_chosen_value_no_enum_allows(client: openai.OpenAI) -> None
     assert answer["sentiment"] in ("positive", "neutral", "negative")
 
 
+TRIAGE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "category": {"type": "string", "enum": ["billing", "bug", "other"]},
+        "urgency": {"type": "string", "enum": ["low", "normal", "high"]},
+    },
+    "required": ["category", "urgency"],
+    "additionalProperties": False,
+}
+
+
+def triage(client: openai.OpenAI, messages: list[dict[str, str]]) -> dict:
+    completion = client.chat.completions.create(
+        model=MODEL,
+        messages=messages,  # type: ignore[arg-type]
+        response_format={"type": "json_schema", "json_schema": {"name": "triage", "schema": TRIAGE_SCHEMA}},
+    )
+    return json.loads(completion.choices[0].message.content)
+
+
+@pytest.mark.parametrize(
+    ("ticket", "category", "urgency"),
+    [
+        ("I was charged twice for my subscription. Urgent!", "billing", "high"),
+        ("The app crashes on start, no rush.", "bug", "low"),
+        ("Found two bugs in the export", "bug", None),
+        ("Some other question: where is your office? Business as normal.", "other", "normal"),
+    ],
+)
+def test_it_classifies_by_what_the_user_message_names_or_points_to(
+    client: openai.OpenAI, ticket: str, category: str, urgency: str | None
+) -> None:
+    answer = triage(client, [{"role": "user", "content": f"Classify this ticket.\n\n{ticket}"}])
+
+    assert answer["category"] == category
+    if urgency:
+        assert answer["urgency"] == urgency
+    assert triage(client, [{"role": "user", "content": f"Classify this ticket.\n\n{ticket}"}]) == answer
+
+
+def test_a_list_of_the_options_is_no_cue_and_the_system_message_is_not_read(client: openai.OpenAI) -> None:
+    listed = "Classify this ticket as billing, bug or other. Then as low, normal or high.\n\nWhere is your office?"
+    answers = {
+        triage(client, [{"role": "system", "content": f"You triage tickets. {n} invoices crash."},
+                        {"role": "user", "content": f"{listed} ({n})"}])["category"]
+        for n in range(12)
+    }
+    # The hashed pick of each request, not the first option listed or a system keyword.
+    assert len(answers) > 1
+
+
+def test_a_chosen_value_wins_over_the_cues(client: openai.OpenAI) -> None:
+    answer = triage(client, [{"role": "user", "content": "My invoice is wrong [[fake:choose=other]]"}])
+
+    assert answer["category"] == "other"
+
+
+@pytest.mark.parametrize(
+    ("prompt", "expected"),
+    [
+        ("Classify this ticket as one of: billing, bug, other.\n\nMy invoice is wrong.", "billing"),
+        ("Categorize the message into categories: Sales, Support or Spam.\n\nCheap watches, spam inside", "Spam"),
+        ("Classify the review as one of positive, neutral or negative: I love it", "positive"),
+    ],
+)
+def test_a_plain_text_classification_answers_the_named_option(
+    client: openai.OpenAI, prompt: str, expected: str
+) -> None:
+    assert ask(client, prompt).choices[0].message.content == expected
+
+
+def test_a_prompt_that_does_not_classify_gets_the_usual_answer(client: openai.OpenAI) -> None:
+    content = ask(client, "Translate into French, Spanish or German: my invoice is wrong").choices[0].message.content
+
+    assert content.startswith("Simulated answer to: Translate into French")
+
+
 @pytest.mark.parametrize(
     "schema",
     [

@@ -171,6 +171,7 @@ class RunOut(Schema):
     version: int | None
     trigger: str
     status: str
+    waiting_for: str = Field(description='While the status is "waiting": what for ("budget"); else empty.')
     inputs: dict[str, Any]
     output: Any
     error: str
@@ -192,7 +193,7 @@ class RunListOut(Schema):
 
 class RunFilters(Schema):
     workflow_id: int | None = Field(None, ge=1, le=MAX_ID)
-    status: Literal["queued", "running", "succeeded", "failed", "canceled"] | None = None
+    status: Literal["queued", "running", "waiting", "succeeded", "failed", "canceled"] | None = None
     trigger: Literal["manual", "api", "webhook", "schedule", "cli"] | None = None
     before: int | None = Field(None, ge=1, le=MAX_ID, description="Only runs with a smaller id.")
     limit: int = Field(20, ge=1, le=100)
@@ -464,7 +465,7 @@ def runs_get(request: HttpRequest, run_id: int = Id) -> HttpResponse:
 
 
 @api.post("/runs/{run_id}/cancel", response={200: RunOut, **ERRORS}, tags=["runs"], operation_id="runs_cancel",
-          summary="Cancel a queued or running run (409 if it already finished)")
+          summary="Cancel a queued, running or waiting run (409 if it already finished)")
 def runs_cancel(request: HttpRequest, run_id: int = Id) -> HttpResponse:
     run = _run(request, run_id)
     if not services.run_cancel(run=run):

@@ -11,22 +11,40 @@ Guarantees, and how they are kept:
   database serialises updates of one row (PostgreSQL re-checks the WHERE
   against the row a concurrent transaction just committed; SQLite has one
   writer at a time), so two calls can never both take the last dollars. A call
-  that does not fit is never sent: its step fails with "workspace budget
-  exhausted".
+  that does not fit is never sent.
+- **A call waits for holds, and fails only for spend.** A call that does not
+  fit only because of other calls' holds would fit once they settle (real
+  cost <= worst case): its run is parked (status `waiting`, `waiting_for`
+  "budget", no lease, no worker thread, no broker message) and woken when
+  holds settle. Only a call for which what is already spent plus its own
+  worst case exceeds the budget fails its step with "workspace budget
+  exhausted". The decision is taken with the ledger row locked (`decide`),
+  and every settle locks the same row before it looks for waiting runs, so a
+  run cannot park just after the last settle looked: no wake-up is missed.
+- **Waking is oldest first, and only what fits.** A settle wakes the oldest
+  waiting runs whose worst cases fit in what is neither spent nor held
+  (stopping at the first that does not, so a large call is not overtaken
+  forever), plus every waiting run that can no longer fit at all (it then
+  fails). Waking is a conditional UPDATE (waiting -> queued) that enqueues on
+  commit, so two wakers wake a run once; a duplicate message finds the lease
+  held or the run parked again and stops. The reaper re-checks waiting runs
+  every tick (`recheck_waiting`): a lost wake-up, a raised budget, a new month
+  or a crashed worker's stale hold never leaves a run waiting for nothing.
 - **Settling is exact.** After the call, the reservation is replaced by the
   real cost in one UPDATE of F() expressions; a call that failed without usage
   releases it entirely. Real cost <= worst case, so settling never overshoots.
 - **No transactions of its own on the hot path.** The engine holds and settles
   inside the transactions that record the step's attempt and its result
   (`hold` and `settle_in_transaction`), so a call costs the ledger two or
-  three statements and no extra round trip to COMMIT. A workspace without a
-  budget holds nothing: its result's transaction only adds the cost. So a
-  budget set while such calls are in flight does not see them until they
-  settle: the month can end above it by at most those calls' cost.
+  three statements (and, with a budget, the settle's one indexed SELECT of
+  waiting runs) and no extra round trip to COMMIT. A workspace without a
+  budget holds nothing and wakes nothing: its result's transaction only adds
+  the cost. So a budget set while such calls are in flight does not see them
+  until they settle: the month can end above it by at most those calls' cost.
 - **Crashes do not leak budget for the month.** A worker killed mid-call
   cannot settle; its reservation row stays. Once it is older than any call
   can last (the run time limit plus one call timeout) it is released by the
-  next call that does not fit. If the crashed call was answered, its cost was
+  next call that takes the slow path, or by the reaper's `recheck_waiting`. If the crashed call was answered, its cost was
   paid but is not in the ledger, which then under-counts (as the engine's
   docstring says, such a call may also be made again).
 - Workspaces without a budget are still metered, so a budget set mid-month
@@ -50,12 +68,13 @@ from django.utils import timezone
 
 from accounts.models import BudgetMonth, BudgetReservation, Workspace
 from workflows import pricing, sql
+from workflows.models import Run
 
 log = logging.getLogger(__name__)
 
 
 class BudgetExhausted(Exception):
-    """The call's worst case does not fit in what is left of the month's budget."""
+    """What the month has spent plus the call's worst case exceeds the budget."""
 
     def __init__(self, *, needed_nanousd: int, left_nanousd: int, budget_nanousd: int) -> None:
         self.needed_nanousd = needed_nanousd
@@ -68,9 +87,18 @@ class BudgetExhausted(Exception):
         return (
             f"Stopped: workspace budget exhausted. This call could cost up to "
             f"{pricing.format_usd(self.needed_nanousd)} and {pricing.format_usd(self.left_nanousd)} "
-            f"of this month's {pricing.format_usd(self.budget_nanousd)} budget is left. "
+            f"of this month's {pricing.format_usd(self.budget_nanousd)} budget is left unspent. "
             "Nothing was sent or paid; an owner can raise the budget in the workspace settings."
         )
+
+
+class BudgetBusy(Exception):
+    """The call fits the budget, but not next to the holds of calls in flight:
+    it must wait for them to settle."""
+
+    def __init__(self, *, needed_nanousd: int) -> None:
+        self.needed_nanousd = needed_nanousd
+        super().__init__(f"Waiting for budget: this call could cost up to {pricing.format_usd(needed_nanousd)}.")
 
 
 @dataclass(frozen=True)
@@ -130,14 +158,6 @@ def release_stale(ledger_id: int) -> int:
     return released
 
 
-def _try_reserve(ledger: BudgetMonth, amount: int, budget: int | None, run_id: int | None) -> Reservation | None:
-    with transaction.atomic():
-        if not _add_hold(ledger.id, amount, budget):
-            return None
-        reservation = BudgetReservation.objects.create(ledger=ledger, amount_nanousd=amount, run_id=run_id)
-    return Reservation(id=reservation.id, ledger_id=ledger.id, amount_nanousd=amount)
-
-
 def _add_hold(ledger_id: int, amount: int, budget: int | None) -> bool:
     """Add `amount` to the ledger's holds if it fits under `budget` (always
     without one): the one conditional UPDATE that keeps the guarantee."""
@@ -147,23 +167,68 @@ def _add_hold(ledger_id: int, amount: int, budget: int | None) -> bool:
     return rows.update(reserved_nanousd=F("reserved_nanousd") + amount) == 1
 
 
+def _workspace_budget(workspace_id: int) -> int | None:
+    return Workspace.objects.filter(id=workspace_id).values_list("budget_nanousd", flat=True).first()
+
+
+def _locked(ledger_id: int) -> BudgetMonth:
+    """The ledger row, locked until the transaction ends (PostgreSQL: FOR
+    UPDATE; SQLite: the write lock its BEGIN IMMEDIATE already took)."""
+    return BudgetMonth.objects.select_for_update().only("workspace_id", "spent_nanousd", "reserved_nanousd").get(
+        id=ledger_id
+    )
+
+
+class Busy:
+    """`decide`: the call would fit but for the holds of calls in flight."""
+
+
+BUSY = Busy()
+
+
+def ledger_swept(workspace_id: int) -> int:
+    """This month's ledger row id (created if needed), after releasing the
+    holds crashed workers left in it: what the slow path does before `decide`."""
+    ledger_id = _ledger(workspace_id, month_of()).id
+    release_stale(ledger_id)
+    return ledger_id
+
+
+def decide(*, workspace_id: int, ledger_id: int, amount_nanousd: int, run_id: int | None) -> Reservation | BudgetExhausted | Busy:
+    """Inside the caller's transaction, with the ledger row locked: hold the
+    call's worst case if it fits; else say why not. BudgetExhausted (returned,
+    not raised) when what the month has spent plus this call exceeds the
+    budget; BUSY when only the holds of calls in flight are in the way, and
+    the caller parks its run in this same transaction (a settle takes the same
+    lock before it looks for waiting runs, so it sees the parked run)."""
+    row = _locked(ledger_id)
+    budget = _workspace_budget(workspace_id)
+    if budget is None or row.spent_nanousd + row.reserved_nanousd + amount_nanousd <= budget:
+        _add_hold(ledger_id, amount_nanousd, None)
+        reservation = BudgetReservation.objects.create(ledger_id=ledger_id, amount_nanousd=amount_nanousd, run_id=run_id)
+        return Reservation(id=reservation.id, ledger_id=ledger_id, amount_nanousd=amount_nanousd)
+    if row.spent_nanousd + amount_nanousd > budget:
+        return BudgetExhausted(
+            needed_nanousd=amount_nanousd, left_nanousd=max(0, budget - row.spent_nanousd), budget_nanousd=budget
+        )
+    return BUSY
+
+
 def reserve(*, workspace_id: int, amount_nanousd: int, run_id: int | None = None) -> Reservation:
-    """Hold `amount_nanousd` of this month's budget for one call, or raise BudgetExhausted.
+    """Hold `amount_nanousd` of this month's budget for one call, in a
+    transaction of its own; raise BudgetExhausted or BudgetBusy (see `decide`).
 
     Call it outside any transaction: the hold must be visible to every other
     worker at once.
     """
-    budget = Workspace.objects.filter(id=workspace_id).values_list("budget_nanousd", flat=True).first()
-    ledger = _ledger(workspace_id, month_of())
-    reservation = _try_reserve(ledger, amount_nanousd, budget, run_id)
-    if reservation is None and release_stale(ledger.id):
-        reservation = _try_reserve(ledger, amount_nanousd, budget, run_id)
-    if reservation is None:
-        assert budget is not None
-        ledger.refresh_from_db()
-        left = max(0, budget - ledger.spent_nanousd - ledger.reserved_nanousd)
-        raise BudgetExhausted(needed_nanousd=amount_nanousd, left_nanousd=left, budget_nanousd=budget)
-    return reservation
+    ledger_id = ledger_swept(workspace_id)
+    with transaction.atomic():
+        outcome = decide(workspace_id=workspace_id, ledger_id=ledger_id, amount_nanousd=amount_nanousd, run_id=run_id)
+    if isinstance(outcome, BudgetExhausted):
+        raise outcome
+    if isinstance(outcome, Busy):
+        raise BudgetBusy(needed_nanousd=amount_nanousd)
+    return outcome
 
 
 class Full:
@@ -181,8 +246,8 @@ def hold(
     Returns the reservation; None when the workspace has no budget (nothing is
     held, `settle_in_transaction` only meters the cost); FULL when the amount
     does not fit or the month has no ledger row yet. After FULL, commit and
-    call `reserve`, which sweeps stale holds, creates the row, and raises
-    BudgetExhausted if the call still does not fit.
+    take the slow path: `ledger_swept` (creates the row, sweeps stale holds),
+    then `decide` with the ledger locked.
     """
     if budget_nanousd is None:
         return None
@@ -213,15 +278,101 @@ def settle_in_transaction(reservation: Reservation | None, *, workspace_id: int,
         BudgetMonth.objects.filter(id=ledger_id).update(spent_nanousd=F("spent_nanousd") + cost_nanousd)
 
 
+_SETTLED = (
+    f"workspace_id, spent_nanousd, reserved_nanousd, (SELECT budget_nanousd FROM {Workspace._meta.db_table} "
+    f"WHERE id = {BudgetMonth._meta.db_table}.workspace_id)"
+)
+
+
 def _settle(reservation: Reservation, cost_nanousd: int) -> None:
     # Deleting first decides who releases the hold: this settle or a stale
     # sweep that (wrongly) gave up on a very slow call.
     held = BudgetReservation.objects.filter(id=reservation.id).delete()[0] == 1
-    sql.update(
+    settled = sql.update_returning(
         BudgetMonth,
         where={"id": reservation.ledger_id},
         add={"reserved_nanousd": -reservation.amount_nanousd if held else 0, "spent_nanousd": cost_nanousd},
+        returning=_SETTLED,
     )
+    if settled is not None:
+        # This UPDATE holds the ledger row's lock until commit, and the SELECT
+        # below starts after it was granted: it sees every run parked before.
+        workspace_id, spent, reserved, budget = settled
+        wake_waiting(workspace_id=workspace_id, budget_nanousd=budget, spent_nanousd=spent, reserved_nanousd=reserved)
+
+
+# How many waiting runs of a workspace one settle looks at (oldest first).
+WAKE_SCAN = 200
+
+
+def wake_waiting(*, workspace_id: int, budget_nanousd: int | None, spent_nanousd: int, reserved_nanousd: int) -> list[int]:
+    """Inside a transaction that holds the ledger row's lock, with its current
+    figures: wake the workspace's budget-waiting runs that can go on, oldest
+    first, and enqueue them on commit. Returns their ids.
+
+    A run can go on when its call fits in what is neither spent nor held
+    (woken in order until the first that does not fit), or when it can never
+    fit (spent + its worst case > budget: woken to fail with "budget
+    exhausted" instead of waiting for nothing). Each wake is a conditional
+    UPDATE from waiting, so a run is woken once however many try."""
+    waiting = list(
+        Run.objects.filter(workspace_id=workspace_id, status=Run.Status.WAITING, waiting_for=Run.WaitingFor.BUDGET)
+        .order_by("id")
+        .values_list("id", "budget_needed_nanousd", "waiting_since", "deadline_at")[:WAKE_SCAN]
+    )
+    if not waiting:
+        return []
+    free = None if budget_nanousd is None else budget_nanousd - spent_nanousd - reserved_nanousd
+    blocked = False
+    now = timezone.now()
+    woken: list[int] = []
+    for run_id, needed, since, deadline in waiting:
+        needed = needed or 0
+        if free is not None:
+            hopeless = spent_nanousd + needed > budget_nanousd  # type: ignore[operator]
+            if not hopeless:
+                if blocked or needed > free:
+                    blocked = True
+                    continue
+                free -= needed
+        waited = now - since if since else timedelta(0)
+        values: dict[str, object] = {"status": Run.Status.QUEUED, "waiting_for": Run.WaitingFor.NOTHING,
+                                     "waiting_since": None, "budget_needed_nanousd": None, "enqueued_at": now}
+        if deadline is not None:
+            values["deadline_at"] = deadline + waited  # waiting does not count against the time limit
+        if sql.update(Run, where={"id": run_id, "status": Run.Status.WAITING}, values=values,
+                      add={"waited_ms": int(waited.total_seconds() * 1000)}):
+            woken.append(run_id)
+    if woken:
+        transaction.on_commit(lambda: _enqueue(woken))
+    return woken
+
+
+def _enqueue(run_ids: list[int]) -> None:
+    from workflows.services import run_enqueue
+
+    for run_id in run_ids:
+        run_enqueue(run_id)
+
+
+def recheck_waiting() -> list[int]:
+    """For the reaper: wake what a settle would wake, for every workspace with
+    budget-waiting runs. Recovers a lost wake-up, and runs left waiting by a
+    raised or removed budget, a new month, or a crashed worker's stale hold."""
+    workspace_ids = (
+        Run.objects.filter(status=Run.Status.WAITING, waiting_for=Run.WaitingFor.BUDGET)
+        .values_list("workspace_id", flat=True)
+        .distinct()
+        .order_by("workspace_id")
+    )
+    woken: list[int] = []
+    for workspace_id in list(workspace_ids):
+        ledger_id = ledger_swept(workspace_id)
+        with transaction.atomic():
+            row = _locked(ledger_id)
+            woken += wake_waiting(workspace_id=workspace_id, budget_nanousd=_workspace_budget(workspace_id),
+                                  spent_nanousd=row.spent_nanousd, reserved_nanousd=row.reserved_nanousd)
+    return woken
 
 
 def settle(reservation: Reservation | None, *, cost_nanousd: int, workspace_id: int = 0) -> None:

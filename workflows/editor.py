@@ -378,7 +378,8 @@ def run_states(definition: dict, run: Run | None, step_runs: list[StepRun]) -> d
 
 
 def step_state(step_run: StepRun) -> StepState:
-    labels = {"running": "running", "succeeded": "done", "failed": "failed", "skipped": "skipped"}
+    labels = {"running": "running", "waiting": "waiting for budget", "succeeded": "done", "failed": "failed",
+              "skipped": "skipped"}
     return StepState(
         status=step_run.status,
         label=labels.get(step_run.status, step_run.status),

@@ -20,6 +20,16 @@ Guarantees, and how they are kept:
   step.
 - **Every token spent is recorded**, also when the run was canceled while the
   call was in flight: the result write is fenced by the owner, not the status.
+- **Waiting holds nothing.** A run that must wait (today: for budget, see
+  workflows/budget.py) is parked: status `waiting` with `waiting_for` and
+  `waiting_since` recorded, its lease released, its step marked `waiting`,
+  in the transaction that decided it; its worker thread returns and no broker
+  message stays behind. Waking it is a conditional UPDATE back to `queued`
+  that enqueues it on commit; it is then claimed like any queued run and
+  resumes at that step. A duplicate wake-up is harmless (the UPDATE matches
+  only a waiting run, the claim only an unleased one), a lost one is
+  recovered by the reaper. Time spent waiting is added to `waited_ms` and to
+  the deadline on waking: it is not running time. Cancel works on a parked run.
 """
 
 from __future__ import annotations
@@ -54,6 +64,10 @@ _WORKSPACE = Workspace._meta.db_table
 
 class LeaseLost(Exception):
     """Another worker owns the run now (or it was canceled): stop quietly."""
+
+
+class RunParked(Exception):
+    """The run was parked (status `waiting`) and its lease released: stop quietly."""
 
 
 class _Heartbeat:
@@ -141,6 +155,8 @@ def run_execute(run_id: int) -> None:
         _execute(run, token, first_claim_at=claimed_at)
     except LeaseLost:
         log.info("Run %s: lease lost or run canceled; stopping", run_id)
+    except RunParked:
+        log.info("Run %s: parked, waiting for budget", run_id)
     except DatabaseError:
         # The database blinked. Leave the run to the reaper: it resumes at the
         # first unfinished step once the lease expires.
@@ -257,12 +273,10 @@ def _execute_paid_step(
         reservation = budget.hold(workspace_id=run.workspace_id, budget_nanousd=budget_nanousd,
                                   amount_nanousd=call.hold_nanousd, run_id=run.id)
     if reservation is budget.FULL:
-        try:
-            reservation = budget.reserve(workspace_id=run.workspace_id, amount_nanousd=call.hold_nanousd,
-                                         run_id=run.id)
-        except budget.BudgetExhausted as e:
-            raise failed(StepFailed(e.message, messages=call.messages, attempts=0)) from None
-    assert not isinstance(reservation, budget.Full)
+        reservation = _reserve_or_park(run, token, key, call.hold_nanousd)
+        if isinstance(reservation, budget.BudgetExhausted):
+            raise failed(StepFailed(reservation.message, messages=call.messages, attempts=0))
+    assert not isinstance(reservation, (budget.Full, budget.BudgetExhausted))
 
     def on_retry() -> None:
         with transaction.atomic():
@@ -284,6 +298,44 @@ def _execute_paid_step(
     _record_step(run, token, index, step, started_at, status=StepRun.Status.SUCCEEDED, output=result.output,
                  messages=result.messages, usage=result.usage, error="", paid=True, reservation=reservation)
     return result.output
+
+
+def _reserve_or_park(run: Run, token: str, key: str, amount: int) -> budget.Reservation | budget.BudgetExhausted:
+    """The budget's slow path: hold the call's worst case with the ledger row
+    locked, or park the run if only other calls' holds are in the way (raises
+    RunParked), or return why it can never fit this month."""
+    ledger_id = budget.ledger_swept(run.workspace_id)
+    with transaction.atomic():
+        # The run's row is locked before the ledger's, in the order every
+        # settle takes them (its result's fence, then the ledger).
+        _fence(run.id, token, running=True)
+        outcome = budget.decide(workspace_id=run.workspace_id, ledger_id=ledger_id, amount_nanousd=amount,
+                                run_id=run.id)
+        if isinstance(outcome, budget.Busy):
+            _park(run, token, key, waiting_for=Run.WaitingFor.BUDGET, budget_needed_nanousd=amount)
+    if isinstance(outcome, budget.Busy):
+        raise RunParked
+    return outcome
+
+
+def _park(run: Run, token: str, key: str, *, waiting_for: str, budget_needed_nanousd: int | None = None) -> None:
+    """Inside the caller's transaction: park the run at step `key`, releasing
+    its lease (and, on commit, its in-flight slot to the next queued run)."""
+    parked = sql.update_returning(
+        Run,
+        where={"id": run.id, "lease_owner": token, "status": Run.Status.RUNNING},
+        values={"status": Run.Status.WAITING, "waiting_for": waiting_for, "waiting_since": timezone.now(),
+                "budget_needed_nanousd": budget_needed_nanousd, "lease_owner": "", "lease_expires_at": None},
+        returning=_HAS_WAITING_QUEUED,
+    )
+    if parked is None:
+        raise LeaseLost
+    # Nothing was sent: the attempt recorded before the hold does not count.
+    sql.update(StepRun, where={"run_id": run.id, "key": key},
+               values={"status": StepRun.Status.WAITING, "started_at": None}, add={"attempts": -1})
+    if parked[0]:
+        workspace_id = run.workspace_id
+        transaction.on_commit(lambda: _on_finished(run.id, workspace_id, False, True))
 
 
 def _fence_reading_budget(run_id: int, token: str) -> int | None:
@@ -399,11 +451,14 @@ def _finish(
     return True
 
 
-_FINISH_RETURNING = (
-    f"EXISTS (SELECT 1 FROM {RunCallback._meta.db_table} WHERE run_id = {_RUN}.id AND status = "
-    f"'{RunCallback.Status.PENDING.value}'), "
+# Whether runs of the workspace wait in the database for an in-flight slot.
+_HAS_WAITING_QUEUED = (
     f"EXISTS (SELECT 1 FROM {_RUN} AS waiting WHERE waiting.workspace_id = {_RUN}.workspace_id "
     f"AND waiting.status = '{Run.Status.QUEUED.value}' AND waiting.enqueued_at IS NULL)"
+)
+_FINISH_RETURNING = (
+    f"EXISTS (SELECT 1 FROM {RunCallback._meta.db_table} WHERE run_id = {_RUN}.id AND status = "
+    f"'{RunCallback.Status.PENDING.value}'), {_HAS_WAITING_QUEUED}"
 )
 
 
@@ -430,7 +485,8 @@ def _time_limit_message() -> str:
 
 
 def reap() -> list[int]:
-    """Re-enqueue runs whose worker died or whose broker message was lost.
+    """Re-enqueue runs whose worker died or whose broker message was lost, and
+    wake parked runs whose wait is over but whose wake-up was lost.
 
     A run is re-enqueued at most once per lease period: `enqueued_at` is moved
     forward with a conditional UPDATE, so two reapers (or two beats) cannot
@@ -448,7 +504,7 @@ def reap() -> list[int]:
         Q(status=Run.Status.RUNNING, lease_expires_at__lt=now, enqueued_at__lt=now - lease)
         | Q(status=Run.Status.QUEUED, enqueued_at__lt=now - grace)  # sent, but the message was lost
     ).values_list("id", "enqueued_at")[:1000]
-    requeued = dispatch.dispatch_all_waiting()
+    requeued = dispatch.dispatch_all_waiting() + budget.recheck_waiting()
     for run_id, enqueued_at in orphans:
         if Run.objects.filter(id=run_id, enqueued_at=enqueued_at).update(enqueued_at=now) == 1:
             run_enqueue(run_id)

@@ -24,6 +24,26 @@ Without `times=` a fault applies to every call. Several faults apply in turn:
 `[[fake:429 times=1]] [[fake:500 times=1]]` answers 429, then 500, then succeeds.
 Calls are counted per exact list of messages, so a retry of the same request
 moves on to the next attempt.
+
+Without directives, classifications follow simple cues in the user messages
+(system messages are not read), so that a demo routes as a real model would:
+
+- An `enum` in a JSON-schema answer (`{"category": {"enum": ["billing",
+  "bug", "other"]}}`) takes the option the text names as a word (plurals
+  too: "bugs"), ignoring lists of the options such as "billing, bug or
+  other"; else the option one of its keywords points to (a word starting
+  with: billing <- invoice, charge, refund, payment, paid, price,
+  subscription, bill; bug <- crash, error, broke, exception, fail, not
+  working; high <- urgent, asap, immediately, outage, emergency; low <- no
+  rush, whenever, minor; positive <- great, love, excellent, amazing, happy,
+  thank; negative <- terrible, awful, hate, disappoint, angry). The earliest
+  mention in the text wins; with none, the usual hashed pick.
+- A plain-text answer to a prompt that asks to classify or categorize into a
+  list ("Classify this ticket as one of: billing, bug, other", "categories:
+  billing, bug or other") is that list's option picked the same way (the
+  bare option, as the prompt writes it).
+
+`[[fake:choose=VALUE]]` and `[[fake:reply=TEXT]]` still win over the cues.
 """
 
 from __future__ import annotations
@@ -348,6 +368,11 @@ class ChatRequest:
         return next((m.text for m in reversed(self.messages) if m.role == "user"), "")
 
     @cached_property
+    def user_text(self) -> str:
+        """What the user messages say, without directives: where classification cues are read."""
+        return _DIRECTIVE.sub(" ", "\n".join(m.text for m in self.messages if m.role == "user"))
+
+    @cached_property
     def digest(self) -> str:
         """Identifies the conversation: same messages and format, same answer."""
         canonical = json.dumps(
@@ -457,6 +482,70 @@ def _prompt_snippet(text: str, *, limit: int = 60) -> str:
     return single_line if len(single_line) <= limit else single_line[:limit].rstrip() + "…"
 
 
+# --- Classification cues -------------------------------------------------------
+
+# Words (by their start) that point to a common category when the text does
+# not name it. Documented in the module docstring; extend both together.
+CUE_KEYWORDS: dict[str, tuple[str, ...]] = {
+    "billing": ("invoice", "charge", "refund", "payment", "paid", "price", "subscription", "bill"),
+    "bug": ("crash", "error", "broke", "exception", "fail", "not working"),
+    "high": ("urgent", "asap", "immediately", "outage", "emergency"),
+    "low": ("no rush", "whenever", "minor"),
+    "positive": ("great", "love", "excellent", "amazing", "happy", "thank"),
+    "negative": ("terrible", "awful", "hate", "disappoint", "angry"),
+}
+
+
+def _word(text: str) -> str:
+    return rf"(?<![\w-]){re.escape(text)}"
+
+
+def cued_option(options: Sequence[str], text: str) -> str | None:
+    """The option `text` names (or points to by a keyword), earliest first;
+    lists of the options themselves ("billing, bug or other") do not count."""
+    if not options or not text:
+        return None
+    alternatives = "|".join(_word(o) + r"(?:e?s)?(?![\w-])" for o in sorted(options, key=len, reverse=True))
+    option = f"(?:{alternatives})"
+    listing = rf"{option}(?:\s*[,/;]\s*(?:(?:or|and)\s+)?{option}|\s+(?:or|and)\s+{option})+"
+    remaining = re.sub(listing, " ", text, flags=re.IGNORECASE)
+    found: list[tuple[int, int, str]] = []
+    for rank, candidate in enumerate(options):
+        named = re.search(_word(candidate) + r"(?:e?s)?(?![\w-])", remaining, flags=re.IGNORECASE)
+        if named:
+            found.append((named.start(), rank, candidate))
+    if found:
+        return min(found)[2]
+    for rank, candidate in enumerate(options):
+        for keyword in CUE_KEYWORDS.get(candidate.lower(), ()):
+            hit = re.search(_word(keyword), remaining, flags=re.IGNORECASE)
+            if hit:
+                found.append((hit.start(), rank, candidate))
+    return min(found)[2] if found else None
+
+
+_CLASSIFY = re.compile(r"\b(?:classif|categori)", re.IGNORECASE)
+_ITEM = r"[A-Za-z][\w-]*"
+_OPTION_LIST = re.compile(
+    rf"(?:\bone of|\bcategories|\blabels)\s*:?\s*({_ITEM}(?:\s*,\s*{_ITEM})*(?:\s*,?\s*(?:or|and)\s+{_ITEM})?)",
+    re.IGNORECASE,
+)
+
+
+def classification_answer(text: str, *, seed: str) -> str | None:
+    """For a prompt asking to classify into a listed set: the option to answer."""
+    if not _CLASSIFY.search(text):
+        return None
+    listed = _OPTION_LIST.search(text)
+    if listed is None:
+        return None
+    options = [o for o in re.split(r"\s*,\s*(?:(?:or|and)\s+)?|\s+(?:or|and)\s+", listed.group(1)) if o]
+    if len(options) < 2:
+        return None
+    rest = text[: listed.start(1)] + " " + text[listed.end(1) :]
+    return cued_option(options, rest) or options[_hash_int(seed, "class") % len(options)]
+
+
 class SchemaExample:
     """Builds a value that satisfies a JSON schema (the strict-mode subset).
 
@@ -464,10 +553,13 @@ class SchemaExample:
     request always gets the same JSON and sibling fields differ.
     """
 
-    def __init__(self, root: dict[str, Any], *, seed: str, chosen: Sequence[str] = ()) -> None:
+    def __init__(
+        self, root: dict[str, Any], *, seed: str, chosen: Sequence[str] = (), cue_text: str = ""
+    ) -> None:
         self.root = root
         self.seed = seed
         self.chosen = chosen
+        self.cue_text = cue_text
 
     def build(self) -> Any:
         return self.value(self.root, "$", 0)
@@ -540,6 +632,10 @@ class SchemaExample:
             for option in options:
                 if option == wanted or str(option) == wanted or json.dumps(option) == wanted:
                     return option
+        if all(isinstance(option, str) for option in options):
+            cued = cued_option(options, self.cue_text)
+            if cued is not None:
+                return cued
         return options[self._pick(path) % len(options)]
 
     def _option(self, options: list[Any], depth: int) -> Any:
@@ -654,7 +750,9 @@ def answer_content(chat: ChatRequest, *, index: int = 0) -> str:
     if kind == "json_schema":
         spec = chat.response_format["json_schema"]
         try:
-            example = SchemaExample(spec.get("schema") or {}, seed=seed, chosen=chat.chosen).build()
+            example = SchemaExample(
+                spec.get("schema") or {}, seed=seed, chosen=chat.chosen, cue_text=chat.user_text
+            ).build()
         except (AttributeError, KeyError, TypeError, ValueError) as error:
             # A malformed schema (a list where an object belongs...) is the caller's error.
             raise InvalidRequest(
@@ -663,6 +761,10 @@ def answer_content(chat: ChatRequest, *, index: int = 0) -> str:
                 code="invalid_json_schema",
             ) from error
         return json.dumps(example, ensure_ascii=False)
+    if kind == "text":
+        category = classification_answer(chat.user_text, seed=seed)
+        if category is not None:
+            return category
     sentence = f"Simulated answer to: {_prompt_snippet(chat.last_user_text)} [{_short_hash(seed)}]"
     if kind == "json_object":
         return json.dumps({"answer": sentence}, ensure_ascii=False)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -53,6 +55,9 @@ class Run(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued"
         RUNNING = "running"
+        # Parked: no lease, no worker thread, no broker message. `waiting_for`
+        # says what wakes it (workflows/engine.py, "Waiting").
+        WAITING = "waiting"
         SUCCEEDED = "succeeded"
         FAILED = "failed"
         CANCELED = "canceled"
@@ -63,6 +68,11 @@ class Run(models.Model):
         WEBHOOK = "webhook"
         SCHEDULE = "schedule"
         CLI = "cli"
+
+    class WaitingFor(models.TextChoices):
+        NOTHING = "", "nothing"
+        # Its next call fits the budget, but not next to the holds of calls in flight.
+        BUDGET = "budget", "budget"
 
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELED)
 
@@ -96,6 +106,15 @@ class Run(models.Model):
     deadline_at = models.DateTimeField(null=True, blank=True)
     lease_owner = models.CharField(max_length=32, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # While status is WAITING: what for and since when (kept after a cancel,
+    # so that the last wait is not counted as running time either).
+    waiting_for = models.CharField(max_length=20, choices=WaitingFor.choices, blank=True, default="")
+    waiting_since = models.DateTimeField(null=True, blank=True)
+    # Time spent waiting by earlier waits: not running time, and not counted
+    # against the run's time limit (its deadline moves by as much on waking).
+    waited_ms = models.BigIntegerField(default=0)
+    # While waiting for budget: the worst case of the call that waits.
+    budget_needed_nanousd = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -121,9 +140,25 @@ class Run(models.Model):
 
     @property
     def duration_ms(self) -> int | None:
+        """Running time from start to finish, without the time spent waiting."""
         if self.started_at and self.finished_at:
-            return int((self.finished_at - self.started_at).total_seconds() * 1000)
+            return self.running_ms(self.finished_at)
         return None
+
+    def running_ms(self, now: datetime) -> int:
+        """Running time from start until `now` (or the finish), without the time spent waiting."""
+        end = self.finished_at or now
+        waited = self.waited_ms
+        if self.waiting_since is not None:
+            waited += max(0, int((end - self.waiting_since).total_seconds() * 1000))
+        return max(0, int((end - self.started_at).total_seconds() * 1000) - waited) if self.started_at else 0
+
+    @property
+    def status_label(self) -> str:
+        """The status as the pages show it: "Waiting for budget" rather than "Waiting"."""
+        if self.status == self.Status.WAITING and self.waiting_for:
+            return f"Waiting for {self.get_waiting_for_display()}"
+        return self.get_status_display()
 
 
 class StepRun(models.Model):
@@ -131,6 +166,8 @@ class StepRun(models.Model):
 
     class Status(models.TextChoices):
         RUNNING = "running"
+        # Its call was not sent: the run waits (Run.waiting_for) and retries it on waking.
+        WAITING = "waiting"
         SUCCEEDED = "succeeded"
         FAILED = "failed"
         SKIPPED = "skipped"

@@ -107,6 +107,7 @@ def run_list(request: HttpRequest, slug: str) -> HttpResponse:
         .only(
             "id", "status", "trigger", "error", "tokens_in", "tokens_cached", "tokens_out", "cost_nanousd",
             "created_at", "started_at", "finished_at", "resumed_from_id",
+            "waiting_for", "waiting_since", "waited_ms",
             "workflow__id", "workflow__name", "version__id", "version__number",
         )
         .order_by("-created_at", "-id")
@@ -242,9 +243,8 @@ def run_detail(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
     rows = timeline.rows
     inputs_text = {name: _output_text(value) for name, value in (run.inputs or {}).items()}
     output_text, output_is_json = _output_text(run.output)
-    elapsed_ms = run.duration_ms
-    if elapsed_ms is None and run.started_at:
-        elapsed_ms = int(_ms(run.started_at, now))
+    # Time spent waiting (for budget) is not running time.
+    elapsed_ms = run.running_ms(now) if run.started_at else None
     context = {
         "membership": membership,
         "workspace": membership.workspace,

@@ -33,6 +33,7 @@ def run_json(run: Run, steps: list[StepRun] | None = None) -> dict[str, object]:
         "version": run.version.number if run.version_id and run.version else None,
         "trigger": run.trigger,
         "status": run.status,
+        "waiting_for": run.waiting_for,
         "inputs": run.inputs,
         "output": run.output,
         "error": run.error,

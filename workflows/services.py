@@ -343,15 +343,20 @@ def run_resume(*, run: Run, user: User | None) -> Run:
     return new
 
 
+@transaction.atomic
 def run_cancel(*, run: Run) -> bool:
-    """Cancel a queued or running run. A step in flight finishes and is recorded."""
+    """Cancel a queued, running or waiting run. A step in flight finishes and
+    is recorded; a step that waits (for budget) was never sent and never will be."""
     canceled = (
-        Run.objects.filter(id=run.id, status__in=[Run.Status.QUEUED, Run.Status.RUNNING]).update(
+        Run.objects.filter(id=run.id, status__in=[Run.Status.QUEUED, Run.Status.RUNNING, Run.Status.WAITING]).update(
             status=Run.Status.CANCELED, finished_at=timezone.now(), error="Canceled."
         )
         == 1
     )
     if canceled:
+        StepRun.objects.filter(run_id=run.id, status=StepRun.Status.WAITING).update(
+            status=StepRun.Status.FAILED, finished_at=timezone.now(), error="Canceled while waiting; nothing was sent."
+        )
         transaction.on_commit(lambda: dispatch.dispatch_waiting(run.workspace_id))
     return canceled
 

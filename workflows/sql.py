@@ -40,11 +40,12 @@ def update_returning(
     *,
     where: Mapping[str, object],
     values: Mapping[str, object] | None = None,
+    add: Mapping[str, int] | None = None,
     returning: str,
 ) -> tuple[object, ...] | None:
     """`update` of at most one row, returning the `returning` SQL expressions
     evaluated on it, or None when no row matched."""
-    statement, params = _update_statement(model, where, values, None)
+    statement, params = _update_statement(model, where, values, add)
     with connection.cursor() as cursor:
         cursor.execute(f"{statement} RETURNING {returning}", params)
         return cursor.fetchone()
