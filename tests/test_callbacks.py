@@ -155,6 +155,26 @@ def test_a_replayed_delivery_registers_no_second_callback(hook, receiver: Callba
     assert list(RunCallback.objects.values_list("url", flat=True)) == [receiver.url]
 
 
+@pytest.mark.parametrize("how", ["query", "header"])
+def test_a_replay_cannot_attach_a_callback_to_a_run_that_had_none(hook, receiver: CallbackReceiver,
+                                                                  how: str) -> None:
+    # callback_url and Callback-URL are not signed: a captured delivery replayed inside the 5 minutes
+    # must not be a way to have the run's result sent elsewhere.
+    headers = signed(hook.secret, BODY)
+    path = hook_path(triggers.trigger_url(hook.trigger))
+    with override_settings(OUTBOUND_ALLOW_PRIVATE_FOR_TESTS=True):
+        first = Client().post(path, data=BODY, content_type="application/json", headers=headers)
+        query, extra = (f"?callback_url={receiver.url}", {}) if how == "query" else ("", {"Callback-URL": receiver.url})
+        again = Client().post(path + query, data=BODY, content_type="application/json", headers=headers | extra)
+    assert again.status_code == 202
+    assert first.json()["run_id"] == again.json()["run_id"]
+    assert not RunCallback.objects.exists()
+    engine.run_execute(first.json()["run_id"])
+    with override_settings(OUTBOUND_ALLOW_PRIVATE_FOR_TESTS=True):
+        assert callbacks.callbacks_sweep() == 0
+    assert receiver.received == []
+
+
 # End to end: an external program, a real ASGI server, a real worker ----------------------------
 
 
@@ -198,3 +218,4 @@ def test_an_external_program_gets_the_result_by_signed_callback(callback_stack: 
     while RunCallback.objects.get(run=run).status != RunCallback.Status.DELIVERED and time.monotonic() < deadline:
         time.sleep(0.1)
     assert RunCallback.objects.get(run=run).status == RunCallback.Status.DELIVERED
+

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from tests.conftest import Personas
 from tests.support_triggers import hook_path, published_workflow, signed
-from workflows import services, triggers
+from workflows import engine, services, triggers
 from workflows.log_scrub import ScrubHookIds, scrub
 from workflows.models import Run, Trigger, WebhookDelivery
 from workflows.webhooks import SignatureInvalid, signature_verify, webhook_receive
@@ -144,6 +144,29 @@ def test_a_replayed_delivery_returns_the_same_run(client: Client, hook) -> None:
     assert first.json()["run_id"] == second.json()["run_id"]
     assert Run.objects.count() == 1
     assert WebhookDelivery.objects.filter(result__startswith="Same delivery").count() == 1
+
+
+def test_a_replay_within_the_window_never_returns_the_output(client: Client, hook) -> None:
+    # ?wait= is not signed: whoever captured a delivery could replay it, adding ?wait=, to read the output.
+    headers = signed(hook.secret, BODY)
+    first = deliver(client, hook, headers=headers)
+    engine.run_execute(first.json()["run_id"])
+    assert Run.objects.get(id=first.json()["run_id"]).output == "Hello Ada x1 from crm"
+    replay = deliver(client, hook, headers=headers, query="?wait=5")
+    assert replay.status_code == 202, replay.content
+    assert replay.json() == {"run_id": first.json()["run_id"], "status": "succeeded",
+                             "status_url": first.json()["status_url"]}
+    assert b"Hello Ada" not in replay.content
+
+
+def test_a_replay_does_not_wait(client: Client, hook, personas: Personas) -> None:
+    triggers.trigger_set_signing(trigger=hook.trigger, required=False, user=personas.alice)
+    first = deliver(client, hook, headers={"Idempotency-Key": "order-18"})
+    started = time.monotonic()
+    replay = deliver(client, hook, headers={"Idempotency-Key": "order-18"}, query="?wait=3")
+    assert time.monotonic() - started < 1.5
+    assert replay.status_code == 202
+    assert replay.json()["run_id"] == first.json()["run_id"]
 
 
 def test_an_idempotency_key_header_works_for_unsigned_triggers(client: Client, hook, personas: Personas) -> None:
@@ -362,6 +385,11 @@ def test_an_external_program_gets_the_output_in_the_same_request(asgi_server, pe
     assert data["status"] == "succeeded"
     assert data["output"] == "Hello Ada x1 from crm"
     assert data["trigger"] == "webhook" and data["steps"][0]["key"] == "greet"
+    # The same delivery again (a replay inside the 5 minutes) gets the run's id and status, not its output.
+    replay = httpx.post(url, params={"wait": 30}, content=BODY, timeout=40, headers=response.request.headers)
+    assert replay.status_code == 202
+    assert replay.json() == {"run_id": data["id"], "status": "succeeded",
+                             "status_url": replay.json()["status_url"]}
 
 
 @pytest.mark.integration
