@@ -73,6 +73,12 @@ if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (see README.md).")
     SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production-0123456789abcdef"
+# Rotating SECRET_KEY: move the old key here (comma-separated, or one per line
+# in SECRET_KEY_FALLBACKS_FILE). Sessions, password-reset links and the
+# webhook secrets encrypted under an old key stay readable; everything new is
+# signed and encrypted with SECRET_KEY.
+SECRET_KEY_FALLBACKS = [key.strip() for key in (env("SECRET_KEY_FALLBACKS", "") or "").replace("\n", ",").split(",")
+                        if key.strip()]
 
 SITE_URL = (env("SITE_URL", "http://127.0.0.1:8000") or "").rstrip("/")
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")

@@ -219,3 +219,46 @@ def test_an_external_program_gets_the_result_by_signed_callback(callback_stack: 
         time.sleep(0.1)
     assert RunCallback.objects.get(run=run).status == RunCallback.Status.DELIVERED
 
+
+# Rotating SECRET_KEY ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def rotated_stack(worker_env: dict[str, str], transactional_db: None, tmp_path) -> Iterator[AsgiServer]:  # type: ignore[no-untyped-def]
+    """A worker and a web server started after SECRET_KEY was rotated: a new key, the old one (this test
+    process's, under which the triggers' secrets were encrypted) moved to SECRET_KEY_FALLBACKS, read
+    from a file as a Docker secret would be."""
+    from django.conf import settings
+
+    fallbacks = tmp_path / "fallbacks"
+    fallbacks.write_text(f"an-even-older-key-that-no-longer-matters-0123456789,{settings.SECRET_KEY}\n")
+    queue = f"stepwise-rotated-{uuid.uuid4().hex[:8]}"
+    env = {**worker_env, "CELERY_QUEUE": queue, "OUTBOUND_ALLOW_PRIVATE_FOR_TESTS": "true",
+           "SECRET_KEY": "the-new-key-after-rotation-" + uuid.uuid4().hex, "SECRET_KEY_FALLBACKS_FILE": str(fallbacks)}
+    worker = WorkerProcess(env, queue)
+    worker.start()
+    server = AsgiServer(env)
+    previous = celery_app.conf.task_default_queue
+    celery_app.conf.task_default_queue = queue
+    try:
+        yield server
+    finally:
+        celery_app.conf.task_default_queue = previous
+        server.stop()
+        worker.stop()
+
+
+@pytest.mark.integration
+def test_after_rotating_secret_key_webhooks_still_verify_and_callbacks_still_sign(
+    rotated_stack: AsgiServer, personas: Personas, receiver: CallbackReceiver
+) -> None:
+    made = triggers.trigger_create(workflow=published_workflow(personas.workspace), user=personas.alice)
+    url = rotated_stack.url + hook_path(triggers.trigger_url(made.trigger))
+    response = httpx.post(url, params={"callback_url": receiver.url}, content=BODY,
+                          headers={"content-type": "application/json", **signed(made.secret, BODY)}, timeout=30)
+    assert response.status_code == 202, response.text
+    run = wait_for_run(response.json()["run_id"])
+    assert run.status == Run.Status.SUCCEEDED, run.error
+    assert receiver.arrived.wait(30), f"no callback arrived: {receiver.received}"
+    headers, body = receiver.received[-1]
+    assert Webhook(made.secret).verify(body, headers)["id"] == run.id

@@ -61,6 +61,17 @@ def test_it_reads_a_secret_from_a_file(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_it_reads_secret_key_fallbacks_comma_separated_or_from_a_file(tmp_path: Path) -> None:
+    show = ("shell", "-c", "from django.conf import settings; print(settings.SECRET_KEY_FALLBACKS)")
+    result = _manage(*show, env={**PRODUCTION, "SECRET_KEY_FALLBACKS": "old-key-1, old-key-2,"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "['old-key-1', 'old-key-2']"
+    keys = tmp_path / "fallbacks"
+    keys.write_text("old-key-1\nold-key-2\n")
+    result = _manage(*show, env={**PRODUCTION, "SECRET_KEY_FALLBACKS_FILE": str(keys)})
+    assert result.stdout.strip().splitlines()[-1] == "['old-key-1', 'old-key-2']", result.stderr
+
+
 def test_the_compose_file_validates() -> None:
     compose = shutil.which("docker-compose")
     if compose is None:

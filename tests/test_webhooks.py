@@ -467,3 +467,20 @@ def test_deliveries_older_than_a_week_are_pruned(client: Client, hook) -> None:
     assert deliveries_prune() == 1
     assert list(WebhookDelivery.objects.values_list("status_code", flat=True)) == [202]
     assert "workflows.deliveries_prune" in {e["task"] for e in settings.CELERY_BEAT_SCHEDULE.values()}
+
+
+def test_after_a_key_rotation_secrets_can_be_reencrypted_so_the_old_key_may_go(client: Client, hook,
+                                                                                settings) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    from django.core.management import call_command
+
+    old_key = settings.SECRET_KEY
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "the-new-key-" + "n" * 40, [old_key]
+    assert deliver(client, hook).status_code == 202  # read through the fallback
+    out = io.StringIO()
+    call_command("reencrypt_secrets", stdout=out)
+    assert out.getvalue().startswith("1 webhook secrets re-encrypted")
+    settings.SECRET_KEY_FALLBACKS = []
+    assert triggers.secret_decrypt(Trigger.objects.get(id=hook.trigger.id).secret_encrypted) == hook.secret
+    assert deliver(client, hook).status_code == 202
