@@ -80,7 +80,12 @@ if not SECRET_KEY:
 SECRET_KEY_FALLBACKS = [key.strip() for key in (env("SECRET_KEY_FALLBACKS", "") or "").replace("\n", ",").split(",")
                         if key.strip()]
 
-SITE_URL = (env("SITE_URL", "http://127.0.0.1:8000") or "").rstrip("/")
+# The public address, for links sent by email and in API/webhook answers.
+# Unset, it is this machine at the port the web server listens on (PORT, as
+# the Makefile and Procfile pass it), and pages show the address they were
+# loaded from (config/site.py).
+SITE_URL_CONFIGURED = bool(env("SITE_URL"))
+SITE_URL = (env("SITE_URL") or f"http://127.0.0.1:{envint('PORT', '8000')}").rstrip("/")
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
 

@@ -17,12 +17,14 @@ from datetime import timedelta
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.db import transaction
+from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from accounts.audit import audit_record
 from accounts.models import User
+from config.site import site_url
 from workflows.models import Trigger, Workflow
 
 # After a rotation the previous secret keeps working this long, so senders
@@ -103,8 +105,9 @@ def verification_secrets(trigger: Trigger) -> list[str]:
     return [secret for secret in found if secret]
 
 
-def trigger_url(trigger: Trigger) -> str:
-    return settings.SITE_URL + reverse("webhook_receive", args=[trigger.public_id])
+def trigger_url(trigger: Trigger, request: HttpRequest | None = None) -> str:
+    """The webhook's address; on a page (`request`), as config.site.site_url says."""
+    return site_url(request) + reverse("webhook_receive", args=[trigger.public_id])
 
 
 @dataclass(frozen=True)
