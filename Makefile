@@ -29,14 +29,17 @@ migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
 # The product on the embedded default: web (ASGI), a worker and beat, together.
-run: export DEBUG ?= true
+# Not in debug mode (its own 404 and 500 pages, a secret key generated once
+# in var/secret_key); `DEBUG=true make run` for Django's debug pages. Cookies
+# are not Secure: it is served over plain http on 127.0.0.1.
+run: export STEPWISE_LOCAL ?= true
 run: export SECURE_COOKIES ?= false
 run: install migrate
 	@echo "Stepwise on http://127.0.0.1:$(PORT)  (Ctrl-C stops it)"
 	PORT=$(PORT) $(BIN)/honcho start -f Procfile
 
 # The product against the built-in fake OpenAI server: answers are simulated.
-demo: export DEBUG ?= true
+demo: export STEPWISE_LOCAL ?= true
 demo: export SECURE_COOKIES ?= false
 demo: export OPENAI_API_KEY = demo-key
 demo: export OPENAI_BASE_URL = http://127.0.0.1:$(FAKE_OPENAI_PORT)/v1

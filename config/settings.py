@@ -10,11 +10,13 @@ behaviour.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from urllib.parse import urlparse
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django.core.management.utils import get_random_secret_key
 from django.utils.csp import CSP
 from dotenv import load_dotenv
 
@@ -68,11 +70,41 @@ DEBUG = envbool("DEBUG", "False")
 VAR_DIR = Path(env("STEPWISE_VAR_DIR", str(BASE_DIR / "var")))  # type: ignore[arg-type]
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
+# `make run` and `make demo` set this: the embedded setup on one machine
+# (SQLite, the filesystem broker), where nobody has to invent a secret key.
+LOCAL = envbool("STEPWISE_LOCAL", "False")
+
+
+def _local_secret_key(path: Path) -> str:
+    """A random key made on the first start and kept in `path`, readable by this user only.
+
+    Web, worker and beat may start at once: the key is written to a private
+    temporary file, then linked into place, so nobody reads half a key and
+    the first process to link wins."""
+    if not path.exists():
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secret_key.")  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(get_random_secret_key() + "\n")
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+    key = path.read_text().strip()
+    if len(key) < 50:
+        raise ImproperlyConfigured(f"{path} does not hold a secret key: delete it and start again.")
+    return key
+
+
 SECRET_KEY = env("SECRET_KEY")
 if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (see README.md).")
-    SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production-0123456789abcdef"
+    if DEBUG:
+        SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production-0123456789abcdef"
+    elif LOCAL:
+        SECRET_KEY = _local_secret_key(VAR_DIR / "secret_key")
+    else:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (see README.md; `make run` makes one).")
 # Rotating SECRET_KEY: move the old key here (comma-separated, or one per line
 # in SECRET_KEY_FALLBACKS_FILE). Sessions, password-reset links and the
 # webhook secrets encrypted under an old key stay readable; everything new is
@@ -225,12 +257,12 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = not envbool("STATIC_MANIFEST", "False")
 
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Stepwise <stepwise@localhost>")
-# The console in development, a local SMTP relay in production unless
+# The console in development and `make run`, a local SMTP relay in production unless
 # EMAIL_URL (smtp+tls://user:pw@host:587) names another.
 MAILERS = {
     "default": {
         "BACKEND": "django.core.mail.backends.console.EmailBackend"
-        if DEBUG
+        if DEBUG or LOCAL
         else "django.core.mail.backends.smtp.EmailBackend"
     }
 }
