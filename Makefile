@@ -7,14 +7,15 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 FAKE_OPENAI_PORT ?= 8055
 
-# The first Python >= 3.12 found: on PATH, then in pyenv's versions.
+# The first Python >= 3.12.4 found: on PATH, then in pyenv's versions. (Older
+# 3.12 releases are refused: their ipaddress module misjudges some addresses.)
 PYTHON ?= $(shell for p in python3.13 python3.12 python3 $$(ls -d $$HOME/.pyenv/versions/3.1[2-9]*/bin/python 2>/dev/null | sort -rV); do \
-	  $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1 && { echo $$p; break; }; done)
+	  $$p -c 'import sys; sys.exit(sys.version_info < (3, 12, 4))' >/dev/null 2>&1 && { echo $$p; break; }; done)
 
 .PHONY: run demo test install migrate worker beat web fake-openai screenshots check-python clean
 
 check-python:
-	@test -n "$(PYTHON)" || { echo "Stepwise needs Python >= 3.12 (python3.12 or python3.13 on PATH, or set PYTHON=...)."; exit 1; }
+	@test -n "$(PYTHON)" || { echo "Stepwise needs Python >= 3.12.4 (python3.12 or python3.13 on PATH, or set PYTHON=...)."; exit 1; }
 
 $(BIN)/.installed: pyproject.toml requirements.lock | check-python
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,14 +29,17 @@ migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
 # The product on the embedded default: web (ASGI), a worker and beat, together.
-run: export DEBUG ?= true
+# Not in debug mode (its own 404 and 500 pages, a secret key generated once
+# in var/secret_key); `DEBUG=true make run` for Django's debug pages. Cookies
+# are not Secure: it is served over plain http on 127.0.0.1.
+run: export STEPWISE_LOCAL ?= true
 run: export SECURE_COOKIES ?= false
 run: install migrate
 	@echo "Stepwise on http://127.0.0.1:$(PORT)  (Ctrl-C stops it)"
 	PORT=$(PORT) $(BIN)/honcho start -f Procfile
 
 # The product against the built-in fake OpenAI server: answers are simulated.
-demo: export DEBUG ?= true
+demo: export STEPWISE_LOCAL ?= true
 demo: export SECURE_COOKIES ?= false
 demo: export OPENAI_API_KEY = demo-key
 demo: export OPENAI_BASE_URL = http://127.0.0.1:$(FAKE_OPENAI_PORT)/v1

@@ -6,9 +6,9 @@ import hashlib
 import logging
 import secrets
 
-from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -17,6 +17,7 @@ from django.utils.text import slugify
 
 from accounts.audit import audit_record
 from accounts.models import INVITATION_LIFETIME, Invitation, Membership, Role, User, Workspace
+from config.site import site_url
 from workflows.models import ApiToken
 from workflows.pricing import to_usd
 
@@ -87,8 +88,9 @@ def invitation_by_token(token: str) -> Invitation | None:
     return Invitation.objects.select_related("workspace", "invited_by").filter(token_hash=token_hash(token)).first()
 
 
-def invitation_link(token: str) -> str:
-    return f"{settings.SITE_URL}{reverse('invitation_accept', args=[token])}"
+def invitation_link(token: str, request: HttpRequest | None = None) -> str:
+    """The link to accept an invitation; on a page (`request`), as config.site.site_url says."""
+    return f"{site_url(request)}{reverse('invitation_accept', args=[token])}"
 
 
 def _send_invitation_email(invitation: Invitation, token: str) -> None:

@@ -321,7 +321,7 @@ def invitation_create(request: HttpRequest, slug: str) -> HttpResponse:
         return _settings_again(request, actor, invite_form=form)
     # The link is shown here once, for sharing another way; only its hash is stored.
     context = _settings_context(
-        actor, new_invitation=invitation, new_invitation_link=services.invitation_link(token)
+        actor, new_invitation=invitation, new_invitation_link=services.invitation_link(token, request)
     )
     if request.htmx:
         response = render(request, f"{SETTINGS_PAGE}#invitations", context)

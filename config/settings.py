@@ -10,11 +10,13 @@ behaviour.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from urllib.parse import urlparse
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django.core.management.utils import get_random_secret_key
 from django.utils.csp import CSP
 from dotenv import load_dotenv
 
@@ -68,13 +70,54 @@ DEBUG = envbool("DEBUG", "False")
 VAR_DIR = Path(env("STEPWISE_VAR_DIR", str(BASE_DIR / "var")))  # type: ignore[arg-type]
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
+# `make run` and `make demo` set this: the embedded setup on one machine
+# (SQLite, the filesystem broker), where nobody has to invent a secret key.
+LOCAL = envbool("STEPWISE_LOCAL", "False")
+
+
+def _local_secret_key(path: Path) -> str:
+    """A random key made on the first start and kept in `path`, readable by this user only.
+
+    Web, worker and beat may start at once: the key is written to a private
+    temporary file, then linked into place, so nobody reads half a key and
+    the first process to link wins."""
+    if not path.exists():
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secret_key.")  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(get_random_secret_key() + "\n")
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+    key = path.read_text().strip()
+    if len(key) < 50:
+        raise ImproperlyConfigured(f"{path} does not hold a secret key: delete it and start again.")
+    return key
+
+
 SECRET_KEY = env("SECRET_KEY")
 if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (see README.md).")
-    SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production-0123456789abcdef"
+    if DEBUG:
+        SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production-0123456789abcdef"
+    elif LOCAL:
+        SECRET_KEY = _local_secret_key(VAR_DIR / "secret_key")
+    else:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (see README.md; `make run` makes one).")
+# Rotating SECRET_KEY: move the old key here (comma-separated, or one per line
+# in SECRET_KEY_FALLBACKS_FILE). Sessions, password-reset links and the
+# webhook secrets encrypted under an old key stay readable; everything new is
+# signed and encrypted with SECRET_KEY.
+SECRET_KEY_FALLBACKS = [key.strip() for key in (env("SECRET_KEY_FALLBACKS", "") or "").replace("\n", ",").split(",")
+                        if key.strip()]
 
-SITE_URL = (env("SITE_URL", "http://127.0.0.1:8000") or "").rstrip("/")
+# The public address, for links sent by email and in API/webhook answers.
+# Unset, it is this machine at the port the web server listens on (PORT, as
+# the Makefile and Procfile pass it), and pages show the address they were
+# loaded from (config/site.py).
+SITE_URL_CONFIGURED = bool(env("SITE_URL"))
+SITE_URL = (env("SITE_URL") or f"http://127.0.0.1:{envint('PORT', '8000')}").rstrip("/")
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
 
@@ -101,6 +144,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # A GET of a POST-only address goes to the page with its form, not an empty 405.
+    "config.post_only.FormPageRedirectMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # After authentication, so it sees its outcome in the views.
@@ -274,6 +319,8 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", "False" if DEBUG else "True")
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", "False")
+# Health checks (compose, load balancers) ask over plain http from inside.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", "0")
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0

@@ -155,6 +155,26 @@ def test_a_replayed_delivery_registers_no_second_callback(hook, receiver: Callba
     assert list(RunCallback.objects.values_list("url", flat=True)) == [receiver.url]
 
 
+@pytest.mark.parametrize("how", ["query", "header"])
+def test_a_replay_cannot_attach_a_callback_to_a_run_that_had_none(hook, receiver: CallbackReceiver,
+                                                                  how: str) -> None:
+    # callback_url and Callback-URL are not signed: a captured delivery replayed inside the 5 minutes
+    # must not be a way to have the run's result sent elsewhere.
+    headers = signed(hook.secret, BODY)
+    path = hook_path(triggers.trigger_url(hook.trigger))
+    with override_settings(OUTBOUND_ALLOW_PRIVATE_FOR_TESTS=True):
+        first = Client().post(path, data=BODY, content_type="application/json", headers=headers)
+        query, extra = (f"?callback_url={receiver.url}", {}) if how == "query" else ("", {"Callback-URL": receiver.url})
+        again = Client().post(path + query, data=BODY, content_type="application/json", headers=headers | extra)
+    assert again.status_code == 202
+    assert first.json()["run_id"] == again.json()["run_id"]
+    assert not RunCallback.objects.exists()
+    engine.run_execute(first.json()["run_id"])
+    with override_settings(OUTBOUND_ALLOW_PRIVATE_FOR_TESTS=True):
+        assert callbacks.callbacks_sweep() == 0
+    assert receiver.received == []
+
+
 # End to end: an external program, a real ASGI server, a real worker ----------------------------
 
 
@@ -198,3 +218,47 @@ def test_an_external_program_gets_the_result_by_signed_callback(callback_stack: 
     while RunCallback.objects.get(run=run).status != RunCallback.Status.DELIVERED and time.monotonic() < deadline:
         time.sleep(0.1)
     assert RunCallback.objects.get(run=run).status == RunCallback.Status.DELIVERED
+
+
+# Rotating SECRET_KEY ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def rotated_stack(worker_env: dict[str, str], transactional_db: None, tmp_path) -> Iterator[AsgiServer]:  # type: ignore[no-untyped-def]
+    """A worker and a web server started after SECRET_KEY was rotated: a new key, the old one (this test
+    process's, under which the triggers' secrets were encrypted) moved to SECRET_KEY_FALLBACKS, read
+    from a file as a Docker secret would be."""
+    from django.conf import settings
+
+    fallbacks = tmp_path / "fallbacks"
+    fallbacks.write_text(f"an-even-older-key-that-no-longer-matters-0123456789,{settings.SECRET_KEY}\n")
+    queue = f"stepwise-rotated-{uuid.uuid4().hex[:8]}"
+    env = {**worker_env, "CELERY_QUEUE": queue, "OUTBOUND_ALLOW_PRIVATE_FOR_TESTS": "true",
+           "SECRET_KEY": "the-new-key-after-rotation-" + uuid.uuid4().hex, "SECRET_KEY_FALLBACKS_FILE": str(fallbacks)}
+    worker = WorkerProcess(env, queue)
+    worker.start()
+    server = AsgiServer(env)
+    previous = celery_app.conf.task_default_queue
+    celery_app.conf.task_default_queue = queue
+    try:
+        yield server
+    finally:
+        celery_app.conf.task_default_queue = previous
+        server.stop()
+        worker.stop()
+
+
+@pytest.mark.integration
+def test_after_rotating_secret_key_webhooks_still_verify_and_callbacks_still_sign(
+    rotated_stack: AsgiServer, personas: Personas, receiver: CallbackReceiver
+) -> None:
+    made = triggers.trigger_create(workflow=published_workflow(personas.workspace), user=personas.alice)
+    url = rotated_stack.url + hook_path(triggers.trigger_url(made.trigger))
+    response = httpx.post(url, params={"callback_url": receiver.url}, content=BODY,
+                          headers={"content-type": "application/json", **signed(made.secret, BODY)}, timeout=30)
+    assert response.status_code == 202, response.text
+    run = wait_for_run(response.json()["run_id"])
+    assert run.status == Run.Status.SUCCEEDED, run.error
+    assert receiver.arrived.wait(30), f"no callback arrived: {receiver.received}"
+    headers, body = receiver.received[-1]
+    assert Webhook(made.secret).verify(body, headers)["id"] == run.id

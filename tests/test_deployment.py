@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,6 +71,17 @@ def test_it_reads_a_secret_from_a_file(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_it_reads_secret_key_fallbacks_comma_separated_or_from_a_file(tmp_path: Path) -> None:
+    show = ("shell", "-c", "from django.conf import settings; print(settings.SECRET_KEY_FALLBACKS)")
+    result = _manage(*show, env={**PRODUCTION, "SECRET_KEY_FALLBACKS": "old-key-1, old-key-2,"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "['old-key-1', 'old-key-2']"
+    keys = tmp_path / "fallbacks"
+    keys.write_text("old-key-1\nold-key-2\n")
+    result = _manage(*show, env={**PRODUCTION, "SECRET_KEY_FALLBACKS_FILE": str(keys)})
+    assert result.stdout.strip().splitlines()[-1] == "['old-key-1', 'old-key-2']", result.stderr
+
+
 def test_the_compose_file_validates() -> None:
     compose = shutil.which("docker-compose")
     if compose is None:
@@ -86,3 +99,78 @@ def test_the_compose_file_scales_workers_without_fixed_names_or_ports() -> None:
     worker = text.split("\n  worker:\n", 1)[1].split("\n  beat:\n", 1)[0]
     assert "container_name" not in worker
     assert "ports:" not in worker
+
+
+def compose_environment(service: str, dotenv: dict[str, str]) -> dict[str, str]:
+    """The environment compose gives `service`, with `dotenv` as the .env file: ${X:-default} and
+    ${X:?message} resolved as compose does (docker-compose itself is not needed)."""
+    config = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+    def resolve(value: object) -> str:
+        def one(match: re.Match[str]) -> str:
+            name, op, arg = match.group(1), match.group(2) or "", match.group(3) or ""
+            if op == ":-":
+                return dotenv.get(name) or arg
+            if op == ":?" and not dotenv.get(name):
+                raise AssertionError(f"compose requires {name}: {arg}")
+            return dotenv.get(name, "")
+        return re.sub(r"\$\{(\w+)(:-|:\?)?([^}]*)\}", one, str(value))
+
+    return {name: resolve(value) for name, value in config["services"][service]["environment"].items()}
+
+
+MINIMAL_DOTENV = {
+    "SECRET_KEY": PRODUCTION["SECRET_KEY"],
+    "POSTGRES_PASSWORD": "pw",
+    "ALLOWED_HOSTS": "stepwise.example.com",
+    "SITE_URL": "https://stepwise.example.com",
+    "EMAIL_URL": "smtp+tls://stepwise:pw@smtp.example.com:587",
+}
+
+
+def _compose_check(dotenv: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    env = compose_environment("web", dotenv)
+    clean = {k: v for k, v in os.environ.items()
+             if k not in env and k not in PRODUCTION and k not in ("DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE")}
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], cwd=ROOT,
+        env={**clean, **env}, capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_the_deploy_check_passes_under_composes_environment_with_only_the_required_values() -> None:
+    env = compose_environment("web", MINIMAL_DOTENV)
+    assert env["SECURE_SSL_REDIRECT"] == "true"
+    assert int(env["SECURE_HSTS_SECONDS"]) >= 31536000
+    assert env["SECURE_COOKIES"] == "true"
+    result = _compose_check(MINIMAL_DOTENV)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_deploy_check_warns_when_compose_has_no_mail_configuration() -> None:
+    dotenv = {k: v for k, v in MINIMAL_DOTENV.items() if k != "EMAIL_URL"}
+    result = _compose_check(dotenv)
+    assert result.returncode != 0
+    assert "accounts.W001" in result.stdout + result.stderr
+
+
+def test_composes_https_settings_can_be_turned_off_in_the_dotenv_file() -> None:
+    dotenv = {**MINIMAL_DOTENV, "SECURE_SSL_REDIRECT": "false", "SECURE_HSTS_SECONDS": "0",
+              "SECURE_COOKIES": "false"}
+    env = compose_environment("web", dotenv)
+    assert (env["SECURE_SSL_REDIRECT"], env["SECURE_HSTS_SECONDS"], env["SECURE_COOKIES"]) == ("false", "0", "false")
+    result = _compose_check(dotenv)
+    assert result.returncode != 0
+    assert "security.W004" in result.stdout + result.stderr  # the deploy check says what was turned off
+
+
+def test_every_app_service_gets_the_same_environment() -> None:
+    envs = [compose_environment(name, MINIMAL_DOTENV) for name in ("web", "worker", "beat", "migrate")]
+    assert all(env == envs[0] for env in envs)
+    assert "SECRET_KEY_FALLBACKS" in envs[0]
+
+
+def test_the_health_check_is_not_redirected_to_https() -> None:
+    from django.conf import settings
+
+    assert any(re.match(pattern, "healthz") for pattern in settings.SECURE_REDIRECT_EXEMPT)

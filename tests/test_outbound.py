@@ -10,6 +10,7 @@ import ipaddress
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -73,6 +74,94 @@ def test_it_refuses_every_url_that_leads_into_our_network(url: str) -> None:
 @pytest.mark.parametrize("address", ["8.8.8.8", "93.184.216.34", "2606:4700:4700::1111", "1.1.1.1"])
 def test_public_addresses_are_allowed(address: str) -> None:
     assert address_refusal(ipaddress.ip_address(address)) is None
+
+
+# Every special-purpose range of IANA's IPv4 and IPv6 registries, by a first and a last address (or a
+# sample inside), each spelled in every form that reaches it: plain, IPv4-mapped (::ffff:a.b.c.d),
+# IPv4-compatible (::a.b.c.d), 6to4 (2002:AABB:CCDD::), NAT64 (64:ff9b::/96, 64:ff9b:1::/48) and
+# Teredo. The deny list is explicit so that the answer cannot depend on the Python version
+# (`is_global` called 192.0.0.192 public before 3.12.4, and still calls fec0::/10 public).
+SPECIAL_IPV4 = [
+    "0.0.0.0", "0.255.255.255",              # "this network"
+    "10.0.0.0", "10.255.255.255",            # private
+    "100.64.0.0", "100.127.255.255",         # shared address space (CGNAT)
+    "127.0.0.0", "127.255.255.255",          # loopback
+    "169.254.0.0", "169.254.169.254", "169.254.255.255",  # link-local, cloud metadata
+    "172.16.0.0", "172.31.255.255",          # private
+    "192.0.0.0", "192.0.0.8", "192.0.0.9", "192.0.0.170", "192.0.0.192", "192.0.0.255",  # IETF protocol assignments
+    "192.0.2.0", "192.0.2.255",              # documentation (TEST-NET-1)
+    "192.31.196.1", "192.52.193.1", "192.175.48.1",  # AS112, AMT, direct delegation AS112
+    "192.88.99.0", "192.88.99.255",          # 6to4 relay anycast
+    "192.168.0.0", "192.168.255.255",        # private
+    "198.18.0.0", "198.19.255.255",          # benchmarking
+    "198.51.100.0", "198.51.100.255",        # documentation (TEST-NET-2)
+    "203.0.113.0", "203.0.113.255",          # documentation (TEST-NET-3)
+    "224.0.0.0", "239.255.255.255",          # multicast
+    "240.0.0.0", "255.255.255.254",          # reserved
+    "255.255.255.255",                       # limited broadcast
+]
+SPECIAL_IPV6 = [
+    "::", "::1",                             # unspecified, loopback
+    "::2", "::a00:1", "::8.8.8.8",           # IPv4-compatible (deprecated), whatever it embeds
+    "::ffff:0:808:808",                      # IPv4-translated (SIIT)
+    "100::", "100::ffff:ffff:ffff:ffff",     # discard-only
+    "2001::", "2001:0:4136:e378:8000:63bf:3fff:fdd2", "2001:1ff:ffff::",  # IETF protocol assignments, Teredo
+    "2001:2::1", "2001:10::1", "2001:20::1",  # benchmarking, ORCHID
+    "2001:db8::", "2001:db8:ffff:ffff::1",   # documentation
+    "3fff::1", "3fff:fff:ffff::1",           # documentation (2024)
+    "2620:4f:8000::1",                       # AS112-v6
+    "5f00::1",                               # SRv6 SIDs
+    "fc00::", "fd00:ec2::254", "fdff:ffff::1",  # unique local (AWS metadata's IPv6 address)
+    "fe80::", "fe80::1", "febf:ffff::1",     # link-local
+    "fec0::", "fec0::1", "feff:ffff::1",     # site-local (deprecated): `is_global` misses it
+    "ff00::", "ff02::1", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",  # multicast
+    "4000::1", "e000::1",                    # outside global unicast 2000::/3: not assigned
+    "64:ff9b:1:808:8:800::", "64:ff9b:1:1::808:808",  # local-use NAT64 other than /96: ambiguous
+]
+
+
+def _v4_wrappings(v4: str) -> list[str]:
+    packed = ipaddress.IPv4Address(v4).packed
+    high, low = packed[:2].hex(), packed[2:].hex()
+    # 64:ff9b:1::/48 is local-use NAT64 (RFC 8215): only its /96 form says where the IPv4 address is.
+    return [v4, f"::ffff:{v4}", f"2002:{high}:{low}::1", f"64:ff9b::{v4}", f"64:ff9b:1::{v4}"]
+
+
+@pytest.mark.parametrize("address", [form for v4 in SPECIAL_IPV4 for form in _v4_wrappings(v4)] + SPECIAL_IPV6)
+def test_it_refuses_every_special_purpose_address_in_every_spelling(address: str) -> None:
+    ip = ipaddress.ip_address(address)
+    assert address_refusal(ip) is not None, address
+    assert url_refusal(f"http://{address if ip.version == 4 else f'[{address}]'}/") is not None
+
+
+@pytest.mark.parametrize("address", [
+    "8.8.8.8", "1.1.1.1", "9.255.255.255", "11.0.0.0", "100.63.255.255", "100.128.0.0", "126.255.255.255",
+    "128.0.0.0", "169.253.255.255", "169.255.0.0", "172.15.255.255", "172.32.0.0", "191.255.255.255",
+    "192.0.1.0", "192.0.3.0", "192.88.98.255", "192.88.100.0", "192.167.255.255", "192.169.0.0",
+    "198.17.255.255", "198.20.0.0", "198.51.99.255", "198.51.101.0", "203.0.112.255", "203.0.114.0",
+    "223.255.255.255",
+])
+def test_it_allows_public_ipv4_addresses_next_to_the_special_ranges_in_every_spelling(address: str) -> None:
+    for form in _v4_wrappings(address):
+        assert address_refusal(ipaddress.ip_address(form)) is None, form
+
+
+@pytest.mark.parametrize("address", [
+    "2606:4700:4700::1111", "2a00:1450:4007:80e::200e", "2001:200::1", "2001:4860:4860::8888",
+    "2001:db7:ffff::1", "2001:db9::1", "2620:4f:7fff::1", "2620:4f:8001::1", "3ffe::1",
+])
+def test_it_allows_public_ipv6_addresses(address: str) -> None:
+    assert address_refusal(ipaddress.ip_address(address)) is None
+
+
+def test_a_scoped_ipv6_address_is_refused() -> None:
+    assert address_refusal(ipaddress.ip_address("2606:4700:4700::1111%eth0")) is not None
+
+
+def test_the_project_requires_a_python_whose_ipaddress_module_is_fixed() -> None:
+    root = Path(__file__).resolve().parent.parent
+    assert 'requires-python = ">=3.12.4"' in (root / "pyproject.toml").read_text()
+    assert "(3, 12, 4)" in (root / "Makefile").read_text()
 
 
 def test_forms_refuse_literal_private_addresses_without_resolving_names() -> None:

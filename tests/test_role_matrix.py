@@ -29,10 +29,11 @@ from functools import cached_property
 import pytest
 from django.apps import apps
 from django.test import Client
-from django.urls import URLPattern, URLResolver, get_resolver
+from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.urls.resolvers import RoutePattern
 
 from accounts.models import Invitation, Membership, Role, User, Workspace
+from config.post_only import FORM_PAGES
 from tests.conftest import Personas
 from workflows import services
 from workflows.models import Run, StepRun, Workflow, WorkflowVersion
@@ -299,12 +300,18 @@ def foreign(personas: Personas) -> World:
     return World(personas.other_workspace, charlie, personas.charlie)
 
 
+def _refused(method: str, url: str, status: int) -> bool:
+    """The view does not accept `method`: 405, or for a GET of a POST-only address, the
+    redirect to the page holding its form (config/post_only.py; tests/test_post_only_addresses.py)."""
+    return status == 405 or (method == "get" and resolve(url).view_name in FORM_PAGES)
+
+
 def probe(client: Client, url: str) -> dict[str, int]:
     """The status of GET and POST to `url`, leaving out the method the view does not accept."""
     answers = {}
     for method in ("get", "post"):
         status = getattr(client, method)(url).status_code
-        if status != 405:
+        if not _refused(method, url, status):
             answers[method] = status
     assert answers, f"{url} accepts neither GET nor POST"
     return answers
@@ -312,7 +319,7 @@ def probe(client: Client, url: str) -> dict[str, int]:
 
 def first_method(client: Client, url: str):  # type: ignore[no-untyped-def]
     response = client.get(url)
-    return client.post(url) if response.status_code == 405 else response
+    return client.post(url) if _refused("get", url, response.status_code) else response
 
 
 # --- The probes -------------------------------------------------------------------------------------
@@ -344,7 +351,7 @@ def test_anonymous_visitors_are_sent_to_log_in(route: Route, client: Client, hom
     url = url_for(route, home)
     for method in ("get", "post"):
         response = getattr(client, method)(url)
-        if response.status_code == 405:
+        if _refused(method, url, response.status_code):
             continue
         assert response.status_code == 302, f"{method.upper()} {url} answered {response.status_code}"
         assert response["Location"].startswith("/accounts/login/"), f"{method.upper()} {url} → {response['Location']}"

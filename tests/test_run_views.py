@@ -376,7 +376,8 @@ def test_actions_only_accept_a_post_with_a_csrf_token(personas: Personas) -> Non
     client = Client(enforce_csrf_checks=True)
     client.force_login(personas.alice)
     for name in ("run_rerun", "run_resume", "run_cancel"):
-        assert client.get(action_url(name, run)).status_code == 405
+        response = client.get(action_url(name, run))  # sent to the run's page, nothing done
+        assert (response.status_code, response["Location"]) == (303, f"/w/{personas.workspace.slug}/runs/{run.id}/")
         assert client.post(action_url(name, run)).status_code == 403
     assert Run.objects.count() == 1
 

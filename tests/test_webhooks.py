@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from tests.conftest import Personas
 from tests.support_triggers import hook_path, published_workflow, signed
-from workflows import services, triggers
+from workflows import engine, services, triggers
 from workflows.log_scrub import ScrubHookIds, scrub
 from workflows.models import Run, Trigger, WebhookDelivery
 from workflows.webhooks import SignatureInvalid, signature_verify, webhook_receive
@@ -144,6 +144,29 @@ def test_a_replayed_delivery_returns_the_same_run(client: Client, hook) -> None:
     assert first.json()["run_id"] == second.json()["run_id"]
     assert Run.objects.count() == 1
     assert WebhookDelivery.objects.filter(result__startswith="Same delivery").count() == 1
+
+
+def test_a_replay_within_the_window_never_returns_the_output(client: Client, hook) -> None:
+    # ?wait= is not signed: whoever captured a delivery could replay it, adding ?wait=, to read the output.
+    headers = signed(hook.secret, BODY)
+    first = deliver(client, hook, headers=headers)
+    engine.run_execute(first.json()["run_id"])
+    assert Run.objects.get(id=first.json()["run_id"]).output == "Hello Ada x1 from crm"
+    replay = deliver(client, hook, headers=headers, query="?wait=5")
+    assert replay.status_code == 202, replay.content
+    assert replay.json() == {"run_id": first.json()["run_id"], "status": "succeeded",
+                             "status_url": first.json()["status_url"]}
+    assert b"Hello Ada" not in replay.content
+
+
+def test_a_replay_does_not_wait(client: Client, hook, personas: Personas) -> None:
+    triggers.trigger_set_signing(trigger=hook.trigger, required=False, user=personas.alice)
+    first = deliver(client, hook, headers={"Idempotency-Key": "order-18"})
+    started = time.monotonic()
+    replay = deliver(client, hook, headers={"Idempotency-Key": "order-18"}, query="?wait=3")
+    assert time.monotonic() - started < 1.5
+    assert replay.status_code == 202
+    assert replay.json()["run_id"] == first.json()["run_id"]
 
 
 def test_an_idempotency_key_header_works_for_unsigned_triggers(client: Client, hook, personas: Personas) -> None:
@@ -362,6 +385,11 @@ def test_an_external_program_gets_the_output_in_the_same_request(asgi_server, pe
     assert data["status"] == "succeeded"
     assert data["output"] == "Hello Ada x1 from crm"
     assert data["trigger"] == "webhook" and data["steps"][0]["key"] == "greet"
+    # The same delivery again (a replay inside the 5 minutes) gets the run's id and status, not its output.
+    replay = httpx.post(url, params={"wait": 30}, content=BODY, timeout=40, headers=response.request.headers)
+    assert replay.status_code == 202
+    assert replay.json() == {"run_id": data["id"], "status": "succeeded",
+                             "status_url": replay.json()["status_url"]}
 
 
 @pytest.mark.integration
@@ -439,3 +467,20 @@ def test_deliveries_older_than_a_week_are_pruned(client: Client, hook) -> None:
     assert deliveries_prune() == 1
     assert list(WebhookDelivery.objects.values_list("status_code", flat=True)) == [202]
     assert "workflows.deliveries_prune" in {e["task"] for e in settings.CELERY_BEAT_SCHEDULE.values()}
+
+
+def test_after_a_key_rotation_secrets_can_be_reencrypted_so_the_old_key_may_go(client: Client, hook,
+                                                                                settings) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    from django.core.management import call_command
+
+    old_key = settings.SECRET_KEY
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "the-new-key-" + "n" * 40, [old_key]
+    assert deliver(client, hook).status_code == 202  # read through the fallback
+    out = io.StringIO()
+    call_command("reencrypt_secrets", stdout=out)
+    assert out.getvalue().startswith("1 webhook secrets re-encrypted")
+    settings.SECRET_KEY_FALLBACKS = []
+    assert triggers.secret_decrypt(Trigger.objects.get(id=hook.trigger.id).secret_encrypted) == hook.secret
+    assert deliver(client, hook).status_code == 202

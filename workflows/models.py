@@ -75,6 +75,9 @@ class Run(models.Model):
         BUDGET = "budget", "budget"
 
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELED)
+    # Not stored: True on the run services.run_start returns when its
+    # idempotency key found an earlier run instead of creating one (a replay).
+    found_existing: bool = False
 
     workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="runs")
     workflow = models.ForeignKey(Workflow, models.CASCADE, related_name="runs")

@@ -5,12 +5,15 @@ become a way into our own network, so before each connection:
 
 - only `http` and `https`, no credentials in the URL;
 - the host name is resolved here and EVERY address it resolves to must be a
-  public one: loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7),
-  link-local (169.254/16 with the cloud metadata endpoints, fe80::/10),
-  shared CGNAT 100.64/10, multicast, reserved, unspecified and documentation
-  ranges are refused, also when wrapped in IPv6 (::ffff:a.b.c.d, 6to4,
-  Teredo, NAT64). Odd IPv4 spellings (127.1, 0x7f000001, 2130706433) are
-  resolved by the system first, so they are checked as the address they mean;
+  public one: every block of IANA's special-purpose registries is refused
+  from an explicit table (loopback, private 10/8, 172.16/12, 192.168/16,
+  fc00::/7 and site-local fec0::/10, link-local 169.254/16 with the cloud
+  metadata endpoints and fe80::/10, shared CGNAT 100.64/10, 192.0.0/24,
+  multicast, reserved, unspecified, documentation, benchmarking, Teredo),
+  also when wrapped in IPv6 (::ffff:a.b.c.d, 6to4, NAT64), and any IPv6
+  address outside global unicast 2000::/3. Odd IPv4 spellings (127.1,
+  0x7f000001, 2130706433) are resolved by the system first, so they are
+  checked as the address they mean;
 - the connection goes to the checked address itself (the Host header and
   TLS SNI/certificate check keep the name), so DNS cannot answer differently
   between the check and the connection (rebinding);
@@ -33,7 +36,56 @@ from django.conf import settings
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 REDIRECT_CODES = {301, 302, 303, 307, 308}
-_NAT64 = [ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48")]
+
+# Every special-purpose block of IANA's IPv4 and IPv6 Special-Purpose Address
+# Registries (RFC 6890 and later), with why it is refused. The list is
+# explicit on purpose: `ipaddress.is_global` changed between Python versions
+# (192.0.0.0/24 counted as public before 3.12.4) and still misses fec0::/10.
+# Addresses that wrap an IPv4 address (mapped, 6to4, NAT64) are judged by the
+# IPv4 address they lead to; outside these blocks, IPv6 must be global unicast.
+_SPECIAL: list[tuple[str, str]] = [
+    ("0.0.0.0/8", "an unspecified (\"this network\") address"),
+    ("10.0.0.0/8", "a private address"),
+    ("100.64.0.0/10", "a shared (carrier-grade NAT) address"),
+    ("127.0.0.0/8", "a loopback address"),
+    ("169.254.0.0/16", "a link-local address (this includes cloud metadata services)"),
+    ("172.16.0.0/12", "a private address"),
+    ("192.0.0.0/24", "a reserved address (IETF protocol assignments)"),
+    ("192.0.2.0/24", "a reserved address (documentation)"),
+    ("192.31.196.0/24", "a reserved address (AS112)"),
+    ("192.52.193.0/24", "a reserved address (AMT)"),
+    ("192.88.99.0/24", "a reserved address (6to4 relay)"),
+    ("192.168.0.0/16", "a private address"),
+    ("192.175.48.0/24", "a reserved address (AS112)"),
+    ("198.18.0.0/15", "a reserved address (benchmarking)"),
+    ("198.51.100.0/24", "a reserved address (documentation)"),
+    ("203.0.113.0/24", "a reserved address (documentation)"),
+    ("224.0.0.0/4", "a multicast address"),
+    ("240.0.0.0/4", "a reserved address"),  # includes 255.255.255.255, the limited broadcast
+    ("::/128", "an unspecified address"),
+    ("::1/128", "a loopback address"),
+    ("::/96", "a reserved address (IPv4-compatible, deprecated)"),
+    ("::ffff:0:0:0/96", "a reserved address (IPv4-translated)"),
+    ("100::/64", "a reserved address (discard-only)"),
+    ("2001::/23", "a reserved address (IETF protocol assignments, Teredo)"),
+    ("2001:db8::/32", "a reserved address (documentation)"),
+    ("2620:4f:8000::/48", "a reserved address (AS112)"),
+    ("3fff::/20", "a reserved address (documentation)"),
+    ("5f00::/16", "a reserved address (SRv6)"),
+    ("fc00::/7", "a private (unique local) address"),
+    ("fe80::/10", "a link-local address"),
+    ("fec0::/10", "a private (site-local) address"),
+    ("ff00::/8", "a multicast address"),
+]
+_SPECIAL_NETWORKS = [(ipaddress.ip_network(net), reason) for net, reason in _SPECIAL]
+_IPV4_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
+_SIXTOFOUR = ipaddress.ip_network("2002::/16")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# Local-use NAT64 (RFC 8215): the operator picks the prefix length, so only
+# its /96 form says for sure which IPv4 address it leads to.
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+_NAT64_LOCAL_96 = ipaddress.ip_network("64:ff9b:1::/96")
+_GLOBAL_UNICAST = ipaddress.ip_network("2000::/3")
 
 
 class OutboundRefused(Exception):
@@ -53,33 +105,29 @@ class OutboundResponse:
 
 
 def address_refusal(ip: IPAddress) -> str | None:
-    """Why `ip` may not be reached, or None when it is a public address."""
+    """Why `ip` may not be reached, or None when it is a public address.
+
+    Decided by the explicit table above only, never by the `is_*` properties
+    of `ipaddress`, so that every supported Python answers the same.
+    """
     if isinstance(ip, ipaddress.IPv6Address):
-        embedded: ipaddress.IPv4Address | None = ip.ipv4_mapped or ip.sixtofour
-        if ip.teredo:
-            embedded = ip.teredo[1]
-        if any(ip in net for net in _NAT64):
-            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-        if embedded is not None:
-            reason = address_refusal(embedded)
-            if reason:
-                return reason
         if ip.scope_id:
             return "a scoped (link-local) address"
-    if ip.is_loopback:
-        return "a loopback address"
-    if ip.is_link_local:
-        return "a link-local address (this includes cloud metadata services)"
-    if ip.is_multicast:
-        return "a multicast address"
-    if ip.is_unspecified:
-        return "an unspecified address"
-    if isinstance(ip, ipaddress.IPv4Address) and ip in ipaddress.ip_network("100.64.0.0/10"):
-        return "a shared (carrier-grade NAT) address"
-    if ip.is_private:
-        return "a private address"
-    if ip.is_reserved or not ip.is_global:
-        return "a reserved address"
+        embedded: ipaddress.IPv4Address | None = None
+        if ip in _IPV4_MAPPED or ip in _NAT64 or ip in _NAT64_LOCAL_96:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        elif ip in _SIXTOFOUR:
+            embedded = ipaddress.IPv4Address((int(ip) >> 80) & 0xFFFFFFFF)
+        elif ip in _NAT64_LOCAL:
+            return "a reserved address (local-use NAT64 in a form other than /96)"
+        if embedded is not None:
+            reason = address_refusal(embedded)
+            return f"{reason} (wrapped in IPv6)" if reason else None
+    for network, reason in _SPECIAL_NETWORKS:
+        if ip.version == network.version and ip in network:
+            return reason
+    if isinstance(ip, ipaddress.IPv6Address) and ip not in _GLOBAL_UNICAST:
+        return "a reserved address (not global unicast)"
     return None
 
 

@@ -246,8 +246,9 @@ def run_start(
     Runs the draft when `draft`, else `version` or the latest published one.
     Raises WorkflowInvalid, NotPublished, or InputError naming the missing or
     malformed inputs, before anything is created. With an `idempotency_key`,
-    a second call with the same key returns the first run and starts nothing,
-    also under concurrency (a unique constraint decides, not a prior check).
+    a second call with the same key returns the first run (`found_existing`
+    set) and starts nothing, also under concurrency (a unique constraint
+    decides, not a prior check).
     """
     if draft:
         definition = definition_parse(workflow.definition)
@@ -282,7 +283,9 @@ def run_start(
     except IntegrityError:
         if not idempotency_key:
             raise
-        return Run.objects.get(workflow=workflow, idempotency_key=idempotency_key)
+        existing = Run.objects.get(workflow=workflow, idempotency_key=idempotency_key)
+        existing.found_existing = True
+        return existing
     return run
 
 

@@ -142,7 +142,7 @@ def _render_triggers(
     deliveries = (
         WebhookDelivery.objects.filter(trigger__workflow=workflow).select_related("trigger")[:RECENT_DELIVERIES]
     )
-    first_url = triggers.trigger_url(trigger_list[0]) if trigger_list and manage else None
+    first_url = triggers.trigger_url(trigger_list[0], request) if trigger_list and manage else None
     context = {
         "membership": membership,
         "workspace": membership.workspace,
@@ -150,7 +150,7 @@ def _render_triggers(
         "published": services.latest_version(workflow),
         "manage": manage,
         "is_owner": membership.allows(Role.OWNER),
-        "triggers": [{"trigger": t, "url": triggers.trigger_url(t) if manage else None,
+        "triggers": [{"trigger": t, "url": triggers.trigger_url(t, request) if manage else None,
                       "form": TriggerForm(prefix=f"t{t.id}", initial={
                           "name": t.name, "callback_url": t.callback_url,
                           "rate_limit_per_minute": t.rate_limit_per_minute})}
@@ -160,7 +160,7 @@ def _render_triggers(
         "schedule_form": schedule_form or ScheduleForm(),
         "schedules": rows,
         "deliveries": deliveries,
-        "example_url": (new_secret and triggers.trigger_url(new_secret.trigger)) or first_url
+        "example_url": (new_secret and triggers.trigger_url(new_secret.trigger, request)) or first_url
         or "https://stepwise.example.com/hooks/YOUR_TRIGGER_ID",
         "example_secret": new_secret.secret if new_secret else "whsec_YOUR_SECRET",
         "example_body": _example_body(workflow),

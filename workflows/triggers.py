@@ -17,12 +17,14 @@ from datetime import timedelta
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.db import transaction
+from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from accounts.audit import audit_record
 from accounts.models import User
+from config.site import site_url
 from workflows.models import Trigger, Workflow
 
 # After a rotation the previous secret keeps working this long, so senders
@@ -53,6 +55,32 @@ def secret_decrypt(token: str) -> str | None:
         return None
 
 
+def secrets_reencrypt() -> tuple[int, int]:
+    """Re-encrypt every trigger secret under the current SECRET_KEY.
+
+    After a rotation, secrets stay readable through SECRET_KEY_FALLBACKS;
+    once this has run, the old key can leave the fallbacks. Returns (secrets
+    re-encrypted, secrets readable under none of the keys: left as they are).
+    """
+    fernet = _fernet()
+    done = unreadable = 0
+    for trigger in Trigger.objects.only("id", "secret_encrypted", "previous_secret_encrypted").iterator():
+        changed: dict[str, str] = {}
+        for name in ("secret_encrypted", "previous_secret_encrypted"):
+            token = getattr(trigger, name)
+            if not token:
+                continue
+            try:
+                changed[name] = fernet.rotate(token.encode()).decode()
+            except (InvalidToken, ValueError):
+                unreadable += 1
+        if changed:
+            # Conditional on the old values: a rotation meanwhile is not overwritten.
+            olds = {name: getattr(trigger, name) for name in changed}
+            done += len(changed) * Trigger.objects.filter(id=trigger.id, **olds).update(**changed)
+    return done, unreadable
+
+
 def secret_generate() -> str:
     """A new `whsec_<base64>` secret of 32 random bytes, as Standard Webhooks defines it."""
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
@@ -77,8 +105,9 @@ def verification_secrets(trigger: Trigger) -> list[str]:
     return [secret for secret in found if secret]
 
 
-def trigger_url(trigger: Trigger) -> str:
-    return settings.SITE_URL + reverse("webhook_receive", args=[trigger.public_id])
+def trigger_url(trigger: Trigger, request: HttpRequest | None = None) -> str:
+    """The webhook's address; on a page (`request`), as config.site.site_url says."""
+    return site_url(request) + reverse("webhook_receive", args=[trigger.public_id])
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,9 @@ Checked in this order, each refusal answered as JSON `{"error", "details"}`:
 `webhook-id` (or `Idempotency-Key`) is the run's idempotency key: the same
 delivery again returns the same run, also when copies arrive at once
 (the unique constraint on the key decides, see services.run_start).
+`?wait=`, `?callback_url=` and the `Callback-URL` header are not signed, so
+they count only on the request that creates the run: a replay is answered
+202 with the run's id and status, no output, no waiting, no callback added.
 
 The view is async: with `?wait=N` the caller waits up to N seconds for the
 result while holding no server thread under ASGI (uvicorn); the database
@@ -204,11 +207,12 @@ def _start(trigger: Trigger, body: object, key: str | None, callback_url: str, m
     delivery, in one transaction.
 
     The run is enqueued when this commits, so its callback row exists before
-    any worker can finish it.
+    any worker can finish it. Only the request that creates the run attaches
+    a callback: the callback URL is not signed, so a replay (same key) must
+    not be able to add one.
     """
     inputs = body if isinstance(body, dict) else {}
     full_key = f"webhook:{trigger.pk}:{key}" if key else None
-    started = timezone.now()
     with transaction.atomic():
         run = services.run_start(
             workflow=trigger.workflow,
@@ -217,12 +221,10 @@ def _start(trigger: Trigger, body: object, key: str | None, callback_url: str, m
             payload=body,
             idempotency_key=full_key,
         )
-        # Only for the delivery's label (the unique key prevents a second run):
-        # a replay finds a run created before this request began.
-        created = run.created_at >= started
-        if callback_url:
-            RunCallback.objects.get_or_create(run=run, defaults={"url": callback_url, "trigger": trigger})
-        _record_sync(trigger, 202, "Started a run." if created else "Same delivery again: the existing run.",
+        if callback_url and not run.found_existing:
+            RunCallback.objects.create(run=run, url=callback_url, trigger=trigger)
+        _record_sync(trigger, 202,
+                     "Same delivery again: the existing run." if run.found_existing else "Started a run.",
                      message_id, run.id)
     return run
 
@@ -249,6 +251,11 @@ async def run_answer(run: Run, wait: int) -> JsonResponse:
     if run.is_finished and wait:
         data = await sync_to_async(run_json)(run)
         return JsonResponse(data, status=200)
+    return run_accepted(run)
+
+
+def run_accepted(run: Run) -> JsonResponse:
+    """202 with the run's id, status and where to look: never its output."""
     return JsonResponse({"run_id": run.id, "status": run.status, "status_url": status_url(run)}, status=202)
 
 
@@ -319,4 +326,8 @@ async def webhook_receive(request: HttpRequest, public_id: str) -> HttpResponse:
         await _record(trigger, 422, "The published version does not validate.", message_id)
         return _error(422, "The published version of this workflow does not validate.",
                       [issue.to_dict() for issue in e.issues])
+    if run.found_existing:
+        # A replay inside the signature's 5 minutes: ?wait= is not signed, so
+        # whoever captured the delivery must not get the output by replaying it.
+        return run_accepted(run)
     return await run_answer(run, wait)

@@ -1,0 +1,24 @@
+"""`python manage.py reencrypt_secrets`: re-encrypt webhook secrets under the current SECRET_KEY.
+
+Run it after moving the old key to SECRET_KEY_FALLBACKS; then the old key may be dropped.
+"""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from workflows.triggers import secrets_reencrypt
+
+
+class Command(BaseCommand):
+    help = "Re-encrypt every webhook secret under the current SECRET_KEY (after a key rotation)."
+
+    def handle(self, *args: object, **options: object) -> None:
+        done, unreadable = secrets_reencrypt()
+        self.stdout.write(f"{done} webhook secrets re-encrypted under the current SECRET_KEY.")
+        if unreadable:
+            raise CommandError(
+                f"{unreadable} secrets are readable under neither SECRET_KEY nor SECRET_KEY_FALLBACKS: "
+                "put the key they were made with in SECRET_KEY_FALLBACKS and run this again, "
+                "or rotate those webhooks' secrets on their triggers pages."
+            )
