@@ -86,6 +86,15 @@
     var target = event.detail && event.detail.target;
     if (!target || !target.querySelector) return;
     if (target.matches("[data-dirty]") || target.querySelector("[data-dirty]")) event.detail.shouldSwap = false;
+    // A conflict notice being answered ("Use theirs" / "Keep mine" just clicked) is not
+    // replaced by the same notice again (the field's own save on blur, refused once more):
+    // the click's request, queued behind that save, would be dropped with the old button.
+    var active = document.activeElement;
+    var incoming = event.detail.fragment;
+    if (active && active.closest && active.closest(".conflict") && target.contains(active) &&
+        incoming && incoming.querySelector && incoming.querySelector(".conflict")) {
+      event.detail.shouldSwap = false;
+    }
   });
 
   // Leaving the page with a field typed in but not sent: send it anyway.
