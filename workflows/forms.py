@@ -8,7 +8,9 @@ as a field error, and the validator reports it again until it is fixed.
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,25 +70,40 @@ def _number(parsed: Parsed, data: QueryDict, name: str, *, integer: bool) -> obj
 
 
 def step_from_post(current: dict, data: QueryDict) -> Parsed:
-    """The step as edited in its side panel; `current` keeps fields the form does not show."""
+    """The step with the fields present in `data` applied; every other field is kept as stored.
+
+    The editor sends only the fields the person changed (a whole form
+    without JavaScript), so a field another person changed meanwhile is
+    never overwritten by a stale copy of it.
+    """
     kind = current.get("type")
-    step = dict(current)
+    step = copy.deepcopy(current)
     parsed = Parsed(step)
-    step["key"] = text_value(data, "key", strip=True)
-    step["title"] = text_value(data, "title", strip=True)
+    if "key" in data:
+        step["key"] = text_value(data, "key", strip=True)
+    if "title" in data:
+        step["title"] = text_value(data, "title", strip=True)
     if kind == "llm":
-        step["system"] = text_value(data, "system")
-        step["prompt"] = text_value(data, "prompt")
-        step["model"] = text_value(data, "model", strip=True) or current.get("model") or settings.LLM_DEFAULT_MODEL
-        step["temperature"] = _number(parsed, data, "temperature", integer=False)
-        step["max_tokens"] = _number(parsed, data, "max_tokens", integer=True)
-        step["response_format"] = _response_format(parsed, current, data)
+        for name in ("system", "prompt"):
+            if name in data:
+                step[name] = text_value(data, name)
+        if "model" in data:
+            step["model"] = text_value(data, "model", strip=True) or current.get("model") \
+                or settings.LLM_DEFAULT_MODEL
+        if "temperature" in data:
+            step["temperature"] = _number(parsed, data, "temperature", integer=False)
+        if "max_tokens" in data:
+            step["max_tokens"] = _number(parsed, data, "max_tokens", integer=True)
+        if any(name in data for name in RESPONSE_FORMAT_FIELDS):
+            step["response_format"] = _response_format(parsed, current, data)
     elif kind == "template":
-        step["template"] = text_value(data, "template")
+        if "template" in data:
+            step["template"] = text_value(data, "template")
     elif kind == "condition":
-        step["cases"] = _cases(data)
-        step["else"] = text_value(data, "else", strip=True)
-    if kind in ("llm", "template"):
+        step["cases"] = _cases(current, data)
+        if "else" in data:
+            step["else"] = text_value(data, "else", strip=True)
+    if kind in ("llm", "template") and "next" in data:
         target = text_value(data, "next", strip=True)
         if target:
             step["next"] = target
@@ -95,13 +112,22 @@ def step_from_post(current: dict, data: QueryDict) -> Parsed:
     return parsed
 
 
+RESPONSE_FORMAT_FIELDS = ("response_type", "schema_name", "schema")
+CASE_FIELD_RE = re.compile(r"^case-(\d+)-(left|op|right|goto)$")
+INPUT_FIELD_RE = re.compile(r"^input-(\d+)-(name|type|default|description|required)$")
+
+
 def _response_format(parsed: Parsed, current: dict, data: QueryDict) -> dict:
-    if data.get("response_type") != "json_schema":
-        return {"type": "text"}
     previous = current.get("response_format") if isinstance(current.get("response_format"), dict) else {}
-    name = text_value(data, "schema_name", strip=True) or str(current.get("key") or "output")
+    kind = data.get("response_type") if "response_type" in data else previous.get("type", "text")
+    if kind != "json_schema":
+        return {"type": "text"}
+    if "schema_name" in data:
+        name = text_value(data, "schema_name", strip=True) or str(current.get("key") or "output")
+    else:
+        name = previous.get("name") or str(current.get("key") or "output")
     raw = text_value(data, "schema")
-    if "schema" not in data:  # switched from text: start from a small example
+    if "schema" not in data:  # switched from text, or another field: keep it (or start from an example)
         schema: object = previous.get("schema") or DEFAULT_SCHEMA
     elif not raw.strip():
         schema = DEFAULT_SCHEMA
@@ -115,22 +141,44 @@ def _response_format(parsed: Parsed, current: dict, data: QueryDict) -> dict:
     return {"type": "json_schema", "name": name, "schema": schema}
 
 
-def _cases(data: QueryDict) -> list[dict]:
-    cases = []
-    for index in range(_count(data, "case_count", MAX_CASES)):
-        prefix = f"case-{index}-"
-        op = text_value(data, prefix + "op", strip=True) or "equals"
-        case: dict[str, object] = {"left": text_value(data, prefix + "left"), "op": op}
-        right = text_value(data, prefix + "right")
-        if op not in ("is_empty", "is_not_empty") or right:
-            case["right"] = right
-        case["goto"] = text_value(data, prefix + "goto", strip=True)
-        cases.append(case)
+def _case(op: str, left: str, right: str, goto: str) -> dict:
+    case: dict[str, object] = {"left": left, "op": op}
+    if op not in ("is_empty", "is_not_empty") or right:
+        case["right"] = right
+    case["goto"] = goto
+    return case
+
+
+def _cases(current: dict, data: QueryDict) -> list[dict]:
+    stored = [case if isinstance(case, dict) else {} for case in
+              (current.get("cases") if isinstance(current.get("cases"), list) else [])]
+    if "case_count" in data:  # the whole form (without JavaScript): every case as posted
+        cases = []
+        for index in range(_count(data, "case_count", MAX_CASES)):
+            prefix = f"case-{index}-"
+            cases.append(_case(text_value(data, prefix + "op", strip=True) or "equals",
+                               text_value(data, prefix + "left"), text_value(data, prefix + "right"),
+                               text_value(data, prefix + "goto", strip=True)))
+        return cases
+    cases = copy.deepcopy(stored)
+    for name in data:
+        match = CASE_FIELD_RE.match(name)
+        if not match or int(match.group(1)) >= len(cases):
+            continue
+        case = cases[int(match.group(1))]
+        field_name = match.group(2)
+        value = text_value(data, name, strip=field_name in ("op", "goto"))
+        if field_name == "right" and not value and case.get("op") in ("is_empty", "is_not_empty"):
+            case.pop("right", None)
+        else:
+            case[field_name] = value or ("equals" if field_name == "op" else value)
     return cases
 
 
-def inputs_from_post(data: QueryDict) -> Parsed:
-    """The inputs as edited on the Inputs panel, in order."""
+def inputs_from_post(current: list, data: QueryDict) -> Parsed:
+    """The inputs with the fields present in `data` applied (all of them, in order, with `input_count`)."""
+    if "input_count" not in data:
+        return _input_fields_from_post(current, data)
     parsed = Parsed([])
     for index in range(_count(data, "input_count", MAX_INPUTS)):
         prefix = f"input-{index}-"
@@ -138,7 +186,7 @@ def inputs_from_post(data: QueryDict) -> Parsed:
         spec: dict[str, object] = {
             "name": text_value(data, prefix + "name", strip=True),
             "type": kind,
-            "required": data.get(prefix + "required") == "on",
+            "required": "on" in data.getlist(prefix + "required"),
         }
         default = _default(parsed, f"inputs[{index}].default", kind, text_value(data, prefix + "default"))
         if default is not None:
@@ -147,6 +195,34 @@ def inputs_from_post(data: QueryDict) -> Parsed:
         if description:
             spec["description"] = description
         parsed.value.append(spec)
+    return parsed
+
+
+def _input_fields_from_post(current: list, data: QueryDict) -> Parsed:
+    parsed = Parsed(copy.deepcopy([spec if isinstance(spec, dict) else {} for spec in current]))
+    for name in data:
+        match = INPUT_FIELD_RE.match(name)
+        if not match or int(match.group(1)) >= len(parsed.value):
+            continue
+        index, field_name = int(match.group(1)), match.group(2)
+        spec = parsed.value[index]
+        if field_name == "required":
+            spec["required"] = "on" in data.getlist(name)
+        elif field_name == "default":
+            kind = str(spec.get("type") or "text")
+            default = _default(parsed, f"inputs[{index}].default", kind, text_value(data, name))
+            if default is None:
+                spec.pop("default", None)
+            else:
+                spec["default"] = default
+        elif field_name == "description":
+            description = text_value(data, name, strip=True)
+            if description:
+                spec["description"] = description
+            else:
+                spec.pop("description", None)
+        else:
+            spec[field_name] = text_value(data, name, strip=True) or ("text" if field_name == "type" else "")
     return parsed
 
 

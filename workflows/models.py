@@ -21,6 +21,11 @@ class Workflow(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
+    # Incremented by every draft write (compare-and-set, see services.workflow_edit_draft).
+    draft_revision = models.PositiveIntegerField(default=0)
+    # Who last changed each part of the draft: {field path: {"rev", "user", "name", "at"}},
+    # e.g. "steps.triage.title"; it names the person in a conflict.
+    draft_changes = models.JSONField(default=dict, blank=True)
 
     class Meta:
         constraints = [
@@ -29,6 +34,19 @@ class Workflow(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class EditorPresence(models.Model):
+    """Who has a workflow's editor open: a heartbeat from the editor's sync poll."""
+
+    workflow = models.ForeignKey(Workflow, models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="+")
+    seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workflow", "user"], name="editor_presence_unique")
+        ]
 
 
 class WorkflowVersion(models.Model):

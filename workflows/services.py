@@ -6,9 +6,11 @@ transaction commits, so a worker never looks for a row that is not there yet.
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
@@ -18,9 +20,9 @@ from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.models import User, Workspace
-from workflows import dispatch
+from workflows import dispatch, draft_changes
 from workflows.definition import Definition, InputError, Issue, coerce_inputs, validate_definition
-from workflows.models import ApiToken, Run, StepRun, Workflow, WorkflowVersion
+from workflows.models import ApiToken, EditorPresence, Run, StepRun, Workflow, WorkflowVersion
 
 log = logging.getLogger(__name__)
 
@@ -69,24 +71,102 @@ def workflow_create(*, workspace: Workspace, definition: dict, user: User | None
     return workflow
 
 
-@transaction.atomic
-def workflow_save_draft(*, workflow: Workflow, definition: dict, user: User | None) -> list[Issue]:
-    """Store the draft as given, even when it does not validate: an edit is never lost.
+class DraftConflict(Exception):
+    """A write based on an older revision touched fields someone else changed since.
 
-    The issues are returned for the editor to show; publishing refuses them.
+    Nothing was written. `workflow` is the draft as it is now.
     """
-    parsed, issues = definition_check(definition)
-    before = workflow.definition
-    workflow.definition = parsed.model_dump(mode="json", by_alias=True) if parsed and not issues else definition
-    if parsed is not None:
-        workflow.name = parsed.name
-        workflow.description = parsed.description
-    workflow.updated_at = timezone.now()
-    workflow.save(update_fields=["definition", "name", "description", "updated_at"])
-    if before != workflow.definition and not _edited_recently(workflow, user):
-        audit_record(workspace=workflow.workspace_id, actor=user, action="workflow.edit", target=workflow,
-                     before=before, after=workflow.definition)
-    return issues
+
+    def __init__(self, conflicts: list[draft_changes.FieldConflict], workflow: Workflow) -> None:
+        super().__init__("; ".join(f"{c.name} changed {c.label}" for c in conflicts))
+        self.conflicts = conflicts
+        self.workflow = workflow
+
+
+def workflow_save_draft(*, workflow: Workflow, definition: dict, user: User | None) -> list[Issue]:
+    """Replace the whole draft (API, import, restoring a version). See `workflow_edit_draft`."""
+    return workflow_edit_draft(workflow=workflow, user=user, edit=lambda _current: definition)
+
+
+CAS_ATTEMPTS = 20
+
+
+def workflow_edit_draft(
+    *,
+    workflow: Workflow,
+    user: User | None,
+    edit: Callable[[dict], dict],
+    bases: dict[str, int | None] | None = None,
+) -> list[Issue]:
+    """Apply `edit` to the stored draft, even when the result does not validate: an edit is never lost.
+
+    `edit` receives a copy of the draft as stored now (never the caller's
+    possibly stale copy) and returns the new draft. `bases` maps each field
+    path the person changes to the revision their value was based on; if
+    someone else changed one of them after that revision, DraftConflict is
+    raised and nothing is written. The write is a compare-and-set on
+    `draft_revision` (retried when another write got in first), which also
+    records who changed which paths. A write that changes nothing is not a
+    revision. `workflow` is updated in place. The issues are returned for the
+    editor to show; publishing refuses them.
+    """
+    actor_id = user.pk if user is not None and user.is_authenticated else None
+    actor_name = user.display_name if actor_id is not None else "Someone"
+    for _attempt in range(CAS_ATTEMPTS):
+        with transaction.atomic():
+            current = Workflow.objects.filter(pk=workflow.pk).values(
+                "definition", "draft_revision", "draft_changes").get()
+            changes = current["draft_changes"] if isinstance(current["draft_changes"], dict) else {}
+            found = draft_changes.conflicts(changes, bases or {}, actor_id)
+            if found:
+                _refresh(workflow, current)
+                raise DraftConflict(found, workflow)
+            before = current["definition"]
+            definition = edit(copy.deepcopy(before))
+            parsed, issues = definition_check(definition)
+            stored = parsed.model_dump(mode="json", by_alias=True) if parsed and not issues else definition
+            paths, renames = draft_changes.changed_paths(before, stored)
+            if not paths:
+                _refresh(workflow, current)
+                return issues
+            revision = current["draft_revision"] + 1
+            now = timezone.now()
+            values: dict[str, object] = {
+                "definition": stored,
+                "draft_revision": revision,
+                "draft_changes": draft_changes.record(changes, paths=paths, renames=renames, revision=revision,
+                                                      user_id=actor_id, name=actor_name, at=now),
+                "updated_at": now,
+            }
+            if parsed is not None:
+                values["name"] = parsed.name
+                values["description"] = parsed.description
+            if Workflow.objects.filter(pk=workflow.pk, draft_revision=current["draft_revision"]).update(**values) != 1:
+                continue  # another write got in first: start again from what it stored
+            for name, value in values.items():
+                setattr(workflow, name, value)
+            if not _edited_recently(workflow, user):
+                audit_record(workspace=workflow.workspace_id, actor=user, action="workflow.edit", target=workflow,
+                             before=before, after=stored)
+            return issues
+    raise RuntimeError("The draft kept changing under this write; try again.")
+
+
+def _refresh(workflow: Workflow, current: dict) -> None:
+    workflow.definition = current["definition"]
+    workflow.draft_revision = current["draft_revision"]
+    workflow.draft_changes = current["draft_changes"]
+
+
+def editor_presence_touch(*, workflow: Workflow, user: User) -> None:
+    """Say that `user` has the editor of `workflow` open (the sync poll calls this every few seconds)."""
+    updated = EditorPresence.objects.filter(workflow=workflow, user=user).update(seen_at=timezone.now())
+    if not updated:
+        try:
+            with transaction.atomic():
+                EditorPresence.objects.create(workflow=workflow, user=user)
+        except IntegrityError:
+            pass  # created by a concurrent poll of the same person
 
 
 # The editor autosaves as people type: one "edited" entry per person and
@@ -365,9 +445,11 @@ def run_cancel(*, run: Run) -> bool:
 
 
 __all__ = [
+    "DraftConflict",
     "InputError",
     "NotPublished",
     "WorkflowInvalid",
+    "editor_presence_touch",
     "run_cancel",
     "run_resume",
     "run_start",
@@ -375,6 +457,7 @@ __all__ = [
     "workflow_create",
     "workflow_delete",
     "workflow_duplicate",
+    "workflow_edit_draft",
     "workflow_import",
     "workflow_publish",
     "workflow_restore_version",

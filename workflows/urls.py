@@ -11,6 +11,7 @@ urlpatterns = [
     path("w/<slug:slug>/workflows/<int:pk>/archive/", views.workflow_archive, name="workflow_archive"),
     path("w/<slug:slug>/workflows/<int:pk>/unarchive/", views.workflow_unarchive, name="workflow_unarchive"),
     path("w/<slug:slug>/workflows/<int:pk>/delete/", views.workflow_delete, name="workflow_delete"),
+    path("w/<slug:slug>/workflows/<int:pk>/sync/", views.workflow_editor_sync, name="workflow_editor_sync"),
     path("w/<slug:slug>/workflows/<int:pk>/steps/add/", views.workflow_step_add, name="workflow_step_add"),
     path("w/<slug:slug>/workflows/<int:pk>/steps/reorder/", views.workflow_steps_reorder,
          name="workflow_steps_reorder"),

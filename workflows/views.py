@@ -15,7 +15,7 @@ answers with out-of-band pieces only (cards, problems next to each field,
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -29,12 +29,13 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import replace_url, trigger_client_event
 
 from accounts.access import workspace_for
 from accounts.models import Membership, Role, Workspace
-from workflows import editing, forms, services, starters
+from workflows import draft_changes, editing, forms, services, starters
 from workflows.definition import InputError
 from workflows.editor import (
     EditorState,
@@ -45,7 +46,7 @@ from workflows.editor import (
     step_fields,
     step_template_values,
 )
-from workflows.models import Run, StepRun, Workflow, WorkflowVersion
+from workflows.models import EditorPresence, Run, StepRun, Workflow, WorkflowVersion
 from workflows.pricing import format_usd
 from workflows.versions import change_summary, definition_diff
 
@@ -257,12 +258,18 @@ def _editor_context(
         "editor_url": reverse("workflow_editor", args=[membership.workspace.slug, workflow.id]),
         "urls": _editor_urls(membership.workspace.slug, workflow),
         "form_has_errors": bool(form_errors),
+        "revision": workflow.draft_revision,
+        "sync_url": reverse("workflow_editor_sync", args=[membership.workspace.slug, workflow.id]),
+        "oob_fields": set(),
         **(extra or {}),
     }
     if panel == "run" and run_form is None and state.parsed is not None:
         # Start from the inputs of the last test run: trying again is the common case.
         run_form = forms.run_inputs_form(state.parsed, initial=run.inputs if run else None)
     context.update(_panel_context(state, panel, index, latest, form_errors or {}, run_form))
+    urls = context["urls"]
+    context["save_url"] = {"step": f"{urls['steps']}{index}/", "inputs": urls["inputs_save"],
+                           "output": urls["output_save"], "settings": urls["settings_save"]}.get(panel, "")
     return context
 
 
@@ -319,6 +326,7 @@ def _panel_context(
             "max_tokens": step.get("max_tokens", 1024),
             "case_rows": [
                 {"index": i, "case": case if isinstance(case, dict) else {},
+                 "names": {name: f"case-{i}-{name}" for name in ("left", "op", "right", "goto")},
                  "left": slots[f"cases[{i}].left"], "op": slots[f"cases[{i}].op"],
                  "right": slots[f"cases[{i}].right"], "goto": slots[f"cases[{i}].goto"]}
                 for i, case in enumerate(cases)
@@ -336,6 +344,8 @@ def _panel_context(
             "slots": slots,
             "input_rows": [
                 {"index": i, "spec": spec, "default_text": forms.default_text(spec),
+                 "names": {name: f"input-{i}-{name}" for name in ("name", "type", "default", "description",
+                                                                    "required")},
                  **{name: slots[f"inputs[{i}].{name}"] for name in ("name", "type", "default", "description")}}
                 for i, spec in enumerate(state.inputs)
             ],
@@ -381,15 +391,92 @@ def _explain_unparsed_schema(slots: dict, step: dict) -> None:
             slot.messages = [message, *(m for m in slot.messages if "valid dictionary" not in m and m != message)]
 
 
+@never_cache
 @require_GET
 @login_required
 def workflow_editor(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     membership, workflow = _workflow_for(request, slug, pk, Role.VIEWER)
     step_count = len(editing.steps_of(workflow.definition))
     panel, index = _panel_choice(request, step_count, membership.allows(Role.EDITOR))
+    # Presence starts with the first sync poll (3 s later): the page itself stays a constant 10 queries.
     context = _editor_context(request, membership, workflow, panel=panel, index=index)
     template = f"{EDITOR}#panel" if request.htmx and request.GET.get("partial") == "panel" else EDITOR
     return render(request, template, context)
+
+
+PRESENCE_SECONDS = 15
+
+
+@never_cache
+@require_GET
+@login_required
+def workflow_editor_sync(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """Polled every few seconds by an open editor: who else is here, and what others changed.
+
+    `seen` is the revision the editor last showed, `open` its panel ("step:2",
+    "inputs"…). When others wrote since, the answer also carries out-of-band
+    pieces: the cards, and in the open panel only the fields they changed
+    (the whole panel when its shape changed). The editor keeps a field that
+    is being typed in (static/js/editor.js), whose stale base then makes the
+    next save of it a conflict instead of a silent overwrite.
+    """
+    membership, workflow = _workflow_for(request, slug, pk, Role.VIEWER)
+    services.editor_presence_touch(workflow=workflow, user=request.user)
+    seen = _int(request.GET.get("seen", ""), default=-1)
+    others = _others_here(workflow, request.user)
+    context: dict[str, Any] = {"workflow": workflow, "workspace": membership.workspace, "others": others,
+                               "sync_url": request.path, "revision": workflow.draft_revision}
+    if seen == workflow.draft_revision or not request.htmx:
+        return render(request, f"{EDITOR}#sync", context)
+    kind, _, rest = request.GET.get("open", "").partition(":")
+    step_count = len(editing.steps_of(workflow.definition))
+    panel, index = (kind, _int(rest, default=0)) if kind in PANELS else ("run", 0)
+    if panel == "step" and not 0 <= index < step_count:
+        panel, index = "inputs", 0
+    changed = draft_changes.changed_since(workflow.draft_changes, seen, request.user.pk)
+    oob_fields, oob_panel = _panel_refresh(workflow.definition, panel, index, changed)
+    context = {**_editor_context(request, membership, workflow, panel=panel, index=index,
+                                 extra={"oob_fields": oob_fields, "oob_panel": oob_panel}), **context}
+    return render(request, f"{EDITOR}#sync_changes", context)
+
+
+def _others_here(workflow: Workflow, user: Any) -> list[Any]:
+    """The other people whose editor of this workflow polled in the last PRESENCE_SECONDS."""
+    return [
+        presence.user for presence in EditorPresence.objects.filter(
+            workflow=workflow, seen_at__gte=timezone.now() - timedelta(seconds=PRESENCE_SECONDS)
+        ).exclude(user=user).select_related("user").order_by("user__name", "user__email")
+    ]
+
+
+def _panel_refresh(definition: dict, panel: str, index: int, changed: set[str]) -> tuple[set[str], bool]:
+    """Which fields of the open panel others changed (by their form names), or True: the whole panel."""
+    if not changed:
+        return set(), False
+    if panel == "step":
+        key = editing.step_key(editing.steps_of(definition)[index])
+        prefix = f"steps.{key}."
+        if "steps" in changed or prefix + "cases" in changed or prefix + "type" in changed \
+                or prefix + "response_format" in changed:
+            return set(), True
+        fields = set()
+        for path in changed:
+            if path.startswith(prefix + "cases."):
+                _, number, name = path[len(prefix):].split(".", 2)
+                fields.add(f"case-{number}-{name}")
+            elif path.startswith(prefix):
+                fields.add(path[len(prefix):])
+        return fields, False
+    if panel == "inputs":
+        if "inputs" in changed:
+            return set(), True
+        return {"input-{}-{}".format(*path.split(".")[1:3]) for path in changed
+                if path.startswith("inputs.") and path.count(".") == 2}, False
+    if panel == "output":
+        return set(), "output" in changed
+    if panel == "settings":
+        return {name for name in ("name", "description") if name in changed}, False
+    return set(), False  # the run and publish panels hold what the person is writing: left alone
 
 
 def _render_editor(
@@ -405,16 +492,24 @@ def _render_editor(
     undo: dict[str, str] | None = None,
     run: Run | None = None,
     form_errors: dict[str, list[str]] | None = None,
+    conflict: services.DraftConflict | None = None,
 ) -> HttpResponse:
     """After an edit: the whole editor for htmx (and the new URL), else a redirect to it."""
     slug = membership.workspace.slug
+    step_count = len(editing.steps_of(workflow.definition))
+    if panel == "step" and not 0 <= index < step_count:
+        panel, index = ("step", 0) if step_count else ("inputs", 0)
     if not request.htmx:
         if toast:
             messages.success(request, toast)
+        if conflict:
+            messages.error(request, _conflict_text(conflict) + " Nothing was changed.")
         return redirect(_editor_url(slug, workflow, panel=panel, index=index))
     context = _editor_context(request, membership, workflow, panel=panel, index=index, run=run,
-                              form_errors=form_errors, extra={"focus": focus, "undo": undo})
-    response = render(request, f"{EDITOR}#editor", context, status=status)
+                              form_errors=form_errors,
+                              extra={"focus": focus, "undo": undo,
+                                     "conflicts": _conflict_notices(conflict, {}, "") if conflict else []})
+    response = render(request, f"{EDITOR}#editor", context, status=409 if conflict else status)
     replace_url(response, _editor_url(slug, workflow, panel=panel, index=index))
     if toast:
         trigger_client_event(response, "toast", {"level": "success", "message": toast})
@@ -429,54 +524,195 @@ def _autosaved(
     panel: str,
     index: int = 0,
     form_errors: dict[str, list[str]],
+    conflict: services.DraftConflict | None = None,
 ) -> HttpResponse:
-    """The answer to an autosave: out-of-band pieces only (422 when a field could not be read)."""
-    status = 422 if form_errors else 200
+    """The answer to an autosave: out-of-band pieces only (422 when a field could not be read).
+
+    The revision each written field is now based on goes back with it; a
+    refused write (409) answers with the conflict instead, naming who changed
+    the field, with "Use theirs" and "Keep mine".
+    """
+    status = 409 if conflict else 422 if form_errors else 200
     if not request.htmx:
-        return _render_editor(request, membership, workflow, panel=panel, index=index)
-    context = _editor_context(request, membership, workflow, panel=panel, index=index, form_errors=form_errors)
-    return render(request, f"{EDITOR}#autosave", context, status=status)
+        return _render_editor(request, membership, workflow, panel=panel, index=index, conflict=conflict)
+    written = [name for name in request.POST if name not in AUTOSAVE_META and not name.startswith("rev-")]
+    notices = _conflict_notices(conflict, request.POST, request.path) if conflict else []
+    context = _editor_context(request, membership, workflow, panel=panel, index=index, form_errors=form_errors,
+                              extra={"written": [] if conflict else written, "conflicts": notices,
+                                     "refused": bool(conflict), "keep": "keep" in request.POST})
+    response = render(request, f"{EDITOR}#autosave", context, status=status)
+    return response
 
 
-def _step_at(workflow: Workflow, index: int) -> dict:
+AUTOSAVE_META = ("step_key", "base", "action", "focus", "csrfmiddlewaretoken", "input_count", "case_count", "keep")
+
+
+def _conflict_text(conflict: services.DraftConflict) -> str:
+    return " ".join(f"{item.name} changed {item.label} {_ago(item.at)}." for item in conflict.conflicts)
+
+
+def _ago(moment: datetime) -> str:
+    seconds = max(0, int((timezone.now() - moment).total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s ago"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    return f"{seconds // 3600} h ago"
+
+
+def _conflict_notices(conflict: services.DraftConflict, data: Any, save_url: str) -> list[dict[str, Any]]:
+    """One notice per refused field; "Keep mine" re-sends the person's value, based on the revision now."""
+    notices = []
+    for item in conflict.conflicts:
+        keep = None
+        if save_url and not item.structural:
+            names = [name for name in data if name not in AUTOSAVE_META and not name.startswith("rev-")
+                     and _field_path_matches(name, item.path)]
+            if names:
+                values: dict[str, Any] = {name: data.get(name) for name in names}
+                values.update({f"rev-{name}": conflict.workflow.draft_revision for name in names})
+                if data.get("step_key"):
+                    values["step_key"] = data.get("step_key")
+                values["keep"] = "1"
+                keep = json.dumps(values)
+        notices.append({"text": f"{item.name} changed {item.label} {_ago(item.at)}.", "keep": keep,
+                        "save_url": save_url, "structural": item.structural})
+    return notices
+
+
+def _field_path_matches(name: str, path: str) -> bool:
+    """Whether the posted field `name` writes `path`."""
+    parts = path.split(".")
+    if parts[0] == "steps" and len(parts) > 2:
+        if parts[2] == "cases" and len(parts) > 4:
+            return name == f"case-{parts[3]}-{parts[4]}"
+        return name == parts[2] or (parts[2] == "response_format" and name in forms.RESPONSE_FORMAT_FIELDS)
+    if parts[0] == "inputs" and len(parts) > 2:
+        return name == f"input-{parts[1]}-{parts[2]}"
+    return name == path or (path == "output" and name == "output_mode")
+
+
+def _base(data: Any, name: str) -> int | None:
+    """The revision the posted field `name` was based on (its own `rev-…`, else the form's `base`)."""
+    for raw in (data.get(f"rev-{name}"), data.get("base")):
+        if raw not in (None, ""):
+            try:
+                return int(raw)
+            except ValueError:
+                return 0  # unreadable: treat as the oldest, so a conflict is reported, not ignored
+    return None
+
+
+STEP_FIELDS = ("title", "key", "system", "prompt", "model", "temperature", "max_tokens", "template", "next",
+               "else")
+
+
+def _step_bases(data: Any, key: str) -> dict[str, int | None]:
+    prefix = f"steps.{key}."
+    bases: dict[str, int | None] = {}
+    for name in data:
+        if name in STEP_FIELDS:
+            bases[prefix + name] = _base(data, name)
+        elif name in forms.RESPONSE_FORMAT_FIELDS:
+            bases[prefix + "response_format"] = _base(data, name)
+        elif name == "case_count":
+            bases[prefix + "cases"] = _base(data, name)
+        elif match := forms.CASE_FIELD_RE.match(name):
+            bases[f"{prefix}cases.{match.group(1)}.{match.group(2)}"] = _base(data, name)
+    action = data.get("action", "")
+    if action == "add_case" or action.startswith("remove_case:"):
+        bases[prefix + "cases"] = _base(data, "cases")
+    elif action == "schema_from_sample":
+        bases[prefix + "response_format"] = _base(data, "schema")
+    return bases
+
+
+class StepGone(Exception):
+    pass
+
+
+def _step_index(workflow: Workflow, index: int, known_key: str) -> tuple[int, str]:
+    """The step a form was drawn for: by the key it knew (following renames), else by its place."""
+    if known_key:
+        key = draft_changes.current_key(workflow.draft_changes or {}, known_key)
+        found = editing.index_of_key(workflow.definition, key)
+        if found is None:
+            raise StepGone
+        return found, key
     steps = editing.steps_of(workflow.definition)
     if not 0 <= index < len(steps):
         raise Http404("No such step (it may have been deleted). Reload the page.")
-    step = steps[index]
-    return step if isinstance(step, dict) else {}
+    return index, editing.step_key(steps[index])
 
 
+def _structure_conflict(workflow: Workflow, path: str = "steps") -> services.DraftConflict:
+    """A conflict on the list of steps (or inputs) for a form whose step no longer exists."""
+    entry = (workflow.draft_changes or {}).get(path) or {}
+    found = draft_changes.conflicts({path: entry}, {path: -1}, None) if "user" in entry else []
+    if not found:
+        found = [draft_changes.FieldConflict(path=path, label=draft_changes.label(path), revision=0, user_id=None,
+                                             name="Someone", at=timezone.now(), structural=True)]
+    return services.DraftConflict(found, workflow)
+
+
+@never_cache
 @require_POST
 @login_required
 def workflow_step_save(request: HttpRequest, slug: str, pk: int, index: int) -> HttpResponse:
-    """Autosave of a step's side panel; with `action`, also add/remove a case or build a schema."""
+    """Autosave of the fields of a step that the person changed; with `action`, also add/remove a case
+    or build a schema."""
     membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
-    current = _step_at(workflow, index)
-    parsed = forms.step_from_post(current, request.POST)
-    step, errors = parsed.value, parsed.errors
+    try:
+        index, key = _step_index(workflow, index, request.POST.get("step_key", ""))
+    except StepGone:
+        return _render_editor(request, membership, workflow, panel="step", index=0,
+                              conflict=_structure_conflict(workflow))
     action = request.POST.get("action", "")
-    if action == "add_case":
-        step = editing.case_add(step, previous=editing.step_key(editing.steps_of(workflow.definition)[index - 1])
-                                if index > 0 else None)
-    elif action.startswith("remove_case:"):
-        step = editing.case_remove(step, index=_int(action.split(":", 1)[1]))
-    elif action == "schema_from_sample":
-        sample_form = forms.SampleForm(request.POST)
-        if sample_form.is_valid():
-            try:
-                schema = editing.schema_from_sample(sample_form.cleaned_data["sample"])
-            except editing.EditError as error:
-                errors.setdefault("sample", []).append(str(error))
+    result: dict[str, Any] = {"errors": {}}
+
+    def edit(definition: dict) -> dict:
+        steps = editing.steps_of(definition)
+        at = editing.index_of_key(definition, key)
+        if at is None:
+            raise StepGone
+        current = steps[at] if isinstance(steps[at], dict) else {}
+        parsed = forms.step_from_post(current, request.POST)
+        step, errors = parsed.value, parsed.errors
+        if action == "add_case":
+            step = editing.case_add(step, previous=editing.step_key(steps[at - 1]) if at > 0 else None)
+        elif action.startswith("remove_case:"):
+            step = editing.case_remove(step, index=_int(action.split(":", 1)[1]))
+        elif action == "schema_from_sample":
+            sample_form = forms.SampleForm(request.POST)
+            if sample_form.is_valid():
+                try:
+                    schema = editing.schema_from_sample(sample_form.cleaned_data["sample"])
+                except editing.EditError as error:
+                    errors.setdefault("sample", []).append(str(error))
+                else:
+                    previous = step.get("response_format") if isinstance(step.get("response_format"), dict) else {}
+                    step["response_format"] = {"type": "json_schema",
+                                               "name": forms.text_value(request.POST, "schema_name", strip=True)
+                                               or previous.get("name") or step.get("key") or "output",
+                                               "schema": schema}
+                    errors.pop("response_format.schema", None)
             else:
-                step["response_format"] = {"type": "json_schema",
-                                           "name": forms.text_value(request.POST, "schema_name", strip=True)
-                                           or step.get("key") or "output",
-                                           "schema": schema}
-                errors.pop("response_format.schema", None)
-        else:
-            errors.setdefault("sample", []).extend(sample_form.errors["sample"])
-    definition = editing.step_replace(workflow.definition, index=index, step=step)
-    services.workflow_save_draft(workflow=workflow, definition=definition, user=request.user)
+                errors.setdefault("sample", []).extend(sample_form.errors["sample"])
+        result.update(errors=errors, index=at)
+        return editing.step_replace(definition, index=at, step=step)
+
+    try:
+        services.workflow_edit_draft(workflow=workflow, user=request.user, edit=edit,
+                                     bases=_step_bases(request.POST, key))
+    except StepGone:
+        return _render_editor(request, membership, workflow, panel="step", index=0,
+                              conflict=_structure_conflict(workflow))
+    except services.DraftConflict as conflict:
+        if action:
+            return _render_editor(request, membership, workflow, panel="step", index=index, conflict=conflict)
+        return _autosaved(request, membership, workflow, panel="step", index=index, form_errors={},
+                          conflict=conflict)
+    index, errors = result.get("index", index), result["errors"]
     if action:
         return _render_editor(request, membership, workflow, panel="step", index=index,
                               status=422 if errors else 200, form_errors=errors,
@@ -491,6 +727,23 @@ def _int(text: str, default: int = -1) -> int:
         return default
 
 
+def _structure_edit(
+    request: HttpRequest, workflow: Workflow, change: Any, path: str = "steps"
+) -> Any:
+    """Apply `change(definition) -> (definition, extra)` to the stored draft, refused when someone else
+    changed the list of steps (or inputs) after the revision the person's view was drawn at."""
+    result: dict[str, Any] = {}
+
+    def edit(definition: dict) -> dict:
+        new, result["extra"] = change(definition)
+        return new
+
+    services.workflow_edit_draft(workflow=workflow, user=request.user, edit=edit,
+                                 bases={path: _base(request.POST, path)})
+    return result["extra"]
+
+
+@never_cache
 @require_POST
 @login_required
 def workflow_step_add(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
@@ -498,13 +751,17 @@ def workflow_step_add(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     kind = request.POST.get("kind", "")
     position = _int(request.POST.get("position", ""), default=len(editing.steps_of(workflow.definition)))
     try:
-        definition, index = editing.step_insert(workflow.definition, position=position, kind=kind)
+        index = _structure_edit(request, workflow, lambda definition: editing.step_insert(
+            definition, position=position, kind=kind))
     except editing.EditError as error:
         return _edit_refused(request, membership, workflow, str(error))
-    services.workflow_save_draft(workflow=workflow, definition=definition, user=request.user)
+    except services.DraftConflict as conflict:
+        return _render_editor(request, membership, workflow, panel="step", index=min(position, 0),
+                              conflict=conflict)
     return _render_editor(request, membership, workflow, panel="step", index=index, focus="#id_title")
 
 
+@never_cache
 @require_POST
 @login_required
 def workflow_step_move(request: HttpRequest, slug: str, pk: int, index: int) -> HttpResponse:
@@ -512,12 +769,14 @@ def workflow_step_move(request: HttpRequest, slug: str, pk: int, index: int) -> 
     direction = request.POST.get("direction")
     offset = -1 if direction == "up" else 1
     try:
-        definition, new_index = editing.step_move(workflow.definition, index=index, offset=offset)
+        new_index = _structure_edit(request, workflow, lambda definition: editing.step_move(
+            definition, index=index, offset=offset))
     except editing.EditError as error:
         return _edit_refused(request, membership, workflow, str(error))
-    services.workflow_save_draft(workflow=workflow, definition=definition, user=request.user)
+    except services.DraftConflict as conflict:
+        return _render_editor(request, membership, workflow, panel="step", index=0, conflict=conflict)
     # Keep the keyboard on the moved step: the same button, or the other one at the first/last place.
-    last = len(editing.steps_of(definition)) - 1
+    last = len(editing.steps_of(workflow.definition)) - 1
     button = "up" if offset < 0 else "down"
     if (button == "up" and new_index == 0) or (button == "down" and new_index == last):
         button = "down" if button == "up" else "up"
@@ -525,35 +784,39 @@ def workflow_step_move(request: HttpRequest, slug: str, pk: int, index: int) -> 
                           focus=f"#move-{button}-{new_index}")
 
 
+@never_cache
 @require_POST
 @login_required
 def workflow_steps_reorder(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
     order = [_int(part) for part in request.POST.get("order", "").split(",") if part.strip()]
     try:
-        definition = editing.steps_reorder(workflow.definition, order)
+        _structure_edit(request, workflow, lambda definition: (editing.steps_reorder(definition, order), None))
     except editing.EditError as error:
         return _edit_refused(request, membership, workflow, str(error))
+    except services.DraftConflict as conflict:
+        return _render_editor(request, membership, workflow, panel="step", index=0, conflict=conflict)
     moved = _int(request.POST.get("moved", ""), default=0)
     new_index = order.index(moved) if moved in order else 0
-    services.workflow_save_draft(workflow=workflow, definition=definition, user=request.user)
     return _render_editor(request, membership, workflow, panel="step", index=new_index)
 
 
+@never_cache
 @require_POST
 @login_required
 def workflow_step_delete(request: HttpRequest, slug: str, pk: int, index: int) -> HttpResponse:
     membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
     try:
-        definition, removed = editing.step_remove(workflow.definition, index=index)
+        removed = _structure_edit(request, workflow, lambda definition: editing.step_remove(definition, index=index))
     except editing.EditError as error:
         return _edit_refused(request, membership, workflow, str(error))
-    services.workflow_save_draft(workflow=workflow, definition=definition, user=request.user)
+    except services.DraftConflict as conflict:
+        return _render_editor(request, membership, workflow, panel="step", index=0, conflict=conflict)
     token = signing.dumps({"workflow": workflow.id, "index": index, "step": removed}, salt=UNDO_SALT,
                           compress=True)
     label = (removed.get("title") or removed.get("key") or f"step {index + 1}") if isinstance(removed, dict) \
         else f"step {index + 1}"
-    steps_left = len(editing.steps_of(definition))
+    steps_left = len(editing.steps_of(workflow.definition))
     return _render_editor(
         request, membership, workflow,
         panel="step" if steps_left else "inputs", index=min(index, max(steps_left - 1, 0)),
@@ -561,10 +824,11 @@ def workflow_step_delete(request: HttpRequest, slug: str, pk: int, index: int) -
     )
 
 
+@never_cache
 @require_POST
 @login_required
 def workflow_step_restore(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
-    """Undo a delete: put the step back where it was."""
+    """Undo a delete: put the step back where it was (near it, if the steps changed since)."""
     membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
     try:
         data = signing.loads(request.POST.get("token", ""), salt=UNDO_SALT, max_age=UNDO_MAX_AGE)
@@ -572,9 +836,15 @@ def workflow_step_restore(request: HttpRequest, slug: str, pk: int) -> HttpRespo
         return _edit_refused(request, membership, workflow, "This undo has expired.")
     if data.get("workflow") != workflow.id:
         raise Http404("No such deleted step.")
-    definition, index = editing.step_restore(workflow.definition, index=data["index"], step=data["step"])
-    services.workflow_save_draft(workflow=workflow, definition=definition, user=request.user)
-    return _render_editor(request, membership, workflow, panel="step", index=index, toast="Step restored.")
+    result: dict[str, int] = {}
+
+    def edit(definition: dict) -> dict:
+        new, result["index"] = editing.step_restore(definition, index=data["index"], step=data["step"])
+        return new
+
+    services.workflow_edit_draft(workflow=workflow, user=request.user, edit=edit)
+    return _render_editor(request, membership, workflow, panel="step", index=result["index"],
+                          toast="Step restored.")
 
 
 def _edit_refused(request: HttpRequest, membership: Membership, workflow: Workflow, message: str) -> HttpResponse:
@@ -586,60 +856,109 @@ def _edit_refused(request: HttpRequest, membership: Membership, workflow: Workfl
     return response
 
 
+def _input_bases(data: Any) -> dict[str, int | None]:
+    bases: dict[str, int | None] = {}
+    for name in data:
+        if match := forms.INPUT_FIELD_RE.match(name):
+            bases[f"inputs.{match.group(1)}.{match.group(2)}"] = _base(data, name)
+    if "input_count" in data or data.get("action"):
+        bases["inputs"] = _base(data, "inputs")
+    return bases
+
+
+@never_cache
 @require_POST
 @login_required
 def workflow_inputs_save(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
-    parsed = forms.inputs_from_post(request.POST)
-    definition = editing.inputs_replace(workflow.definition, parsed.value)
     action = request.POST.get("action", "")
-    if action == "add_input":
-        definition = editing.input_add(definition)
-    elif action.startswith("remove_input:"):
-        try:
-            definition = editing.input_remove(definition, index=_int(action.split(":", 1)[1]))
-        except editing.EditError:
-            pass  # already gone
-    services.workflow_save_draft(workflow=workflow, definition=definition, user=request.user)
+    result: dict[str, Any] = {}
+
+    def edit(definition: dict) -> dict:
+        parsed = forms.inputs_from_post(editing.inputs_of(definition), request.POST)
+        result["errors"] = parsed.errors
+        definition = editing.inputs_replace(definition, parsed.value)
+        if action == "add_input":
+            definition = editing.input_add(definition)
+        elif action.startswith("remove_input:"):
+            try:
+                definition = editing.input_remove(definition, index=_int(action.split(":", 1)[1]))
+            except editing.EditError:
+                pass  # already gone
+        return definition
+
+    try:
+        services.workflow_edit_draft(workflow=workflow, user=request.user, edit=edit, bases=_input_bases(request.POST))
+    except services.DraftConflict as conflict:
+        if action:
+            return _render_editor(request, membership, workflow, panel="inputs", conflict=conflict)
+        return _autosaved(request, membership, workflow, panel="inputs", form_errors={}, conflict=conflict)
+    errors = result["errors"]
     if action:
-        focus = f"#id_input-{len(editing.inputs_of(definition)) - 1}-name" if action == "add_input" else "#add-input"
-        return _render_editor(request, membership, workflow, panel="inputs", form_errors=parsed.errors,
-                              status=422 if parsed.errors else 200, focus=focus)
-    return _autosaved(request, membership, workflow, panel="inputs", form_errors=parsed.errors)
+        focus = f"#id_input-{len(editing.inputs_of(workflow.definition)) - 1}-name" if action == "add_input" \
+            else "#add-input"
+        return _render_editor(request, membership, workflow, panel="inputs", form_errors=errors,
+                              status=422 if errors else 200, focus=focus)
+    return _autosaved(request, membership, workflow, panel="inputs", form_errors=errors)
 
 
+@never_cache
 @require_POST
 @login_required
 def workflow_output_save(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
-    mode = request.POST.get("output_mode", "template")
-    output = None if mode == "last" else forms.text_value(request.POST, "output")
-    definition = editing.output_set(workflow.definition, output)
-    services.workflow_save_draft(workflow=workflow, definition=definition, user=request.user)
+    mode = request.POST.get("output_mode")
+
+    def edit(definition: dict) -> dict:
+        current = definition.get("output")
+        if mode == "last":
+            output = None
+        elif "output" in request.POST:
+            output = forms.text_value(request.POST, "output")
+        else:  # switched to a template, or nothing said: keep the template there is
+            output = current if isinstance(current, str) else ""
+        return editing.output_set(definition, output)
+
+    base = _base(request.POST, "output") if "output" in request.POST else _base(request.POST, "output_mode")
+    try:
+        services.workflow_edit_draft(workflow=workflow, user=request.user, edit=edit, bases={"output": base})
+    except services.DraftConflict as conflict:
+        if request.POST.get("action") == "refresh":
+            return _render_editor(request, membership, workflow, panel="output", conflict=conflict)
+        return _autosaved(request, membership, workflow, panel="output", form_errors={}, conflict=conflict)
     if request.POST.get("action") == "refresh":
         return _render_editor(request, membership, workflow, panel="output", focus="#id_output_mode")
     return _autosaved(request, membership, workflow, panel="output", form_errors={})
 
 
+@never_cache
 @require_POST
 @login_required
 def workflow_settings_save(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
-    form = forms.SettingsForm(request.POST)
     errors: dict[str, list[str]] = {}
     name = request.POST.get("name", "").strip()
-    description = forms.text_value(request.POST, "description")
-    if not form.is_valid():
-        errors = {field: list(messages_) for field, messages_ in form.errors.items()}
-    elif name != workflow.name and workflow.workspace.workflows.filter(name=name).exclude(id=workflow.id).exists():
-        errors["name"] = [f"Another workflow is already called “{name}”."]
-    if "name" in errors:
-        name = workflow.name  # keep the old name; the field still shows what was typed
-    definition = editing.settings_set(workflow.definition, name=name, description=description)
+    if "name" in request.POST:
+        form = forms.SettingsForm({"name": name})
+        if not form.is_valid():
+            errors["name"] = list(form.errors["name"])
+        elif name != workflow.name and workflow.workspace.workflows.filter(name=name).exclude(id=workflow.id).exists():
+            errors["name"] = [f"Another workflow is already called “{name}”."]
+
+    def edit(definition: dict) -> dict:
+        new_name = definition.get("name", workflow.name) if "name" in errors or "name" not in request.POST else name
+        description = forms.text_value(request.POST, "description") if "description" in request.POST \
+            else definition.get("description", "")
+        return editing.settings_set(definition, name=new_name, description=description)
+
+    bases = {field: _base(request.POST, field) for field in ("name", "description")
+             if field in request.POST and field not in errors}
     try:
-        services.workflow_save_draft(workflow=workflow, definition=definition, user=request.user)
+        services.workflow_edit_draft(workflow=workflow, user=request.user, edit=edit, bases=bases)
     except IntegrityError:  # renamed by someone else at the same moment
         errors["name"] = [f"Another workflow is already called “{name}”."]
+    except services.DraftConflict as conflict:
+        return _autosaved(request, membership, workflow, panel="settings", form_errors={}, conflict=conflict)
     return _autosaved(request, membership, workflow, panel="settings", form_errors=errors)
 
 
@@ -677,6 +996,7 @@ def workflow_rename(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 # --- Publishing and versions ----------------------------------------------------------------
 
 
+@never_cache
 @require_POST
 @login_required
 def workflow_publish(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
@@ -738,6 +1058,7 @@ def workflow_version_restore(request: HttpRequest, slug: str, pk: int, number: i
 # --- Test runs --------------------------------------------------------------------------------
 
 
+@never_cache
 @require_POST
 @login_required
 def workflow_test_run(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
@@ -764,6 +1085,7 @@ def workflow_test_run(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     return render(request, f"{EDITOR}#editor" if request.htmx else EDITOR, context, status=422)
 
 
+@never_cache
 @require_GET
 @login_required
 def workflow_test_run_status(request: HttpRequest, slug: str, pk: int, run_id: int) -> HttpResponse:

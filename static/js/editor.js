@@ -4,10 +4,14 @@
  * The page works without this file (every form has a Save button and every
  * card is a link). With it:
  *
- *   form[data-autosave]      saves itself 500 ms after the last change (htmx
- *                            event "autosave"); a pending save is sent before
- *                            any other editor request, and by sendBeacon when
- *                            the page is left, so an edit is never lost.
+ *   [data-autosave-field]    saves itself (htmx: hx-trigger "input changed delay:500ms,
+ *                            change", only this field, its base revision rev-NAME
+ *                            and the step's key). Here: "Unsaved changes…" and
+ *                            "Saving…", a field being typed in or being saved is
+ *                            marked data-dirty so that others' changes arriving by
+ *                            the sync poll never replace it, and what is still
+ *                            dirty is sent by sendBeacon when the page is left.
+ *   pageshow from the back/forward cache: reload, so a stale form never autosaves.
  *   [data-insert="name"]     the variable picker: inserts {{ name }} at the
  *                            cursor of the last focused [data-template-field].
  *   [data-fix-bad][data-fix-good]  "Use ticket": rewrites {{ tiket… }} in the
@@ -25,9 +29,7 @@
 (function () {
   "use strict";
 
-  var DEBOUNCE_MS = 500;
   var RETRY_MS = 3000;
-  var pending = null; // {form, timer}
   var lastTemplateField = null;
 
   function saveState(text, kind) {
@@ -38,81 +40,86 @@
     state.classList.toggle("is-error", kind === "error");
   }
 
-  /* Autosave -------------------------------------------------------------- */
+  /* Autosave: the requests are htmx's; this only keeps track of dirty fields ---- */
 
-  function schedule(form) {
-    if (pending && pending.form !== form) flush();
-    if (pending) window.clearTimeout(pending.timer);
-    pending = {
-      form: form,
-      timer: window.setTimeout(flush, DEBOUNCE_MS)
-    };
-    saveState("Unsaved changes…", "pending");
-  }
-
-  function flush() {
-    if (!pending) return;
-    var form = pending.form;
-    window.clearTimeout(pending.timer);
-    pending = null;
-    if (!window.htmx) return;
-    if (!form.isConnected) {
-      // The form was redrawn by another edit while this one waited: its
-      // fields (and the step they belonged to) are gone, so say so.
-      saveState("Not saved: the editor redrew as you typed. Type it again.", "error");
-      return;
-    }
-    window.htmx.trigger(form, "autosave");
-  }
-
-  function ignoredForAutosave(element) {
-    // Controls with their own request (format switch, radio refresh) and the
-    // sample box (used only by "Generate schema") do not autosave.
-    return !element.name || element.hasAttribute("hx-post") || element.name === "sample";
+  function autosaveField(element) {
+    return element && element.matches && element.matches("[data-autosave-field]") ? element : null;
   }
 
   function onEdit(event) {
-    var element = event.target;
-    var form = element.closest && element.closest("form[data-autosave]");
-    if (!form || ignoredForAutosave(element)) return;
-    schedule(form);
+    var field = autosaveField(event.target);
+    if (!field) return;
+    field.setAttribute("data-dirty", "typed");
+    saveState("Unsaved changes…", "pending");
   }
-
+  // "input" comes before htmx's "change" request for selects and checkboxes too.
   document.addEventListener("input", onEdit);
-  document.addEventListener("change", onEdit);
-
-  // Any other editor request waits for the pending save (the editor's
-  // hx-sync queue then keeps them in order on the server).
-  document.addEventListener("htmx:confirm", function (event) {
-    if (!pending) return;
-    var element = event.detail && event.detail.elt;
-    if (element === pending.form) return;
-    if (element && element.closest && element.closest("#editor")) flush();
-  });
 
   document.addEventListener("htmx:beforeRequest", function (event) {
-    var element = event.detail && event.detail.elt;
-    if (element && element.matches && element.matches("form[data-autosave]")) saveState("Saving…", "pending");
+    var field = autosaveField(event.detail && event.detail.elt);
+    if (!field) return;
+    // Its value is in this request now; it stays dirty until the answer arrives.
+    field.setAttribute("data-dirty", "sending");
+    saveState("Saving…", "pending");
   });
 
-  function failed(event) {
-    var element = event.detail && event.detail.elt;
-    if (!element || !element.matches || !element.matches("form[data-autosave]")) return;
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var field = autosaveField(event.detail && event.detail.elt);
+    if (!field) return;
+    if (event.detail.successful || (event.detail.xhr && event.detail.xhr.status === 409)) {
+      // Typed again meanwhile: still dirty, its own request is on its way.
+      if (field.getAttribute("data-dirty") === "sending") field.removeAttribute("data-dirty");
+      return;
+    }
+    if (event.detail.xhr && event.detail.xhr.status === 422) {
+      field.removeAttribute("data-dirty");
+      return;
+    }
+    field.setAttribute("data-dirty", "typed");
     saveState("Not saved yet, retrying…", "error");
     window.setTimeout(function () {
-      if (element.isConnected && !pending) schedule(element);
+      if (field.isConnected && field.getAttribute("data-dirty") === "typed") window.htmx.trigger(field, "change");
     }, RETRY_MS);
-  }
-  document.addEventListener("htmx:sendError", failed);
-  document.addEventListener("htmx:responseError", failed);
+  });
 
-  // Leaving the page with a save pending: send it anyway.
+  // Others' changes (the sync poll's out-of-band pieces) never replace a field
+  // the person is typing in or saving; its old base then makes the next save
+  // of it a conflict, shown with "Use theirs" / "Keep mine".
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var target = event.detail && event.detail.target;
+    if (!target || !target.querySelector) return;
+    if (target.matches("[data-dirty]") || target.querySelector("[data-dirty]")) event.detail.shouldSwap = false;
+    // A conflict notice being answered ("Use theirs" / "Keep mine" just clicked) is not
+    // replaced by the same notice again (the field's own save on blur, refused once more):
+    // the click's request, queued behind that save, would be dropped with the old button.
+    var active = document.activeElement;
+    var incoming = event.detail.fragment;
+    if (active && active.closest && active.closest(".conflict") && target.contains(active) &&
+        incoming && incoming.querySelector && incoming.querySelector(".conflict")) {
+      event.detail.shouldSwap = false;
+    }
+  });
+
+  // Leaving the page with a field typed in but not sent: send it anyway.
   window.addEventListener("pagehide", function () {
-    if (!pending) return;
-    var form = pending.form;
-    window.clearTimeout(pending.timer);
-    pending = null;
-    if (navigator.sendBeacon && form.isConnected) navigator.sendBeacon(form.action, new FormData(form));
+    if (!navigator.sendBeacon) return;
+    document.querySelectorAll('[data-autosave-field][data-dirty="typed"]').forEach(function (field) {
+      var form = field.form;
+      if (!form) return;
+      var data = new FormData();
+      data.append(field.name, field.value);
+      ["rev-" + field.name, "step_key", "csrfmiddlewaretoken"].forEach(function (name) {
+        var input = form.elements.namedItem(name);
+        if (input && input.value !== undefined) data.append(name, input.value);
+      });
+      navigator.sendBeacon(field.getAttribute("hx-post"), data);
+    });
+  });
+
+  // Back/Forward from the browser's page cache would show the form as it was
+  // (the server answers no-store, but a browser may keep the page anyway).
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted && document.getElementById("editor")) window.location.reload();
   });
 
   /* Variable picker and fixes ----------------------------------------------- */
