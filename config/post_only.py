@@ -23,6 +23,7 @@ _RUN = ("slug", "run_id")
 FORM_PAGES: dict[str, tuple[str, tuple[str, ...]]] = {
     # accounts
     "logout": ("home", ()),
+    "email_verify_resend": ("signup_sent", ()),
     "admin:logout": ("admin:index", ()),
     "workspace_rename": ("workspace_settings", _SLUG),
     "workspace_budget": ("workspace_settings", _SLUG),
@@ -44,6 +45,7 @@ FORM_PAGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "workflow_inputs_save": ("workflow_editor", _WORKFLOW),
     "workflow_output_save": ("workflow_editor", _WORKFLOW),
     "workflow_settings_save": ("workflow_editor", _WORKFLOW),
+    "workflow_rename": ("workflow_editor", _WORKFLOW),
     "workflow_publish": ("workflow_editor", _WORKFLOW),
     "workflow_test_run": ("workflow_editor", _WORKFLOW),
     "workflow_version_restore": ("workflow_versions", _WORKFLOW),

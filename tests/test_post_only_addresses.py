@@ -80,7 +80,8 @@ def test_the_redirect_does_not_skip_the_access_check(client: Client, personas: P
 
 def test_a_post_still_reaches_the_view(client: Client, personas: Personas) -> None:
     client.force_login(personas.alice)
-    response = client.post(f"/w/{personas.workspace.slug}/settings/api-tokens/new/", {"name": "CI"})
+    response = client.post(f"/w/{personas.workspace.slug}/settings/api-tokens/new/", {"name": "CI"}, follow=True)
+    assert response.redirect_chain[0][1] == 303  # POST-redirect-GET: the secret is shown once, on the GET
     assert response.status_code == 200
     assert "sw_" in response.content.decode()
 
