@@ -19,6 +19,10 @@ UNESCAPING = re.compile(r"\|\s*safe(?:seq)?\b|\bmark_safe\s*\(|\bSafeString\s*\(
 ALLOWED: dict[tuple[str, str], str] = {
     ("templates/emails/invitation.txt", "{% autoescape off"):
         "a text/plain mail body: HTML escaping would show &amp; and &#x27; to the reader; never rendered as HTML",
+    ("templates/emails/verify_email.txt", "{% autoescape off"):
+        "a text/plain mail body holding only the server-built confirmation link; never rendered as HTML",
+    ("templates/emails/signup_attempt.txt", "{% autoescape off"):
+        "a text/plain mail body holding only server-built login and reset links; never rendered as HTML",
     ("templates/registration/password_reset_email.html", "{% autoescape off"):
         "the text/plain body of Django's password-reset mail (PasswordResetForm's email_template_name), "
         "never rendered as HTML",
