@@ -244,7 +244,7 @@ def workspace_settings(request: HttpRequest, slug: str) -> HttpResponse:
             id=held.object_id, accepted_at__isnull=True, revoked_at__isnull=True).first()
         if invitation is not None:
             invitation.email_error = held.detail
-            extra = {"new_invitation": invitation, "new_invitation_link": services.invitation_link(held.secret)}
+            extra = {"new_invitation": invitation, "new_invitation_link": services.invitation_link(held.secret, request)}
     response = render(request, SETTINGS_PAGE, _settings_context(membership, **extra))
     add_never_cache_headers(response)  # a new invitation's link shows here once
     return response

@@ -281,3 +281,69 @@ def test_an_outsider_cannot_sync_and_a_viewer_cannot_write(personas: Personas, w
                                               {"title": "x", "step_key": "triage"}, **HTMX)
     assert response.status_code == 403
     assert reverse("workflow_editor_sync", args=[personas.workspace.slug, workflow.id]).endswith("/sync/")
+
+
+# --- Found in review after the merge ----------------------------------------------------------
+
+
+def test_a_step_key_given_again_after_a_rename_gets_its_own_edits(personas: Personas, workflow: Workflow) -> None:
+    alice = client_for(personas.alice)
+    assert save_step(alice, personas, workflow, 2, "billing_reply", revision(workflow), key="billing_old").status_code == 200
+    assert save_step(alice, personas, workflow, 3, "reply", revision(workflow), key="billing_reply").status_code == 200
+    assert keys(workflow) == ["triage", "route", "billing_old", "billing_reply"]
+    # A form drawn now for the step called billing_reply edits that step, not the one renamed away.
+    assert save_step(alice, personas, workflow, 3, "billing_reply", revision(workflow),
+                     title="Reply title").status_code == 200
+    steps = draft(workflow)["steps"]
+    assert steps[3].get("title") == "Reply title"
+    assert steps[2].get("title") != "Reply title"
+
+
+def test_a_rename_in_place_is_refused_when_someone_else_renamed_since_the_title_was_drawn(
+    personas: Personas, workflow: Workflow
+) -> None:
+    base = revision(workflow)
+    alice, bob = client_for(personas.alice), client_for(personas.bob)
+    settings_url = reverse("workflow_settings_save", args=[personas.workspace.slug, workflow.id])
+    assert bob.post(settings_url, {"name": "Bob's name", "rev-name": str(base)}, **HTMX).status_code == 200
+    rename_url = reverse("workflow_rename", args=[personas.workspace.slug, workflow.id])
+    response = alice.post(rename_url, {"name": "Alice's name", "rev-name": str(base)}, **HTMX)
+    assert response.status_code == 422
+    assert "Bob renamed this workflow meanwhile" in response.content.decode()
+    workflow.refresh_from_db()
+    assert workflow.name == "Bob's name"
+
+
+def test_a_rename_in_place_keeps_what_others_saved_in_other_fields(personas: Personas, workflow: Workflow) -> None:
+    base = revision(workflow)
+    alice, bob = client_for(personas.alice), client_for(personas.bob)
+    assert save_step(bob, personas, workflow, 0, "triage", base, system="Bob's system").status_code == 200
+    rename_url = reverse("workflow_rename", args=[personas.workspace.slug, workflow.id])
+    assert alice.post(rename_url, {"name": "Renamed", "rev-name": str(base)}, **HTMX).status_code == 200
+    definition = draft(workflow)
+    assert definition["name"] == "Renamed"
+    assert definition["steps"][0]["system"] == "Bob's system"
+
+
+def test_the_sync_poll_leaves_the_title_and_the_flow_alone_after_only_my_own_write(
+    personas: Personas, workflow: Workflow
+) -> None:
+    alice = client_for(personas.alice)
+    base = revision(workflow)
+    save_step(alice, personas, workflow, 0, "triage", base, title="Mine")
+    response = alice.get(reverse("workflow_editor_sync", args=[personas.workspace.slug, workflow.id]),
+                         {"seen": base, "open": "settings"}, **HTMX)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'id="editor-title" hx-swap-oob' not in html
+    assert 'id="flow"' not in html
+
+
+def test_the_sync_poll_survives_a_step_key_with_a_dot(personas: Personas, workflow: Workflow) -> None:
+    alice, bob = client_for(personas.alice), client_for(personas.bob)
+    assert save_step(bob, personas, workflow, 2, "billing_reply", revision(workflow), key="route.cases").status_code == 200
+    seen = revision(workflow)
+    assert save_step(bob, personas, workflow, 2, "route.cases", seen, title="T").status_code == 200
+    response = alice.get(reverse("workflow_editor_sync", args=[personas.workspace.slug, workflow.id]),
+                         {"seen": seen, "open": "step:1"}, **HTMX)
+    assert response.status_code == 200

@@ -147,12 +147,19 @@ def record(changes: dict, *, paths: set[str], renames: dict[str, str], revision:
     return result
 
 
-def current_key(changes: dict, key: str) -> str:
-    """The key a step has now, following renames from the key a form knew it by."""
+def current_key(changes: dict, key: str, *, since: int | None = None) -> str:
+    """The key a step has now, following renames from the key a form knew it by.
+
+    Only renames made after the form was drawn (revision `since`) are followed: a form drawn later
+    already knows the new key, and a key that was renamed away and then given to another step
+    must lead to that other step, not to the renamed one."""
     seen = set()
     while RENAMED + key in changes and key not in seen:
+        pointer = changes[RENAMED + key]
+        if since is not None and int(pointer.get("rev", 0)) <= since:
+            break
         seen.add(key)
-        key = str(changes[RENAMED + key].get("to", key))
+        key = str(pointer.get("to", key))
     return key
 
 
@@ -195,9 +202,9 @@ def changed_since(changes: dict, revision: int, user_id: int | None) -> set[str]
 def label(path: str) -> str:
     """How a person reads a path: "Title", "Input 1's Description", "Case 2's Value"."""
     parts = path.split(".")
-    if parts[0] == "inputs" and len(parts) > 2:
+    if parts[0] == "inputs" and len(parts) > 2 and parts[1].isdigit():
         return f"Input {int(parts[1]) + 1}’s {FIELD_LABELS.get(parts[2], parts[2])}"
-    if parts[0] == "steps" and len(parts) > 4 and parts[2] == "cases":
+    if parts[0] == "steps" and len(parts) > 4 and parts[2] == "cases" and parts[3].isdigit():
         return f"Case {int(parts[3]) + 1}’s {FIELD_LABELS.get(parts[4], parts[4])}"
     if parts[0] == "steps" and len(parts) > 2:
         return FIELD_LABELS.get(parts[2], parts[2])

@@ -435,8 +435,11 @@ def workflow_editor_sync(request: HttpRequest, slug: str, pk: int) -> HttpRespon
         panel, index = "inputs", 0
     changed = draft_changes.changed_since(workflow.draft_changes, seen, request.user.pk)
     oob_fields, oob_panel = _panel_refresh(workflow.definition, panel, index, changed)
-    context = {**_editor_context(request, membership, workflow, panel=panel, index=index,
-                                 extra={"oob_fields": oob_fields, "oob_panel": oob_panel}), **context}
+    # Only what others changed is swapped in: the person's own saves already show, and a swap of
+    # the title or the flow would take the focus out of the title or close an open menu.
+    extra = {"oob_fields": oob_fields, "oob_panel": oob_panel, "sync_name": "name" in changed,
+             "sync_flow": bool(changed - {"name", "description"})}
+    context = {**_editor_context(request, membership, workflow, panel=panel, index=index, extra=extra), **context}
     return render(request, f"{EDITOR}#sync_changes", context)
 
 
@@ -456,14 +459,18 @@ def _panel_refresh(definition: dict, panel: str, index: int, changed: set[str]) 
     if panel == "step":
         key = editing.step_key(editing.steps_of(definition)[index])
         prefix = f"steps.{key}."
-        if "steps" in changed or prefix + "cases" in changed or prefix + "type" in changed \
+        # A key with a dot (invalid, but a draft may hold it while it is typed) makes paths
+        # ambiguous: redraw the whole panel rather than guess which field changed.
+        if "." in key or "steps" in changed or prefix + "cases" in changed or prefix + "type" in changed \
                 or prefix + "response_format" in changed:
             return set(), True
         fields = set()
         for path in changed:
             if path.startswith(prefix + "cases."):
-                _, number, name = path[len(prefix):].split(".", 2)
-                fields.add(f"case-{number}-{name}")
+                parts = path[len(prefix):].split(".", 2)
+                if len(parts) != 3 or not parts[1].isdigit():  # another step's key has a dot: not ours to parse
+                    return set(), True
+                fields.add(f"case-{parts[1]}-{parts[2]}")
             elif path.startswith(prefix):
                 fields.add(path[len(prefix):])
         return fields, False
@@ -631,10 +638,23 @@ class StepGone(Exception):
     pass
 
 
-def _step_index(workflow: Workflow, index: int, known_key: str) -> tuple[int, str]:
-    """The step a form was drawn for: by the key it knew (following renames), else by its place."""
+def _drawn_at(data: Any) -> int | None:
+    """The revision a posted form was drawn at: the oldest of its fields' `rev-…` and its `base`."""
+    revisions = []
+    for name, raw in data.items():
+        if (name == "base" or name.startswith("rev-")) and raw not in (None, ""):
+            try:
+                revisions.append(int(raw))
+            except (TypeError, ValueError):
+                return None
+    return min(revisions) if revisions else None
+
+
+def _step_index(workflow: Workflow, index: int, known_key: str, *, drawn_at: int | None = None) -> tuple[int, str]:
+    """The step a form was drawn for: by the key it knew (following renames made since it was
+    drawn), else by its place."""
     if known_key:
-        key = draft_changes.current_key(workflow.draft_changes or {}, known_key)
+        key = draft_changes.current_key(workflow.draft_changes or {}, known_key, since=drawn_at)
         found = editing.index_of_key(workflow.definition, key)
         if found is None:
             raise StepGone
@@ -663,7 +683,7 @@ def workflow_step_save(request: HttpRequest, slug: str, pk: int, index: int) -> 
     or build a schema."""
     membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
     try:
-        index, key = _step_index(workflow, index, request.POST.get("step_key", ""))
+        index, key = _step_index(workflow, index, request.POST.get("step_key", ""), drawn_at=_drawn_at(request.POST))
     except StepGone:
         return _render_editor(request, membership, workflow, panel="step", index=0,
                               conflict=_structure_conflict(workflow))
@@ -962,6 +982,7 @@ def workflow_settings_save(request: HttpRequest, slug: str, pk: int) -> HttpResp
     return _autosaved(request, membership, workflow, panel="settings", form_errors=errors)
 
 
+@never_cache
 @require_POST
 @login_required
 def workflow_rename(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
@@ -977,14 +998,25 @@ def workflow_rename(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     elif name != workflow.name and workflow.workspace.workflows.filter(name=name).exclude(id=workflow.id).exists():
         errors = [f"Another workflow is already called “{name}”."]
     if not errors and name != workflow.name:
-        description = workflow.definition.get("description", "") if isinstance(workflow.definition, dict) else ""
-        definition = editing.settings_set(workflow.definition, name=name,
-                                          description=description if isinstance(description, str) else "")
+        def edit(definition: dict) -> dict:
+            # Only the name, applied to the draft as it is stored now: a field someone saved while
+            # this request ran is kept, and a name someone else changed since the title was drawn
+            # is a conflict, as in the settings panel.
+            description = definition.get("description", "")
+            return editing.settings_set(definition, name=name,
+                                        description=description if isinstance(description, str) else "")
+
         try:
-            services.workflow_save_draft(workflow=workflow, definition=definition, user=request.user)
+            services.workflow_edit_draft(workflow=workflow, user=request.user, edit=edit,
+                                         bases={"name": _base(request.POST, "name")})
         except IntegrityError:  # renamed by someone else at the same moment
             workflow.refresh_from_db()
             errors = [f"Another workflow is already called “{name}”."]
+        except services.DraftConflict as conflict:
+            workflow = conflict.workflow
+            who = conflict.conflicts[0].name if conflict.conflicts else "Someone"
+            errors = [f"{who} renamed this workflow meanwhile: it is now “{workflow.name}”. "
+                      "Rename it again to replace that name."]
     if not request.htmx:
         if errors:
             messages.error(request, " ".join(errors))

@@ -323,7 +323,8 @@
       source: flow,
       target: "#editor",
       swap: "outerHTML",
-      values: { order: order.join(","), moved: String(from) }
+      // The revision the flow was drawn at: a reorder of a list someone else changed since is refused.
+      values: { order: order.join(","), moved: String(from), base: flow.getAttribute("data-base") || "" }
     });
   });
 
