@@ -20,8 +20,8 @@ def invite(client: Client, personas: Personas, email: str, **extra):  # type: ig
 def test_invitations_are_limited_per_member(client: Client, personas: Personas, settings) -> None:  # type: ignore[no-untyped-def]
     settings.MAIL_LIMIT_PER_USER = 2
     client.force_login(personas.alice)
-    assert invite(client, personas, "one@example.com").status_code == 200
-    assert invite(client, personas, "two@example.com").status_code == 200
+    assert invite(client, personas, "one@example.com").status_code == 303  # POST-redirect-GET: the link is shown once
+    assert invite(client, personas, "two@example.com").status_code == 303  # POST-redirect-GET: the link is shown once
     refused = invite(client, personas, "three@example.com")
     assert refused.status_code == 429
     assert "Too many emails were requested by you in the last hour" in refused.content.decode()
@@ -47,10 +47,10 @@ def test_invitations_are_limited_per_client_address(client: Client, personas: Pe
     alice, bob = Client(), Client()
     alice.force_login(personas.alice)
     bob.force_login(personas.bob)
-    assert invite(alice, personas, "one@example.com").status_code == 200
-    assert invite(bob, personas, "two@example.com").status_code == 200
+    assert invite(alice, personas, "one@example.com").status_code == 303  # POST-redirect-GET: the link is shown once
+    assert invite(bob, personas, "two@example.com").status_code == 303  # POST-redirect-GET: the link is shown once
     assert invite(bob, personas, "three@example.com").status_code == 429
-    assert invite(bob, personas, "three@example.com", REMOTE_ADDR="198.51.100.3").status_code == 200
+    assert invite(bob, personas, "three@example.com", REMOTE_ADDR="198.51.100.3").status_code == 303  # POST-redirect-GET: the link is shown once
 
 
 def test_password_reset_mails_are_limited_per_recipient_with_the_same_answer_for_unknown_addresses(
