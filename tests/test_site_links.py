@@ -85,7 +85,9 @@ def test_without_site_url_the_invitation_link_shown_is_the_pages_address(
     client.force_login(personas.alice)
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(f"/w/{personas.workspace.slug}/invitations/", {"email": "dana@example.com",
-                                                                             "role": "editor"})
+                                                                             "role": "editor"}, follow=True)
+    # POST-redirect-GET: the link is shown once, on the page the redirect leads to.
+    assert response.redirect_chain[0][1] == 303
     assert response.status_code == 200
     shown = re.search(r"http://[^\s\"<]+/invitations/[A-Za-z0-9_-]+/", response.content.decode())
     assert shown and shown.group(0).startswith("http://localhost:8811/invitations/")
