@@ -202,7 +202,9 @@
     var slots = Array.prototype.slice.call(scope.querySelectorAll(".field-issues"));
     if (scope.matches && scope.matches(".field-issues")) slots.push(scope);
     slots.forEach(function (slot) {
-      if (!slot.isConnected) return; // replaced by the swap: its successor decides
+      // A slot replaced by an out-of-band swap is detached: its successor (same id) decides.
+      if (!slot.isConnected) slot = slot.id ? document.getElementById(slot.id) : null;
+      if (!slot) return;
       var controls = document.querySelectorAll('[aria-describedby~="' + slot.id + '"]');
       var invalid = slot.querySelector("li") !== null;
       controls.forEach(function (control) {
