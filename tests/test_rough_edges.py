@@ -7,18 +7,17 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.audit_display import action_label
 from accounts.models import User
 from tests.conftest import Personas
+from tests.test_editor import HTMX, client_for
 from workflows import api_auth, editing, schedules, services
 from workflows.models import Run, StepRun, Workflow
 from workflows.templatetags.run_format import when
 
-HTMX = {"HTTP_HX_REQUEST": "true"}
 PAYLOAD = '<img src=x onerror=alert(1)><b hx-get="/" hx-trigger="load">x</b>'
 
 CLASSIFY = {
@@ -34,12 +33,6 @@ CLASSIFY = {
         {"key": "reply", "type": "llm", "prompt": "Reply to {{ ticket }}"},
     ],
 }
-
-
-def client_for(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture
