@@ -28,6 +28,7 @@ from accounts.services import user_signup
 from accounts.verification import email_verify, verification_token
 
 ROOT = Path(__file__).resolve().parent.parent
+IDLE_QUEUE = f"stepwise-test-unconsumed-{uuid.uuid4().hex[:8]}"
 PASSWORD = "correct horse battery staple"
 
 
@@ -189,8 +190,11 @@ def worker_env(django_db_setup: None, fake_openai: str) -> dict[str, str]:
     from config.celery import app
 
     queue = f"stepwise-test-{uuid.uuid4().hex[:8]}"
-    # Everything this test process enqueues goes to the private queue.
-    app.conf.task_default_queue = queue
+    # What a test enqueues goes to a queue no worker consumes, unless the test
+    # asks for the `worker` fixture: a run started by a test that does not
+    # expect a worker must not execute while the database is being flushed
+    # after it (the TRUNCATE and the worker's queries deadlock).
+    app.conf.task_default_queue = IDLE_QUEUE
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings",
@@ -220,11 +224,27 @@ def celery_worker(worker_env: dict[str, str]) -> Iterator[WorkerProcess]:
 
 @pytest.fixture
 def worker(celery_worker: WorkerProcess, transactional_db: None) -> Iterator[WorkerProcess]:
+    from config.celery import app
+
     if celery_worker.process is None or celery_worker.process.poll() is not None:
         celery_worker.start()
-    yield celery_worker
+    app.conf.task_default_queue = celery_worker.queue
+    try:
+        yield celery_worker
+    finally:
+        app.conf.task_default_queue = IDLE_QUEUE
+        _wait_until_no_run_is_running()
     if celery_worker.process is None or celery_worker.process.poll() is not None:
         celery_worker.start()
+
+
+def _wait_until_no_run_is_running(timeout: float = 10) -> None:
+    """Before the flush: the worker's queries and the TRUNCATE would deadlock."""
+    from workflows.models import Run
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and Run.objects.filter(status=Run.Status.RUNNING).exists():
+        time.sleep(0.05)
 
 
 def wait_for_run(run_id: int, timeout: float = 60):  # type: ignore[no-untyped-def]

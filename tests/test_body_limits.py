@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import Personas
+from tests.conftest import IDLE_QUEUE, Personas
 from tests.support_triggers import AsgiServer, hook_path, published_workflow, signed
 from workflows import triggers
 from workflows.models import Run
@@ -26,7 +26,7 @@ from workflows.models import Run
 @pytest.fixture
 def server(worker_env: dict[str, str], transactional_db: None) -> Iterator[AsgiServer]:
     # No Celery worker: nothing here needs a run to finish.
-    server = AsgiServer(worker_env)
+    server = AsgiServer({**worker_env, "CELERY_QUEUE": IDLE_QUEUE})
     yield server
     server.stop()
 

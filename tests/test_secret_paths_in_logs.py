@@ -22,7 +22,7 @@ from django.utils.http import urlsafe_base64_encode
 
 from accounts.models import Membership, Role
 from accounts.services import invitation_create
-from tests.conftest import PASSWORD, Personas
+from tests.conftest import IDLE_QUEUE, PASSWORD, Personas
 from workflows.log_scrub import ScrubHookIds, scrub
 
 
@@ -127,7 +127,7 @@ def test_the_access_log_of_the_server_never_shows_an_invitation_or_reset_token(
     _, token = invitation_create(workspace=personas.workspace, email="dora@example.com", role=Role.EDITOR, actor=owner)
     uid = urlsafe_base64_encode(force_bytes(personas.bob.pk))
     reset_token = default_token_generator.make_token(personas.bob)
-    server = AsgiServer(worker_env, log_level="info")  # access lines on, like docker-compose
+    server = AsgiServer({**worker_env, "CELERY_QUEUE": IDLE_QUEUE}, log_level="info")  # access lines on, like docker-compose
     try:
         assert httpx.get(f"{server.url}/invitations/{token}/").status_code == 200
         assert httpx.get(f"{server.url}/invitations/{token}x/").status_code == 404

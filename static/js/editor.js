@@ -60,12 +60,14 @@
     if (!field) return;
     // Its value is in this request now; it stays dirty until the answer arrives.
     field.setAttribute("data-dirty", "sending");
+    field.setAttribute("data-sending", field.value);
     saveState("Saving…", "pending");
   });
 
   document.addEventListener("htmx:afterRequest", function (event) {
     var field = autosaveField(event.detail && event.detail.elt);
     if (!field) return;
+    if (event.detail.successful) field.setAttribute("data-saved", field.getAttribute("data-sending"));
     if (event.detail.successful || (event.detail.xhr && event.detail.xhr.status === 409)) {
       // Typed again meanwhile: still dirty, its own request is on its way.
       if (field.getAttribute("data-dirty") === "sending") field.removeAttribute("data-dirty");
@@ -80,6 +82,16 @@
     window.setTimeout(function () {
       if (field.isConnected && field.getAttribute("data-dirty") === "typed") window.htmx.trigger(field, "change");
     }, RETRY_MS);
+  });
+
+  // Leaving a field fires "change" after "input" already saved its value: the
+  // same value sent again on an older base would be refused as a conflict with
+  // whatever someone else wrote meanwhile.
+  document.addEventListener("htmx:confirm", function (event) {
+    var field = autosaveField(event.detail && event.detail.elt);
+    if (field && !field.hasAttribute("data-dirty") && field.value === field.getAttribute("data-saved")) {
+      event.preventDefault();
+    }
   });
 
   // Others' changes (the sync poll's out-of-band pieces) never replace a field

@@ -105,6 +105,8 @@ def test_two_people_editing_one_step_at_once_lose_nothing_and_see_each_other(  #
     assert (final["title"], final["system"], final["prompt"]) == (
         "Bob's title", "Be brief.", "Alice's prompt {{ ticket }}")
     expect(alice.locator(".toast-error")).to_have_count(0)
+    # Alice only ever saved her own changes: leaving a field she had saved sends nothing more.
+    expect(alice.locator("#conflicts .conflict")).to_have_count(0)
     # The refused saves were expected: Chromium logs every 409 answer as a console error.
     browser_errors[:] = [error for error in browser_errors if "status of 409" not in error]
 
