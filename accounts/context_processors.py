@@ -14,7 +14,9 @@ def workspaces(request: HttpRequest) -> dict[str, object]:
 
     def memberships() -> list[Membership]:
         return list(
-            Membership.objects.filter(user=user).select_related("workspace").order_by("workspace__name")
+            Membership.objects.filter(user=user)
+            .select_related("workspace")
+            .order_by("workspace__name")
         )
 
     return {"my_memberships": memberships}
@@ -33,7 +35,11 @@ def budget_banner(request: HttpRequest) -> dict[str, object]:
         return {}
 
     def banner() -> MonthBudget | None:
-        membership = Membership.objects.filter(user=user, workspace__slug=slug).select_related("workspace").first()
+        membership = (
+            Membership.objects.filter(user=user, workspace__slug=slug)
+            .select_related("workspace")
+            .first()
+        )
         if membership is None or membership.workspace.budget_nanousd is None:
             return None
         month = month_budget(membership.workspace)

@@ -59,7 +59,9 @@ class WorkspaceForm(forms.Form):
 
 
 class WorkspaceDeleteForm(forms.Form):
-    confirm_name = forms.CharField(max_length=100, label="Type the workspace's name to confirm", strip=True)
+    confirm_name = forms.CharField(
+        max_length=100, label="Type the workspace's name to confirm", strip=True
+    )
 
     def __init__(self, *args: object, workspace: Workspace, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -68,13 +70,19 @@ class WorkspaceDeleteForm(forms.Form):
     def clean_confirm_name(self) -> str:
         value = self.cleaned_data["confirm_name"]
         if value != self.workspace.name:
-            raise forms.ValidationError(f"That is not the workspace's name. Type “{self.workspace.name}” exactly.")
+            raise forms.ValidationError(
+                f"That is not the workspace's name. Type “{self.workspace.name}” exactly."
+            )
         return value
 
 
 def role_choices(actor: Membership) -> list[tuple[str, str]]:
     """The roles `actor` may give: only owners make owners."""
-    return [(value, label) for value, label in Role.choices if value != Role.OWNER or actor.role == Role.OWNER]
+    return [
+        (value, label)
+        for value, label in Role.choices
+        if value != Role.OWNER or actor.role == Role.OWNER
+    ]
 
 
 class InvitationForm(forms.Form):
@@ -152,7 +160,9 @@ class InvitationSignupForm(forms.Form):
         password = cleaned.get("password")
         if password:
             try:
-                password_validation.validate_password(password, User(email=self.email, name=cleaned.get("name", "")))
+                password_validation.validate_password(
+                    password, User(email=self.email, name=cleaned.get("name", ""))
+                )
             except forms.ValidationError as e:
                 self.add_error("password", e)
         return cleaned
@@ -163,10 +173,16 @@ class AuditFilterForm(forms.Form):
 
     action = forms.ChoiceField(required=False, label="Action")
     actor = forms.ChoiceField(required=False, label="Who")
-    since = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    since = forms.DateField(
+        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = forms.DateField(
+        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
+    )
 
-    def __init__(self, *args: object, actions: list[tuple[str, str]], actors: list[str], **kwargs: object) -> None:
+    def __init__(
+        self, *args: object, actions: list[tuple[str, str]], actors: list[str], **kwargs: object
+    ) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.fields["action"].choices = [("", "All actions"), *actions]
         self.fields["actor"].choices = [("", "Everyone"), *[(email, email) for email in actors]]

@@ -64,7 +64,8 @@ class LoginThrottleHandler(AxesDatabaseHandler):
     def reset_user_attempts(self, request: HttpRequest, credentials: dict | None = None) -> int:
         username = get_client_username(request, credentials)
         count, _ = AccessAttempt.objects.filter(
-            username=username, ip_address=request.axes_ip_address  # type: ignore[attr-defined]
+            username=username,
+            ip_address=request.axes_ip_address,  # type: ignore[attr-defined]
         ).delete()
         return count
 
@@ -78,5 +79,7 @@ def _failures(filters: dict[str, str], since: datetime) -> int:
 
 def username_of(request: HttpRequest, credentials: dict | None = None) -> str | None:
     """The login name the attempt is counted under: emails are case-insensitive here, so is the count."""
-    value = (credentials or {}).get("username") or request.POST.get(settings.AXES_USERNAME_FORM_FIELD)
+    value = (credentials or {}).get("username") or request.POST.get(
+        settings.AXES_USERNAME_FORM_FIELD
+    )
     return value.strip().lower()[:255] if isinstance(value, str) else None

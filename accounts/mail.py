@@ -69,10 +69,19 @@ def mail_request_allow(
     if user is not None:
         checks.append((Q(kind=kind, user=user), settings.MAIL_LIMIT_PER_USER, "by you"))
     if recipient:
-        checks.append((Q(kind=kind, recipient_hash=_recipient_hash(recipient)), settings.MAIL_LIMIT_PER_RECIPIENT,
-                       "to this address"))
+        checks.append(
+            (
+                Q(kind=kind, recipient_hash=_recipient_hash(recipient)),
+                settings.MAIL_LIMIT_PER_RECIPIENT,
+                "to this address",
+            )
+        )
     for condition, limit, who in checks:
-        times = list(recent.filter(condition).order_by("-created_at").values_list("created_at", flat=True)[:limit])
+        times = list(
+            recent.filter(condition)
+            .order_by("-created_at")
+            .values_list("created_at", flat=True)[:limit]
+        )
         if len(times) >= limit:
             retry_after = int((times[-1] + WINDOW - now).total_seconds()) + 1
             return MailLimited(
@@ -82,6 +91,9 @@ def mail_request_allow(
             )
     MailRequest.objects.filter(created_at__lt=now - KEEP).delete()
     MailRequest.objects.create(
-        kind=kind, ip=ip or None, user=user, recipient_hash=_recipient_hash(recipient) if recipient else ""
+        kind=kind,
+        ip=ip or None,
+        user=user,
+        recipient_hash=_recipient_hash(recipient) if recipient else "",
     )
     return None

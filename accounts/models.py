@@ -89,7 +89,8 @@ class Workspace(models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(
-                condition=Q(budget_nanousd__isnull=True) | Q(budget_nanousd__gte=0), name="budget_not_negative"
+                condition=Q(budget_nanousd__isnull=True) | Q(budget_nanousd__gte=0),
+                name="budget_not_negative",
             )
         ]
 
@@ -238,7 +239,9 @@ class BudgetMonth(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["workspace", "month"], name="one_budget_month_per_workspace")
+            models.UniqueConstraint(
+                fields=["workspace", "month"], name="one_budget_month_per_workspace"
+            )
         ]
 
     def __str__(self) -> str:

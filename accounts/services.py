@@ -45,8 +45,13 @@ def workspace_create(*, name: str, owner: User) -> Workspace:
     else:
         raise RuntimeError("Could not find a free workspace slug.")
     Membership.objects.create(user=owner, workspace=workspace, role=Role.OWNER)
-    audit_record(workspace=workspace, actor=owner, action="workspace.create", target=workspace,
-                 after={"name": workspace.name, "slug": workspace.slug})
+    audit_record(
+        workspace=workspace,
+        actor=owner,
+        action="workspace.create",
+        target=workspace,
+        after={"name": workspace.name, "slug": workspace.slug},
+    )
     return workspace
 
 
@@ -57,7 +62,9 @@ def user_signup(*, email: str, password: str, name: str = "") -> tuple[User, Wor
     They cannot log in until they confirm their address (accounts/verification.py,
     which also keeps sign-up from telling which addresses have accounts).
     """
-    user = User.objects.create_user(email=email, password=password, name=name, email_verified_at=None)
+    user = User.objects.create_user(
+        email=email, password=password, name=name, email_verified_at=None
+    )
     label = name or email.split("@")[0]
     workspace = workspace_create(name=f"{label}'s workspace", owner=user)
     return user, workspace
@@ -85,7 +92,11 @@ def token_hash(token: str) -> str:
 
 def invitation_by_token(token: str) -> Invitation | None:
     """The invitation a link's token belongs to, whatever its state."""
-    return Invitation.objects.select_related("workspace", "invited_by").filter(token_hash=token_hash(token)).first()
+    return (
+        Invitation.objects.select_related("workspace", "invited_by")
+        .filter(token_hash=token_hash(token))
+        .first()
+    )
 
 
 def invitation_link(token: str, request: HttpRequest | None = None) -> str:
@@ -124,7 +135,9 @@ def _grantable(actor: Membership, role: Role) -> None:
 
 
 @transaction.atomic
-def invitation_create(*, workspace: Workspace, email: str, role: Role, actor: Membership) -> tuple[Invitation, str]:
+def invitation_create(
+    *, workspace: Workspace, email: str, role: Role, actor: Membership
+) -> tuple[Invitation, str]:
     """Invite `email` as `role`; returns the invitation and its token (the link's only copy).
 
     The email goes out once committed. An open invitation to the same address
@@ -153,8 +166,14 @@ def invitation_create(*, workspace: Workspace, email: str, role: Role, actor: Me
         expires_at=now + INVITATION_LIFETIME,
     )
     invitation.email_error = ""
-    audit_record(workspace=workspace, actor=actor.user, action="invitation.create", target=invitation,
-                 label=email, after={"email": email, "role": str(role), "replaced": len(replaced)})
+    audit_record(
+        workspace=workspace,
+        actor=actor.user,
+        action="invitation.create",
+        target=invitation,
+        label=email,
+        after={"email": email, "role": str(role), "replaced": len(replaced)},
+    )
     transaction.on_commit(lambda: _send_invitation_email(invitation, token))
     return invitation, token
 
@@ -164,24 +183,40 @@ def invitation_revoke(*, invitation: Invitation, actor: Membership) -> None:
     """Withdraw a pending invitation: its link stops working."""
     if not actor.allows(Role.ADMIN):
         raise MembershipRefused("Only admins and owners manage invitations.")
-    if Invitation.objects.filter(id=invitation.id, accepted_at__isnull=True, revoked_at__isnull=True).update(
-        revoked_at=timezone.now()
-    ) != 1:
+    if (
+        Invitation.objects.filter(
+            id=invitation.id, accepted_at__isnull=True, revoked_at__isnull=True
+        ).update(revoked_at=timezone.now())
+        != 1
+    ):
         raise MembershipRefused("This invitation was already accepted or withdrawn.")
-    audit_record(workspace=invitation.workspace_id, actor=actor.user, action="invitation.revoke",
-                 target=invitation, label=invitation.email, before={"email": invitation.email, "role": invitation.role})
+    audit_record(
+        workspace=invitation.workspace_id,
+        actor=actor.user,
+        action="invitation.revoke",
+        target=invitation,
+        label=invitation.email,
+        before={"email": invitation.email, "role": invitation.role},
+    )
 
 
 def invitation_check(invitation: Invitation | None, user: User | None = None) -> Invitation:
     """The invitation if it can still be accepted (by `user`, when given), else InvitationUnusable."""
     if invitation is None:
-        raise InvitationUnusable("unknown", "This invitation link is not valid. Check that it was copied whole.")
-    inviter = invitation.invited_by.display_name if invitation.invited_by else "the person who invited you"
+        raise InvitationUnusable(
+            "unknown", "This invitation link is not valid. Check that it was copied whole."
+        )
+    inviter = (
+        invitation.invited_by.display_name
+        if invitation.invited_by
+        else "the person who invited you"
+    )
     if invitation.accepted_at is not None:
         raise InvitationUnusable("used", "This invitation has already been used.")
     if invitation.revoked_at is not None:
         raise InvitationUnusable(
-            "revoked", f"This invitation was withdrawn or replaced by a newer one. Ask {inviter} for a new link."
+            "revoked",
+            f"This invitation was withdrawn or replaced by a newer one. Ask {inviter} for a new link.",
         )
     if not inviter_may_still_grant(invitation):
         # Checked again here, not only revoked by the services: a role changed in
@@ -217,12 +252,17 @@ def inviter_may_still_grant(invitation: Invitation) -> bool:
     if invitation.invited_by_id is None:  # their account was deleted
         return False
     membership = (
-        Membership.objects.filter(user_id=invitation.invited_by_id, workspace_id=invitation.workspace_id,
-                                  user__is_active=True)
+        Membership.objects.filter(
+            user_id=invitation.invited_by_id,
+            workspace_id=invitation.workspace_id,
+            user__is_active=True,
+        )
         .only("role")
         .first()
     )
-    return _may_create(membership.role_enum if membership else None, invitation_role=invitation.role)
+    return _may_create(
+        membership.role_enum if membership else None, invitation_role=invitation.role
+    )
 
 
 def _creator_grants_revoke(
@@ -236,30 +276,52 @@ def _creator_grants_revoke(
     """
     now = timezone.now()
     if not _may_create(role):
-        tokens = list(ApiToken.objects.select_for_update().filter(
-            workspace_id=workspace_id, created_by=user, revoked_at__isnull=True))
+        tokens = list(
+            ApiToken.objects.select_for_update().filter(
+                workspace_id=workspace_id, created_by=user, revoked_at__isnull=True
+            )
+        )
         ApiToken.objects.filter(id__in=[t.id for t in tokens]).update(revoked_at=now)
         for token in tokens:
-            audit_record(workspace=workspace_id, actor=actor, action="token.revoke", target=token,
-                         before={"name": token.name, "prefix": token.prefix}, after={"reason": reason})
+            audit_record(
+                workspace=workspace_id,
+                actor=actor,
+                action="token.revoke",
+                target=token,
+                before={"name": token.name, "prefix": token.prefix},
+                after={"reason": reason},
+            )
     invitations = [
         invitation
         for invitation in Invitation.objects.select_for_update().filter(
-            workspace_id=workspace_id, invited_by=user, accepted_at__isnull=True, revoked_at__isnull=True
+            workspace_id=workspace_id,
+            invited_by=user,
+            accepted_at__isnull=True,
+            revoked_at__isnull=True,
         )
         if not _may_create(role, invitation_role=invitation.role)
     ]
     Invitation.objects.filter(id__in=[i.id for i in invitations]).update(revoked_at=now)
     for invitation in invitations:
-        audit_record(workspace=workspace_id, actor=actor, action="invitation.revoke", target=invitation,
-                     label=invitation.email, before={"email": invitation.email, "role": invitation.role},
-                     after={"reason": reason})
+        audit_record(
+            workspace=workspace_id,
+            actor=actor,
+            action="invitation.revoke",
+            target=invitation,
+            label=invitation.email,
+            before={"email": invitation.email, "role": invitation.role},
+            after={"reason": reason},
+        )
 
 
 @transaction.atomic
 def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
     """Join the workspace with the invited role. The link works once, for the invited address only."""
-    locked = Invitation.objects.select_for_update(of=("self",)).select_related("workspace", "invited_by").get(id=invitation.id)
+    locked = (
+        Invitation.objects.select_for_update(of=("self",))
+        .select_related("workspace", "invited_by")
+        .get(id=invitation.id)
+    )
     invitation_check(locked, user)
     membership, created = Membership.objects.get_or_create(
         user=user, workspace=locked.workspace, defaults={"role": locked.role}
@@ -267,18 +329,27 @@ def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
     locked.accepted_at = timezone.now()
     locked.accepted_by = user
     locked.save(update_fields=["accepted_at", "accepted_by"])
-    audit_record(workspace=locked.workspace, actor=user, action="invitation.accept", target=locked,
-                 label=locked.email, after={"email": locked.email, "role": membership.role, "joined": created})
+    audit_record(
+        workspace=locked.workspace,
+        actor=user,
+        action="invitation.accept",
+        target=locked,
+        label=locked.email,
+        after={"email": locked.email, "role": membership.role, "joined": created},
+    )
     return membership
 
 
 @transaction.atomic
-def invitation_signup(*, invitation: Invitation, password: str, name: str = "") -> tuple[User, Membership]:
+def invitation_signup(
+    *, invitation: Invitation, password: str, name: str = ""
+) -> tuple[User, Membership]:
     """A new account for the invited address, joining the workspace at once (no personal workspace)."""
     invitation_check(invitation)
     # The link came by mail to this address: that confirms it.
-    user = User.objects.create_user(email=invitation.email, password=password, name=name,
-                                    email_verified_at=timezone.now())
+    user = User.objects.create_user(
+        email=invitation.email, password=password, name=name, email_verified_at=timezone.now()
+    )
     return user, invitation_accept(invitation=invitation, user=user)
 
 
@@ -318,11 +389,23 @@ def membership_change_role(*, membership: Membership, role: Role, actor: Members
         _keeps_an_owner(membership, "be demoted")
     membership.role = role
     membership.save(update_fields=["role"])
-    audit_record(workspace=membership.workspace_id, actor=actor.user, action="member.role_change",
-                 target=membership, label=membership.user.email, before={"role": before}, after={"role": str(role)})
+    audit_record(
+        workspace=membership.workspace_id,
+        actor=actor.user,
+        action="member.role_change",
+        target=membership,
+        label=membership.user.email,
+        before={"role": before},
+        after={"role": str(role)},
+    )
     article = "an" if role == Role.ADMIN else "a"
-    _creator_grants_revoke(user=membership.user, workspace_id=membership.workspace_id, role=role, actor=actor.user,
-                           reason=f"{membership.user.email} became {article} {role.label.lower()}")
+    _creator_grants_revoke(
+        user=membership.user,
+        workspace_id=membership.workspace_id,
+        role=role,
+        actor=actor.user,
+        reason=f"{membership.user.email} became {article} {role.label.lower()}",
+    )
     return membership
 
 
@@ -334,10 +417,21 @@ def membership_remove(*, membership: Membership, actor: Membership) -> None:
         return
     _may_manage(actor, membership)
     _keeps_an_owner(membership, "be removed")
-    audit_record(workspace=membership.workspace_id, actor=actor.user, action="member.remove",
-                 target=membership, label=membership.user.email, before={"role": membership.role})
-    _creator_grants_revoke(user=membership.user, workspace_id=membership.workspace_id, role=None, actor=actor.user,
-                           reason=f"{membership.user.email} was removed from the workspace")
+    audit_record(
+        workspace=membership.workspace_id,
+        actor=actor.user,
+        action="member.remove",
+        target=membership,
+        label=membership.user.email,
+        before={"role": membership.role},
+    )
+    _creator_grants_revoke(
+        user=membership.user,
+        workspace_id=membership.workspace_id,
+        role=None,
+        actor=actor.user,
+        reason=f"{membership.user.email} was removed from the workspace",
+    )
     membership.delete()
 
 
@@ -345,10 +439,21 @@ def membership_remove(*, membership: Membership, actor: Membership) -> None:
 def workspace_leave(*, membership: Membership) -> None:
     """Leave a workspace. The last owner cannot: someone must be able to manage it."""
     _keeps_an_owner(membership, "leave")
-    audit_record(workspace=membership.workspace_id, actor=membership.user, action="member.leave",
-                 target=membership, label=membership.user.email, before={"role": membership.role})
-    _creator_grants_revoke(user=membership.user, workspace_id=membership.workspace_id, role=None,
-                           actor=membership.user, reason=f"{membership.user.email} left the workspace")
+    audit_record(
+        workspace=membership.workspace_id,
+        actor=membership.user,
+        action="member.leave",
+        target=membership,
+        label=membership.user.email,
+        before={"role": membership.role},
+    )
+    _creator_grants_revoke(
+        user=membership.user,
+        workspace_id=membership.workspace_id,
+        role=None,
+        actor=membership.user,
+        reason=f"{membership.user.email} left the workspace",
+    )
     membership.delete()
 
 
@@ -358,15 +463,25 @@ def user_delete(*, user: User, actor: User | None) -> None:
     each with an audit entry; its workflows and runs stay, and audit entries keep its email."""
     email = user.email
     workspace_ids = set(
-        ApiToken.objects.filter(created_by=user, revoked_at__isnull=True).values_list("workspace_id", flat=True)
+        ApiToken.objects.filter(created_by=user, revoked_at__isnull=True).values_list(
+            "workspace_id", flat=True
+        )
     ) | set(
-        Invitation.objects.filter(invited_by=user, accepted_at__isnull=True, revoked_at__isnull=True)
-        .values_list("workspace_id", flat=True)
+        Invitation.objects.filter(
+            invited_by=user, accepted_at__isnull=True, revoked_at__isnull=True
+        ).values_list("workspace_id", flat=True)
     )
     for workspace_id in sorted(workspace_ids):
-        _creator_grants_revoke(user=user, workspace_id=workspace_id, role=None, actor=actor,
-                               reason=f"The account of {email} was deleted")
-    log.warning("Account %s (%s) deleted by %s", user.id, email, actor.email if actor else "the system")
+        _creator_grants_revoke(
+            user=user,
+            workspace_id=workspace_id,
+            role=None,
+            actor=actor,
+            reason=f"The account of {email} was deleted",
+        )
+    log.warning(
+        "Account %s (%s) deleted by %s", user.id, email, actor.email if actor else "the system"
+    )
     user.delete()
 
 
@@ -381,8 +496,14 @@ def workspace_rename(*, workspace: Workspace, name: str, actor: Membership) -> W
         return workspace
     workspace.name = name
     workspace.save(update_fields=["name"])
-    audit_record(workspace=workspace, actor=actor.user, action="workspace.rename", target=workspace,
-                 before={"name": before}, after={"name": name})
+    audit_record(
+        workspace=workspace,
+        actor=actor.user,
+        action="workspace.rename",
+        target=workspace,
+        before={"name": before},
+        after={"name": name},
+    )
     return workspace
 
 
@@ -414,6 +535,12 @@ def budget_set(*, workspace: Workspace, budget_nanousd: int | None, actor: Membe
         return workspace
     workspace.budget_nanousd = budget_nanousd
     workspace.save(update_fields=["budget_nanousd"])
-    audit_record(workspace=workspace, actor=actor.user, action="budget.change", target=workspace,
-                 before={"monthly_budget": _budget_text(before)}, after={"monthly_budget": _budget_text(budget_nanousd)})
+    audit_record(
+        workspace=workspace,
+        actor=actor.user,
+        action="budget.change",
+        target=workspace,
+        before={"monthly_budget": _budget_text(before)},
+        after={"monthly_budget": _budget_text(budget_nanousd)},
+    )
     return workspace

@@ -10,7 +10,11 @@ urlpatterns = [
     # Django's own views, with the login refusing unconfirmed addresses and the reset rate-limited.
     path("accounts/login/", views.LoginView.as_view(), name="login"),
     path("accounts/password_reset/", views.PasswordResetView.as_view(), name="password_reset"),
-    path("accounts/reset/<uidb64>/<token>/", views.PasswordResetConfirmView.as_view(), name="password_reset_confirm"),
+    path(
+        "accounts/reset/<uidb64>/<token>/",
+        views.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
     path("accounts/", include("django.contrib.auth.urls")),
     path("workspaces/new/", views.workspace_create, name="workspace_create"),
     path("invitations/<str:token>/", views.invitation_accept, name="invitation_accept"),
@@ -19,9 +23,15 @@ urlpatterns = [
     path("w/<slug:slug>/settings/budget/", views.workspace_budget, name="workspace_budget"),
     path("w/<slug:slug>/settings/delete/", views.workspace_delete, name="workspace_delete"),
     path("w/<slug:slug>/invitations/", views.invitation_create, name="invitation_create"),
-    path("w/<slug:slug>/invitations/<int:invitation_id>/revoke/", views.invitation_revoke, name="invitation_revoke"),
+    path(
+        "w/<slug:slug>/invitations/<int:invitation_id>/revoke/",
+        views.invitation_revoke,
+        name="invitation_revoke",
+    ),
     path("w/<slug:slug>/members/<int:member_id>/role/", views.member_role, name="member_role"),
-    path("w/<slug:slug>/members/<int:member_id>/remove/", views.member_remove, name="member_remove"),
+    path(
+        "w/<slug:slug>/members/<int:member_id>/remove/", views.member_remove, name="member_remove"
+    ),
     path("w/<slug:slug>/leave/", views.workspace_leave, name="workspace_leave"),
     path("w/<slug:slug>/audit/", views.audit_log, name="audit_log"),
     path("w/<slug:slug>/usage/", views.workspace_usage, name="workspace_usage"),

@@ -78,7 +78,7 @@ class MonthBudget:
 
     @property
     def level(self) -> str:
-        """"none" (no budget), "ok", "warning" (from 80%) or "exhausted" (100%)."""
+        """ "none" (no budget), "ok", "warning" (from 80%) or "exhausted" (100%)."""
         if self.budget_nanousd is None:
             return "none"
         if self.percent >= 100:
@@ -117,7 +117,9 @@ _TOTALS = {
 }
 
 
-def daily_usage(workspace: Workspace, *, days: int = 30, today: date | None = None) -> list[DayUsage]:
+def daily_usage(
+    workspace: Workspace, *, days: int = 30, today: date | None = None
+) -> list[DayUsage]:
     """One entry per UTC day, oldest first, ending today; days without calls are zero."""
     first, last = _window(days, today)
     rows = (
@@ -128,17 +130,23 @@ def daily_usage(workspace: Workspace, *, days: int = 30, today: date | None = No
         .order_by("day")
     )
     by_day = {
-        row["day"]: DayUsage(row["day"], row["cost"], row["tokens_in_sum"], row["tokens_out_sum"], row["run_count"])
+        row["day"]: DayUsage(
+            row["day"], row["cost"], row["tokens_in_sum"], row["tokens_out_sum"], row["run_count"]
+        )
         for row in rows
     }
-    return [by_day.get(day, DayUsage(day)) for day in (first + timedelta(days=n) for n in range(days))]
+    return [
+        by_day.get(day, DayUsage(day)) for day in (first + timedelta(days=n) for n in range(days))
+    ]
 
 
 def _share(part: int, total: int) -> int:
     return round(part * 100 / total) if total else 0
 
 
-def usage_by_workflow(workspace: Workspace, *, days: int = 30, today: date | None = None) -> list[UsageRow]:
+def usage_by_workflow(
+    workspace: Workspace, *, days: int = 30, today: date | None = None
+) -> list[UsageRow]:
     first, last = _window(days, today)
     rows = list(
         _steps(workspace, first, last)
@@ -183,16 +191,28 @@ def _starter(row: dict) -> tuple[tuple[object, ...], str, str]:
             return ("cli",), "Command line", "run_workflow"
         return ("deleted",), "Deleted account", "a person no longer here"
     email = row["run__created_by__email"]
-    return ("user", row["run__created_by_id"]), row["run__created_by__name"] or email.split("@")[0], email
+    return (
+        ("user", row["run__created_by_id"]),
+        row["run__created_by__name"] or email.split("@")[0],
+        email,
+    )
 
 
-def usage_by_member(workspace: Workspace, *, days: int = 30, today: date | None = None) -> list[UsageRow]:
+def usage_by_member(
+    workspace: Workspace, *, days: int = 30, today: date | None = None
+) -> list[UsageRow]:
     """Spend by who started the runs: people, and apart from them API tokens, webhooks and schedules."""
     first, last = _window(days, today)
     rows = list(
         _steps(workspace, first, last)
-        .values("run__trigger", "run__created_by_id", "run__created_by__email", "run__created_by__name",
-                "run__api_token_id", "run__api_token__name")
+        .values(
+            "run__trigger",
+            "run__created_by_id",
+            "run__created_by__email",
+            "run__created_by__name",
+            "run__api_token_id",
+            "run__api_token__name",
+        )
         .annotate(**_TOTALS)
     )
     total = sum(row["cost"] for row in rows)
@@ -200,8 +220,17 @@ def usage_by_member(workspace: Workspace, *, days: int = 30, today: date | None 
     groups: dict[tuple[object, ...], dict] = {}
     for row in rows:
         key, label, detail = _starter(row)
-        group = groups.setdefault(key, {"label": label, "detail": detail, "runs": 0, "cost": 0, "tokens": 0,
-                                        "id": row["run__created_by_id"] if key[0] == "user" else None})
+        group = groups.setdefault(
+            key,
+            {
+                "label": label,
+                "detail": detail,
+                "runs": 0,
+                "cost": 0,
+                "tokens": 0,
+                "id": row["run__created_by_id"] if key[0] == "user" else None,
+            },
+        )
         group["runs"] += row["run_count"]
         group["cost"] += row["cost"]
         group["tokens"] += row["tokens_in_sum"] + row["tokens_out_sum"]
@@ -223,9 +252,15 @@ def usage_by_member(workspace: Workspace, *, days: int = 30, today: date | None 
 def month_budget(workspace: Workspace) -> MonthBudget:
     """This month's ledger against the budget: what the hard budget itself sees."""
     month = month_of()
-    ledger = BudgetMonth.objects.filter(workspace=workspace, month=month).values_list(
-        "spent_nanousd", "reserved_nanousd"
-    ).first()
+    ledger = (
+        BudgetMonth.objects.filter(workspace=workspace, month=month)
+        .values_list("spent_nanousd", "reserved_nanousd")
+        .first()
+    )
     spent, reserved = ledger or (0, 0)
-    return MonthBudget(month=month, spent_nanousd=spent, reserved_nanousd=reserved,
-                       budget_nanousd=workspace.budget_nanousd)
+    return MonthBudget(
+        month=month,
+        spent_nanousd=spent,
+        reserved_nanousd=reserved,
+        budget_nanousd=workspace.budget_nanousd,
+    )

@@ -68,7 +68,9 @@ def email_mark_verified(*, user: User) -> None:
     """Record that the person proved they read mail at their address (a link we mailed them)."""
     if user.email_verified_at is None:
         user.email_verified_at = timezone.now()
-        User.objects.filter(id=user.id, email_verified_at__isnull=True).update(email_verified_at=user.email_verified_at)
+        User.objects.filter(id=user.id, email_verified_at__isnull=True).update(
+            email_verified_at=user.email_verified_at
+        )
 
 
 def _send(subject: str, template: str, to: str, context: dict[str, object]) -> None:
@@ -83,7 +85,12 @@ def verification_send(user: User) -> None:
     link = verification_link(user)
     context = {"link": link, "hours": settings.EMAIL_VERIFICATION_HOURS}
     transaction.on_commit(
-        lambda: _send("Confirm your email address for Stepwise", "emails/verify_email.txt", user.email, context)
+        lambda: _send(
+            "Confirm your email address for Stepwise",
+            "emails/verify_email.txt",
+            user.email,
+            context,
+        )
     )
 
 
@@ -94,7 +101,10 @@ def _signup_attempt_warn(user: User) -> None:
     }
     transaction.on_commit(
         lambda: _send(
-            "Someone tried to sign up to Stepwise with your address", "emails/signup_attempt.txt", user.email, context
+            "Someone tried to sign up to Stepwise with your address",
+            "emails/signup_attempt.txt",
+            user.email,
+            context,
         )
     )
 
@@ -122,7 +132,9 @@ def signup_request(*, email: str, password: str, name: str = "") -> User | None:
         else:
             verification_send(user)
             return user
-    make_password(password)  # as long as creating the account takes: the answer's timing tells nothing
+    make_password(
+        password
+    )  # as long as creating the account takes: the answer's timing tells nothing
     _signup_attempt_warn(existing)
     return None
 
@@ -130,7 +142,8 @@ def signup_request(*, email: str, password: str, name: str = "") -> User | None:
 @transaction.atomic
 def verification_resend(*, email: str) -> None:
     """A new confirmation link for an unconfirmed account; nothing (and the same answer) otherwise."""
-    user = User.objects.filter(email__iexact=email.strip(), email_verified_at__isnull=True, is_active=True).first()
+    user = User.objects.filter(
+        email__iexact=email.strip(), email_verified_at__isnull=True, is_active=True
+    ).first()
     if user is not None:
         verification_send(user)
-

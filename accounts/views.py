@@ -48,7 +48,10 @@ def home(request: HttpRequest) -> HttpResponse:
     """The landing page; signed-in people go straight to a workspace."""
     if request.user.is_authenticated:
         membership = (
-            Membership.objects.filter(user=request.user).select_related("workspace").order_by("created_at").first()
+            Membership.objects.filter(user=request.user)
+            .select_related("workspace")
+            .order_by("created_at")
+            .first()
         )
         if membership:
             return redirect("workspace_home", slug=membership.workspace.slug)
@@ -69,10 +72,14 @@ def signup(request: HttpRequest) -> HttpResponse:
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         email = form.cleaned_data["email"]
-        limited = mail_request_allow(kind=MailRequest.Kind.SIGNUP, ip=client_ip(request), recipient=email)
+        limited = mail_request_allow(
+            kind=MailRequest.Kind.SIGNUP, ip=client_ip(request), recipient=email
+        )
         if limited:
             form.add_error(None, limited.message)
-            return _limited(render(request, "accounts/signup.html", {"form": form}, status=429), limited)
+            return _limited(
+                render(request, "accounts/signup.html", {"form": form}, status=429), limited
+            )
         user = verification.signup_request(
             email=email, password=form.cleaned_data["password"], name=form.cleaned_data["name"]
         )
@@ -96,7 +103,9 @@ def email_verify_resend(request: HttpRequest) -> HttpResponse:
     except ValidationError:
         context = {"email": email, "resend_error": "Enter a valid email address."}
         return render(request, SIGNUP_SENT_PAGE, context, status=422)
-    limited = mail_request_allow(kind=MailRequest.Kind.SIGNUP, ip=client_ip(request), recipient=email)
+    limited = mail_request_allow(
+        kind=MailRequest.Kind.SIGNUP, ip=client_ip(request), recipient=email
+    )
     if limited:
         context = {"email": email, "resend_error": limited.message}
         return _limited(render(request, SIGNUP_SENT_PAGE, context, status=429), limited)
@@ -116,7 +125,9 @@ def email_verify(request: HttpRequest, token: str) -> HttpResponse:
         verification.email_verify(token=token)
         if request.session.get("signup_user_id") == user.id and user.is_active:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-            messages.success(request, "Your address is confirmed. Welcome to Stepwise! This is your workspace.")
+            messages.success(
+                request, "Your address is confirmed. Welcome to Stepwise! This is your workspace."
+            )
             return redirect("home")
         messages.success(request, f"{user.email} is confirmed: log in to start.")
         return redirect("login")
@@ -132,11 +143,15 @@ class PasswordResetView(auth_views.PasswordResetView):
 
     def form_valid(self, form: PasswordResetForm) -> HttpResponse:
         limited = mail_request_allow(
-            kind=MailRequest.Kind.PASSWORD_RESET, ip=client_ip(self.request), recipient=form.cleaned_data["email"]
+            kind=MailRequest.Kind.PASSWORD_RESET,
+            ip=client_ip(self.request),
+            recipient=form.cleaned_data["email"],
         )
         if limited:
             form.add_error(None, limited.message)
-            return _limited(self.render_to_response(self.get_context_data(form=form), status=429), limited)
+            return _limited(
+                self.render_to_response(self.get_context_data(form=form), status=429), limited
+            )
         return super().form_valid(form)
 
 
@@ -157,8 +172,6 @@ def workspace_create(request: HttpRequest) -> HttpResponse:
         messages.success(request, f"Workspace “{workspace.name}” created.")
         return redirect("workspace_home", slug=workspace.slug)
     return render(request, "accounts/workspace_create.html", {"form": form})
-
-
 
 
 # --- Workspace settings: members, invitations, budget, the workspace itself -------------------------
@@ -198,12 +211,16 @@ def _member_rows(actor: Membership) -> list[MemberRow]:
 
 def _settings_context(actor: Membership, **extra: object) -> dict[str, object]:
     workspace = actor.workspace
-    budget_usd = None if workspace.budget_nanousd is None else BudgetForm.usd(workspace.budget_nanousd)
+    budget_usd = (
+        None if workspace.budget_nanousd is None else BudgetForm.usd(workspace.budget_nanousd)
+    )
     context: dict[str, object] = {
         "membership": actor,
         "workspace": workspace,
         "member_rows": _member_rows(actor),
-        "invitations": workspace.invitations.filter(accepted_at__isnull=True, revoked_at__isnull=True)
+        "invitations": workspace.invitations.filter(
+            accepted_at__isnull=True, revoked_at__isnull=True
+        )
         .select_related("invited_by")
         .order_by("-created_at"),
         "role_choices": role_choices(actor),
@@ -225,7 +242,9 @@ def _settings_again(request: HttpRequest, actor: Membership, **forms: object) ->
     return render(request, SETTINGS_PAGE, _settings_context(actor, **forms), status=422)
 
 
-def _back_to_settings(request: HttpRequest, slug: str, *, ok: str = "", error: str = "") -> HttpResponse:
+def _back_to_settings(
+    request: HttpRequest, slug: str, *, ok: str = "", error: str = ""
+) -> HttpResponse:
     if ok:
         messages.success(request, ok)
     if error:
@@ -238,13 +257,19 @@ def _back_to_settings(request: HttpRequest, slug: str, *, ok: str = "", error: s
 def workspace_settings(request: HttpRequest, slug: str) -> HttpResponse:
     membership = workspace_for(request, slug, role=Role.ADMIN)
     extra: dict[str, object] = {}
-    held = shown_once_take(request, page=request.path)  # an invitation just made (invitation_create)
+    held = shown_once_take(
+        request, page=request.path
+    )  # an invitation just made (invitation_create)
     if held is not None:
         invitation = membership.workspace.invitations.filter(
-            id=held.object_id, accepted_at__isnull=True, revoked_at__isnull=True).first()
+            id=held.object_id, accepted_at__isnull=True, revoked_at__isnull=True
+        ).first()
         if invitation is not None:
             invitation.email_error = held.detail
-            extra = {"new_invitation": invitation, "new_invitation_link": services.invitation_link(held.secret, request)}
+            extra = {
+                "new_invitation": invitation,
+                "new_invitation_link": services.invitation_link(held.secret, request),
+            }
     response = render(request, SETTINGS_PAGE, _settings_context(membership, **extra))
     add_never_cache_headers(response)  # a new invitation's link shows here once
     return response
@@ -258,7 +283,9 @@ def workspace_rename(request: HttpRequest, slug: str) -> HttpResponse:
     if not form.is_valid():
         return _settings_again(request, actor, rename_form=form)
     old = actor.workspace.name
-    services.workspace_rename(workspace=actor.workspace, name=form.cleaned_data["name"], actor=actor)
+    services.workspace_rename(
+        workspace=actor.workspace, name=form.cleaned_data["name"], actor=actor
+    )
     if old == actor.workspace.name:
         return _back_to_settings(request, slug)
     return _back_to_settings(request, slug, ok=f"Renamed “{old}” to “{actor.workspace.name}”.")
@@ -274,8 +301,12 @@ def workspace_budget(request: HttpRequest, slug: str) -> HttpResponse:
     budget = form.budget_nanousd()
     services.budget_set(workspace=actor.workspace, budget_nanousd=budget, actor=actor)
     if budget is None:
-        return _back_to_settings(request, slug, ok="The monthly budget is removed: LLM calls are not limited.")
-    return _back_to_settings(request, slug, ok=f"The monthly budget is now ${BudgetForm.usd(budget):,}.")
+        return _back_to_settings(
+            request, slug, ok="The monthly budget is removed: LLM calls are not limited."
+        )
+    return _back_to_settings(
+        request, slug, ok=f"The monthly budget is now ${BudgetForm.usd(budget):,}."
+    )
 
 
 @require_POST
@@ -286,7 +317,9 @@ def workspace_delete(request: HttpRequest, slug: str) -> HttpResponse:
     if not form.is_valid():
         return _settings_again(request, actor, delete_form=form)
     name = actor.workspace.name
-    services.workspace_delete(workspace=actor.workspace, confirm_name=form.cleaned_data["confirm_name"], actor=actor)
+    services.workspace_delete(
+        workspace=actor.workspace, confirm_name=form.cleaned_data["confirm_name"], actor=actor
+    )
     messages.success(request, f"The workspace “{name}” and everything in it were deleted.")
     return redirect("home")
 
@@ -301,14 +334,21 @@ def invitation_create(request: HttpRequest, slug: str) -> HttpResponse:
             context = _settings_context(actor, invite_form=form)
             return render(request, f"{SETTINGS_PAGE}#invitations", context, status=422)
         return _settings_again(request, actor, invite_form=form)
-    limited = mail_request_allow(kind=MailRequest.Kind.INVITATION, ip=client_ip(request), user=actor.user)
+    limited = mail_request_allow(
+        kind=MailRequest.Kind.INVITATION, ip=client_ip(request), user=actor.user
+    )
     if limited:
         form.add_error(None, limited.message)
         if request.htmx:  # 422: htmx swaps the card with the error in it
             context = _settings_context(actor, invite_form=form)
             response = render(request, f"{SETTINGS_PAGE}#invitations", context, status=422)
-            return trigger_client_event(response, "toast", {"level": "error", "message": limited.message})
-        return _limited(render(request, SETTINGS_PAGE, _settings_context(actor, invite_form=form), status=429), limited)
+            return trigger_client_event(
+                response, "toast", {"level": "error", "message": limited.message}
+            )
+        return _limited(
+            render(request, SETTINGS_PAGE, _settings_context(actor, invite_form=form), status=429),
+            limited,
+        )
     try:
         invitation, token = services.invitation_create(
             workspace=actor.workspace,
@@ -321,7 +361,9 @@ def invitation_create(request: HttpRequest, slug: str) -> HttpResponse:
         return _settings_again(request, actor, invite_form=form)
     # The link is shown here once, for sharing another way; only its hash is stored.
     context = _settings_context(
-        actor, new_invitation=invitation, new_invitation_link=services.invitation_link(token, request)
+        actor,
+        new_invitation=invitation,
+        new_invitation_link=services.invitation_link(token, request),
     )
     if request.htmx:
         response = render(request, f"{SETTINGS_PAGE}#invitations", context)
@@ -337,8 +379,13 @@ def invitation_create(request: HttpRequest, slug: str) -> HttpResponse:
         return trigger_client_event(response, "toast", toast)
     # Without htmx: redirect, so that a reload does not invite again (workflows/shown_once.py).
     page = reverse("workspace_settings", args=[slug])
-    shown_once_keep(request, page=page, object_id=invitation.id, secret=token,
-                    detail=str(invitation.email_error or ""))
+    shown_once_keep(
+        request,
+        page=page,
+        object_id=invitation.id,
+        secret=token,
+        detail=str(invitation.email_error or ""),
+    )
     response = redirect(page)
     response.status_code = 303
     return response
@@ -353,7 +400,9 @@ def invitation_revoke(request: HttpRequest, slug: str, invitation_id: int) -> Ht
         services.invitation_revoke(invitation=invitation, actor=actor)
     except MembershipRefused as e:
         return _back_to_settings(request, slug, error=str(e))
-    return _back_to_settings(request, slug, ok=f"The invitation to {invitation.email} was withdrawn.")
+    return _back_to_settings(
+        request, slug, ok=f"The invitation to {invitation.email} was withdrawn."
+    )
 
 
 def _with_article(noun: str) -> str:
@@ -362,7 +411,9 @@ def _with_article(noun: str) -> str:
 
 def _member_of(actor: Membership, member_id: int) -> Membership:
     return get_object_or_404(
-        Membership.objects.select_related("user", "workspace"), id=member_id, workspace=actor.workspace
+        Membership.objects.select_related("user", "workspace"),
+        id=member_id,
+        workspace=actor.workspace,
     )
 
 
@@ -377,7 +428,9 @@ def member_role(request: HttpRequest, slug: str, member_id: int) -> HttpResponse
         error = "Choose one of the roles offered."
     else:
         try:
-            services.membership_change_role(membership=member, role=Role(form.cleaned_data["role"]), actor=actor)
+            services.membership_change_role(
+                membership=member, role=Role(form.cleaned_data["role"]), actor=actor
+            )
             ok = f"{member.user.display_name} is now {_with_article(member.get_role_display().lower())}."
         except MembershipRefused as e:
             error = str(e)
@@ -387,7 +440,9 @@ def member_role(request: HttpRequest, slug: str, member_id: int) -> HttpResponse
         return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
     if request.htmx:
         status = 422 if error else 200
-        response = render(request, f"{SETTINGS_PAGE}#members", _settings_context(actor), status=status)
+        response = render(
+            request, f"{SETTINGS_PAGE}#members", _settings_context(actor), status=status
+        )
         toast = {"level": "error" if error else "success", "message": error or ok}
         return trigger_client_event(response, "toast", toast)
     return _back_to_settings(request, slug, ok=ok, error=error)
@@ -404,7 +459,9 @@ def member_remove(request: HttpRequest, slug: str, member_id: int) -> HttpRespon
         services.membership_remove(membership=member, actor=actor)
     except MembershipRefused as e:
         return _back_to_settings(request, slug, error=str(e))
-    return _back_to_settings(request, slug, ok=f"{member.user.display_name} was removed from {actor.workspace.name}.")
+    return _back_to_settings(
+        request, slug, ok=f"{member.user.display_name} was removed from {actor.workspace.name}."
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -478,7 +535,9 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     if request.method == "POST" and not has_account and form.is_valid():
         try:
             new_user, _ = services.invitation_signup(
-                invitation=invitation, password=form.cleaned_data["password"], name=form.cleaned_data["name"]
+                invitation=invitation,
+                password=form.cleaned_data["password"],
+                name=form.cleaned_data["name"],
             )
         except IntegrityError:
             has_account = True
@@ -486,7 +545,9 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
             return render(request, INVITATION_PAGE, {**context, "problem": e}, status=410)
         else:
             login(request, new_user, backend="django.contrib.auth.backends.ModelBackend")
-            messages.success(request, f"Welcome to Stepwise! You joined {workspace.name} as {role}.")
+            messages.success(
+                request, f"Welcome to Stepwise! You joined {workspace.name} as {role}."
+            )
             return redirect("workspace_home", slug=workspace.slug)
     context.update(
         has_account=has_account,
@@ -507,14 +568,18 @@ def audit_log(request: HttpRequest, slug: str) -> HttpResponse:
     membership = workspace_for(request, slug, role=Role.ADMIN)
     workspace = membership.workspace
     entries = workspace.audit_entries.select_related("actor")
-    actions = list(workspace.audit_entries.order_by("action").values_list("action", flat=True).distinct())
+    actions = list(
+        workspace.audit_entries.order_by("action").values_list("action", flat=True).distinct()
+    )
     actors = list(
         workspace.audit_entries.exclude(actor_email="")
         .order_by("actor_email")
         .values_list("actor_email", flat=True)
         .distinct()
     )
-    form = AuditFilterForm(request.GET, actions=[(a, action_label(a)) for a in actions], actors=actors)
+    form = AuditFilterForm(
+        request.GET, actions=[(a, action_label(a)) for a in actions], actors=actors
+    )
     filtered = False
     if form.is_valid():
         data = form.cleaned_data
@@ -523,10 +588,14 @@ def audit_log(request: HttpRequest, slug: str) -> HttpResponse:
         if data["actor"]:
             entries = entries.filter(actor_email=data["actor"])
         if data["since"]:
-            entries = entries.filter(created_at__gte=datetime.combine(data["since"], time.min, tzinfo=UTC))
+            entries = entries.filter(
+                created_at__gte=datetime.combine(data["since"], time.min, tzinfo=UTC)
+            )
         if data["until"]:
             entries = entries.filter(
-                created_at__lt=datetime.combine(data["until"] + timedelta(days=1), time.min, tzinfo=UTC)
+                created_at__lt=datetime.combine(
+                    data["until"] + timedelta(days=1), time.min, tzinfo=UTC
+                )
             )
         filtered = any(data.values())
     page = Paginator(entries, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
@@ -541,7 +610,10 @@ def audit_log(request: HttpRequest, slug: str) -> HttpResponse:
             "form": form,
             "filtered": filtered,
             "page": page,
-            "rows": [(entry, action_label(entry.action), entry_diff(entry.before, entry.after)) for entry in page],
+            "rows": [
+                (entry, action_label(entry.action), entry_diff(entry.before, entry.after))
+                for entry in page
+            ],
             "query": query.urlencode(),
         },
     )

@@ -3,26 +3,45 @@ CPU and wall time per run for 279 runs executed in this process (no Celery).
 
     python -m bench._cpurun [steps]
 """
+
 import time, os, sys
 from bench.harness import Stack, chain, workspace_and_workflow
 from django.db import connection
+
 with Stack(workers=0, concurrency=1) as stack:
     from django.conf import settings
-    settings.OPENAI_BASE_URL=stack.env["OPENAI_BASE_URL"]; settings.OPENAI_API_KEY="x"
+
+    settings.OPENAI_BASE_URL = stack.env["OPENAI_BASE_URL"]
+    settings.OPENAI_API_KEY = "x"
     from workflows import services, engine, tokens
     from django.db import transaction
-    _, wf, v = workspace_and_workflow(chain(int(sys.argv[1]) if len(sys.argv)>1 else 1))
+
+    _, wf, v = workspace_and_workflow(chain(int(sys.argv[1]) if len(sys.argv) > 1 else 1))
     tokens.warm_up()
     transaction.on_commit = lambda f, using=None, robust=False: None
-    ids=[services.run_start(workflow=wf, version=v, trigger="api", inputs={"topic": str(i)}).id for i in range(300)]
-    for i in ids[:20]: engine.run_execute(i)
+    ids = [
+        services.run_start(workflow=wf, version=v, trigger="api", inputs={"topic": str(i)}).id
+        for i in range(300)
+    ]
+    for i in ids[:20]:
+        engine.run_execute(i)
     from django.test.utils import CaptureQueriesContext
+
     with CaptureQueriesContext(connection) as q:
         engine.run_execute(ids[20])
-    for x in q.captured_queries: print(x["sql"][:150])
-    t=time.process_time(); w=time.perf_counter()
-    for i in ids[21:]: engine.run_execute(i)
-    print("cpu ms per run in-process:", (time.process_time()-t)*1000/279, "wall", (time.perf_counter()-w)*1000/279)
+    for x in q.captured_queries:
+        print(x["sql"][:150])
+    t = time.process_time()
+    w = time.perf_counter()
+    for i in ids[21:]:
+        engine.run_execute(i)
+    print(
+        "cpu ms per run in-process:",
+        (time.process_time() - t) * 1000 / 279,
+        "wall",
+        (time.perf_counter() - w) * 1000 / 279,
+    )
     from workflows.models import Run
     from django.db.models import Count
+
     print(list(Run.objects.values_list("status").annotate(Count("id"))))

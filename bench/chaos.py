@@ -24,13 +24,36 @@ import time
 
 from bench.harness import Stack, summary, workspace_and_workflow, write_result
 
-REDIS_START = ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379",
-               "--save", "", "--appendonly", "no", "--dir", "/var/lib/redis", "--logfile", "/var/log/redis/ci.log"]
+REDIS_START = [
+    "redis-server",
+    "--daemonize",
+    "yes",
+    "--bind",
+    "127.0.0.1",
+    "-::1",
+    "--port",
+    "6379",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+    "--dir",
+    "/var/lib/redis",
+    "--logfile",
+    "/var/log/redis/ci.log",
+]
 
 
 def definition() -> dict:
-    steps = [{"key": f"s{i}", "type": "llm", "max_tokens": 16,
-              "prompt": f"Chaos step {i} of run {{{{ topic }}}} [[fake:latency=400]]"} for i in range(1, 6)]
+    steps = [
+        {
+            "key": f"s{i}",
+            "type": "llm",
+            "max_tokens": 16,
+            "prompt": f"Chaos step {i} of run {{{{ topic }}}} [[fake:latency=400]]",
+        }
+        for i in range(1, 6)
+    ]
     return {"name": "Chaos", "inputs": [{"name": "topic", "type": "text"}], "steps": steps}
 
 
@@ -38,8 +61,10 @@ def finished_steps():  # type: ignore[no-untyped-def]
     from workflows.models import StepRun
 
     return {
-        (run_id, key) for run_id, key in
-        StepRun.objects.filter(status=StepRun.Status.SUCCEEDED).values_list("run_id", "key")
+        (run_id, key)
+        for run_id, key in StepRun.objects.filter(status=StepRun.Status.SUCCEEDED).values_list(
+            "run_id", "key"
+        )
     }
 
 
@@ -53,19 +78,31 @@ def part_kills(stack: Stack, workflow, version, runs: int, kills: int) -> dict: 
     from workflows import services
     from workflows.models import Run, StepRun
 
-    ids = [services.run_start(workflow=workflow, version=version, trigger=Run.Trigger.API,
-                              inputs={"topic": f"k{i}"}).id for i in range(runs)]
+    ids = [
+        services.run_start(
+            workflow=workflow, version=version, trigger=Run.Trigger.API, inputs={"topic": f"k{i}"}
+        ).id
+        for i in range(runs)
+    ]
     topics = dict(Run.objects.filter(id__in=ids).values_list("id", "inputs__topic"))
     snapshots = []
     recoveries = []
     for _ in range(kills):
         time.sleep(random.uniform(1.0, 3.0))
-        in_flight = {r: n for r, n in StepRun.objects.filter(run_id__in=ids, status=StepRun.Status.SUCCEEDED)
-                     .values_list("run_id").annotate(n=Count("id"))}
-        running = list(Run.objects.filter(id__in=ids, status=Run.Status.RUNNING).values_list("id", flat=True))
+        in_flight = {
+            r: n
+            for r, n in StepRun.objects.filter(run_id__in=ids, status=StepRun.Status.SUCCEEDED)
+            .values_list("run_id")
+            .annotate(n=Count("id"))
+        }
+        running = list(
+            Run.objects.filter(id__in=ids, status=Run.Status.RUNNING).values_list("id", flat=True)
+        )
         done = finished_steps()
         calls = stack.fake_calls()["by_prompt"]
-        snapshots.append({(r, k): calls.get(prompt_of(topics[r], k), 0) for r, k in done if r in topics})
+        snapshots.append(
+            {(r, k): calls.get(prompt_of(topics[r], k), 0) for r, k in done if r in topics}
+        )
         victim = random.choice(stack.workers)
         killed_at = time.monotonic()
         victim.kill()  # its supervisor starts a new one
@@ -75,24 +112,34 @@ def part_kills(stack: Stack, workflow, version, runs: int, kills: int) -> dict: 
         assert time.monotonic() < deadline, "runs did not finish"
         time.sleep(0.5)
     final = stack.fake_calls()["by_prompt"]
-    recalled = [key for snap in snapshots for key, count in snap.items()
-                if final.get(prompt_of(topics[key[0]], key[1]), 0) != count]
+    recalled = [
+        key
+        for snap in snapshots
+        for key, count in snap.items()
+        if final.get(prompt_of(topics[key[0]], key[1]), 0) != count
+    ]
     # Recovery: for each kill, when did each run in flight then finish a further step (or end)?
     recovery_s = []
     for killed_at, running, before in recoveries:
         for run_id in running:
-            progressed = StepRun.objects.filter(run_id=run_id, status=StepRun.Status.SUCCEEDED).order_by("finished_at")
+            progressed = StepRun.objects.filter(
+                run_id=run_id, status=StepRun.Status.SUCCEEDED
+            ).order_by("finished_at")
             counts = list(progressed.values_list("finished_at", flat=True))
             n = before.get(run_id, 0)
             if len(counts) > n:
                 # seconds from the kill to the next finished step (wall clock)
                 wall_kill = time.time() - (time.monotonic() - killed_at)
                 recovery_s.append(max(0.0, counts[n].timestamp() - wall_kill))
-    statuses = dict(Run.objects.filter(id__in=ids).values_list("status").annotate(
-        n=Count("id")))
-    return {"runs": runs, "kills": kills, "statuses": statuses,
-            "finished_steps_called_again": len(recalled),
-            "recovery_seconds": summary(recovery_s), "recovered_within_60s": all(x <= 60 for x in recovery_s)}
+    statuses = dict(Run.objects.filter(id__in=ids).values_list("status").annotate(n=Count("id")))
+    return {
+        "runs": runs,
+        "kills": kills,
+        "statuses": statuses,
+        "finished_steps_called_again": len(recalled),
+        "recovery_seconds": summary(recovery_s),
+        "recovered_within_60s": all(x <= 60 for x in recovery_s),
+    }
 
 
 def part_redis(stack: Stack, workflow, version, runs: int) -> dict:  # type: ignore[no-untyped-def]
@@ -104,10 +151,18 @@ def part_redis(stack: Stack, workflow, version, runs: int) -> dict:  # type: ign
     ids = []
     restarted_at = None
     for i in range(runs):
-        ids.append(services.run_start(workflow=workflow, version=version, trigger=Run.Trigger.API,
-                                      inputs={"topic": f"r{i}"}).id)
+        ids.append(
+            services.run_start(
+                workflow=workflow,
+                version=version,
+                trigger=Run.Trigger.API,
+                inputs={"topic": f"r{i}"},
+            ).id
+        )
         if i == runs // 2:
-            subprocess.run(["redis-cli", "-h", "127.0.0.1", "shutdown", "nosave"], capture_output=True)
+            subprocess.run(
+                ["redis-cli", "-h", "127.0.0.1", "shutdown", "nosave"], capture_output=True
+            )
             time.sleep(2)
             subprocess.run(REDIS_START, check=True, capture_output=True)
             restarted_at = time.monotonic()
@@ -116,12 +171,17 @@ def part_redis(stack: Stack, workflow, version, runs: int) -> dict:  # type: ign
     while Run.objects.filter(id__in=ids).exclude(status__in=Run.FINISHED).exists():
         assert time.monotonic() < deadline, "runs were lost"
         time.sleep(0.5)
-    statuses = dict(Run.objects.filter(id__in=ids).values_list("status").annotate(
-        n=Count("id")))
-    return {"runs": runs, "statuses": statuses, "lost": runs - statuses.get("succeeded", 0),
-            "worker_exits_on_broker_loss": sum(
-                Path(f"/tmp/{w.name}.log").read_text().count("Unrecoverable error") for w in stack.workers),
-            "all_done_after_restart_s": round(time.monotonic() - (restarted_at or 0), 1)}
+    statuses = dict(Run.objects.filter(id__in=ids).values_list("status").annotate(n=Count("id")))
+    return {
+        "runs": runs,
+        "statuses": statuses,
+        "lost": runs - statuses.get("succeeded", 0),
+        "worker_exits_on_broker_loss": sum(
+            Path(f"/tmp/{w.name}.log").read_text().count("Unrecoverable error")
+            for w in stack.workers
+        ),
+        "all_done_after_restart_s": round(time.monotonic() - (restarted_at or 0), 1),
+    }
 
 
 def main() -> None:
@@ -129,8 +189,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--kills", type=int, default=20)
     args = parser.parse_args()
-    with Stack(workers=2, concurrency=32, extra_env={"RUN_LEASE_SECONDS": "15", "RUN_REAPER_INTERVAL_SECONDS": "5",
-                                                     "RUN_QUEUED_GRACE_SECONDS": "20"}) as stack:
+    with Stack(
+        workers=2,
+        concurrency=32,
+        extra_env={
+            "RUN_LEASE_SECONDS": "15",
+            "RUN_REAPER_INTERVAL_SECONDS": "5",
+            "RUN_QUEUED_GRACE_SECONDS": "20",
+        },
+    ) as stack:
         stack.start_beat()
         for worker in stack.workers:
             worker.supervise()
@@ -138,9 +205,18 @@ def main() -> None:
         kills = part_kills(stack, workflow, version, args.runs, args.kills)
         print(kills, flush=True)
         redis = part_redis(stack, workflow, version, args.runs)
-        write_result("chaos", {"kill_9": kills, "redis_restart": redis,
-                               "settings": {"RUN_LEASE_SECONDS": 15, "RUN_REAPER_INTERVAL_SECONDS": 5,
-                                            "RUN_QUEUED_GRACE_SECONDS": 20}})
+        write_result(
+            "chaos",
+            {
+                "kill_9": kills,
+                "redis_restart": redis,
+                "settings": {
+                    "RUN_LEASE_SECONDS": 15,
+                    "RUN_REAPER_INTERVAL_SECONDS": 5,
+                    "RUN_QUEUED_GRACE_SECONDS": 20,
+                },
+            },
+        )
 
 
 if __name__ == "__main__":

@@ -26,8 +26,13 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=int, default=5000)
     parser.add_argument("--pool", type=int, default=20)
     args = parser.parse_args()
-    with Stack(workers=1, concurrency=args.threads, latency_ms=args.latency_ms, pool_size=args.pool,
-               extra_env={"RUN_MAX_IN_FLIGHT_PER_WORKSPACE": str(args.runs)}) as stack:
+    with Stack(
+        workers=1,
+        concurrency=args.threads,
+        latency_ms=args.latency_ms,
+        pool_size=args.pool,
+        extra_env={"RUN_MAX_IN_FLIGHT_PER_WORKSPACE": str(args.runs)},
+    ) as stack:
         from workflows import services
         from workflows.models import Run
 
@@ -51,8 +56,15 @@ def main() -> None:
         # One transaction: the runs are inserted first and their messages all
         # sent at commit, so the workers see the whole batch at once.
         with transaction.atomic():
-            ids = [services.run_start(workflow=workflow, version=version, trigger=Run.Trigger.API,
-                                      inputs={"topic": str(i)}).id for i in range(args.runs)]
+            ids = [
+                services.run_start(
+                    workflow=workflow,
+                    version=version,
+                    trigger=Run.Trigger.API,
+                    inputs={"topic": str(i)},
+                ).id
+                for i in range(args.runs)
+            ]
             started = time.perf_counter()
         enqueued = time.perf_counter() - started
         while Run.objects.filter(id__in=ids).exclude(status__in=Run.FINISHED).exists():
@@ -63,14 +75,24 @@ def main() -> None:
         succeeded = Run.objects.filter(id__in=ids, status=Run.Status.SUCCEEDED).count()
         peak = calls["max_in_flight"]
         ideal = math.ceil(args.runs / args.threads) * args.latency_ms / 1000
-        write_result("concurrency", {
-            "runs": args.runs, "threads": args.threads, "db_pool": args.pool, "latency_ms": args.latency_ms,
-            "succeeded": succeeded, "enqueue_s": round(enqueued, 2), "elapsed_s": round(elapsed, 2),
-            "ideal_s": ideal, "efficiency": round(ideal / elapsed, 3),
-            "peak_in_flight_per_worker_process": peak,
-            "idle_rss_mib": round(idle_rss / 1024, 1), "peak_rss_mib": round(peak_rss / 1024, 1),
-            "kib_per_in_flight_call": round((peak_rss - idle_rss) / max(peak, 1), 1),
-        })
+        write_result(
+            "concurrency",
+            {
+                "runs": args.runs,
+                "threads": args.threads,
+                "db_pool": args.pool,
+                "latency_ms": args.latency_ms,
+                "succeeded": succeeded,
+                "enqueue_s": round(enqueued, 2),
+                "elapsed_s": round(elapsed, 2),
+                "ideal_s": ideal,
+                "efficiency": round(ideal / elapsed, 3),
+                "peak_in_flight_per_worker_process": peak,
+                "idle_rss_mib": round(idle_rss / 1024, 1),
+                "peak_rss_mib": round(peak_rss / 1024, 1),
+                "kib_per_in_flight_call": round((peak_rss - idle_rss) / max(peak, 1), 1),
+            },
+        )
 
 
 if __name__ == "__main__":

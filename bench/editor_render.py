@@ -23,9 +23,20 @@ def main() -> None:
     steps = []
     for i in range(1, args.steps + 1):
         previous = f"{{{{ s{i - 1} }}}}" if i > 1 else "{{ topic }}"
-        steps.append({"key": f"s{i}", "type": "llm", "title": f"Step {i}",
-                      "prompt": f"Improve this text, pass {i}:\n{previous}", "max_tokens": 400})
-    definition = {"name": "Fifty steps", "inputs": [{"name": "topic", "type": "text"}], "steps": steps}
+        steps.append(
+            {
+                "key": f"s{i}",
+                "type": "llm",
+                "title": f"Step {i}",
+                "prompt": f"Improve this text, pass {i}:\n{previous}",
+                "max_tokens": 400,
+            }
+        )
+    definition = {
+        "name": "Fifty steps",
+        "inputs": [{"name": "topic", "type": "text"}],
+        "steps": steps,
+    }
     with Stack(workers=0):
         from django.conf import settings
         from django.db import connection
@@ -49,8 +60,15 @@ def main() -> None:
             assert response.status_code == 200
         with CaptureQueriesContext(connection) as queries:
             client.get(url)
-        write_result("editor_render", {"steps": args.steps, "renders": args.renders,
-                                       "render_ms": summary(timings), "queries_per_render": len(queries)})
+        write_result(
+            "editor_render",
+            {
+                "steps": args.steps,
+                "renders": args.renders,
+                "render_ms": summary(timings),
+                "queries_per_render": len(queries),
+            },
+        )
 
 
 if __name__ == "__main__":

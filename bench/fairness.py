@@ -22,7 +22,9 @@ def one_run(workflow, version, topic: str) -> float:  # type: ignore[no-untyped-
     from workflows.models import Run
 
     started = time.perf_counter()
-    run = services.run_start(workflow=workflow, version=version, trigger=Run.Trigger.API, inputs={"topic": topic})
+    run = services.run_start(
+        workflow=workflow, version=version, trigger=Run.Trigger.API, inputs={"topic": topic}
+    )
     while not Run.objects.filter(id=run.id, status__in=Run.FINISHED).exists():
         time.sleep(0.005)
     return time.perf_counter() - started
@@ -49,20 +51,34 @@ def main() -> None:
         baseline = sorted(idle)[len(idle) // 2]
         flood_started = time.perf_counter()
         with transaction.atomic():
-            flood = [services.run_start(workflow=flood_workflow, version=flood_version, trigger=Run.Trigger.API,
-                                        inputs={"topic": str(i)}).id for i in range(args.flood)]
+            flood = [
+                services.run_start(
+                    workflow=flood_workflow,
+                    version=flood_version,
+                    trigger=Run.Trigger.API,
+                    inputs={"topic": str(i)},
+                ).id
+                for i in range(args.flood)
+            ]
         delays = []
         while Run.objects.filter(id__in=flood).exclude(status__in=Run.FINISHED).exists():
             delays.append(one_run(b_workflow, b_version, f"busy {len(delays)}") - baseline)
             time.sleep(2)
         flood_s = time.perf_counter() - flood_started
-        write_result("fairness", {
-            "flood_runs": args.flood, "latency_ms": args.latency_ms, "limit_per_workspace": limit,
-            "workers": args.workers, "threads_per_worker": args.concurrency,
-            "flood_drained_s": round(flood_s, 1), "bystander_idle_run_s": round(baseline, 3),
-            "bystander_delay_s": summary(delays),
-            "max_delay_under_2s": max(delays, default=0) <= 2,
-        })
+        write_result(
+            "fairness",
+            {
+                "flood_runs": args.flood,
+                "latency_ms": args.latency_ms,
+                "limit_per_workspace": limit,
+                "workers": args.workers,
+                "threads_per_worker": args.concurrency,
+                "flood_drained_s": round(flood_s, 1),
+                "bystander_idle_run_s": round(baseline, 3),
+                "bystander_delay_s": summary(delays),
+                "max_delay_under_2s": max(delays, default=0) <= 2,
+            },
+        )
 
 
 if __name__ == "__main__":

@@ -63,8 +63,16 @@ def wait_http(url: str, timeout: float = 30) -> None:
 
 
 class Worker:
-    def __init__(self, env: dict[str, str], queue: str, concurrency: int, name: str, nice: int = 0) -> None:
-        self.env, self.queue, self.concurrency, self.name, self.nice = env, queue, concurrency, name, nice
+    def __init__(
+        self, env: dict[str, str], queue: str, concurrency: int, name: str, nice: int = 0
+    ) -> None:
+        self.env, self.queue, self.concurrency, self.name, self.nice = (
+            env,
+            queue,
+            concurrency,
+            name,
+            nice,
+        )
         self.process: subprocess.Popen[str] | None = None
         self.supervised = False
         self.restarts = 0
@@ -89,10 +97,35 @@ class Worker:
     def start(self) -> None:
         ready = threading.Event()
         self.process = subprocess.Popen(
-            ["nice", "-n", str(self.nice), sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "threads",
-             "--concurrency", str(self.concurrency), "-Q", self.queue, "--without-gossip",
-             "--without-mingle", "--without-heartbeat", "--loglevel", "WARNING", "-n", f"{self.name}@%h"],
-            cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                "nice",
+                "-n",
+                str(self.nice),
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--pool",
+                "threads",
+                "--concurrency",
+                str(self.concurrency),
+                "-Q",
+                self.queue,
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "--loglevel",
+                "WARNING",
+                "-n",
+                f"{self.name}@%h",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
             start_new_session=True,
         )
 
@@ -113,7 +146,9 @@ class Worker:
 
         while time.monotonic() < deadline and not ready.is_set():
             try:
-                replies = app.control.ping(destination=[f"{self.name}@{os.uname().nodename}"], timeout=0.5)
+                replies = app.control.ping(
+                    destination=[f"{self.name}@{os.uname().nodename}"], timeout=0.5
+                )
             except Exception:
                 replies = []
                 time.sleep(0.5)
@@ -187,9 +222,22 @@ class Stack:
     def start_beat(self) -> None:
         """The real beat process: it drives the reaper, as in production."""
         self.beat = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel", "WARNING",
-             "--schedule", f"/tmp/{self.queue}-beat"],
-            cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "beat",
+                "--loglevel",
+                "WARNING",
+                "--schedule",
+                f"/tmp/{self.queue}-beat",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
 
@@ -207,13 +255,25 @@ class Stack:
 
         call_command("migrate", verbosity=0)
         self.fake = subprocess.Popen(
-            [sys.executable, "manage.py", "fake_openai", "--port", str(self.fake_port),
-             "--latency-ms", str(self.latency_ms)],
-            cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "manage.py",
+                "fake_openai",
+                "--port",
+                str(self.fake_port),
+                "--latency-ms",
+                str(self.latency_ms),
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_http(f"{self.fake_url}/healthz")
         for i in range(self.worker_count):
-            worker = Worker(self.env, self.queue, self.concurrency, f"bench{i}-{self.queue}", self.worker_nice)
+            worker = Worker(
+                self.env, self.queue, self.concurrency, f"bench{i}-{self.queue}", self.worker_nice
+            )
             worker.start()
             self.workers.append(worker)
         return self
@@ -230,21 +290,27 @@ class Stack:
         from django.db import connections
 
         connections.close_all()
-        subprocess.run(["psql", PG + "/postgres", "-qc", f"DROP DATABASE IF EXISTS {self.db} WITH (FORCE)"])
+        subprocess.run(
+            ["psql", PG + "/postgres", "-qc", f"DROP DATABASE IF EXISTS {self.db} WITH (FORCE)"]
+        )
 
     def fake_calls(self) -> dict:
         with urllib.request.urlopen(f"{self.fake_url}/_fake/calls", timeout=5) as response:
             return json.load(response)
 
     def fake_reset(self) -> None:
-        urllib.request.urlopen(urllib.request.Request(f"{self.fake_url}/_fake/reset", method="POST"), timeout=5)
+        urllib.request.urlopen(
+            urllib.request.Request(f"{self.fake_url}/_fake/reset", method="POST"), timeout=5
+        )
 
 
 def workspace_and_workflow(definition: dict, *, name: str = "bench"):  # type: ignore[no-untyped-def]
     from accounts.services import user_signup
     from workflows import services
 
-    user, workspace = user_signup(email=f"{name}-{uuid.uuid4().hex[:6]}@bench.local", password="x" * 20)
+    user, workspace = user_signup(
+        email=f"{name}-{uuid.uuid4().hex[:6]}@bench.local", password="x" * 20
+    )
     workflow = services.workflow_create(workspace=workspace, definition=definition, user=user)
     version = services.workflow_publish(workflow=workflow, user=user)
     return workspace, workflow, version

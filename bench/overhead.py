@@ -34,16 +34,24 @@ def measure(stack: Stack, latency_ms: int, runs: int) -> dict:
         for i in range(runs + 3):  # the first 3 warm up connections and caches
             topic = f"topic {i}"
             started = time.perf_counter()
-            run = services.run_start(workflow=workflow, version=version, trigger=Run.Trigger.API,
-                                     inputs={"topic": topic})
+            run = services.run_start(
+                workflow=workflow, version=version, trigger=Run.Trigger.API, inputs={"topic": topic}
+            )
             while not Run.objects.filter(id=run.id, status__in=Run.FINISHED).exists():
                 time.sleep(0.002)
             wall = time.perf_counter() - started
             direct_started = time.perf_counter()
             for step in range(1, 6):
                 client.chat.completions.create(
-                    model="gpt-4.1-mini", max_completion_tokens=16, temperature=0.7,
-                    messages=[{"role": "user", "content": f"Step {step} of {topic} (direct) [[fake:latency={latency_ms}]]"}],
+                    model="gpt-4.1-mini",
+                    max_completion_tokens=16,
+                    temperature=0.7,
+                    messages=[
+                        {
+                            "role": "user",
+                            "content": f"Step {step} of {topic} (direct) [[fake:latency={latency_ms}]]",
+                        }
+                    ],
                 )
             direct = time.perf_counter() - direct_started
             if i >= 3:
@@ -64,10 +72,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=50)
     args = parser.parse_args()
     with Stack(workers=1, concurrency=8) as stack:
-        write_result("overhead", {
-            "latency_0": measure(stack, 0, args.runs),
-            "latency_1000": measure(stack, 1000, max(10, args.runs // 5)),
-        })
+        write_result(
+            "overhead",
+            {
+                "latency_0": measure(stack, 0, args.runs),
+                "latency_1000": measure(stack, 1000, max(10, args.runs // 5)),
+            },
+        )
 
 
 if __name__ == "__main__":

@@ -38,7 +38,12 @@ def hold(rate: int, seconds: int, workflow, version, starters: int = 4) -> dict:
                 time.sleep(delay)
             else:
                 lag.append(-delay)
-            services.run_start(workflow=workflow, version=version, trigger=Run.Trigger.API, inputs={"topic": str(n)})
+            services.run_start(
+                workflow=workflow,
+                version=version,
+                trigger=Run.Trigger.API,
+                inputs={"topic": str(n)},
+            )
         connection.close()
 
     threads = [threading.Thread(target=starter, args=(i,)) for i in range(starters)]
@@ -46,7 +51,9 @@ def hold(rate: int, seconds: int, workflow, version, starters: int = 4) -> dict:
         t.start()
     while any(t.is_alive() for t in threads):
         time.sleep(1)
-        backlog.append(Run.objects.filter(id__gte=first_id).exclude(status__in=Run.FINISHED).count())
+        backlog.append(
+            Run.objects.filter(id__gte=first_id).exclude(status__in=Run.FINISHED).count()
+        )
     for t in threads:
         t.join()
     arrivals_done = time.perf_counter()
@@ -62,11 +69,21 @@ def hold(rate: int, seconds: int, workflow, version, starters: int = 4) -> dict:
         for r in runs.exclude(finished_at=None).only("created_at", "finished_at")
     ]
     late_arrivals = sum(1 for x in lag if x > 0.05)
-    held = max(backlog[len(backlog) // 2:] or [0]) < rate and drained < 2 and late_arrivals < total * 0.01
+    held = (
+        max(backlog[len(backlog) // 2 :] or [0]) < rate
+        and drained < 2
+        and late_arrivals < total * 0.01
+    )
     return {
-        "rate": rate, "seconds": seconds, "runs": total, "statuses": statuses,
-        "backlog_per_second": backlog, "drain_after_arrivals_s": round(drained, 2),
-        "late_arrivals": late_arrivals, "run_latency_ms": summary(latencies), "held": held,
+        "rate": rate,
+        "seconds": seconds,
+        "runs": total,
+        "statuses": statuses,
+        "backlog_per_second": backlog,
+        "drain_after_arrivals_s": round(drained, 2),
+        "late_arrivals": late_arrivals,
+        "run_latency_ms": summary(latencies),
+        "held": held,
     }
 
 
@@ -86,13 +103,22 @@ def main() -> None:
         hold(rates[0], 5, workflow, version)
         for rate in rates:
             result = hold(rate, args.seconds, workflow, version)
-            print(rate, result["held"], result["backlog_per_second"][-5:], result["run_latency_ms"], flush=True)
+            print(
+                rate,
+                result["held"],
+                result["backlog_per_second"][-5:],
+                result["run_latency_ms"],
+                flush=True,
+            )
             results.append(result)
             if not result["held"]:
                 break
-        layout = {"worker_processes": args.workers, "threads_per_worker": args.concurrency,
-                  "starters": "4 threads in the bench process (services.run_start)",
-                  "fake_openai": "1 process, latency 0"}
+        layout = {
+            "worker_processes": args.workers,
+            "threads_per_worker": args.concurrency,
+            "starters": "4 threads in the bench process (services.run_start)",
+            "fake_openai": "1 process, latency 0",
+        }
     best = max((r["rate"] for r in results if r["held"]), default=0)
     write_result("throughput", {"layout": layout, "highest_rate_held": best, "rates": results})
 

@@ -26,10 +26,21 @@ import time
 import uuid
 from datetime import datetime, timezone
 
-from bench.harness import ROOT, Stack, chain, free_port, summary, wait_http, workspace_and_workflow, write_result
+from bench.harness import (
+    ROOT,
+    Stack,
+    chain,
+    free_port,
+    summary,
+    wait_http,
+    workspace_and_workflow,
+    write_result,
+)
 
 
-async def load(url: str, secret: str, rate: int, seconds: int) -> tuple[list[float], dict[int, int], int]:
+async def load(
+    url: str, secret: str, rate: int, seconds: int
+) -> tuple[list[float], dict[int, int], int]:
     import aiohttp
     from standardwebhooks.webhooks import Webhook
 
@@ -43,8 +54,12 @@ async def load(url: str, secret: str, rate: int, seconds: int) -> tuple[list[flo
         body = json.dumps({"topic": f"delivery {n}"})
         msg_id = f"msg_{uuid.uuid4().hex}"
         now = datetime.now(tz=timezone.utc)
-        headers = {"webhook-id": msg_id, "webhook-timestamp": str(int(now.timestamp())),
-                   "webhook-signature": signer.sign(msg_id, now, body), "content-type": "application/json"}
+        headers = {
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": signer.sign(msg_id, now, body),
+            "content-type": "application/json",
+        }
         try:
             async with session.post(url, data=body, headers=headers) as response:
                 await response.read()
@@ -83,25 +98,52 @@ def main() -> None:
         created = trigger_create(workflow=workflow, user=None, rate_limit_per_minute=1_000_000)
         port = free_port()
         web = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-             "--workers", str(args.web_workers), "--log-level", "warning", "--no-access-log"],
-            cwd=ROOT, env={**stack.env, "ALLOWED_HOSTS": "127.0.0.1", "SECURE_COOKIES": "false",
-                           "DB_POOL_MAX_SIZE": "10"},
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "config.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(args.web_workers),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            cwd=ROOT,
+            env={
+                **stack.env,
+                "ALLOWED_HOSTS": "127.0.0.1",
+                "SECURE_COOKIES": "false",
+                "DB_POOL_MAX_SIZE": "10",
+            },
         )
         try:
             wait_http(f"http://127.0.0.1:{port}/healthz")
             url = f"http://127.0.0.1:{port}/hooks/{created.trigger.public_id}"
             asyncio.run(load(url, created.secret, min(args.rate, 20), 3))  # warm up
-            latencies, statuses, errors = asyncio.run(load(url, created.secret, args.rate, args.seconds))
+            latencies, statuses, errors = asyncio.run(
+                load(url, created.secret, args.rate, args.seconds)
+            )
         finally:
             web.terminate()
             web.wait()
-        write_result("webhook_latency", {
-            "rate_per_s": args.rate, "seconds": args.seconds, "web": f"uvicorn, {args.web_workers} process(es)",
-            "worker_nice": args.worker_nice,
-            "requests": len(latencies), "statuses": statuses, "errors": errors,
-            "latency_ms": summary(latencies),
-        })
+        write_result(
+            "webhook_latency",
+            {
+                "rate_per_s": args.rate,
+                "seconds": args.seconds,
+                "web": f"uvicorn, {args.web_workers} process(es)",
+                "worker_nice": args.worker_nice,
+                "requests": len(latencies),
+                "statuses": statuses,
+                "errors": errors,
+                "latency_ms": summary(latencies),
+            },
+        )
 
 
 if __name__ == "__main__":

@@ -45,7 +45,9 @@ class BodySizeLimit:
     """Wraps an ASGI application: `limit` bytes per request body, or the limit
     of the first prefix in `prefix_limits` that the path starts with."""
 
-    def __init__(self, app: ASGIApp, *, limit: int, prefix_limits: Mapping[str, int] | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, *, limit: int, prefix_limits: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.limit = limit
         self.prefix_limits = tuple((prefix_limits or {}).items())
@@ -115,23 +117,25 @@ async def _refuse(scope: Scope, send: Send, limit: int) -> None:
         content_type = b"application/json"
     else:
         body = (
-            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
             "<title>Request too large · Stepwise</title></head>\n"
             f"<body><h1>Request too large</h1><p>{message} Go back and send less.</p></body></html>\n"
         ).encode()
         content_type = b"text/html; charset=utf-8"
-    await send({
-        "type": "http.response.start",
-        "status": 413,
-        "headers": [
-            (b"content-type", content_type),
-            (b"content-length", str(len(body)).encode()),
-            # The server closes the connection after the answer instead of
-            # reading (and discarding) the rest of the body.
-            (b"connection", b"close"),
-            (b"x-content-type-options", b"nosniff"),
-            (b"content-security-policy", b"default-src 'none'"),
-            (b"cache-control", b"no-store"),
-        ],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", content_type),
+                (b"content-length", str(len(body)).encode()),
+                # The server closes the connection after the answer instead of
+                # reading (and discarding) the rest of the body.
+                (b"connection", b"close"),
+                (b"x-content-type-options", b"nosniff"),
+                (b"content-security-policy", b"default-src 'none'"),
+                (b"cache-control", b"no-store"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -104,13 +104,18 @@ if not SECRET_KEY:
     elif LOCAL:
         SECRET_KEY = _local_secret_key(VAR_DIR / "secret_key")
     else:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (see README.md; `make run` makes one).")
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set when DEBUG is off (see README.md; `make run` makes one)."
+        )
 # Rotating SECRET_KEY: move the old key here (comma-separated, or one per line
 # in SECRET_KEY_FALLBACKS_FILE). Sessions, password-reset links and the
 # webhook secrets encrypted under an old key stay readable; everything new is
 # signed and encrypted with SECRET_KEY.
-SECRET_KEY_FALLBACKS = [key.strip() for key in (env("SECRET_KEY_FALLBACKS", "") or "").replace("\n", ",").split(",")
-                        if key.strip()]
+SECRET_KEY_FALLBACKS = [
+    key.strip()
+    for key in (env("SECRET_KEY_FALLBACKS", "") or "").replace("\n", ",").split(",")
+    if key.strip()
+]
 
 # The public address, for links sent by email and in API/webhook answers.
 # Unset, it is this machine at the port the web server listens on (PORT, as
@@ -203,7 +208,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # A file, not memory: the tests' Celery worker process opens it too.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and envint("DB_POOL_MAX_SIZE", "0"):
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and envint(
+    "DB_POOL_MAX_SIZE", "0"
+):
     # A worker runs hundreds of threads that mostly wait on OpenAI: they share
     # a small pool, and the engine returns its connection during each call.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
@@ -379,11 +386,15 @@ LLM_RETRY_MAX_SECONDS = envfloat("LLM_RETRY_MAX_SECONDS", "30")
 # 413 before it is read (config/body_limit.py); Django's own check agrees.
 MAX_REQUEST_BODY_BYTES = envint("MAX_REQUEST_BODY_BYTES", "2500000")
 if MAX_REQUEST_BODY_BYTES < 1:
-    raise ImproperlyConfigured(f"MAX_REQUEST_BODY_BYTES must be at least 1, not {MAX_REQUEST_BODY_BYTES}")
+    raise ImproperlyConfigured(
+        f"MAX_REQUEST_BODY_BYTES must be at least 1, not {MAX_REQUEST_BODY_BYTES}"
+    )
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 
 # Webhooks, API and callbacks (workflows/webhooks.py, api.py, callbacks.py, outbound.py).
-RUN_WAIT_MAX_SECONDS = envint("RUN_WAIT_MAX_SECONDS", "60")  # ?wait=N is capped here (N <= 60 anyway)
+RUN_WAIT_MAX_SECONDS = envint(
+    "RUN_WAIT_MAX_SECONDS", "60"
+)  # ?wait=N is capped here (N <= 60 anyway)
 CALLBACK_MAX_ATTEMPTS = envint("CALLBACK_MAX_ATTEMPTS", "8")
 CALLBACK_RETRY_BASE_SECONDS = envfloat("CALLBACK_RETRY_BASE_SECONDS", "10")
 CALLBACK_RETRY_MAX_SECONDS = envfloat("CALLBACK_RETRY_MAX_SECONDS", "3600")
@@ -417,7 +428,11 @@ LOGGING = {
     # Webhook trigger ids are capabilities: request lines must not carry them into logs.
     "filters": {"scrub_hook_ids": {"()": "workflows.log_scrub.ScrubHookIds"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["scrub_hook_ids"]}
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["scrub_hook_ids"],
+        }
     },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {
@@ -452,7 +467,11 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": envfloat("SCHEDULES_TICK_SECONDS", "30")},
     },
     # Webhook deliveries older than a week (the triggers page lists recent ones).
-    "deliveries-prune": {"task": "workflows.deliveries_prune", "schedule": 3600.0, "options": {"expires": 3600}},
+    "deliveries-prune": {
+        "task": "workflows.deliveries_prune",
+        "schedule": 3600.0,
+        "options": {"expires": 3600},
+    },
 }
 # Tests and side-by-side installs on one broker pick their own queue.
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", "stepwise")

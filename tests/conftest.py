@@ -82,7 +82,9 @@ def personas(db: None) -> Personas:
     charlie, other = signed_up("charlie@example.com", "Charlie")
     Membership.objects.create(user=bob, workspace=workspace, role=Role.EDITOR)
     Membership.objects.create(user=vera, workspace=workspace, role=Role.VIEWER)
-    return Personas(workspace=workspace, alice=alice, bob=bob, vera=vera, charlie=charlie, other_workspace=other)
+    return Personas(
+        workspace=workspace, alice=alice, bob=bob, vera=vera, charlie=charlie, other_workspace=other
+    )
 
 
 def _wait_http(url: str, timeout: float = 30) -> None:
@@ -118,7 +120,9 @@ def fake_calls(fake_openai: str):
     """Read the fake server's per-prompt call counters (reset for each test)."""
     import json
 
-    urllib.request.urlopen(urllib.request.Request(f"{fake_openai}/_fake/reset", method="POST"), timeout=5)
+    urllib.request.urlopen(
+        urllib.request.Request(f"{fake_openai}/_fake/reset", method="POST"), timeout=5
+    )
 
     def calls(prompt_contains: str = "") -> int:
         query = f"?prompt_contains={urllib.parse.quote(prompt_contains)}" if prompt_contains else ""
@@ -151,10 +155,31 @@ class WorkerProcess:
     def start(self, timeout: float = 60) -> None:
         ready = threading.Event()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "threads",
-             "--concurrency", "8", "-Q", self.queue, "--without-gossip", "--without-mingle",
-             "--loglevel", "INFO", "-n", f"test-{uuid.uuid4().hex[:6]}@%h"],
-            cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--pool",
+                "threads",
+                "--concurrency",
+                "8",
+                "-Q",
+                self.queue,
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel",
+                "INFO",
+                "-n",
+                f"test-{uuid.uuid4().hex[:6]}@%h",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
             start_new_session=True,
         )
 

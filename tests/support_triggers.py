@@ -19,18 +19,26 @@ GREETING = {
         {"name": "times", "type": "number", "required": False, "default": 1},
     ],
     "steps": [
-        {"key": "greet", "type": "template", "template": "Hello {{ who }} x{{ times }} from {{ payload.source }}"},
+        {
+            "key": "greet",
+            "type": "template",
+            "template": "Hello {{ who }} x{{ times }} from {{ payload.source }}",
+        },
     ],
 }
 
 
 def published_workflow(workspace: Workspace, definition: dict | None = None) -> Workflow:
-    workflow = services.workflow_create(workspace=workspace, definition=definition or GREETING, user=None)
+    workflow = services.workflow_create(
+        workspace=workspace, definition=definition or GREETING, user=None
+    )
     services.workflow_publish(workflow=workflow, user=None)
     return workflow
 
 
-def signed(secret: str, body: str, *, msg_id: str | None = None, at: datetime | None = None) -> dict[str, str]:
+def signed(
+    secret: str, body: str, *, msg_id: str | None = None, at: datetime | None = None
+) -> dict[str, str]:
     """Standard Webhooks headers made by the reference library."""
     msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
     at = at or datetime.now(tz=UTC)
@@ -42,7 +50,7 @@ def signed(secret: str, body: str, *, msg_id: str | None = None, at: datetime | 
 
 
 def hook_path(url: str) -> str:
-    return url[url.index("/hooks/"):]
+    return url[url.index("/hooks/") :]
 
 
 class AsgiServer:
@@ -57,9 +65,21 @@ class AsgiServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
-             "--port", str(self.port), "--log-level", log_level],
-            cwd=ROOT, env={**env, "SITE_URL": self.url}, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "config.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                log_level,
+            ],
+            cwd=ROOT,
+            env={**env, "SITE_URL": self.url},
+            start_new_session=True,
         )
         try:
             _wait_http(f"{self.url}/healthz")

@@ -19,7 +19,9 @@ from workflows.selectors import run_json
 
 @pytest.fixture
 def token(personas: Personas) -> str:
-    return api_auth.token_create(workspace=personas.workspace, name="tests", user=personas.alice).value
+    return api_auth.token_create(
+        workspace=personas.workspace, name="tests", user=personas.alice
+    ).value
 
 
 @pytest.fixture
@@ -29,14 +31,20 @@ def api(token: str) -> Client:
 
 def send(api: Client, method: str, path: str, body: object = None, **headers: str):
     data = json.dumps(body) if body is not None else None
-    return getattr(api, method)(f"/api/v1{path}", data=data, content_type="application/json", headers=headers)
+    return getattr(api, method)(
+        f"/api/v1{path}", data=data, content_type="application/json", headers=headers
+    )
 
 
 # Authentication -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("header", [None, "Bearer nope", "Bearer sw_unknown", "Basic YWxpY2U6cHc=", "Bearer "])
-def test_requests_without_a_valid_token_get_a_json_401(personas: Personas, header: str | None) -> None:
+@pytest.mark.parametrize(
+    "header", [None, "Bearer nope", "Bearer sw_unknown", "Basic YWxpY2U6cHc=", "Bearer "]
+)
+def test_requests_without_a_valid_token_get_a_json_401(
+    personas: Personas, header: str | None
+) -> None:
     client = Client(headers={"Authorization": header} if header else {})
     response = client.get("/api/v1/workflows")
     assert response.status_code == 401
@@ -72,9 +80,17 @@ def test_create_api_token_prints_a_working_token(personas: Personas) -> None:
     assert AuditEntry.objects.filter(action="token.create").exists()
 
 
-@pytest.mark.parametrize(("email", "message"), [("bob@example.com", "admin"), ("charlie@example.com", "member"),
-                                                ("nobody@example.com", "member")])
-def test_create_api_token_refuses_editors_and_outsiders(personas: Personas, email: str, message: str) -> None:
+@pytest.mark.parametrize(
+    ("email", "message"),
+    [
+        ("bob@example.com", "admin"),
+        ("charlie@example.com", "member"),
+        ("nobody@example.com", "member"),
+    ],
+)
+def test_create_api_token_refuses_editors_and_outsiders(
+    personas: Personas, email: str, message: str
+) -> None:
     with pytest.raises(CommandError, match=message):
         call_command("create_api_token", email, personas.workspace.slug, stdout=StringIO())
 
@@ -90,7 +106,10 @@ def test_it_creates_gets_lists_replaces_and_deletes_workflows(api: Client) -> No
     assert created.json()["published_version"] is None
 
     assert [w["name"] for w in send(api, "get", "/workflows").json()] == ["Greeting"]
-    assert send(api, "get", f"/workflows/{workflow_id}").json()["definition"]["steps"][0]["key"] == "greet"
+    assert (
+        send(api, "get", f"/workflows/{workflow_id}").json()["definition"]["steps"][0]["key"]
+        == "greet"
+    )
 
     replaced = send(api, "put", f"/workflows/{workflow_id}", {**GREETING, "description": "Changed"})
     assert replaced.status_code == 200
@@ -122,7 +141,10 @@ def test_a_duplicate_name_is_a_409(api: Client) -> None:
 
 
 def test_validate_checks_without_saving(api: Client) -> None:
-    assert send(api, "post", "/workflows/validate", GREETING).json() == {"valid": True, "issues": []}
+    assert send(api, "post", "/workflows/validate", GREETING).json() == {
+        "valid": True,
+        "issues": [],
+    }
     response = send(api, "post", "/workflows/validate", {"name": "", "steps": []})
     assert response.status_code == 200
     assert response.json()["valid"] is False and response.json()["issues"]
@@ -140,7 +162,10 @@ def test_publish_and_export(api: Client) -> None:
     assert exported.status_code == 200
     assert exported.json()["name"] == "Greeting"
     assert "attachment" in exported["Content-Disposition"]
-    assert send(api, "get", f"/workflows/{workflow_id}/export").json()["steps"] == exported.json()["steps"]
+    assert (
+        send(api, "get", f"/workflows/{workflow_id}/export").json()["steps"]
+        == exported.json()["steps"]
+    )
     assert send(api, "get", f"/workflows/{workflow_id}/export?version=9").status_code == 404
     assert send(api, "get", f"/workflows/{workflow_id}").json()["published_version"] == 2
 
@@ -148,7 +173,9 @@ def test_publish_and_export(api: Client) -> None:
 # Triggers ------------------------------------------------------------------
 
 
-def test_triggers_can_be_created_listed_rotated_and_deleted(api: Client, personas: Personas) -> None:
+def test_triggers_can_be_created_listed_rotated_and_deleted(
+    api: Client, personas: Personas
+) -> None:
     workflow = published_workflow(personas.workspace)
     created = send(api, "post", f"/workflows/{workflow.id}/triggers", {"name": "CRM"})
     assert created.status_code == 201
@@ -162,21 +189,29 @@ def test_triggers_can_be_created_listed_rotated_and_deleted(api: Client, persona
 
     # The secret from the API signs a delivery.
     body = json.dumps({"who": "Ada"})
-    response = Client().post(hook_path(data["url"]), data=body, content_type="application/json",
-                             headers=signed(data["secret"], body))
+    response = Client().post(
+        hook_path(data["url"]),
+        data=body,
+        content_type="application/json",
+        headers=signed(data["secret"], body),
+    )
     assert response.status_code == 202
 
     rotated = send(api, "post", f"/workflows/{workflow.id}/triggers/{data['id']}/rotate").json()
     assert rotated["secret"] != data["secret"] and rotated["previous_secret_expires_at"]
     assert send(api, "delete", f"/workflows/{workflow.id}/triggers/{data['id']}").status_code == 204
     assert not Trigger.objects.exists()
-    actions = list(AuditEntry.objects.filter(action__startswith="trigger.").values_list("action", flat=True))
+    actions = list(
+        AuditEntry.objects.filter(action__startswith="trigger.").values_list("action", flat=True)
+    )
     assert sorted(actions) == ["trigger.create", "trigger.delete", "trigger.rotate"]
 
 
 def test_a_trigger_callback_url_must_be_public(api: Client, personas: Personas) -> None:
     workflow = published_workflow(personas.workspace)
-    response = send(api, "post", f"/workflows/{workflow.id}/triggers", {"callback_url": "http://10.0.0.5/cb"})
+    response = send(
+        api, "post", f"/workflows/{workflow.id}/triggers", {"callback_url": "http://10.0.0.5/cb"}
+    )
     assert response.status_code == 400
     assert "private" in response.json()["error"]
 
@@ -196,9 +231,27 @@ def test_it_starts_a_run_and_answers_202(api: Client, personas: Personas) -> Non
 
 def test_an_idempotency_key_returns_the_same_run(api: Client, personas: Personas) -> None:
     workflow = published_workflow(personas.workspace)
-    first = send(api, "post", f"/workflows/{workflow.id}/runs", {"inputs": {"who": "Ada"}}, **{"Idempotency-Key": "k1"})
-    again = send(api, "post", f"/workflows/{workflow.id}/runs", {"inputs": {"who": "Bo"}}, **{"Idempotency-Key": "k1"})
-    other = send(api, "post", f"/workflows/{workflow.id}/runs", {"inputs": {"who": "Ada"}}, **{"Idempotency-Key": "k2"})
+    first = send(
+        api,
+        "post",
+        f"/workflows/{workflow.id}/runs",
+        {"inputs": {"who": "Ada"}},
+        **{"Idempotency-Key": "k1"},
+    )
+    again = send(
+        api,
+        "post",
+        f"/workflows/{workflow.id}/runs",
+        {"inputs": {"who": "Bo"}},
+        **{"Idempotency-Key": "k1"},
+    )
+    other = send(
+        api,
+        "post",
+        f"/workflows/{workflow.id}/runs",
+        {"inputs": {"who": "Ada"}},
+        **{"Idempotency-Key": "k2"},
+    )
     assert first.json()["run_id"] == again.json()["run_id"] != other.json()["run_id"]
     assert Run.objects.count() == 2
 
@@ -217,9 +270,13 @@ def test_starting_an_unpublished_workflow_is_a_409(api: Client) -> None:
     assert "Publish" in response.json()["error"]
 
 
-def test_a_run_reads_like_run_json_and_can_be_listed_and_canceled(api: Client, personas: Personas) -> None:
+def test_a_run_reads_like_run_json_and_can_be_listed_and_canceled(
+    api: Client, personas: Personas
+) -> None:
     workflow = published_workflow(personas.workspace)
-    run_id = send(api, "post", f"/workflows/{workflow.id}/runs", {"inputs": {"who": "Ada"}}).json()["run_id"]
+    run_id = send(api, "post", f"/workflows/{workflow.id}/runs", {"inputs": {"who": "Ada"}}).json()[
+        "run_id"
+    ]
     got = send(api, "get", f"/runs/{run_id}").json()
     assert got == json.loads(json.dumps(run_json(Run.objects.get(id=run_id))))
 
@@ -234,8 +291,10 @@ def test_a_run_reads_like_run_json_and_can_be_listed_and_canceled(api: Client, p
 
 def test_runs_are_listed_newest_first_in_pages(api: Client, personas: Personas) -> None:
     workflow = published_workflow(personas.workspace)
-    ids = [services.run_start(workflow=workflow, trigger=Run.Trigger.MANUAL, inputs={"who": str(i)}).id
-           for i in range(5)]
+    ids = [
+        services.run_start(workflow=workflow, trigger=Run.Trigger.MANUAL, inputs={"who": str(i)}).id
+        for i in range(5)
+    ]
     page = send(api, "get", "/runs?limit=2").json()
     assert [item["id"] for item in page["items"]] == ids[::-1][:2]
     page2 = send(api, "get", f"/runs?limit=2&before={page['next_before']}").json()
@@ -245,17 +304,22 @@ def test_runs_are_listed_newest_first_in_pages(api: Client, personas: Personas) 
 # Errors are JSON ------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("method", "path", "body", "status"), [
-    ("get", "/nope", None, 404),
-    ("get", "/workflows/abc", None, 422),
-    ("get", "/workflows/99999999999999999999999", None, 422),
-    ("get", "/workflows/9223372036854775808", None, 422),
-    ("get", "/runs?limit=1000", None, 422),
-    ("get", "/runs?status=exploded", None, 422),
-    ("post", "/workflows/1/runs", {"inputs": "not an object"}, 422),
-    ("post", "/workflows/1/runs", {"wait": 61}, 422),
-])
-def test_errors_are_json_never_html(api: Client, method: str, path: str, body: object, status: int) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("get", "/nope", None, 404),
+        ("get", "/workflows/abc", None, 422),
+        ("get", "/workflows/99999999999999999999999", None, 422),
+        ("get", "/workflows/9223372036854775808", None, 422),
+        ("get", "/runs?limit=1000", None, 422),
+        ("get", "/runs?status=exploded", None, 422),
+        ("post", "/workflows/1/runs", {"inputs": "not an object"}, 422),
+        ("post", "/workflows/1/runs", {"wait": 61}, 422),
+    ],
+)
+def test_errors_are_json_never_html(
+    api: Client, method: str, path: str, body: object, status: int
+) -> None:
     response = send(api, method, path, body)
     assert response.status_code == status
     assert response["Content-Type"].startswith("application/json")
@@ -268,7 +332,9 @@ def test_a_body_that_is_not_json_is_a_json_error(api: Client) -> None:
     assert response.json()["error"]
 
 
-def test_a_body_over_the_limit_is_a_json_413_not_a_500(api: Client, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_body_over_the_limit_is_a_json_413_not_a_500(
+    api: Client, caplog: pytest.LogCaptureFixture
+) -> None:
     # Over 2.5 MB (the default MAX_REQUEST_BODY_BYTES). Under uvicorn the ASGI limit answers
     # first (tests/test_body_limits.py); this is the in-process path, where Django refuses it.
     big = json.dumps({**GREETING, "description": "x" * 3_000_000})
@@ -281,8 +347,9 @@ def test_a_body_over_the_limit_is_a_json_413_not_a_500(api: Client, caplog: pyte
 
 
 @pytest.mark.parametrize("method", ["get", "post", "put", "delete"])
-def test_an_unknown_api_path_is_a_json_404_whatever_the_method(personas: Personas, token: str,
-                                                                 method: str) -> None:
+def test_an_unknown_api_path_is_a_json_404_whatever_the_method(
+    personas: Personas, token: str, method: str
+) -> None:
     # enforce_csrf_checks: like a real client, which has no CSRF cookie (a token is not a session).
     client = Client(enforce_csrf_checks=True, headers={"Authorization": f"Bearer {token}"})
     for path in ("/api/v1/nope", "/api/v1/workflows/1/nope", "/api/v1/"):
@@ -304,17 +371,33 @@ def test_a_method_an_endpoint_does_not_have_is_a_json_405(api: Client) -> None:
 def deep_schema(levels: int) -> dict:
     schema: dict = {"type": "string"}
     for _ in range(levels):
-        schema = {"type": "object", "properties": {"x": schema}, "required": ["x"], "additionalProperties": False}
+        schema = {
+            "type": "object",
+            "properties": {"x": schema},
+            "required": ["x"],
+            "additionalProperties": False,
+        }
     return schema
 
 
 def test_a_300_level_nested_schema_is_a_422_naming_the_step_not_a_500(
     api: Client, caplog: pytest.LogCaptureFixture
 ) -> None:
-    definition = {"name": "Deep", "steps": [{
-        "key": "classify", "type": "llm", "prompt": "Hi",
-        "response_format": {"type": "json_schema", "name": "deep", "schema": deep_schema(300)},
-    }]}
+    definition = {
+        "name": "Deep",
+        "steps": [
+            {
+                "key": "classify",
+                "type": "llm",
+                "prompt": "Hi",
+                "response_format": {
+                    "type": "json_schema",
+                    "name": "deep",
+                    "schema": deep_schema(300),
+                },
+            }
+        ],
+    }
     for path in ("/workflows", "/workflows/validate"):
         response = send(api, "post", path, definition)
         if path == "/workflows":
@@ -324,7 +407,9 @@ def test_a_300_level_nested_schema_is_a_422_naming_the_step_not_a_500(
             assert response.status_code == 200, response.content[:300]
             assert response.json()["valid"] is False
             issues = response.json()["issues"]
-        assert [(issue["step"], issue["field"]) for issue in issues] == [("classify", "response_format.schema")]
+        assert [(issue["step"], issue["field"]) for issue in issues] == [
+            ("classify", "response_format.schema")
+        ]
         assert "levels" in issues[0]["message"]
     assert not Workflow.objects.exists()
     assert not [record for record in caplog.records if record.levelname == "ERROR"]
@@ -348,7 +433,9 @@ def test_the_openapi_document_and_docs_page_need_no_token_and_no_cdn(client: Cli
 # Workspace isolation ----------------------------------------------------------------------
 
 
-def test_workspace_a_token_gets_404_for_everything_of_workspace_b(api: Client, personas: Personas) -> None:
+def test_workspace_a_token_gets_404_for_everything_of_workspace_b(
+    api: Client, personas: Personas
+) -> None:
     other = published_workflow(personas.other_workspace)
     made = triggers.trigger_create(workflow=other, user=personas.charlie)
     run = services.run_start(workflow=other, trigger=Run.Trigger.MANUAL, inputs={"who": "Ada"})
@@ -383,9 +470,15 @@ def test_workspace_a_token_gets_404_for_everything_of_workspace_b(api: Client, p
     assert Run.objects.filter(workflow=other).count() == 1
 
 
-def test_a_trigger_of_another_workflow_of_the_same_workspace_is_404(api: Client, personas: Personas) -> None:
+def test_a_trigger_of_another_workflow_of_the_same_workspace_is_404(
+    api: Client, personas: Personas
+) -> None:
     first = published_workflow(personas.workspace)
-    second = services.workflow_create(workspace=personas.workspace, definition={**GREETING, "name": "Second"},
-                                      user=None)
+    second = services.workflow_create(
+        workspace=personas.workspace, definition={**GREETING, "name": "Second"}, user=None
+    )
     made = triggers.trigger_create(workflow=first, user=None)
-    assert send(api, "post", f"/workflows/{second.id}/triggers/{made.trigger.id}/rotate").status_code == 404
+    assert (
+        send(api, "post", f"/workflows/{second.id}/triggers/{made.trigger.id}/rotate").status_code
+        == 404
+    )

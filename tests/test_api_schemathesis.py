@@ -31,7 +31,9 @@ from workflows.models import Run
 
 @pytest.fixture
 def token(personas: Personas) -> str:
-    return api_auth.token_create(workspace=personas.workspace, name="fuzz", user=personas.alice).value
+    return api_auth.token_create(
+        workspace=personas.workspace, name="fuzz", user=personas.alice
+    ).value
 
 
 @pytest.fixture(autouse=True)
@@ -55,13 +57,26 @@ schema.app = application
 
 
 @schema.parametrize()
-@settings(max_examples=30, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                 HealthCheck.filter_too_much, HealthCheck.data_too_large])
-def test_no_generated_request_gets_a_server_error_or_an_undeclared_answer(case: schemathesis.Case,
-                                                                           token: str) -> None:
+@settings(
+    max_examples=30,
+    deadline=None,
+    database=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+        HealthCheck.data_too_large,
+    ],
+)
+def test_no_generated_request_gets_a_server_error_or_an_undeclared_answer(
+    case: schemathesis.Case, token: str
+) -> None:
     case.call_and_validate(
         headers={"Authorization": f"Bearer {token}"},
-        checks=[not_a_server_error, status_code_conformance, content_type_conformance,
-                response_schema_conformance],
+        checks=[
+            not_a_server_error,
+            status_code_conformance,
+            content_type_conformance,
+            response_schema_conformance,
+        ],
     )

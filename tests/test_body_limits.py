@@ -46,7 +46,10 @@ def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
         data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
     status_line, *lines = head.decode("latin-1").split("\r\n")
-    headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+    headers = {
+        name.strip().lower(): value.strip()
+        for name, _, value in (line.partition(":") for line in lines)
+    }
     while len(body) < int(headers.get("content-length", "0")):
         chunk = sock.recv(65536)
         if not chunk:
@@ -59,25 +62,39 @@ def head(path: str, *lines: str) -> bytes:
     return ("\r\n".join([f"POST {path} HTTP/1.1", "Host: 127.0.0.1", *lines]) + "\r\n\r\n").encode()
 
 
-def test_a_declared_length_over_the_webhook_limit_is_refused_before_any_body_is_sent(server: AsgiServer) -> None:
+def test_a_declared_length_over_the_webhook_limit_is_refused_before_any_body_is_sent(
+    server: AsgiServer,
+) -> None:
     # 300 MB announced, nothing sent: the answer cannot wait for the body.
     sock = connect(server)
-    sock.sendall(head("/hooks/does-not-exist", "Content-Type: application/json", "Content-Length: 300000000"))
+    sock.sendall(
+        head("/hooks/does-not-exist", "Content-Type: application/json", "Content-Length: 300000000")
+    )
     started = time.monotonic()
     status, headers, body = read_response(sock)
     assert time.monotonic() - started < 5
     assert status == 413
     assert headers["content-type"] == "application/json"
-    assert json.loads(body) == {"error": "The request body is larger than 1 MB.", "details": {"limit_bytes": 1_000_000}}
+    assert json.loads(body) == {
+        "error": "The request body is larger than 1 MB.",
+        "details": {"limit_bytes": 1_000_000},
+    }
     assert headers["connection"] == "close"
     assert sock.recv(1) == b""  # closed: the server reads none of the 300 MB
     sock.close()
 
 
-def test_a_declared_length_over_the_default_limit_gets_a_small_html_page_elsewhere(server: AsgiServer) -> None:
+def test_a_declared_length_over_the_default_limit_gets_a_small_html_page_elsewhere(
+    server: AsgiServer,
+) -> None:
     sock = connect(server)
-    sock.sendall(head("/accounts/login/", "Content-Type: application/x-www-form-urlencoded",
-                      "Content-Length: 40000000"))
+    sock.sendall(
+        head(
+            "/accounts/login/",
+            "Content-Type: application/x-www-form-urlencoded",
+            "Content-Length: 40000000",
+        )
+    )
     status, headers, body = read_response(sock)
     assert status == 413
     assert headers["content-type"].startswith("text/html")
@@ -87,7 +104,13 @@ def test_a_declared_length_over_the_default_limit_gets_a_small_html_page_elsewhe
 
 def test_the_api_refuses_over_its_limit_as_json_and_accepts_under_it(server: AsgiServer) -> None:
     sock = connect(server)
-    sock.sendall(head("/api/v1/workflows/validate", "Content-Type: application/json", "Content-Length: 2500001"))
+    sock.sendall(
+        head(
+            "/api/v1/workflows/validate",
+            "Content-Type: application/json",
+            "Content-Length: 2500001",
+        )
+    )
     status, headers, body = read_response(sock)
     assert status == 413
     assert json.loads(body)["error"] == "The request body is larger than 2.5 MB."
@@ -95,13 +118,19 @@ def test_the_api_refuses_over_its_limit_as_json_and_accepts_under_it(server: Asg
     # Just under the limit goes through to the API (which wants a token).
     just_under = json.dumps({"name": "x" * (2_500_000 - 12)}).encode()
     assert len(just_under) == 2_500_000
-    response = httpx.post(f"{server.url}/api/v1/workflows/validate", content=just_under,
-                          headers={"Content-Type": "application/json"}, timeout=30)
+    response = httpx.post(
+        f"{server.url}/api/v1/workflows/validate",
+        content=just_under,
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
     assert response.status_code == 401
     assert response.json()["error"]
 
 
-def send_chunked(server: AsgiServer, path: str, total: int) -> tuple[int, dict[str, str], bytes, int, int]:
+def send_chunked(
+    server: AsgiServer, path: str, total: int
+) -> tuple[int, dict[str, str], bytes, int, int]:
     """POST `total` bytes chunked to `path` from one thread while another reads the answer.
     Returns the answer, the bytes sent when it arrived, and the bytes sent in all."""
     sock = connect(server)
@@ -131,7 +160,9 @@ def send_chunked(server: AsgiServer, path: str, total: int) -> tuple[int, dict[s
 
 def test_a_chunked_body_is_cut_off_once_it_passes_the_webhook_limit(server: AsgiServer) -> None:
     total = 200_000_000
-    status, headers, body, sent_when_answered, sent = send_chunked(server, "/hooks/does-not-exist", total)
+    status, headers, body, sent_when_answered, sent = send_chunked(
+        server, "/hooks/does-not-exist", total
+    )
     assert status == 413
     assert json.loads(body)["error"] == "The request body is larger than 1 MB."
     # Answered while the client was still sending, and the server then stopped reading.
@@ -140,21 +171,29 @@ def test_a_chunked_body_is_cut_off_once_it_passes_the_webhook_limit(server: Asgi
 
 
 def test_a_chunked_body_is_cut_off_once_it_passes_the_default_limit(server: AsgiServer) -> None:
-    status, headers, body, sent_when_answered, sent = send_chunked(server, "/accounts/login/", 200_000_000)
+    status, headers, body, sent_when_answered, sent = send_chunked(
+        server, "/accounts/login/", 200_000_000
+    )
     assert status == 413
     assert headers["content-type"].startswith("text/html")
     assert sent < 200_000_000
 
 
-def test_a_chunked_delivery_within_the_limit_still_starts_a_run(server: AsgiServer, personas: Personas) -> None:
+def test_a_chunked_delivery_within_the_limit_still_starts_a_run(
+    server: AsgiServer, personas: Personas
+) -> None:
     made = triggers.trigger_create(workflow=published_workflow(personas.workspace), user=None)
     body = json.dumps({"who": "Ada", "padding": "x" * 900_000}).encode()
 
     def chunks() -> Iterator[bytes]:  # no Content-Length: httpx sends it chunked
         for start in range(0, len(body), 100_000):
-            yield body[start:start + 100_000]
+            yield body[start : start + 100_000]
 
-    response = httpx.post(server.url + hook_path(triggers.trigger_url(made.trigger)), content=chunks(), timeout=30,
-                          headers={"Content-Type": "application/json", **signed(made.secret, body.decode())})
+    response = httpx.post(
+        server.url + hook_path(triggers.trigger_url(made.trigger)),
+        content=chunks(),
+        timeout=30,
+        headers={"Content-Type": "application/json", **signed(made.secret, body.decode())},
+    )
     assert response.status_code == 202, response.text
     assert Run.objects.get(id=response.json()["run_id"]).inputs["who"] == "Ada"

@@ -28,7 +28,9 @@ from workflows.models import Run
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs the redis-server binary"),
+    pytest.mark.skipif(
+        shutil.which("redis-server") is None, reason="needs the redis-server binary"
+    ),
 ]
 
 
@@ -43,12 +45,29 @@ class RedisServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--loglevel",
+                "warning",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
-        while subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True, check=False).stdout != b"PONG\n":
+        while (
+            subprocess.run(
+                ["redis-cli", "-p", str(self.port), "ping"], capture_output=True, check=False
+            ).stdout
+            != b"PONG\n"
+        ):
             assert time.monotonic() < deadline, "redis-server did not start"
             time.sleep(0.05)
 
@@ -92,19 +111,27 @@ def test_no_run_is_lost_when_the_broker_restarts_under_load(
     settings.RUN_MAX_IN_FLIGHT_PER_WORKSPACE = 100
     redis = RedisServer()
     redis.start()
-    worker = WorkerProcess({**worker_env, "CELERY_BROKER_URL": redis.url,
-                            "RUN_MAX_IN_FLIGHT_PER_WORKSPACE": "100"}, worker_env["CELERY_QUEUE"])
+    worker = WorkerProcess(
+        {**worker_env, "CELERY_BROKER_URL": redis.url, "RUN_MAX_IN_FLIGHT_PER_WORKSPACE": "100"},
+        worker_env["CELERY_QUEUE"],
+    )
     try:
         with publishing_to(redis.url):
             worker.start()
-            prompts = ["Alpha {{ topic }} [[fake:latency=400]]", "Beta {{ topic }} [[fake:latency=400]]"]
-            workflow = services.workflow_create(workspace=personas.workspace, definition=chain("Restart", prompts),
-                                                user=None)
+            prompts = [
+                "Alpha {{ topic }} [[fake:latency=400]]",
+                "Beta {{ topic }} [[fake:latency=400]]",
+            ]
+            workflow = services.workflow_create(
+                workspace=personas.workspace, definition=chain("Restart", prompts), user=None
+            )
             services.workflow_publish(workflow=workflow, user=None)
             # More runs than the worker's 8 threads: some are in flight, the
             # rest wait in Redis when it goes down.
             run_ids = [
-                services.run_start(workflow=workflow, trigger=Run.Trigger.API, inputs={"topic": f"t{i:02}"}).id
+                services.run_start(
+                    workflow=workflow, trigger=Run.Trigger.API, inputs={"topic": f"t{i:02}"}
+                ).id
                 for i in range(30)
             ]
             time.sleep(0.6)
@@ -121,14 +148,19 @@ def test_no_run_is_lost_when_the_broker_restarts_under_load(
                 engine.reap()
                 time.sleep(0.5)
         runs = list(Run.objects.filter(id__in=run_ids).prefetch_related("steps"))
-        assert [r.status for r in runs] == [Run.Status.SUCCEEDED] * 30, {r.status + ": " + r.error for r in runs}
+        assert [r.status for r in runs] == [Run.Status.SUCCEEDED] * 30, {
+            r.status + ": " + r.error for r in runs
+        }
         # Every call the model received is an attempt the run recorded: a
         # step that had finished was never called again. (A call cut off by a
         # worker exit is an attempt too, and is made again.)
         for run in runs:
             topic = run.inputs["topic"]
             attempts = {step.key: step.attempts for step in run.steps.all()}
-            assert (fake_calls(f"Alpha {topic}"), fake_calls(f"Beta {topic}")) == (attempts["s1"], attempts["s2"])
+            assert (fake_calls(f"Alpha {topic}"), fake_calls(f"Beta {topic}")) == (
+                attempts["s1"],
+                attempts["s2"],
+            )
         print(f"worker restarts: {restarts}")
     finally:
         worker.stop()

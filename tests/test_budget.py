@@ -54,8 +54,13 @@ def test_a_call_that_can_never_fit_is_refused_and_changes_nothing(personas: Pers
         budget.reserve(workspace_id=personas.workspace.id, amount_nanousd=301)
     assert (refused.value.needed_nanousd, refused.value.left_nanousd) == (301, 300)
     assert "workspace budget exhausted" in refused.value.message
-    assert (ledger(personas.workspace).reserved_nanousd, ledger(personas.workspace).spent_nanousd) == (0, 700)
-    budget.reserve(workspace_id=personas.workspace.id, amount_nanousd=300)  # exactly what is left fits
+    assert (
+        ledger(personas.workspace).reserved_nanousd,
+        ledger(personas.workspace).spent_nanousd,
+    ) == (0, 700)
+    budget.reserve(
+        workspace_id=personas.workspace.id, amount_nanousd=300
+    )  # exactly what is left fits
 
 
 @pytest.mark.django_db
@@ -68,7 +73,10 @@ def test_a_call_kept_out_only_by_other_calls_holds_must_wait_not_fail(personas: 
     # Once the hold settles to its real (smaller) cost, the same call fits.
     budget.settle(held, cost_nanousd=100)
     budget.reserve(workspace_id=personas.workspace.id, amount_nanousd=301)
-    assert (ledger(personas.workspace).reserved_nanousd, ledger(personas.workspace).spent_nanousd) == (301, 100)
+    assert (
+        ledger(personas.workspace).reserved_nanousd,
+        ledger(personas.workspace).spent_nanousd,
+    ) == (301, 100)
 
 
 @pytest.mark.django_db
@@ -76,7 +84,10 @@ def test_a_failed_call_without_usage_releases_its_hold(personas: Personas) -> No
     set_budget(personas.workspace, 1000)
     held = budget.reserve(workspace_id=personas.workspace.id, amount_nanousd=1000)
     budget.settle(held, cost_nanousd=0)
-    assert (ledger(personas.workspace).reserved_nanousd, ledger(personas.workspace).spent_nanousd) == (0, 0)
+    assert (
+        ledger(personas.workspace).reserved_nanousd,
+        ledger(personas.workspace).spent_nanousd,
+    ) == (0, 0)
     budget.reserve(workspace_id=personas.workspace.id, amount_nanousd=1000)
 
 
@@ -99,18 +110,25 @@ def test_a_budget_of_zero_refuses_everything(personas: Personas) -> None:
 
 
 @pytest.mark.django_db
-def test_holds_left_by_a_crashed_worker_are_released_once_no_call_can_still_run(personas: Personas, settings) -> None:  # type: ignore[no-untyped-def]
+def test_holds_left_by_a_crashed_worker_are_released_once_no_call_can_still_run(
+    personas: Personas, settings
+) -> None:  # type: ignore[no-untyped-def]
     set_budget(personas.workspace, 1000)
     crashed = budget.reserve(workspace_id=personas.workspace.id, amount_nanousd=900)
     with pytest.raises(BudgetBusy):
         budget.reserve(workspace_id=personas.workspace.id, amount_nanousd=500)
     too_old = settings.RUN_TIME_LIMIT_SECONDS + settings.STEP_TIMEOUT_SECONDS + 61
-    BudgetReservation.objects.filter(id=crashed.id).update(created_at=timezone.now() - timedelta(seconds=too_old))
+    BudgetReservation.objects.filter(id=crashed.id).update(
+        created_at=timezone.now() - timedelta(seconds=too_old)
+    )
     budget.reserve(workspace_id=personas.workspace.id, amount_nanousd=500)
     assert ledger(personas.workspace).reserved_nanousd == 500
     # The crashed call settling very late does not release its hold twice.
     budget.settle(crashed, cost_nanousd=10)
-    assert (ledger(personas.workspace).reserved_nanousd, ledger(personas.workspace).spent_nanousd) == (500, 10)
+    assert (
+        ledger(personas.workspace).reserved_nanousd,
+        ledger(personas.workspace).spent_nanousd,
+    ) == (500, 10)
 
 
 @pytest.mark.django_db
@@ -125,10 +143,15 @@ def test_each_month_has_its_own_ledger(personas: Personas) -> None:
 
 @pytest.mark.django_db
 def test_the_worst_case_covers_what_the_api_counts(personas: Personas) -> None:
-    messages = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Summarise tides."}]
+    messages = [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "Summarise tides."},
+    ]
     counted = tokens.count_messages(messages)
     worst = budget.worst_case_nanousd(model=MODEL, prompt_tokens=counted, max_tokens=10)
-    billed = fake_openai.prompt_tokens(tuple(fake_openai.Message(m["role"], m["content"]) for m in messages)).count
+    billed = fake_openai.prompt_tokens(
+        tuple(fake_openai.Message(m["role"], m["content"]) for m in messages)
+    ).count
     assert worst >= billed * 400 + 10 * 1600
 
 
@@ -168,11 +191,19 @@ def parked_run(workspace: Workspace, needed: int, *, waited_s: float = 0, **fiel
     )
     now = timezone.now()
     run = Run.objects.create(
-        workspace=workspace, workflow=workflow, definition=workflow.definition, trigger=Run.Trigger.MANUAL,
-        inputs={"topic": "otters"}, status=Run.Status.WAITING, waiting_for=Run.WaitingFor.BUDGET,
-        waiting_since=now - timedelta(seconds=waited_s), budget_needed_nanousd=needed,
-        started_at=now - timedelta(seconds=waited_s + 1), deadline_at=now + timedelta(hours=1),
-        enqueued_at=now - timedelta(seconds=waited_s + 1), **fields,
+        workspace=workspace,
+        workflow=workflow,
+        definition=workflow.definition,
+        trigger=Run.Trigger.MANUAL,
+        inputs={"topic": "otters"},
+        status=Run.Status.WAITING,
+        waiting_for=Run.WaitingFor.BUDGET,
+        waiting_since=now - timedelta(seconds=waited_s),
+        budget_needed_nanousd=needed,
+        started_at=now - timedelta(seconds=waited_s + 1),
+        deadline_at=now + timedelta(hours=1),
+        enqueued_at=now - timedelta(seconds=waited_s + 1),
+        **fields,
     )
     StepRun.objects.create(run=run, key="s1", position=0, type="llm", status=StepRun.Status.WAITING)
     return run
@@ -183,7 +214,9 @@ def statuses(*runs: Run) -> list[str]:
 
 
 @pytest.mark.django_db
-def test_a_settle_wakes_the_oldest_waiting_runs_that_fit_and_those_that_never_will(personas: Personas) -> None:
+def test_a_settle_wakes_the_oldest_waiting_runs_that_fit_and_those_that_never_will(
+    personas: Personas,
+) -> None:
     set_budget(personas.workspace, 1000)
     held = budget.reserve(workspace_id=personas.workspace.id, amount_nanousd=600)
     first, big, small, hopeless = (parked_run(personas.workspace, n) for n in (300, 600, 100, 900))
@@ -204,8 +237,15 @@ def test_a_run_is_woken_once_however_many_wake_it(personas: Personas) -> None:
     deadline = Run.objects.get(id=run.id).deadline_at
     assert budget.recheck_waiting() == [run.id]
     assert budget.recheck_waiting() == []
-    assert budget.wake_waiting(workspace_id=personas.workspace.id, budget_nanousd=1000, spent_nanousd=0,
-                               reserved_nanousd=0) == []
+    assert (
+        budget.wake_waiting(
+            workspace_id=personas.workspace.id,
+            budget_nanousd=1000,
+            spent_nanousd=0,
+            reserved_nanousd=0,
+        )
+        == []
+    )
     run.refresh_from_db()
     # Waiting is not running: not in the run's time, and not against its time limit.
     assert 5000 <= run.waited_ms < 10_000
@@ -262,8 +302,11 @@ def test_the_runs_list_says_what_a_run_waits_for(client: Client, personas: Perso
 
 
 def one_call(name: str, prompt: str, max_tokens: int = 8) -> dict:
-    return {"name": name, "inputs": [{"name": "topic", "type": "text"}],
-            "steps": [{"key": "s1", "type": "llm", "prompt": prompt, "max_tokens": max_tokens}]}
+    return {
+        "name": name,
+        "inputs": [{"name": "topic", "type": "text"}],
+        "steps": [{"key": "s1", "type": "llm", "prompt": prompt, "max_tokens": max_tokens}],
+    }
 
 
 def worst_case(prompt: str, max_tokens: int = 8) -> int:
@@ -279,10 +322,14 @@ def test_a_call_past_the_budget_fails_its_step_and_is_never_sent(
 ) -> None:  # type: ignore[no-untyped-def]
     set_budget(personas.workspace, 1000)
     workflow = services.workflow_create(
-        workspace=personas.workspace, definition=one_call("Pricey", "Describe {{ topic }}"), user=None
+        workspace=personas.workspace,
+        definition=one_call("Pricey", "Describe {{ topic }}"),
+        user=None,
     )
     services.workflow_publish(workflow=workflow, user=None)
-    run = wait_for_run(services.run_start(workflow=workflow, trigger="manual", inputs={"topic": "walruses"}).id)
+    run = wait_for_run(
+        services.run_start(workflow=workflow, trigger="manual", inputs={"topic": "walruses"}).id
+    )
     assert run.status == Run.Status.FAILED
     assert "workspace budget exhausted" in run.error
     assert "Nothing was sent or paid" in run.error
@@ -303,15 +350,24 @@ def test_a_failed_call_releases_its_hold_and_a_paid_one_is_metered(
         user=None,
     )
     services.workflow_publish(workflow=workflow, user=None)
-    failed = wait_for_run(services.run_start(workflow=workflow, trigger="manual", inputs={"topic": "x"}).id)
+    failed = wait_for_run(
+        services.run_start(workflow=workflow, trigger="manual", inputs={"topic": "x"}).id
+    )
     assert failed.status == Run.Status.FAILED, failed.error
-    assert (ledger(personas.workspace).reserved_nanousd, ledger(personas.workspace).spent_nanousd) == (0, 0)
+    assert (
+        ledger(personas.workspace).reserved_nanousd,
+        ledger(personas.workspace).spent_nanousd,
+    ) == (0, 0)
 
     paid = services.workflow_create(
-        workspace=personas.workspace, definition=one_call("Fine", "About {{ topic }}", max_tokens=20), user=None
+        workspace=personas.workspace,
+        definition=one_call("Fine", "About {{ topic }}", max_tokens=20),
+        user=None,
     )
     services.workflow_publish(workflow=paid, user=None)
-    run = wait_for_run(services.run_start(workflow=paid, trigger="manual", inputs={"topic": "y"}).id)
+    run = wait_for_run(
+        services.run_start(workflow=paid, trigger="manual", inputs={"topic": "y"}).id
+    )
     assert run.status == Run.Status.SUCCEEDED, run.error
     assert ledger(personas.workspace).spent_nanousd == run.cost_nanousd > 0
     assert ledger(personas.workspace).reserved_nanousd == 0
@@ -323,12 +379,17 @@ def test_runs_kept_out_by_a_hold_wait_without_a_worker_thread_and_go_on_when_it_
 ) -> None:  # type: ignore[no-untyped-def]
     prompt = "Tag {{ topic }} in one word. [[fake:reply=ok]]"
     slow_topic = "gannets [[fake:latency=5000]]"
-    slow, quick = (worst_case(prompt.replace("{{ topic }}", t), max_tokens=100) for t in (slow_topic, "gannets"))
+    slow, quick = (
+        worst_case(prompt.replace("{{ topic }}", t), max_tokens=100)
+        for t in (slow_topic, "gannets")
+    )
     # The slow call's hold leaves no room for another next to it; once it
     # settles (a one-token answer), the others fit one after the other.
     set_budget(personas.workspace, slow + quick - 1)
     workflow = services.workflow_create(
-        workspace=personas.workspace, definition=one_call("Held up", prompt, max_tokens=100), user=None
+        workspace=personas.workspace,
+        definition=one_call("Held up", prompt, max_tokens=100),
+        user=None,
     )
     services.workflow_publish(workflow=workflow, user=None)
     holder = services.run_start(workflow=workflow, trigger="manual", inputs={"topic": slow_topic})
@@ -337,9 +398,16 @@ def test_runs_kept_out_by_a_hold_wait_without_a_worker_thread_and_go_on_when_it_
         assert time.monotonic() < deadline, "the slow call never started"
         time.sleep(0.05)
     # More waiting runs than the worker has threads (8): a wait holds none.
-    waiters = [services.run_start(workflow=workflow, trigger="manual", inputs={"topic": "gannets"}) for _ in range(10)]
-    while Run.objects.filter(id__in=[w.id for w in waiters], status=Run.Status.WAITING).count() < 10:
-        assert time.monotonic() < deadline, "the runs did not all park while the slow call was in flight"
+    waiters = [
+        services.run_start(workflow=workflow, trigger="manual", inputs={"topic": "gannets"})
+        for _ in range(10)
+    ]
+    while (
+        Run.objects.filter(id__in=[w.id for w in waiters], status=Run.Status.WAITING).count() < 10
+    ):
+        assert time.monotonic() < deadline, (
+            "the runs did not all park while the slow call was in flight"
+        )
         time.sleep(0.05)
     assert Run.objects.get(id=holder.id).status == Run.Status.RUNNING
     parked = Run.objects.get(id=waiters[0].id)
@@ -355,7 +423,9 @@ def test_runs_kept_out_by_a_hold_wait_without_a_worker_thread_and_go_on_when_it_
     assert waited.steps.get().attempts == 1
     # It waited for most of the slow call: that is not running time.
     assert waited.waited_ms > 2000
-    assert waited.duration_ms < (waited.finished_at - waited.started_at).total_seconds() * 1000 - 2000
+    assert (
+        waited.duration_ms < (waited.finished_at - waited.started_at).total_seconds() * 1000 - 2000
+    )
     assert ledger(personas.workspace).reserved_nanousd == 0
 
 
@@ -394,7 +464,9 @@ def test_fifty_concurrent_runs_spend_no_more_than_a_budget_that_fits_ten(
         )
         services.workflow_publish(workflow=workflow, user=personas.bob)
         run_ids = [
-            services.run_start(workflow=workflow, trigger="manual", inputs={"topic": "lighthouses"}).id
+            services.run_start(
+                workflow=workflow, trigger="manual", inputs={"topic": "lighthouses"}
+            ).id
             for _ in range(50)
         ]
         runs = [wait_for_run(run_id, timeout=120) for run_id in run_ids]
@@ -402,7 +474,9 @@ def test_fifty_concurrent_runs_spend_no_more_than_a_budget_that_fits_ten(
         second.stop()
 
     succeeded = [r for r in runs if r.status == Run.Status.SUCCEEDED]
-    refused = [r for r in runs if r.status == Run.Status.FAILED and "workspace budget exhausted" in r.error]
+    refused = [
+        r for r in runs if r.status == Run.Status.FAILED and "workspace budget exhausted" in r.error
+    ]
     assert (len(succeeded), len(refused)) == (10, 40), {r.status + ": " + r.error for r in runs}
     spent = sum(r.cost_nanousd for r in runs)
     assert spent == 10 * per_call <= personas.workspace.budget_nanousd  # type: ignore[operator]
@@ -427,7 +501,9 @@ def test_a_burst_of_runs_waits_for_holds_and_spends_most_of_a_tiny_budget(
         budget_nanousd = 4 * per_call  # about $0.0007: at most four calls can be held at once
         set_budget(personas.workspace, budget_nanousd)
         workflow = services.workflow_create(
-            workspace=personas.workspace, definition=one_call("Burst of tags", prompt, max_tokens=100), user=None
+            workspace=personas.workspace,
+            definition=one_call("Burst of tags", prompt, max_tokens=100),
+            user=None,
         )
         services.workflow_publish(workflow=workflow, user=None)
         run_ids = [
@@ -440,20 +516,33 @@ def test_a_burst_of_runs_waits_for_holds_and_spends_most_of_a_tiny_budget(
         second.stop()
 
     succeeded = [r for r in runs if r.status == Run.Status.SUCCEEDED]
-    refused = [r for r in runs if r.status == Run.Status.FAILED and "workspace budget exhausted" in r.error]
+    refused = [
+        r for r in runs if r.status == Run.Status.FAILED and "workspace budget exhausted" in r.error
+    ]
     assert len(succeeded) + len(refused) == 140, {r.status + ": " + r.error for r in runs}
     row = ledger(personas.workspace)
     spent = sum(r.cost_nanousd for r in runs)
     assert (row.spent_nanousd, row.reserved_nanousd) == (spent, 0)
     assert fake_calls("puffins") == len(succeeded)
     # Never above the budget, and used up to the last call's worst case (not 22 %).
-    assert budget_nanousd - per_call < spent <= budget_nanousd, (spent, budget_nanousd, len(succeeded))
+    assert budget_nanousd - per_call < spent <= budget_nanousd, (
+        spent,
+        budget_nanousd,
+        len(succeeded),
+    )
     # A run failed for budget only when what was spent before it, plus its worst
     # case, did not fit: every call whose cost was settled before it counts.
-    paid = list(StepRun.objects.filter(run__in=succeeded).values_list("finished_at", "cost_nanousd"))
+    paid = list(
+        StepRun.objects.filter(run__in=succeeded).values_list("finished_at", "cost_nanousd")
+    )
     for run in refused:
         spent_before = sum(cost for finished_at, cost in paid if finished_at <= run.finished_at)
-        assert spent_before + per_call > budget_nanousd, (run.id, spent_before, per_call, budget_nanousd)
+        assert spent_before + per_call > budget_nanousd, (
+            run.id,
+            spent_before,
+            per_call,
+            budget_nanousd,
+        )
     assert not BudgetReservation.objects.exists()
 
 
@@ -461,7 +550,9 @@ def test_a_burst_of_runs_waits_for_holds_and_spends_most_of_a_tiny_budget(
 
 
 @pytest.mark.django_db
-def test_the_owner_sets_and_removes_the_budget_in_dollars(client: Client, personas: Personas) -> None:
+def test_the_owner_sets_and_removes_the_budget_in_dollars(
+    client: Client, personas: Personas
+) -> None:
     client.force_login(personas.alice)
     url = f"/w/{personas.workspace.slug}/settings/budget/"
     response = client.post(url, {"monthly_budget_usd": "12.50"}, follow=True)
@@ -490,7 +581,11 @@ def test_a_negative_or_garbled_budget_is_a_form_error(client: Client, personas: 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     ("entered", "nanousd", "shown"),
-    [("0.0001", 100_000, "$0.0001"), ("1.234", 1_234_000_000, "$1.234"), ("0.012345678", 12_345_678, "$0.012345678")],
+    [
+        ("0.0001", 100_000, "$0.0001"),
+        ("1.234", 1_234_000_000, "$1.234"),
+        ("0.012345678", 12_345_678, "$0.012345678"),
+    ],
 )
 def test_any_budget_from_a_tenth_of_a_cent_is_kept_to_the_nano_dollar(
     client: Client, personas: Personas, entered: str, nanousd: int, shown: str
@@ -502,14 +597,21 @@ def test_any_budget_from_a_tenth_of_a_cent_is_kept_to_the_nano_dollar(
     personas.workspace.refresh_from_db()
     assert personas.workspace.budget_nanousd == nanousd
     # The form shows the amount as it is, so saving it again changes nothing.
-    assert f'value="{entered}"' in client.get(f"/w/{personas.workspace.slug}/settings/").content.decode()
+    assert (
+        f'value="{entered}"'
+        in client.get(f"/w/{personas.workspace.slug}/settings/").content.decode()
+    )
 
 
 @pytest.mark.django_db
 def test_only_owners_set_the_budget(client: Client, personas: Personas) -> None:
-    Membership.objects.filter(user=personas.bob, workspace=personas.workspace).update(role=Role.ADMIN)
+    Membership.objects.filter(user=personas.bob, workspace=personas.workspace).update(
+        role=Role.ADMIN
+    )
     client.force_login(personas.bob)
-    response = client.post(f"/w/{personas.workspace.slug}/settings/budget/", {"monthly_budget_usd": "1000"})
+    response = client.post(
+        f"/w/{personas.workspace.slug}/settings/budget/", {"monthly_budget_usd": "1000"}
+    )
     assert response.status_code == 403
     page = client.get(f"/w/{personas.workspace.slug}/settings/").content.decode()
     assert "Only owners change the budget." in page
@@ -524,7 +626,9 @@ def test_a_banner_warns_every_member_from_80_percent(
     client: Client, personas: Personas, spent: int, banner: str | None
 ) -> None:
     set_budget(personas.workspace, 100_000_000)
-    BudgetMonth.objects.create(workspace=personas.workspace, month=budget.month_of(), spent_nanousd=spent * 1_000_000)
+    BudgetMonth.objects.create(
+        workspace=personas.workspace, month=budget.month_of(), spent_nanousd=spent * 1_000_000
+    )
     client.force_login(personas.vera)
     page = client.get(f"/w/{personas.workspace.slug}/").content.decode()
     if banner is None:
@@ -537,7 +641,9 @@ def test_a_banner_warns_every_member_from_80_percent(
 @pytest.mark.django_db
 def test_the_banner_never_shows_to_outsiders(client: Client, personas: Personas) -> None:
     set_budget(personas.workspace, 100)
-    BudgetMonth.objects.create(workspace=personas.workspace, month=budget.month_of(), spent_nanousd=100)
+    BudgetMonth.objects.create(
+        workspace=personas.workspace, month=budget.month_of(), spent_nanousd=100
+    )
     client.force_login(personas.charlie)
     response = client.get(f"/w/{personas.workspace.slug}/")
     assert response.status_code == 404

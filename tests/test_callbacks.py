@@ -40,21 +40,29 @@ def receiver() -> Iterator[CallbackReceiver]:
 
 @pytest.fixture
 def hook(personas: Personas) -> triggers.TriggerWithSecret:
-    return triggers.trigger_create(workflow=published_workflow(personas.workspace), user=personas.alice)
+    return triggers.trigger_create(
+        workflow=published_workflow(personas.workspace), user=personas.alice
+    )
 
 
 def start_with_callback(made: triggers.TriggerWithSecret, callback_url: str) -> Run:
     """A webhook delivery naming a callback, then the run executed by the real engine, in-process."""
     with override_settings(OUTBOUND_ALLOW_PRIVATE_FOR_TESTS=True):
-        response = Client().post(hook_path(triggers.trigger_url(made.trigger)) + f"?callback_url={callback_url}",
-                                 data=BODY, content_type="application/json", headers=signed(made.secret, BODY))
+        response = Client().post(
+            hook_path(triggers.trigger_url(made.trigger)) + f"?callback_url={callback_url}",
+            data=BODY,
+            content_type="application/json",
+            headers=signed(made.secret, BODY),
+        )
     assert response.status_code == 202, response.content
     run_id = response.json()["run_id"]
     engine.run_execute(run_id)
     return Run.objects.get(id=run_id)
 
 
-def test_the_result_is_posted_signed_with_the_triggers_secret(hook, receiver: CallbackReceiver) -> None:
+def test_the_result_is_posted_signed_with_the_triggers_secret(
+    hook, receiver: CallbackReceiver
+) -> None:
     run = start_with_callback(hook, receiver.url)
     assert run.status == Run.Status.SUCCEEDED
     with override_settings(OUTBOUND_ALLOW_PRIVATE_FOR_TESTS=True):
@@ -69,8 +77,9 @@ def test_the_result_is_posted_signed_with_the_triggers_secret(hook, receiver: Ca
     assert (callback.status, callback.attempts, callback.last_status_code) == ("delivered", 1, 200)
 
 
-def test_a_failed_attempt_is_retried_with_backoff_under_the_same_id(hook, receiver: CallbackReceiver,
-                                                                    settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_failed_attempt_is_retried_with_backoff_under_the_same_id(
+    hook, receiver: CallbackReceiver, settings
+) -> None:  # type: ignore[no-untyped-def]
     settings.CALLBACK_RETRY_BASE_SECONDS = 30
     receiver.codes = [500, 503]
     run = start_with_callback(hook, receiver.url)
@@ -79,14 +88,22 @@ def test_a_failed_attempt_is_retried_with_backoff_under_the_same_id(hook, receiv
         assert callbacks.callback_deliver(callback.id) == RunCallback.Status.PENDING
         callback.refresh_from_db()
         assert callback.attempts == 1 and callback.last_status_code == 500
-        assert timedelta(seconds=25) < callback.next_attempt_at - timezone.now() <= timedelta(seconds=30)
+        assert (
+            timedelta(seconds=25)
+            < callback.next_attempt_at - timezone.now()
+            <= timedelta(seconds=30)
+        )
         # Not due yet: a duplicate or early task does nothing.
         assert callbacks.callback_deliver(callback.id) is None
         RunCallback.objects.filter(id=callback.id).update(next_attempt_at=timezone.now())
         assert callbacks.callback_deliver(callback.id) == RunCallback.Status.PENDING
         callback.refresh_from_db()
         # The delay doubles.
-        assert timedelta(seconds=55) < callback.next_attempt_at - timezone.now() <= timedelta(seconds=60)
+        assert (
+            timedelta(seconds=55)
+            < callback.next_attempt_at - timezone.now()
+            <= timedelta(seconds=60)
+        )
         RunCallback.objects.filter(id=callback.id).update(next_attempt_at=timezone.now())
         assert callbacks.callback_deliver(callback.id) == RunCallback.Status.DELIVERED
     ids = {headers["webhook-id"] for headers, _ in receiver.received}
@@ -115,31 +132,52 @@ def test_a_private_callback_address_is_refused_for_good(hook, receiver: Callback
 
 def test_a_callback_waits_for_the_run_to_finish(hook, receiver: CallbackReceiver) -> None:
     with override_settings(OUTBOUND_ALLOW_PRIVATE_FOR_TESTS=True):
-        response = Client().post(hook_path(triggers.trigger_url(hook.trigger)) + f"?callback_url={receiver.url}",
-                                 data=BODY, content_type="application/json", headers=signed(hook.secret, BODY))
+        response = Client().post(
+            hook_path(triggers.trigger_url(hook.trigger)) + f"?callback_url={receiver.url}",
+            data=BODY,
+            content_type="application/json",
+            headers=signed(hook.secret, BODY),
+        )
         callback = RunCallback.objects.get(run_id=response.json()["run_id"])
         assert callbacks.callback_deliver(callback.id) is None
         assert callbacks.callbacks_sweep() == 0
     assert receiver.received == []
 
 
-def test_the_sweep_picks_up_callbacks_of_runs_finished_elsewhere(hook, receiver: CallbackReceiver) -> None:
+def test_the_sweep_picks_up_callbacks_of_runs_finished_elsewhere(
+    hook, receiver: CallbackReceiver
+) -> None:
     from workflows import services
 
     with override_settings(OUTBOUND_ALLOW_PRIVATE_FOR_TESTS=True):
-        response = Client().post(hook_path(triggers.trigger_url(hook.trigger)) + f"?callback_url={receiver.url}",
-                                 data=BODY, content_type="application/json", headers=signed(hook.secret, BODY))
+        response = Client().post(
+            hook_path(triggers.trigger_url(hook.trigger)) + f"?callback_url={receiver.url}",
+            data=BODY,
+            content_type="application/json",
+            headers=signed(hook.secret, BODY),
+        )
     run = Run.objects.get(id=response.json()["run_id"])
     assert services.run_cancel(run=run)  # finished without the engine's _finish
     assert callbacks.callbacks_sweep() == 1
 
 
-def test_a_triggers_own_callback_url_is_used_when_the_request_names_none(hook, receiver: CallbackReceiver) -> None:
+def test_a_triggers_own_callback_url_is_used_when_the_request_names_none(
+    hook, receiver: CallbackReceiver
+) -> None:
     with override_settings(OUTBOUND_ALLOW_PRIVATE_FOR_TESTS=True):
-        triggers.trigger_update(trigger=hook.trigger, user=None, name="", callback_url=receiver.url,
-                                rate_limit_per_minute=60)
-        response = Client().post(hook_path(triggers.trigger_url(hook.trigger)), data=BODY,
-                                 content_type="application/json", headers=signed(hook.secret, BODY))
+        triggers.trigger_update(
+            trigger=hook.trigger,
+            user=None,
+            name="",
+            callback_url=receiver.url,
+            rate_limit_per_minute=60,
+        )
+        response = Client().post(
+            hook_path(triggers.trigger_url(hook.trigger)),
+            data=BODY,
+            content_type="application/json",
+            headers=signed(hook.secret, BODY),
+        )
     assert RunCallback.objects.get(run_id=response.json()["run_id"]).url == receiver.url
 
 
@@ -147,25 +185,40 @@ def test_a_replayed_delivery_registers_no_second_callback(hook, receiver: Callba
     headers = signed(hook.secret, BODY)
     path = hook_path(triggers.trigger_url(hook.trigger))
     with override_settings(OUTBOUND_ALLOW_PRIVATE_FOR_TESTS=True):
-        first = Client().post(path + f"?callback_url={receiver.url}", data=BODY, content_type="application/json",
-                              headers=headers)
-        again = Client().post(path + "?callback_url=http://127.0.0.1:9/other", data=BODY,
-                              content_type="application/json", headers=headers)
+        first = Client().post(
+            path + f"?callback_url={receiver.url}",
+            data=BODY,
+            content_type="application/json",
+            headers=headers,
+        )
+        again = Client().post(
+            path + "?callback_url=http://127.0.0.1:9/other",
+            data=BODY,
+            content_type="application/json",
+            headers=headers,
+        )
     assert first.json()["run_id"] == again.json()["run_id"]
     assert list(RunCallback.objects.values_list("url", flat=True)) == [receiver.url]
 
 
 @pytest.mark.parametrize("how", ["query", "header"])
-def test_a_replay_cannot_attach_a_callback_to_a_run_that_had_none(hook, receiver: CallbackReceiver,
-                                                                  how: str) -> None:
+def test_a_replay_cannot_attach_a_callback_to_a_run_that_had_none(
+    hook, receiver: CallbackReceiver, how: str
+) -> None:
     # callback_url and Callback-URL are not signed: a captured delivery replayed inside the 5 minutes
     # must not be a way to have the run's result sent elsewhere.
     headers = signed(hook.secret, BODY)
     path = hook_path(triggers.trigger_url(hook.trigger))
     with override_settings(OUTBOUND_ALLOW_PRIVATE_FOR_TESTS=True):
         first = Client().post(path, data=BODY, content_type="application/json", headers=headers)
-        query, extra = (f"?callback_url={receiver.url}", {}) if how == "query" else ("", {"Callback-URL": receiver.url})
-        again = Client().post(path + query, data=BODY, content_type="application/json", headers=headers | extra)
+        query, extra = (
+            (f"?callback_url={receiver.url}", {})
+            if how == "query"
+            else ("", {"Callback-URL": receiver.url})
+        )
+        again = Client().post(
+            path + query, data=BODY, content_type="application/json", headers=headers | extra
+        )
     assert again.status_code == 202
     assert first.json()["run_id"] == again.json()["run_id"]
     assert not RunCallback.objects.exists()
@@ -182,8 +235,12 @@ def test_a_replay_cannot_attach_a_callback_to_a_run_that_had_none(hook, receiver
 def callback_stack(worker_env: dict[str, str], transactional_db: None) -> Iterator[AsgiServer]:
     """A worker and a web server on their own queue, both allowed to reach 127.0.0.1 (tests only)."""
     queue = f"stepwise-callbacks-{uuid.uuid4().hex[:8]}"
-    env = {**worker_env, "CELERY_QUEUE": queue, "OUTBOUND_ALLOW_PRIVATE_FOR_TESTS": "true",
-           "CALLBACK_RETRY_BASE_SECONDS": "0.5"}
+    env = {
+        **worker_env,
+        "CELERY_QUEUE": queue,
+        "OUTBOUND_ALLOW_PRIVATE_FOR_TESTS": "true",
+        "CALLBACK_RETRY_BASE_SECONDS": "0.5",
+    }
     worker = WorkerProcess(env, queue)
     worker.start()
     server = AsgiServer(env)
@@ -198,13 +255,21 @@ def callback_stack(worker_env: dict[str, str], transactional_db: None) -> Iterat
 
 
 @pytest.mark.integration
-def test_an_external_program_gets_the_result_by_signed_callback(callback_stack: AsgiServer, personas: Personas,
-                                                                 receiver: CallbackReceiver) -> None:
+def test_an_external_program_gets_the_result_by_signed_callback(
+    callback_stack: AsgiServer, personas: Personas, receiver: CallbackReceiver
+) -> None:
     receiver.codes = [503]  # the first attempt fails: the retry delivers it
-    made = triggers.trigger_create(workflow=published_workflow(personas.workspace), user=personas.alice)
+    made = triggers.trigger_create(
+        workflow=published_workflow(personas.workspace), user=personas.alice
+    )
     url = callback_stack.url + hook_path(triggers.trigger_url(made.trigger))
-    response = httpx.post(url, params={"callback_url": receiver.url}, content=BODY,
-                          headers={"content-type": "application/json", **signed(made.secret, BODY)}, timeout=30)
+    response = httpx.post(
+        url,
+        params={"callback_url": receiver.url},
+        content=BODY,
+        headers={"content-type": "application/json", **signed(made.secret, BODY)},
+        timeout=30,
+    )
     assert response.status_code == 202, response.text
     run = wait_for_run(response.json()["run_id"])
     assert run.status == Run.Status.SUCCEEDED, run.error
@@ -215,7 +280,10 @@ def test_an_external_program_gets_the_result_by_signed_callback(callback_stack: 
     assert len(receiver.received) == 2
     # The worker records the delivery once our answer reaches it.
     deadline = time.monotonic() + 10
-    while RunCallback.objects.get(run=run).status != RunCallback.Status.DELIVERED and time.monotonic() < deadline:
+    while (
+        RunCallback.objects.get(run=run).status != RunCallback.Status.DELIVERED
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.1)
     assert RunCallback.objects.get(run=run).status == RunCallback.Status.DELIVERED
 
@@ -224,17 +292,26 @@ def test_an_external_program_gets_the_result_by_signed_callback(callback_stack: 
 
 
 @pytest.fixture
-def rotated_stack(worker_env: dict[str, str], transactional_db: None, tmp_path) -> Iterator[AsgiServer]:  # type: ignore[no-untyped-def]
+def rotated_stack(
+    worker_env: dict[str, str], transactional_db: None, tmp_path
+) -> Iterator[AsgiServer]:  # type: ignore[no-untyped-def]
     """A worker and a web server started after SECRET_KEY was rotated: a new key, the old one (this test
     process's, under which the triggers' secrets were encrypted) moved to SECRET_KEY_FALLBACKS, read
     from a file as a Docker secret would be."""
     from django.conf import settings
 
     fallbacks = tmp_path / "fallbacks"
-    fallbacks.write_text(f"an-even-older-key-that-no-longer-matters-0123456789,{settings.SECRET_KEY}\n")
+    fallbacks.write_text(
+        f"an-even-older-key-that-no-longer-matters-0123456789,{settings.SECRET_KEY}\n"
+    )
     queue = f"stepwise-rotated-{uuid.uuid4().hex[:8]}"
-    env = {**worker_env, "CELERY_QUEUE": queue, "OUTBOUND_ALLOW_PRIVATE_FOR_TESTS": "true",
-           "SECRET_KEY": "the-new-key-after-rotation-" + uuid.uuid4().hex, "SECRET_KEY_FALLBACKS_FILE": str(fallbacks)}
+    env = {
+        **worker_env,
+        "CELERY_QUEUE": queue,
+        "OUTBOUND_ALLOW_PRIVATE_FOR_TESTS": "true",
+        "SECRET_KEY": "the-new-key-after-rotation-" + uuid.uuid4().hex,
+        "SECRET_KEY_FALLBACKS_FILE": str(fallbacks),
+    }
     worker = WorkerProcess(env, queue)
     worker.start()
     server = AsgiServer(env)
@@ -252,10 +329,17 @@ def rotated_stack(worker_env: dict[str, str], transactional_db: None, tmp_path) 
 def test_after_rotating_secret_key_webhooks_still_verify_and_callbacks_still_sign(
     rotated_stack: AsgiServer, personas: Personas, receiver: CallbackReceiver
 ) -> None:
-    made = triggers.trigger_create(workflow=published_workflow(personas.workspace), user=personas.alice)
+    made = triggers.trigger_create(
+        workflow=published_workflow(personas.workspace), user=personas.alice
+    )
     url = rotated_stack.url + hook_path(triggers.trigger_url(made.trigger))
-    response = httpx.post(url, params={"callback_url": receiver.url}, content=BODY,
-                          headers={"content-type": "application/json", **signed(made.secret, BODY)}, timeout=30)
+    response = httpx.post(
+        url,
+        params={"callback_url": receiver.url},
+        content=BODY,
+        headers={"content-type": "application/json", **signed(made.secret, BODY)},
+        timeout=30,
+    )
     assert response.status_code == 202, response.text
     run = wait_for_run(response.json()["run_id"])
     assert run.status == Run.Status.SUCCEEDED, run.error

@@ -878,34 +878,50 @@ def test_it_refuses_things_that_only_look_like_numbers(given: object) -> None:
 def nested_schema(levels: int) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": "string"}
     for _ in range(levels):
-        schema = {"type": "object", "properties": {"x": schema}, "required": ["x"], "additionalProperties": False}
+        schema = {
+            "type": "object",
+            "properties": {"x": schema},
+            "required": ["x"],
+            "additionalProperties": False,
+        }
     return schema
 
 
 def test_a_300_level_nested_schema_is_an_issue_naming_the_step_not_a_crash() -> None:
-    data = changed({"steps.0.response_format.schema": nested_schema(300), "steps.1.cases.0.left": "x"})
-    assert issues_of(data) == [(
-        "triage", "response_format.schema",
-        "Nested too deeply: a workflow definition may hold objects and arrays at most 64 levels deep "
-        "(a response schema at most 60).",
-    )]
+    data = changed(
+        {"steps.0.response_format.schema": nested_schema(300), "steps.1.cases.0.left": "x"}
+    )
+    assert issues_of(data) == [
+        (
+            "triage",
+            "response_format.schema",
+            "Nested too deeply: a workflow definition may hold objects and arrays at most 64 levels deep "
+            "(a response schema at most 60).",
+        )
+    ]
 
 
 def test_a_deeply_nested_input_default_is_an_issue_too() -> None:
     deep: Any = "leaf"
     for _ in range(5000):
         deep = [deep]
-    data = changed({"inputs.1": {"name": "order", "type": "json", "required": False, "default": deep}})
+    data = changed(
+        {"inputs.1": {"name": "order", "type": "json", "required": False, "default": deep}}
+    )
     assert [(step, field) for step, field, _ in issues_of(data)] == [(None, "inputs[1].default")]
 
 
 def test_a_schema_at_the_depth_limit_is_accepted() -> None:
     # 60 levels from the schema's root: 29 nested objects (2 levels each) and the root's own.
-    data = changed({"steps.0.response_format.schema": nested_schema(29), "steps.1.cases.0.left": "x"})
+    data = changed(
+        {"steps.0.response_format.schema": nested_schema(29), "steps.1.cases.0.left": "x"}
+    )
     assert [issue for issue in issues_of(data) if "Nested" in issue[2]] == []
 
 
 def test_json_text_nested_too_deeply_for_the_parser_is_an_input_error_not_a_crash() -> None:
     with pytest.raises(InputError) as raised:
-        coerce_inputs(typed_definition(), {"ticket": "Help", "order": "[" * 100_000 + "]" * 100_000})
+        coerce_inputs(
+            typed_definition(), {"ticket": "Help", "order": "[" * 100_000 + "]" * 100_000}
+        )
     assert raised.value.details["order"].startswith("Expected JSON:")

@@ -37,8 +37,12 @@ def api_status(token: str) -> int:
     return Client(headers={"Authorization": f"Bearer {token}"}).get("/api/v1/workflows").status_code
 
 
-def make_grants(personas: Personas, member: Membership, role: Role = Role.EDITOR) -> tuple[str, str]:
-    token = api_auth.token_create(workspace=personas.workspace, name="deploys", user=member.user).value
+def make_grants(
+    personas: Personas, member: Membership, role: Role = Role.EDITOR
+) -> tuple[str, str]:
+    token = api_auth.token_create(
+        workspace=personas.workspace, name="deploys", user=member.user
+    ).value
     _, link_token = services.invitation_create(
         workspace=personas.workspace, email="mallory@example.com", role=role, actor=member
     )
@@ -55,7 +59,9 @@ def invitation_usable(link_token: str) -> bool:
     client.force_login(mallory)
     page = client.get(f"/invitations/{link_token}/")
     accepted = client.post(f"/invitations/{link_token}/")
-    joined = Membership.objects.filter(user=mallory, workspace__invitations__email="mallory@example.com").exists()
+    joined = Membership.objects.filter(
+        user=mallory, workspace__invitations__email="mallory@example.com"
+    ).exists()
     assert (page.status_code == 200) == joined and (accepted.status_code == 302) == joined
     return joined
 
@@ -71,21 +77,27 @@ def test_a_removed_admins_token_gets_401_and_their_invitation_cannot_be_accepted
     assert Invitation.objects.get().revoked_at is not None
 
 
-def test_a_demoted_admins_token_and_invitation_stop_working(personas: Personas, dan: Membership) -> None:
+def test_a_demoted_admins_token_and_invitation_stop_working(
+    personas: Personas, dan: Membership
+) -> None:
     token, link = make_grants(personas, dan)
     services.membership_change_role(membership=dan, role=Role.EDITOR, actor=owner(personas))
     assert api_status(token) == 401
     assert not invitation_usable(link)
 
 
-def test_an_admin_who_leaves_takes_their_token_and_invitations_with_them(personas: Personas, dan: Membership) -> None:
+def test_an_admin_who_leaves_takes_their_token_and_invitations_with_them(
+    personas: Personas, dan: Membership
+) -> None:
     token, link = make_grants(personas, dan)
     services.workspace_leave(membership=dan)
     assert api_status(token) == 401
     assert not invitation_usable(link)
 
 
-def test_a_deleted_accounts_token_and_invitation_stop_working(personas: Personas, dan: Membership) -> None:
+def test_a_deleted_accounts_token_and_invitation_stop_working(
+    personas: Personas, dan: Membership
+) -> None:
     token, link = make_grants(personas, dan)
     services.user_delete(user=dan.user, actor=None)
     assert not User.objects.filter(email="dan@example.com").exists()
@@ -94,7 +106,9 @@ def test_a_deleted_accounts_token_and_invitation_stop_working(personas: Personas
     assert ApiToken.objects.get().revoked_at is not None
 
 
-def test_deleting_an_account_in_the_admin_site_revokes_its_grants(personas: Personas, dan: Membership) -> None:
+def test_deleting_an_account_in_the_admin_site_revokes_its_grants(
+    personas: Personas, dan: Membership
+) -> None:
     token, link = make_grants(personas, dan)
     operator = User.objects.create_superuser(email="ops@example.com", password=PASSWORD)
     client = Client()
@@ -107,7 +121,9 @@ def test_deleting_an_account_in_the_admin_site_revokes_its_grants(personas: Pers
     assert AuditEntry.objects.filter(action="token.revoke", actor_email="ops@example.com").exists()
 
 
-def test_revocations_are_in_the_audit_log_with_the_reason(personas: Personas, dan: Membership) -> None:
+def test_revocations_are_in_the_audit_log_with_the_reason(
+    personas: Personas, dan: Membership
+) -> None:
     make_grants(personas, dan)
     services.membership_remove(membership=dan, actor=owner(personas))
     token_entry = AuditEntry.objects.get(action="token.revoke")
@@ -119,7 +135,9 @@ def test_revocations_are_in_the_audit_log_with_the_reason(personas: Personas, da
     assert invitation_entry.target_label == "mallory@example.com"
 
 
-def test_an_owner_stepping_down_to_admin_loses_only_the_owner_invitations(personas: Personas) -> None:
+def test_an_owner_stepping_down_to_admin_loses_only_the_owner_invitations(
+    personas: Personas,
+) -> None:
     bob = Membership.objects.get(workspace=personas.workspace, user=personas.bob)
     services.membership_change_role(membership=bob, role=Role.OWNER, actor=owner(personas))
     token = api_auth.token_create(workspace=personas.workspace, name="ci", user=personas.bob).value
@@ -137,27 +155,36 @@ def test_an_owner_stepping_down_to_admin_loses_only_the_owner_invitations(person
     assert api_status(token) == 200  # an admin may hold tokens
 
 
-def test_a_promotion_or_an_other_members_change_revokes_nothing(personas: Personas, dan: Membership) -> None:
+def test_a_promotion_or_an_other_members_change_revokes_nothing(
+    personas: Personas, dan: Membership
+) -> None:
     token, _ = make_grants(personas, dan)
     services.membership_change_role(membership=dan, role=Role.OWNER, actor=owner(personas))
     services.membership_remove(
-        membership=Membership.objects.get(workspace=personas.workspace, user=personas.vera), actor=dan
+        membership=Membership.objects.get(workspace=personas.workspace, user=personas.vera),
+        actor=dan,
     )
     assert api_status(token) == 200
     assert Invitation.objects.get().is_pending
     assert not AuditEntry.objects.filter(action__in=["token.revoke", "invitation.revoke"]).exists()
 
 
-def test_a_role_changed_behind_the_services_back_is_caught_at_use(personas: Personas, dan: Membership) -> None:
+def test_a_role_changed_behind_the_services_back_is_caught_at_use(
+    personas: Personas, dan: Membership
+) -> None:
     """The admin site's membership inline writes the row directly: the checks at use still hold."""
     token, link = make_grants(personas, dan)
     Membership.objects.filter(id=dan.id).update(role=Role.VIEWER)
     assert api_status(token) == 401
     assert not invitation_usable(link)
-    assert ApiToken.objects.get().revoked_at is None  # nothing revoked it: the check at use refused it
+    assert (
+        ApiToken.objects.get().revoked_at is None
+    )  # nothing revoked it: the check at use refused it
 
 
-def test_a_membership_deleted_behind_the_services_back_is_caught_at_use(personas: Personas, dan: Membership) -> None:
+def test_a_membership_deleted_behind_the_services_back_is_caught_at_use(
+    personas: Personas, dan: Membership
+) -> None:
     token, link = make_grants(personas, dan)
     Membership.objects.filter(id=dan.id).delete()
     assert api_status(token) == 401

@@ -25,10 +25,18 @@ PRODUCTION = {
 
 
 def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in PRODUCTION and k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in PRODUCTION and k != "DJANGO_ALLOW_ASYNC_UNSAFE"
+    }
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **env},
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -41,7 +49,10 @@ def test_the_check_warns_at_start_when_mail_is_not_configured() -> None:
     env = {k: v for k, v in PRODUCTION.items() if k != "EMAIL_URL"}
     result = _manage("check", env=env)
     assert result.returncode == 0
-    assert "accounts.W001" in result.stderr and "Mail is not configured on this server (EMAIL_URL)" in result.stderr
+    assert (
+        "accounts.W001" in result.stderr
+        and "Mail is not configured on this server (EMAIL_URL)" in result.stderr
+    )
 
 
 def test_it_refuses_to_start_without_a_secret_key_in_production() -> None:
@@ -66,7 +77,9 @@ def test_it_fails_loudly_on_a_malformed_number() -> None:
 def test_it_reads_a_secret_from_a_file(tmp_path: Path) -> None:
     secret = tmp_path / "secret"
     secret.write_text(PRODUCTION["SECRET_KEY"] + "\n")
-    env = {k: v for k, v in PRODUCTION.items() if k != "SECRET_KEY"} | {"SECRET_KEY_FILE": str(secret)}
+    env = {k: v for k, v in PRODUCTION.items() if k != "SECRET_KEY"} | {
+        "SECRET_KEY_FILE": str(secret)
+    }
     result = _manage("check", "--deploy", "--fail-level", "WARNING", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -88,8 +101,11 @@ def test_the_compose_file_validates() -> None:
         pytest.skip("docker-compose is not installed (.ci/run installs it)")
     result = subprocess.run(
         [compose, "-f", str(ROOT / "docker-compose.yml"), "config", "--quiet"],
-        cwd=ROOT, env={**os.environ, "POSTGRES_PASSWORD": "pw", "SECRET_KEY": "s"},
-        capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env={**os.environ, "POSTGRES_PASSWORD": "pw", "SECRET_KEY": "s"},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
 
@@ -114,9 +130,12 @@ def compose_environment(service: str, dotenv: dict[str, str]) -> dict[str, str]:
             if op == ":?" and not dotenv.get(name):
                 raise AssertionError(f"compose requires {name}: {arg}")
             return dotenv.get(name, "")
+
         return re.sub(r"\$\{(\w+)(:-|:\?)?([^}]*)\}", one, str(value))
 
-    return {name: resolve(value) for name, value in config["services"][service]["environment"].items()}
+    return {
+        name: resolve(value) for name, value in config["services"][service]["environment"].items()
+    }
 
 
 MINIMAL_DOTENV = {
@@ -130,11 +149,18 @@ MINIMAL_DOTENV = {
 
 def _compose_check(dotenv: dict[str, str]) -> subprocess.CompletedProcess[str]:
     env = compose_environment("web", dotenv)
-    clean = {k: v for k, v in os.environ.items()
-             if k not in env and k not in PRODUCTION and k not in ("DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE")}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in env and k not in PRODUCTION and k not in ("DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    }
     return subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], cwd=ROOT,
-        env={**clean, **env}, capture_output=True, text=True, timeout=120,
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -155,17 +181,29 @@ def test_the_deploy_check_warns_when_compose_has_no_mail_configuration() -> None
 
 
 def test_composes_https_settings_can_be_turned_off_in_the_dotenv_file() -> None:
-    dotenv = {**MINIMAL_DOTENV, "SECURE_SSL_REDIRECT": "false", "SECURE_HSTS_SECONDS": "0",
-              "SECURE_COOKIES": "false"}
+    dotenv = {
+        **MINIMAL_DOTENV,
+        "SECURE_SSL_REDIRECT": "false",
+        "SECURE_HSTS_SECONDS": "0",
+        "SECURE_COOKIES": "false",
+    }
     env = compose_environment("web", dotenv)
-    assert (env["SECURE_SSL_REDIRECT"], env["SECURE_HSTS_SECONDS"], env["SECURE_COOKIES"]) == ("false", "0", "false")
+    assert (env["SECURE_SSL_REDIRECT"], env["SECURE_HSTS_SECONDS"], env["SECURE_COOKIES"]) == (
+        "false",
+        "0",
+        "false",
+    )
     result = _compose_check(dotenv)
     assert result.returncode != 0
-    assert "security.W004" in result.stdout + result.stderr  # the deploy check says what was turned off
+    assert (
+        "security.W004" in result.stdout + result.stderr
+    )  # the deploy check says what was turned off
 
 
 def test_every_app_service_gets_the_same_environment() -> None:
-    envs = [compose_environment(name, MINIMAL_DOTENV) for name in ("web", "worker", "beat", "migrate")]
+    envs = [
+        compose_environment(name, MINIMAL_DOTENV) for name in ("web", "worker", "beat", "migrate")
+    ]
     assert all(env == envs[0] for env in envs)
     assert "SECRET_KEY_FALLBACKS" in envs[0]
 

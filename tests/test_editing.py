@@ -14,10 +14,19 @@ def chain() -> dict:
         "inputs": [{"name": "topic", "type": "text"}],
         "steps": [
             {"key": "outline", "type": "llm", "prompt": "Outline {{ topic }}."},
-            {"key": "draft", "type": "llm", "prompt": "Write from:\n{{ outline }}\n{{outline.x|json}}"},
-            {"key": "route", "type": "condition",
-             "cases": [{"left": "{{ draft }}", "op": "contains", "right": "{{ topic }}", "goto": "end"}],
-             "else": "polish"},
+            {
+                "key": "draft",
+                "type": "llm",
+                "prompt": "Write from:\n{{ outline }}\n{{outline.x|json}}",
+            },
+            {
+                "key": "route",
+                "type": "condition",
+                "cases": [
+                    {"left": "{{ draft }}", "op": "contains", "right": "{{ topic }}", "goto": "end"}
+                ],
+                "else": "polish",
+            },
             {"key": "polish", "type": "template", "template": "{{ draft }}", "next": "end"},
         ],
         "output": "{{ polish }} / {{ outline }}",
@@ -36,7 +45,9 @@ def test_inserting_a_step_puts_a_fresh_llm_step_at_the_position_with_a_free_key(
     assert keys(chain()) == ["outline", "draft", "route", "polish"], "the input is not changed"
 
 
-def test_a_new_template_step_reads_the_previous_step_and_a_new_condition_continues_to_the_next() -> None:
+def test_a_new_template_step_reads_the_previous_step_and_a_new_condition_continues_to_the_next() -> (
+    None
+):
     definition, _ = editing.step_insert(chain(), position=2, kind="template")
     assert definition["steps"][2]["template"] == "{{ draft }}"
     definition, _ = editing.step_insert(chain(), position=2, kind="condition")
@@ -128,7 +139,10 @@ def test_inputs_can_be_added_and_removed() -> None:
 
 
 def test_variables_at_a_point_of_a_broken_draft_are_the_inputs_earlier_steps_and_payload() -> None:
-    broken = {"inputs": [{"name": "a"}, {"oops": 1}], "steps": [{"key": "s1"}, "junk", {"key": "s3"}]}
+    broken = {
+        "inputs": [{"name": "a"}, {"oops": 1}],
+        "steps": [{"key": "s1"}, "junk", {"key": "s3"}],
+    }
     assert editing.variables_at_raw(broken, 2) == ["a", "s1", "payload"]
     assert editing.variables_at_raw({}, 0) == ["payload"]
 
@@ -145,9 +159,17 @@ def test_cases_can_be_added_and_removed() -> None:
 
 
 def test_a_sample_object_becomes_a_strict_schema() -> None:
-    schema = editing.schema_from_sample({"category": "billing", "score": 3, "ratio": 0.5, "urgent": True,
-                                         "note": None, "tags": ["a", "b"],
-                                         "customer": {"name": "Ada", "address": {"zip": "1000"}}})
+    schema = editing.schema_from_sample(
+        {
+            "category": "billing",
+            "score": 3,
+            "ratio": 0.5,
+            "urgent": True,
+            "note": None,
+            "tags": ["a", "b"],
+            "customer": {"name": "Ada", "address": {"zip": "1000"}},
+        }
+    )
     assert schema == {
         "type": "object",
         "properties": {
@@ -161,8 +183,12 @@ def test_a_sample_object_becomes_a_strict_schema() -> None:
                 "type": "object",
                 "properties": {
                     "name": {"type": "string"},
-                    "address": {"type": "object", "properties": {"zip": {"type": "string"}},
-                                "required": ["zip"], "additionalProperties": False},
+                    "address": {
+                        "type": "object",
+                        "properties": {"zip": {"type": "string"}},
+                        "required": ["zip"],
+                        "additionalProperties": False,
+                    },
                 },
                 "required": ["name", "address"],
                 "additionalProperties": False,
@@ -175,17 +201,23 @@ def test_a_sample_object_becomes_a_strict_schema() -> None:
 
 
 def test_objects_in_a_list_are_merged_and_keys_some_lack_become_nullable() -> None:
-    schema = editing.schema_from_sample({"items": [{"sku": "a", "qty": 1}, {"sku": "b", "qty": 2.5, "note": "x"}]})
+    schema = editing.schema_from_sample(
+        {"items": [{"sku": "a", "qty": 1}, {"sku": "b", "qty": 2.5, "note": "x"}]}
+    )
     items = schema["properties"]["items"]["items"]
-    assert items["properties"] == {"sku": {"type": "string"}, "qty": {"type": "number"},
-                                   "note": {"type": ["string", "null"]}}
+    assert items["properties"] == {
+        "sku": {"type": "string"},
+        "qty": {"type": "number"},
+        "note": {"type": ["string", "null"]},
+    }
     assert items["required"] == ["sku", "qty", "note"]
     assert strict_schema_problems(schema) == []
 
 
 def test_mixed_and_empty_lists_still_give_a_valid_strict_schema() -> None:
-    schema = editing.schema_from_sample({"mixed": [1, "two"], "empty": [], "nested": [[1], [2]],
-                                         "odd": [{"a": 1}, 3]})
+    schema = editing.schema_from_sample(
+        {"mixed": [1, "two"], "empty": [], "nested": [[1], [2]], "odd": [{"a": 1}, 3]}
+    )
     assert schema["properties"]["mixed"]["items"] == {"type": ["integer", "string"]}
     assert schema["properties"]["empty"]["items"] == {"type": "string"}
     assert strict_schema_problems(schema) == []

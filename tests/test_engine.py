@@ -24,17 +24,45 @@ TRIAGE = {
         {"name": "tone", "type": "text", "required": False, "default": "friendly"},
     ],
     "steps": [
-        {"key": "triage", "type": "llm", "system": "You triage support tickets.",
-         "prompt": "Classify this ticket:\n{{ ticket }}", "temperature": 0, "max_tokens": 200,
-         "response_format": {"type": "json_schema", "name": "triage", "schema": {
-             "type": "object",
-             "properties": {"category": {"type": "string", "enum": ["billing", "bug", "other"]}},
-             "required": ["category"], "additionalProperties": False}}},
-        {"key": "route", "type": "condition",
-         "cases": [{"left": "{{ triage.category }}", "op": "equals", "right": "billing", "goto": "billing_reply"}],
-         "else": "reply"},
-        {"key": "billing_reply", "type": "llm",
-         "prompt": "Write a {{ tone }} reply about billing to:\n{{ ticket }}", "next": "end"},
+        {
+            "key": "triage",
+            "type": "llm",
+            "system": "You triage support tickets.",
+            "prompt": "Classify this ticket:\n{{ ticket }}",
+            "temperature": 0,
+            "max_tokens": 200,
+            "response_format": {
+                "type": "json_schema",
+                "name": "triage",
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "category": {"type": "string", "enum": ["billing", "bug", "other"]}
+                    },
+                    "required": ["category"],
+                    "additionalProperties": False,
+                },
+            },
+        },
+        {
+            "key": "route",
+            "type": "condition",
+            "cases": [
+                {
+                    "left": "{{ triage.category }}",
+                    "op": "equals",
+                    "right": "billing",
+                    "goto": "billing_reply",
+                }
+            ],
+            "else": "reply",
+        },
+        {
+            "key": "billing_reply",
+            "type": "llm",
+            "prompt": "Write a {{ tone }} reply about billing to:\n{{ ticket }}",
+            "next": "end",
+        },
         {"key": "reply", "type": "llm", "prompt": "Write a {{ tone }} reply to:\n{{ ticket }}"},
     ],
     "output": "{{ billing_reply }}{{ reply }}",
@@ -58,12 +86,17 @@ def steps_of(run: Run) -> dict[str, StepRun]:
     return {s.key: s for s in run.steps.all()}
 
 
-def test_a_three_step_chain_sends_each_output_to_the_next_step(worker: WorkerProcess, personas: Personas) -> None:
-    definition = chain("Chain", [
-        "Give three facts about {{ topic }}.",
-        "Summarise these facts:\n{{ s1 }}",
-        "Write a title for:\n{{ s2 }}",
-    ])
+def test_a_three_step_chain_sends_each_output_to_the_next_step(
+    worker: WorkerProcess, personas: Personas
+) -> None:
+    definition = chain(
+        "Chain",
+        [
+            "Give three facts about {{ topic }}.",
+            "Summarise these facts:\n{{ s1 }}",
+            "Write a title for:\n{{ s2 }}",
+        ],
+    )
     run = wait_for_run(start(personas.workspace, definition, {"topic": "otters"}).id)
     assert run.status == Run.Status.SUCCEEDED, run.error
     steps = steps_of(run)
@@ -73,15 +106,19 @@ def test_a_three_step_chain_sends_each_output_to_the_next_step(worker: WorkerPro
     assert all(s.status == StepRun.Status.SUCCEEDED and s.attempts == 1 for s in steps.values())
 
 
-def test_run_totals_are_the_sum_of_the_steps_priced_to_the_nano_dollar(worker: WorkerProcess, personas: Personas) -> None:
+def test_run_totals_are_the_sum_of_the_steps_priced_to_the_nano_dollar(
+    worker: WorkerProcess, personas: Personas
+) -> None:
     definition = chain("Priced", ["Describe {{ topic }}.", "Shorten:\n{{ s1 }}"])
     run = wait_for_run(start(personas.workspace, definition, {"topic": "tides"}).id)
     steps = list(run.steps.all())
     for step in steps:
         assert step.tokens_in > 0 and step.tokens_out > 0
         assert step.cost_nanousd == cost_nanousd(
-            model="gpt-4.1-mini", prompt_tokens=step.tokens_in,
-            cached_tokens=step.tokens_cached, completion_tokens=step.tokens_out,
+            model="gpt-4.1-mini",
+            prompt_tokens=step.tokens_in,
+            cached_tokens=step.tokens_cached,
+            completion_tokens=step.tokens_out,
         )
     assert run.cost_nanousd == sum(s.cost_nanousd for s in steps)
     assert run.tokens_in == sum(s.tokens_in for s in steps)
@@ -101,7 +138,9 @@ def test_a_json_schema_step_feeds_a_condition(worker: WorkerProcess, personas: P
     assert "friendly" in steps["billing_reply"].messages[-1]["content"]
 
 
-def test_the_other_branch_is_taken_when_the_case_does_not_match(worker: WorkerProcess, personas: Personas) -> None:
+def test_the_other_branch_is_taken_when_the_case_does_not_match(
+    worker: WorkerProcess, personas: Personas
+) -> None:
     ticket = "The app crashes on start. [[fake:choose=bug]]"
     run = wait_for_run(start(personas.workspace, TRIAGE, {"ticket": ticket, "tone": "formal"}).id)
     steps = steps_of(run)
@@ -118,12 +157,20 @@ def test_the_classify_and_route_starter_routes_by_what_the_ticket_says_on_the_si
 
     starter = starter_for("classify-route")
     assert starter is not None
-    workflow = services.workflow_create(workspace=personas.workspace, definition=starter.fresh_definition(), user=None)
+    workflow = services.workflow_create(
+        workspace=personas.workspace, definition=starter.fresh_definition(), user=None
+    )
     services.workflow_publish(workflow=workflow, user=None)
-    tickets = {"billing": "I was charged twice for my subscription this month.",
-               "bug": "The app crashes every time I open a report."}
-    runs = {category: services.run_start(workflow=workflow, trigger=Run.Trigger.MANUAL, inputs={"ticket": ticket})
-            for category, ticket in tickets.items()}
+    tickets = {
+        "billing": "I was charged twice for my subscription this month.",
+        "bug": "The app crashes every time I open a report.",
+    }
+    runs = {
+        category: services.run_start(
+            workflow=workflow, trigger=Run.Trigger.MANUAL, inputs={"ticket": ticket}
+        )
+        for category, ticket in tickets.items()
+    }
     billing, bug = (wait_for_run(runs[c].id) for c in ("billing", "bug"))
     assert billing.status == bug.status == Run.Status.SUCCEEDED, (billing.error, bug.error)
     assert steps_of(billing)["triage"].output["category"] == "billing"
@@ -134,7 +181,9 @@ def test_the_classify_and_route_starter_routes_by_what_the_ticket_says_on_the_si
     assert steps_of(bug)["reply"].status == StepRun.Status.SUCCEEDED
 
 
-def test_a_rate_limited_call_is_retried_and_billed_once(worker: WorkerProcess, personas: Personas, fake_calls) -> None:  # type: ignore[no-untyped-def]
+def test_a_rate_limited_call_is_retried_and_billed_once(
+    worker: WorkerProcess, personas: Personas, fake_calls
+) -> None:  # type: ignore[no-untyped-def]
     definition = chain("Retry", ["Tell me about {{ topic }} [[fake:429 times=2 retry_after=0]]"])
     run = wait_for_run(start(personas.workspace, definition, {"topic": "herons"}).id)
     assert run.status == Run.Status.SUCCEEDED, run.error
@@ -142,13 +191,17 @@ def test_a_rate_limited_call_is_retried_and_billed_once(worker: WorkerProcess, p
     assert step.attempts == 3
     assert fake_calls("herons") == 3
     assert step.cost_nanousd == cost_nanousd(
-        model="gpt-4.1-mini", prompt_tokens=step.tokens_in, cached_tokens=step.tokens_cached,
+        model="gpt-4.1-mini",
+        prompt_tokens=step.tokens_in,
+        cached_tokens=step.tokens_cached,
         completion_tokens=step.tokens_out,
     )
     assert run.cost_nanousd == step.cost_nanousd
 
 
-def test_a_refused_request_fails_at_once_with_the_apis_message(worker: WorkerProcess, personas: Personas, fake_calls) -> None:  # type: ignore[no-untyped-def]
+def test_a_refused_request_fails_at_once_with_the_apis_message(
+    worker: WorkerProcess, personas: Personas, fake_calls
+) -> None:  # type: ignore[no-untyped-def]
     definition = chain("Quota", ["About {{ topic }} [[fake:insufficient_quota]]", "Never {{ s1 }}"])
     run = wait_for_run(start(personas.workspace, definition, {"topic": "quota"}).id)
     assert run.status == Run.Status.FAILED
@@ -158,7 +211,9 @@ def test_a_refused_request_fails_at_once_with_the_apis_message(worker: WorkerPro
     assert run.cost_nanousd == 0
 
 
-def test_the_context_pre_flight_refuses_an_oversized_prompt_without_a_call(worker: WorkerProcess, personas: Personas, fake_calls) -> None:  # type: ignore[no-untyped-def]
+def test_the_context_pre_flight_refuses_an_oversized_prompt_without_a_call(
+    worker: WorkerProcess, personas: Personas, fake_calls
+) -> None:  # type: ignore[no-untyped-def]
     definition = chain("Huge", ["Summarise: {{ topic }}"])
     huge = "lorem ipsum dolor sit amet " * 210_000  # about 1,050,000 tokens
     run = wait_for_run(start(personas.workspace, definition, {"topic": huge}).id)
@@ -177,7 +232,9 @@ def test_missing_required_inputs_are_refused_before_a_run_exists(personas: Perso
     assert Run.objects.count() == 0
 
 
-def test_a_duplicate_task_is_harmless(worker: WorkerProcess, personas: Personas, fake_calls) -> None:  # type: ignore[no-untyped-def]
+def test_a_duplicate_task_is_harmless(
+    worker: WorkerProcess, personas: Personas, fake_calls
+) -> None:  # type: ignore[no-untyped-def]
     from workflows.tasks import run_execute
 
     definition = chain("Dup", ["Once about {{ topic }} [[fake:latency=500]]"])
@@ -189,7 +246,9 @@ def test_a_duplicate_task_is_harmless(worker: WorkerProcess, personas: Personas,
     assert fake_calls("duplicates") == 1
 
 
-def test_a_run_resumes_after_the_worker_is_killed_mid_run(worker: WorkerProcess, personas: Personas, fake_calls, settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_run_resumes_after_the_worker_is_killed_mid_run(
+    worker: WorkerProcess, personas: Personas, fake_calls, settings
+) -> None:  # type: ignore[no-untyped-def]
     settings.RUN_LEASE_SECONDS = 3
     prompts = [f"Step {i} about {{{{ topic }}}} [[fake:latency=700]]" for i in range(1, 6)]
     run = start(personas.workspace, chain("Crash", prompts), {"topic": "crashes"})
@@ -212,14 +271,22 @@ def test_a_run_resumes_after_the_worker_is_killed_mid_run(worker: WorkerProcess,
     assert run.steps.filter(status=StepRun.Status.SUCCEEDED).count() == 5
 
 
-def test_the_reaper_recovers_a_run_whose_broker_message_was_lost(worker: WorkerProcess, personas: Personas, settings) -> None:  # type: ignore[no-untyped-def]
+def test_the_reaper_recovers_a_run_whose_broker_message_was_lost(
+    worker: WorkerProcess, personas: Personas, settings
+) -> None:  # type: ignore[no-untyped-def]
     settings.RUN_QUEUED_GRACE_SECONDS = 5
-    workflow = services.workflow_create(workspace=personas.workspace, definition=chain("Lost", ["Lost {{ topic }}"]), user=None)
+    workflow = services.workflow_create(
+        workspace=personas.workspace, definition=chain("Lost", ["Lost {{ topic }}"]), user=None
+    )
     version = services.workflow_publish(workflow=workflow, user=None)
     # A run whose message never reached the broker: created without run_start's enqueue.
     run = Run.objects.create(
-        workspace=personas.workspace, workflow=workflow, version=version, definition=version.definition,
-        trigger=Run.Trigger.MANUAL, inputs={"topic": "letters"},
+        workspace=personas.workspace,
+        workflow=workflow,
+        version=version,
+        definition=version.definition,
+        trigger=Run.Trigger.MANUAL,
+        inputs={"topic": "letters"},
         enqueued_at=timezone.now() - timedelta(seconds=10),
     )
     time.sleep(1)
@@ -230,7 +297,9 @@ def test_the_reaper_recovers_a_run_whose_broker_message_was_lost(worker: WorkerP
     assert run.status == Run.Status.SUCCEEDED
 
 
-def test_a_canceled_run_stops_after_the_step_in_flight_and_records_its_cost(worker: WorkerProcess, personas: Personas, fake_calls) -> None:  # type: ignore[no-untyped-def]
+def test_a_canceled_run_stops_after_the_step_in_flight_and_records_its_cost(
+    worker: WorkerProcess, personas: Personas, fake_calls
+) -> None:  # type: ignore[no-untyped-def]
     prompts = ["First on {{ topic }} [[fake:latency=1500]]", "Second on {{ s1 }}"]
     run = start(personas.workspace, chain("Cancel", prompts), {"topic": "cancels"})
     deadline = time.monotonic() + 20
@@ -248,7 +317,9 @@ def test_a_canceled_run_stops_after_the_step_in_flight_and_records_its_cost(work
     assert fake_calls("Second on") == 0
 
 
-def test_resume_reuses_finished_steps_without_paying_again(worker: WorkerProcess, personas: Personas, fake_calls) -> None:  # type: ignore[no-untyped-def]
+def test_resume_reuses_finished_steps_without_paying_again(
+    worker: WorkerProcess, personas: Personas, fake_calls
+) -> None:  # type: ignore[no-untyped-def]
     # The worker gives up after LLM_MAX_ATTEMPTS (5) calls; the 6th would succeed.
     prompts = ["Draft on {{ topic }}", "Fail on {{ s1 }} [[fake:500 times=5]]"]
     run = wait_for_run(start(personas.workspace, chain("Resume", prompts), {"topic": "resumes"}).id)

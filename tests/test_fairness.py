@@ -15,7 +15,9 @@ from workflows.models import Run
 pytestmark = pytest.mark.integration
 
 
-def test_a_flooding_workspace_does_not_delay_another_workspaces_run(worker: WorkerProcess, personas: Personas, settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_flooding_workspace_does_not_delay_another_workspaces_run(
+    worker: WorkerProcess, personas: Personas, settings
+) -> None:  # type: ignore[no-untyped-def]
     settings.RUN_MAX_IN_FLIGHT_PER_WORKSPACE = 4  # as the worker's (tests/conftest.py)
     flood = chain("Flood", ["Flood {{ topic }} [[fake:latency=1000]]"])
     first = start(personas.workspace, flood, {"topic": "0"})
@@ -24,14 +26,20 @@ def test_a_flooding_workspace_does_not_delay_another_workspaces_run(worker: Work
     from workflows import services
 
     for i in range(1, 40):
-        flood_ids.append(services.run_start(workflow=workflow, trigger=Run.Trigger.API, inputs={"topic": str(i)}).id)
+        flood_ids.append(
+            services.run_start(
+                workflow=workflow, trigger=Run.Trigger.API, inputs={"topic": str(i)}
+            ).id
+        )
     # Only 4 are sent to the workers at a time; the rest wait in the database.
     assert dispatch.in_flight(personas.workspace.id) <= 4
     assert Run.objects.filter(id__in=flood_ids, enqueued_at__isnull=True).count() >= 30
 
     _, other = user_signup(email="olga@example.com", password="a long enough passphrase")
     started = time.monotonic()
-    single = wait_for_run(start(other, chain("Single", ["Just one {{ topic }}"]), {"topic": "x"}).id, timeout=10)
+    single = wait_for_run(
+        start(other, chain("Single", ["Just one {{ topic }}"]), {"topic": "x"}).id, timeout=10
+    )
     waited = time.monotonic() - started
     assert single.status == Run.Status.SUCCEEDED
     assert waited < 5, f"the other workspace's run took {waited:.1f} s behind the flood"
@@ -41,7 +49,9 @@ def test_a_flooding_workspace_does_not_delay_another_workspaces_run(worker: Work
         assert wait_for_run(run_id, timeout=60).status == Run.Status.SUCCEEDED
 
 
-def test_waiting_runs_are_sent_by_the_reaper_when_a_slot_is_free(worker: WorkerProcess, personas: Personas, settings) -> None:  # type: ignore[no-untyped-def]
+def test_waiting_runs_are_sent_by_the_reaper_when_a_slot_is_free(
+    worker: WorkerProcess, personas: Personas, settings
+) -> None:  # type: ignore[no-untyped-def]
     settings.RUN_MAX_IN_FLIGHT_PER_WORKSPACE = 0  # nothing is sent at start
     run = start(personas.workspace, chain("Later", ["Later {{ topic }}"]), {"topic": "y"})
     assert run.enqueued_at is None

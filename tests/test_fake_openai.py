@@ -174,7 +174,10 @@ def triage(client: openai.OpenAI, messages: list[dict[str, str]]) -> dict:
     completion = client.chat.completions.create(
         model=MODEL,
         messages=messages,  # type: ignore[arg-type]
-        response_format={"type": "json_schema", "json_schema": {"name": "triage", "schema": TRIAGE_SCHEMA}},
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "triage", "schema": TRIAGE_SCHEMA},
+        },
     )
     return json.loads(completion.choices[0].message.content)
 
@@ -196,14 +199,24 @@ def test_it_classifies_by_what_the_user_message_names_or_points_to(
     assert answer["category"] == category
     if urgency:
         assert answer["urgency"] == urgency
-    assert triage(client, [{"role": "user", "content": f"Classify this ticket.\n\n{ticket}"}]) == answer
+    assert (
+        triage(client, [{"role": "user", "content": f"Classify this ticket.\n\n{ticket}"}])
+        == answer
+    )
 
 
-def test_a_list_of_the_options_is_no_cue_and_the_system_message_is_not_read(client: openai.OpenAI) -> None:
+def test_a_list_of_the_options_is_no_cue_and_the_system_message_is_not_read(
+    client: openai.OpenAI,
+) -> None:
     listed = "Classify this ticket as billing, bug or other. Then as low, normal or high.\n\nWhere is your office?"
     answers = {
-        triage(client, [{"role": "system", "content": f"You triage tickets. {n} invoices crash."},
-                        {"role": "user", "content": f"{listed} ({n})"}])["category"]
+        triage(
+            client,
+            [
+                {"role": "system", "content": f"You triage tickets. {n} invoices crash."},
+                {"role": "user", "content": f"{listed} ({n})"},
+            ],
+        )["category"]
         for n in range(12)
     }
     # The hashed pick of each request, not the first option listed or a system keyword.
@@ -211,7 +224,9 @@ def test_a_list_of_the_options_is_no_cue_and_the_system_message_is_not_read(clie
 
 
 def test_a_chosen_value_wins_over_the_cues(client: openai.OpenAI) -> None:
-    answer = triage(client, [{"role": "user", "content": "My invoice is wrong [[fake:choose=other]]"}])
+    answer = triage(
+        client, [{"role": "user", "content": "My invoice is wrong [[fake:choose=other]]"}]
+    )
 
     assert answer["category"] == "other"
 
@@ -220,7 +235,10 @@ def test_a_chosen_value_wins_over_the_cues(client: openai.OpenAI) -> None:
     ("prompt", "expected"),
     [
         ("Classify this ticket as one of: billing, bug, other.\n\nMy invoice is wrong.", "billing"),
-        ("Categorize the message into categories: Sales, Support or Spam.\n\nCheap watches, spam inside", "Spam"),
+        (
+            "Categorize the message into categories: Sales, Support or Spam.\n\nCheap watches, spam inside",
+            "Spam",
+        ),
         ("Classify the review as one of positive, neutral or negative: I love it", "positive"),
     ],
 )
@@ -231,7 +249,11 @@ def test_a_plain_text_classification_answers_the_named_option(
 
 
 def test_a_prompt_that_does_not_classify_gets_the_usual_answer(client: openai.OpenAI) -> None:
-    content = ask(client, "Translate into French, Spanish or German: my invoice is wrong").choices[0].message.content
+    content = (
+        ask(client, "Translate into French, Spanish or German: my invoice is wrong")
+        .choices[0]
+        .message.content
+    )
 
     assert content.startswith("Simulated answer to: Translate into French")
 

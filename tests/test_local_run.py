@@ -27,24 +27,37 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def makefile_exports(target: str) -> dict[str, str]:
     """The `target: export NAME ?= VALUE` lines of the Makefile."""
-    found = re.findall(rf"^{target}: export (\w+) \??= (.*)$", (ROOT / "Makefile").read_text(), re.M)
+    found = re.findall(
+        rf"^{target}: export (\w+) \??= (.*)$", (ROOT / "Makefile").read_text(), re.M
+    )
     return {name: value.strip() for name, value in found}
 
 
 def local_env(var_dir: Path, **extra: str) -> dict[str, str]:
     """A bare machine's environment plus what `make run` exports: no SECRET_KEY, no DEBUG, no DATABASE_URL."""
-    keep = {k: v for k, v in os.environ.items()
-            if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")}
+    keep = {
+        k: v
+        for k, v in os.environ.items()
+        if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+    }
     return {**keep, **makefile_exports("run"), "STEPWISE_VAR_DIR": str(var_dir), **extra}
 
 
 def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=180)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
 
 def _secret_key(env: dict[str, str]) -> str:
-    result = _manage("shell", "-c", "from django.conf import settings; print(settings.SECRET_KEY)", env=env)
+    result = _manage(
+        "shell", "-c", "from django.conf import settings; print(settings.SECRET_KEY)", env=env
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip().splitlines()[-1]
 
@@ -57,7 +70,9 @@ def test_make_run_and_demo_do_not_turn_debug_mode_on(target: str) -> None:
     assert exports["SECURE_COOKIES"] == "false"
 
 
-def test_the_local_setup_generates_a_secret_key_once_readable_by_its_owner_only(tmp_path: Path) -> None:
+def test_the_local_setup_generates_a_secret_key_once_readable_by_its_owner_only(
+    tmp_path: Path,
+) -> None:
     first = _secret_key(local_env(tmp_path / "a"))
     assert len(first) >= 50
     key_file = tmp_path / "a" / "secret_key"
@@ -88,11 +103,21 @@ def local_server(tmp_path: Path) -> Iterator[str]:
     env = local_env(tmp_path, PORT=str(port))
     migrated = _manage("migrate", "--noinput", env=env)
     assert migrated.returncode == 0, migrated.stderr
-    web = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
+    web = next(
+        line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:")
+    )
     command = web.removeprefix("web:").strip().replace("$PORT", str(port)).split()
-    command[0] = str(Path(sys.executable).parent / Path(command[0]).name)  # the venv in use, not ./.venv
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               start_new_session=True)
+    command[0] = str(
+        Path(sys.executable).parent / Path(command[0]).name
+    )  # the venv in use, not ./.venv
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_http(url + "/healthz", timeout=60)

@@ -14,14 +14,20 @@ pytestmark = pytest.mark.django_db
 
 
 def invite(client: Client, personas: Personas, email: str, **extra):  # type: ignore[no-untyped-def]
-    return client.post(f"/w/{personas.workspace.slug}/invitations/", {"email": email, "role": "viewer"}, **extra)
+    return client.post(
+        f"/w/{personas.workspace.slug}/invitations/", {"email": email, "role": "viewer"}, **extra
+    )
 
 
 def test_invitations_are_limited_per_member(client: Client, personas: Personas, settings) -> None:  # type: ignore[no-untyped-def]
     settings.MAIL_LIMIT_PER_USER = 2
     client.force_login(personas.alice)
-    assert invite(client, personas, "one@example.com").status_code == 303  # POST-redirect-GET: the link is shown once
-    assert invite(client, personas, "two@example.com").status_code == 303  # POST-redirect-GET: the link is shown once
+    assert (
+        invite(client, personas, "one@example.com").status_code == 303
+    )  # POST-redirect-GET: the link is shown once
+    assert (
+        invite(client, personas, "two@example.com").status_code == 303
+    )  # POST-redirect-GET: the link is shown once
     refused = invite(client, personas, "three@example.com")
     assert refused.status_code == 429
     assert "Too many emails were requested by you in the last hour" in refused.content.decode()
@@ -29,7 +35,9 @@ def test_invitations_are_limited_per_member(client: Client, personas: Personas, 
     assert not personas.workspace.invitations.filter(email="three@example.com").exists()
 
 
-def test_a_limited_htmx_invitation_answers_with_the_card_and_an_error_toast(client: Client, personas: Personas, settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_limited_htmx_invitation_answers_with_the_card_and_an_error_toast(
+    client: Client, personas: Personas, settings
+) -> None:  # type: ignore[no-untyped-def]
     settings.MAIL_LIMIT_PER_USER = 1
     client.force_login(personas.alice)
     invite(client, personas, "one@example.com", HTTP_HX_REQUEST="true")
@@ -39,18 +47,28 @@ def test_a_limited_htmx_invitation_answers_with_the_card_and_an_error_toast(clie
     assert "Too many emails were requested by you" in refused["HX-Trigger"]
 
 
-def test_invitations_are_limited_per_client_address(client: Client, personas: Personas, settings) -> None:  # type: ignore[no-untyped-def]
+def test_invitations_are_limited_per_client_address(
+    client: Client, personas: Personas, settings
+) -> None:  # type: ignore[no-untyped-def]
     from accounts.models import Membership, Role
 
     settings.MAIL_LIMIT_PER_IP = 2
-    Membership.objects.filter(user=personas.bob, workspace=personas.workspace).update(role=Role.ADMIN)
+    Membership.objects.filter(user=personas.bob, workspace=personas.workspace).update(
+        role=Role.ADMIN
+    )
     alice, bob = Client(), Client()
     alice.force_login(personas.alice)
     bob.force_login(personas.bob)
-    assert invite(alice, personas, "one@example.com").status_code == 303  # POST-redirect-GET: the link is shown once
-    assert invite(bob, personas, "two@example.com").status_code == 303  # POST-redirect-GET: the link is shown once
+    assert (
+        invite(alice, personas, "one@example.com").status_code == 303
+    )  # POST-redirect-GET: the link is shown once
+    assert (
+        invite(bob, personas, "two@example.com").status_code == 303
+    )  # POST-redirect-GET: the link is shown once
     assert invite(bob, personas, "three@example.com").status_code == 429
-    assert invite(bob, personas, "three@example.com", REMOTE_ADDR="198.51.100.3").status_code == 303  # POST-redirect-GET: the link is shown once
+    assert (
+        invite(bob, personas, "three@example.com", REMOTE_ADDR="198.51.100.3").status_code == 303
+    )  # POST-redirect-GET: the link is shown once
 
 
 def test_password_reset_mails_are_limited_per_recipient_with_the_same_answer_for_unknown_addresses(
@@ -60,11 +78,18 @@ def test_password_reset_mails_are_limited_per_recipient_with_the_same_answer_for
     User.objects.create_user(email="lee@example.com", password=PASSWORD)
     for email in ("lee@example.com", "nobody@example.com"):
         for n in range(2):
-            response = client.post("/accounts/password_reset/", {"email": email}, REMOTE_ADDR=f"198.51.100.{n}")
+            response = client.post(
+                "/accounts/password_reset/", {"email": email}, REMOTE_ADDR=f"198.51.100.{n}"
+            )
             assert response.status_code == 302
-        refused = client.post("/accounts/password_reset/", {"email": email}, REMOTE_ADDR="198.51.100.99")
+        refused = client.post(
+            "/accounts/password_reset/", {"email": email}, REMOTE_ADDR="198.51.100.99"
+        )
         assert refused.status_code == 429
-        assert "Too many emails were requested to this address in the last hour" in refused.content.decode()
+        assert (
+            "Too many emails were requested to this address in the last hour"
+            in refused.content.decode()
+        )
     assert len(mail.outbox) == 2
     assert {tuple(m.to) for m in mail.outbox} == {("lee@example.com",)}
 
@@ -72,13 +97,18 @@ def test_password_reset_mails_are_limited_per_recipient_with_the_same_answer_for
 def test_password_reset_requests_are_limited_per_client_address(client: Client, settings) -> None:  # type: ignore[no-untyped-def]
     settings.MAIL_LIMIT_PER_IP = 3
     for n in range(3):
-        assert client.post("/accounts/password_reset/", {"email": f"u{n}@example.com"}).status_code == 302
+        assert (
+            client.post("/accounts/password_reset/", {"email": f"u{n}@example.com"}).status_code
+            == 302
+        )
     refused = client.post("/accounts/password_reset/", {"email": "u9@example.com"})
     assert refused.status_code == 429
     assert "Too many emails were requested from your network" in refused.content.decode()
 
 
-def test_the_pages_that_send_mail_say_when_mail_is_not_configured(client: Client, personas: Personas, settings) -> None:  # type: ignore[no-untyped-def]
+def test_the_pages_that_send_mail_say_when_mail_is_not_configured(
+    client: Client, personas: Personas, settings
+) -> None:  # type: ignore[no-untyped-def]
     notice = "Mail is not configured on this server (EMAIL_URL)"
     settings.MAIL_CONFIGURED = False
     client.force_login(personas.alice)
@@ -87,13 +117,21 @@ def test_the_pages_that_send_mail_say_when_mail_is_not_configured(client: Client
     response = invite(client, personas, "dana@example.com", HTTP_HX_REQUEST="true")
     assert notice in response.content.decode() and "share the link" in response["HX-Trigger"]
     client.logout()
-    for path in ("/accounts/signup/", "/accounts/password_reset/", "/accounts/password_reset/done/"):
+    for path in (
+        "/accounts/signup/",
+        "/accounts/password_reset/",
+        "/accounts/password_reset/done/",
+    ):
         assert notice in client.get(path).content.decode(), path
     settings.MAIL_CONFIGURED = True
     client.force_login(personas.alice)
     assert notice not in client.get(f"/w/{personas.workspace.slug}/settings/").content.decode()
     client.logout()
-    for path in ("/accounts/signup/", "/accounts/password_reset/", "/accounts/password_reset/done/"):
+    for path in (
+        "/accounts/signup/",
+        "/accounts/password_reset/",
+        "/accounts/password_reset/done/",
+    ):
         assert notice not in client.get(path).content.decode(), path
 
 

@@ -22,7 +22,9 @@ def settings_url(personas: Personas, suffix: str = "") -> str:
     return f"/w/{personas.workspace.slug}/{suffix}"
 
 
-def test_the_settings_page_lists_members_with_role_controls_for_an_owner(client: Client, personas: Personas) -> None:
+def test_the_settings_page_lists_members_with_role_controls_for_an_owner(
+    client: Client, personas: Personas
+) -> None:
     client.force_login(personas.alice)
     page = client.get(settings_url(personas, "settings/")).content.decode()
     bob = member(personas, personas.bob)
@@ -34,40 +36,62 @@ def test_the_settings_page_lists_members_with_role_controls_for_an_owner(client:
 def test_an_owner_changes_a_members_role(client: Client, personas: Personas) -> None:
     client.force_login(personas.alice)
     bob = member(personas, personas.bob)
-    response = client.post(settings_url(personas, f"members/{bob.id}/role/"), {"role": "admin"}, follow=True)
+    response = client.post(
+        settings_url(personas, f"members/{bob.id}/role/"), {"role": "admin"}, follow=True
+    )
     assert response.redirect_chain[-1][0] == settings_url(personas, "settings/")
     assert "Bob is now an admin." in response.content.decode()
     bob.refresh_from_db()
     assert bob.role == Role.ADMIN
 
 
-def test_an_htmx_role_change_answers_with_the_members_card_and_a_toast(client: Client, personas: Personas) -> None:
+def test_an_htmx_role_change_answers_with_the_members_card_and_a_toast(
+    client: Client, personas: Personas
+) -> None:
     client.force_login(personas.alice)
     vera = member(personas, personas.vera)
-    response = client.post(settings_url(personas, f"members/{vera.id}/role/"), {"role": "editor"}, HTTP_HX_REQUEST="true")
+    response = client.post(
+        settings_url(personas, f"members/{vera.id}/role/"),
+        {"role": "editor"},
+        HTTP_HX_REQUEST="true",
+    )
     assert response.status_code == 200
     body = response.content.decode()
-    assert body.lstrip().startswith('<section class="card" aria-labelledby="members-title" id="members">')
+    assert body.lstrip().startswith(
+        '<section class="card" aria-labelledby="members-title" id="members">'
+    )
     assert "<html" not in body
     assert "Vera is now an editor." in response["HX-Trigger"]
 
 
-def test_a_refused_htmx_role_change_answers_422_with_an_error_toast(client: Client, personas: Personas) -> None:
-    Membership.objects.filter(user=personas.bob, workspace=personas.workspace).update(role=Role.ADMIN)
+def test_a_refused_htmx_role_change_answers_422_with_an_error_toast(
+    client: Client, personas: Personas
+) -> None:
+    Membership.objects.filter(user=personas.bob, workspace=personas.workspace).update(
+        role=Role.ADMIN
+    )
     client.force_login(personas.bob)
     vera = member(personas, personas.vera)
-    response = client.post(settings_url(personas, f"members/{vera.id}/role/"), {"role": "owner"}, HTTP_HX_REQUEST="true")
+    response = client.post(
+        settings_url(personas, f"members/{vera.id}/role/"),
+        {"role": "owner"},
+        HTTP_HX_REQUEST="true",
+    )
     assert response.status_code == 422
     assert '"level": "error"' in response["HX-Trigger"]
     assert member(personas, personas.vera).role == Role.VIEWER
 
 
 def test_an_admin_cannot_make_owners_nor_touch_them(personas: Personas) -> None:
-    Membership.objects.filter(user=personas.bob, workspace=personas.workspace).update(role=Role.ADMIN)
+    Membership.objects.filter(user=personas.bob, workspace=personas.workspace).update(
+        role=Role.ADMIN
+    )
     bob = member(personas, personas.bob)
     alice = member(personas, personas.alice)
     with pytest.raises(MembershipRefused, match="Only an owner can make someone an owner"):
-        services.membership_change_role(membership=member(personas, personas.vera), role=Role.OWNER, actor=bob)
+        services.membership_change_role(
+            membership=member(personas, personas.vera), role=Role.OWNER, actor=bob
+        )
     with pytest.raises(MembershipRefused, match="Only an owner can change or remove an owner"):
         services.membership_change_role(membership=alice, role=Role.VIEWER, actor=bob)
     with pytest.raises(MembershipRefused, match="Only an owner can change or remove an owner"):
@@ -77,7 +101,12 @@ def test_an_admin_cannot_make_owners_nor_touch_them(personas: Personas) -> None:
 def test_an_editor_cannot_manage_members(client: Client, personas: Personas) -> None:
     client.force_login(personas.bob)
     vera = member(personas, personas.vera)
-    assert client.post(settings_url(personas, f"members/{vera.id}/role/"), {"role": "admin"}).status_code == 403
+    assert (
+        client.post(
+            settings_url(personas, f"members/{vera.id}/role/"), {"role": "admin"}
+        ).status_code
+        == 403
+    )
     assert client.post(settings_url(personas, f"members/{vera.id}/remove/")).status_code == 403
     assert member(personas, personas.vera).role == Role.VIEWER
 
@@ -91,7 +120,9 @@ def test_the_last_owner_cannot_be_demoted(personas: Personas) -> None:
 
 def test_an_owner_can_step_down_once_there_is_another_owner(personas: Personas) -> None:
     alice = member(personas, personas.alice)
-    services.membership_change_role(membership=member(personas, personas.bob), role=Role.OWNER, actor=alice)
+    services.membership_change_role(
+        membership=member(personas, personas.bob), role=Role.OWNER, actor=alice
+    )
     services.membership_change_role(membership=alice, role=Role.EDITOR, actor=alice)
     assert member(personas, personas.alice).role == Role.EDITOR
 
@@ -115,7 +146,9 @@ def test_a_member_leaves_a_workspace(client: Client, personas: Personas) -> None
 
 
 def test_an_admin_removes_a_member(client: Client, personas: Personas) -> None:
-    Membership.objects.filter(user=personas.bob, workspace=personas.workspace).update(role=Role.ADMIN)
+    Membership.objects.filter(user=personas.bob, workspace=personas.workspace).update(
+        role=Role.ADMIN
+    )
     client.force_login(personas.bob)
     vera = member(personas, personas.vera)
     response = client.post(settings_url(personas, f"members/{vera.id}/remove/"), follow=True)
@@ -123,16 +156,27 @@ def test_an_admin_removes_a_member(client: Client, personas: Personas) -> None:
     assert not Membership.objects.filter(id=vera.id).exists()
 
 
-def test_a_member_of_another_workspace_cannot_be_reached_by_id(client: Client, personas: Personas) -> None:
+def test_a_member_of_another_workspace_cannot_be_reached_by_id(
+    client: Client, personas: Personas
+) -> None:
     client.force_login(personas.alice)
     foreign = Membership.objects.get(workspace=personas.other_workspace)
-    assert client.post(settings_url(personas, f"members/{foreign.id}/role/"), {"role": "viewer"}).status_code == 404
+    assert (
+        client.post(
+            settings_url(personas, f"members/{foreign.id}/role/"), {"role": "viewer"}
+        ).status_code
+        == 404
+    )
     assert client.post(settings_url(personas, f"members/{foreign.id}/remove/")).status_code == 404
     assert Membership.objects.get(id=foreign.id).role == Role.OWNER
 
 
-def test_an_admin_who_demotes_themselves_lands_on_the_workflows_page(client: Client, personas: Personas) -> None:
-    Membership.objects.filter(user=personas.bob, workspace=personas.workspace).update(role=Role.ADMIN)
+def test_an_admin_who_demotes_themselves_lands_on_the_workflows_page(
+    client: Client, personas: Personas
+) -> None:
+    Membership.objects.filter(user=personas.bob, workspace=personas.workspace).update(
+        role=Role.ADMIN
+    )
     client.force_login(personas.bob)
     bob = member(personas, personas.bob)
     response = client.post(settings_url(personas, f"members/{bob.id}/role/"), {"role": "editor"})
@@ -141,19 +185,28 @@ def test_an_admin_who_demotes_themselves_lands_on_the_workflows_page(client: Cli
     assert response["Location"] == settings_url(personas)
 
 
-def test_an_owner_renames_the_workspace_and_the_slug_stays(client: Client, personas: Personas) -> None:
+def test_an_owner_renames_the_workspace_and_the_slug_stays(
+    client: Client, personas: Personas
+) -> None:
     client.force_login(personas.alice)
     slug = personas.workspace.slug
-    response = client.post(settings_url(personas, "settings/name/"), {"name": "Support team"}, follow=True)
+    response = client.post(
+        settings_url(personas, "settings/name/"), {"name": "Support team"}, follow=True
+    )
     assert "Renamed" in response.content.decode()
     workspace = Workspace.objects.get(id=personas.workspace.id)
     assert (workspace.name, workspace.slug) == ("Support team", slug)
 
 
 def test_an_admin_cannot_rename_the_workspace(client: Client, personas: Personas) -> None:
-    Membership.objects.filter(user=personas.bob, workspace=personas.workspace).update(role=Role.ADMIN)
+    Membership.objects.filter(user=personas.bob, workspace=personas.workspace).update(
+        role=Role.ADMIN
+    )
     client.force_login(personas.bob)
-    assert client.post(settings_url(personas, "settings/name/"), {"name": "Mine now"}).status_code == 403
+    assert (
+        client.post(settings_url(personas, "settings/name/"), {"name": "Mine now"}).status_code
+        == 403
+    )
     assert "Rename" not in client.get(settings_url(personas, "settings/")).content.decode()
 
 
@@ -172,10 +225,14 @@ def test_deleting_a_workspace_needs_its_name_typed(client: Client, personas: Per
     assert Workspace.objects.filter(id=personas.workspace.id).exists()
 
 
-def test_an_owner_deletes_the_workspace_with_everything_in_it(client: Client, personas: Personas) -> None:
+def test_an_owner_deletes_the_workspace_with_everything_in_it(
+    client: Client, personas: Personas
+) -> None:
     client.force_login(personas.alice)
     workspace_id = personas.workspace.id
-    response = client.post(settings_url(personas, "settings/delete/"), {"confirm_name": personas.workspace.name})
+    response = client.post(
+        settings_url(personas, "settings/delete/"), {"confirm_name": personas.workspace.name}
+    )
     assert response.status_code == 302
     assert not Workspace.objects.filter(id=workspace_id).exists()
     assert not Membership.objects.filter(workspace_id=workspace_id).exists()
@@ -183,9 +240,13 @@ def test_an_owner_deletes_the_workspace_with_everything_in_it(client: Client, pe
 
 
 def test_only_an_owner_deletes_the_workspace(client: Client, personas: Personas) -> None:
-    Membership.objects.filter(user=personas.bob, workspace=personas.workspace).update(role=Role.ADMIN)
+    Membership.objects.filter(user=personas.bob, workspace=personas.workspace).update(
+        role=Role.ADMIN
+    )
     client.force_login(personas.bob)
-    response = client.post(settings_url(personas, "settings/delete/"), {"confirm_name": personas.workspace.name})
+    response = client.post(
+        settings_url(personas, "settings/delete/"), {"confirm_name": personas.workspace.name}
+    )
     assert response.status_code == 403
     assert Workspace.objects.filter(id=personas.workspace.id).exists()
 

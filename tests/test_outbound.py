@@ -82,41 +82,83 @@ def test_public_addresses_are_allowed(address: str) -> None:
 # Teredo. The deny list is explicit so that the answer cannot depend on the Python version
 # (`is_global` called 192.0.0.192 public before 3.12.4, and still calls fec0::/10 public).
 SPECIAL_IPV4 = [
-    "0.0.0.0", "0.255.255.255",              # "this network"
-    "10.0.0.0", "10.255.255.255",            # private
-    "100.64.0.0", "100.127.255.255",         # shared address space (CGNAT)
-    "127.0.0.0", "127.255.255.255",          # loopback
-    "169.254.0.0", "169.254.169.254", "169.254.255.255",  # link-local, cloud metadata
-    "172.16.0.0", "172.31.255.255",          # private
-    "192.0.0.0", "192.0.0.8", "192.0.0.9", "192.0.0.170", "192.0.0.192", "192.0.0.255",  # IETF protocol assignments
-    "192.0.2.0", "192.0.2.255",              # documentation (TEST-NET-1)
-    "192.31.196.1", "192.52.193.1", "192.175.48.1",  # AS112, AMT, direct delegation AS112
-    "192.88.99.0", "192.88.99.255",          # 6to4 relay anycast
-    "192.168.0.0", "192.168.255.255",        # private
-    "198.18.0.0", "198.19.255.255",          # benchmarking
-    "198.51.100.0", "198.51.100.255",        # documentation (TEST-NET-2)
-    "203.0.113.0", "203.0.113.255",          # documentation (TEST-NET-3)
-    "224.0.0.0", "239.255.255.255",          # multicast
-    "240.0.0.0", "255.255.255.254",          # reserved
-    "255.255.255.255",                       # limited broadcast
+    "0.0.0.0",
+    "0.255.255.255",  # "this network"
+    "10.0.0.0",
+    "10.255.255.255",  # private
+    "100.64.0.0",
+    "100.127.255.255",  # shared address space (CGNAT)
+    "127.0.0.0",
+    "127.255.255.255",  # loopback
+    "169.254.0.0",
+    "169.254.169.254",
+    "169.254.255.255",  # link-local, cloud metadata
+    "172.16.0.0",
+    "172.31.255.255",  # private
+    "192.0.0.0",
+    "192.0.0.8",
+    "192.0.0.9",
+    "192.0.0.170",
+    "192.0.0.192",
+    "192.0.0.255",  # IETF protocol assignments
+    "192.0.2.0",
+    "192.0.2.255",  # documentation (TEST-NET-1)
+    "192.31.196.1",
+    "192.52.193.1",
+    "192.175.48.1",  # AS112, AMT, direct delegation AS112
+    "192.88.99.0",
+    "192.88.99.255",  # 6to4 relay anycast
+    "192.168.0.0",
+    "192.168.255.255",  # private
+    "198.18.0.0",
+    "198.19.255.255",  # benchmarking
+    "198.51.100.0",
+    "198.51.100.255",  # documentation (TEST-NET-2)
+    "203.0.113.0",
+    "203.0.113.255",  # documentation (TEST-NET-3)
+    "224.0.0.0",
+    "239.255.255.255",  # multicast
+    "240.0.0.0",
+    "255.255.255.254",  # reserved
+    "255.255.255.255",  # limited broadcast
 ]
 SPECIAL_IPV6 = [
-    "::", "::1",                             # unspecified, loopback
-    "::2", "::a00:1", "::8.8.8.8",           # IPv4-compatible (deprecated), whatever it embeds
-    "::ffff:0:808:808",                      # IPv4-translated (SIIT)
-    "100::", "100::ffff:ffff:ffff:ffff",     # discard-only
-    "2001::", "2001:0:4136:e378:8000:63bf:3fff:fdd2", "2001:1ff:ffff::",  # IETF protocol assignments, Teredo
-    "2001:2::1", "2001:10::1", "2001:20::1",  # benchmarking, ORCHID
-    "2001:db8::", "2001:db8:ffff:ffff::1",   # documentation
-    "3fff::1", "3fff:fff:ffff::1",           # documentation (2024)
-    "2620:4f:8000::1",                       # AS112-v6
-    "5f00::1",                               # SRv6 SIDs
-    "fc00::", "fd00:ec2::254", "fdff:ffff::1",  # unique local (AWS metadata's IPv6 address)
-    "fe80::", "fe80::1", "febf:ffff::1",     # link-local
-    "fec0::", "fec0::1", "feff:ffff::1",     # site-local (deprecated): `is_global` misses it
-    "ff00::", "ff02::1", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",  # multicast
-    "4000::1", "e000::1",                    # outside global unicast 2000::/3: not assigned
-    "64:ff9b:1:808:8:800::", "64:ff9b:1:1::808:808",  # local-use NAT64 other than /96: ambiguous
+    "::",
+    "::1",  # unspecified, loopback
+    "::2",
+    "::a00:1",
+    "::8.8.8.8",  # IPv4-compatible (deprecated), whatever it embeds
+    "::ffff:0:808:808",  # IPv4-translated (SIIT)
+    "100::",
+    "100::ffff:ffff:ffff:ffff",  # discard-only
+    "2001::",
+    "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+    "2001:1ff:ffff::",  # IETF protocol assignments, Teredo
+    "2001:2::1",
+    "2001:10::1",
+    "2001:20::1",  # benchmarking, ORCHID
+    "2001:db8::",
+    "2001:db8:ffff:ffff::1",  # documentation
+    "3fff::1",
+    "3fff:fff:ffff::1",  # documentation (2024)
+    "2620:4f:8000::1",  # AS112-v6
+    "5f00::1",  # SRv6 SIDs
+    "fc00::",
+    "fd00:ec2::254",
+    "fdff:ffff::1",  # unique local (AWS metadata's IPv6 address)
+    "fe80::",
+    "fe80::1",
+    "febf:ffff::1",  # link-local
+    "fec0::",
+    "fec0::1",
+    "feff:ffff::1",  # site-local (deprecated): `is_global` misses it
+    "ff00::",
+    "ff02::1",
+    "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",  # multicast
+    "4000::1",
+    "e000::1",  # outside global unicast 2000::/3: not assigned
+    "64:ff9b:1:808:8:800::",
+    "64:ff9b:1:1::808:808",  # local-use NAT64 other than /96: ambiguous
 ]
 
 
@@ -127,29 +169,67 @@ def _v4_wrappings(v4: str) -> list[str]:
     return [v4, f"::ffff:{v4}", f"2002:{high}:{low}::1", f"64:ff9b::{v4}", f"64:ff9b:1::{v4}"]
 
 
-@pytest.mark.parametrize("address", [form for v4 in SPECIAL_IPV4 for form in _v4_wrappings(v4)] + SPECIAL_IPV6)
+@pytest.mark.parametrize(
+    "address", [form for v4 in SPECIAL_IPV4 for form in _v4_wrappings(v4)] + SPECIAL_IPV6
+)
 def test_it_refuses_every_special_purpose_address_in_every_spelling(address: str) -> None:
     ip = ipaddress.ip_address(address)
     assert address_refusal(ip) is not None, address
     assert url_refusal(f"http://{address if ip.version == 4 else f'[{address}]'}/") is not None
 
 
-@pytest.mark.parametrize("address", [
-    "8.8.8.8", "1.1.1.1", "9.255.255.255", "11.0.0.0", "100.63.255.255", "100.128.0.0", "126.255.255.255",
-    "128.0.0.0", "169.253.255.255", "169.255.0.0", "172.15.255.255", "172.32.0.0", "191.255.255.255",
-    "192.0.1.0", "192.0.3.0", "192.88.98.255", "192.88.100.0", "192.167.255.255", "192.169.0.0",
-    "198.17.255.255", "198.20.0.0", "198.51.99.255", "198.51.101.0", "203.0.112.255", "203.0.114.0",
-    "223.255.255.255",
-])
-def test_it_allows_public_ipv4_addresses_next_to_the_special_ranges_in_every_spelling(address: str) -> None:
+@pytest.mark.parametrize(
+    "address",
+    [
+        "8.8.8.8",
+        "1.1.1.1",
+        "9.255.255.255",
+        "11.0.0.0",
+        "100.63.255.255",
+        "100.128.0.0",
+        "126.255.255.255",
+        "128.0.0.0",
+        "169.253.255.255",
+        "169.255.0.0",
+        "172.15.255.255",
+        "172.32.0.0",
+        "191.255.255.255",
+        "192.0.1.0",
+        "192.0.3.0",
+        "192.88.98.255",
+        "192.88.100.0",
+        "192.167.255.255",
+        "192.169.0.0",
+        "198.17.255.255",
+        "198.20.0.0",
+        "198.51.99.255",
+        "198.51.101.0",
+        "203.0.112.255",
+        "203.0.114.0",
+        "223.255.255.255",
+    ],
+)
+def test_it_allows_public_ipv4_addresses_next_to_the_special_ranges_in_every_spelling(
+    address: str,
+) -> None:
     for form in _v4_wrappings(address):
         assert address_refusal(ipaddress.ip_address(form)) is None, form
 
 
-@pytest.mark.parametrize("address", [
-    "2606:4700:4700::1111", "2a00:1450:4007:80e::200e", "2001:200::1", "2001:4860:4860::8888",
-    "2001:db7:ffff::1", "2001:db9::1", "2620:4f:7fff::1", "2620:4f:8001::1", "3ffe::1",
-])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "2606:4700:4700::1111",
+        "2a00:1450:4007:80e::200e",
+        "2001:200::1",
+        "2001:4860:4860::8888",
+        "2001:db7:ffff::1",
+        "2001:db9::1",
+        "2620:4f:7fff::1",
+        "2620:4f:8001::1",
+        "3ffe::1",
+    ],
+)
 def test_it_allows_public_ipv6_addresses(address: str) -> None:
     assert address_refusal(ipaddress.ip_address(address)) is None
 
@@ -187,8 +267,14 @@ class Server:
             def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                server.requests.append({"method": self.command, "path": self.path, "host": self.headers["Host"],
-                                        "body": body.decode(errors="replace")})
+                server.requests.append(
+                    {
+                        "method": self.command,
+                        "path": self.path,
+                        "host": self.headers["Host"],
+                        "body": body.decode(errors="replace"),
+                    }
+                )
                 status, headers, content, delay = server.routes.get(self.path, (404, {}, b"no", 0))
                 time.sleep(delay)
                 self.send_response(status)
@@ -222,15 +308,18 @@ def server() -> Iterator[Server]:
     s.httpd.server_close()
 
 
-@pytest.mark.parametrize("target", [
-    "http://127.0.0.1:{port}/final",
-    "http://localhost:{port}/final",
-    "http://[::ffff:127.0.0.1]:{port}/final",
-    "http://169.254.169.254/latest/meta-data/",
-    "http://10.0.0.1/",
-    "file:///etc/passwd",
-    "gopher://127.0.0.1:{port}/",
-])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "http://127.0.0.1:{port}/final",
+        "http://localhost:{port}/final",
+        "http://[::ffff:127.0.0.1]:{port}/final",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/",
+        "file:///etc/passwd",
+        "gopher://127.0.0.1:{port}/",
+    ],
+)
 def test_a_redirect_to_a_private_address_is_refused(server: Server, target: str) -> None:
     target = target.format(port=server.port)
     server.routes["/start"] = (302, {"Location": target}, b"", 0)
@@ -245,11 +334,15 @@ def test_a_redirect_to_a_private_address_is_refused(server: Server, target: str)
 def test_a_relative_redirect_is_checked_too(server: Server) -> None:
     server.routes["/start"] = (307, {"Location": "/final"}, b"", 0)
     with pytest.raises(OutboundRefused):
-        GuardedClient(timeout=5, trust_first_hop_for_tests=True).post(server.url("/start"), content=b"{}")
+        GuardedClient(timeout=5, trust_first_hop_for_tests=True).post(
+            server.url("/start"), content=b"{}"
+        )
     assert [r["path"] for r in server.requests] == ["/start"]
 
 
-def test_it_connects_to_the_address_it_checked_and_keeps_the_name_in_the_host_header(server: Server) -> None:
+def test_it_connects_to_the_address_it_checked_and_keeps_the_name_in_the_host_header(
+    server: Server,
+) -> None:
     client = GuardedClient(timeout=5)
     target = client.check(f"http://localhost:{server.port}/hook?x=1", trusted=True)
     assert target.ip.is_loopback
@@ -259,7 +352,8 @@ def test_it_connects_to_the_address_it_checked_and_keeps_the_name_in_the_host_he
 
     server.routes["/hook?x=1"] = (200, {}, b"ok", 0)
     response = GuardedClient(timeout=5, trust_first_hop_for_tests=True).post(
-        f"http://localhost:{server.port}/hook?x=1", content=b'{"a": 1}')
+        f"http://localhost:{server.port}/hook?x=1", content=b'{"a": 1}'
+    )
     assert response.status_code == 200 and response.content == b"ok"
     assert server.requests[-1]["host"] == f"localhost:{server.port}"
     assert server.requests[-1]["body"] == '{"a": 1}'
@@ -294,7 +388,10 @@ def test_it_stops_after_too_many_redirects(server: Server) -> None:
 
 def test_a_response_larger_than_the_cap_is_refused(server: Server) -> None:
     server.routes["/big"] = (200, {}, b"x" * 200_000, 0)
-    with override_settings(OUTBOUND_ALLOW_PRIVATE_FOR_TESTS=True), pytest.raises(OutboundError, match="larger"):
+    with (
+        override_settings(OUTBOUND_ALLOW_PRIVATE_FOR_TESTS=True),
+        pytest.raises(OutboundError, match="larger"),
+    ):
         GuardedClient(timeout=5, max_bytes=10_000).get(server.url("/big"))
 
 

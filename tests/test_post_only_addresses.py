@@ -41,7 +41,9 @@ def test_the_walk_covers_the_addresses_named_in_the_issue() -> None:
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=str)
-def test_a_get_never_answers_405(route: Route, client: Client, personas: Personas, home: World) -> None:
+def test_a_get_never_answers_405(
+    route: Route, client: Client, personas: Personas, home: World
+) -> None:
     personas.alice.is_staff = personas.alice.is_superuser = True  # the admin's addresses too
     personas.alice.save(update_fields=["is_staff", "is_superuser"])
     client.force_login(personas.alice)
@@ -49,21 +51,34 @@ def test_a_get_never_answers_405(route: Route, client: Client, personas: Persona
     view_name = resolve(url).view_name
     response = client.get(url)
     assert response.status_code != 405, (
-        f"GET {url} answers 405: add {view_name!r} to FORM_PAGES in config/post_only.py (where its form lives)")
+        f"GET {url} answers 405: add {view_name!r} to FORM_PAGES in config/post_only.py (where its form lives)"
+    )
     if view_name in FORM_PAGES:
         assert response.status_code == 303, f"GET {url} answered {response.status_code}"
         assert resolve(response["Location"]).view_name == FORM_PAGES[view_name][0]
         page = client.get(response["Location"], follow=True)
-        assert page.status_code == 200, f"{url} → {response['Location']} answered {page.status_code}"
+        assert page.status_code == 200, (
+            f"{url} → {response['Location']} answered {page.status_code}"
+        )
 
 
-@pytest.mark.parametrize(("path", "page"), [
-    ("/w/{slug}/workflows/{workflow}/triggers/new/", "/w/{slug}/workflows/{workflow}/triggers/"),
-    ("/w/{slug}/workflows/{workflow}/schedules/new/", "/w/{slug}/workflows/{workflow}/triggers/"),
-    ("/w/{slug}/settings/api-tokens/new/", "/w/{slug}/settings/api-tokens/"),
-])
-def test_a_bookmarked_form_address_leads_to_its_page(client: Client, personas: Personas, home: World,
-                                                     path: str, page: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "page"),
+    [
+        (
+            "/w/{slug}/workflows/{workflow}/triggers/new/",
+            "/w/{slug}/workflows/{workflow}/triggers/",
+        ),
+        (
+            "/w/{slug}/workflows/{workflow}/schedules/new/",
+            "/w/{slug}/workflows/{workflow}/triggers/",
+        ),
+        ("/w/{slug}/settings/api-tokens/new/", "/w/{slug}/settings/api-tokens/"),
+    ],
+)
+def test_a_bookmarked_form_address_leads_to_its_page(
+    client: Client, personas: Personas, home: World, path: str, page: str
+) -> None:
     client.force_login(personas.alice)
     values = {"slug": personas.workspace.slug, "workflow": home.workflow.id}
     response = client.get(path.format(**values))
@@ -72,21 +87,31 @@ def test_a_bookmarked_form_address_leads_to_its_page(client: Client, personas: P
     assert client.get(response["Location"]).status_code == 200
 
 
-def test_the_redirect_does_not_skip_the_access_check(client: Client, personas: Personas, home: World) -> None:
+def test_the_redirect_does_not_skip_the_access_check(
+    client: Client, personas: Personas, home: World
+) -> None:
     client.force_login(personas.charlie)
-    response = client.get(f"/w/{personas.workspace.slug}/workflows/{home.workflow.id}/triggers/new/", follow=True)
+    response = client.get(
+        f"/w/{personas.workspace.slug}/workflows/{home.workflow.id}/triggers/new/", follow=True
+    )
     assert response.status_code == 404
 
 
 def test_a_post_still_reaches_the_view(client: Client, personas: Personas) -> None:
     client.force_login(personas.alice)
-    response = client.post(f"/w/{personas.workspace.slug}/settings/api-tokens/new/", {"name": "CI"}, follow=True)
-    assert response.redirect_chain[0][1] == 303  # POST-redirect-GET: the secret is shown once, on the GET
+    response = client.post(
+        f"/w/{personas.workspace.slug}/settings/api-tokens/new/", {"name": "CI"}, follow=True
+    )
+    assert (
+        response.redirect_chain[0][1] == 303
+    )  # POST-redirect-GET: the secret is shown once, on the GET
     assert response.status_code == 200
     assert "sw_" in response.content.decode()
 
 
-def test_anonymous_visitors_are_still_sent_to_log_in(client: Client, personas: Personas, home: World) -> None:
+def test_anonymous_visitors_are_still_sent_to_log_in(
+    client: Client, personas: Personas, home: World
+) -> None:
     response = client.get(f"/w/{personas.workspace.slug}/settings/api-tokens/new/")
     assert response.status_code == 302
     assert response["Location"].startswith("/accounts/login/")

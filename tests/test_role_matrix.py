@@ -162,7 +162,9 @@ def _model(label: str):  # type: ignore[no-untyped-def]
     try:
         return apps.get_model(label)
     except LookupError:
-        pytest.fail(f"tests/test_role_matrix.py builds {label} objects, but that model no longer exists: update World.")
+        pytest.fail(
+            f"tests/test_role_matrix.py builds {label} objects, but that model no longer exists: update World."
+        )
 
 
 class World:
@@ -175,7 +177,9 @@ class World:
 
     @cached_property
     def workflow(self) -> Workflow:
-        workflow = services.workflow_create(workspace=self.workspace, definition=DEFINITION, user=self.actor)
+        workflow = services.workflow_create(
+            workspace=self.workspace, definition=DEFINITION, user=self.actor
+        )
         services.workflow_publish(workflow=workflow, user=self.actor)
         return workflow
 
@@ -185,38 +189,64 @@ class World:
 
     @cached_property
     def run(self) -> Run:
-        run = Run.objects.create(workspace=self.workspace, workflow=self.workflow, version=self.version,
-                                 definition=self.version.definition, trigger="manual", status="failed",
-                                 inputs={"topic": "probes"}, error="Probe.", created_by=self.actor)
-        StepRun.objects.create(run=run, key="s1", position=0, type="llm", status="failed", error="Probe.")
+        run = Run.objects.create(
+            workspace=self.workspace,
+            workflow=self.workflow,
+            version=self.version,
+            definition=self.version.definition,
+            trigger="manual",
+            status="failed",
+            inputs={"topic": "probes"},
+            error="Probe.",
+            created_by=self.actor,
+        )
+        StepRun.objects.create(
+            run=run, key="s1", position=0, type="llm", status="failed", error="Probe."
+        )
         return run
 
     @cached_property
     def invitation(self) -> Invitation:
-        return Invitation.objects.create(workspace=self.workspace, email=f"probe-{self.workspace.id}@example.com",
-                                         role=Role.VIEWER, token_hash=secrets.token_hex(32), invited_by=self.actor)
+        return Invitation.objects.create(
+            workspace=self.workspace,
+            email=f"probe-{self.workspace.id}@example.com",
+            role=Role.VIEWER,
+            token_hash=secrets.token_hex(32),
+            invited_by=self.actor,
+        )
 
     @cached_property
     def trigger(self):  # type: ignore[no-untyped-def]
         from workflows.triggers import secret_encrypt, secret_generate
 
         return _model("workflows.Trigger").objects.create(
-            workspace=self.workspace, workflow=self.workflow, public_id=secrets.token_urlsafe(24), name="Probe",
-            secret_encrypted=secret_encrypt(secret_generate()), created_by=self.actor,
+            workspace=self.workspace,
+            workflow=self.workflow,
+            public_id=secrets.token_urlsafe(24),
+            name="Probe",
+            secret_encrypted=secret_encrypt(secret_generate()),
+            created_by=self.actor,
         )
 
     @cached_property
     def schedule(self):  # type: ignore[no-untyped-def]
         return _model("workflows.Schedule").objects.create(
-            workspace=self.workspace, workflow=self.workflow, cron="0 9 * * 1", time_zone="UTC",
-            inputs={"topic": "probes"}, created_by=self.actor,
+            workspace=self.workspace,
+            workflow=self.workflow,
+            cron="0 9 * * 1",
+            time_zone="UTC",
+            inputs={"topic": "probes"},
+            created_by=self.actor,
         )
 
     @cached_property
     def api_token(self):  # type: ignore[no-untyped-def]
         return _model("workflows.ApiToken").objects.create(
-            workspace=self.workspace, name="Probe", prefix="sw_probe",
-            token_hash=hashlib.sha256(secrets.token_bytes(32)).hexdigest(), created_by=self.actor,
+            workspace=self.workspace,
+            name="Probe",
+            prefix="sw_probe",
+            token_hash=hashlib.sha256(secrets.token_bytes(32)).hexdigest(),
+            created_by=self.actor,
         )
 
 
@@ -263,7 +293,9 @@ _PARAMETER = re.compile(r"<(?:(?P<converter>[^>:]+):)?(?P<name>[^>]+)>")
 def url_for(route: Route, world: World, *, slug: str | None = None) -> str:
     """`route` with every argument built from `world`'s objects (and `slug`, if given)."""
     if not isinstance(route.pattern.pattern, RoutePattern):
-        pytest.fail(f"{route}: a regex pattern under a workspace slug; use path() or teach test_role_matrix.py.")
+        pytest.fail(
+            f"{route}: a regex pattern under a workspace slug; use path() or teach test_role_matrix.py."
+        )
 
     def value(match: re.Match[str]) -> str:
         name = match["name"]
@@ -272,12 +304,16 @@ def url_for(route: Route, world: World, *, slug: str | None = None) -> str:
         if name == "pk":
             before = route.route[: match.start()].rstrip("/").rsplit("/", 1)[-1]
             if before not in PK_BY_SEGMENT:
-                pytest.fail(f"{route}: <pk> after “{before}/” is unknown to PK_BY_SEGMENT in tests/test_role_matrix.py; "
-                            "add how to build that object, so the new view is probed.")
+                pytest.fail(
+                    f"{route}: <pk> after “{before}/” is unknown to PK_BY_SEGMENT in tests/test_role_matrix.py; "
+                    "add how to build that object, so the new view is probed."
+                )
             return str(PK_BY_SEGMENT[before](world))
         if name not in BUILDERS:
-            pytest.fail(f"{route}: the URL argument “{name}” is unknown to BUILDERS in tests/test_role_matrix.py; "
-                        "add how to build a real object for it, so the new view is probed.")
+            pytest.fail(
+                f"{route}: the URL argument “{name}” is unknown to BUILDERS in tests/test_role_matrix.py; "
+                "add how to build a real object for it, so the new view is probed."
+            )
         return str(BUILDERS[name](world))
 
     return "/" + _PARAMETER.sub(value, route.route)
@@ -339,7 +375,9 @@ def test_the_exclusions_only_cover_the_api_and_webhooks() -> None:
 
 
 @pytest.mark.parametrize("route", WORKSPACE_ROUTES, ids=str)
-def test_an_outsider_gets_404_everywhere(route: Route, client: Client, personas: Personas, home: World) -> None:
+def test_an_outsider_gets_404_everywhere(
+    route: Route, client: Client, personas: Personas, home: World
+) -> None:
     url = url_for(route, home)
     client.force_login(personas.charlie)
     answers = probe(client, url)
@@ -353,8 +391,12 @@ def test_anonymous_visitors_are_sent_to_log_in(route: Route, client: Client, hom
         response = getattr(client, method)(url)
         if _refused(method, url, response.status_code):
             continue
-        assert response.status_code == 302, f"{method.upper()} {url} answered {response.status_code}"
-        assert response["Location"].startswith("/accounts/login/"), f"{method.upper()} {url} → {response['Location']}"
+        assert response.status_code == 302, (
+            f"{method.upper()} {url} answered {response.status_code}"
+        )
+        assert response["Location"].startswith("/accounts/login/"), (
+            f"{method.upper()} {url} → {response['Location']}"
+        )
 
 
 @pytest.mark.parametrize("route", [r for r in WORKSPACE_ROUTES if len(r.kwargs) > 1], ids=str)
@@ -365,24 +407,34 @@ def test_another_workspaces_ids_are_404_even_for_the_owner(
     url = url_for(route, foreign, slug=personas.workspace.slug)
     client.force_login(personas.alice)
     answers = probe(client, url)
-    assert set(answers.values()) == {404}, f"{url} (another workspace's ids) answered its owner {answers}"
+    assert set(answers.values()) == {404}, (
+        f"{url} (another workspace's ids) answered its owner {answers}"
+    )
     # And nothing of the other workspace was touched by the attempt.
-    assert Membership.objects.filter(workspace=personas.other_workspace, user=personas.charlie, role=Role.OWNER).exists()
+    assert Membership.objects.filter(
+        workspace=personas.other_workspace, user=personas.charlie, role=Role.OWNER
+    ).exists()
 
 
 @pytest.mark.parametrize("route", [r for r in WORKSPACE_ROUTES if r.kwargs != ("slug",)], ids=str)
-def test_the_built_urls_reach_real_objects(route: Route, client: Client, personas: Personas, home: World) -> None:
+def test_the_built_urls_reach_real_objects(
+    route: Route, client: Client, personas: Personas, home: World
+) -> None:
     """Keeps the probes honest: the owner is not refused, so the 404s above are the access checks."""
     client.force_login(personas.alice)
     response = first_method(client, url_for(route, home))
-    assert response.status_code not in (403, 404), f"{route} answered the owner {response.status_code}"
+    assert response.status_code not in (403, 404), (
+        f"{route} answered the owner {response.status_code}"
+    )
 
 
 ROLE_CASES = [r for r in WORKSPACE_ROUTES if r.name in REQUIRED_ROLES]
 
 
 @pytest.mark.parametrize("route", ROLE_CASES, ids=str)
-def test_the_minimum_role_is_the_documented_one(route: Route, client: Client, personas: Personas, home: World) -> None:
+def test_the_minimum_role_is_the_documented_one(
+    route: Route, client: Client, personas: Personas, home: World
+) -> None:
     required = REQUIRED_ROLES[route.name]
     bob = Membership.objects.get(user=personas.bob, workspace=personas.workspace)
     url = url_for(route, home)
@@ -393,5 +445,6 @@ def test_the_minimum_role_is_the_documented_one(route: Route, client: Client, pe
         assert set(answers.values()) == {403}, f"{url} answered a {BELOW[required].label} {answers}"
     Membership.objects.filter(id=bob.id).update(role=required)
     response = first_method(client, url)
-    assert response.status_code not in (403, 404), f"{url} refused a {required.label}: {response.status_code}"
-
+    assert response.status_code not in (403, 404), (
+        f"{url} refused a {required.label}: {response.status_code}"
+    )

@@ -22,18 +22,29 @@ CHAIN = {
     "name": "Chain",
     "inputs": [{"name": "topic", "type": "text"}],
     "steps": [
-        {"key": "s1", "title": "Facts", "type": "llm", "system": "You list facts.", "prompt": "Facts about {{ topic }}."},
+        {
+            "key": "s1",
+            "title": "Facts",
+            "type": "llm",
+            "system": "You list facts.",
+            "prompt": "Facts about {{ topic }}.",
+        },
         {"key": "s2", "type": "llm", "prompt": "Summarise:\n{{ s1 }}"},
     ],
 }
 
 
 def chain(name: str, prompts: list[str]) -> dict:
-    steps = [{"key": f"s{i}", "type": "llm", "prompt": p, "max_tokens": 50} for i, p in enumerate(prompts, start=1)]
+    steps = [
+        {"key": f"s{i}", "type": "llm", "prompt": p, "max_tokens": 50}
+        for i, p in enumerate(prompts, start=1)
+    ]
     return {"name": name, "inputs": [{"name": "topic", "type": "text"}], "steps": steps}
 
 
-def published(workspace: Workspace, definition: dict, versions: int = 1) -> tuple[Workflow, WorkflowVersion]:
+def published(
+    workspace: Workspace, definition: dict, versions: int = 1
+) -> tuple[Workflow, WorkflowVersion]:
     workflow = services.workflow_create(workspace=workspace, definition=definition, user=None)
     for _ in range(versions):
         version = services.workflow_publish(workflow=workflow, user=None)
@@ -44,10 +55,15 @@ def make_run(workflow: Workflow, version: WorkflowVersion | None = None, **field
     """A run row as the engine leaves it (these tests read runs; the worker tests make real ones)."""
     now = timezone.now()
     values: dict[str, object] = {
-        "workspace_id": workflow.workspace_id, "workflow": workflow, "version": version,
+        "workspace_id": workflow.workspace_id,
+        "workflow": workflow,
+        "version": version,
         "definition": (version.definition if version else workflow.definition),
-        "trigger": Run.Trigger.MANUAL, "status": Run.Status.SUCCEEDED, "inputs": {"topic": "otters"},
-        "started_at": now - timedelta(seconds=3), "finished_at": now,
+        "trigger": Run.Trigger.MANUAL,
+        "status": Run.Status.SUCCEEDED,
+        "inputs": {"topic": "otters"},
+        "started_at": now - timedelta(seconds=3),
+        "finished_at": now,
     }
     values.update(fields)
     return Run.objects.create(**values)
@@ -69,10 +85,19 @@ def action_url(name: str, run: Run) -> str:
 
 
 @pytest.mark.django_db
-def test_the_list_shows_each_run_with_its_status_version_trigger_tokens_and_cost(client: Client, personas: Personas) -> None:
+def test_the_list_shows_each_run_with_its_status_version_trigger_tokens_and_cost(
+    client: Client, personas: Personas
+) -> None:
     workflow, version = published(personas.workspace, CHAIN)
-    run = make_run(workflow, version, status=Run.Status.FAILED, trigger=Run.Trigger.WEBHOOK,
-                   tokens_in=1200, tokens_out=34, cost_nanousd=534_400)
+    run = make_run(
+        workflow,
+        version,
+        status=Run.Status.FAILED,
+        trigger=Run.Trigger.WEBHOOK,
+        tokens_in=1200,
+        tokens_out=34,
+        cost_nanousd=534_400,
+    )
     draft = make_run(workflow, None, status=Run.Status.SUCCEEDED)
     client.force_login(personas.bob)
     page = client.get(list_url(personas)).content.decode()
@@ -98,7 +123,9 @@ def test_the_list_shows_only_this_workspaces_runs(client: Client, personas: Pers
 
 
 @pytest.mark.django_db
-def test_it_filters_by_status_trigger_workflow_and_version(client: Client, personas: Personas) -> None:
+def test_it_filters_by_status_trigger_workflow_and_version(
+    client: Client, personas: Personas
+) -> None:
     a, a_v2 = published(personas.workspace, CHAIN, versions=2)
     a_v1 = a.versions.get(number=1)
     b, b_v1 = published(personas.workspace, {**CHAIN, "name": "Other"})
@@ -124,7 +151,9 @@ def test_it_filters_by_status_trigger_workflow_and_version(client: Client, perso
 
 
 @pytest.mark.django_db
-def test_a_workflow_filter_offers_that_workflows_versions(client: Client, personas: Personas) -> None:
+def test_a_workflow_filter_offers_that_workflows_versions(
+    client: Client, personas: Personas
+) -> None:
     a, _ = published(personas.workspace, CHAIN, versions=3)
     published(personas.workspace, {**CHAIN, "name": "Other"})
     client.force_login(personas.alice)
@@ -138,13 +167,17 @@ def test_unknown_filter_values_are_ignored_not_an_error(client: Client, personas
     workflow, version = published(personas.workspace, CHAIN)
     run = make_run(workflow, version)
     client.force_login(personas.alice)
-    response = client.get(list_url(personas) + "?status=exploded&trigger=x&workflow=abc&version=99&page=zz")
+    response = client.get(
+        list_url(personas) + "?status=exploded&trigger=x&workflow=abc&version=99&page=zz"
+    )
     assert response.status_code == 200
     assert [r.id for r in response.context["page"].object_list] == [run.id]
 
 
 @pytest.mark.django_db
-def test_it_paginates_25_a_page_and_keeps_the_filters_in_the_page_links(client: Client, personas: Personas) -> None:
+def test_it_paginates_25_a_page_and_keeps_the_filters_in_the_page_links(
+    client: Client, personas: Personas
+) -> None:
     workflow, version = published(personas.workspace, CHAIN)
     runs = [make_run(workflow, version, status=Run.Status.FAILED) for _ in range(30)]
     make_run(workflow, version, status=Run.Status.SUCCEEDED)
@@ -164,7 +197,9 @@ def test_it_paginates_25_a_page_and_keeps_the_filters_in_the_page_links(client: 
 
 
 @pytest.mark.django_db
-def test_an_htmx_request_gets_the_results_partial_and_a_history_restore_the_page(client: Client, personas: Personas) -> None:
+def test_an_htmx_request_gets_the_results_partial_and_a_history_restore_the_page(
+    client: Client, personas: Personas
+) -> None:
     workflow, version = published(personas.workspace, CHAIN)
     make_run(workflow, version)
     client.force_login(personas.alice)
@@ -176,12 +211,16 @@ def test_an_htmx_request_gets_the_results_partial_and_a_history_restore_the_page
     assert 'hx-swap-oob="true"' in body  # the version choices follow the workflow filter
     assert "HX-Request" in partial["Vary"]
 
-    restore = client.get(list_url(personas), headers={"HX-Request": "true", "HX-History-Restore-Request": "true"})
+    restore = client.get(
+        list_url(personas), headers={"HX-Request": "true", "HX-History-Restore-Request": "true"}
+    )
     assert "<html" in restore.content.decode()
 
 
 @pytest.mark.django_db
-def test_an_empty_workspace_explains_where_runs_come_from(client: Client, personas: Personas) -> None:
+def test_an_empty_workspace_explains_where_runs_come_from(
+    client: Client, personas: Personas
+) -> None:
     client.force_login(personas.alice)
     page = client.get(list_url(personas)).content.decode()
     assert "No runs yet" in page
@@ -199,7 +238,9 @@ def of_workflows(sql: list[str]) -> list[str]:
 
 
 @pytest.mark.django_db
-def test_the_list_takes_the_same_queries_for_3_runs_or_60(client: Client, personas: Personas) -> None:
+def test_the_list_takes_the_same_queries_for_3_runs_or_60(
+    client: Client, personas: Personas
+) -> None:
     workflow, version = published(personas.workspace, CHAIN)
     other, other_version = published(personas.workspace, {**CHAIN, "name": "Other"})
     for _ in range(3):
@@ -220,26 +261,62 @@ def test_the_list_takes_the_same_queries_for_3_runs_or_60(client: Client, person
 def recorded_run(workflow: Workflow, version: WorkflowVersion, **fields: object) -> Run:
     """A finished two-step run with its StepRuns, as the engine records them."""
     start = timezone.now() - timedelta(seconds=5)
-    run = make_run(workflow, version, started_at=start, finished_at=start + timedelta(seconds=3),
-                   tokens_in=30, tokens_out=20, cost_nanousd=44_000, **fields)
-    StepRun.objects.create(
-        run=run, key="s1", position=0, type="llm", status=StepRun.Status.SUCCEEDED,
-        messages=[{"role": "system", "content": "You list facts."}, {"role": "user", "content": "Facts about otters."}],
-        output={"facts": ["Otters hold hands", "They use tools"]}, model="gpt-4.1-mini",
-        tokens_in=12, tokens_cached=0, tokens_out=9, cost_nanousd=19_200, latency_ms=1_000, attempts=1,
-        started_at=start, finished_at=start + timedelta(seconds=1),
+    run = make_run(
+        workflow,
+        version,
+        started_at=start,
+        finished_at=start + timedelta(seconds=3),
+        tokens_in=30,
+        tokens_out=20,
+        cost_nanousd=44_000,
+        **fields,
     )
     StepRun.objects.create(
-        run=run, key="s2", position=1, type="llm", status=StepRun.Status.SUCCEEDED,
-        messages=[{"role": "user", "content": "Summarise: …"}], output="Otters are clever.", model="gpt-4.1-mini",
-        tokens_in=18, tokens_cached=0, tokens_out=11, cost_nanousd=24_800, latency_ms=2_000, attempts=2,
-        started_at=start + timedelta(seconds=1), finished_at=start + timedelta(seconds=3),
+        run=run,
+        key="s1",
+        position=0,
+        type="llm",
+        status=StepRun.Status.SUCCEEDED,
+        messages=[
+            {"role": "system", "content": "You list facts."},
+            {"role": "user", "content": "Facts about otters."},
+        ],
+        output={"facts": ["Otters hold hands", "They use tools"]},
+        model="gpt-4.1-mini",
+        tokens_in=12,
+        tokens_cached=0,
+        tokens_out=9,
+        cost_nanousd=19_200,
+        latency_ms=1_000,
+        attempts=1,
+        started_at=start,
+        finished_at=start + timedelta(seconds=1),
+    )
+    StepRun.objects.create(
+        run=run,
+        key="s2",
+        position=1,
+        type="llm",
+        status=StepRun.Status.SUCCEEDED,
+        messages=[{"role": "user", "content": "Summarise: …"}],
+        output="Otters are clever.",
+        model="gpt-4.1-mini",
+        tokens_in=18,
+        tokens_cached=0,
+        tokens_out=11,
+        cost_nanousd=24_800,
+        latency_ms=2_000,
+        attempts=2,
+        started_at=start + timedelta(seconds=1),
+        finished_at=start + timedelta(seconds=3),
     )
     return run
 
 
 @pytest.mark.django_db
-def test_the_detail_shows_each_steps_messages_output_tokens_cost_and_timeline(client: Client, personas: Personas) -> None:
+def test_the_detail_shows_each_steps_messages_output_tokens_cost_and_timeline(
+    client: Client, personas: Personas
+) -> None:
     workflow, version = published(personas.workspace, CHAIN)
     run = recorded_run(workflow, version, created_by=personas.bob, output="Otters are clever.")
     client.force_login(personas.alice)
@@ -259,15 +336,18 @@ def test_the_detail_shows_each_steps_messages_output_tokens_cost_and_timeline(cl
     assert 'x="33.33%" y="3" width="66.67%"' in page
     assert "style=" not in page
     assert "hx-trigger" not in page  # finished: no polling
-    assert f'href="{reverse("workflow_editor", args=[personas.workspace.slug, workflow.id])}"' in page
+    assert (
+        f'href="{reverse("workflow_editor", args=[personas.workspace.slug, workflow.id])}"' in page
+    )
 
 
 @pytest.mark.django_db
 def test_a_failed_run_shows_the_error_and_offers_resume(client: Client, personas: Personas) -> None:
     workflow, version = published(personas.workspace, CHAIN)
     run = recorded_run(workflow, version, status=Run.Status.FAILED, error="Step “s2” failed: boom")
-    run.steps.filter(key="s2").update(status=StepRun.Status.FAILED, error="OpenAI error 500 (after 5 attempts)",
-                                      output=None)
+    run.steps.filter(key="s2").update(
+        status=StepRun.Status.FAILED, error="OpenAI error 500 (after 5 attempts)", output=None
+    )
     client.force_login(personas.vera)
     page = client.get(detail_url(run)).content.decode()
     assert "This run failed" in page and "Step “s2” failed: boom" in page
@@ -282,20 +362,38 @@ def test_a_resumed_run_marks_its_reused_steps(client: Client, personas: Personas
     workflow, version = published(personas.workspace, CHAIN)
     first = recorded_run(workflow, version, status=Run.Status.FAILED)
     resumed = make_run(workflow, version, resumed_from=first)
-    StepRun.objects.create(run=resumed, key="s1", position=0, type="llm", status=StepRun.Status.SUCCEEDED,
-                           output="x", reused=True, started_at=first.started_at, finished_at=first.started_at)
+    StepRun.objects.create(
+        run=resumed,
+        key="s1",
+        position=0,
+        type="llm",
+        status=StepRun.Status.SUCCEEDED,
+        output="x",
+        reused=True,
+        started_at=first.started_at,
+        finished_at=first.started_at,
+    )
     client.force_login(personas.alice)
     page = client.get(detail_url(resumed)).content.decode()
     assert "Reused · not paid again" in page
-    assert f"resumes <a href=\"{detail_url(first)}\">run #{first.id}</a>" in page
+    assert f'resumes <a href="{detail_url(first)}">run #{first.id}</a>' in page
 
 
 @pytest.mark.django_db
-def test_a_running_run_polls_itself_and_stops_once_finished(client: Client, personas: Personas) -> None:
+def test_a_running_run_polls_itself_and_stops_once_finished(
+    client: Client, personas: Personas
+) -> None:
     workflow, version = published(personas.workspace, CHAIN)
     run = make_run(workflow, version, status=Run.Status.RUNNING, finished_at=None)
-    StepRun.objects.create(run=run, key="s1", position=0, type="llm", status=StepRun.Status.RUNNING,
-                           started_at=timezone.now() - timedelta(seconds=1), attempts=1)
+    StepRun.objects.create(
+        run=run,
+        key="s1",
+        position=0,
+        type="llm",
+        status=StepRun.Status.RUNNING,
+        started_at=timezone.now() - timedelta(seconds=1),
+        attempts=1,
+    )
     client.force_login(personas.alice)
 
     page = client.get(detail_url(run)).content.decode()
@@ -316,14 +414,24 @@ def test_a_running_run_polls_itself_and_stops_once_finished(client: Client, pers
 
 
 @pytest.mark.django_db
-def test_the_detail_takes_the_same_queries_for_2_steps_or_40(client: Client, personas: Personas) -> None:
+def test_the_detail_takes_the_same_queries_for_2_steps_or_40(
+    client: Client, personas: Personas
+) -> None:
     workflow, version = published(personas.workspace, CHAIN)
     run = recorded_run(workflow, version, created_by=personas.alice)
     client.force_login(personas.alice)
     few = queries(client, detail_url(run))
     StepRun.objects.bulk_create(
-        StepRun(run=run, key=f"x{i}", position=i + 2, type="template", status=StepRun.Status.SUCCEEDED,
-                output="ok", started_at=run.started_at, finished_at=run.finished_at)
+        StepRun(
+            run=run,
+            key=f"x{i}",
+            position=i + 2,
+            type="template",
+            status=StepRun.Status.SUCCEEDED,
+            output="ok",
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+        )
         for i in range(38)
     )
     many = queries(client, detail_url(run))
@@ -333,7 +441,9 @@ def test_the_detail_takes_the_same_queries_for_2_steps_or_40(client: Client, per
 
 
 @pytest.mark.django_db
-def test_another_workspaces_run_is_404_even_through_my_workspace(client: Client, personas: Personas) -> None:
+def test_another_workspaces_run_is_404_even_through_my_workspace(
+    client: Client, personas: Personas
+) -> None:
     theirs, version = published(personas.other_workspace, CHAIN)
     run = make_run(theirs, version)
     client.force_login(personas.alice)
@@ -348,7 +458,9 @@ def test_another_workspaces_run_is_404_even_through_my_workspace(client: Client,
 
 
 @pytest.mark.django_db
-def test_an_outsider_gets_404_on_the_list_the_detail_and_every_action(client: Client, personas: Personas) -> None:
+def test_an_outsider_gets_404_on_the_list_the_detail_and_every_action(
+    client: Client, personas: Personas
+) -> None:
     workflow, version = published(personas.workspace, CHAIN)
     run = make_run(workflow, version, status=Run.Status.RUNNING, finished_at=None)
     client.force_login(personas.charlie)
@@ -364,8 +476,11 @@ def test_an_outsider_gets_404_on_the_list_the_detail_and_every_action(client: Cl
 def test_anonymous_visitors_are_sent_to_log_in(client: Client, personas: Personas) -> None:
     workflow, version = published(personas.workspace, CHAIN)
     run = make_run(workflow, version)
-    for response in (client.get(list_url(personas)), client.get(detail_url(run)),
-                     client.post(action_url("run_rerun", run))):
+    for response in (
+        client.get(list_url(personas)),
+        client.get(detail_url(run)),
+        client.post(action_url("run_rerun", run)),
+    ):
         assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
 
 
@@ -377,15 +492,22 @@ def test_actions_only_accept_a_post_with_a_csrf_token(personas: Personas) -> Non
     client.force_login(personas.alice)
     for name in ("run_rerun", "run_resume", "run_cancel"):
         response = client.get(action_url(name, run))  # sent to the run's page, nothing done
-        assert (response.status_code, response["Location"]) == (303, f"/w/{personas.workspace.slug}/runs/{run.id}/")
+        assert (response.status_code, response["Location"]) == (
+            303,
+            f"/w/{personas.workspace.slug}/runs/{run.id}/",
+        )
         assert client.post(action_url(name, run)).status_code == 403
     assert Run.objects.count() == 1
 
 
 @pytest.mark.django_db
-def test_a_viewer_cannot_cancel_someone_elses_run_and_sees_no_cancel_button(client: Client, personas: Personas) -> None:
+def test_a_viewer_cannot_cancel_someone_elses_run_and_sees_no_cancel_button(
+    client: Client, personas: Personas
+) -> None:
     workflow, version = published(personas.workspace, CHAIN)
-    run = make_run(workflow, version, status=Run.Status.RUNNING, finished_at=None, created_by=personas.alice)
+    run = make_run(
+        workflow, version, status=Run.Status.RUNNING, finished_at=None, created_by=personas.alice
+    )
     client.force_login(personas.vera)
     assert action_url("run_cancel", run) not in client.get(detail_url(run)).content.decode()
     assert client.post(action_url("run_cancel", run)).status_code == 403
@@ -395,8 +517,14 @@ def test_a_viewer_cannot_cancel_someone_elses_run_and_sees_no_cancel_button(clie
 @pytest.mark.django_db
 def test_a_viewer_can_cancel_their_own_run(client: Client, personas: Personas) -> None:
     workflow, version = published(personas.workspace, CHAIN)
-    run = make_run(workflow, version, status=Run.Status.QUEUED, started_at=None, finished_at=None,
-                   created_by=personas.vera)
+    run = make_run(
+        workflow,
+        version,
+        status=Run.Status.QUEUED,
+        started_at=None,
+        finished_at=None,
+        created_by=personas.vera,
+    )
     client.force_login(personas.vera)
     assert action_url("run_cancel", run) in client.get(detail_url(run)).content.decode()
     response = client.post(action_url("run_cancel", run))
@@ -415,7 +543,9 @@ def test_resume_is_refused_for_a_run_that_did_not_fail(client: Client, personas:
 
 
 @pytest.mark.django_db
-def test_run_again_of_a_draft_run_whose_draft_is_now_broken_explains_why(client: Client, personas: Personas) -> None:
+def test_run_again_of_a_draft_run_whose_draft_is_now_broken_explains_why(
+    client: Client, personas: Personas
+) -> None:
     workflow, _ = published(personas.workspace, CHAIN)
     run = make_run(workflow, None)
     broken = {**CHAIN, "steps": [{**CHAIN["steps"][0], "prompt": "Facts about {{ tpoic }}."}]}
@@ -430,23 +560,42 @@ def test_run_again_of_a_draft_run_whose_draft_is_now_broken_explains_why(client:
 
 
 @pytest.mark.integration
-def test_run_again_starts_the_same_version_with_the_same_inputs(worker: WorkerProcess, personas: Personas, client: Client) -> None:
+def test_run_again_starts_the_same_version_with_the_same_inputs(
+    worker: WorkerProcess, personas: Personas, client: Client
+) -> None:
     workflow, v1 = published(personas.workspace, chain("Again", ["Describe {{ topic }}."]))
-    first = wait_for_run(services.run_start(workflow=workflow, trigger="manual", inputs={"topic": "herons"}).id)
+    first = wait_for_run(
+        services.run_start(workflow=workflow, trigger="manual", inputs={"topic": "herons"}).id
+    )
     services.workflow_publish(workflow=workflow, user=None)  # v2 exists now; "again" still means v1
     client.force_login(personas.vera)  # a viewer may run
     response = client.post(action_url("run_rerun", first))
     again = Run.objects.exclude(id=first.id).get()
     assert response["Location"] == detail_url(again)
-    assert (again.version_id, again.inputs, again.trigger, again.created_by) == (v1.id, {"topic": "herons"}, "manual", personas.vera)
+    assert (again.version_id, again.inputs, again.trigger, again.created_by) == (
+        v1.id,
+        {"topic": "herons"},
+        "manual",
+        personas.vera,
+    )
     assert wait_for_run(again.id).status == Run.Status.SUCCEEDED
 
 
 @pytest.mark.integration
-def test_run_again_of_a_draft_run_runs_the_current_draft(worker: WorkerProcess, personas: Personas, client: Client) -> None:
-    workflow = services.workflow_create(workspace=personas.workspace, definition=chain("Draft", ["Old {{ topic }}"]), user=None)
-    first = wait_for_run(services.run_start(workflow=workflow, trigger="manual", inputs={"topic": "x"}, draft=True).id)
-    services.workflow_save_draft(workflow=workflow, definition=chain("Draft", ["New {{ topic }}"]), user=None)
+def test_run_again_of_a_draft_run_runs_the_current_draft(
+    worker: WorkerProcess, personas: Personas, client: Client
+) -> None:
+    workflow = services.workflow_create(
+        workspace=personas.workspace, definition=chain("Draft", ["Old {{ topic }}"]), user=None
+    )
+    first = wait_for_run(
+        services.run_start(
+            workflow=workflow, trigger="manual", inputs={"topic": "x"}, draft=True
+        ).id
+    )
+    services.workflow_save_draft(
+        workflow=workflow, definition=chain("Draft", ["New {{ topic }}"]), user=None
+    )
     client.force_login(personas.bob)
     client.post(action_url("run_rerun", first))
     again = wait_for_run(Run.objects.exclude(id=first.id).get().id)
@@ -455,17 +604,26 @@ def test_run_again_of_a_draft_run_runs_the_current_draft(worker: WorkerProcess, 
 
 
 @pytest.mark.integration
-def test_resume_reuses_the_finished_steps_without_calling_them_again(worker: WorkerProcess, personas: Personas, client: Client, fake_calls) -> None:  # type: ignore[no-untyped-def]
+def test_resume_reuses_the_finished_steps_without_calling_them_again(
+    worker: WorkerProcess, personas: Personas, client: Client, fake_calls
+) -> None:  # type: ignore[no-untyped-def]
     # The worker gives up after 5 attempts; the 6th call (the resumed run's) succeeds.
-    workflow, _ = published(personas.workspace, chain("Resume", ["Draft on {{ topic }}", "Fail on {{ s1 }} [[fake:500 times=5]]"]))
-    failed = wait_for_run(services.run_start(workflow=workflow, trigger="manual", inputs={"topic": "kelp"}).id)
+    workflow, _ = published(
+        personas.workspace,
+        chain("Resume", ["Draft on {{ topic }}", "Fail on {{ s1 }} [[fake:500 times=5]]"]),
+    )
+    failed = wait_for_run(
+        services.run_start(workflow=workflow, trigger="manual", inputs={"topic": "kelp"}).id
+    )
     assert failed.status == Run.Status.FAILED
     client.force_login(personas.vera)
     response = client.post(action_url("run_resume", failed))
     resumed = wait_for_run(Run.objects.get(resumed_from=failed).id)
     assert response["Location"] == detail_url(resumed)
     assert resumed.status == Run.Status.SUCCEEDED, resumed.error
-    assert fake_calls("Draft on") - fake_calls("Fail on") == 1  # s1 was called once, by the first run
+    assert (
+        fake_calls("Draft on") - fake_calls("Fail on") == 1
+    )  # s1 was called once, by the first run
     s1 = resumed.steps.get(key="s1")
     assert s1.reused and s1.cost_nanousd == 0
     assert resumed.cost_nanousd == resumed.steps.get(key="s2").cost_nanousd
@@ -474,8 +632,13 @@ def test_resume_reuses_the_finished_steps_without_calling_them_again(worker: Wor
 
 
 @pytest.mark.integration
-def test_cancel_stops_a_running_run_after_the_step_in_flight(worker: WorkerProcess, personas: Personas, client: Client, fake_calls) -> None:  # type: ignore[no-untyped-def]
-    workflow, _ = published(personas.workspace, chain("Cancel", ["Slow on {{ topic }} [[fake:latency=1500]]", "Never {{ s1 }}"]))
+def test_cancel_stops_a_running_run_after_the_step_in_flight(
+    worker: WorkerProcess, personas: Personas, client: Client, fake_calls
+) -> None:  # type: ignore[no-untyped-def]
+    workflow, _ = published(
+        personas.workspace,
+        chain("Cancel", ["Slow on {{ topic }} [[fake:latency=1500]]", "Never {{ s1 }}"]),
+    )
     run = services.run_start(workflow=workflow, trigger="manual", inputs={"topic": "reeds"})
     deadline = time.monotonic() + 20
     while not StepRun.objects.filter(run=run, key="s1", status=StepRun.Status.RUNNING).exists():
@@ -493,9 +656,15 @@ def test_cancel_stops_a_running_run_after_the_step_in_flight(worker: WorkerProce
 
 
 @pytest.mark.integration
-def test_a_real_run_shows_each_steps_cost_summing_to_the_total(worker: WorkerProcess, personas: Personas, client: Client) -> None:
-    workflow, _ = published(personas.workspace, chain("Costs", ["Describe {{ topic }}.", "Shorten:\n{{ s1 }}"]))
-    run = wait_for_run(services.run_start(workflow=workflow, trigger="manual", inputs={"topic": "tides"}).id)
+def test_a_real_run_shows_each_steps_cost_summing_to_the_total(
+    worker: WorkerProcess, personas: Personas, client: Client
+) -> None:
+    workflow, _ = published(
+        personas.workspace, chain("Costs", ["Describe {{ topic }}.", "Shorten:\n{{ s1 }}"])
+    )
+    run = wait_for_run(
+        services.run_start(workflow=workflow, trigger="manual", inputs={"topic": "tides"}).id
+    )
     client.force_login(personas.alice)
     page = client.get(detail_url(run)).content.decode()
     steps = list(run.steps.all())
@@ -503,4 +672,3 @@ def test_a_real_run_shows_each_steps_cost_summing_to_the_total(worker: WorkerPro
     for step in steps:
         assert format_usd(step.cost_nanousd) in page
     assert format_usd(run.cost_nanousd) in page
-

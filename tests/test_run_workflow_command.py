@@ -20,7 +20,11 @@ pytestmark = pytest.mark.integration
 def run_command(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "manage.py", "run_workflow", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
 
 
@@ -35,8 +39,14 @@ def test_it_runs_the_triage_example_end_to_end_and_prices_it_exactly(
     path = tmp_path / "triage.json"
     path.write_text(json.dumps(TRIAGE))
     result = run_command(
-        worker_env, str(path), "--workspace", personas.workspace.slug,
-        "--input", "ticket=I was charged twice! [[fake:choose=billing]]", "--input", "tone=warm",
+        worker_env,
+        str(path),
+        "--workspace",
+        personas.workspace.slug,
+        "--input",
+        "ticket=I was charged twice! [[fake:choose=billing]]",
+        "--input",
+        "tone=warm",
     )
     assert result.returncode == 0, result.stdout + result.stderr
     run = json.loads(result.stdout)
@@ -47,8 +57,18 @@ def test_it_runs_the_triage_example_end_to_end_and_prices_it_exactly(
     assert run["output"] == steps["billing_reply"]["output"]
     for step in run["steps"]:
         assert Decimal(step["cost_usd"]) * 10**9 == hand_cost_nanousd(step)
-        assert set(step) >= {"key", "status", "output", "tokens_in", "tokens_cached", "tokens_out",
-                             "cost_usd", "latency_ms", "attempts", "error"}
+        assert set(step) >= {
+            "key",
+            "status",
+            "output",
+            "tokens_in",
+            "tokens_cached",
+            "tokens_out",
+            "cost_usd",
+            "latency_ms",
+            "attempts",
+            "error",
+        }
     total = sum(hand_cost_nanousd(s) for s in run["steps"])
     assert total > 0
     assert Decimal(run["cost_usd"]) * 10**9 == total
@@ -62,8 +82,14 @@ def test_it_updates_the_workflow_of_the_same_name_on_a_second_import(
     path = tmp_path / "triage.json"
     path.write_text(json.dumps(TRIAGE))
     for _ in range(2):
-        result = run_command(worker_env, str(path), "--workspace", personas.workspace.slug,
-                             "--input", "ticket=@" + str(path))
+        result = run_command(
+            worker_env,
+            str(path),
+            "--workspace",
+            personas.workspace.slug,
+            "--input",
+            "ticket=@" + str(path),
+        )
         assert result.returncode == 0, result.stdout + result.stderr
     workflow = Workflow.objects.get(workspace=personas.workspace, name="Support triage")
     assert workflow.versions.count() == 2
@@ -76,7 +102,9 @@ def test_it_exits_2_with_the_errors_as_json_when_the_file_is_invalid(
     broken["steps"][2]["prompt"] = "Reply to {{ tiket }}"
     path = tmp_path / "broken.json"
     path.write_text(json.dumps(broken))
-    result = run_command(worker_env, str(path), "--workspace", personas.workspace.slug, "--input", "ticket=x")
+    result = run_command(
+        worker_env, str(path), "--workspace", personas.workspace.slug, "--input", "ticket=x"
+    )
     assert result.returncode == 2
     report = json.loads(result.stdout)
     assert report["valid"] is False
@@ -100,8 +128,11 @@ def test_it_exits_2_naming_a_missing_required_input(
 def test_it_exits_1_when_the_run_fails(
     worker: WorkerProcess, worker_env: dict[str, str], personas: Personas, tmp_path: Path
 ) -> None:
-    definition = {"name": "Doomed", "inputs": [], "steps": [
-        {"key": "a", "type": "llm", "prompt": "Fail [[fake:context_length_exceeded]]"}]}
+    definition = {
+        "name": "Doomed",
+        "inputs": [],
+        "steps": [{"key": "a", "type": "llm", "prompt": "Fail [[fake:context_length_exceeded]]"}],
+    }
     path = tmp_path / "doomed.json"
     path.write_text(json.dumps(definition))
     result = run_command(worker_env, str(path), "--workspace", personas.workspace.slug)

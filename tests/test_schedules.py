@@ -20,8 +20,13 @@ from workflows.tasks import callbacks_sweep, schedules_tick
 
 def make(personas: Personas, cron: str = "*/5 * * * *", **kwargs: object) -> Schedule:
     workflow = kwargs.pop("workflow", None) or published_workflow(personas.workspace)
-    return schedules.schedule_create(workflow=workflow, cron=cron, time_zone=kwargs.pop("time_zone", "UTC"),
-                                     inputs=kwargs.pop("inputs", {"who": "Ada"}), user=personas.alice)
+    return schedules.schedule_create(
+        workflow=workflow,
+        cron=cron,
+        time_zone=kwargs.pop("time_zone", "UTC"),
+        inputs=kwargs.pop("inputs", {"who": "Ada"}),
+        user=personas.alice,
+    )
 
 
 def make_due(schedule: Schedule, ago: timedelta = timedelta(seconds=1)) -> datetime:
@@ -30,7 +35,9 @@ def make_due(schedule: Schedule, ago: timedelta = timedelta(seconds=1)) -> datet
     return due
 
 
-@pytest.mark.parametrize("cron", ["* * * *", "0 0 * * * *", "61 * * * *", "every day", "", "0 9 * * mon-fri extra"])
+@pytest.mark.parametrize(
+    "cron", ["* * * *", "0 0 * * * *", "61 * * * *", "every day", "", "0 9 * * mon-fri extra"]
+)
 def test_a_bad_cron_expression_is_refused(personas: Personas, cron: str) -> None:
     with pytest.raises(schedules.ScheduleInvalid) as e:
         make(personas, cron)
@@ -52,10 +59,16 @@ def test_inputs_are_checked_against_the_published_version(personas: Personas) ->
 def test_cron_is_read_in_the_schedules_time_zone() -> None:
     winter = datetime(2026, 1, 10, 0, 0, tzinfo=UTC)
     summer = datetime(2026, 7, 10, 0, 0, tzinfo=UTC)
-    assert schedules.next_times("0 9 * * *", "Europe/Paris", winter)[0] == datetime(2026, 1, 10, 8, 0, tzinfo=UTC)
-    assert schedules.next_times("0 9 * * *", "Europe/Paris", summer)[0] == datetime(2026, 7, 10, 7, 0, tzinfo=UTC)
+    assert schedules.next_times("0 9 * * *", "Europe/Paris", winter)[0] == datetime(
+        2026, 1, 10, 8, 0, tzinfo=UTC
+    )
+    assert schedules.next_times("0 9 * * *", "Europe/Paris", summer)[0] == datetime(
+        2026, 7, 10, 7, 0, tzinfo=UTC
+    )
     assert schedules.next_times("30 9 * * *", "UTC", winter, count=2) == [
-        datetime(2026, 1, 10, 9, 30, tzinfo=UTC), datetime(2026, 1, 11, 9, 30, tzinfo=UTC)]
+        datetime(2026, 1, 10, 9, 30, tzinfo=UTC),
+        datetime(2026, 1, 11, 9, 30, tzinfo=UTC),
+    ]
 
 
 def test_creating_a_schedule_sets_its_next_run_and_is_audited(personas: Personas) -> None:
@@ -90,7 +103,9 @@ def test_a_due_time_claimed_by_another_tick_is_not_started_again(personas: Perso
     assert Run.objects.count() == 1
 
 
-def test_concurrent_ticks_start_each_due_time_once(transactional_db: None, personas: Personas) -> None:
+def test_concurrent_ticks_start_each_due_time_once(
+    transactional_db: None, personas: Personas
+) -> None:
     schedule = make(personas)
     make_due(schedule)
     barrier = threading.Barrier(8)
@@ -122,7 +137,9 @@ def test_after_downtime_a_schedule_fires_once_then_continues_from_now(personas: 
 
 
 def test_an_unpublished_workflow_records_the_error_and_moves_on(personas: Personas) -> None:
-    workflow = services.workflow_create(workspace=personas.workspace, definition=GREETING, user=None)
+    workflow = services.workflow_create(
+        workspace=personas.workspace, definition=GREETING, user=None
+    )
     schedule = make(personas, workflow=workflow)
     make_due(schedule)
     assert schedules.tick() == []
@@ -134,8 +151,14 @@ def test_an_unpublished_workflow_records_the_error_and_moves_on(personas: Person
 
 def test_disabled_schedules_do_not_fire(personas: Personas) -> None:
     schedule = make(personas)
-    schedules.schedule_update(schedule=schedule, cron=schedule.cron, time_zone="UTC", inputs={"who": "Bo"},
-                              enabled=False, user=personas.alice)
+    schedules.schedule_update(
+        schedule=schedule,
+        cron=schedule.cron,
+        time_zone="UTC",
+        inputs={"who": "Bo"},
+        enabled=False,
+        user=personas.alice,
+    )
     make_due(schedule)
     assert schedules.tick() == []
     assert AuditEntry.objects.filter(action="schedule.edit").exists()

@@ -29,7 +29,9 @@ from workflows.log_scrub import ScrubHookIds, scrub
 @pytest.fixture
 def invitation_token(personas: Personas) -> str:
     owner = Membership.objects.get(user=personas.alice, workspace=personas.workspace)
-    _, token = invitation_create(workspace=personas.workspace, email="dora@example.com", role=Role.EDITOR, actor=owner)
+    _, token = invitation_create(
+        workspace=personas.workspace, email="dora@example.com", role=Role.EDITOR, actor=owner
+    )
     return token
 
 
@@ -43,7 +45,11 @@ def reset_link(personas: Personas) -> tuple[str, str, str]:
 @pytest.fixture
 def console() -> Iterator[io.StringIO]:
     """What the configured console handler writes (every logger propagates to it)."""
-    handlers = [h for h in logging.getLogger().handlers if any(isinstance(f, ScrubHookIds) for f in h.filters)]
+    handlers = [
+        h
+        for h in logging.getLogger().handlers
+        if any(isinstance(f, ScrubHookIds) for f in h.filters)
+    ]
     assert handlers, "the console handler with the scrubbing filter is not configured"
     stream = io.StringIO()
     previous = [h.setStream(stream) for h in handlers]  # type: ignore[attr-defined]
@@ -72,12 +78,19 @@ def test_it_scrubs_every_secret_bearing_path_in_a_line() -> None:
 
 
 def test_django_request_and_security_warnings_do_not_show_the_tokens(
-    personas: Personas, invitation_token: str, reset_link: tuple[str, str, str], console: io.StringIO
+    personas: Personas,
+    invitation_token: str,
+    reset_link: tuple[str, str, str],
+    console: io.StringIO,
 ) -> None:
     link, uid, token = reset_link
     client = Client(enforce_csrf_checks=True)
-    assert client.get("/invitations/not-a-real-token-0123456789/").status_code == 404  # django.request
-    assert client.post(f"/invitations/{invitation_token}/", {"password": "x"}).status_code == 403  # csrf
+    assert (
+        client.get("/invitations/not-a-real-token-0123456789/").status_code == 404
+    )  # django.request
+    assert (
+        client.post(f"/invitations/{invitation_token}/", {"password": "x"}).status_code == 403
+    )  # csrf
     assert Client().get(link + "more/").status_code == 404  # django.request
     assert client.post(link, {"new_password1": "x"}).status_code == 403  # django.security.csrf
     written = console.getvalue()
@@ -90,7 +103,11 @@ def test_django_request_and_security_warnings_do_not_show_the_tokens(
 def _axes_rows() -> str:
     from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 
-    rows = [*AccessAttempt.objects.values(), *AccessFailureLog.objects.values(), *AccessLog.objects.values()]
+    rows = [
+        *AccessAttempt.objects.values(),
+        *AccessFailureLog.objects.values(),
+        *AccessLog.objects.values(),
+    ]
     assert rows, "axes recorded nothing"
     return repr(rows)
 
@@ -103,11 +120,21 @@ def test_axes_records_and_messages_do_not_keep_the_invitation_token(
     login = f"{reverse('login')}?{urlencode({'next': invitation})}"
     client = Client()
     for _ in range(2):  # a new attempt row, then the same row updated
-        response = client.post(login, {"username": "dora@example.com", "password": "wrong", "next": invitation})
+        response = client.post(
+            login, {"username": "dora@example.com", "password": "wrong", "next": invitation}
+        )
         assert response.status_code in (200, 403, 429)
     # Dora signs up from the link: axes records the login on the invitation's path.
-    response = client.post(invitation, {"name": "Dora", "password": PASSWORD, "password2": PASSWORD,
-                                        "new_password1": PASSWORD, "new_password2": PASSWORD})
+    response = client.post(
+        invitation,
+        {
+            "name": "Dora",
+            "password": PASSWORD,
+            "password2": PASSWORD,
+            "new_password1": PASSWORD,
+            "new_password2": PASSWORD,
+        },
+    )
     assert response.status_code == 302, response.content.decode()[:2000]
     rows = _axes_rows()
     assert "/invitations/[scrubbed]/" in rows
@@ -117,22 +144,32 @@ def test_axes_records_and_messages_do_not_keep_the_invitation_token(
 
 @pytest.mark.integration
 def test_the_access_log_of_the_server_never_shows_an_invitation_or_reset_token(
-    worker_env: dict[str, str], transactional_db: None, personas: Personas, capfd: pytest.CaptureFixture[str]
+    worker_env: dict[str, str],
+    transactional_db: None,
+    personas: Personas,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     import httpx
 
     from tests.support_triggers import AsgiServer
 
     owner = Membership.objects.get(user=personas.alice, workspace=personas.workspace)
-    _, token = invitation_create(workspace=personas.workspace, email="dora@example.com", role=Role.EDITOR, actor=owner)
+    _, token = invitation_create(
+        workspace=personas.workspace, email="dora@example.com", role=Role.EDITOR, actor=owner
+    )
     uid = urlsafe_base64_encode(force_bytes(personas.bob.pk))
     reset_token = default_token_generator.make_token(personas.bob)
-    server = AsgiServer({**worker_env, "CELERY_QUEUE": IDLE_QUEUE}, log_level="info")  # access lines on, like docker-compose
+    server = AsgiServer(
+        {**worker_env, "CELERY_QUEUE": IDLE_QUEUE}, log_level="info"
+    )  # access lines on, like docker-compose
     try:
         assert httpx.get(f"{server.url}/invitations/{token}/").status_code == 200
         assert httpx.get(f"{server.url}/invitations/{token}x/").status_code == 404
         assert httpx.get(f"{server.url}/accounts/reset/{uid}/{reset_token}/").status_code == 302
-        assert httpx.get(f"{server.url}/accounts/login/?next=%2Finvitations%2F{token}%2F").status_code == 200
+        assert (
+            httpx.get(f"{server.url}/accounts/login/?next=%2Finvitations%2F{token}%2F").status_code
+            == 200
+        )
         time.sleep(0.5)
     finally:
         server.stop()

@@ -27,8 +27,11 @@ def mails(django_capture_on_commit_callbacks):  # type: ignore[no-untyped-def]
 
 
 def sign_up(client: Client, mails, email: str = "dana@example.com", name: str = "Dana", **extra):  # type: ignore[no-untyped-def]
-    return mails(lambda: client.post("/accounts/signup/", {"name": name, "email": email, "password": PASSPHRASE},
-                                     **extra))
+    return mails(
+        lambda: client.post(
+            "/accounts/signup/", {"name": name, "email": email, "password": PASSPHRASE}, **extra
+        )
+    )
 
 
 def link_in(message) -> str:  # type: ignore[no-untyped-def]
@@ -39,7 +42,9 @@ def log_in(client: Client, email: str = "dana@example.com", password: str = PASS
     return client.post("/accounts/login/", {"username": email, "password": password})
 
 
-def test_it_creates_an_unconfirmed_user_with_a_workspace_and_mails_a_link(client: Client, mails) -> None:  # type: ignore[no-untyped-def]
+def test_it_creates_an_unconfirmed_user_with_a_workspace_and_mails_a_link(
+    client: Client, mails
+) -> None:  # type: ignore[no-untyped-def]
     response = sign_up(client, mails, email="Dana@Example.com")
     assert response.status_code == 302 and response["Location"] == "/accounts/signup/sent/"
     user = User.objects.get(email="dana@example.com")
@@ -64,7 +69,9 @@ def test_an_unconfirmed_account_cannot_log_in_and_is_told_why(client: Client, ma
     assert "_auth_user_id" not in Client().session
 
 
-def test_the_link_confirms_the_address_and_logs_in_the_browser_that_signed_up(client: Client, mails) -> None:  # type: ignore[no-untyped-def]
+def test_the_link_confirms_the_address_and_logs_in_the_browser_that_signed_up(
+    client: Client, mails
+) -> None:  # type: ignore[no-untyped-def]
     sign_up(client, mails)
     link = link_in(mail.outbox[0])
     page = client.get(link)
@@ -78,7 +85,9 @@ def test_the_link_confirms_the_address_and_logs_in_the_browser_that_signed_up(cl
     assert client.get(f"/w/{slug}/").status_code == 200
 
 
-def test_the_link_opened_in_another_browser_confirms_then_asks_to_log_in(client: Client, mails) -> None:  # type: ignore[no-untyped-def]
+def test_the_link_opened_in_another_browser_confirms_then_asks_to_log_in(
+    client: Client, mails
+) -> None:  # type: ignore[no-untyped-def]
     sign_up(client, mails)
     other = Client()
     response = other.post(link_in(mail.outbox[0]))
@@ -89,7 +98,9 @@ def test_the_link_opened_in_another_browser_confirms_then_asks_to_log_in(client:
     assert again.status_code == 200
 
 
-def test_an_expired_or_tampered_link_is_refused_with_a_way_to_get_a_new_one(client: Client, mails, settings) -> None:  # type: ignore[no-untyped-def]
+def test_an_expired_or_tampered_link_is_refused_with_a_way_to_get_a_new_one(
+    client: Client, mails, settings
+) -> None:  # type: ignore[no-untyped-def]
     sign_up(client, mails)
     link = link_in(mail.outbox[0])
     tampered = client.get(link[:-3] + "xx/")
@@ -107,7 +118,9 @@ def test_an_expired_or_tampered_link_is_refused_with_a_way_to_get_a_new_one(clie
 def test_a_taken_email_gets_the_same_answer_and_its_owner_a_warning(client: Client, mails) -> None:  # type: ignore[no-untyped-def]
     sign_up(client, mails, email="new@example.com")
     fresh_page = client.get("/accounts/signup/sent/").content.decode()
-    owner = User.objects.create_user(email="taken@example.com", password="the owner's own passphrase")
+    owner = User.objects.create_user(
+        email="taken@example.com", password="the owner's own passphrase"
+    )
     mail.outbox.clear()
     other = Client()
     response = sign_up(other, mails, email="TAKEN@example.com")
@@ -124,8 +137,12 @@ def test_a_taken_email_gets_the_same_answer_and_its_owner_a_warning(client: Clie
 
 
 def _same_but_tokens(a: str, b: str) -> bool:
-    token = re.compile(r'[A-Za-z0-9]{64}|nonce="[^"]+"')  # CSRF tokens and CSP nonces differ per request
-    return token.sub("", a).replace("taken@example.com", "X") == token.sub("", b).replace("new@example.com", "X")
+    token = re.compile(
+        r'[A-Za-z0-9]{64}|nonce="[^"]+"'
+    )  # CSRF tokens and CSP nonces differ per request
+    return token.sub("", a).replace("taken@example.com", "X") == token.sub("", b).replace(
+        "new@example.com", "X"
+    )
 
 
 def test_the_sent_page_says_when_mail_is_not_configured(client: Client, mails, settings) -> None:  # type: ignore[no-untyped-def]
@@ -139,7 +156,9 @@ def test_the_sent_page_says_when_mail_is_not_configured(client: Client, mails, s
     assert "Mail is not configured" not in client.get("/accounts/signup/sent/").content.decode()
 
 
-def test_a_new_link_can_be_requested_with_the_same_answer_for_every_address(client: Client, mails) -> None:  # type: ignore[no-untyped-def]
+def test_a_new_link_can_be_requested_with_the_same_answer_for_every_address(
+    client: Client, mails
+) -> None:  # type: ignore[no-untyped-def]
     sign_up(client, mails)
     User.objects.create_user(email="confirmed@example.com", password=PASSPHRASE)
     mail.outbox.clear()
@@ -160,7 +179,10 @@ def test_sign_up_mails_to_one_address_are_rate_limited(client: Client, mails, se
     mails(lambda: client.post("/accounts/verify/resend/", {"email": "dana@example.com"}))
     refused = mails(lambda: client.post("/accounts/verify/resend/", {"email": "dana@example.com"}))
     assert refused.status_code == 429
-    assert "Too many emails were requested to this address in the last hour" in refused.content.decode()
+    assert (
+        "Too many emails were requested to this address in the last hour"
+        in refused.content.decode()
+    )
     assert int(refused["Retry-After"]) > 0
     assert len(mail.outbox) == 2
 
@@ -174,7 +196,10 @@ def test_sign_ups_from_one_address_are_rate_limited(client: Client, mails, setti
     assert "Too many emails were requested from your network" in refused.content.decode()
     assert not User.objects.filter(email="bot9@example.com").exists()
     # Another client address is not affected.
-    assert sign_up(Client(), mails, email="real@example.com", REMOTE_ADDR="198.51.100.20").status_code == 302
+    assert (
+        sign_up(Client(), mails, email="real@example.com", REMOTE_ADDR="198.51.100.20").status_code
+        == 302
+    )
 
 
 def test_a_password_reset_confirms_the_address(client: Client, mails) -> None:  # type: ignore[no-untyped-def]

@@ -26,10 +26,24 @@ pytestmark = pytest.mark.django_db
 
 
 def _site_url_with(env: dict[str, str]) -> str:
-    clean = {k: v for k, v in os.environ.items() if k not in ("SITE_URL", "PORT", "DJANGO_ALLOW_ASYNC_UNSAFE")}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("SITE_URL", "PORT", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    }
     result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", "from django.conf import settings; print(settings.SITE_URL)"],
-        cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-c",
+            "from django.conf import settings; print(settings.SITE_URL)",
+        ],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip().splitlines()[-1]
@@ -38,13 +52,17 @@ def _site_url_with(env: dict[str, str]) -> str:
 def test_without_site_url_links_use_the_port_the_server_listens_on() -> None:
     assert _site_url_with({"PORT": "8811"}) == "http://127.0.0.1:8811"
     assert _site_url_with({}) == "http://127.0.0.1:8000"
-    assert _site_url_with({"PORT": "8811", "SITE_URL": "https://stepwise.example.com/"}) == \
-        "https://stepwise.example.com"
+    assert (
+        _site_url_with({"PORT": "8811", "SITE_URL": "https://stepwise.example.com/"})
+        == "https://stepwise.example.com"
+    )
 
 
 def test_the_makefile_and_procfiles_pass_the_port() -> None:
     for procfile in ("Procfile", "Procfile.demo"):
-        web = next(line for line in (ROOT / procfile).read_text().splitlines() if line.startswith("web:"))
+        web = next(
+            line for line in (ROOT / procfile).read_text().splitlines() if line.startswith("web:")
+        )
         assert "--port $PORT" in web
     assert "PORT=$(PORT)" in (ROOT / "Makefile").read_text()
 
@@ -60,10 +78,14 @@ def no_site_url(settings):  # type: ignore[no-untyped-def]
 def test_without_site_url_the_triggers_page_shows_the_address_it_was_loaded_from(
     personas: Personas, no_site_url
 ) -> None:  # type: ignore[no-untyped-def]
-    made = triggers.trigger_create(workflow=published_workflow(personas.workspace), user=personas.alice)
+    made = triggers.trigger_create(
+        workflow=published_workflow(personas.workspace), user=personas.alice
+    )
     client = Client(HTTP_HOST="localhost:8811")
     client.force_login(personas.alice)
-    html = client.get(f"/w/{personas.workspace.slug}/workflows/{made.trigger.workflow_id}/triggers/").content.decode()
+    html = client.get(
+        f"/w/{personas.workspace.slug}/workflows/{made.trigger.workflow_id}/triggers/"
+    ).content.decode()
     assert f"http://localhost:8811/hooks/{made.trigger.public_id}" in html
     assert "127.0.0.1:8000" not in html
 
@@ -71,10 +93,14 @@ def test_without_site_url_the_triggers_page_shows_the_address_it_was_loaded_from
 def test_with_site_url_the_triggers_page_shows_it(personas: Personas, settings) -> None:  # type: ignore[no-untyped-def]
     settings.SITE_URL, settings.SITE_URL_CONFIGURED = "https://stepwise.example.com", True
     settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
-    made = triggers.trigger_create(workflow=published_workflow(personas.workspace), user=personas.alice)
+    made = triggers.trigger_create(
+        workflow=published_workflow(personas.workspace), user=personas.alice
+    )
     client = Client(HTTP_HOST="localhost:8811")
     client.force_login(personas.alice)
-    html = client.get(f"/w/{personas.workspace.slug}/workflows/{made.trigger.workflow_id}/triggers/").content.decode()
+    html = client.get(
+        f"/w/{personas.workspace.slug}/workflows/{made.trigger.workflow_id}/triggers/"
+    ).content.decode()
     assert f"https://stepwise.example.com/hooks/{made.trigger.public_id}" in html
 
 
@@ -84,8 +110,11 @@ def test_without_site_url_the_invitation_link_shown_is_the_pages_address(
     client = Client(HTTP_HOST="localhost:8811")
     client.force_login(personas.alice)
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(f"/w/{personas.workspace.slug}/invitations/", {"email": "dana@example.com",
-                                                                             "role": "editor"}, follow=True)
+        response = client.post(
+            f"/w/{personas.workspace.slug}/invitations/",
+            {"email": "dana@example.com", "role": "editor"},
+            follow=True,
+        )
     # POST-redirect-GET: the link is shown once, on the page the redirect leads to.
     assert response.redirect_chain[0][1] == 303
     assert response.status_code == 200

@@ -25,20 +25,49 @@ def workflow(workspace: Workspace, name: str) -> Workflow:
     return services.workflow_create(workspace=workspace, definition=definition, user=None)
 
 
-def paid_run(flow: Workflow, *, user, when: datetime, cost: int, tokens_in: int = 100, tokens_out: int = 50,  # type: ignore[no-untyped-def]
-             steps: int = 1, trigger: str = "manual") -> Run:
-    run = Run.objects.create(workspace=flow.workspace, workflow=flow, definition=flow.definition, trigger=trigger,
-                             status="succeeded", created_by=user, cost_nanousd=cost * steps, created_at=when)
+def paid_run(
+    flow: Workflow,
+    *,
+    user,
+    when: datetime,
+    cost: int,
+    tokens_in: int = 100,
+    tokens_out: int = 50,  # type: ignore[no-untyped-def]
+    steps: int = 1,
+    trigger: str = "manual",
+) -> Run:
+    run = Run.objects.create(
+        workspace=flow.workspace,
+        workflow=flow,
+        definition=flow.definition,
+        trigger=trigger,
+        status="succeeded",
+        created_by=user,
+        cost_nanousd=cost * steps,
+        created_at=when,
+    )
     for n in range(steps):
-        StepRun.objects.create(run=run, key=f"s{n}", position=n, type="llm", status="succeeded", model="gpt-4.1-mini",
-                               tokens_in=tokens_in, tokens_out=tokens_out, cost_nanousd=cost,
-                               started_at=when, finished_at=when)
+        StepRun.objects.create(
+            run=run,
+            key=f"s{n}",
+            position=n,
+            type="llm",
+            status="succeeded",
+            model="gpt-4.1-mini",
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            cost_nanousd=cost,
+            started_at=when,
+            finished_at=when,
+        )
     return run
 
 
 def days_ago(n: int, hour: int = 12) -> datetime:
     today = timezone.now().astimezone(UTC).date()
-    return datetime.combine(today - timedelta(days=n), datetime.min.time(), tzinfo=UTC).replace(hour=hour)
+    return datetime.combine(today - timedelta(days=n), datetime.min.time(), tzinfo=UTC).replace(
+        hour=hour
+    )
 
 
 @pytest.fixture
@@ -48,9 +77,16 @@ def spending(personas: Personas) -> Personas:
     paid_run(triage, user=personas.bob, when=days_ago(0), cost=3_000_000, steps=2)
     paid_run(triage, user=personas.alice, when=days_ago(2), cost=1_000_000)
     paid_run(digest, user=None, when=days_ago(2, hour=23), cost=4_000_000, trigger="webhook")
-    paid_run(digest, user=None, when=days_ago(40), cost=99_000_000, trigger="webhook")  # outside the 30 days
+    paid_run(
+        digest, user=None, when=days_ago(40), cost=99_000_000, trigger="webhook"
+    )  # outside the 30 days
     # Another workspace's spend never shows here.
-    paid_run(workflow(personas.other_workspace, "Theirs"), user=personas.charlie, when=days_ago(0), cost=7_000_000)
+    paid_run(
+        workflow(personas.other_workspace, "Theirs"),
+        user=personas.charlie,
+        when=days_ago(0),
+        cost=7_000_000,
+    )
     return personas
 
 
@@ -97,7 +133,9 @@ def test_an_empty_chart_still_has_sensible_axes() -> None:
     assert all(c.bar_height == 0 for c in chart.columns)
 
 
-def test_any_member_sees_the_usage_page_with_an_accessible_svg_chart(client: Client, spending: Personas) -> None:
+def test_any_member_sees_the_usage_page_with_an_accessible_svg_chart(
+    client: Client, spending: Personas
+) -> None:
     client.force_login(spending.vera)
     response = client.get(f"/w/{spending.workspace.slug}/usage/")
     assert response.status_code == 200
@@ -120,7 +158,12 @@ def test_the_page_makes_the_same_few_queries_for_many_runs(
 ) -> None:  # type: ignore[no-untyped-def]
     flows = [workflow(personas.workspace, f"Flow {n}") for n in range(5)]
     for n in range(60):
-        paid_run(flows[n % 5], user=[personas.alice, personas.bob, None][n % 3], when=days_ago(n % 30), cost=1000 + n)
+        paid_run(
+            flows[n % 5],
+            user=[personas.alice, personas.bob, None][n % 3],
+            when=days_ago(n % 30),
+            cost=1000 + n,
+        )
     client.force_login(personas.alice)
     with django_assert_max_num_queries(12):
         page = client.get(f"/w/{personas.workspace.slug}/usage/").content.decode()
@@ -130,8 +173,12 @@ def test_the_page_makes_the_same_few_queries_for_many_runs(
 def test_this_month_reads_the_budget_ledger(client: Client, personas: Personas) -> None:
     personas.workspace.budget_nanousd = 10_000_000_000
     personas.workspace.save(update_fields=["budget_nanousd"])
-    BudgetMonth.objects.create(workspace=personas.workspace, month=month_of(), spent_nanousd=4_200_000_000,
-                               reserved_nanousd=100_000_000)
+    BudgetMonth.objects.create(
+        workspace=personas.workspace,
+        month=month_of(),
+        spent_nanousd=4_200_000_000,
+        reserved_nanousd=100_000_000,
+    )
     month = month_budget(personas.workspace)
     assert (month.percent, month.level, month.left_nanousd) == (42, "ok", 5_800_000_000)
     client.force_login(personas.bob)
@@ -140,7 +187,9 @@ def test_this_month_reads_the_budget_ledger(client: Client, personas: Personas) 
     assert "$4.20" in page and "$10.00" in page
 
 
-def test_without_a_budget_the_page_says_calls_are_not_limited(client: Client, personas: Personas) -> None:
+def test_without_a_budget_the_page_says_calls_are_not_limited(
+    client: Client, personas: Personas
+) -> None:
     client.force_login(personas.alice)
     page = client.get(f"/w/{personas.workspace.slug}/usage/").content.decode()
     assert "no monthly budget, so LLM calls are not limited" in page

@@ -12,7 +12,11 @@ BASE = {
     "inputs": [{"name": "topic", "type": "text", "required": True}],
     "steps": [
         {"key": "outline", "type": "llm", "prompt": "Outline {{ topic }}.", "temperature": 0.7},
-        {"key": "draft", "type": "llm", "prompt": "Write about {{ topic }}.\nUse:\n{{ outline }}\nBe brief."},
+        {
+            "key": "draft",
+            "type": "llm",
+            "prompt": "Write about {{ topic }}.\nUse:\n{{ outline }}\nBe brief.",
+        },
         {"key": "polish", "type": "template", "template": "{{ draft }}"},
     ],
     "output": None,
@@ -39,7 +43,10 @@ def test_added_removed_and_changed_steps_are_named_with_the_fields_that_changed(
     del after["steps"][2]
     after["steps"].append({"key": "title", "type": "llm", "prompt": "Title for {{ draft }}"})
     summary = change_summary(BASE, after)
-    assert summary == "Added step title; removed step polish; changed the prompt, temperature of draft."
+    assert (
+        summary
+        == "Added step title; removed step polish; changed the prompt, temperature of draft."
+    )
 
 
 def test_inputs_output_and_name_changes_are_summarised() -> None:
@@ -49,8 +56,10 @@ def test_inputs_output_and_name_changes_are_summarised() -> None:
     after["output"] = "{{ polish }}"
     after["name"] = "Better chain"
     summary = change_summary(BASE, after)
-    assert summary == ("Added input tone; changed the required of topic; changed the output; "
-                       'renamed the workflow to "Better chain".')
+    assert summary == (
+        "Added input tone; changed the required of topic; changed the output; "
+        'renamed the workflow to "Better chain".'
+    )
 
 
 def test_a_reordered_step_is_reported_as_moved() -> None:
@@ -75,8 +84,11 @@ def test_a_changed_text_field_diffs_line_by_line() -> None:
 
 def test_structured_fields_diff_as_indented_json() -> None:
     after = edited()
-    after["steps"][0]["response_format"] = {"type": "json_schema", "name": "o",
-                                            "schema": {"type": "object", "properties": {}}}
+    after["steps"][0]["response_format"] = {
+        "type": "json_schema",
+        "name": "o",
+        "schema": {"type": "object", "properties": {}},
+    }
     change = definition_diff(BASE, after).steps[0]
     assert change.fields[0].field == "response_format"
     assert any(line.op == "+" and '"name": "o"' in line.text for line in change.fields[0].lines)

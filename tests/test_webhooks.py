@@ -29,14 +29,27 @@ BODY = json.dumps({"who": "Ada", "source": "crm", "extra": [1, 2]})
 
 @pytest.fixture
 def hook(personas: Personas) -> triggers.TriggerWithSecret:
-    return triggers.trigger_create(workflow=published_workflow(personas.workspace), user=personas.alice)
+    return triggers.trigger_create(
+        workflow=published_workflow(personas.workspace), user=personas.alice
+    )
 
 
-def deliver(client: Client, made: triggers.TriggerWithSecret, body: str = BODY, headers: dict | None = None,
-            query: str = "", **extra: object):
+def deliver(
+    client: Client,
+    made: triggers.TriggerWithSecret,
+    body: str = BODY,
+    headers: dict | None = None,
+    query: str = "",
+    **extra: object,
+):
     headers = signed(made.secret, body) if headers is None else headers
-    return client.post(hook_path(triggers.trigger_url(made.trigger)) + query, data=body,
-                       content_type=extra.pop("content_type", "application/json"), headers=headers, **extra)
+    return client.post(
+        hook_path(triggers.trigger_url(made.trigger)) + query,
+        data=body,
+        content_type=extra.pop("content_type", "application/json"),
+        headers=headers,
+        **extra,
+    )
 
 
 def test_a_delivery_signed_by_the_reference_library_starts_a_run(client: Client, hook) -> None:
@@ -87,7 +100,9 @@ def test_missing_signature_headers_are_refused(client: Client, hook) -> None:
 
 
 @pytest.mark.parametrize(("offset", "status"), [(-301, 401), (301, 401), (-299, 202), (299, 202)])
-def test_the_timestamp_must_be_within_five_minutes(client: Client, hook, offset: int, status: int) -> None:
+def test_the_timestamp_must_be_within_five_minutes(
+    client: Client, hook, offset: int, status: int
+) -> None:
     at = datetime.now(tz=UTC) + timedelta(seconds=offset)
     assert deliver(client, hook, headers=signed(hook.secret, BODY, at=at)).status_code == status
 
@@ -102,7 +117,9 @@ def test_the_tolerance_is_exactly_300_seconds() -> None:
             signature_verify(secrets=[secret], headers=headers, body=BODY.encode(), now=int(now))
         else:
             with pytest.raises(SignatureInvalid):
-                signature_verify(secrets=[secret], headers=headers, body=BODY.encode(), now=int(now))
+                signature_verify(
+                    secrets=[secret], headers=headers, body=BODY.encode(), now=int(now)
+                )
 
 
 def test_one_matching_signature_among_several_is_enough(client: Client, hook) -> None:
@@ -115,7 +132,9 @@ def test_one_matching_signature_among_several_is_enough(client: Client, hook) ->
     assert deliver(client, hook, headers=headers).status_code == 401
 
 
-def test_after_a_rotation_the_old_secret_works_for_24_hours(client: Client, hook, personas: Personas) -> None:
+def test_after_a_rotation_the_old_secret_works_for_24_hours(
+    client: Client, hook, personas: Personas
+) -> None:
     old = hook.secret
     rotated = triggers.trigger_rotate(trigger=hook.trigger, user=personas.alice)
     assert rotated.secret != old
@@ -123,7 +142,9 @@ def test_after_a_rotation_the_old_secret_works_for_24_hours(client: Client, hook
     assert deliver(client, rotated, headers=signed(rotated.secret, BODY)).status_code == 202
     expiry = rotated.trigger.previous_expires_at
     assert timedelta(hours=23, minutes=59) < expiry - timezone.now() <= timedelta(hours=24)
-    Trigger.objects.filter(id=hook.trigger.id).update(previous_expires_at=timezone.now() - timedelta(seconds=1))
+    Trigger.objects.filter(id=hook.trigger.id).update(
+        previous_expires_at=timezone.now() - timedelta(seconds=1)
+    )
     assert deliver(client, rotated, headers=signed(old, BODY)).status_code == 401
     assert deliver(client, rotated, headers=signed(rotated.secret, BODY)).status_code == 202
 
@@ -154,8 +175,11 @@ def test_a_replay_within_the_window_never_returns_the_output(client: Client, hoo
     assert Run.objects.get(id=first.json()["run_id"]).output == "Hello Ada x1 from crm"
     replay = deliver(client, hook, headers=headers, query="?wait=5")
     assert replay.status_code == 202, replay.content
-    assert replay.json() == {"run_id": first.json()["run_id"], "status": "succeeded",
-                             "status_url": first.json()["status_url"]}
+    assert replay.json() == {
+        "run_id": first.json()["run_id"],
+        "status": "succeeded",
+        "status_url": first.json()["status_url"],
+    }
     assert b"Hello Ada" not in replay.content
 
 
@@ -169,7 +193,9 @@ def test_a_replay_does_not_wait(client: Client, hook, personas: Personas) -> Non
     assert replay.json()["run_id"] == first.json()["run_id"]
 
 
-def test_an_idempotency_key_header_works_for_unsigned_triggers(client: Client, hook, personas: Personas) -> None:
+def test_an_idempotency_key_header_works_for_unsigned_triggers(
+    client: Client, hook, personas: Personas
+) -> None:
     triggers.trigger_set_signing(trigger=hook.trigger, required=False, user=personas.alice)
     first = deliver(client, hook, headers={"Idempotency-Key": "order-17"})
     second = deliver(client, hook, headers={"Idempotency-Key": "order-17"})
@@ -208,7 +234,9 @@ def test_fifty_concurrent_identical_deliveries_start_exactly_one_run(
 
 def test_a_body_that_is_not_json_is_refused_with_415(client: Client, hook) -> None:
     text = "who=Ada"
-    response = deliver(client, hook, body=text, headers=signed(hook.secret, text), content_type="text/plain")
+    response = deliver(
+        client, hook, body=text, headers=signed(hook.secret, text), content_type="text/plain"
+    )
     assert response.status_code == 415
     broken = '{"who": "Ada"'
     response = deliver(client, hook, body=broken, headers=signed(hook.secret, broken))
@@ -236,9 +264,16 @@ def test_missing_required_inputs_are_refused_with_422_naming_them(client: Client
     assert not Run.objects.exists()
 
 
-def test_a_body_that_is_not_an_object_reaches_the_payload_only(client: Client, personas: Personas) -> None:
-    workflow = published_workflow(personas.workspace, {
-        "name": "Any", "steps": [{"key": "echo", "type": "template", "template": "{{ payload }}"}]})
+def test_a_body_that_is_not_an_object_reaches_the_payload_only(
+    client: Client, personas: Personas
+) -> None:
+    workflow = published_workflow(
+        personas.workspace,
+        {
+            "name": "Any",
+            "steps": [{"key": "echo", "type": "template", "template": "{{ payload }}"}],
+        },
+    )
     made = triggers.trigger_create(workflow=workflow, user=None)
     body = json.dumps([1, 2, 3])
     response = deliver(client, made, body=body, headers=signed(made.secret, body))
@@ -246,8 +281,12 @@ def test_a_body_that_is_not_an_object_reaches_the_payload_only(client: Client, p
     assert Run.objects.get().payload == [1, 2, 3]
 
 
-def test_over_the_rate_limit_it_answers_429_with_retry_after(client: Client, hook, personas: Personas) -> None:
-    triggers.trigger_update(trigger=hook.trigger, user=None, name="", callback_url="", rate_limit_per_minute=3)
+def test_over_the_rate_limit_it_answers_429_with_retry_after(
+    client: Client, hook, personas: Personas
+) -> None:
+    triggers.trigger_update(
+        trigger=hook.trigger, user=None, name="", callback_url="", rate_limit_per_minute=3
+    )
     codes = [deliver(client, hook).status_code for _ in range(6)]
     # A minute boundary may fall between the requests: then the count starts again.
     if codes[:3] == [202] * 3:
@@ -261,7 +300,9 @@ def test_over_the_rate_limit_it_answers_429_with_retry_after(client: Client, hoo
 
 
 def test_an_unknown_trigger_is_404_and_other_methods_are_405(client: Client, hook) -> None:
-    response = client.post("/hooks/not-a-real-trigger-id", data=BODY, content_type="application/json")
+    response = client.post(
+        "/hooks/not-a-real-trigger-id", data=BODY, content_type="application/json"
+    )
     assert response.status_code == 404
     assert response.json()["error"] == "No such webhook."
     response = client.get(hook_path(triggers.trigger_url(hook.trigger)))
@@ -276,7 +317,9 @@ def test_webhooks_need_no_csrf_token(hook) -> None:
 def test_an_unpublished_workflow_answers_409(client: Client, personas: Personas) -> None:
     from tests.support_triggers import GREETING
 
-    workflow = services.workflow_create(workspace=personas.workspace, definition=GREETING, user=None)
+    workflow = services.workflow_create(
+        workspace=personas.workspace, definition=GREETING, user=None
+    )
     made = triggers.trigger_create(workflow=workflow, user=None)
     response = deliver(client, made)
     assert response.status_code == 409
@@ -317,16 +360,25 @@ def test_the_view_is_async_so_waiting_callers_hold_no_thread() -> None:
 
 
 def test_trigger_ids_are_long_and_random(hook) -> None:
-    public_ids = {triggers.trigger_create(workflow=hook.trigger.workflow, user=None).trigger.public_id
-                  for _ in range(20)}
+    public_ids = {
+        triggers.trigger_create(workflow=hook.trigger.workflow, user=None).trigger.public_id
+        for _ in range(20)
+    }
     assert len(public_ids) == 20
     assert all(len(pid) >= 32 for pid in public_ids)  # 24 random bytes, URL-safe base64
 
 
 def test_trigger_ids_are_scrubbed_from_logs(hook) -> None:
     public_id = hook.trigger.public_id
-    record = logging.LogRecord("django.request", logging.WARNING, __file__, 1, "Unauthorized: %s",
-                               (f"/hooks/{public_id}",), None)
+    record = logging.LogRecord(
+        "django.request",
+        logging.WARNING,
+        __file__,
+        1,
+        "Unauthorized: %s",
+        (f"/hooks/{public_id}",),
+        None,
+    )
     ScrubHookIds().filter(record)
     assert public_id not in record.getMessage()
     assert "/hooks/[scrubbed]" in record.getMessage()
@@ -337,10 +389,14 @@ def test_trigger_ids_are_scrubbed_from_logs(hook) -> None:
     assert settings.LOGGING["loggers"]["uvicorn.access"]["handlers"] == ["console"]
 
 
-def test_a_refused_delivery_logs_no_trigger_id(client: Client, hook, capfd: pytest.CaptureFixture[str]) -> None:
+def test_a_refused_delivery_logs_no_trigger_id(
+    client: Client, hook, capfd: pytest.CaptureFixture[str]
+) -> None:
     deliver(client, hook, headers={})
     deliver(client, hook, headers={}, query="?wait=x")
-    logging.getLogger("django.request").warning("Unauthorized: %s", hook_path(triggers.trigger_url(hook.trigger)))
+    logging.getLogger("django.request").warning(
+        "Unauthorized: %s", hook_path(triggers.trigger_url(hook.trigger))
+    )
     out, err = capfd.readouterr()
     assert hook.trigger.public_id not in out + err
 
@@ -348,14 +404,18 @@ def test_a_refused_delivery_logs_no_trigger_id(client: Client, hook, capfd: pyte
 def test_the_shell_snippet_signs_like_the_reference_library(hook) -> None:
     """The openssl pipeline shown on the triggers page makes a valid signature."""
     script = (
-        'KEY="$(printf \'%s\' "${SECRET#whsec_}" | base64 -d | od -An -v -tx1 | tr -d \' \\n\')"\n'
+        "KEY=\"$(printf '%s' \"${SECRET#whsec_}\" | base64 -d | od -An -v -tx1 | tr -d ' \\n')\"\n"
         'printf \'%s.%s.%s\' "$ID" "$TS" "$BODY" | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$KEY" -binary '
         "| base64\n"
     )
     ts = str(int(time.time()))
-    out = subprocess.run(["sh", "-c", script], env={"SECRET": hook.secret, "ID": "msg_1", "TS": ts, "BODY": BODY,
-                                                    "PATH": "/usr/bin:/bin"},
-                         capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        ["sh", "-c", script],
+        env={"SECRET": hook.secret, "ID": "msg_1", "TS": ts, "BODY": BODY, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     headers = {"webhook-id": "msg_1", "webhook-timestamp": ts, "webhook-signature": f"v1,{out}"}
     signature_verify(secrets=[hook.secret], headers=headers, body=BODY.encode())
 
@@ -373,54 +433,87 @@ def asgi_server(worker, worker_env: dict[str, str]):  # type: ignore[no-untyped-
 
 
 @pytest.mark.integration
-def test_an_external_program_gets_the_output_in_the_same_request(asgi_server, personas: Personas) -> None:
+def test_an_external_program_gets_the_output_in_the_same_request(
+    asgi_server, personas: Personas
+) -> None:
     import httpx
 
-    made = triggers.trigger_create(workflow=published_workflow(personas.workspace), user=personas.alice)
+    made = triggers.trigger_create(
+        workflow=published_workflow(personas.workspace), user=personas.alice
+    )
     url = asgi_server.url + hook_path(triggers.trigger_url(made.trigger))
-    response = httpx.post(url, params={"wait": 30}, content=BODY, timeout=40,
-                          headers={"Content-Type": "application/json", **signed(made.secret, BODY)})
+    response = httpx.post(
+        url,
+        params={"wait": 30},
+        content=BODY,
+        timeout=40,
+        headers={"Content-Type": "application/json", **signed(made.secret, BODY)},
+    )
     assert response.status_code == 200, response.text
     data = response.json()
     assert data["status"] == "succeeded"
     assert data["output"] == "Hello Ada x1 from crm"
     assert data["trigger"] == "webhook" and data["steps"][0]["key"] == "greet"
     # The same delivery again (a replay inside the 5 minutes) gets the run's id and status, not its output.
-    replay = httpx.post(url, params={"wait": 30}, content=BODY, timeout=40, headers=response.request.headers)
+    replay = httpx.post(
+        url, params={"wait": 30}, content=BODY, timeout=40, headers=response.request.headers
+    )
     assert replay.status_code == 202
-    assert replay.json() == {"run_id": data["id"], "status": "succeeded",
-                             "status_url": replay.json()["status_url"]}
+    assert replay.json() == {
+        "run_id": data["id"],
+        "status": "succeeded",
+        "status_url": replay.json()["status_url"],
+    }
 
 
 @pytest.mark.integration
-def test_many_callers_wait_at_once_without_exhausting_the_server(asgi_server, personas: Personas) -> None:
+def test_many_callers_wait_at_once_without_exhausting_the_server(
+    asgi_server, personas: Personas
+) -> None:
     """Twenty callers wait for two-second LLM runs together; each gets its output in its own request."""
     import httpx
 
-    slow = {"name": "Slow", "inputs": [{"name": "who", "type": "text"}],
-            "steps": [{"key": "answer", "type": "llm", "prompt": "[[fake:latency=2000]] Greet {{ who }}",
-                       "max_tokens": 20}]}
+    slow = {
+        "name": "Slow",
+        "inputs": [{"name": "who", "type": "text"}],
+        "steps": [
+            {
+                "key": "answer",
+                "type": "llm",
+                "prompt": "[[fake:latency=2000]] Greet {{ who }}",
+                "max_tokens": 20,
+            }
+        ],
+    }
     made = triggers.trigger_create(workflow=published_workflow(personas.workspace, slow), user=None)
     url = asgi_server.url + hook_path(triggers.trigger_url(made.trigger))
 
     async def call(i: int) -> httpx.Response:
         body = json.dumps({"who": f"caller {i}"})
         async with httpx.AsyncClient(timeout=60) as client:
-            return await client.post(url, params={"wait": 40}, content=body,
-                                     headers={"Content-Type": "application/json", **signed(made.secret, body)})
+            return await client.post(
+                url,
+                params={"wait": 40},
+                content=body,
+                headers={"Content-Type": "application/json", **signed(made.secret, body)},
+            )
 
     async def all_calls() -> list[httpx.Response]:
         return await asyncio.gather(*(call(i) for i in range(20)))
 
     started = time.monotonic()
     responses = asyncio.run(all_calls())
-    assert [r.status_code for r in responses] == [200] * 20, [r.text for r in responses if r.status_code != 200]
+    assert [r.status_code for r in responses] == [200] * 20, [
+        r.text for r in responses if r.status_code != 200
+    ]
     assert all(r.json()["status"] == "succeeded" and r.json()["output"] for r in responses)
     assert time.monotonic() - started < 40
 
 
 @pytest.mark.integration
-def test_a_chunked_body_over_one_megabyte_is_refused_by_what_is_read(asgi_server, personas: Personas) -> None:
+def test_a_chunked_body_over_one_megabyte_is_refused_by_what_is_read(
+    asgi_server, personas: Personas
+) -> None:
     import httpx
 
     made = triggers.trigger_create(workflow=published_workflow(personas.workspace), user=None)
@@ -432,24 +525,40 @@ def test_a_chunked_body_over_one_megabyte_is_refused_by_what_is_read(asgi_server
             yield b"x" * 100_000
         yield b'"}'
 
-    response = httpx.post(url, content=chunks(), headers={"Content-Type": "application/json"}, timeout=30)
+    response = httpx.post(
+        url, content=chunks(), headers={"Content-Type": "application/json"}, timeout=30
+    )
     assert response.status_code == 413
     assert not Run.objects.exists()
 
 
 @pytest.mark.integration
-def test_the_servers_logs_never_show_a_trigger_id(worker_env: dict[str, str], transactional_db: None,
-                                                  personas: Personas, capfd: pytest.CaptureFixture[str]) -> None:
+def test_the_servers_logs_never_show_a_trigger_id(
+    worker_env: dict[str, str],
+    transactional_db: None,
+    personas: Personas,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
     import httpx
 
     from tests.support_triggers import AsgiServer
 
     made = triggers.trigger_create(workflow=published_workflow(personas.workspace), user=None)
-    server = AsgiServer({**worker_env, "CELERY_QUEUE": IDLE_QUEUE}, log_level="info")  # access lines on, like docker-compose
+    server = AsgiServer(
+        {**worker_env, "CELERY_QUEUE": IDLE_QUEUE}, log_level="info"
+    )  # access lines on, like docker-compose
     try:
         url = server.url + hook_path(triggers.trigger_url(made.trigger))
-        assert httpx.post(url, content=BODY, headers={"Content-Type": "application/json"}).status_code == 401
-        assert httpx.post(url + "x", content=BODY, headers={"Content-Type": "application/json"}).status_code == 404
+        assert (
+            httpx.post(url, content=BODY, headers={"Content-Type": "application/json"}).status_code
+            == 401
+        )
+        assert (
+            httpx.post(
+                url + "x", content=BODY, headers={"Content-Type": "application/json"}
+            ).status_code
+            == 404
+        )
         time.sleep(0.5)
     finally:
         server.stop()
@@ -463,14 +572,19 @@ def test_deliveries_older_than_a_week_are_pruned(client: Client, hook) -> None:
 
     deliver(client, hook)
     deliver(client, hook, headers={})
-    WebhookDelivery.objects.filter(status_code=401).update(received_at=timezone.now() - timedelta(days=8))
+    WebhookDelivery.objects.filter(status_code=401).update(
+        received_at=timezone.now() - timedelta(days=8)
+    )
     assert deliveries_prune() == 1
     assert list(WebhookDelivery.objects.values_list("status_code", flat=True)) == [202]
-    assert "workflows.deliveries_prune" in {e["task"] for e in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert "workflows.deliveries_prune" in {
+        e["task"] for e in settings.CELERY_BEAT_SCHEDULE.values()
+    }
 
 
-def test_after_a_key_rotation_secrets_can_be_reencrypted_so_the_old_key_may_go(client: Client, hook,
-                                                                                settings) -> None:  # type: ignore[no-untyped-def]
+def test_after_a_key_rotation_secrets_can_be_reencrypted_so_the_old_key_may_go(
+    client: Client, hook, settings
+) -> None:  # type: ignore[no-untyped-def]
     import io
 
     from django.core.management import call_command
@@ -482,5 +596,8 @@ def test_after_a_key_rotation_secrets_can_be_reencrypted_so_the_old_key_may_go(c
     call_command("reencrypt_secrets", stdout=out)
     assert out.getvalue().startswith("1 webhook secrets re-encrypted")
     settings.SECRET_KEY_FALLBACKS = []
-    assert triggers.secret_decrypt(Trigger.objects.get(id=hook.trigger.id).secret_encrypted) == hook.secret
+    assert (
+        triggers.secret_decrypt(Trigger.objects.get(id=hook.trigger.id).secret_encrypted)
+        == hook.secret
+    )
     assert deliver(client, hook).status_code == 202

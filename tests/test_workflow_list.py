@@ -23,14 +23,21 @@ def client_for(user: User) -> Client:
 
 def make(personas: Personas, slug: str = "summarize", workspace=None) -> Workflow:  # type: ignore[no-untyped-def]
     definition = starters.starter_for(slug).fresh_definition()
-    return services.workflow_create(workspace=workspace or personas.workspace, definition=definition,
-                                    user=personas.alice)
+    return services.workflow_create(
+        workspace=workspace or personas.workspace, definition=definition, user=personas.alice
+    )
 
 
-def add_run(workflow: Workflow, *, cost: int, status: str = Run.Status.SUCCEEDED, days_ago: int = 0) -> Run:
+def add_run(
+    workflow: Workflow, *, cost: int, status: str = Run.Status.SUCCEEDED, days_ago: int = 0
+) -> Run:
     return Run.objects.create(
-        workspace_id=workflow.workspace_id, workflow=workflow, definition=workflow.definition,
-        trigger=Run.Trigger.API, status=status, cost_nanousd=cost,
+        workspace_id=workflow.workspace_id,
+        workflow=workflow,
+        definition=workflow.definition,
+        trigger=Run.Trigger.API,
+        status=status,
+        cost_nanousd=cost,
         created_at=timezone.now() - timedelta(days=days_ago),
     )
 
@@ -39,7 +46,9 @@ def home(personas: Personas, *args: str) -> str:
     return reverse("workspace_home", args=[personas.workspace.slug, *args])
 
 
-def test_it_lists_each_workflow_with_its_last_run_and_this_months_runs_and_spend(personas: Personas) -> None:
+def test_it_lists_each_workflow_with_its_last_run_and_this_months_runs_and_spend(
+    personas: Personas,
+) -> None:
     summarize = make(personas)
     make(personas, "translate")
     add_run(summarize, cost=1_500_000, days_ago=40)  # last month: not counted
@@ -62,7 +71,10 @@ def test_the_list_takes_the_same_number_of_queries_for_many_workflows(
     for index in range(30):
         workflow = services.workflow_create(
             workspace=personas.workspace,
-            definition={**starters.starter_for("summarize").fresh_definition(), "name": f"W{index}"},
+            definition={
+                **starters.starter_for("summarize").fresh_definition(),
+                "name": f"W{index}",
+            },
             user=None,
         )
         add_run(workflow, cost=index)
@@ -90,7 +102,10 @@ def test_viewers_see_no_editing_actions(personas: Personas) -> None:
     response = client_for(personas.vera).get(home(personas))
     assert workflow.name.encode() in response.content
     for name in ("workflow_duplicate", "workflow_archive", "workflow_delete"):
-        assert reverse(name, args=[personas.workspace.slug, workflow.id]).encode() not in response.content
+        assert (
+            reverse(name, args=[personas.workspace.slug, workflow.id]).encode()
+            not in response.content
+        )
 
 
 def test_an_outsider_gets_a_404(personas: Personas) -> None:
@@ -105,26 +120,34 @@ def test_new_workflow_page_offers_blank_and_every_starter(personas: Personas) ->
 
 
 @pytest.mark.parametrize("slug", ["blank", *(starter.slug for starter in starters.STARTERS)])
-def test_a_workflow_is_created_from_a_starter_and_opens_in_the_editor(personas: Personas, slug: str) -> None:
-    response = client_for(personas.bob).post(reverse("workflow_new", args=[personas.workspace.slug]),
-                                             {"starter": slug})
+def test_a_workflow_is_created_from_a_starter_and_opens_in_the_editor(
+    personas: Personas, slug: str
+) -> None:
+    response = client_for(personas.bob).post(
+        reverse("workflow_new", args=[personas.workspace.slug]), {"starter": slug}
+    )
     workflow = Workflow.objects.get(workspace=personas.workspace)
     assert response.status_code == 302
-    assert response["Location"].startswith(reverse("workflow_editor", args=[personas.workspace.slug, workflow.id]))
+    assert response["Location"].startswith(
+        reverse("workflow_editor", args=[personas.workspace.slug, workflow.id])
+    )
     assert services.definition_check(workflow.definition)[1] == []
 
 
 def test_creating_the_same_starter_twice_gives_a_second_name(personas: Personas) -> None:
     client = client_for(personas.bob)
     for _ in range(3):
-        client.post(reverse("workflow_new", args=[personas.workspace.slug]), {"starter": "translate"})
+        client.post(
+            reverse("workflow_new", args=[personas.workspace.slug]), {"starter": "translate"}
+        )
     names = sorted(Workflow.objects.values_list("name", flat=True))
     assert names == ["Translate", "Translate (2)", "Translate (3)"]
 
 
 def test_an_unknown_starter_is_refused_with_a_message(personas: Personas) -> None:
-    response = client_for(personas.bob).post(reverse("workflow_new", args=[personas.workspace.slug]),
-                                             {"starter": "nope"}, follow=True)
+    response = client_for(personas.bob).post(
+        reverse("workflow_new", args=[personas.workspace.slug]), {"starter": "nope"}, follow=True
+    )
     assert b"Choose how to start" in response.content
     assert not Workflow.objects.exists()
 
@@ -142,7 +165,8 @@ def test_duplicating_copies_the_draft_even_when_it_is_invalid(personas: Personas
     broken = {**workflow.definition, "steps": [{"key": "s", "type": "llm", "prompt": "{{ nope }}"}]}
     services.workflow_save_draft(workflow=workflow, definition=broken, user=None)
     response = client_for(personas.bob).post(
-        reverse("workflow_duplicate", args=[personas.workspace.slug, workflow.id]))
+        reverse("workflow_duplicate", args=[personas.workspace.slug, workflow.id])
+    )
     copy = Workflow.objects.exclude(id=workflow.id).get()
     assert response.status_code == 302
     assert copy.name == "Summarize text (copy)"
@@ -163,7 +187,9 @@ def test_archiving_hides_a_workflow_until_the_archived_filter_shows_it_and_unarc
     assert [row.id for row in archived.context["workflows"]] == [workflow.id]
     client.post(reverse("workflow_unarchive", args=[personas.workspace.slug, workflow.id]))
     assert [row.id for row in client.get(home(personas)).context["workflows"]] == [workflow.id]
-    actions = list(AuditEntry.objects.filter(target_id=str(workflow.id)).values_list("action", flat=True))
+    actions = list(
+        AuditEntry.objects.filter(target_id=str(workflow.id)).values_list("action", flat=True)
+    )
     assert "workflow.archive" in actions and "workflow.unarchive" in actions
 
 
@@ -181,12 +207,16 @@ def test_delete_asks_for_the_name_then_deletes(personas: Personas) -> None:
     assert not Workflow.objects.filter(id=workflow.id).exists()
 
 
-@pytest.mark.parametrize("name", ["workflow_duplicate", "workflow_archive", "workflow_unarchive", "workflow_delete"])
+@pytest.mark.parametrize(
+    "name", ["workflow_duplicate", "workflow_archive", "workflow_unarchive", "workflow_delete"]
+)
 def test_list_actions_refuse_viewers_and_outsiders(personas: Personas, name: str) -> None:
     workflow = make(personas)
     url = reverse(name, args=[personas.workspace.slug, workflow.id])
     assert client_for(personas.vera).post(url, {"confirm_name": workflow.name}).status_code == 403
-    assert client_for(personas.charlie).post(url, {"confirm_name": workflow.name}).status_code == 404
+    assert (
+        client_for(personas.charlie).post(url, {"confirm_name": workflow.name}).status_code == 404
+    )
     assert Workflow.objects.filter(id=workflow.id, archived_at__isnull=True).count() == 1
 
 

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 MAX_ID = 2**63 - 1
 Id = Path(..., ge=1, le=MAX_ID)
 
+
 class StepwiseAPI(NinjaAPI):
     """NinjaAPI whose own non-operation answers are JSON too: a method an
     endpoint does not have (ninja answers a plain-text 405) and the bare
@@ -64,7 +65,7 @@ api = StepwiseAPI(
     description=(
         "Run and manage a workspace's workflows. Authenticate with a workspace token: "
         "`Authorization: Bearer sw_…` (Settings → API tokens, or `manage.py create_api_token`). "
-        "Errors are JSON `{\"error\": message, \"details\": ...}`."
+        'Errors are JSON `{"error": message, "details": ...}`.'
     ),
     auth=WorkspaceToken(),
     urls_namespace="api-v1",
@@ -118,7 +119,9 @@ class PublishIn(Schema):
 
 class TriggerIn(Schema):
     name: str = Field("", max_length=100)
-    callback_url: str = Field("", max_length=2000, description="Where to POST each run's result (optional).")
+    callback_url: str = Field(
+        "", max_length=2000, description="Where to POST each run's result (optional)."
+    )
     rate_limit_per_minute: int = Field(60, ge=1, le=100_000)
 
 
@@ -135,13 +138,19 @@ class TriggerOut(Schema):
 
 
 class TriggerSecretOut(TriggerOut):
-    secret: str = Field(description="The Standard Webhooks secret (whsec_…). Shown only in this answer.")
+    secret: str = Field(
+        description="The Standard Webhooks secret (whsec_…). Shown only in this answer."
+    )
 
 
 class RunIn(Schema):
     inputs: dict[str, Any] = Field(default_factory=dict)
-    wait: int = Field(0, ge=0, le=MAX_WAIT_SECONDS,
-                      description="Seconds to wait for the result: 200 with the run if it finishes in time, else 202.")
+    wait: int = Field(
+        0,
+        ge=0,
+        le=MAX_WAIT_SECONDS,
+        description="Seconds to wait for the result: 200 with the run if it finishes in time, else 202.",
+    )
 
 
 class RunAccepted(Schema):
@@ -171,7 +180,9 @@ class RunOut(Schema):
     version: int | None
     trigger: str
     status: str
-    waiting_for: str = Field(description='While the status is "waiting": what for ("budget"); else empty.')
+    waiting_for: str = Field(
+        description='While the status is "waiting": what for ("budget"); else empty.'
+    )
     inputs: dict[str, Any]
     output: Any
     error: str
@@ -202,7 +213,13 @@ class RunFilters(Schema):
 # Every operation declares every error it can answer, all of them `{"error", "details"}`:
 # 413 is a body over MAX_REQUEST_BODY_BYTES (config/body_limit.py).
 ERRORS: dict[int, type[Schema]] = {
-    400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 413: ErrorOut, 422: ErrorOut,
+    400: ErrorOut,
+    401: ErrorOut,
+    403: ErrorOut,
+    404: ErrorOut,
+    409: ErrorOut,
+    413: ErrorOut,
+    422: ErrorOut,
 }
 
 
@@ -223,14 +240,20 @@ def _workflow(request: HttpRequest, workflow_id: int) -> Workflow:
 
 
 def _trigger(request: HttpRequest, workflow_id: int, trigger_id: int) -> Trigger:
-    trigger = Trigger.objects.filter(id=trigger_id, workflow=_workflow(request, workflow_id)).first()
+    trigger = Trigger.objects.filter(
+        id=trigger_id, workflow=_workflow(request, workflow_id)
+    ).first()
     if trigger is None:
         raise Http404("No such trigger.")
     return trigger
 
 
 def _run(request: HttpRequest, run_id: int) -> Run:
-    run = Run.objects.select_related("version").filter(id=run_id, workspace_id=_token(request).workspace_id).first()
+    run = (
+        Run.objects.select_related("version")
+        .filter(id=run_id, workspace_id=_token(request).workspace_id)
+        .first()
+    )
     if run is None:
         raise Http404("No such run.")
     return run
@@ -249,8 +272,9 @@ def _workflow_out(workflow: Workflow, detail: bool = False) -> dict[str, Any]:
     }
     if detail:
         data["definition"] = workflow.definition
-        data["versions"] = [{"number": v.number, "summary": v.summary, "created_at": v.created_at}
-                            for v in versions]
+        data["versions"] = [
+            {"number": v.number, "summary": v.summary, "created_at": v.created_at} for v in versions
+        ]
     return data
 
 
@@ -282,78 +306,139 @@ def _check_callback_url(url: str) -> None:
 # Workflows -----------------------------------------------------------------
 
 
-@api.get("/workflows", response={200: list[WorkflowOut], **ERRORS}, tags=["workflows"], operation_id="workflows_list")
+@api.get(
+    "/workflows",
+    response={200: list[WorkflowOut], **ERRORS},
+    tags=["workflows"],
+    operation_id="workflows_list",
+)
 def workflows_list(request: HttpRequest) -> list[dict[str, Any]]:
-    workflows = Workflow.objects.filter(workspace_id=_token(request).workspace_id, archived_at__isnull=True)
+    workflows = Workflow.objects.filter(
+        workspace_id=_token(request).workspace_id, archived_at__isnull=True
+    )
     return [_workflow_out(workflow) for workflow in workflows.order_by("name")]
 
 
-@api.post("/workflows", response={201: WorkflowDetailOut, **ERRORS}, tags=["workflows"],
-          operation_id="workflows_create",
-          summary="Create a workflow from a definition (the workflow format, docs/workflow-format.md)")
-def workflows_create(request: HttpRequest, definition: Body[dict[str, Any]]) -> Status[dict[str, Any]]:
+@api.post(
+    "/workflows",
+    response={201: WorkflowDetailOut, **ERRORS},
+    tags=["workflows"],
+    operation_id="workflows_create",
+    summary="Create a workflow from a definition (the workflow format, docs/workflow-format.md)",
+)
+def workflows_create(
+    request: HttpRequest, definition: Body[dict[str, Any]]
+) -> Status[dict[str, Any]]:
     token = _token(request)
     parsed = services.definition_parse(definition)
     if Workflow.objects.filter(workspace_id=token.workspace_id, name=parsed.name).exists():
         raise HttpError(409, f"A workflow named “{parsed.name}” already exists in this workspace.")
-    workflow = services.workflow_create(workspace=token.workspace, definition=definition, user=token.created_by)
+    workflow = services.workflow_create(
+        workspace=token.workspace, definition=definition, user=token.created_by
+    )
     return Status(201, _workflow_out(workflow, detail=True))
 
 
-@api.post("/workflows/validate", response={200: ValidationOut, **ERRORS}, tags=["workflows"],
-          operation_id="workflows_validate", summary="Check a definition without saving it")
+@api.post(
+    "/workflows/validate",
+    response={200: ValidationOut, **ERRORS},
+    tags=["workflows"],
+    operation_id="workflows_validate",
+    summary="Check a definition without saving it",
+)
 def workflows_validate(request: HttpRequest, definition: Body[dict[str, Any]]) -> dict[str, Any]:
     _, issues = services.definition_check(definition)
     return {"valid": not issues, "issues": [issue.to_dict() for issue in issues]}
 
 
-@api.get("/workflows/{workflow_id}", response={200: WorkflowDetailOut, **ERRORS}, tags=["workflows"],
-         operation_id="workflows_get")
+@api.get(
+    "/workflows/{workflow_id}",
+    response={200: WorkflowDetailOut, **ERRORS},
+    tags=["workflows"],
+    operation_id="workflows_get",
+)
 def workflows_get(request: HttpRequest, workflow_id: int = Id) -> dict[str, Any]:
     return _workflow_out(_workflow(request, workflow_id), detail=True)
 
 
-@api.put("/workflows/{workflow_id}", response={200: WorkflowDetailOut, **ERRORS}, tags=["workflows"],
-         operation_id="workflows_replace", summary="Replace the draft (refused unless it validates)")
-def workflows_replace(request: HttpRequest, definition: Body[dict[str, Any]], workflow_id: int = Id) -> dict[str, Any]:
+@api.put(
+    "/workflows/{workflow_id}",
+    response={200: WorkflowDetailOut, **ERRORS},
+    tags=["workflows"],
+    operation_id="workflows_replace",
+    summary="Replace the draft (refused unless it validates)",
+)
+def workflows_replace(
+    request: HttpRequest, definition: Body[dict[str, Any]], workflow_id: int = Id
+) -> dict[str, Any]:
     workflow = _workflow(request, workflow_id)
     parsed = services.definition_parse(definition)
-    if Workflow.objects.filter(workspace_id=workflow.workspace_id, name=parsed.name).exclude(id=workflow.id).exists():
+    if (
+        Workflow.objects.filter(workspace_id=workflow.workspace_id, name=parsed.name)
+        .exclude(id=workflow.id)
+        .exists()
+    ):
         raise HttpError(409, f"A workflow named “{parsed.name}” already exists in this workspace.")
-    services.workflow_save_draft(workflow=workflow, definition=definition, user=_token(request).created_by)
+    services.workflow_save_draft(
+        workflow=workflow, definition=definition, user=_token(request).created_by
+    )
     return _workflow_out(workflow, detail=True)
 
 
-@api.delete("/workflows/{workflow_id}", response={204: None, **ERRORS}, tags=["workflows"],
-            operation_id="workflows_delete", summary="Delete a workflow with its versions, runs and triggers")
+@api.delete(
+    "/workflows/{workflow_id}",
+    response={204: None, **ERRORS},
+    tags=["workflows"],
+    operation_id="workflows_delete",
+    summary="Delete a workflow with its versions, runs and triggers",
+)
 def workflows_delete(request: HttpRequest, workflow_id: int = Id) -> Status[None]:
-    services.workflow_delete(workflow=_workflow(request, workflow_id), user=_token(request).created_by)
+    services.workflow_delete(
+        workflow=_workflow(request, workflow_id), user=_token(request).created_by
+    )
     return Status(204, None)
 
 
-@api.post("/workflows/{workflow_id}/validate", response={200: ValidationOut, **ERRORS}, tags=["workflows"],
-          operation_id="workflows_validate_draft", summary="Check the stored draft")
+@api.post(
+    "/workflows/{workflow_id}/validate",
+    response={200: ValidationOut, **ERRORS},
+    tags=["workflows"],
+    operation_id="workflows_validate_draft",
+    summary="Check the stored draft",
+)
 def workflows_validate_draft(request: HttpRequest, workflow_id: int = Id) -> dict[str, Any]:
     _, issues = services.definition_check(_workflow(request, workflow_id).definition)
     return {"valid": not issues, "issues": [issue.to_dict() for issue in issues]}
 
 
-@api.post("/workflows/{workflow_id}/publish", response={201: VersionOut, **ERRORS}, tags=["workflows"],
-          operation_id="workflows_publish", summary="Publish the draft as the next version")
+@api.post(
+    "/workflows/{workflow_id}/publish",
+    response={201: VersionOut, **ERRORS},
+    tags=["workflows"],
+    operation_id="workflows_publish",
+    summary="Publish the draft as the next version",
+)
 def workflows_publish(
     request: HttpRequest, workflow_id: int = Id, body: PublishIn | None = None
 ) -> Status[dict[str, Any]]:
     version = services.workflow_publish(
-        workflow=_workflow(request, workflow_id), user=_token(request).created_by,
+        workflow=_workflow(request, workflow_id),
+        user=_token(request).created_by,
         summary=body.summary if body else "",
     )
-    return Status(201, {"number": version.number, "summary": version.summary,
-                        "created_at": version.created_at})
+    return Status(
+        201,
+        {"number": version.number, "summary": version.summary, "created_at": version.created_at},
+    )
 
 
-@api.get("/workflows/{workflow_id}/export", response={200: dict[str, Any], **ERRORS}, tags=["workflows"],
-         operation_id="workflows_export",
-         summary="The definition as a file to import: the draft, or a published `version`")
+@api.get(
+    "/workflows/{workflow_id}/export",
+    response={200: dict[str, Any], **ERRORS},
+    tags=["workflows"],
+    operation_id="workflows_export",
+    summary="The definition as a file to import: the draft, or a published `version`",
+)
 def workflows_export(
     request: HttpRequest, workflow_id: int = Id, version: int | None = Query(None, ge=1, le=2**31)
 ) -> HttpResponse:
@@ -373,14 +458,23 @@ def workflows_export(
 # Triggers ----------------------------------------------------------------
 
 
-@api.get("/workflows/{workflow_id}/triggers", response={200: list[TriggerOut], **ERRORS}, tags=["triggers"],
-         operation_id="triggers_list")
+@api.get(
+    "/workflows/{workflow_id}/triggers",
+    response={200: list[TriggerOut], **ERRORS},
+    tags=["triggers"],
+    operation_id="triggers_list",
+)
 def triggers_list(request: HttpRequest, workflow_id: int = Id) -> list[dict[str, Any]]:
     return [_trigger_out(trigger) for trigger in _workflow(request, workflow_id).triggers.all()]
 
 
-@api.post("/workflows/{workflow_id}/triggers", response={201: TriggerSecretOut, **ERRORS}, tags=["triggers"],
-          operation_id="triggers_create", summary="A new signed webhook trigger; its secret is shown once")
+@api.post(
+    "/workflows/{workflow_id}/triggers",
+    response={201: TriggerSecretOut, **ERRORS},
+    tags=["triggers"],
+    operation_id="triggers_create",
+    summary="A new signed webhook trigger; its secret is shown once",
+)
 def triggers_create(
     request: HttpRequest, workflow_id: int = Id, body: TriggerIn | None = None
 ) -> Status[dict[str, Any]]:
@@ -388,57 +482,96 @@ def triggers_create(
     body = body or TriggerIn()
     _check_callback_url(body.callback_url)
     made = triggers.trigger_create(
-        workflow=workflow, user=_token(request).created_by, name=body.name, callback_url=body.callback_url,
+        workflow=workflow,
+        user=_token(request).created_by,
+        name=body.name,
+        callback_url=body.callback_url,
         rate_limit_per_minute=body.rate_limit_per_minute,
     )
     return Status(201, _trigger_out(made.trigger, made.secret))
 
 
-@api.post("/workflows/{workflow_id}/triggers/{trigger_id}/rotate", response={200: TriggerSecretOut, **ERRORS},
-          tags=["triggers"], operation_id="triggers_rotate",
-          summary="A new secret; the previous one keeps working for 24 hours")
-def triggers_rotate(request: HttpRequest, workflow_id: int = Id, trigger_id: int = Id) -> dict[str, Any]:
-    made = triggers.trigger_rotate(trigger=_trigger(request, workflow_id, trigger_id),
-                                   user=_token(request).created_by)
+@api.post(
+    "/workflows/{workflow_id}/triggers/{trigger_id}/rotate",
+    response={200: TriggerSecretOut, **ERRORS},
+    tags=["triggers"],
+    operation_id="triggers_rotate",
+    summary="A new secret; the previous one keeps working for 24 hours",
+)
+def triggers_rotate(
+    request: HttpRequest, workflow_id: int = Id, trigger_id: int = Id
+) -> dict[str, Any]:
+    made = triggers.trigger_rotate(
+        trigger=_trigger(request, workflow_id, trigger_id), user=_token(request).created_by
+    )
     return _trigger_out(made.trigger, made.secret)
 
 
-@api.delete("/workflows/{workflow_id}/triggers/{trigger_id}", response={204: None, **ERRORS}, tags=["triggers"],
-            operation_id="triggers_delete")
-def triggers_delete(request: HttpRequest, workflow_id: int = Id, trigger_id: int = Id) -> Status[None]:
-    triggers.trigger_delete(trigger=_trigger(request, workflow_id, trigger_id), user=_token(request).created_by)
+@api.delete(
+    "/workflows/{workflow_id}/triggers/{trigger_id}",
+    response={204: None, **ERRORS},
+    tags=["triggers"],
+    operation_id="triggers_delete",
+)
+def triggers_delete(
+    request: HttpRequest, workflow_id: int = Id, trigger_id: int = Id
+) -> Status[None]:
+    triggers.trigger_delete(
+        trigger=_trigger(request, workflow_id, trigger_id), user=_token(request).created_by
+    )
     return Status(204, None)
 
 
 # Runs ----------------------------------------------------------------------
 
 
-def _api_run_start(request: HttpRequest, workflow_id: int, inputs: dict[str, Any], key: str | None) -> Run:
+def _api_run_start(
+    request: HttpRequest, workflow_id: int, inputs: dict[str, Any], key: str | None
+) -> Run:
     workflow = _workflow(request, workflow_id)
     token = _token(request)
     with transaction.atomic():
         return services.run_start(
-            workflow=workflow, trigger=Run.Trigger.API, inputs=inputs, user=token.created_by, api_token=token,
+            workflow=workflow,
+            trigger=Run.Trigger.API,
+            inputs=inputs,
+            user=token.created_by,
+            api_token=token,
             idempotency_key=f"api:{key}" if key else None,
         )
 
 
-@api.post("/workflows/{workflow_id}/runs", response={200: RunOut, 202: RunAccepted, **ERRORS}, tags=["runs"],
-          operation_id="runs_start",
-          summary="Start a run of the latest published version (optionally waiting for its result)")
+@api.post(
+    "/workflows/{workflow_id}/runs",
+    response={200: RunOut, 202: RunAccepted, **ERRORS},
+    tags=["runs"],
+    operation_id="runs_start",
+    summary="Start a run of the latest published version (optionally waiting for its result)",
+)
 async def runs_start(
     request: HttpRequest,
     body: RunIn,
     workflow_id: int = Id,
-    idempotency_key: str | None = Header(None, alias="Idempotency-Key", max_length=MAX_KEY_LENGTH,
-                                         description="The same key returns the same run."),
+    idempotency_key: str | None = Header(
+        None,
+        alias="Idempotency-Key",
+        max_length=MAX_KEY_LENGTH,
+        description="The same key returns the same run.",
+    ),
 ) -> HttpResponse:
-    run = await sync_to_async(_api_run_start)(request, workflow_id, body.inputs, idempotency_key or None)
+    run = await sync_to_async(_api_run_start)(
+        request, workflow_id, body.inputs, idempotency_key or None
+    )
     return await run_answer(run, body.wait)
 
 
-@api.get("/runs", response={200: RunListOut, **ERRORS}, tags=["runs"], operation_id="runs_list",
-         summary="Runs of the workspace, newest first (without their steps)")
+@api.get(
+    "/runs",
+    response={200: RunListOut, **ERRORS},
+    tags=["runs"],
+    operation_id="runs_list",
+    summary="Runs of the workspace, newest first (without their steps)",
+)
 def runs_list(request: HttpRequest, filters: Query[RunFilters]) -> dict[str, Any]:
     runs = Run.objects.select_related("version").filter(workspace_id=_token(request).workspace_id)
     if filters.workflow_id:
@@ -458,14 +591,24 @@ def runs_list(request: HttpRequest, filters: Query[RunFilters]) -> dict[str, Any
     }
 
 
-@api.get("/runs/{run_id}", response={200: RunOut, **ERRORS}, tags=["runs"], operation_id="runs_get",
-         summary="A run with its steps (the shape `run_workflow` prints)")
+@api.get(
+    "/runs/{run_id}",
+    response={200: RunOut, **ERRORS},
+    tags=["runs"],
+    operation_id="runs_get",
+    summary="A run with its steps (the shape `run_workflow` prints)",
+)
 def runs_get(request: HttpRequest, run_id: int = Id) -> HttpResponse:
     return JsonResponse(run_json(_run(request, run_id)))
 
 
-@api.post("/runs/{run_id}/cancel", response={200: RunOut, **ERRORS}, tags=["runs"], operation_id="runs_cancel",
-          summary="Cancel a queued, running or waiting run (409 if it already finished)")
+@api.post(
+    "/runs/{run_id}/cancel",
+    response={200: RunOut, **ERRORS},
+    tags=["runs"],
+    operation_id="runs_cancel",
+    summary="Cancel a queued, running or waiting run (409 if it already finished)",
+)
 def runs_cancel(request: HttpRequest, run_id: int = Id) -> HttpResponse:
     run = _run(request, run_id)
     if not services.run_cancel(run=run):
@@ -477,7 +620,9 @@ def runs_cancel(request: HttpRequest, run_id: int = Id) -> HttpResponse:
 # Errors: always JSON {"error", "details"} ----------------------------------------
 
 
-def _error(request: HttpRequest, status: int, error: str, details: object = None, **headers: str) -> HttpResponse:
+def _error(
+    request: HttpRequest, status: int, error: str, details: object = None, **headers: str
+) -> HttpResponse:
     response = api.create_response(request, {"error": error, "details": details}, status=status)
     for name, value in headers.items():
         response[name.replace("_", "-")] = value
@@ -486,8 +631,12 @@ def _error(request: HttpRequest, status: int, error: str, details: object = None
 
 @api.exception_handler(AuthenticationError)
 def _on_unauthenticated(request: HttpRequest, exc: Exception) -> HttpResponse:
-    return _error(request, 401, "A valid API token is required: Authorization: Bearer sw_…",
-                  WWW_Authenticate="Bearer")
+    return _error(
+        request,
+        401,
+        "A valid API token is required: Authorization: Bearer sw_…",
+        WWW_Authenticate="Bearer",
+    )
 
 
 @api.exception_handler(ValidationError)
@@ -512,7 +661,12 @@ def _on_forbidden(request: HttpRequest, exc: Exception) -> HttpResponse:
 
 @api.exception_handler(services.WorkflowInvalid)
 def _on_workflow_invalid(request: HttpRequest, exc: services.WorkflowInvalid) -> HttpResponse:
-    return _error(request, 422, "The workflow definition is not valid.", [issue.to_dict() for issue in exc.issues])
+    return _error(
+        request,
+        422,
+        "The workflow definition is not valid.",
+        [issue.to_dict() for issue in exc.issues],
+    )
 
 
 @api.exception_handler(InputError)
@@ -527,15 +681,21 @@ def _on_not_published(request: HttpRequest, exc: Exception) -> HttpResponse:
 
 @api.exception_handler(IntegrityError)
 def _on_conflict(request: HttpRequest, exc: Exception) -> HttpResponse:
-    return _error(request, 409, "This conflicts with existing data (e.g. a workflow of the same name).")
+    return _error(
+        request, 409, "This conflicts with existing data (e.g. a workflow of the same name)."
+    )
 
 
 @api.exception_handler(RequestDataTooBig)
 def _on_body_too_large(request: HttpRequest, exc: Exception) -> HttpResponse:
     # Under uvicorn the ASGI limit (config/asgi.py) answers before Django reads
     # anything; this is the same answer where Django itself refuses (WSGI, tests).
-    return _error(request, 413, f"The request body is larger than {size_label(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)}.",
-                  {"limit_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE})
+    return _error(
+        request,
+        413,
+        f"The request body is larger than {size_label(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)}.",
+        {"limit_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE},
+    )
 
 
 @api.exception_handler(Exception)
@@ -555,8 +715,13 @@ def not_found(request: HttpRequest, *args: object, **kwargs: object) -> HttpResp
 def _as_json_405(request: HttpRequest, response: HttpResponse) -> HttpResponse:
     if not isinstance(response, HttpResponseNotAllowed):
         return response
-    answer = JsonResponse({"error": f"{request.method} is not allowed here (allowed: {response['Allow']}).",
-                           "details": None}, status=405)
+    answer = JsonResponse(
+        {
+            "error": f"{request.method} is not allowed here (allowed: {response['Allow']}).",
+            "details": None,
+        },
+        status=405,
+    )
     answer["Allow"] = response["Allow"]
     return answer
 
@@ -564,11 +729,13 @@ def _as_json_405(request: HttpRequest, response: HttpResponse) -> HttpResponse:
 def _json_not_allowed(view: Any) -> Any:
     """`view` (one of ninja's path views) with its plain-text 405 turned into JSON."""
     if iscoroutinefunction(view):
+
         async def async_view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             return _as_json_405(request, await view(request, *args, **kwargs))
 
         wrapped = async_view
     else:
+
         def sync_view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             return _as_json_405(request, view(request, *args, **kwargs))
 

@@ -53,18 +53,33 @@ def token_create(*, workspace: Workspace, name: str, user: User | None) -> Token
         token_hash=token_hash(value),
         created_by=user,
     )
-    audit_record(workspace=workspace, actor=user, action="token.create", target=token,
-                 after={"name": token.name, "prefix": token.prefix})
+    audit_record(
+        workspace=workspace,
+        actor=user,
+        action="token.create",
+        target=token,
+        after={"name": token.name, "prefix": token.prefix},
+    )
     return TokenWithSecret(token=token, value=value)
 
 
 @transaction.atomic
 def token_revoke(*, token: ApiToken, user: User | None) -> bool:
     """Revoke `token` at once; False if it already was."""
-    if ApiToken.objects.filter(id=token.id, revoked_at__isnull=True).update(revoked_at=timezone.now()) != 1:
+    if (
+        ApiToken.objects.filter(id=token.id, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        != 1
+    ):
         return False
-    audit_record(workspace=token.workspace_id, actor=user, action="token.revoke", target=token,
-                 before={"name": token.name, "prefix": token.prefix})
+    audit_record(
+        workspace=token.workspace_id,
+        actor=user,
+        action="token.revoke",
+        target=token,
+        before={"name": token.name, "prefix": token.prefix},
+    )
     return True
 
 

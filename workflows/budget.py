@@ -98,7 +98,9 @@ class BudgetBusy(Exception):
 
     def __init__(self, *, needed_nanousd: int) -> None:
         self.needed_nanousd = needed_nanousd
-        super().__init__(f"Waiting for budget: this call could cost up to {pricing.format_usd(needed_nanousd)}.")
+        super().__init__(
+            f"Waiting for budget: this call could cost up to {pricing.format_usd(needed_nanousd)}."
+        )
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,9 @@ def worst_case_nanousd(*, model: str, prompt_tokens: int, max_tokens: int) -> in
     `prompt_tokens` is counted as OpenAI counts it (`tokens.count_messages`:
     framing, role and content of every message), at the uncached price.
     """
-    return pricing.worst_case_nanousd(model=model, prompt_tokens=prompt_tokens, max_tokens=max_tokens)
+    return pricing.worst_case_nanousd(
+        model=model, prompt_tokens=prompt_tokens, max_tokens=max_tokens
+    )
 
 
 def _ledger(workspace_id: int, month: date) -> BudgetMonth:
@@ -151,10 +155,14 @@ def release_stale(ledger_id: int) -> int:
         with transaction.atomic():
             # Deleting first decides who releases it: this sweep or a late settle.
             if BudgetReservation.objects.filter(id=reservation_id).delete()[0] == 1:
-                BudgetMonth.objects.filter(id=ledger_id).update(reserved_nanousd=F("reserved_nanousd") - amount)
+                BudgetMonth.objects.filter(id=ledger_id).update(
+                    reserved_nanousd=F("reserved_nanousd") - amount
+                )
                 released += 1
     if released:
-        log.warning("Budget ledger %s: released %d reservations of crashed calls", ledger_id, released)
+        log.warning(
+            "Budget ledger %s: released %d reservations of crashed calls", ledger_id, released
+        )
     return released
 
 
@@ -163,19 +171,27 @@ def _add_hold(ledger_id: int, amount: int, budget: int | None) -> bool:
     without one): the one conditional UPDATE that keeps the guarantee."""
     rows = BudgetMonth.objects.filter(id=ledger_id)
     if budget is not None:
-        rows = rows.filter(LessThanOrEqual(F("spent_nanousd") + F("reserved_nanousd") + Value(amount), Value(budget)))
+        rows = rows.filter(
+            LessThanOrEqual(
+                F("spent_nanousd") + F("reserved_nanousd") + Value(amount), Value(budget)
+            )
+        )
     return rows.update(reserved_nanousd=F("reserved_nanousd") + amount) == 1
 
 
 def _workspace_budget(workspace_id: int) -> int | None:
-    return Workspace.objects.filter(id=workspace_id).values_list("budget_nanousd", flat=True).first()
+    return (
+        Workspace.objects.filter(id=workspace_id).values_list("budget_nanousd", flat=True).first()
+    )
 
 
 def _locked(ledger_id: int) -> BudgetMonth:
     """The ledger row, locked until the transaction ends (PostgreSQL: FOR
     UPDATE; SQLite: the write lock its BEGIN IMMEDIATE already took)."""
-    return BudgetMonth.objects.select_for_update().only("workspace_id", "spent_nanousd", "reserved_nanousd").get(
-        id=ledger_id
+    return (
+        BudgetMonth.objects.select_for_update()
+        .only("workspace_id", "spent_nanousd", "reserved_nanousd")
+        .get(id=ledger_id)
     )
 
 
@@ -194,7 +210,9 @@ def ledger_swept(workspace_id: int) -> int:
     return ledger_id
 
 
-def decide(*, workspace_id: int, ledger_id: int, amount_nanousd: int, run_id: int | None) -> Reservation | BudgetExhausted | Busy:
+def decide(
+    *, workspace_id: int, ledger_id: int, amount_nanousd: int, run_id: int | None
+) -> Reservation | BudgetExhausted | Busy:
     """Inside the caller's transaction, with the ledger row locked: hold the
     call's worst case if it fits; else say why not. BudgetExhausted (returned,
     not raised) when what the month has spent plus this call exceeds the
@@ -205,11 +223,15 @@ def decide(*, workspace_id: int, ledger_id: int, amount_nanousd: int, run_id: in
     budget = _workspace_budget(workspace_id)
     if budget is None or row.spent_nanousd + row.reserved_nanousd + amount_nanousd <= budget:
         _add_hold(ledger_id, amount_nanousd, None)
-        reservation = BudgetReservation.objects.create(ledger_id=ledger_id, amount_nanousd=amount_nanousd, run_id=run_id)
+        reservation = BudgetReservation.objects.create(
+            ledger_id=ledger_id, amount_nanousd=amount_nanousd, run_id=run_id
+        )
         return Reservation(id=reservation.id, ledger_id=ledger_id, amount_nanousd=amount_nanousd)
     if row.spent_nanousd + amount_nanousd > budget:
         return BudgetExhausted(
-            needed_nanousd=amount_nanousd, left_nanousd=max(0, budget - row.spent_nanousd), budget_nanousd=budget
+            needed_nanousd=amount_nanousd,
+            left_nanousd=max(0, budget - row.spent_nanousd),
+            budget_nanousd=budget,
         )
     return BUSY
 
@@ -223,7 +245,12 @@ def reserve(*, workspace_id: int, amount_nanousd: int, run_id: int | None = None
     """
     ledger_id = ledger_swept(workspace_id)
     with transaction.atomic():
-        outcome = decide(workspace_id=workspace_id, ledger_id=ledger_id, amount_nanousd=amount_nanousd, run_id=run_id)
+        outcome = decide(
+            workspace_id=workspace_id,
+            ledger_id=ledger_id,
+            amount_nanousd=amount_nanousd,
+            run_id=run_id,
+        )
     if isinstance(outcome, BudgetExhausted):
         raise outcome
     if isinstance(outcome, Busy):
@@ -257,11 +284,15 @@ def hold(
         return FULL
     if not _add_hold(ledger_id, amount_nanousd, budget_nanousd):
         return FULL
-    reservation = BudgetReservation.objects.create(ledger_id=ledger_id, amount_nanousd=amount_nanousd, run_id=run_id)
+    reservation = BudgetReservation.objects.create(
+        ledger_id=ledger_id, amount_nanousd=amount_nanousd, run_id=run_id
+    )
     return Reservation(id=reservation.id, ledger_id=ledger_id, amount_nanousd=amount_nanousd)
 
 
-def settle_in_transaction(reservation: Reservation | None, *, workspace_id: int, cost_nanousd: int) -> None:
+def settle_in_transaction(
+    reservation: Reservation | None, *, workspace_id: int, cost_nanousd: int
+) -> None:
     """Inside the caller's transaction: replace the hold by the real cost, or,
     with no hold (no budget), add the cost to this month's spend."""
     if reservation is not None:
@@ -271,11 +302,15 @@ def settle_in_transaction(reservation: Reservation | None, *, workspace_id: int,
         return
     month = month_of()
     ledger_id = _ledger_ids.get((workspace_id, month))
-    added = ledger_id is not None and sql.update(BudgetMonth, where={"id": ledger_id}, add={"spent_nanousd": cost_nanousd})
+    added = ledger_id is not None and sql.update(
+        BudgetMonth, where={"id": ledger_id}, add={"spent_nanousd": cost_nanousd}
+    )
     if not added:
         with transaction.atomic():  # a savepoint: the INSERT of a racing first call may win
             ledger_id = _ledger(workspace_id, month).id
-        BudgetMonth.objects.filter(id=ledger_id).update(spent_nanousd=F("spent_nanousd") + cost_nanousd)
+        BudgetMonth.objects.filter(id=ledger_id).update(
+            spent_nanousd=F("spent_nanousd") + cost_nanousd
+        )
 
 
 _SETTLED = (
@@ -291,21 +326,31 @@ def _settle(reservation: Reservation, cost_nanousd: int) -> None:
     settled = sql.update_returning(
         BudgetMonth,
         where={"id": reservation.ledger_id},
-        add={"reserved_nanousd": -reservation.amount_nanousd if held else 0, "spent_nanousd": cost_nanousd},
+        add={
+            "reserved_nanousd": -reservation.amount_nanousd if held else 0,
+            "spent_nanousd": cost_nanousd,
+        },
         returning=_SETTLED,
     )
     if settled is not None:
         # This UPDATE holds the ledger row's lock until commit, and the SELECT
         # below starts after it was granted: it sees every run parked before.
         workspace_id, spent, reserved, budget = settled
-        wake_waiting(workspace_id=workspace_id, budget_nanousd=budget, spent_nanousd=spent, reserved_nanousd=reserved)
+        wake_waiting(
+            workspace_id=workspace_id,
+            budget_nanousd=budget,
+            spent_nanousd=spent,
+            reserved_nanousd=reserved,
+        )
 
 
 # How many waiting runs of a workspace one settle looks at (oldest first).
 WAKE_SCAN = 200
 
 
-def wake_waiting(*, workspace_id: int, budget_nanousd: int | None, spent_nanousd: int, reserved_nanousd: int) -> list[int]:
+def wake_waiting(
+    *, workspace_id: int, budget_nanousd: int | None, spent_nanousd: int, reserved_nanousd: int
+) -> list[int]:
     """Inside a transaction that holds the ledger row's lock, with its current
     figures: wake the workspace's budget-waiting runs that can go on, oldest
     first, and enqueue them on commit. Returns their ids.
@@ -316,7 +361,9 @@ def wake_waiting(*, workspace_id: int, budget_nanousd: int | None, spent_nanousd
     exhausted" instead of waiting for nothing). Each wake is a conditional
     UPDATE from waiting, so a run is woken once however many try."""
     waiting = list(
-        Run.objects.filter(workspace_id=workspace_id, status=Run.Status.WAITING, waiting_for=Run.WaitingFor.BUDGET)
+        Run.objects.filter(
+            workspace_id=workspace_id, status=Run.Status.WAITING, waiting_for=Run.WaitingFor.BUDGET
+        )
         .order_by("id")
         .values_list("id", "budget_needed_nanousd", "waiting_since", "deadline_at")[:WAKE_SCAN]
     )
@@ -336,12 +383,23 @@ def wake_waiting(*, workspace_id: int, budget_nanousd: int | None, spent_nanousd
                     continue
                 free -= needed
         waited = now - since if since else timedelta(0)
-        values: dict[str, object] = {"status": Run.Status.QUEUED, "waiting_for": Run.WaitingFor.NOTHING,
-                                     "waiting_since": None, "budget_needed_nanousd": None, "enqueued_at": now}
+        values: dict[str, object] = {
+            "status": Run.Status.QUEUED,
+            "waiting_for": Run.WaitingFor.NOTHING,
+            "waiting_since": None,
+            "budget_needed_nanousd": None,
+            "enqueued_at": now,
+        }
         if deadline is not None:
-            values["deadline_at"] = deadline + waited  # waiting does not count against the time limit
-        if sql.update(Run, where={"id": run_id, "status": Run.Status.WAITING}, values=values,
-                      add={"waited_ms": int(waited.total_seconds() * 1000)}):
+            values["deadline_at"] = (
+                deadline + waited
+            )  # waiting does not count against the time limit
+        if sql.update(
+            Run,
+            where={"id": run_id, "status": Run.Status.WAITING},
+            values=values,
+            add={"waited_ms": int(waited.total_seconds() * 1000)},
+        ):
             woken.append(run_id)
     if woken:
         transaction.on_commit(lambda: _enqueue(woken))
@@ -370,8 +428,12 @@ def recheck_waiting() -> list[int]:
         ledger_id = ledger_swept(workspace_id)
         with transaction.atomic():
             row = _locked(ledger_id)
-            woken += wake_waiting(workspace_id=workspace_id, budget_nanousd=_workspace_budget(workspace_id),
-                                  spent_nanousd=row.spent_nanousd, reserved_nanousd=row.reserved_nanousd)
+            woken += wake_waiting(
+                workspace_id=workspace_id,
+                budget_nanousd=_workspace_budget(workspace_id),
+                spent_nanousd=row.spent_nanousd,
+                reserved_nanousd=row.reserved_nanousd,
+            )
     return woken
 
 

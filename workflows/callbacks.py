@@ -37,7 +37,10 @@ ATTEMPT_LEASE = timedelta(seconds=60)
 
 
 def _backoff(attempts: int) -> float:
-    return min(settings.CALLBACK_RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1), settings.CALLBACK_RETRY_MAX_SECONDS)
+    return min(
+        settings.CALLBACK_RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1),
+        settings.CALLBACK_RETRY_MAX_SECONDS,
+    )
 
 
 def callback_enqueue_for_run(run_id: int) -> None:
@@ -71,7 +74,9 @@ def callback_deliver(callback_id: int) -> str | None:
     callback = RunCallback.objects.select_related("run__version", "trigger").get(id=callback_id)
     secret = secret_decrypt(callback.trigger.secret_encrypted) if callback.trigger else None
     if not secret:
-        return _fail(callback, "The trigger was deleted or its secret cannot be read: nothing to sign with.")
+        return _fail(
+            callback, "The trigger was deleted or its secret cannot be read: nothing to sign with."
+        )
 
     body = json.dumps(run_json(callback.run), separators=(",", ":")).encode()
     headers = {
@@ -88,8 +93,10 @@ def callback_deliver(callback_id: int) -> str | None:
         return _retry_or_fail(callback, str(e), None)
     if 200 <= response.status_code < 300:
         RunCallback.objects.filter(id=callback.id).update(
-            status=RunCallback.Status.DELIVERED, delivered_at=timezone.now(),
-            last_status_code=response.status_code, last_error="",
+            status=RunCallback.Status.DELIVERED,
+            delivered_at=timezone.now(),
+            last_status_code=response.status_code,
+            last_error="",
         )
         return RunCallback.Status.DELIVERED
     return _retry_or_fail(callback, f"Answered HTTP {response.status_code}.", response.status_code)
@@ -108,7 +115,8 @@ def _retry_or_fail(callback: RunCallback, error: str, status_code: int | None) -
         return _fail(callback, f"Gave up after {callback.attempts} attempts. {error}", status_code)
     delay = _backoff(callback.attempts)
     RunCallback.objects.filter(id=callback.id).update(
-        next_attempt_at=timezone.now() + timedelta(seconds=delay), last_error=error[:500],
+        next_attempt_at=timezone.now() + timedelta(seconds=delay),
+        last_error=error[:500],
         last_status_code=status_code,
     )
     _send_task(callback.id, countdown=delay)
@@ -119,7 +127,9 @@ def callbacks_sweep(limit: int = 200) -> int:
     """Enqueue callbacks that are due and whose run has finished (beat, with the schedules tick)."""
     due = list(
         RunCallback.objects.filter(
-            status=RunCallback.Status.PENDING, next_attempt_at__lte=timezone.now(), run__status__in=Run.FINISHED
+            status=RunCallback.Status.PENDING,
+            next_attempt_at__lte=timezone.now(),
+            run__status__in=Run.FINISHED,
         ).values_list("id", flat=True)[:limit]
     )
     for callback_id in due:

@@ -256,12 +256,16 @@ def _too_deep(data: Mapping[str, Any]) -> Issue | None:
 
 
 def _too_deep_issue(data: Mapping[str, Any], parts: list[Any]) -> Issue:
-    message = (f"Nested too deeply: a workflow definition may hold objects and arrays at most "
-               f"{MAX_DEPTH} levels deep (a response schema at most {MAX_DEPTH - 4}).")
+    message = (
+        f"Nested too deeply: a workflow definition may hold objects and arrays at most "
+        f"{MAX_DEPTH} levels deep (a response schema at most {MAX_DEPTH - 4})."
+    )
     if len(parts) >= 3 and parts[0] == "steps" and isinstance(parts[1], int):
         step = _raw_name(_item(data.get("steps"), parts[1]), "key") or f"steps[{parts[1]}]"
         rest = parts[2:]
-        return Issue(step, _field_path(rest[:2] if rest[0] == "response_format" else rest[:1]), message)
+        return Issue(
+            step, _field_path(rest[:2] if rest[0] == "response_format" else rest[:1]), message
+        )
     return Issue(None, _field_path(parts[:3]), message)
 
 

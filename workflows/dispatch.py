@@ -40,13 +40,22 @@ def dispatch_waiting(workspace_id: int) -> list[int]:
     free = settings.RUN_MAX_IN_FLIGHT_PER_WORKSPACE - in_flight(workspace_id)
     if free <= 0:
         return []
-    waiting = Run.objects.filter(
-        workspace_id=workspace_id, status=Run.Status.QUEUED, enqueued_at__isnull=True
-    ).order_by("id").values_list("id", flat=True)[:free]
+    waiting = (
+        Run.objects.filter(
+            workspace_id=workspace_id, status=Run.Status.QUEUED, enqueued_at__isnull=True
+        )
+        .order_by("id")
+        .values_list("id", flat=True)[:free]
+    )
     sent = []
     for run_id in waiting:
         # Conditional, so two dispatchers never send the same run twice.
-        if Run.objects.filter(id=run_id, enqueued_at__isnull=True).update(enqueued_at=timezone.now()) == 1:
+        if (
+            Run.objects.filter(id=run_id, enqueued_at__isnull=True).update(
+                enqueued_at=timezone.now()
+            )
+            == 1
+        ):
             run_enqueue(run_id)
             sent.append(run_id)
     return sent
@@ -66,13 +75,19 @@ def hand_over_slot(workspace_id: int) -> int | None:
     table = Run._meta.db_table
     # PostgreSQL: a concurrent hand-over skips the row another one is taking.
     # SQLite has one writer at a time.
-    skip_locked = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    skip_locked = (
+        " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    )
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} SET enqueued_at = %s WHERE enqueued_at IS NULL AND id = ("
             f"SELECT id FROM {table} WHERE workspace_id = %s AND status = %s AND enqueued_at IS NULL "
             f"ORDER BY id LIMIT 1{skip_locked}) RETURNING id",
-            [connection.ops.adapt_datetimefield_value(timezone.now()), workspace_id, Run.Status.QUEUED],
+            [
+                connection.ops.adapt_datetimefield_value(timezone.now()),
+                workspace_id,
+                Run.Status.QUEUED,
+            ],
         )
         row = cursor.fetchone()
     if row is None:

@@ -70,7 +70,9 @@ class FieldConflict:
     user_id: int | None
     name: str
     at: datetime
-    structural: bool = False  # the change moved the field (inputs or cases added/removed), not its value
+    structural: bool = (
+        False  # the change moved the field (inputs or cases added/removed), not its value
+    )
 
 
 def flatten(definition: object) -> dict[str, Any]:
@@ -84,7 +86,7 @@ def flatten(definition: object) -> dict[str, Any]:
     inputs = editing.inputs_of(definition)
     flat["inputs"] = len(inputs)
     for index, spec in enumerate(inputs):
-        for name, value in (spec.items() if isinstance(spec, dict) else []):
+        for name, value in spec.items() if isinstance(spec, dict) else []:
             flat[f"inputs.{index}.{name}"] = value
     steps = editing.steps_of(definition)
     flat["steps"] = [editing.step_key(step) for step in steps]
@@ -96,7 +98,7 @@ def flatten(definition: object) -> dict[str, Any]:
             if name == "cases" and isinstance(value, list):
                 flat[prefix + "cases"] = len(value)
                 for index, case in enumerate(value):
-                    for field, item in (case.items() if isinstance(case, dict) else []):
+                    for field, item in case.items() if isinstance(case, dict) else []:
                         flat[f"{prefix}cases.{index}.{field}"] = item
             else:
                 flat[prefix + name] = value
@@ -105,8 +107,14 @@ def flatten(definition: object) -> dict[str, Any]:
 
 def renamed_steps(before: object, after: object) -> dict[str, str]:
     """{old key: new key} when the step list kept its length and order but some keys changed."""
-    old = [editing.step_key(step) for step in editing.steps_of(before if isinstance(before, dict) else {})]
-    new = [editing.step_key(step) for step in editing.steps_of(after if isinstance(after, dict) else {})]
+    old = [
+        editing.step_key(step)
+        for step in editing.steps_of(before if isinstance(before, dict) else {})
+    ]
+    new = [
+        editing.step_key(step)
+        for step in editing.steps_of(after if isinstance(after, dict) else {})
+    ]
     if len(old) != len(new):
         return {}
     changed = {a: b for a, b in zip(old, new, strict=True) if a != b and a and b}
@@ -122,27 +130,39 @@ def changed_paths(before: object, after: object) -> tuple[set[str], dict[str, st
     for old_key, new_key in renames.items():
         prefix = f"steps.{old_key}."
         for path in [path for path in old if path.startswith(prefix)]:
-            old[f"steps.{new_key}." + path[len(prefix):]] = old.pop(path)
+            old[f"steps.{new_key}." + path[len(prefix) :]] = old.pop(path)
     new = flatten(after)
     missing = object()
-    changed = {path for path in old.keys() | new.keys() if old.get(path, missing) != new.get(path, missing)}
+    changed = {
+        path for path in old.keys() | new.keys() if old.get(path, missing) != new.get(path, missing)
+    }
     return changed, renames
 
 
-def record(changes: dict, *, paths: set[str], renames: dict[str, str], revision: int, user_id: int | None,
-           name: str, at: datetime) -> dict:
+def record(
+    changes: dict,
+    *,
+    paths: set[str],
+    renames: dict[str, str],
+    revision: int,
+    user_id: int | None,
+    name: str,
+    at: datetime,
+) -> dict:
     """`changes` with `paths` marked as changed at `revision` by this person (bounded in size)."""
     result = dict(changes)
     for old_key, new_key in renames.items():
         prefix = f"steps.{old_key}."
         for path in [path for path in result if path.startswith(prefix)]:
-            result[f"steps.{new_key}." + path[len(prefix):]] = result.pop(path)
+            result[f"steps.{new_key}." + path[len(prefix) :]] = result.pop(path)
         result[RENAMED + old_key] = {"to": new_key, "rev": revision}
     entry = {"rev": revision, "user": user_id, "name": name, "at": at.isoformat()}
     for path in paths:
         result[path] = entry
     if len(result) > MAX_ENTRIES:
-        newest = sorted(result.items(), key=lambda item: item[1].get("rev", 0), reverse=True)[:MAX_ENTRIES]
+        newest = sorted(result.items(), key=lambda item: item[1].get("rev", 0), reverse=True)[
+            :MAX_ENTRIES
+        ]
         result = dict(newest)
     return result
 
@@ -173,7 +193,9 @@ def _parents(path: str) -> list[str]:
     return []
 
 
-def conflicts(changes: dict, bases: dict[str, int | None], user_id: int | None) -> list[FieldConflict]:
+def conflicts(
+    changes: dict, bases: dict[str, int | None], user_id: int | None
+) -> list[FieldConflict]:
     """The touched paths (with the revision each was based on) that someone else changed since."""
     found = []
     for path, base in bases.items():
@@ -184,19 +206,33 @@ def conflicts(changes: dict, bases: dict[str, int | None], user_id: int | None) 
             if not isinstance(entry, dict) or "user" not in entry:
                 continue
             if entry["rev"] > base and entry["user"] != user_id:
-                found.append(FieldConflict(
-                    path=path, label=label(candidate), revision=entry["rev"], user_id=entry["user"],
-                    name=entry.get("name") or "Someone", at=datetime.fromisoformat(entry["at"]),
-                    structural=candidate != path or candidate in ("steps", "inputs") or candidate.endswith(".cases"),
-                ))
+                found.append(
+                    FieldConflict(
+                        path=path,
+                        label=label(candidate),
+                        revision=entry["rev"],
+                        user_id=entry["user"],
+                        name=entry.get("name") or "Someone",
+                        at=datetime.fromisoformat(entry["at"]),
+                        structural=candidate != path
+                        or candidate in ("steps", "inputs")
+                        or candidate.endswith(".cases"),
+                    )
+                )
                 break
     return found
 
 
 def changed_since(changes: dict, revision: int, user_id: int | None) -> set[str]:
     """Paths someone other than `user_id` changed after `revision` (what the sync poll refreshes)."""
-    return {path for path, entry in changes.items()
-            if isinstance(entry, dict) and "user" in entry and entry["rev"] > revision and entry["user"] != user_id}
+    return {
+        path
+        for path, entry in changes.items()
+        if isinstance(entry, dict)
+        and "user" in entry
+        and entry["rev"] > revision
+        and entry["user"] != user_id
+    }
 
 
 def label(path: str) -> str:

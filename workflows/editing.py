@@ -59,8 +59,10 @@ def input_name(spec: object) -> str:
 
 
 def names_in_use(definition: dict) -> list[str]:
-    return [*(input_name(spec) for spec in inputs_of(definition)),
-            *(step_key(step) for step in steps_of(definition))]
+    return [
+        *(input_name(spec) for spec in inputs_of(definition)),
+        *(step_key(step) for step in steps_of(definition)),
+    ]
 
 
 def variables_at_raw(definition: dict, index: int) -> list[str]:
@@ -85,16 +87,37 @@ def unique_name(definition: dict, base: str = "step") -> str:
 def new_step(kind: str, *, key: str, previous: str | None, following: str | None) -> dict:
     """A fresh step of `kind` that reads the previous output when there is one."""
     if kind == "llm":
-        return {"key": key, "type": "llm", "title": "", "system": "", "prompt": "",
-                "temperature": 0.7, "max_tokens": 1024}
+        return {
+            "key": key,
+            "type": "llm",
+            "title": "",
+            "system": "",
+            "prompt": "",
+            "temperature": 0.7,
+            "max_tokens": 1024,
+        }
     if kind == "template":
-        return {"key": key, "type": "template", "title": "",
-                "template": f"{{{{ {previous} }}}}" if previous else ""}
+        return {
+            "key": key,
+            "type": "template",
+            "title": "",
+            "template": f"{{{{ {previous} }}}}" if previous else "",
+        }
     if kind == "condition":
-        return {"key": key, "type": "condition", "title": "",
-                "cases": [{"left": f"{{{{ {previous} }}}}" if previous else "", "op": "contains",
-                           "right": "yes", "goto": END}],
-                "else": following or END}
+        return {
+            "key": key,
+            "type": "condition",
+            "title": "",
+            "cases": [
+                {
+                    "left": f"{{{{ {previous} }}}}" if previous else "",
+                    "op": "contains",
+                    "right": "yes",
+                    "goto": END,
+                }
+            ],
+            "else": following or END,
+        }
     raise EditError(f'Unknown step kind "{kind}".')
 
 
@@ -106,7 +129,9 @@ def step_insert(definition: dict, *, position: int, kind: str) -> tuple[dict, in
         raise EditError("There is no such place in the workflow.")
     previous = step_key(steps[position - 1]) if position > 0 else None
     following = step_key(steps[position]) if position < len(steps) else None
-    step = new_step(kind, key=unique_name(result), previous=previous or None, following=following or None)
+    step = new_step(
+        kind, key=unique_name(result), previous=previous or None, following=following or None
+    )
     if kind == "condition" and position > 0:
         step["cases"] = [_first_case(steps[position - 1], previous or "", END)]
     steps.insert(position, step)
@@ -217,7 +242,7 @@ def rename_references(template: str, old: str, new: str) -> str:
             return match.group(0)
         start = match.start("name") - match.start()
         text = match.group(0)
-        return text[:start] + new + text[start + len(old):]
+        return text[:start] + new + text[start + len(old) :]
 
     return REFERENCE_RE.sub(substitute, template)
 
@@ -276,21 +301,41 @@ def _first_case(previous: object, key: str, goto: str) -> dict:
     """A new condition's case: a JSON answer is compared by one field (the first one with choices,
     else the first text field), since its whole JSON never equals a word; text by its contents."""
     step = previous if isinstance(previous, dict) else {}
-    response_format = step.get("response_format") if isinstance(step.get("response_format"), dict) else {}
+    response_format = (
+        step.get("response_format") if isinstance(step.get("response_format"), dict) else {}
+    )
     schema = response_format.get("schema") if response_format.get("type") == "json_schema" else None
     properties = schema.get("properties") if isinstance(schema, dict) else None
-    fields = {name: spec for name, spec in properties.items() if isinstance(spec, dict)} \
-        if isinstance(properties, dict) else {}
-    chosen = next((name for name, spec in fields.items() if isinstance(spec.get("enum"), list) and spec["enum"]),
-                  None)
+    fields = (
+        {name: spec for name, spec in properties.items() if isinstance(spec, dict)}
+        if isinstance(properties, dict)
+        else {}
+    )
+    chosen = next(
+        (
+            name
+            for name, spec in fields.items()
+            if isinstance(spec.get("enum"), list) and spec["enum"]
+        ),
+        None,
+    )
     if chosen is not None:
-        return {"left": f"{{{{ {key}.{chosen} }}}}", "op": "equals", "right": str(fields[chosen]["enum"][0]),
-                "goto": goto}
+        return {
+            "left": f"{{{{ {key}.{chosen} }}}}",
+            "op": "equals",
+            "right": str(fields[chosen]["enum"][0]),
+            "goto": goto,
+        }
     text = next((name for name, spec in fields.items() if spec.get("type") == "string"), None)
     field = text or next(iter(fields), None)
     if field is not None:
         return {"left": f"{{{{ {key}.{field} }}}}", "op": "contains", "right": "yes", "goto": goto}
-    return {"left": f"{{{{ {key} }}}}" if key else "", "op": "contains", "right": "yes", "goto": goto}
+    return {
+        "left": f"{{{{ {key} }}}}" if key else "",
+        "op": "contains",
+        "right": "yes",
+        "goto": goto,
+    }
 
 
 def case_add(step: dict, *, previous: str | None) -> dict:
@@ -299,8 +344,14 @@ def case_add(step: dict, *, previous: str | None) -> dict:
     # A further case usually tests the same thing as the one before it (another category).
     last = cases[-1] if cases and isinstance(cases[-1], dict) else {}
     left = last.get("left") if isinstance(last.get("left"), str) and last.get("left") else None
-    cases.append({"left": left or (f"{{{{ {previous} }}}}" if previous else ""), "op": "equals", "right": "",
-                  "goto": END})
+    cases.append(
+        {
+            "left": left or (f"{{{{ {previous} }}}}" if previous else ""),
+            "op": "equals",
+            "right": "",
+            "goto": END,
+        }
+    )
     result["cases"] = cases
     return result
 
@@ -326,7 +377,7 @@ def schema_from_sample(sample: object) -> dict[str, Any]:
     allowed to be null; a null sample value becomes a nullable string.
     """
     if not isinstance(sample, dict):
-        raise EditError("The sample must be a JSON object, such as {\"category\": \"billing\"}.")
+        raise EditError('The sample must be a JSON object, such as {"category": "billing"}.')
     return _schema_of(sample)
 
 
@@ -363,13 +414,20 @@ def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         return a
     if _types(a) == ["object"] and _types(b) == ["object"]:
         properties: dict[str, Any] = {}
-        for name in [*a["properties"], *(name for name in b["properties"] if name not in a["properties"])]:
+        for name in [
+            *a["properties"],
+            *(name for name in b["properties"] if name not in a["properties"]),
+        ]:
             if name in a["properties"] and name in b["properties"]:
                 properties[name] = _merge(a["properties"][name], b["properties"][name])
             else:
                 properties[name] = _nullable(a["properties"].get(name) or b["properties"][name])
-        return {"type": "object", "properties": properties, "required": list(properties),
-                "additionalProperties": False}
+        return {
+            "type": "object",
+            "properties": properties,
+            "required": list(properties),
+            "additionalProperties": False,
+        }
     if _types(a) == ["array"] and _types(b) == ["array"]:
         return {"type": "array", "items": _merge(a["items"], b["items"])}
     kinds = list(dict.fromkeys([*_types(a), *_types(b)]))
@@ -401,5 +459,4 @@ def index_of_key(definition: dict, key: str) -> int | None:
 
 
 def later_keys(definition: dict, index: int) -> list[str]:
-    return [key for key in (step_key(step) for step in steps_of(definition)[index + 1:]) if key]
-
+    return [key for key in (step_key(step) for step in steps_of(definition)[index + 1 :]) if key]

@@ -35,7 +35,9 @@ UNARY_OPS = ("is_empty", "is_not_empty")
 PREVIEW_CHARS = 280
 
 _STEPS_INDEX_RE = re.compile(r"steps\[(\d+)\]")
-_UNKNOWN_VARIABLE_RE = re.compile(r'^Unknown variable "([A-Za-z_][A-Za-z0-9_]*)"\.(?: Did you mean (.*)\?)?')
+_UNKNOWN_VARIABLE_RE = re.compile(
+    r'^Unknown variable "([A-Za-z_][A-Za-z0-9_]*)"\.(?: Did you mean (.*)\?)?'
+)
 _QUOTED_RE = re.compile(r'"([^"]+)"')
 
 
@@ -140,7 +142,9 @@ class EditorState:
         return output if isinstance(output, str) else None
 
 
-def editor_state(definition: dict, run: Run | None = None, step_runs: list[StepRun] | None = None) -> EditorState:
+def editor_state(
+    definition: dict, run: Run | None = None, step_runs: list[StepRun] | None = None
+) -> EditorState:
     parsed, issues = services.definition_check(definition)
     definition = definition if isinstance(definition, dict) else {}
     steps = editing.steps_of(definition)
@@ -184,8 +188,13 @@ def _step_indexes(issue: Issue, steps: list[Any]) -> list[int]:
     return [index for index, step in enumerate(steps) if editing.step_key(step) == issue.step]
 
 
-def _card(index: int, step: object, parsed: Definition | None, issues: list[Issue],
-          state: StepState | None) -> Card:
+def _card(
+    index: int,
+    step: object,
+    parsed: Definition | None,
+    issues: list[Issue],
+    state: StepState | None,
+) -> Card:
     raw = step if isinstance(step, dict) else {}
     kind = raw.get("type") if isinstance(raw.get("type"), str) else ""
     key = editing.step_key(raw)
@@ -266,7 +275,9 @@ def _issue_text(issue: Issue) -> str:
 # --- Side panels -------------------------------------------------------------------
 
 
-def slots_for(fields: list[str], issues: list[Issue], values: dict[str, str] | None = None) -> dict[str, Slot]:
+def slots_for(
+    fields: list[str], issues: list[Issue], values: dict[str, str] | None = None
+) -> dict[str, Slot]:
     """One slot per field of a form, plus "general" for issues that belong to none of them.
 
     `values` (field -> template text) lets a slot quote the text around a
@@ -293,10 +304,15 @@ def _excerpts(text: str, name: str) -> list[Excerpt]:
     found = []
     for reference in references(text):
         if reference.name == name:
-            before = text[max(0, reference.start - 40):reference.start]
-            after = text[reference.end:reference.end + 40]
-            found.append(Excerpt(("…" if reference.start > 40 else "") + before, reference.text,
-                                 after + ("…" if reference.end + 40 < len(text) else "")))
+            before = text[max(0, reference.start - 40) : reference.start]
+            after = text[reference.end : reference.end + 40]
+            found.append(
+                Excerpt(
+                    ("…" if reference.start > 40 else "") + before,
+                    reference.text,
+                    after + ("…" if reference.end + 40 < len(text) else ""),
+                )
+            )
             break  # one is enough to show where it is
     return found
 
@@ -306,7 +322,15 @@ def step_fields(step: dict) -> list[str]:
     kind = step.get("type")
     common = ["key", "title"]
     if kind == "llm":
-        fields = [*common, "system", "prompt", "model", "temperature", "max_tokens", "response_format"]
+        fields = [
+            *common,
+            "system",
+            "prompt",
+            "model",
+            "temperature",
+            "max_tokens",
+            "response_format",
+        ]
         response_format = step.get("response_format")
         if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
             fields += ["response_format.name", "response_format.schema", "sample"]
@@ -323,7 +347,11 @@ def step_fields(step: dict) -> list[str]:
 
 
 def step_template_values(step: dict) -> dict[str, str]:
-    values = {name: step[name] for name in ("system", "prompt", "template") if isinstance(step.get(name), str)}
+    values = {
+        name: step[name]
+        for name in ("system", "prompt", "template")
+        if isinstance(step.get(name), str)
+    }
     for index, case in enumerate(step.get("cases") if isinstance(step.get("cases"), list) else []):
         if isinstance(case, dict):
             for side in ("left", "right"):
@@ -378,8 +406,13 @@ def run_states(definition: dict, run: Run | None, step_runs: list[StepRun]) -> d
 
 
 def step_state(step_run: StepRun) -> StepState:
-    labels = {"running": "running", "waiting": "waiting for budget", "succeeded": "done", "failed": "failed",
-              "skipped": "skipped"}
+    labels = {
+        "running": "running",
+        "waiting": "waiting for budget",
+        "succeeded": "done",
+        "failed": "failed",
+        "skipped": "skipped",
+    }
     return StepState(
         status=step_run.status,
         label=labels.get(step_run.status, step_run.status),

@@ -82,7 +82,9 @@ class _Heartbeat:
         with self._lock:
             self._held[token] = run_id
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, name="stepwise-heartbeat", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._loop, name="stepwise-heartbeat", daemon=True
+                )
                 self._thread.start()
 
     def release(self, token: str) -> None:
@@ -132,15 +134,25 @@ def claim(run_id: int) -> tuple[Run, str, datetime] | None:
     adapt = connection.ops.adapt_datetimefield_value
     # Raw SQL because this is the hottest statement of the engine (the ORM
     # cannot UPDATE ... RETURNING); Run.objects.raw still converts the row.
-    claimed = list(Run.objects.raw(
-        f"UPDATE {_RUN} SET status = %s, lease_owner = %s, lease_expires_at = %s, "
-        "started_at = COALESCE(started_at, %s), deadline_at = COALESCE(deadline_at, %s) "
-        "WHERE id = %s AND status IN (%s, %s) AND (lease_expires_at IS NULL OR lease_expires_at < %s) "
-        "RETURNING *",
-        [Run.Status.RUNNING, token, adapt(now + timedelta(seconds=settings.RUN_LEASE_SECONDS)), adapt(now),
-         adapt(now + timedelta(seconds=settings.RUN_TIME_LIMIT_SECONDS)),
-         run_id, Run.Status.QUEUED, Run.Status.RUNNING, adapt(now)],
-    ))
+    claimed = list(
+        Run.objects.raw(
+            f"UPDATE {_RUN} SET status = %s, lease_owner = %s, lease_expires_at = %s, "
+            "started_at = COALESCE(started_at, %s), deadline_at = COALESCE(deadline_at, %s) "
+            "WHERE id = %s AND status IN (%s, %s) AND (lease_expires_at IS NULL OR lease_expires_at < %s) "
+            "RETURNING *",
+            [
+                Run.Status.RUNNING,
+                token,
+                adapt(now + timedelta(seconds=settings.RUN_LEASE_SECONDS)),
+                adapt(now),
+                adapt(now + timedelta(seconds=settings.RUN_TIME_LIMIT_SECONDS)),
+                run_id,
+                Run.Status.QUEUED,
+                Run.Status.RUNNING,
+                adapt(now),
+            ],
+        )
+    )
     return (claimed[0], token, now) if claimed else None
 
 
@@ -163,8 +175,13 @@ def run_execute(run_id: int) -> None:
         log.warning("Run %s: database error; the reaper will resume it", run_id, exc_info=True)
     except Exception:
         log.exception("Run %s: internal error", run_id)
-        _finish(run_id, run.workspace_id, token, status=Run.Status.FAILED,
-                error="Internal error in Stepwise; the run was stopped.")
+        _finish(
+            run_id,
+            run.workspace_id,
+            token,
+            status=Run.Status.FAILED,
+            error="Internal error in Stepwise; the run was stopped.",
+        )
     finally:
         heartbeat.release(token)
 
@@ -185,7 +202,13 @@ def _execute(run: Run, token: str, *, first_claim_at: datetime) -> None:
     index = 0
     while index < len(steps):
         if run.deadline_at and timezone.now() >= run.deadline_at:
-            _finish(run.id, run.workspace_id, token, status=Run.Status.FAILED, error=_time_limit_message())
+            _finish(
+                run.id,
+                run.workspace_id,
+                token,
+                status=Run.Status.FAILED,
+                error=_time_limit_message(),
+            )
             return
         step = steps[index]
         step_run = stored.get(step.key)
@@ -195,7 +218,13 @@ def _execute(run: Run, token: str, *, first_claim_at: datetime) -> None:
             try:
                 output = _execute_step(run, token, index, step, variables, step_run)
             except StepFailed as e:
-                _finish(run.id, run.workspace_id, token, status=Run.Status.FAILED, error=f"Step “{step.key}” failed: {e.message}")
+                _finish(
+                    run.id,
+                    run.workspace_id,
+                    token,
+                    status=Run.Status.FAILED,
+                    error=f"Step “{step.key}” failed: {e.message}",
+                )
                 return
         variables[step.key] = output
         last_output = output
@@ -212,7 +241,12 @@ def _execute(run: Run, token: str, *, first_claim_at: datetime) -> None:
 
 
 def _execute_step(
-    run: Run, token: str, index: int, step: object, variables: dict[str, object], existing: StepRun | None
+    run: Run,
+    token: str,
+    index: int,
+    step: object,
+    variables: dict[str, object],
+    existing: StepRun | None,
 ) -> object:
     module = STEP_TYPES[step.type]  # type: ignore[attr-defined]
     started_at = timezone.now()
@@ -222,11 +256,33 @@ def _execute_step(
         # Free steps are pure functions of the variables.
         output = module.execute(step, variables)
     except StepFailed as e:
-        _record_step(run, token, index, step, started_at, status=StepRun.Status.FAILED, output=None,
-                     messages=e.messages, usage=e.usage, error=e.message, paid=False)
+        _record_step(
+            run,
+            token,
+            index,
+            step,
+            started_at,
+            status=StepRun.Status.FAILED,
+            output=None,
+            messages=e.messages,
+            usage=e.usage,
+            error=e.message,
+            paid=False,
+        )
         raise
-    _record_step(run, token, index, step, started_at, status=StepRun.Status.SUCCEEDED, output=output,
-                 messages=None, usage=Usage(), error="", paid=False)
+    _record_step(
+        run,
+        token,
+        index,
+        step,
+        started_at,
+        status=StepRun.Status.SUCCEEDED,
+        output=output,
+        messages=None,
+        usage=Usage(),
+        error="",
+        paid=False,
+    )
     return output
 
 
@@ -247,8 +303,20 @@ def _execute_paid_step(
     key: str = step.key  # type: ignore[attr-defined]
 
     def failed(e: StepFailed, reservation: budget.Reservation | None = None) -> StepFailed:
-        _record_step(run, token, index, step, started_at, status=StepRun.Status.FAILED, output=None,
-                     messages=e.messages, usage=e.usage, error=e.message, paid=True, reservation=reservation)
+        _record_step(
+            run,
+            token,
+            index,
+            step,
+            started_at,
+            status=StepRun.Status.FAILED,
+            output=None,
+            messages=e.messages,
+            usage=e.usage,
+            error=e.message,
+            paid=True,
+            reservation=reservation,
+        )
         return e
 
     try:
@@ -270,8 +338,12 @@ def _execute_paid_step(
             StepRun.objects.create(run=run, key=key, **values)
         else:
             sql.update(StepRun, where={"id": existing.id}, values=values)
-        reservation = budget.hold(workspace_id=run.workspace_id, budget_nanousd=budget_nanousd,
-                                  amount_nanousd=call.hold_nanousd, run_id=run.id)
+        reservation = budget.hold(
+            workspace_id=run.workspace_id,
+            budget_nanousd=budget_nanousd,
+            amount_nanousd=call.hold_nanousd,
+            run_id=run.id,
+        )
     if reservation is budget.FULL:
         reservation = _reserve_or_park(run, token, key, call.hold_nanousd)
         if isinstance(reservation, budget.BudgetExhausted):
@@ -283,8 +355,13 @@ def _execute_paid_step(
             _fence(run.id, token, running=True)
             StepRun.objects.filter(run=run, key=key).update(attempts=F("attempts") + 1)
 
-    context = StepContext(variables=variables, run_id=run.id, workspace_id=run.workspace_id,
-                          deadline=run.deadline_at, on_attempt=on_retry)
+    context = StepContext(
+        variables=variables,
+        run_id=run.id,
+        workspace_id=run.workspace_id,
+        deadline=run.deadline_at,
+        on_attempt=on_retry,
+    )
     if connection.settings_dict.get("OPTIONS", {}).get("pool"):
         # Give the connection back to the pool while the call waits on the network.
         connection.close()
@@ -295,12 +372,26 @@ def _execute_paid_step(
     except BaseException:
         budget.settle(reservation, cost_nanousd=0, workspace_id=run.workspace_id)
         raise
-    _record_step(run, token, index, step, started_at, status=StepRun.Status.SUCCEEDED, output=result.output,
-                 messages=result.messages, usage=result.usage, error="", paid=True, reservation=reservation)
+    _record_step(
+        run,
+        token,
+        index,
+        step,
+        started_at,
+        status=StepRun.Status.SUCCEEDED,
+        output=result.output,
+        messages=result.messages,
+        usage=result.usage,
+        error="",
+        paid=True,
+        reservation=reservation,
+    )
     return result.output
 
 
-def _reserve_or_park(run: Run, token: str, key: str, amount: int) -> budget.Reservation | budget.BudgetExhausted:
+def _reserve_or_park(
+    run: Run, token: str, key: str, amount: int
+) -> budget.Reservation | budget.BudgetExhausted:
     """The budget's slow path: hold the call's worst case with the ledger row
     locked, or park the run if only other calls' holds are in the way (raises
     RunParked), or return why it can never fit this month."""
@@ -309,8 +400,9 @@ def _reserve_or_park(run: Run, token: str, key: str, amount: int) -> budget.Rese
         # The run's row is locked before the ledger's, in the order every
         # settle takes them (its result's fence, then the ledger).
         _fence(run.id, token, running=True)
-        outcome = budget.decide(workspace_id=run.workspace_id, ledger_id=ledger_id, amount_nanousd=amount,
-                                run_id=run.id)
+        outcome = budget.decide(
+            workspace_id=run.workspace_id, ledger_id=ledger_id, amount_nanousd=amount, run_id=run.id
+        )
         if isinstance(outcome, budget.Busy):
             _park(run, token, key, waiting_for=Run.WaitingFor.BUDGET, budget_needed_nanousd=amount)
     if isinstance(outcome, budget.Busy):
@@ -318,21 +410,33 @@ def _reserve_or_park(run: Run, token: str, key: str, amount: int) -> budget.Rese
     return outcome
 
 
-def _park(run: Run, token: str, key: str, *, waiting_for: str, budget_needed_nanousd: int | None = None) -> None:
+def _park(
+    run: Run, token: str, key: str, *, waiting_for: str, budget_needed_nanousd: int | None = None
+) -> None:
     """Inside the caller's transaction: park the run at step `key`, releasing
     its lease (and, on commit, its in-flight slot to the next queued run)."""
     parked = sql.update_returning(
         Run,
         where={"id": run.id, "lease_owner": token, "status": Run.Status.RUNNING},
-        values={"status": Run.Status.WAITING, "waiting_for": waiting_for, "waiting_since": timezone.now(),
-                "budget_needed_nanousd": budget_needed_nanousd, "lease_owner": "", "lease_expires_at": None},
+        values={
+            "status": Run.Status.WAITING,
+            "waiting_for": waiting_for,
+            "waiting_since": timezone.now(),
+            "budget_needed_nanousd": budget_needed_nanousd,
+            "lease_owner": "",
+            "lease_expires_at": None,
+        },
         returning=_HAS_WAITING_QUEUED,
     )
     if parked is None:
         raise LeaseLost
     # Nothing was sent: the attempt recorded before the hold does not count.
-    sql.update(StepRun, where={"run_id": run.id, "key": key},
-               values={"status": StepRun.Status.WAITING, "started_at": None}, add={"attempts": -1})
+    sql.update(
+        StepRun,
+        where={"run_id": run.id, "key": key},
+        values={"status": StepRun.Status.WAITING, "started_at": None},
+        add={"attempts": -1},
+    )
     if parked[0]:
         workspace_id = run.workspace_id
         transaction.on_commit(lambda: _on_finished(run.id, workspace_id, False, True))
@@ -393,23 +497,32 @@ def _record_step(
                 Run,
                 where={"id": run.id, "lease_owner": token},
                 values={"lease_expires_at": _lease_expiry()},
-                add={"tokens_in": usage.tokens_in, "tokens_cached": usage.tokens_cached,
-                     "tokens_out": usage.tokens_out, "cost_nanousd": usage.cost_nanousd},
+                add={
+                    "tokens_in": usage.tokens_in,
+                    "tokens_cached": usage.tokens_cached,
+                    "tokens_out": usage.tokens_out,
+                    "cost_nanousd": usage.cost_nanousd,
+                },
             )
             if fenced != 1:
                 raise LeaseLost
             key: str = step.key  # type: ignore[attr-defined]
-            if not paid or not sql.update(StepRun, where={"run_id": run.id, "key": key}, values=values):
+            if not paid or not sql.update(
+                StepRun, where={"run_id": run.id, "key": key}, values=values
+            ):
                 # A paid step that failed before its attempt was recorded has no row yet.
                 StepRun.objects.create(run=run, key=key, attempts=0 if paid else 1, **values)
             if paid:
-                budget.settle_in_transaction(reservation, workspace_id=run.workspace_id,
-                                             cost_nanousd=usage.cost_nanousd)
+                budget.settle_in_transaction(
+                    reservation, workspace_id=run.workspace_id, cost_nanousd=usage.cost_nanousd
+                )
     except BaseException:
         # The result was not committed (another worker owns the run, or the
         # row was refused), but the money was spent: settle it on its own.
         if paid:
-            budget.settle(reservation, cost_nanousd=usage.cost_nanousd, workspace_id=run.workspace_id)
+            budget.settle(
+                reservation, cost_nanousd=usage.cost_nanousd, workspace_id=run.workspace_id
+            )
         raise
     # A cancel that arrived during this step stops the run at the next paid
     # step's fence, or at _finish, which only finishes a run still running.
@@ -421,8 +534,15 @@ def _record_skipped(
     positions = {step.key: (i, step.type) for i, step in enumerate(definition.steps)}
     now = timezone.now()
     new = [
-        StepRun(run=run, key=key, position=positions[key][0], type=positions[key][1],
-                status=StepRun.Status.SKIPPED, started_at=now, finished_at=now)
+        StepRun(
+            run=run,
+            key=key,
+            position=positions[key][0],
+            type=positions[key][1],
+            status=StepRun.Status.SKIPPED,
+            started_at=now,
+            finished_at=now,
+        )
         for key in keys
         if key not in stored
     ]
@@ -433,14 +553,25 @@ def _record_skipped(
 
 
 def _finish(
-    run_id: int, workspace_id: int, token: str, *, status: str, output: object = None, error: str = ""
+    run_id: int,
+    workspace_id: int,
+    token: str,
+    *,
+    status: str,
+    output: object = None,
+    error: str = "",
 ) -> bool:
     # One statement finishes the run and says what its end sets in motion.
     finished = sql.update_returning(
         Run,
         where={"id": run_id, "lease_owner": token, "status": Run.Status.RUNNING},
-        values={"status": status, "output": output, "error": error, "finished_at": timezone.now(),
-                "lease_expires_at": None},
+        values={
+            "status": status,
+            "output": output,
+            "error": error,
+            "finished_at": timezone.now(),
+            "lease_expires_at": None,
+        },
         returning=_FINISH_RETURNING,
     )
     if finished is None:
@@ -470,14 +601,20 @@ def _on_finished(run_id: int, workspace_id: int, has_callback: bool, has_waiting
         try:
             dispatch.hand_over_slot(workspace_id)
         except Exception:
-            log.warning("Run %s: could not dispatch the next waiting run; the reaper will", run_id, exc_info=True)
+            log.warning(
+                "Run %s: could not dispatch the next waiting run; the reaper will",
+                run_id,
+                exc_info=True,
+            )
     if has_callback:
         try:
             from workflows.callbacks import callback_enqueue_for_run
 
             callback_enqueue_for_run(run_id)
         except Exception:
-            log.warning("Run %s: could not enqueue its callback; the sweep will", run_id, exc_info=True)
+            log.warning(
+                "Run %s: could not enqueue its callback; the sweep will", run_id, exc_info=True
+            )
 
 
 def _time_limit_message() -> str:
@@ -497,8 +634,13 @@ def reap() -> list[int]:
     now = timezone.now()
     lease = timedelta(seconds=settings.RUN_LEASE_SECONDS)
     grace = timedelta(seconds=settings.RUN_QUEUED_GRACE_SECONDS)
-    Run.objects.filter(status=Run.Status.RUNNING, lease_expires_at__lt=now, deadline_at__lt=now).update(
-        status=Run.Status.FAILED, error=_time_limit_message(), finished_at=now, lease_expires_at=None
+    Run.objects.filter(
+        status=Run.Status.RUNNING, lease_expires_at__lt=now, deadline_at__lt=now
+    ).update(
+        status=Run.Status.FAILED,
+        error=_time_limit_message(),
+        finished_at=now,
+        lease_expires_at=None,
     )
     orphans = Run.objects.filter(
         Q(status=Run.Status.RUNNING, lease_expires_at__lt=now, enqueued_at__lt=now - lease)

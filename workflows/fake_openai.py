@@ -505,7 +505,9 @@ def cued_option(options: Sequence[str], text: str) -> str | None:
     lists of the options themselves ("billing, bug or other") do not count."""
     if not options or not text:
         return None
-    alternatives = "|".join(_word(o) + r"(?:e?s)?(?![\w-])" for o in sorted(options, key=len, reverse=True))
+    alternatives = "|".join(
+        _word(o) + r"(?:e?s)?(?![\w-])" for o in sorted(options, key=len, reverse=True)
+    )
     option = f"(?:{alternatives})"
     listing = rf"{option}(?:\s*[,/;]\s*(?:(?:or|and)\s+)?{option}|\s+(?:or|and)\s+{option})+"
     remaining = re.sub(listing, " ", text, flags=re.IGNORECASE)
@@ -539,7 +541,9 @@ def classification_answer(text: str, *, seed: str) -> str | None:
     listed = _OPTION_LIST.search(text)
     if listed is None:
         return None
-    options = [o for o in re.split(r"\s*,\s*(?:(?:or|and)\s+)?|\s+(?:or|and)\s+", listed.group(1)) if o]
+    options = [
+        o for o in re.split(r"\s*,\s*(?:(?:or|and)\s+)?|\s+(?:or|and)\s+", listed.group(1)) if o
+    ]
     if len(options) < 2:
         return None
     rest = text[: listed.start(1)] + " " + text[listed.end(1) :]

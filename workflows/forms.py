@@ -88,8 +88,11 @@ def step_from_post(current: dict, data: QueryDict) -> Parsed:
             if name in data:
                 step[name] = text_value(data, name)
         if "model" in data:
-            step["model"] = text_value(data, "model", strip=True) or current.get("model") \
+            step["model"] = (
+                text_value(data, "model", strip=True)
+                or current.get("model")
                 or settings.LLM_DEFAULT_MODEL
+            )
         if "temperature" in data:
             step["temperature"] = _number(parsed, data, "temperature", integer=False)
         if "max_tokens" in data:
@@ -118,7 +121,9 @@ INPUT_FIELD_RE = re.compile(r"^input-(\d+)-(name|type|default|description|requir
 
 
 def _response_format(parsed: Parsed, current: dict, data: QueryDict) -> dict:
-    previous = current.get("response_format") if isinstance(current.get("response_format"), dict) else {}
+    previous = (
+        current.get("response_format") if isinstance(current.get("response_format"), dict) else {}
+    )
     kind = data.get("response_type") if "response_type" in data else previous.get("type", "text")
     if kind != "json_schema":
         return {"type": "text"}
@@ -127,7 +132,9 @@ def _response_format(parsed: Parsed, current: dict, data: QueryDict) -> dict:
     else:
         name = previous.get("name") or str(current.get("key") or "output")
     raw = text_value(data, "schema")
-    if "schema" not in data:  # switched from text, or another field: keep it (or start from an example)
+    if (
+        "schema" not in data
+    ):  # switched from text, or another field: keep it (or start from an example)
         schema: object = previous.get("schema") or DEFAULT_SCHEMA
     elif not raw.strip():
         schema = DEFAULT_SCHEMA
@@ -150,15 +157,22 @@ def _case(op: str, left: str, right: str, goto: str) -> dict:
 
 
 def _cases(current: dict, data: QueryDict) -> list[dict]:
-    stored = [case if isinstance(case, dict) else {} for case in
-              (current.get("cases") if isinstance(current.get("cases"), list) else [])]
+    stored = [
+        case if isinstance(case, dict) else {}
+        for case in (current.get("cases") if isinstance(current.get("cases"), list) else [])
+    ]
     if "case_count" in data:  # the whole form (without JavaScript): every case as posted
         cases = []
         for index in range(_count(data, "case_count", MAX_CASES)):
             prefix = f"case-{index}-"
-            cases.append(_case(text_value(data, prefix + "op", strip=True) or "equals",
-                               text_value(data, prefix + "left"), text_value(data, prefix + "right"),
-                               text_value(data, prefix + "goto", strip=True)))
+            cases.append(
+                _case(
+                    text_value(data, prefix + "op", strip=True) or "equals",
+                    text_value(data, prefix + "left"),
+                    text_value(data, prefix + "right"),
+                    text_value(data, prefix + "goto", strip=True),
+                )
+            )
         return cases
     cases = copy.deepcopy(stored)
     for name in data:
@@ -188,7 +202,9 @@ def inputs_from_post(current: list, data: QueryDict) -> Parsed:
             "type": kind,
             "required": "on" in data.getlist(prefix + "required"),
         }
-        default = _default(parsed, f"inputs[{index}].default", kind, text_value(data, prefix + "default"))
+        default = _default(
+            parsed, f"inputs[{index}].default", kind, text_value(data, prefix + "default")
+        )
         if default is not None:
             spec["default"] = default
         description = text_value(data, prefix + "description", strip=True)
@@ -222,7 +238,9 @@ def _input_fields_from_post(current: list, data: QueryDict) -> Parsed:
             else:
                 spec.pop("description", None)
         else:
-            spec[field_name] = text_value(data, name, strip=True) or ("text" if field_name == "type" else "")
+            spec[field_name] = text_value(data, name, strip=True) or (
+                "text" if field_name == "type" else ""
+            )
     return parsed
 
 
@@ -235,7 +253,11 @@ def _default(parsed: Parsed, name: str, kind: str, raw: str) -> object:
         except ValueError:
             parsed.error(name, "Enter a number.")
             return raw
-        return int(number) if number.is_integer() and "." not in raw and "e" not in raw.lower() else number
+        return (
+            int(number)
+            if number.is_integer() and "." not in raw and "e" not in raw.lower()
+            else number
+        )
     if kind == "boolean":
         lowered = raw.strip().lower()
         if lowered in ("true", "false"):
@@ -307,7 +329,10 @@ class SampleForm(forms.Form):
 
 
 def run_inputs_form(
-    definition: Definition, data: QueryDict | None = None, *, initial: dict[str, object] | None = None
+    definition: Definition,
+    data: QueryDict | None = None,
+    *,
+    initial: dict[str, object] | None = None,
 ) -> forms.Form:
     """A form with one field per workflow input: text as a textarea, numbers, a checkbox, JSON.
 
@@ -321,7 +346,9 @@ def run_inputs_form(
     for spec in definition.inputs:
         value = (initial or {}).get(spec.name)
         if value is not None:
-            values[spec.name] = json.dumps(value, ensure_ascii=False) if spec.type == "json" else value
+            values[spec.name] = (
+                json.dumps(value, ensure_ascii=False) if spec.type == "json" else value
+            )
     return form_class(data, prefix="input", initial=values)
 
 
@@ -342,20 +369,35 @@ def _input_field(spec: InputSpec) -> forms.Field:
     help_text = spec.description
     initial = spec.default
     if spec.type == "boolean":
-        return forms.BooleanField(label=spec.name, required=False, initial=bool(spec.default),
-                                  help_text=help_text)
+        return forms.BooleanField(
+            label=spec.name, required=False, initial=bool(spec.default), help_text=help_text
+        )
     if spec.type == "number":
-        return forms.CharField(label=spec.name, required=required, initial=initial, help_text=help_text,
-                               validators=[_coercible("number")], widget=forms.NumberInput(attrs={"step": "any"}))
+        return forms.CharField(
+            label=spec.name,
+            required=required,
+            initial=initial,
+            help_text=help_text,
+            validators=[_coercible("number")],
+            widget=forms.NumberInput(attrs={"step": "any"}),
+        )
     if spec.type == "json":
         return forms.CharField(
-            label=spec.name, required=required, help_text=help_text or "A JSON value, e.g. {\"id\": 42}",
+            label=spec.name,
+            required=required,
+            help_text=help_text or 'A JSON value, e.g. {"id": 42}',
             validators=[_coercible("json")],
             initial=json.dumps(initial, ensure_ascii=False) if initial is not None else None,
             widget=forms.Textarea(attrs={"rows": 4, "class": "mono", "spellcheck": "false"}),
         )
-    return forms.CharField(label=spec.name, required=required, initial=initial, strip=False,
-                           help_text=help_text, widget=forms.Textarea(attrs={"rows": 3}))
+    return forms.CharField(
+        label=spec.name,
+        required=required,
+        initial=initial,
+        strip=False,
+        help_text=help_text,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
 
 
 def run_inputs_values(form: forms.Form, definition: Definition) -> dict[str, object]:

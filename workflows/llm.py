@@ -117,7 +117,9 @@ def call(
             options={"timeout": timeout, "security": {"bearer_auth": True}},
         )
     except openai.APITimeoutError:
-        raise LlmError(f"OpenAI did not answer within {timeout:g} seconds.", retryable=True) from None
+        raise LlmError(
+            f"OpenAI did not answer within {timeout:g} seconds.", retryable=True
+        ) from None
     except openai.APIConnectionError as e:
         raise LlmError(f"Could not reach OpenAI: {e.message}", retryable=True) from None
     except openai.APIStatusError as e:
@@ -125,10 +127,16 @@ def call(
         status = e.status_code
         # insufficient_quota comes as a 429 but waiting will not fix it.
         if status == 429 and e.code != "insufficient_quota":
-            raise LlmError(f"Rate limited by OpenAI: {message}", retryable=True, retry_after=_retry_after(e)) from None
+            raise LlmError(
+                f"Rate limited by OpenAI: {message}", retryable=True, retry_after=_retry_after(e)
+            ) from None
         if status >= 500 or status in (408, 409):
-            raise LlmError(f"OpenAI error {status}: {message}", retryable=True, retry_after=_retry_after(e)) from None
-        raise LlmError(f"OpenAI refused the request ({status}): {message}", retryable=False) from None
+            raise LlmError(
+                f"OpenAI error {status}: {message}", retryable=True, retry_after=_retry_after(e)
+            ) from None
+        raise LlmError(
+            f"OpenAI refused the request ({status}): {message}", retryable=False
+        ) from None
     choice = response.choices[0] if response.choices else None
     if choice is None:
         raise LlmError("OpenAI answered with no choices.", retryable=True)

@@ -30,7 +30,9 @@ _SECRET_PATH = re.compile(
 
 
 def scrub(text: str) -> str:
-    return _SECRET_PATH.sub(lambda match: (match.group("prefix") or match.group("reset")) + "[scrubbed]", text)
+    return _SECRET_PATH.sub(
+        lambda match: (match.group("prefix") or match.group("reset")) + "[scrubbed]", text
+    )
 
 
 class ScrubHookIds(logging.Filter):

@@ -18,7 +18,9 @@ class Workflow(models.Model):
     description = models.TextField(blank=True)
     definition = models.JSONField()
     archived_at = models.DateTimeField(null=True, blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     # Incremented by every draft write (compare-and-set, see services.workflow_edit_draft).
@@ -29,7 +31,9 @@ class Workflow(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["workspace", "name"], name="workflow_name_unique_in_workspace")
+            models.UniqueConstraint(
+                fields=["workspace", "name"], name="workflow_name_unique_in_workspace"
+            )
         ]
 
     def __str__(self) -> str:
@@ -56,7 +60,9 @@ class WorkflowVersion(models.Model):
     number = models.PositiveIntegerField()
     definition = models.JSONField()
     summary = models.TextField(blank=True)
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, related_name="+")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -100,7 +106,9 @@ class Run(models.Model):
     workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="runs")
     workflow = models.ForeignKey(Workflow, models.CASCADE, related_name="runs")
     # None for a test run of the draft; `definition` always holds what runs.
-    version = models.ForeignKey(WorkflowVersion, models.SET_NULL, null=True, blank=True, related_name="runs")
+    version = models.ForeignKey(
+        WorkflowVersion, models.SET_NULL, null=True, blank=True, related_name="runs"
+    )
     definition = models.JSONField()
     trigger = models.CharField(max_length=10, choices=Trigger.choices)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
@@ -112,12 +120,18 @@ class Run(models.Model):
     tokens_cached = models.BigIntegerField(default=0)
     tokens_out = models.BigIntegerField(default=0)
     cost_nanousd = models.BigIntegerField(default=0)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     # The token that started an API run (its spend is the token's, not its creator's).
-    api_token = models.ForeignKey("ApiToken", models.SET_NULL, null=True, blank=True, related_name="runs")
+    api_token = models.ForeignKey(
+        "ApiToken", models.SET_NULL, null=True, blank=True, related_name="runs"
+    )
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)
     # "Resume from the failed step": finished steps of this run are reused.
-    resumed_from = models.ForeignKey("self", models.SET_NULL, null=True, blank=True, related_name="+")
+    resumed_from = models.ForeignKey(
+        "self", models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
     # When the run's message was last sent to the workers; None while it waits
     # for one of its workspace's in-flight slots (fair sharing of the workers).
@@ -129,7 +143,9 @@ class Run(models.Model):
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     # While status is WAITING: what for and since when (kept after a cancel,
     # so that the last wait is not counted as running time either).
-    waiting_for = models.CharField(max_length=20, choices=WaitingFor.choices, blank=True, default="")
+    waiting_for = models.CharField(
+        max_length=20, choices=WaitingFor.choices, blank=True, default=""
+    )
     waiting_since = models.DateTimeField(null=True, blank=True)
     # Time spent waiting by earlier waits: not running time, and not counted
     # against the run's time limit (its deadline moves by as much on waking).
@@ -172,7 +188,11 @@ class Run(models.Model):
         waited = self.waited_ms
         if self.waiting_since is not None:
             waited += max(0, int((end - self.waiting_since).total_seconds() * 1000))
-        return max(0, int((end - self.started_at).total_seconds() * 1000) - waited) if self.started_at else 0
+        return (
+            max(0, int((end - self.started_at).total_seconds() * 1000) - waited)
+            if self.started_at
+            else 0
+        )
 
     @property
     def status_label(self) -> str:
@@ -243,7 +263,9 @@ class Trigger(models.Model):
     rate_window_start = models.DateTimeField(null=True, blank=True)
     rate_window_count = models.PositiveIntegerField(default=0)
     callback_url = models.URLField(max_length=2000, blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
     rotated_at = models.DateTimeField(null=True, blank=True)
 
@@ -281,7 +303,9 @@ class RunCallback(models.Model):
         FAILED = "failed"
 
     run = models.OneToOneField(Run, models.CASCADE, related_name="callback")
-    trigger = models.ForeignKey(Trigger, models.SET_NULL, null=True, blank=True, related_name="callbacks")
+    trigger = models.ForeignKey(
+        Trigger, models.SET_NULL, null=True, blank=True, related_name="callbacks"
+    )
     url = models.URLField(max_length=2000)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
@@ -305,7 +329,9 @@ class ApiToken(models.Model):
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=16)
     token_hash = models.CharField(max_length=64, unique=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
@@ -339,7 +365,9 @@ class Schedule(models.Model):
     last_run_at = models.DateTimeField(null=True, blank=True)
     last_run = models.ForeignKey(Run, models.SET_NULL, null=True, blank=True, related_name="+")
     last_error = models.CharField(max_length=500, blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

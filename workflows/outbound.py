@@ -44,7 +44,7 @@ REDIRECT_CODES = {301, 302, 303, 307, 308}
 # Addresses that wrap an IPv4 address (mapped, 6to4, NAT64) are judged by the
 # IPv4 address they lead to; outside these blocks, IPv6 must be global unicast.
 _SPECIAL: list[tuple[str, str]] = [
-    ("0.0.0.0/8", "an unspecified (\"this network\") address"),
+    ("0.0.0.0/8", 'an unspecified ("this network") address'),
     ("10.0.0.0/8", "a private address"),
     ("100.64.0.0/10", "a shared (carrier-grade NAT) address"),
     ("127.0.0.0/8", "a loopback address"),
@@ -209,7 +209,12 @@ class GuardedClient:
         self._trust_first_hop = trust_first_hop_for_tests
 
     def request(
-        self, method: str, url: str, *, content: bytes | None = None, headers: dict[str, str] | None = None
+        self,
+        method: str,
+        url: str,
+        *,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
     ) -> OutboundResponse:
         deadline = time.monotonic() + self.timeout
         # No compression: the size cap counts the bytes that arrive.
@@ -225,16 +230,25 @@ class GuardedClient:
                 response = self._send(client, method, target, content, headers, deadline)
                 location = response.headers.get("location")
                 if response.status_code not in REDIRECT_CODES or not location:
-                    return OutboundResponse(status_code=response.status_code, url=url,
-                                            headers=response.headers, content=response.content)
+                    return OutboundResponse(
+                        status_code=response.status_code,
+                        url=url,
+                        headers=response.headers,
+                        content=response.content,
+                    )
                 url = urljoin(url, location)
                 if response.status_code in (301, 302, 303) and method.upper() != "HEAD":
                     method, content = "GET", None
-                    headers = {k: v for k, v in headers.items() if k.lower() not in ("content-type",
-                                                                                       "content-length")}
+                    headers = {
+                        k: v
+                        for k, v in headers.items()
+                        if k.lower() not in ("content-type", "content-length")
+                    }
         raise OutboundError(f"More than {self.max_redirects} redirects.")
 
-    def post(self, url: str, *, content: bytes, headers: dict[str, str] | None = None) -> OutboundResponse:
+    def post(
+        self, url: str, *, content: bytes, headers: dict[str, str] | None = None
+    ) -> OutboundResponse:
         return self.request("POST", url, content=content, headers=headers)
 
     def get(self, url: str, *, headers: dict[str, str] | None = None) -> OutboundResponse:
@@ -274,7 +288,10 @@ class GuardedClient:
     ) -> OutboundResponse:
         extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
         request = client.build_request(
-            method, target.pinned_url, content=content, headers={**headers, "Host": target.host_header},
+            method,
+            target.pinned_url,
+            content=content,
+            headers={**headers, "Host": target.host_header},
             extensions=extensions,
         )
         try:

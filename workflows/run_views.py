@@ -45,11 +45,15 @@ class RunFilterForm(forms.Form):
     """The list's filters. An unknown value is ignored, never an error page."""
 
     status = forms.ChoiceField(required=False, choices=[("", "Any status"), *Run.Status.choices])
-    trigger = forms.ChoiceField(required=False, choices=[("", "Any trigger"), *TRIGGER_LABELS.items()])
+    trigger = forms.ChoiceField(
+        required=False, choices=[("", "Any trigger"), *TRIGGER_LABELS.items()]
+    )
     workflow = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
     version = forms.ChoiceField(required=False)
 
-    def __init__(self, data: object, *, workflows: list[Workflow], version_numbers: list[int]) -> None:
+    def __init__(
+        self, data: object, *, workflows: list[Workflow], version_numbers: list[int]
+    ) -> None:
         super().__init__(data)
         self.fields["workflow"].choices = [("", "All workflows")] + [
             (w.id, f"{w.name} (archived)" if w.archived_at else w.name) for w in workflows
@@ -105,10 +109,25 @@ def run_list(request: HttpRequest, slug: str) -> HttpResponse:
         Run.objects.filter(workspace=workspace)
         .select_related("workflow", "version")
         .only(
-            "id", "status", "trigger", "error", "tokens_in", "tokens_cached", "tokens_out", "cost_nanousd",
-            "created_at", "started_at", "finished_at", "resumed_from_id",
-            "waiting_for", "waiting_since", "waited_ms",
-            "workflow__id", "workflow__name", "version__id", "version__number",
+            "id",
+            "status",
+            "trigger",
+            "error",
+            "tokens_in",
+            "tokens_cached",
+            "tokens_out",
+            "cost_nanousd",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "resumed_from_id",
+            "waiting_for",
+            "waiting_since",
+            "waited_ms",
+            "workflow__id",
+            "workflow__name",
+            "version__id",
+            "version__number",
         )
         .order_by("-created_at", "-id")
     )
@@ -120,7 +139,11 @@ def run_list(request: HttpRequest, slug: str) -> HttpResponse:
         "page": page,
         "has_workflows": bool(workflows),
     }
-    template = "workflows/run_list.html#run_results" if _partial_wanted(request) else "workflows/run_list.html"
+    template = (
+        "workflows/run_list.html#run_results"
+        if _partial_wanted(request)
+        else "workflows/run_list.html"
+    )
     response = render(request, template, context)
     patch_vary_headers(response, ("HX-Request",))
     return response
@@ -188,13 +211,34 @@ def _timeline(run: Run, step_runs: list[StepRun], now: datetime) -> Timeline:
             status = "not_run" if run.is_finished else "pending"
         model = ""
         if step.get("type") == "llm":
-            model = (step_run.model if step_run else "") or step.get("model") or settings.LLM_DEFAULT_MODEL
-        rows.append(StepRow(index=index + 1, key=step.get("key", ""), title=step.get("title", ""),
-                            type=step.get("type", ""), status=status, step=step_run, model=model))
+            model = (
+                (step_run.model if step_run else "")
+                or step.get("model")
+                or settings.LLM_DEFAULT_MODEL
+            )
+        rows.append(
+            StepRow(
+                index=index + 1,
+                key=step.get("key", ""),
+                title=step.get("title", ""),
+                type=step.get("type", ""),
+                status=status,
+                step=step_run,
+                model=model,
+            )
+        )
     # Steps no longer in the snapshot cannot happen, but never hide a paid step.
     for step_run in by_key.values():
-        rows.append(StepRow(index=len(rows) + 1, key=step_run.key, title="", type=step_run.type,
-                            status=step_run.status, step=step_run))
+        rows.append(
+            StepRow(
+                index=len(rows) + 1,
+                key=step_run.key,
+                title="",
+                type=step_run.type,
+                status=step_run.status,
+                step=step_run,
+            )
+        )
 
     for row in rows:
         if row.step is not None:
@@ -205,8 +249,11 @@ def _timeline(run: Run, step_runs: list[StepRun], now: datetime) -> Timeline:
         return Timeline(rows=rows, span_ms=0, has_bars=False)
     end = run.finished_at or now
     # Reused steps ran in the earlier run and skipped ones not at all: they get no bar.
-    timed = [r for r in rows if r.step and r.step.started_at and not r.step.reused
-             and r.status != StepRun.Status.SKIPPED]
+    timed = [
+        r
+        for r in rows
+        if r.step and r.step.started_at and not r.step.reused and r.status != StepRun.Status.SKIPPED
+    ]
     for row in timed:
         end = max(end, row.step.finished_at or now)  # type: ignore[union-attr]
     span = max(_ms(start, end), 1.0)
@@ -252,7 +299,9 @@ def run_detail(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
         "rows": rows,
         "timeline": timeline,
         "elapsed_ms": elapsed_ms,
-        "steps_done": sum(1 for r in rows if r.status in (StepRun.Status.SUCCEEDED, StepRun.Status.SKIPPED)),
+        "steps_done": sum(
+            1 for r in rows if r.status in (StepRun.Status.SUCCEEDED, StepRun.Status.SKIPPED)
+        ),
         "inputs_text": inputs_text,
         "output_text": output_text,
         "output_is_json": output_is_json,
@@ -289,7 +338,9 @@ def run_rerun(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
             payload=run.payload,  # a webhook's body is part of what the run was given
         )
     except services.WorkflowInvalid as e:
-        messages.error(request, f"The draft has errors, so it cannot run: {e}. Fix them in the editor.")
+        messages.error(
+            request, f"The draft has errors, so it cannot run: {e}. Fix them in the editor."
+        )
         return redirect("run_detail", slug=slug, run_id=run.id)
     except (InputError, services.NotPublished) as e:
         messages.error(request, f"Could not start the run: {e}")
@@ -308,7 +359,9 @@ def run_resume(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
         messages.error(request, "Only a failed or canceled run can be resumed.")
         return redirect("run_detail", slug=slug, run_id=run.id)
     new = services.run_resume(run=run, user=request.user)  # type: ignore[arg-type]
-    messages.success(request, f"Run #{new.id} resumes run #{run.id}; its finished steps are reused.")
+    messages.success(
+        request, f"Run #{new.id} resumes run #{run.id}; its finished steps are reused."
+    )
     return redirect("run_detail", slug=slug, run_id=new.id)
 
 
@@ -320,7 +373,9 @@ def run_cancel(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
     if not _can_cancel(membership, run):
         raise PermissionDenied("Canceling another person's run needs the editor role or higher.")
     if services.run_cancel(run=run):
-        messages.success(request, "Run canceled. A step already in flight finishes and is recorded.")
+        messages.success(
+            request, "Run canceled. A step already in flight finishes and is recorded."
+        )
     else:
         messages.info(request, "This run had already finished.")
     return redirect("run_detail", slug=slug, run_id=run.id)

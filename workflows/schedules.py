@@ -44,7 +44,8 @@ def cron_check(cron: str) -> str:
     cleaned = " ".join(cron.split())
     if len(cleaned.split(" ")) != 5 or not croniter.is_valid(cleaned):
         raise ScheduleInvalid(
-            "cron", "Use five fields: minute hour day-of-month month day-of-week, e.g. “0 9 * * 1-5”."
+            "cron",
+            "Use five fields: minute hour day-of-month month day-of-week, e.g. “0 9 * * 1-5”.",
         )
     return cleaned
 
@@ -52,7 +53,9 @@ def cron_check(cron: str) -> str:
 def time_zone_check(name: str) -> str:
     name = name.strip() or "UTC"
     if name not in zoneinfo.available_timezones() and name != "UTC":
-        raise ScheduleInvalid("time_zone", f"Unknown time zone “{name}”: use a name such as Europe/Paris.")
+        raise ScheduleInvalid(
+            "time_zone", f"Unknown time zone “{name}”: use a name such as Europe/Paris."
+        )
     return name
 
 
@@ -65,7 +68,7 @@ def next_times(cron: str, time_zone: str, after: datetime, count: int = 1) -> li
 
 def _inputs_check(workflow: Workflow, inputs: object) -> dict[str, object]:
     if not isinstance(inputs, dict):
-        raise ScheduleInvalid("inputs", "Inputs must be a JSON object, e.g. {\"topic\": \"otters\"}.")
+        raise ScheduleInvalid("inputs", 'Inputs must be a JSON object, e.g. {"topic": "otters"}.')
     version = services.latest_version(workflow)
     if version is not None:
         try:
@@ -77,7 +80,9 @@ def _inputs_check(workflow: Workflow, inputs: object) -> dict[str, object]:
     return inputs
 
 
-def schedule_problems(*, workflow: Workflow, cron: str, time_zone: str, inputs: object) -> dict[str, str]:
+def schedule_problems(
+    *, workflow: Workflow, cron: str, time_zone: str, inputs: object
+) -> dict[str, str]:
     """Every problem of a schedule's fields at once (field -> message), so a form can show them together.
 
     `inputs` None means they could not be read at all (the form says why) and are not checked here.
@@ -95,13 +100,23 @@ def schedule_problems(*, workflow: Workflow, cron: str, time_zone: str, inputs: 
 
 
 def _audit_view(schedule: Schedule) -> dict[str, object]:
-    return {"cron": schedule.cron, "time_zone": schedule.time_zone, "inputs": schedule.inputs,
-            "enabled": schedule.enabled}
+    return {
+        "cron": schedule.cron,
+        "time_zone": schedule.time_zone,
+        "inputs": schedule.inputs,
+        "enabled": schedule.enabled,
+    }
 
 
 @transaction.atomic
 def schedule_create(
-    *, workflow: Workflow, cron: str, time_zone: str, inputs: object, enabled: bool = True, user: User | None
+    *,
+    workflow: Workflow,
+    cron: str,
+    time_zone: str,
+    inputs: object,
+    enabled: bool = True,
+    user: User | None,
 ) -> Schedule:
     """A new schedule; inputs are checked against the latest published version when there is one."""
     cron = cron_check(cron)
@@ -116,14 +131,25 @@ def schedule_create(
         next_run_at=next_times(cron, time_zone, timezone.now())[0],
         created_by=user,
     )
-    audit_record(workspace=workflow.workspace_id, actor=user, action="schedule.create", target=schedule,
-                 after=_audit_view(schedule))
+    audit_record(
+        workspace=workflow.workspace_id,
+        actor=user,
+        action="schedule.create",
+        target=schedule,
+        after=_audit_view(schedule),
+    )
     return schedule
 
 
 @transaction.atomic
 def schedule_update(
-    *, schedule: Schedule, cron: str, time_zone: str, inputs: object, enabled: bool, user: User | None
+    *,
+    schedule: Schedule,
+    cron: str,
+    time_zone: str,
+    inputs: object,
+    enabled: bool,
+    user: User | None,
 ) -> Schedule:
     before = _audit_view(schedule)
     schedule.cron = cron_check(cron)
@@ -133,15 +159,26 @@ def schedule_update(
     schedule.next_run_at = next_times(schedule.cron, schedule.time_zone, timezone.now())[0]
     schedule.save(update_fields=["cron", "time_zone", "inputs", "enabled", "next_run_at"])
     if before != _audit_view(schedule):
-        audit_record(workspace=schedule.workspace_id, actor=user, action="schedule.edit", target=schedule,
-                     before=before, after=_audit_view(schedule))
+        audit_record(
+            workspace=schedule.workspace_id,
+            actor=user,
+            action="schedule.edit",
+            target=schedule,
+            before=before,
+            after=_audit_view(schedule),
+        )
     return schedule
 
 
 @transaction.atomic
 def schedule_delete(*, schedule: Schedule, user: User | None) -> None:
-    audit_record(workspace=schedule.workspace_id, actor=user, action="schedule.delete", target=schedule,
-                 before=_audit_view(schedule))
+    audit_record(
+        workspace=schedule.workspace_id,
+        actor=user,
+        action="schedule.delete",
+        target=schedule,
+        before=_audit_view(schedule),
+    )
     schedule.delete()
 
 
@@ -149,7 +186,9 @@ def tick(now: datetime | None = None, limit: int = 500) -> list[int]:
     """Start every due schedule once; returns the ids of the runs started (or found)."""
     now = now or timezone.now()
     due = list(
-        Schedule.objects.filter(enabled=True, next_run_at__lte=now, workflow__archived_at__isnull=True)
+        Schedule.objects.filter(
+            enabled=True, next_run_at__lte=now, workflow__archived_at__isnull=True
+        )
         .order_by("next_run_at")
         .values_list("id", "next_run_at", "cron", "time_zone")[:limit]
     )
@@ -158,7 +197,9 @@ def tick(now: datetime | None = None, limit: int = 500) -> list[int]:
         try:
             following = next_times(cron, time_zone, max(due_at, now))[0]
         except (ValueError, KeyError, zoneinfo.ZoneInfoNotFoundError) as e:
-            Schedule.objects.filter(id=schedule_id).update(enabled=False, last_error=f"Disabled: {e}"[:500])
+            Schedule.objects.filter(id=schedule_id).update(
+                enabled=False, last_error=f"Disabled: {e}"[:500]
+            )
             continue
         run_id = _fire(schedule_id, due_at, following)
         if run_id is not None:
@@ -185,7 +226,11 @@ def _fire(schedule_id: int, due_at: datetime, following: datetime) -> int | None
                 )
         except (services.NotPublished, services.WorkflowInvalid, InputError) as e:
             log.info("Schedule %s could not start a run: %s", schedule_id, e)
-            Schedule.objects.filter(id=schedule_id).update(last_run_at=due_at, last_error=str(e)[:500])
+            Schedule.objects.filter(id=schedule_id).update(
+                last_run_at=due_at, last_error=str(e)[:500]
+            )
             return None
-        Schedule.objects.filter(id=schedule_id).update(last_run_at=due_at, last_run=run, last_error="")
+        Schedule.objects.filter(id=schedule_id).update(
+            last_run_at=due_at, last_run=run, last_error=""
+        )
         return run.id

@@ -27,8 +27,19 @@ _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False  # a refused pattern is reported to the user, not to stderr
 
 # Keywords whose value is a schema, a list of schemas, or a map of names to schemas.
-_ONE = ("additionalProperties", "unevaluatedProperties", "items", "additionalItems", "unevaluatedItems",
-        "contains", "propertyNames", "not", "if", "then", "else")
+_ONE = (
+    "additionalProperties",
+    "unevaluatedProperties",
+    "items",
+    "additionalItems",
+    "unevaluatedItems",
+    "contains",
+    "propertyNames",
+    "not",
+    "if",
+    "then",
+    "else",
+)
 _LIST = ("allOf", "anyOf", "oneOf", "prefixItems")
 _MAP = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
 
@@ -89,7 +100,9 @@ def pattern_problems(schema: object) -> list[str]:
                 )
         pending += _subschemas(node, path)
     if uses_pattern_properties and uses_unevaluated_properties:
-        problems.append('schema: "unevaluatedProperties" cannot be used together with "patternProperties".')
+        problems.append(
+            'schema: "unevaluatedProperties" cannot be used together with "patternProperties".'
+        )
     return problems
 
 
@@ -101,7 +114,9 @@ def _unsupported(pattern: str, error: PatternUnsupported) -> ValidationError:
     return ValidationError(f"the schema's pattern {pattern!r} cannot run on RE2 ({error})")
 
 
-def _pattern(validator: Any, pattern: str, instance: object, schema: dict[str, Any]) -> Iterator[ValidationError]:
+def _pattern(
+    validator: Any, pattern: str, instance: object, schema: dict[str, Any]
+) -> Iterator[ValidationError]:
     if not validator.is_type(instance, "string"):
         return
     try:
@@ -136,8 +151,11 @@ def _additional_properties(
     patterns = list(schema.get("patternProperties", {}))
     try:
         extras = sorted(
-            (key for key in instance  # type: ignore[attr-defined]
-             if key not in properties and not any(_search(pattern, key) for pattern in patterns)),
+            (
+                key
+                for key in instance  # type: ignore[attr-defined]
+                if key not in properties and not any(_search(pattern, key) for pattern in patterns)
+            ),
             key=str,
         )
     except PatternUnsupported as error:
@@ -154,8 +172,10 @@ def _additional_properties(
                 f"{', '.join(map(repr, sorted(patterns)))}"
             )
         else:
-            yield ValidationError(f"Additional properties are not allowed ({', '.join(map(repr, extras))} "
-                                  f"{'was' if len(extras) == 1 else 'were'} unexpected)")
+            yield ValidationError(
+                f"Additional properties are not allowed ({', '.join(map(repr, extras))} "
+                f"{'was' if len(extras) == 1 else 'were'} unexpected)"
+            )
 
 
 def _regex_format(instance: object) -> bool:
@@ -167,12 +187,18 @@ def _regex_format(instance: object) -> bool:
 # Checking a schema against the metaschema validates its patterns as the
 # "regex" format: on RE2 too, not Python's `re`.
 FORMAT_CHECKER = FormatChecker()
-FORMAT_CHECKER.checkers = {**Draft202012Validator.FORMAT_CHECKER.checkers,
-                           "regex": (_regex_format, PatternUnsupported)}
+FORMAT_CHECKER.checkers = {
+    **Draft202012Validator.FORMAT_CHECKER.checkers,
+    "regex": (_regex_format, PatternUnsupported),
+}
 
 AnswerValidator = validators.extend(
     Draft202012Validator,
-    {"pattern": _pattern, "patternProperties": _pattern_properties, "additionalProperties": _additional_properties},
+    {
+        "pattern": _pattern,
+        "patternProperties": _pattern_properties,
+        "additionalProperties": _additional_properties,
+    },
     format_checker=FORMAT_CHECKER,
 )
 
@@ -184,6 +210,11 @@ def check_schema(schema: dict[str, Any]) -> None:
 
 def validate(instance: object, schema: dict[str, Any]) -> None:
     """Raise ValidationError if `instance` does not follow `schema`. No user regex runs on `re`."""
-    if any(message.startswith('schema: "unevaluatedProperties"') for message in pattern_problems(schema)):
-        raise ValidationError('"unevaluatedProperties" cannot be used together with "patternProperties"')
+    if any(
+        message.startswith('schema: "unevaluatedProperties"')
+        for message in pattern_problems(schema)
+    ):
+        raise ValidationError(
+            '"unevaluatedProperties" cannot be used together with "patternProperties"'
+        )
     AnswerValidator(schema).validate(instance)

@@ -31,7 +31,9 @@ class WorkflowInvalid(Exception):
     """The definition does not validate; `issues` name each step and field."""
 
     def __init__(self, issues: list[Issue]) -> None:
-        super().__init__("; ".join(f"{i.step or 'workflow'}.{i.field}: {i.message}" for i in issues))
+        super().__init__(
+            "; ".join(f"{i.step or 'workflow'}.{i.field}: {i.message}" for i in issues)
+        )
         self.issues = issues
 
 
@@ -66,8 +68,13 @@ def workflow_create(*, workspace: Workspace, definition: dict, user: User | None
         definition=parsed.model_dump(mode="json", by_alias=True),
         created_by=user,
     )
-    audit_record(workspace=workspace, actor=user, action="workflow.create", target=workflow,
-                 after=workflow.definition)
+    audit_record(
+        workspace=workspace,
+        actor=user,
+        action="workflow.create",
+        target=workflow,
+        after=workflow.definition,
+    )
     return workflow
 
 
@@ -114,8 +121,11 @@ def workflow_edit_draft(
     actor_name = user.display_name if actor_id is not None else "Someone"
     for _attempt in range(CAS_ATTEMPTS):
         with transaction.atomic():
-            current = Workflow.objects.filter(pk=workflow.pk).values(
-                "definition", "draft_revision", "draft_changes").get()
+            current = (
+                Workflow.objects.filter(pk=workflow.pk)
+                .values("definition", "draft_revision", "draft_changes")
+                .get()
+            )
             changes = current["draft_changes"] if isinstance(current["draft_changes"], dict) else {}
             found = draft_changes.conflicts(changes, bases or {}, actor_id)
             if found:
@@ -124,7 +134,11 @@ def workflow_edit_draft(
             before = current["definition"]
             definition = edit(copy.deepcopy(before))
             parsed, issues = definition_check(definition)
-            stored = parsed.model_dump(mode="json", by_alias=True) if parsed and not issues else definition
+            stored = (
+                parsed.model_dump(mode="json", by_alias=True)
+                if parsed and not issues
+                else definition
+            )
             paths, renames = draft_changes.changed_paths(before, stored)
             if not paths:
                 _refresh(workflow, current)
@@ -134,20 +148,38 @@ def workflow_edit_draft(
             values: dict[str, object] = {
                 "definition": stored,
                 "draft_revision": revision,
-                "draft_changes": draft_changes.record(changes, paths=paths, renames=renames, revision=revision,
-                                                      user_id=actor_id, name=actor_name, at=now),
+                "draft_changes": draft_changes.record(
+                    changes,
+                    paths=paths,
+                    renames=renames,
+                    revision=revision,
+                    user_id=actor_id,
+                    name=actor_name,
+                    at=now,
+                ),
                 "updated_at": now,
             }
             if parsed is not None:
                 values["name"] = parsed.name
                 values["description"] = parsed.description
-            if Workflow.objects.filter(pk=workflow.pk, draft_revision=current["draft_revision"]).update(**values) != 1:
+            if (
+                Workflow.objects.filter(
+                    pk=workflow.pk, draft_revision=current["draft_revision"]
+                ).update(**values)
+                != 1
+            ):
                 continue  # another write got in first: start again from what it stored
             for name, value in values.items():
                 setattr(workflow, name, value)
             if not _edited_recently(workflow, user):
-                audit_record(workspace=workflow.workspace_id, actor=user, action="workflow.edit", target=workflow,
-                             before=before, after=stored)
+                audit_record(
+                    workspace=workflow.workspace_id,
+                    actor=user,
+                    action="workflow.edit",
+                    target=workflow,
+                    before=before,
+                    after=stored,
+                )
             return issues
     raise RuntimeError("The draft kept changing under this write; try again.")
 
@@ -160,7 +192,9 @@ def _refresh(workflow: Workflow, current: dict) -> None:
 
 def editor_presence_touch(*, workflow: Workflow, user: User) -> None:
     """Say that `user` has the editor of `workflow` open (the sync poll calls this every few seconds)."""
-    updated = EditorPresence.objects.filter(workflow=workflow, user=user).update(seen_at=timezone.now())
+    updated = EditorPresence.objects.filter(workflow=workflow, user=user).update(
+        seen_at=timezone.now()
+    )
     if not updated:
         try:
             with transaction.atomic():
@@ -189,7 +223,9 @@ def _edited_recently(workflow: Workflow, user: User | None) -> bool:
 
 
 @transaction.atomic
-def workflow_publish(*, workflow: Workflow, user: User | None, summary: str = "") -> WorkflowVersion:
+def workflow_publish(
+    *, workflow: Workflow, user: User | None, summary: str = ""
+) -> WorkflowVersion:
     """Snapshot the draft as the next immutable version (refused if it does not validate)."""
     parsed = definition_parse(workflow.definition)
     # Lock the workflow row so two publishers cannot take the same number.
@@ -202,16 +238,26 @@ def workflow_publish(*, workflow: Workflow, user: User | None, summary: str = ""
         summary=summary,
         author=user,
     )
-    audit_record(workspace=workflow.workspace_id, actor=user, action="workflow.publish", target=workflow,
-                 after={"version": version.number, "summary": summary})
+    audit_record(
+        workspace=workflow.workspace_id,
+        actor=user,
+        action="workflow.publish",
+        target=workflow,
+        after={"version": version.number, "summary": summary},
+    )
     return version
 
 
 @transaction.atomic
 def workflow_delete(*, workflow: Workflow, user: User | None) -> None:
     """Delete a workflow with its versions and runs (the audit log keeps its last definition)."""
-    audit_record(workspace=workflow.workspace_id, actor=user, action="workflow.delete", target=workflow,
-                 before=workflow.definition)
+    audit_record(
+        workspace=workflow.workspace_id,
+        actor=user,
+        action="workflow.delete",
+        target=workflow,
+        before=workflow.definition,
+    )
     workflow.delete()
 
 
@@ -226,7 +272,9 @@ def workflow_import(*, workspace: Workspace, definition: dict, user: User | None
     return existing
 
 
-def workflow_unique_name(*, workspace: Workspace, name: str, exclude: Workflow | None = None) -> str:
+def workflow_unique_name(
+    *, workspace: Workspace, name: str, exclude: Workflow | None = None
+) -> str:
     """`name`, or "name (2)", "name (3)"…: the first one no other workflow of the workspace has."""
     name = name.strip()[:190] or "Untitled workflow"
     taken = set(
@@ -248,7 +296,11 @@ def workflow_duplicate(*, workflow: Workflow, user: User | None) -> Workflow:
     half-finished workflow can be duplicated too.
     """
     name = workflow_unique_name(workspace=workflow.workspace, name=f"{workflow.name} (copy)")
-    definition = {**workflow.definition, "name": name} if isinstance(workflow.definition, dict) else {"name": name}
+    definition = (
+        {**workflow.definition, "name": name}
+        if isinstance(workflow.definition, dict)
+        else {"name": name}
+    )
     copy = Workflow.objects.create(
         workspace_id=workflow.workspace_id,
         name=name,
@@ -256,8 +308,13 @@ def workflow_duplicate(*, workflow: Workflow, user: User | None) -> Workflow:
         definition=definition,
         created_by=user,
     )
-    audit_record(workspace=workflow.workspace_id, actor=user, action="workflow.duplicate", target=copy,
-                 after={"from": workflow.id, "from_name": workflow.name})
+    audit_record(
+        workspace=workflow.workspace_id,
+        actor=user,
+        action="workflow.duplicate",
+        target=copy,
+        after={"from": workflow.id, "from_name": workflow.name},
+    )
     return copy
 
 
@@ -268,7 +325,9 @@ def workflow_archive(*, workflow: Workflow, user: User | None) -> None:
         return
     workflow.archived_at = timezone.now()
     workflow.save(update_fields=["archived_at"])
-    audit_record(workspace=workflow.workspace_id, actor=user, action="workflow.archive", target=workflow)
+    audit_record(
+        workspace=workflow.workspace_id, actor=user, action="workflow.archive", target=workflow
+    )
 
 
 @transaction.atomic
@@ -277,11 +336,15 @@ def workflow_unarchive(*, workflow: Workflow, user: User | None) -> None:
         return
     workflow.archived_at = None
     workflow.save(update_fields=["archived_at"])
-    audit_record(workspace=workflow.workspace_id, actor=user, action="workflow.unarchive", target=workflow)
+    audit_record(
+        workspace=workflow.workspace_id, actor=user, action="workflow.unarchive", target=workflow
+    )
 
 
 @transaction.atomic
-def workflow_restore_version(*, workflow: Workflow, version: WorkflowVersion, user: User | None) -> list[Issue]:
+def workflow_restore_version(
+    *, workflow: Workflow, version: WorkflowVersion, user: User | None
+) -> list[Issue]:
     """Copy a published version's definition into the draft (the draft it replaces is audited)."""
     if version.workflow_id != workflow.id:
         raise ValueError("That version belongs to another workflow.")
@@ -289,8 +352,13 @@ def workflow_restore_version(*, workflow: Workflow, version: WorkflowVersion, us
     # The workflow may have been renamed since; keep its current name (names are unique).
     definition["name"] = workflow.name
     issues = workflow_save_draft(workflow=workflow, definition=definition, user=user)
-    audit_record(workspace=workflow.workspace_id, actor=user, action="workflow.restore_version",
-                 target=workflow, after={"version": version.number})
+    audit_record(
+        workspace=workflow.workspace_id,
+        actor=user,
+        action="workflow.restore_version",
+        target=workflow,
+        after={"version": version.number},
+    )
     return issues
 
 
@@ -431,14 +499,16 @@ def run_cancel(*, run: Run) -> bool:
     """Cancel a queued, running or waiting run. A step in flight finishes and
     is recorded; a step that waits (for budget) was never sent and never will be."""
     canceled = (
-        Run.objects.filter(id=run.id, status__in=[Run.Status.QUEUED, Run.Status.RUNNING, Run.Status.WAITING]).update(
-            status=Run.Status.CANCELED, finished_at=timezone.now(), error="Canceled."
-        )
+        Run.objects.filter(
+            id=run.id, status__in=[Run.Status.QUEUED, Run.Status.RUNNING, Run.Status.WAITING]
+        ).update(status=Run.Status.CANCELED, finished_at=timezone.now(), error="Canceled.")
         == 1
     )
     if canceled:
         StepRun.objects.filter(run_id=run.id, status=StepRun.Status.WAITING).update(
-            status=StepRun.Status.FAILED, finished_at=timezone.now(), error="Canceled while waiting; nothing was sent."
+            status=StepRun.Status.FAILED,
+            finished_at=timezone.now(),
+            error="Canceled while waiting; nothing was sent.",
         )
         transaction.on_commit(lambda: dispatch.dispatch_waiting(run.workspace_id))
     return canceled

@@ -28,10 +28,17 @@ class ShownOnce:
     detail: str  # not secret, e.g. why an invitation's email was not sent
 
 
-def shown_once_keep(request: HttpRequest, *, page: str, object_id: int, secret: str, detail: str = "") -> None:
+def shown_once_keep(
+    request: HttpRequest, *, page: str, object_id: int, secret: str, detail: str = ""
+) -> None:
     """Hold `secret` for the next GET of `page` (a path); replaces any held one."""
-    request.session[SESSION_KEY] = {"page": page, "id": object_id, "secret": secret_encrypt(secret),
-                                    "detail": detail, "until": time.time() + LIFETIME_SECONDS}
+    request.session[SESSION_KEY] = {
+        "page": page,
+        "id": object_id,
+        "secret": secret_encrypt(secret),
+        "detail": detail,
+        "until": time.time() + LIFETIME_SECONDS,
+    }
 
 
 def shown_once_take(request: HttpRequest, *, page: str) -> ShownOnce | None:

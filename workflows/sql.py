@@ -69,7 +69,9 @@ def _update_statement(
         assignments.append(f"{column} = {column} + %s")
         params.append(int(amount))
     conditions, where_params = _conditions(model, where)
-    statement = f"UPDATE {quote(model._meta.db_table)} SET {', '.join(assignments)} WHERE {conditions}"
+    statement = (
+        f"UPDATE {quote(model._meta.db_table)} SET {', '.join(assignments)} WHERE {conditions}"
+    )
     return statement, params + where_params
 
 

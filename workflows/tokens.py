@@ -46,7 +46,11 @@ def count_messages(messages: list[dict[str, str]], *, response_schema: dict | No
     total = TOKENS_PER_REPLY
     for message in messages:
         # As OpenAI counts: the framing, the role's name and the content.
-        total += TOKENS_PER_MESSAGE + count_text(message.get("role", "")) + count_text(message.get("content", ""))
+        total += (
+            TOKENS_PER_MESSAGE
+            + count_text(message.get("role", ""))
+            + count_text(message.get("content", ""))
+        )
     if response_schema is not None:
         # The schema is sent to the model too; its JSON text is a fair bound.
         total += count_text(json.dumps(response_schema, separators=(",", ":")))

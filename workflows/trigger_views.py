@@ -40,14 +40,20 @@ RECENT_DELIVERIES = 25
 
 
 class TriggerForm(forms.Form):
-    name = forms.CharField(max_length=100, required=False, help_text="For you: e.g. the system that calls it.")
-    callback_url = forms.URLField(
-        max_length=2000, required=False, assume_scheme="https", label="Callback URL",
-        help_text="Each run's result is POSTed here, signed with this webhook's secret. "
-                  "A request can name its own with ?callback_url=.",
+    name = forms.CharField(
+        max_length=100, required=False, help_text="For you: e.g. the system that calls it."
     )
-    rate_limit_per_minute = forms.IntegerField(min_value=1, max_value=100_000, initial=60,
-                                               label="Rate limit (requests per minute)")
+    callback_url = forms.URLField(
+        max_length=2000,
+        required=False,
+        assume_scheme="https",
+        label="Callback URL",
+        help_text="Each run's result is POSTed here, signed with this webhook's secret. "
+        "A request can name its own with ?callback_url=.",
+    )
+    rate_limit_per_minute = forms.IntegerField(
+        min_value=1, max_value=100_000, initial=60, label="Rate limit (requests per minute)"
+    )
 
     def clean_callback_url(self) -> str:
         url = self.cleaned_data["callback_url"]
@@ -58,11 +64,21 @@ class TriggerForm(forms.Form):
 
 
 class ScheduleForm(forms.Form):
-    cron = forms.CharField(max_length=100, help_text="Five fields: minute hour day month weekday, e.g. 0 9 * * 1-5.")
-    time_zone = forms.CharField(max_length=64, initial="UTC", label="Time zone",
-                                help_text="An IANA name such as Europe/Paris.")
-    inputs = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, initial="{}",
-                             help_text="A JSON object with the run's inputs.")
+    cron = forms.CharField(
+        max_length=100, help_text="Five fields: minute hour day month weekday, e.g. 0 9 * * 1-5."
+    )
+    time_zone = forms.CharField(
+        max_length=64,
+        initial="UTC",
+        label="Time zone",
+        help_text="An IANA name such as Europe/Paris.",
+    )
+    inputs = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        initial="{}",
+        help_text="A JSON object with the run's inputs.",
+    )
     enabled = forms.BooleanField(required=False, initial=True)
 
     def clean_inputs(self) -> dict[str, Any]:
@@ -72,7 +88,7 @@ class ScheduleForm(forms.Form):
         except ValueError:
             raise forms.ValidationError("This is not valid JSON.") from None
         if not isinstance(value, dict):
-            raise forms.ValidationError("Inputs must be a JSON object, e.g. {\"topic\": \"otters\"}.")
+            raise forms.ValidationError('Inputs must be a JSON object, e.g. {"topic": "otters"}.')
         return value
 
 
@@ -83,9 +99,13 @@ class TokenForm(forms.Form):
 # Helpers -------------------------------------------------------------------
 
 
-def _workflow_for(request: HttpRequest, slug: str, workflow_id: int, *, role: Role) -> tuple[Membership, Workflow]:
+def _workflow_for(
+    request: HttpRequest, slug: str, workflow_id: int, *, role: Role
+) -> tuple[Membership, Workflow]:
     membership = workspace_for(request, slug, role=role)
-    workflow = membership.workspace.workflows.filter(id=workflow_id, archived_at__isnull=True).first()
+    workflow = membership.workspace.workflows.filter(
+        id=workflow_id, archived_at__isnull=True
+    ).first()
     if workflow is None:
         raise Http404("No such workflow.")
     return membership, workflow
@@ -95,8 +115,11 @@ def _example_body(workflow: Workflow) -> str:
     version = services.latest_version(workflow)
     inputs = (version.definition if version else workflow.definition).get("inputs") or []
     samples = {"text": "Hello from my system", "number": 1, "boolean": True, "json": {"id": 7}}
-    body = {item.get("name", "input"): samples.get(item.get("type", "text"), "") for item in inputs
-            if isinstance(item, dict)}
+    body = {
+        item.get("name", "input"): samples.get(item.get("type", "text"), "")
+        for item in inputs
+        if isinstance(item, dict)
+    }
     return json.dumps(body or {"message": "Hello"})
 
 
@@ -106,18 +129,27 @@ def _schedule_rows(items: list[Schedule]) -> list[dict[str, Any]]:
         upcoming = []
         if schedule.enabled:
             try:
-                upcoming = schedules.next_times(schedule.cron, schedule.time_zone, timezone.now(), count=3)
+                upcoming = schedules.next_times(
+                    schedule.cron, schedule.time_zone, timezone.now(), count=3
+                )
             except (ValueError, KeyError, zoneinfo.ZoneInfoNotFoundError):
                 upcoming = []
-        rows.append({
-            "schedule": schedule,
-            "upcoming": upcoming,  # UTC; the template shows them in the schedule's own time zone
-            "inputs_json": json.dumps(schedule.inputs, ensure_ascii=False),
-            "form": ScheduleForm(prefix=f"s{schedule.id}", initial={
-                "cron": schedule.cron, "time_zone": schedule.time_zone,
-                "inputs": json.dumps(schedule.inputs), "enabled": schedule.enabled,
-            }),
-        })
+        rows.append(
+            {
+                "schedule": schedule,
+                "upcoming": upcoming,  # UTC; the template shows them in the schedule's own time zone
+                "inputs_json": json.dumps(schedule.inputs, ensure_ascii=False),
+                "form": ScheduleForm(
+                    prefix=f"s{schedule.id}",
+                    initial={
+                        "cron": schedule.cron,
+                        "time_zone": schedule.time_zone,
+                        "inputs": json.dumps(schedule.inputs),
+                        "enabled": schedule.enabled,
+                    },
+                ),
+            }
+        )
     return rows
 
 
@@ -139,9 +171,9 @@ def _render_triggers(
         if schedule_errors and row["schedule"].id in schedule_errors:
             row["form"] = schedule_errors[row["schedule"].id]
             row["open"] = True
-    deliveries = (
-        WebhookDelivery.objects.filter(trigger__workflow=workflow).select_related("trigger")[:RECENT_DELIVERIES]
-    )
+    deliveries = WebhookDelivery.objects.filter(trigger__workflow=workflow).select_related(
+        "trigger"
+    )[:RECENT_DELIVERIES]
     first_url = triggers.trigger_url(trigger_list[0], request) if trigger_list and manage else None
     context = {
         "membership": membership,
@@ -150,28 +182,43 @@ def _render_triggers(
         "published": services.latest_version(workflow),
         "manage": manage,
         "is_owner": membership.allows(Role.OWNER),
-        "triggers": [{"trigger": t, "url": triggers.trigger_url(t, request) if manage else None,
-                      "form": TriggerForm(prefix=f"t{t.id}", initial={
-                          "name": t.name, "callback_url": t.callback_url,
-                          "rate_limit_per_minute": t.rate_limit_per_minute})}
-                     for t in trigger_list],
+        "triggers": [
+            {
+                "trigger": t,
+                "url": triggers.trigger_url(t, request) if manage else None,
+                "form": TriggerForm(
+                    prefix=f"t{t.id}",
+                    initial={
+                        "name": t.name,
+                        "callback_url": t.callback_url,
+                        "rate_limit_per_minute": t.rate_limit_per_minute,
+                    },
+                ),
+            }
+            for t in trigger_list
+        ],
         "new_secret": new_secret,
         "trigger_form": trigger_form or TriggerForm(),
         "schedule_form": schedule_form or ScheduleForm(),
         "schedules": rows,
         "deliveries": deliveries,
-        "example_url": (new_secret and triggers.trigger_url(new_secret.trigger, request)) or first_url
+        "example_url": (new_secret and triggers.trigger_url(new_secret.trigger, request))
+        or first_url
         or "https://stepwise.example.com/hooks/YOUR_TRIGGER_ID",
         "example_secret": new_secret.secret if new_secret else "whsec_YOUR_SECRET",
         "example_body": _example_body(workflow),
         "now": timezone.now(),
     }
     response = render(request, "workflows/triggers.html", context, status=status)
-    add_never_cache_headers(response)  # webhook URLs are capabilities, and a new secret shows here once
+    add_never_cache_headers(
+        response
+    )  # webhook URLs are capabilities, and a new secret shows here once
     return response
 
 
-def _show_secret(request: HttpRequest, slug: str, workflow: Workflow, made: triggers.TriggerWithSecret) -> HttpResponse:
+def _show_secret(
+    request: HttpRequest, slug: str, workflow: Workflow, made: triggers.TriggerWithSecret
+) -> HttpResponse:
     page = reverse("workflow_triggers", args=[slug, workflow.id])
     shown_once_keep(request, page=page, object_id=made.trigger.id, secret=made.secret)
     response = redirect(f"{page}#new-secret")
@@ -179,7 +226,9 @@ def _show_secret(request: HttpRequest, slug: str, workflow: Workflow, made: trig
     return response
 
 
-def _back_to_triggers(request: HttpRequest, slug: str, workflow: Workflow, *, success: str) -> HttpResponse:
+def _back_to_triggers(
+    request: HttpRequest, slug: str, workflow: Workflow, *, success: str
+) -> HttpResponse:
     messages.success(request, success)
     return redirect("workflow_triggers", slug, workflow.id)
 
@@ -227,13 +276,21 @@ def trigger_create(request: HttpRequest, slug: str, workflow_id: int) -> HttpRes
 
 @login_required
 @require_POST
-def trigger_edit(request: HttpRequest, slug: str, workflow_id: int, trigger_id: int) -> HttpResponse:
+def trigger_edit(
+    request: HttpRequest, slug: str, workflow_id: int, trigger_id: int
+) -> HttpResponse:
     membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.ADMIN)
     trigger = _trigger_of(workflow, trigger_id)
     form = TriggerForm(request.POST, prefix=f"t{trigger.id}")
     if not form.is_valid():
-        messages.error(request, "The webhook was not changed: " + "; ".join(
-            f"{form.fields[name].label or name}: {' '.join(errors)}" for name, errors in form.errors.items()))
+        messages.error(
+            request,
+            "The webhook was not changed: "
+            + "; ".join(
+                f"{form.fields[name].label or name}: {' '.join(errors)}"
+                for name, errors in form.errors.items()
+            ),
+        )
         return redirect("workflow_triggers", slug, workflow.id)
     triggers.trigger_update(trigger=trigger, user=request.user, **form.cleaned_data)  # type: ignore[arg-type]
     return _back_to_triggers(request, slug, workflow, success="Webhook settings saved.")
@@ -241,7 +298,9 @@ def trigger_edit(request: HttpRequest, slug: str, workflow_id: int, trigger_id: 
 
 @login_required
 @require_POST
-def trigger_rotate(request: HttpRequest, slug: str, workflow_id: int, trigger_id: int) -> HttpResponse:
+def trigger_rotate(
+    request: HttpRequest, slug: str, workflow_id: int, trigger_id: int
+) -> HttpResponse:
     membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.ADMIN)
     made = triggers.trigger_rotate(trigger=_trigger_of(workflow, trigger_id), user=request.user)
     return _show_secret(request, slug, workflow, made)
@@ -249,22 +308,33 @@ def trigger_rotate(request: HttpRequest, slug: str, workflow_id: int, trigger_id
 
 @login_required
 @require_POST
-def trigger_delete(request: HttpRequest, slug: str, workflow_id: int, trigger_id: int) -> HttpResponse:
+def trigger_delete(
+    request: HttpRequest, slug: str, workflow_id: int, trigger_id: int
+) -> HttpResponse:
     membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.ADMIN)
     triggers.trigger_delete(trigger=_trigger_of(workflow, trigger_id), user=request.user)
-    return _back_to_triggers(request, slug, workflow, success="Webhook deleted: its URL no longer starts runs.")
+    return _back_to_triggers(
+        request, slug, workflow, success="Webhook deleted: its URL no longer starts runs."
+    )
 
 
 @login_required
 @require_POST
-def trigger_signing(request: HttpRequest, slug: str, workflow_id: int, trigger_id: int) -> HttpResponse:
+def trigger_signing(
+    request: HttpRequest, slug: str, workflow_id: int, trigger_id: int
+) -> HttpResponse:
     membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.OWNER)
     required = request.POST.get("signing_required") == "on"
-    triggers.trigger_set_signing(trigger=_trigger_of(workflow, trigger_id), required=required, user=request.user)
+    triggers.trigger_set_signing(
+        trigger=_trigger_of(workflow, trigger_id), required=required, user=request.user
+    )
     if required:
         messages.success(request, "Signatures are required again.")
     else:
-        messages.warning(request, "This webhook now accepts unsigned requests: anyone with its URL can start runs.")
+        messages.warning(
+            request,
+            "This webhook now accepts unsigned requests: anyone with its URL can start runs.",
+        )
     return redirect("workflow_triggers", slug, workflow.id)
 
 
@@ -301,7 +371,9 @@ def schedule_create(request: HttpRequest, slug: str, workflow_id: int) -> HttpRe
 
 @login_required
 @require_POST
-def schedule_edit(request: HttpRequest, slug: str, workflow_id: int, schedule_id: int) -> HttpResponse:
+def schedule_edit(
+    request: HttpRequest, slug: str, workflow_id: int, schedule_id: int
+) -> HttpResponse:
     membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.ADMIN)
     schedule = _schedule_of(workflow, schedule_id)
     form = ScheduleForm(request.POST, prefix=f"s{schedule.id}")
@@ -311,13 +383,17 @@ def schedule_edit(request: HttpRequest, slug: str, workflow_id: int, schedule_id
         except schedules.ScheduleInvalid as e:
             form.add_error(e.field, e.message)
     if not form.is_valid():
-        return _render_triggers(request, membership, workflow, status=422, schedule_errors={schedule.id: form})
+        return _render_triggers(
+            request, membership, workflow, status=422, schedule_errors={schedule.id: form}
+        )
     return _back_to_triggers(request, slug, workflow, success="Schedule saved.")
 
 
 @login_required
 @require_POST
-def schedule_delete(request: HttpRequest, slug: str, workflow_id: int, schedule_id: int) -> HttpResponse:
+def schedule_delete(
+    request: HttpRequest, slug: str, workflow_id: int, schedule_id: int
+) -> HttpResponse:
     membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.ADMIN)
     schedules.schedule_delete(schedule=_schedule_of(workflow, schedule_id), user=request.user)
     return _back_to_triggers(request, slug, workflow, success="Schedule deleted.")
@@ -335,14 +411,19 @@ def _render_tokens(
     new_token: api_auth.TokenWithSecret | None = None,
 ) -> HttpResponse:
     tokens = ApiToken.objects.filter(workspace=membership.workspace).select_related("created_by")
-    response = render(request, "accounts/api_tokens.html", {
-        "membership": membership,
-        "workspace": membership.workspace,
-        "tokens": tokens,
-        "form": form or TokenForm(),
-        "new_token": new_token,
-        "subnav_name": "workspace_settings",  # the header's Settings tab is the current one
-    }, status=status)
+    response = render(
+        request,
+        "accounts/api_tokens.html",
+        {
+            "membership": membership,
+            "workspace": membership.workspace,
+            "tokens": tokens,
+            "form": form or TokenForm(),
+            "new_token": new_token,
+            "subnav_name": "workspace_settings",  # the header's Settings tab is the current one
+        },
+        status=status,
+    )
     add_never_cache_headers(response)  # a new token shows here once
     return response
 
@@ -354,8 +435,9 @@ def api_tokens(request: HttpRequest, slug: str) -> HttpResponse:
     new_token = None
     held = shown_once_take(request, page=request.path)
     if held is not None:
-        token = ApiToken.objects.filter(id=held.object_id, workspace=membership.workspace,
-                                        revoked_at__isnull=True).first()
+        token = ApiToken.objects.filter(
+            id=held.object_id, workspace=membership.workspace, revoked_at__isnull=True
+        ).first()
         if token is not None:
             new_token = api_auth.TokenWithSecret(token=token, value=held.secret)
     return _render_tokens(request, membership, new_token=new_token)
@@ -368,7 +450,9 @@ def api_token_create(request: HttpRequest, slug: str) -> HttpResponse:
     form = TokenForm(request.POST)
     if not form.is_valid():
         return _render_tokens(request, membership, status=422, form=form)
-    made = api_auth.token_create(workspace=membership.workspace, name=form.cleaned_data["name"], user=request.user)
+    made = api_auth.token_create(
+        workspace=membership.workspace, name=form.cleaned_data["name"], user=request.user
+    )
     page = reverse("api_tokens", args=[slug])
     shown_once_keep(request, page=page, object_id=made.token.id, secret=made.value)
     response = redirect(page)

@@ -35,12 +35,18 @@ SECRET_PREFIX = "whsec_"
 
 def _fernet() -> MultiFernet:
     keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
-    return MultiFernet([
-        Fernet(base64.urlsafe_b64encode(
-            salted_hmac("stepwise.trigger-secret", "", secret=key, algorithm="sha256").digest()
-        ))
-        for key in keys
-    ])
+    return MultiFernet(
+        [
+            Fernet(
+                base64.urlsafe_b64encode(
+                    salted_hmac(
+                        "stepwise.trigger-secret", "", secret=key, algorithm="sha256"
+                    ).digest()
+                )
+            )
+            for key in keys
+        ]
+    )
 
 
 def secret_encrypt(secret: str) -> str:
@@ -64,7 +70,9 @@ def secrets_reencrypt() -> tuple[int, int]:
     """
     fernet = _fernet()
     done = unreadable = 0
-    for trigger in Trigger.objects.only("id", "secret_encrypted", "previous_secret_encrypted").iterator():
+    for trigger in Trigger.objects.only(
+        "id", "secret_encrypted", "previous_secret_encrypted"
+    ).iterator():
         changed: dict[str, str] = {}
         for name in ("secret_encrypted", "previous_secret_encrypted"):
             token = getattr(trigger, name)
@@ -144,8 +152,13 @@ def trigger_create(
         rate_limit_per_minute=rate_limit_per_minute,
         created_by=user,
     )
-    audit_record(workspace=workflow.workspace_id, actor=user, action="trigger.create", target=trigger,
-                 after=_audit_view(trigger))
+    audit_record(
+        workspace=workflow.workspace_id,
+        actor=user,
+        action="trigger.create",
+        target=trigger,
+        after=_audit_view(trigger),
+    )
     return TriggerWithSecret(trigger=trigger, secret=secret)
 
 
@@ -162,17 +175,33 @@ def trigger_rotate(*, trigger: Trigger, user: User | None) -> TriggerWithSecret:
     trigger.previous_expires_at = now + ROTATION_GRACE
     trigger.secret_encrypted = secret_encrypt(secret)
     trigger.rotated_at = now
-    trigger.save(update_fields=["previous_secret_encrypted", "previous_expires_at", "secret_encrypted",
-                                "rotated_at"])
-    audit_record(workspace=trigger.workspace_id, actor=user, action="trigger.rotate", target=trigger,
-                 after={"previous_secret_expires_at": trigger.previous_expires_at.isoformat()})
+    trigger.save(
+        update_fields=[
+            "previous_secret_encrypted",
+            "previous_expires_at",
+            "secret_encrypted",
+            "rotated_at",
+        ]
+    )
+    audit_record(
+        workspace=trigger.workspace_id,
+        actor=user,
+        action="trigger.rotate",
+        target=trigger,
+        after={"previous_secret_expires_at": trigger.previous_expires_at.isoformat()},
+    )
     return TriggerWithSecret(trigger=trigger, secret=secret)
 
 
 @transaction.atomic
 def trigger_delete(*, trigger: Trigger, user: User | None) -> None:
-    audit_record(workspace=trigger.workspace_id, actor=user, action="trigger.delete", target=trigger,
-                 before=_audit_view(trigger))
+    audit_record(
+        workspace=trigger.workspace_id,
+        actor=user,
+        action="trigger.delete",
+        target=trigger,
+        before=_audit_view(trigger),
+    )
     trigger.delete()
 
 
@@ -183,8 +212,14 @@ def trigger_set_signing(*, trigger: Trigger, required: bool, user: User | None) 
         return
     trigger.signing_required = required
     trigger.save(update_fields=["signing_required"])
-    audit_record(workspace=trigger.workspace_id, actor=user, action="trigger.signing_change", target=trigger,
-                 before={"signing_required": not required}, after={"signing_required": required})
+    audit_record(
+        workspace=trigger.workspace_id,
+        actor=user,
+        action="trigger.signing_change",
+        target=trigger,
+        before={"signing_required": not required},
+        after={"signing_required": required},
+    )
 
 
 @transaction.atomic
@@ -198,8 +233,14 @@ def trigger_update(
     trigger.save(update_fields=["name", "callback_url", "rate_limit_per_minute"])
     after = _audit_view(trigger)
     if before != after:
-        audit_record(workspace=trigger.workspace_id, actor=user, action="trigger.edit", target=trigger,
-                     before=before, after=after)
+        audit_record(
+            workspace=trigger.workspace_id,
+            actor=user,
+            action="trigger.edit",
+            target=trigger,
+            before=before,
+            after=after,
+        )
 
 
 def _audit_view(trigger: Trigger) -> dict[str, object]:

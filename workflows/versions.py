@@ -17,10 +17,26 @@ from typing import Any
 from workflows.editing import input_name, inputs_of, step_key, steps_of
 
 # Fields shown in this order; anything else a step has comes after them.
-_STEP_FIELD_ORDER = ("type", "title", "system", "prompt", "template", "model", "temperature",
-                     "max_tokens", "response_format", "cases", "else", "next")
-_FIELD_LABELS = {"response_format": "response format", "max_tokens": "max tokens",
-                 "else": "else", "next": "next step"}
+_STEP_FIELD_ORDER = (
+    "type",
+    "title",
+    "system",
+    "prompt",
+    "template",
+    "model",
+    "temperature",
+    "max_tokens",
+    "response_format",
+    "cases",
+    "else",
+    "next",
+)
+_FIELD_LABELS = {
+    "response_format": "response format",
+    "max_tokens": "max tokens",
+    "else": "else",
+    "next": "next step",
+}
 
 
 @dataclass
@@ -120,8 +136,11 @@ def change_summary(before: dict | None, after: dict) -> str:
     if diff.output is not None:
         parts.append("changed the output")
     for change in diff.settings:
-        parts.append(f'renamed the workflow to "{change.after}"' if change.field == "name"
-                     else "changed the description")
+        parts.append(
+            f'renamed the workflow to "{change.after}"'
+            if change.field == "name"
+            else "changed the description"
+        )
     text = "; ".join(parts)
     return text[:1].upper() + text[1:] + "."
 
@@ -135,14 +154,18 @@ def _summarise_items(changes: list[ItemChange], noun: str) -> list[str]:
     for change in changes:
         if change.status == "changed":
             fields = ", ".join(item.label for item in change.fields)
-            parts.append(f"changed the {fields} of {change.name}" if fields else f"changed {change.name}")
+            parts.append(
+                f"changed the {fields} of {change.name}" if fields else f"changed {change.name}"
+            )
     moved = [change.name for change in changes if change.moved]
     if moved:
         parts.append(f"moved {noun}{'s' if len(moved) > 1 else ''} {', '.join(moved)}")
     return parts
 
 
-def _item_changes(before: dict[str, dict], after: dict[str, dict], *, kind_of: Any) -> list[ItemChange]:
+def _item_changes(
+    before: dict[str, dict], after: dict[str, dict], *, kind_of: Any
+) -> list[ItemChange]:
     changes: list[ItemChange] = []
     moved = _moved(list(before), list(after))
     for name, item in after.items():
@@ -151,8 +174,15 @@ def _item_changes(before: dict[str, dict], after: dict[str, dict], *, kind_of: A
             continue
         fields = _field_changes(before[name], item)
         if fields or name in moved:
-            changes.append(ItemChange(name, "changed" if fields else "moved", kind_of(item), fields,
-                                      moved=name in moved))
+            changes.append(
+                ItemChange(
+                    name,
+                    "changed" if fields else "moved",
+                    kind_of(item),
+                    fields,
+                    moved=name in moved,
+                )
+            )
     # Removed items are listed where they were.
     for position, (name, item) in enumerate(before.items()):
         if name not in after:
@@ -165,7 +195,11 @@ def _moved(before: list[str], after: list[str]) -> set[str]:
     common_before = [name for name in before if name in after]
     common_after = [name for name in after if name in before]
     matcher = difflib.SequenceMatcher(a=common_before, b=common_after, autojunk=False)
-    kept = {name for block in matcher.get_matching_blocks() for name in common_before[block.a:block.a + block.size]}
+    kept = {
+        name
+        for block in matcher.get_matching_blocks()
+        for name in common_before[block.a : block.a + block.size]
+    }
     return set(common_after) - kept
 
 

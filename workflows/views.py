@@ -72,8 +72,9 @@ def workflow_rows(workspace: Workspace, *, archived: bool) -> QuerySet[Workflow]
         workspace.workflows.filter(archived_at__isnull=not archived)
         .annotate(
             runs_this_month=Count("runs", filter=this_month),
-            spend_this_month=Coalesce(Sum("runs__cost_nanousd", filter=this_month), Value(0),
-                                      output_field=IntegerField()),
+            spend_this_month=Coalesce(
+                Sum("runs__cost_nanousd", filter=this_month), Value(0), output_field=IntegerField()
+            ),
             last_run_id=Subquery(last_run.values("id")[:1]),
             last_run_status=Subquery(last_run.values("status")[:1]),
             last_run_at=Subquery(last_run.values("created_at")[:1]),
@@ -96,16 +97,20 @@ def workspace_home(request: HttpRequest, slug: str) -> HttpResponse:
     rows = list(workflow_rows(workspace, archived=archived))
     for row in rows:
         row.spend_text = format_usd(row.spend_this_month)
-    return render(request, "workflows/workflow_list.html", {
-        "membership": membership,
-        "workspace": workspace,
-        "workflows": rows,
-        "archived": archived,
-        "counts": counts,
-        "can_edit": membership.allows(Role.EDITOR),
-        "blank": starters.BLANK,
-        "starters": starters.STARTERS,
-    })
+    return render(
+        request,
+        "workflows/workflow_list.html",
+        {
+            "membership": membership,
+            "workspace": workspace,
+            "workflows": rows,
+            "archived": archived,
+            "counts": counts,
+            "can_edit": membership.allows(Role.EDITOR),
+            "blank": starters.BLANK,
+            "starters": starters.STARTERS,
+        },
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -116,18 +121,26 @@ def workflow_new(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "POST":
         starter = starters.starter_for(request.POST.get("starter", ""))
         if starter is None:
-            messages.error(request, "Choose how to start: a blank workflow or one of the templates.")
+            messages.error(
+                request, "Choose how to start: a blank workflow or one of the templates."
+            )
             return redirect("workflow_new", slug=slug)
         definition = starter.fresh_definition()
         definition["name"] = services.workflow_unique_name(workspace=workspace, name=starter.name)
-        workflow = services.workflow_create(workspace=workspace, definition=definition, user=request.user)
+        workflow = services.workflow_create(
+            workspace=workspace, definition=definition, user=request.user
+        )
         return redirect(_editor_url(slug, workflow, panel="step", index=0))
-    return render(request, "workflows/workflow_new.html", {
-        "membership": membership,
-        "workspace": workspace,
-        "blank": starters.BLANK,
-        "starters": starters.STARTERS,
-    })
+    return render(
+        request,
+        "workflows/workflow_new.html",
+        {
+            "membership": membership,
+            "workspace": workspace,
+            "blank": starters.BLANK,
+            "starters": starters.STARTERS,
+        },
+    )
 
 
 @require_POST
@@ -163,19 +176,32 @@ def workflow_delete(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
     if request.method == "POST":
         if request.POST.get("confirm_name", "").strip() != workflow.name:
-            return render(request, "workflows/workflow_delete.html", {
-                "membership": membership, "workspace": membership.workspace, "workflow": workflow,
-                "counts": _delete_counts(workflow),
-                "error": "Type the workflow's name exactly to confirm.",
-            }, status=422)
+            return render(
+                request,
+                "workflows/workflow_delete.html",
+                {
+                    "membership": membership,
+                    "workspace": membership.workspace,
+                    "workflow": workflow,
+                    "counts": _delete_counts(workflow),
+                    "error": "Type the workflow's name exactly to confirm.",
+                },
+                status=422,
+            )
         name = workflow.name
         services.workflow_delete(workflow=workflow, user=request.user)
         messages.success(request, f"Deleted “{name}”.")
         return redirect("workspace_home", slug=slug)
-    return render(request, "workflows/workflow_delete.html", {
-        "membership": membership, "workspace": membership.workspace, "workflow": workflow,
-        "counts": _delete_counts(workflow),
-    })
+    return render(
+        request,
+        "workflows/workflow_delete.html",
+        {
+            "membership": membership,
+            "workspace": membership.workspace,
+            "workflow": workflow,
+            "counts": _delete_counts(workflow),
+        },
+    )
 
 
 def _delete_counts(workflow: Workflow) -> dict[str, int]:
@@ -187,7 +213,9 @@ def _delete_counts(workflow: Workflow) -> dict[str, int]:
 # --- The editor page --------------------------------------------------------------------
 
 
-def _workflow_for(request: HttpRequest, slug: str, pk: int, role: Role) -> tuple[Membership, Workflow]:
+def _workflow_for(
+    request: HttpRequest, slug: str, pk: int, role: Role
+) -> tuple[Membership, Workflow]:
     membership = workspace_for(request, slug, role=role)
     workflow = get_object_or_404(Workflow.objects.filter(workspace=membership.workspace), pk=pk)
     workflow.workspace = membership.workspace  # already loaded: no second query
@@ -268,13 +296,31 @@ def _editor_context(
         run_form = forms.run_inputs_form(state.parsed, initial=run.inputs if run else None)
     context.update(_panel_context(state, panel, index, latest, form_errors or {}, run_form))
     urls = context["urls"]
-    context["save_url"] = {"step": f"{urls['steps']}{index}/", "inputs": urls["inputs_save"],
-                           "output": urls["output_save"], "settings": urls["settings_save"]}.get(panel, "")
+    context["save_url"] = {
+        "step": f"{urls['steps']}{index}/",
+        "inputs": urls["inputs_save"],
+        "output": urls["output_save"],
+        "settings": urls["settings_save"],
+    }.get(panel, "")
     return context
 
 
-_EDITOR_ACTIONS = ("archive", "delete", "duplicate", "inputs_save", "output_save", "publish", "rename", "settings_save",
-                   "step_add", "step_restore", "steps_reorder", "test_run", "unarchive", "versions")
+_EDITOR_ACTIONS = (
+    "archive",
+    "delete",
+    "duplicate",
+    "inputs_save",
+    "output_save",
+    "publish",
+    "rename",
+    "settings_save",
+    "step_add",
+    "step_restore",
+    "steps_reorder",
+    "test_run",
+    "unarchive",
+    "versions",
+)
 
 
 def _editor_urls(slug: str, workflow: Workflow) -> dict[str, str]:
@@ -290,7 +336,11 @@ def _editor_urls(slug: str, workflow: Workflow) -> dict[str, str]:
 def _run_output(run: Run | None) -> str:
     if run is None or run.output is None:
         return ""
-    return run.output if isinstance(run.output, str) else json.dumps(run.output, indent=2, ensure_ascii=False)
+    return (
+        run.output
+        if isinstance(run.output, str)
+        else json.dumps(run.output, indent=2, ensure_ascii=False)
+    )
 
 
 def _panel_context(
@@ -304,10 +354,14 @@ def _panel_context(
     if panel == "step":
         step = state.definition["steps"][index]
         step = step if isinstance(step, dict) else {}
-        slots = slots_for(step_fields(step), state.step_issues.get(index, []), step_template_values(step))
+        slots = slots_for(
+            step_fields(step), state.step_issues.get(index, []), step_template_values(step)
+        )
         _merge_form_errors(slots, form_errors)
         _explain_unparsed_schema(slots, step)
-        response_format = step.get("response_format") if isinstance(step.get("response_format"), dict) else {}
+        response_format = (
+            step.get("response_format") if isinstance(step.get("response_format"), dict) else {}
+        )
         cases = step.get("cases") if isinstance(step.get("cases"), list) else []
         models = list(settings.LLM_MODELS)
         if isinstance(step.get("model"), str) and step["model"] not in models:
@@ -325,10 +379,15 @@ def _panel_context(
             "temperature": step.get("temperature", 0.7),
             "max_tokens": step.get("max_tokens", 1024),
             "case_rows": [
-                {"index": i, "case": case if isinstance(case, dict) else {},
-                 "names": {name: f"case-{i}-{name}" for name in ("left", "op", "right", "goto")},
-                 "left": slots[f"cases[{i}].left"], "op": slots[f"cases[{i}].op"],
-                 "right": slots[f"cases[{i}].right"], "goto": slots[f"cases[{i}].goto"]}
+                {
+                    "index": i,
+                    "case": case if isinstance(case, dict) else {},
+                    "names": {name: f"case-{i}-{name}" for name in ("left", "op", "right", "goto")},
+                    "left": slots[f"cases[{i}].left"],
+                    "op": slots[f"cases[{i}].op"],
+                    "right": slots[f"cases[{i}].right"],
+                    "goto": slots[f"cases[{i}].goto"],
+                }
                 for i, case in enumerate(cases)
             ],
             "ops": forms.OPS,
@@ -343,10 +402,19 @@ def _panel_context(
         return {
             "slots": slots,
             "input_rows": [
-                {"index": i, "spec": spec, "default_text": forms.default_text(spec),
-                 "names": {name: f"input-{i}-{name}" for name in ("name", "type", "default", "description",
-                                                                    "required")},
-                 **{name: slots[f"inputs[{i}].{name}"] for name in ("name", "type", "default", "description")}}
+                {
+                    "index": i,
+                    "spec": spec,
+                    "default_text": forms.default_text(spec),
+                    "names": {
+                        name: f"input-{i}-{name}"
+                        for name in ("name", "type", "default", "description", "required")
+                    },
+                    **{
+                        name: slots[f"inputs[{i}].{name}"]
+                        for name in ("name", "type", "default", "description")
+                    },
+                }
                 for i, spec in enumerate(state.inputs)
             ],
             "input_types": forms.INPUT_TYPES,
@@ -354,8 +422,11 @@ def _panel_context(
         }
     if panel == "output":
         slots = slots_for(["output"], state.output_issues, {"output": state.output or ""})
-        return {"slots": slots, "variables": picker_variables(state, len(state.cards)),
-                "slot_list": list(slots.values())}
+        return {
+            "slots": slots,
+            "variables": picker_variables(state, len(state.cards)),
+            "slot_list": list(slots.values()),
+        }
     if panel == "settings":
         slots = slots_for(["name", "description"], state.workflow_issues)
         _merge_form_errors(slots, form_errors)
@@ -365,7 +436,9 @@ def _panel_context(
     if panel == "publish":
         previous = latest.definition if latest else None
         return {
-            "publish_form": forms.PublishForm(initial={"summary": change_summary(previous, state.definition)}),
+            "publish_form": forms.PublishForm(
+                initial={"summary": change_summary(previous, state.definition)}
+            ),
             "diff": definition_diff(previous, state.definition),
         }
     raise Http404("No such panel.")
@@ -388,7 +461,10 @@ def _explain_unparsed_schema(slots: dict, step: dict) -> None:
             slot = slots["response_format.schema"]
             reason = "it is nested too deeply" if isinstance(error, RecursionError) else error
             message = f"Not valid JSON: {reason}."
-            slot.messages = [message, *(m for m in slot.messages if "valid dictionary" not in m and m != message)]
+            slot.messages = [
+                message,
+                *(m for m in slot.messages if "valid dictionary" not in m and m != message),
+            ]
 
 
 @never_cache
@@ -400,7 +476,9 @@ def workflow_editor(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     panel, index = _panel_choice(request, step_count, membership.allows(Role.EDITOR))
     # Presence starts with the first sync poll (3 s later): the page itself stays a constant 10 queries.
     context = _editor_context(request, membership, workflow, panel=panel, index=index)
-    template = f"{EDITOR}#panel" if request.htmx and request.GET.get("partial") == "panel" else EDITOR
+    template = (
+        f"{EDITOR}#panel" if request.htmx and request.GET.get("partial") == "panel" else EDITOR
+    )
     return render(request, template, context)
 
 
@@ -424,8 +502,13 @@ def workflow_editor_sync(request: HttpRequest, slug: str, pk: int) -> HttpRespon
     services.editor_presence_touch(workflow=workflow, user=request.user)
     seen = _int(request.GET.get("seen", ""), default=-1)
     others = _others_here(workflow, request.user)
-    context: dict[str, Any] = {"workflow": workflow, "workspace": membership.workspace, "others": others,
-                               "sync_url": request.path, "revision": workflow.draft_revision}
+    context: dict[str, Any] = {
+        "workflow": workflow,
+        "workspace": membership.workspace,
+        "others": others,
+        "sync_url": request.path,
+        "revision": workflow.draft_revision,
+    }
     if seen == workflow.draft_revision or not request.htmx:
         return render(request, f"{EDITOR}#sync", context)
     kind, _, rest = request.GET.get("open", "").partition(":")
@@ -437,22 +520,35 @@ def workflow_editor_sync(request: HttpRequest, slug: str, pk: int) -> HttpRespon
     oob_fields, oob_panel = _panel_refresh(workflow.definition, panel, index, changed)
     # Only what others changed is swapped in: the person's own saves already show, and a swap of
     # the title or the flow would take the focus out of the title or close an open menu.
-    extra = {"oob_fields": oob_fields, "oob_panel": oob_panel, "sync_name": "name" in changed,
-             "sync_flow": bool(changed - {"name", "description"})}
-    context = {**_editor_context(request, membership, workflow, panel=panel, index=index, extra=extra), **context}
+    extra = {
+        "oob_fields": oob_fields,
+        "oob_panel": oob_panel,
+        "sync_name": "name" in changed,
+        "sync_flow": bool(changed - {"name", "description"}),
+    }
+    context = {
+        **_editor_context(request, membership, workflow, panel=panel, index=index, extra=extra),
+        **context,
+    }
     return render(request, f"{EDITOR}#sync_changes", context)
 
 
 def _others_here(workflow: Workflow, user: Any) -> list[Any]:
     """The other people whose editor of this workflow polled in the last PRESENCE_SECONDS."""
     return [
-        presence.user for presence in EditorPresence.objects.filter(
+        presence.user
+        for presence in EditorPresence.objects.filter(
             workflow=workflow, seen_at__gte=timezone.now() - timedelta(seconds=PRESENCE_SECONDS)
-        ).exclude(user=user).select_related("user").order_by("user__name", "user__email")
+        )
+        .exclude(user=user)
+        .select_related("user")
+        .order_by("user__name", "user__email")
     ]
 
 
-def _panel_refresh(definition: dict, panel: str, index: int, changed: set[str]) -> tuple[set[str], bool]:
+def _panel_refresh(
+    definition: dict, panel: str, index: int, changed: set[str]
+) -> tuple[set[str], bool]:
     """Which fields of the open panel others changed (by their form names), or True: the whole panel."""
     if not changed:
         return set(), False
@@ -461,24 +557,34 @@ def _panel_refresh(definition: dict, panel: str, index: int, changed: set[str]) 
         prefix = f"steps.{key}."
         # A key with a dot (invalid, but a draft may hold it while it is typed) makes paths
         # ambiguous: redraw the whole panel rather than guess which field changed.
-        if "." in key or "steps" in changed or prefix + "cases" in changed or prefix + "type" in changed \
-                or prefix + "response_format" in changed:
+        if (
+            "." in key
+            or "steps" in changed
+            or prefix + "cases" in changed
+            or prefix + "type" in changed
+            or prefix + "response_format" in changed
+        ):
             return set(), True
         fields = set()
         for path in changed:
             if path.startswith(prefix + "cases."):
-                parts = path[len(prefix):].split(".", 2)
-                if len(parts) != 3 or not parts[1].isdigit():  # another step's key has a dot: not ours to parse
+                parts = path[len(prefix) :].split(".", 2)
+                if (
+                    len(parts) != 3 or not parts[1].isdigit()
+                ):  # another step's key has a dot: not ours to parse
                     return set(), True
                 fields.add(f"case-{parts[1]}-{parts[2]}")
             elif path.startswith(prefix):
-                fields.add(path[len(prefix):])
+                fields.add(path[len(prefix) :])
         return fields, False
     if panel == "inputs":
         if "inputs" in changed:
             return set(), True
-        return {"input-{}-{}".format(*path.split(".")[1:3]) for path in changed
-                if path.startswith("inputs.") and path.count(".") == 2}, False
+        return {
+            "input-{}-{}".format(*path.split(".")[1:3])
+            for path in changed
+            if path.startswith("inputs.") and path.count(".") == 2
+        }, False
     if panel == "output":
         return set(), "output" in changed
     if panel == "settings":
@@ -512,10 +618,20 @@ def _render_editor(
         if conflict:
             messages.error(request, _conflict_text(conflict) + " Nothing was changed.")
         return redirect(_editor_url(slug, workflow, panel=panel, index=index))
-    context = _editor_context(request, membership, workflow, panel=panel, index=index, run=run,
-                              form_errors=form_errors,
-                              extra={"focus": focus, "undo": undo,
-                                     "conflicts": _conflict_notices(conflict, {}, "") if conflict else []})
+    context = _editor_context(
+        request,
+        membership,
+        workflow,
+        panel=panel,
+        index=index,
+        run=run,
+        form_errors=form_errors,
+        extra={
+            "focus": focus,
+            "undo": undo,
+            "conflicts": _conflict_notices(conflict, {}, "") if conflict else [],
+        },
+    )
     response = render(request, f"{EDITOR}#editor", context, status=409 if conflict else status)
     replace_url(response, _editor_url(slug, workflow, panel=panel, index=index))
     if toast:
@@ -541,21 +657,47 @@ def _autosaved(
     """
     status = 409 if conflict else 422 if form_errors else 200
     if not request.htmx:
-        return _render_editor(request, membership, workflow, panel=panel, index=index, conflict=conflict)
-    written = [name for name in request.POST if name not in AUTOSAVE_META and not name.startswith("rev-")]
+        return _render_editor(
+            request, membership, workflow, panel=panel, index=index, conflict=conflict
+        )
+    written = [
+        name for name in request.POST if name not in AUTOSAVE_META and not name.startswith("rev-")
+    ]
     notices = _conflict_notices(conflict, request.POST, request.path) if conflict else []
-    context = _editor_context(request, membership, workflow, panel=panel, index=index, form_errors=form_errors,
-                              extra={"written": [] if conflict else written, "conflicts": notices,
-                                     "refused": bool(conflict), "keep": "keep" in request.POST})
+    context = _editor_context(
+        request,
+        membership,
+        workflow,
+        panel=panel,
+        index=index,
+        form_errors=form_errors,
+        extra={
+            "written": [] if conflict else written,
+            "conflicts": notices,
+            "refused": bool(conflict),
+            "keep": "keep" in request.POST,
+        },
+    )
     response = render(request, f"{EDITOR}#autosave", context, status=status)
     return response
 
 
-AUTOSAVE_META = ("step_key", "base", "action", "focus", "csrfmiddlewaretoken", "input_count", "case_count", "keep")
+AUTOSAVE_META = (
+    "step_key",
+    "base",
+    "action",
+    "focus",
+    "csrfmiddlewaretoken",
+    "input_count",
+    "case_count",
+    "keep",
+)
 
 
 def _conflict_text(conflict: services.DraftConflict) -> str:
-    return " ".join(f"{item.name} changed {item.label} {_ago(item.at)}." for item in conflict.conflicts)
+    return " ".join(
+        f"{item.name} changed {item.label} {_ago(item.at)}." for item in conflict.conflicts
+    )
 
 
 def _ago(moment: datetime) -> str:
@@ -567,14 +709,21 @@ def _ago(moment: datetime) -> str:
     return f"{seconds // 3600} h ago"
 
 
-def _conflict_notices(conflict: services.DraftConflict, data: Any, save_url: str) -> list[dict[str, Any]]:
+def _conflict_notices(
+    conflict: services.DraftConflict, data: Any, save_url: str
+) -> list[dict[str, Any]]:
     """One notice per refused field; "Keep mine" re-sends the person's value, based on the revision now."""
     notices = []
     for item in conflict.conflicts:
         keep = None
         if save_url and not item.structural:
-            names = [name for name in data if name not in AUTOSAVE_META and not name.startswith("rev-")
-                     and _field_path_matches(name, item.path)]
+            names = [
+                name
+                for name in data
+                if name not in AUTOSAVE_META
+                and not name.startswith("rev-")
+                and _field_path_matches(name, item.path)
+            ]
             if names:
                 values: dict[str, Any] = {name: data.get(name) for name in names}
                 values.update({f"rev-{name}": conflict.workflow.draft_revision for name in names})
@@ -582,8 +731,14 @@ def _conflict_notices(conflict: services.DraftConflict, data: Any, save_url: str
                     values["step_key"] = data.get("step_key")
                 values["keep"] = "1"
                 keep = json.dumps(values)
-        notices.append({"text": f"{item.name} changed {item.label} {_ago(item.at)}.", "keep": keep,
-                        "save_url": save_url, "structural": item.structural})
+        notices.append(
+            {
+                "text": f"{item.name} changed {item.label} {_ago(item.at)}.",
+                "keep": keep,
+                "save_url": save_url,
+                "structural": item.structural,
+            }
+        )
     return notices
 
 
@@ -593,7 +748,9 @@ def _field_path_matches(name: str, path: str) -> bool:
     if parts[0] == "steps" and len(parts) > 2:
         if parts[2] == "cases" and len(parts) > 4:
             return name == f"case-{parts[3]}-{parts[4]}"
-        return name == parts[2] or (parts[2] == "response_format" and name in forms.RESPONSE_FORMAT_FIELDS)
+        return name == parts[2] or (
+            parts[2] == "response_format" and name in forms.RESPONSE_FORMAT_FIELDS
+        )
     if parts[0] == "inputs" and len(parts) > 2:
         return name == f"input-{parts[1]}-{parts[2]}"
     return name == path or (path == "output" and name == "output_mode")
@@ -610,8 +767,18 @@ def _base(data: Any, name: str) -> int | None:
     return None
 
 
-STEP_FIELDS = ("title", "key", "system", "prompt", "model", "temperature", "max_tokens", "template", "next",
-               "else")
+STEP_FIELDS = (
+    "title",
+    "key",
+    "system",
+    "prompt",
+    "model",
+    "temperature",
+    "max_tokens",
+    "template",
+    "next",
+    "else",
+)
 
 
 def _step_bases(data: Any, key: str) -> dict[str, int | None]:
@@ -650,7 +817,9 @@ def _drawn_at(data: Any) -> int | None:
     return min(revisions) if revisions else None
 
 
-def _step_index(workflow: Workflow, index: int, known_key: str, *, drawn_at: int | None = None) -> tuple[int, str]:
+def _step_index(
+    workflow: Workflow, index: int, known_key: str, *, drawn_at: int | None = None
+) -> tuple[int, str]:
     """The step a form was drawn for: by the key it knew (following renames made since it was
     drawn), else by its place."""
     if known_key:
@@ -670,8 +839,17 @@ def _structure_conflict(workflow: Workflow, path: str = "steps") -> services.Dra
     entry = (workflow.draft_changes or {}).get(path) or {}
     found = draft_changes.conflicts({path: entry}, {path: -1}, None) if "user" in entry else []
     if not found:
-        found = [draft_changes.FieldConflict(path=path, label=draft_changes.label(path), revision=0, user_id=None,
-                                             name="Someone", at=timezone.now(), structural=True)]
+        found = [
+            draft_changes.FieldConflict(
+                path=path,
+                label=draft_changes.label(path),
+                revision=0,
+                user_id=None,
+                name="Someone",
+                at=timezone.now(),
+                structural=True,
+            )
+        ]
     return services.DraftConflict(found, workflow)
 
 
@@ -683,10 +861,18 @@ def workflow_step_save(request: HttpRequest, slug: str, pk: int, index: int) -> 
     or build a schema."""
     membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
     try:
-        index, key = _step_index(workflow, index, request.POST.get("step_key", ""), drawn_at=_drawn_at(request.POST))
+        index, key = _step_index(
+            workflow, index, request.POST.get("step_key", ""), drawn_at=_drawn_at(request.POST)
+        )
     except StepGone:
-        return _render_editor(request, membership, workflow, panel="step", index=0,
-                              conflict=_structure_conflict(workflow))
+        return _render_editor(
+            request,
+            membership,
+            workflow,
+            panel="step",
+            index=0,
+            conflict=_structure_conflict(workflow),
+        )
     action = request.POST.get("action", "")
     result: dict[str, Any] = {"errors": {}}
 
@@ -699,7 +885,9 @@ def workflow_step_save(request: HttpRequest, slug: str, pk: int, index: int) -> 
         parsed = forms.step_from_post(current, request.POST)
         step, errors = parsed.value, parsed.errors
         if action == "add_case":
-            step = editing.case_add(step, previous=editing.step_key(steps[at - 1]) if at > 0 else None)
+            step = editing.case_add(
+                step, previous=editing.step_key(steps[at - 1]) if at > 0 else None
+            )
         elif action.startswith("remove_case:"):
             step = editing.case_remove(step, index=_int(action.split(":", 1)[1]))
         elif action == "schema_from_sample":
@@ -710,11 +898,19 @@ def workflow_step_save(request: HttpRequest, slug: str, pk: int, index: int) -> 
                 except editing.EditError as error:
                     errors.setdefault("sample", []).append(str(error))
                 else:
-                    previous = step.get("response_format") if isinstance(step.get("response_format"), dict) else {}
-                    step["response_format"] = {"type": "json_schema",
-                                               "name": forms.text_value(request.POST, "schema_name", strip=True)
-                                               or previous.get("name") or step.get("key") or "output",
-                                               "schema": schema}
+                    previous = (
+                        step.get("response_format")
+                        if isinstance(step.get("response_format"), dict)
+                        else {}
+                    )
+                    step["response_format"] = {
+                        "type": "json_schema",
+                        "name": forms.text_value(request.POST, "schema_name", strip=True)
+                        or previous.get("name")
+                        or step.get("key")
+                        or "output",
+                        "schema": schema,
+                    }
                     errors.pop("response_format.schema", None)
             else:
                 errors.setdefault("sample", []).extend(sample_form.errors["sample"])
@@ -722,21 +918,44 @@ def workflow_step_save(request: HttpRequest, slug: str, pk: int, index: int) -> 
         return editing.step_replace(definition, index=at, step=step)
 
     try:
-        services.workflow_edit_draft(workflow=workflow, user=request.user, edit=edit,
-                                     bases=_step_bases(request.POST, key))
+        services.workflow_edit_draft(
+            workflow=workflow, user=request.user, edit=edit, bases=_step_bases(request.POST, key)
+        )
     except StepGone:
-        return _render_editor(request, membership, workflow, panel="step", index=0,
-                              conflict=_structure_conflict(workflow))
+        return _render_editor(
+            request,
+            membership,
+            workflow,
+            panel="step",
+            index=0,
+            conflict=_structure_conflict(workflow),
+        )
     except services.DraftConflict as conflict:
         if action:
-            return _render_editor(request, membership, workflow, panel="step", index=index, conflict=conflict)
-        return _autosaved(request, membership, workflow, panel="step", index=index, form_errors={},
-                          conflict=conflict)
+            return _render_editor(
+                request, membership, workflow, panel="step", index=index, conflict=conflict
+            )
+        return _autosaved(
+            request,
+            membership,
+            workflow,
+            panel="step",
+            index=index,
+            form_errors={},
+            conflict=conflict,
+        )
     index, errors = result.get("index", index), result["errors"]
     if action:
-        return _render_editor(request, membership, workflow, panel="step", index=index,
-                              status=422 if errors else 200, form_errors=errors,
-                              focus=request.POST.get("focus", ""))
+        return _render_editor(
+            request,
+            membership,
+            workflow,
+            panel="step",
+            index=index,
+            status=422 if errors else 200,
+            form_errors=errors,
+            focus=request.POST.get("focus", ""),
+        )
     return _autosaved(request, membership, workflow, panel="step", index=index, form_errors=errors)
 
 
@@ -758,8 +977,9 @@ def _structure_edit(
         new, result["extra"] = change(definition)
         return new
 
-    services.workflow_edit_draft(workflow=workflow, user=request.user, edit=edit,
-                                 bases={path: _base(request.POST, path)})
+    services.workflow_edit_draft(
+        workflow=workflow, user=request.user, edit=edit, bases={path: _base(request.POST, path)}
+    )
     return result["extra"]
 
 
@@ -769,16 +989,24 @@ def _structure_edit(
 def workflow_step_add(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
     kind = request.POST.get("kind", "")
-    position = _int(request.POST.get("position", ""), default=len(editing.steps_of(workflow.definition)))
+    position = _int(
+        request.POST.get("position", ""), default=len(editing.steps_of(workflow.definition))
+    )
     try:
-        index = _structure_edit(request, workflow, lambda definition: editing.step_insert(
-            definition, position=position, kind=kind))
+        index = _structure_edit(
+            request,
+            workflow,
+            lambda definition: editing.step_insert(definition, position=position, kind=kind),
+        )
     except editing.EditError as error:
         return _edit_refused(request, membership, workflow, str(error))
     except services.DraftConflict as conflict:
-        return _render_editor(request, membership, workflow, panel="step", index=min(position, 0),
-                              conflict=conflict)
-    return _render_editor(request, membership, workflow, panel="step", index=index, focus="#id_title")
+        return _render_editor(
+            request, membership, workflow, panel="step", index=min(position, 0), conflict=conflict
+        )
+    return _render_editor(
+        request, membership, workflow, panel="step", index=index, focus="#id_title"
+    )
 
 
 @never_cache
@@ -789,19 +1017,30 @@ def workflow_step_move(request: HttpRequest, slug: str, pk: int, index: int) -> 
     direction = request.POST.get("direction")
     offset = -1 if direction == "up" else 1
     try:
-        new_index = _structure_edit(request, workflow, lambda definition: editing.step_move(
-            definition, index=index, offset=offset))
+        new_index = _structure_edit(
+            request,
+            workflow,
+            lambda definition: editing.step_move(definition, index=index, offset=offset),
+        )
     except editing.EditError as error:
         return _edit_refused(request, membership, workflow, str(error))
     except services.DraftConflict as conflict:
-        return _render_editor(request, membership, workflow, panel="step", index=0, conflict=conflict)
+        return _render_editor(
+            request, membership, workflow, panel="step", index=0, conflict=conflict
+        )
     # Keep the keyboard on the moved step: the same button, or the other one at the first/last place.
     last = len(editing.steps_of(workflow.definition)) - 1
     button = "up" if offset < 0 else "down"
     if (button == "up" and new_index == 0) or (button == "down" and new_index == last):
         button = "down" if button == "up" else "up"
-    return _render_editor(request, membership, workflow, panel="step", index=new_index,
-                          focus=f"#move-{button}-{new_index}")
+    return _render_editor(
+        request,
+        membership,
+        workflow,
+        panel="step",
+        index=new_index,
+        focus=f"#move-{button}-{new_index}",
+    )
 
 
 @never_cache
@@ -811,11 +1050,15 @@ def workflow_steps_reorder(request: HttpRequest, slug: str, pk: int) -> HttpResp
     membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
     order = [_int(part) for part in request.POST.get("order", "").split(",") if part.strip()]
     try:
-        _structure_edit(request, workflow, lambda definition: (editing.steps_reorder(definition, order), None))
+        _structure_edit(
+            request, workflow, lambda definition: (editing.steps_reorder(definition, order), None)
+        )
     except editing.EditError as error:
         return _edit_refused(request, membership, workflow, str(error))
     except services.DraftConflict as conflict:
-        return _render_editor(request, membership, workflow, panel="step", index=0, conflict=conflict)
+        return _render_editor(
+            request, membership, workflow, panel="step", index=0, conflict=conflict
+        )
     moved = _int(request.POST.get("moved", ""), default=0)
     new_index = order.index(moved) if moved in order else 0
     return _render_editor(request, membership, workflow, panel="step", index=new_index)
@@ -827,20 +1070,32 @@ def workflow_steps_reorder(request: HttpRequest, slug: str, pk: int) -> HttpResp
 def workflow_step_delete(request: HttpRequest, slug: str, pk: int, index: int) -> HttpResponse:
     membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
     try:
-        removed = _structure_edit(request, workflow, lambda definition: editing.step_remove(definition, index=index))
+        removed = _structure_edit(
+            request, workflow, lambda definition: editing.step_remove(definition, index=index)
+        )
     except editing.EditError as error:
         return _edit_refused(request, membership, workflow, str(error))
     except services.DraftConflict as conflict:
-        return _render_editor(request, membership, workflow, panel="step", index=0, conflict=conflict)
-    token = signing.dumps({"workflow": workflow.id, "index": index, "step": removed}, salt=UNDO_SALT,
-                          compress=True)
-    label = (removed.get("title") or removed.get("key") or f"step {index + 1}") if isinstance(removed, dict) \
+        return _render_editor(
+            request, membership, workflow, panel="step", index=0, conflict=conflict
+        )
+    token = signing.dumps(
+        {"workflow": workflow.id, "index": index, "step": removed}, salt=UNDO_SALT, compress=True
+    )
+    label = (
+        (removed.get("title") or removed.get("key") or f"step {index + 1}")
+        if isinstance(removed, dict)
         else f"step {index + 1}"
+    )
     steps_left = len(editing.steps_of(workflow.definition))
     return _render_editor(
-        request, membership, workflow,
-        panel="step" if steps_left else "inputs", index=min(index, max(steps_left - 1, 0)),
-        undo={"token": token, "label": str(label)}, focus="#undo-button",
+        request,
+        membership,
+        workflow,
+        panel="step" if steps_left else "inputs",
+        index=min(index, max(steps_left - 1, 0)),
+        undo={"token": token, "label": str(label)},
+        focus="#undo-button",
     )
 
 
@@ -859,15 +1114,20 @@ def workflow_step_restore(request: HttpRequest, slug: str, pk: int) -> HttpRespo
     result: dict[str, int] = {}
 
     def edit(definition: dict) -> dict:
-        new, result["index"] = editing.step_restore(definition, index=data["index"], step=data["step"])
+        new, result["index"] = editing.step_restore(
+            definition, index=data["index"], step=data["step"]
+        )
         return new
 
     services.workflow_edit_draft(workflow=workflow, user=request.user, edit=edit)
-    return _render_editor(request, membership, workflow, panel="step", index=result["index"],
-                          toast="Step restored.")
+    return _render_editor(
+        request, membership, workflow, panel="step", index=result["index"], toast="Step restored."
+    )
 
 
-def _edit_refused(request: HttpRequest, membership: Membership, workflow: Workflow, message: str) -> HttpResponse:
+def _edit_refused(
+    request: HttpRequest, membership: Membership, workflow: Workflow, message: str
+) -> HttpResponse:
     if not request.htmx:
         messages.error(request, message)
         return redirect(_editor_url(membership.workspace.slug, workflow))
@@ -908,17 +1168,31 @@ def workflow_inputs_save(request: HttpRequest, slug: str, pk: int) -> HttpRespon
         return definition
 
     try:
-        services.workflow_edit_draft(workflow=workflow, user=request.user, edit=edit, bases=_input_bases(request.POST))
+        services.workflow_edit_draft(
+            workflow=workflow, user=request.user, edit=edit, bases=_input_bases(request.POST)
+        )
     except services.DraftConflict as conflict:
         if action:
             return _render_editor(request, membership, workflow, panel="inputs", conflict=conflict)
-        return _autosaved(request, membership, workflow, panel="inputs", form_errors={}, conflict=conflict)
+        return _autosaved(
+            request, membership, workflow, panel="inputs", form_errors={}, conflict=conflict
+        )
     errors = result["errors"]
     if action:
-        focus = f"#id_input-{len(editing.inputs_of(workflow.definition)) - 1}-name" if action == "add_input" \
+        focus = (
+            f"#id_input-{len(editing.inputs_of(workflow.definition)) - 1}-name"
+            if action == "add_input"
             else "#add-input"
-        return _render_editor(request, membership, workflow, panel="inputs", form_errors=errors,
-                              status=422 if errors else 200, focus=focus)
+        )
+        return _render_editor(
+            request,
+            membership,
+            workflow,
+            panel="inputs",
+            form_errors=errors,
+            status=422 if errors else 200,
+            focus=focus,
+        )
     return _autosaved(request, membership, workflow, panel="inputs", form_errors=errors)
 
 
@@ -939,15 +1213,25 @@ def workflow_output_save(request: HttpRequest, slug: str, pk: int) -> HttpRespon
             output = current if isinstance(current, str) else ""
         return editing.output_set(definition, output)
 
-    base = _base(request.POST, "output") if "output" in request.POST else _base(request.POST, "output_mode")
+    base = (
+        _base(request.POST, "output")
+        if "output" in request.POST
+        else _base(request.POST, "output_mode")
+    )
     try:
-        services.workflow_edit_draft(workflow=workflow, user=request.user, edit=edit, bases={"output": base})
+        services.workflow_edit_draft(
+            workflow=workflow, user=request.user, edit=edit, bases={"output": base}
+        )
     except services.DraftConflict as conflict:
         if request.POST.get("action") == "refresh":
             return _render_editor(request, membership, workflow, panel="output", conflict=conflict)
-        return _autosaved(request, membership, workflow, panel="output", form_errors={}, conflict=conflict)
+        return _autosaved(
+            request, membership, workflow, panel="output", form_errors={}, conflict=conflict
+        )
     if request.POST.get("action") == "refresh":
-        return _render_editor(request, membership, workflow, panel="output", focus="#id_output_mode")
+        return _render_editor(
+            request, membership, workflow, panel="output", focus="#id_output_mode"
+        )
     return _autosaved(request, membership, workflow, panel="output", form_errors={})
 
 
@@ -962,23 +1246,38 @@ def workflow_settings_save(request: HttpRequest, slug: str, pk: int) -> HttpResp
         form = forms.SettingsForm({"name": name})
         if not form.is_valid():
             errors["name"] = list(form.errors["name"])
-        elif name != workflow.name and workflow.workspace.workflows.filter(name=name).exclude(id=workflow.id).exists():
+        elif (
+            name != workflow.name
+            and workflow.workspace.workflows.filter(name=name).exclude(id=workflow.id).exists()
+        ):
             errors["name"] = [f"Another workflow is already called “{name}”."]
 
     def edit(definition: dict) -> dict:
-        new_name = definition.get("name", workflow.name) if "name" in errors or "name" not in request.POST else name
-        description = forms.text_value(request.POST, "description") if "description" in request.POST \
+        new_name = (
+            definition.get("name", workflow.name)
+            if "name" in errors or "name" not in request.POST
+            else name
+        )
+        description = (
+            forms.text_value(request.POST, "description")
+            if "description" in request.POST
             else definition.get("description", "")
+        )
         return editing.settings_set(definition, name=new_name, description=description)
 
-    bases = {field: _base(request.POST, field) for field in ("name", "description")
-             if field in request.POST and field not in errors}
+    bases = {
+        field: _base(request.POST, field)
+        for field in ("name", "description")
+        if field in request.POST and field not in errors
+    }
     try:
         services.workflow_edit_draft(workflow=workflow, user=request.user, edit=edit, bases=bases)
     except IntegrityError:  # renamed by someone else at the same moment
         errors["name"] = [f"Another workflow is already called “{name}”."]
     except services.DraftConflict as conflict:
-        return _autosaved(request, membership, workflow, panel="settings", form_errors={}, conflict=conflict)
+        return _autosaved(
+            request, membership, workflow, panel="settings", form_errors={}, conflict=conflict
+        )
     return _autosaved(request, membership, workflow, panel="settings", form_errors=errors)
 
 
@@ -995,33 +1294,52 @@ def workflow_rename(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         errors = [str(message) for messages_ in form.errors.values() for message in messages_]
     elif not name:
         errors = ["A workflow needs a name."]
-    elif name != workflow.name and workflow.workspace.workflows.filter(name=name).exclude(id=workflow.id).exists():
+    elif (
+        name != workflow.name
+        and workflow.workspace.workflows.filter(name=name).exclude(id=workflow.id).exists()
+    ):
         errors = [f"Another workflow is already called “{name}”."]
     if not errors and name != workflow.name:
+
         def edit(definition: dict) -> dict:
             # Only the name, applied to the draft as it is stored now: a field someone saved while
             # this request ran is kept, and a name someone else changed since the title was drawn
             # is a conflict, as in the settings panel.
             description = definition.get("description", "")
-            return editing.settings_set(definition, name=name,
-                                        description=description if isinstance(description, str) else "")
+            return editing.settings_set(
+                definition,
+                name=name,
+                description=description if isinstance(description, str) else "",
+            )
 
         try:
-            services.workflow_edit_draft(workflow=workflow, user=request.user, edit=edit,
-                                         bases={"name": _base(request.POST, "name")})
+            services.workflow_edit_draft(
+                workflow=workflow,
+                user=request.user,
+                edit=edit,
+                bases={"name": _base(request.POST, "name")},
+            )
         except IntegrityError:  # renamed by someone else at the same moment
             workflow.refresh_from_db()
             errors = [f"Another workflow is already called “{name}”."]
         except services.DraftConflict as conflict:
             workflow = conflict.workflow
             who = conflict.conflicts[0].name if conflict.conflicts else "Someone"
-            errors = [f"{who} renamed this workflow meanwhile: it is now “{workflow.name}”. "
-                      "Rename it again to replace that name."]
+            errors = [
+                f"{who} renamed this workflow meanwhile: it is now “{workflow.name}”. "
+                "Rename it again to replace that name."
+            ]
     if not request.htmx:
         if errors:
             messages.error(request, " ".join(errors))
         return redirect(_editor_url(slug, workflow))
-    context = _editor_context(request, membership, workflow, panel="settings", extra={"rename_errors": errors, "rename_value": request.POST.get("name", "")})
+    context = _editor_context(
+        request,
+        membership,
+        workflow,
+        panel="settings",
+        extra={"rename_errors": errors, "rename_value": request.POST.get("name", "")},
+    )
     return render(request, f"{EDITOR}#renamed", context, status=422 if errors else 200)
 
 
@@ -1040,8 +1358,9 @@ def workflow_publish(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     except services.WorkflowInvalid:
         # The panel lists the problems; nothing was published.
         return _render_editor(request, membership, workflow, panel="publish", status=422)
-    return _render_editor(request, membership, workflow, panel="publish",
-                          toast=f"Published version {version.number}.")
+    return _render_editor(
+        request, membership, workflow, panel="publish", toast=f"Published version {version.number}."
+    )
 
 
 @require_GET
@@ -1052,21 +1371,30 @@ def workflow_versions(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     entries = []
     for position, version in enumerate(versions):
         predecessor = versions[position + 1] if position + 1 < len(versions) else None
-        entries.append({"version": version,
-                        "diff": definition_diff(predecessor.definition if predecessor else None,
-                                                version.definition),
-                        "first": predecessor is None and version.number == 1})
+        entries.append(
+            {
+                "version": version,
+                "diff": definition_diff(
+                    predecessor.definition if predecessor else None, version.definition
+                ),
+                "first": predecessor is None and version.number == 1,
+            }
+        )
     latest = versions[0] if versions else None
     draft_diff = definition_diff(latest.definition if latest else None, workflow.definition)
-    return render(request, "workflows/versions.html", {
-        "membership": membership,
-        "workspace": membership.workspace,
-        "workflow": workflow,
-        "entries": entries,
-        "latest": latest,
-        "draft_diff": draft_diff,
-        "can_edit": membership.allows(Role.EDITOR),
-    })
+    return render(
+        request,
+        "workflows/versions.html",
+        {
+            "membership": membership,
+            "workspace": membership.workspace,
+            "workflow": workflow,
+            "entries": entries,
+            "latest": latest,
+            "draft_diff": draft_diff,
+            "can_edit": membership.allows(Role.EDITOR),
+        },
+    )
 
 
 @require_POST
@@ -1078,12 +1406,19 @@ def workflow_version_restore(request: HttpRequest, slug: str, pk: int, number: i
     services.workflow_restore_version(workflow=workflow, version=version, user=request.user)
     latest = services.latest_version(workflow)
     if workflow.definition == before:
-        messages.info(request, f"The draft was already the same as version {version.number}: nothing changed.")
+        messages.info(
+            request, f"The draft was already the same as version {version.number}: nothing changed."
+        )
     elif latest is not None and latest.number == version.number:
-        messages.success(request, f"Version {version.number} is now the draft again: its unpublished changes "
-                                  "were discarded (the audit log keeps them).")
+        messages.success(
+            request,
+            f"Version {version.number} is now the draft again: its unpublished changes "
+            "were discarded (the audit log keeps them).",
+        )
     else:
-        messages.success(request, f"Version {version.number} is now the draft. Publish it to make it live.")
+        messages.success(
+            request, f"Version {version.number} is now the draft. Publish it to make it live."
+        )
     return redirect(_editor_url(slug, workflow))
 
 
@@ -1103,8 +1438,11 @@ def workflow_test_run(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     if form.is_valid():
         try:
             run = services.run_start(
-                workflow=workflow, trigger=Run.Trigger.MANUAL, inputs=forms.run_inputs_values(form, parsed),
-                user=request.user, draft=True,
+                workflow=workflow,
+                trigger=Run.Trigger.MANUAL,
+                inputs=forms.run_inputs_values(form, parsed),
+                user=request.user,
+                draft=True,
             )
         except InputError as error:
             for name, message in error.details.items():
@@ -1112,7 +1450,9 @@ def workflow_test_run(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         except services.WorkflowInvalid:
             return _render_editor(request, membership, workflow, panel="run", status=422)
         else:
-            return _render_editor(request, membership, workflow, panel="run", run=run, focus="#run-status")
+            return _render_editor(
+                request, membership, workflow, panel="run", run=run, focus="#run-status"
+            )
     context = _editor_context(request, membership, workflow, panel="run", run_form=form)
     return render(request, f"{EDITOR}#editor" if request.htmx else EDITOR, context, status=422)
 
@@ -1123,18 +1463,23 @@ def workflow_test_run(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 def workflow_test_run_status(request: HttpRequest, slug: str, pk: int, run_id: int) -> HttpResponse:
     """Polled every second while a test run is going; answers without the trigger once it ends."""
     membership, workflow = _workflow_for(request, slug, pk, Role.VIEWER)
-    run = get_object_or_404(Run.objects.filter(workspace=membership.workspace, workflow=workflow), pk=run_id)
+    run = get_object_or_404(
+        Run.objects.filter(workspace=membership.workspace, workflow=workflow), pk=run_id
+    )
     step_runs = list(run.steps.all())
     state = editor_state(workflow.definition, run, step_runs)
-    return render(request, f"{EDITOR}#run_poll", {
-        "membership": membership,
-        "workspace": membership.workspace,
-        "workflow": workflow,
-        "state": state,
-        "run": run,
-        "run_cost": format_usd(run.cost_nanousd),
-        "run_output": _run_output(run),
-        "can_edit": membership.allows(Role.EDITOR),
-        "oob": True,
-    })
-
+    return render(
+        request,
+        f"{EDITOR}#run_poll",
+        {
+            "membership": membership,
+            "workspace": membership.workspace,
+            "workflow": workflow,
+            "state": state,
+            "run": run,
+            "run_cost": format_usd(run.cost_nanousd),
+            "run_output": _run_output(run),
+            "can_edit": membership.allows(Role.EDITOR),
+            "oob": True,
+        },
+    )

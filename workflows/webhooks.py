@@ -81,11 +81,15 @@ def signature_verify(
     try:
         sent_at = int(timestamp)
     except ValueError:
-        raise SignatureInvalid("webhook-timestamp must be whole seconds since 1970 (UTC).") from None
+        raise SignatureInvalid(
+            "webhook-timestamp must be whole seconds since 1970 (UTC)."
+        ) from None
     if abs((time.time() if now is None else now) - sent_at) > TOLERANCE_SECONDS:
         raise SignatureInvalid("webhook-timestamp is more than 5 minutes away from our clock.")
     signed = f"{msg_id}.{timestamp}.".encode() + body
-    expected = [hmac.new(secret_key_bytes(secret), signed, hashlib.sha256).digest() for secret in secrets]
+    expected = [
+        hmac.new(secret_key_bytes(secret), signed, hashlib.sha256).digest() for secret in secrets
+    ]
     for part in signatures.split(" "):
         version, _, encoded = part.partition(",")
         if version != "v1":
@@ -99,10 +103,14 @@ def signature_verify(
     raise SignatureInvalid("No signature in webhook-signature matches this webhook's secret.")
 
 
-def signature_headers(*, secret: str, msg_id: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+def signature_headers(
+    *, secret: str, msg_id: str, body: bytes, timestamp: int | None = None
+) -> dict[str, str]:
     """The Standard Webhooks headers for sending `body` signed with `secret`."""
     timestamp = int(time.time()) if timestamp is None else timestamp
-    digest = hmac.new(secret_key_bytes(secret), f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    digest = hmac.new(
+        secret_key_bytes(secret), f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256
+    ).digest()
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
@@ -158,7 +166,8 @@ def _admit(public_id: str) -> tuple[Trigger | None, bool, int]:
     allowed, retry_after, first_refusal = taken
     if first_refusal:
         WebhookDelivery.objects.create(
-            trigger=trigger, status_code=429,
+            trigger=trigger,
+            status_code=429,
             result=f"Rate limited: {_rate_limit_message(trigger)} Later ones this minute are not listed.",
         )
     return trigger, allowed, retry_after
@@ -177,13 +186,21 @@ def deliveries_prune(*, keep: timedelta = timedelta(days=7)) -> int:
 # The view --------------------------------------------------------------------
 
 
-def _error(status: int, error: str, details: object = None, headers: dict[str, str] | None = None) -> JsonResponse:
+def _error(
+    status: int, error: str, details: object = None, headers: dict[str, str] | None = None
+) -> JsonResponse:
     return JsonResponse({"error": error, "details": details}, status=status, headers=headers)
 
 
-def _record_sync(trigger: Trigger, status: int, result: str, message_id: str = "", run_id: int | None = None) -> None:
+def _record_sync(
+    trigger: Trigger, status: int, result: str, message_id: str = "", run_id: int | None = None
+) -> None:
     WebhookDelivery.objects.create(
-        trigger=trigger, status_code=status, result=result[:300], message_id=message_id[:200], run_id=run_id
+        trigger=trigger,
+        status_code=status,
+        result=result[:300],
+        message_id=message_id[:200],
+        run_id=run_id,
     )
 
 
@@ -202,7 +219,9 @@ def _parse_wait(request: HttpRequest) -> int | None:
     return wait if 0 <= wait <= MAX_WAIT_SECONDS else None
 
 
-def _start(trigger: Trigger, body: object, key: str | None, callback_url: str, message_id: str) -> Run:
+def _start(
+    trigger: Trigger, body: object, key: str | None, callback_url: str, message_id: str
+) -> Run:
     """Start (or find) the run, register its callback and record the
     delivery, in one transaction.
 
@@ -223,9 +242,13 @@ def _start(trigger: Trigger, body: object, key: str | None, callback_url: str, m
         )
         if callback_url and not run.found_existing:
             RunCallback.objects.create(run=run, url=callback_url, trigger=trigger)
-        _record_sync(trigger, 202,
-                     "Same delivery again: the existing run." if run.found_existing else "Started a run.",
-                     message_id, run.id)
+        _record_sync(
+            trigger,
+            202,
+            "Same delivery again: the existing run." if run.found_existing else "Started a run.",
+            message_id,
+            run.id,
+        )
     return run
 
 
@@ -256,7 +279,9 @@ async def run_answer(run: Run, wait: int) -> JsonResponse:
 
 def run_accepted(run: Run) -> JsonResponse:
     """202 with the run's id, status and where to look: never its output."""
-    return JsonResponse({"run_id": run.id, "status": run.status, "status_url": status_url(run)}, status=202)
+    return JsonResponse(
+        {"run_id": run.id, "status": run.status, "status_url": status_url(run)}, status=202
+    )
 
 
 @csrf_exempt
@@ -270,7 +295,11 @@ async def webhook_receive(request: HttpRequest, public_id: str) -> HttpResponse:
         return _error(404, "No such webhook.")
     if not allowed:
         message = _rate_limit_message(trigger)
-        return _error(429, message + f" Retry after {retry_after} s.", headers={"Retry-After": str(retry_after)})
+        return _error(
+            429,
+            message + f" Retry after {retry_after} s.",
+            headers={"Retry-After": str(retry_after)},
+        )
 
     headers = {name.lower(): value for name, value in request.headers.items()}
     message_id = headers.get("webhook-id", "")
@@ -292,7 +321,9 @@ async def webhook_receive(request: HttpRequest, public_id: str) -> HttpResponse:
 
     content_type = request.content_type or ""
     if not (content_type == "application/json" or content_type.endswith("+json")):
-        await _record(trigger, 415, f"Not JSON (Content-Type {content_type or 'missing'}).", message_id)
+        await _record(
+            trigger, 415, f"Not JSON (Content-Type {content_type or 'missing'}).", message_id
+        )
         return _error(415, "Send the body as JSON with Content-Type: application/json.")
     try:
         data = json.loads(body)
@@ -307,8 +338,12 @@ async def webhook_receive(request: HttpRequest, public_id: str) -> HttpResponse:
     key = message_id or headers.get("idempotency-key", "")
     if len(key) > MAX_KEY_LENGTH:
         await _record(trigger, 400, "Idempotency key too long.", message_id)
-        return _error(400, f"webhook-id / Idempotency-Key may be at most {MAX_KEY_LENGTH} characters.")
-    callback_url = request.GET.get("callback_url") or headers.get("callback-url") or trigger.callback_url
+        return _error(
+            400, f"webhook-id / Idempotency-Key may be at most {MAX_KEY_LENGTH} characters."
+        )
+    callback_url = (
+        request.GET.get("callback_url") or headers.get("callback-url") or trigger.callback_url
+    )
     refusal = url_refusal(callback_url) if callback_url else None
     if refusal:
         await _record(trigger, 400, f"Callback URL refused: {refusal}", message_id)
@@ -324,8 +359,11 @@ async def webhook_receive(request: HttpRequest, public_id: str) -> HttpResponse:
         return _error(409, str(e))
     except services.WorkflowInvalid as e:
         await _record(trigger, 422, "The published version does not validate.", message_id)
-        return _error(422, "The published version of this workflow does not validate.",
-                      [issue.to_dict() for issue in e.issues])
+        return _error(
+            422,
+            "The published version of this workflow does not validate.",
+            [issue.to_dict() for issue in e.issues],
+        )
     if run.found_existing:
         # A replay inside the signature's 5 minutes: ?wait= is not signed, so
         # whoever captured the delivery must not get the output by replaying it.

@@ -11,7 +11,6 @@ def accounts_before_verification_are_confirmed(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("accounts", "0003_team"),
     ]
@@ -26,12 +25,39 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name="MailRequest",
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("kind", models.CharField(choices=[("invitation", "Invitation"), ("password_reset", "Password reset"), ("signup", "Sign-up")], max_length=20)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("invitation", "Invitation"),
+                            ("password_reset", "Password reset"),
+                            ("signup", "Sign-up"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
                 ("ip", models.GenericIPAddressField(blank=True, null=True)),
                 ("recipient_hash", models.CharField(blank=True, max_length=64)),
-                ("created_at", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ("user", models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name="+", to=settings.AUTH_USER_MODEL)),
+                (
+                    "created_at",
+                    models.DateTimeField(db_index=True, default=django.utils.timezone.now),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
     ]

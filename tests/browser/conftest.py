@@ -77,7 +77,9 @@ def browser(playwright_instance):  # type: ignore[no-untyped-def]
     executable = shutil.which("chromium") or shutil.which("chromium-browser")
     if executable is None:
         pytest.skip("Chromium is not installed (apt-get install -y chromium)")
-    browser = playwright_instance.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+    browser = playwright_instance.chromium.launch(
+        executable_path=executable, headless=True, args=CHROMIUM_ARGS
+    )
     yield browser
     browser.close()
 
@@ -94,7 +96,10 @@ def new_page(browser, errors: list[str], viewport: dict[str, int] = DESKTOP):  #
     context.add_init_script(_CSP_LISTENER)
     context.set_default_timeout(15_000)
     page = context.new_page()
-    page.on("console", lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None)
+    page.on(
+        "console",
+        lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None,
+    )
     page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
     return page
 

@@ -26,9 +26,13 @@ def add_step_at_the_end(page: Page, kind: str, number: int) -> None:
     expect(page.locator("#panel-title")).to_have_text(f"Step {number} · {kind}")
 
 
-def test_a_new_user_builds_fixes_runs_and_publishes_a_three_step_workflow(page: Page, live_app) -> None:  # type: ignore[no-untyped-def]
+def test_a_new_user_builds_fixes_runs_and_publishes_a_three_step_workflow(
+    page: Page, live_app
+) -> None:  # type: ignore[no-untyped-def]
     # Sign up: a workspace of one's own, and an empty state that shows the way.
-    sign_up_through_form(page, live_app.url, "Robin Builder", "robin@example.com", "a long enough passphrase 42")
+    sign_up_through_form(
+        page, live_app.url, "Robin Builder", "robin@example.com", "a long enough passphrase 42"
+    )
     expect(page.get_by_role("heading", name="Build your first workflow")).to_be_visible()
 
     # From scratch: a blank workflow has one input ("text") and one step.
@@ -38,7 +42,9 @@ def test_a_new_user_builds_fixes_runs_and_publishes_a_three_step_workflow(page: 
     page.locator("#id_title").fill("Outline")
     page.locator("#id_key").fill("outline")
     page.locator("#id_prompt").fill("Outline three points about ")
-    page.locator("#panel").get_by_role("button", name="text", exact=True).click()  # the variable picker
+    page.locator("#panel").get_by_role(
+        "button", name="text", exact=True
+    ).click()  # the variable picker
     expect(page.locator("#id_prompt")).to_have_value("Outline three points about {{ text }}")
     saved(page)
     expect(page.locator("#card-head-0")).to_have_text("Outline")
@@ -55,7 +61,9 @@ def test_a_new_user_builds_fixes_runs_and_publishes_a_three_step_workflow(page: 
     expect(page.locator("#card-badges-1")).to_contain_text("1 problem")
     expect(page.locator("#editor-status")).to_contain_text("1 problem")
     problem.get_by_role("button", name="Use outline").click()
-    expect(page.locator("#id_prompt")).to_have_value("Write a short paragraph from this outline:\n{{ outline }}")
+    expect(page.locator("#id_prompt")).to_have_value(
+        "Write a short paragraph from this outline:\n{{ outline }}"
+    )
     saved(page)
     expect(problem).to_be_empty()
     expect(page.locator("#card-badges-1")).not_to_contain_text("problem")
@@ -87,7 +95,9 @@ def test_a_new_user_builds_fixes_runs_and_publishes_a_three_step_workflow(page: 
 
     # Publish, with the summary proposed from the changes.
     page.get_by_role("link", name="Publish…").click()
-    expect(page.get_by_label("Summary")).to_have_value(re.compile(r"^First version: 3 steps \(outline, draft, final\)"))
+    expect(page.get_by_label("Summary")).to_have_value(
+        re.compile(r"^First version: 3 steps \(outline, draft, final\)")
+    )
     page.get_by_role("button", name="Publish version 1").click()
     expect(page.locator("#editor-status")).to_contain_text("v1")
     workflow = Workflow.objects.get(workspace__memberships__user__email="robin@example.com")
@@ -99,22 +109,30 @@ def test_a_new_user_builds_fixes_runs_and_publishes_a_three_step_workflow(page: 
     paid = list(run.steps.filter(status=StepRun.Status.SUCCEEDED, type="llm"))
     assert len(paid) == 2 and all(step.cost_nanousd > 0 for step in paid)
     for step in paid:
-        expect(page.locator(f"#step-{step.key} .step-cost")).to_have_text(format_usd(step.cost_nanousd))
+        expect(page.locator(f"#step-{step.key} .step-cost")).to_have_text(
+            format_usd(step.cost_nanousd)
+        )
     assert User.objects.filter(email="robin@example.com").exists()
 
 
-def test_steps_are_reordered_by_keyboard_and_deleted_with_undo(page: Page, live_app, log_in, personas) -> None:  # type: ignore[no-untyped-def]
+def test_steps_are_reordered_by_keyboard_and_deleted_with_undo(
+    page: Page, live_app, log_in, personas
+) -> None:  # type: ignore[no-untyped-def]
     from workflows import services, starters
 
-    workflow = services.workflow_create(workspace=personas.workspace,
-                                        definition=starters.starter_for("outline-draft").fresh_definition(),
-                                        user=personas.bob)
+    workflow = services.workflow_create(
+        workspace=personas.workspace,
+        definition=starters.starter_for("outline-draft").fresh_definition(),
+        user=personas.bob,
+    )
     log_in("bob@example.com")
     page.goto(f"{live_app.url}/w/{personas.workspace.slug}/workflows/{workflow.id}/")
     page.get_by_role("button", name="Move Draft up").click()
     expect(page.locator("#card-head-0")).to_have_text("Draft")
     expect(page.get_by_role("button", name="Move Draft down")).to_be_focused()
-    expect(page.locator("#card-badges-0")).to_contain_text("problem")  # draft now reads a later step
+    expect(page.locator("#card-badges-0")).to_contain_text(
+        "problem"
+    )  # draft now reads a later step
     page.get_by_role("button", name="Move Draft down").press("Enter")
     expect(page.locator("#card-head-0")).to_have_text("Outline")
 
@@ -128,21 +146,29 @@ def test_steps_are_reordered_by_keyboard_and_deleted_with_undo(page: Page, live_
     assert [step["key"] for step in workflow.definition["steps"]] == ["outline", "draft"]
 
 
-def test_a_viewer_sees_the_editor_without_edit_controls(page: Page, live_app, log_in, personas) -> None:  # type: ignore[no-untyped-def]
+def test_a_viewer_sees_the_editor_without_edit_controls(
+    page: Page, live_app, log_in, personas
+) -> None:  # type: ignore[no-untyped-def]
     from workflows import services, starters
 
-    workflow = services.workflow_create(workspace=personas.workspace,
-                                        definition=starters.starter_for("classify-route").fresh_definition(),
-                                        user=personas.alice)
+    workflow = services.workflow_create(
+        workspace=personas.workspace,
+        definition=starters.starter_for("classify-route").fresh_definition(),
+        user=personas.alice,
+    )
     log_in("vera@example.com")
     page.goto(f"{live_app.url}/w/{personas.workspace.slug}/workflows/{workflow.id}/")
     expect(page.get_by_text("Read-only: you are a viewer")).to_be_visible()
-    expect(page.locator("#flow textarea, #flow input, #flow [draggable], form[data-autosave]")).to_have_count(0)
+    expect(
+        page.locator("#flow textarea, #flow input, #flow [draggable], form[data-autosave]")
+    ).to_have_count(0)
     expect(page.get_by_role("button", name=re.compile("^(Move|Delete|Add)"))).to_have_count(0)
     expect(page.get_by_role("link", name="Publish…")).to_have_count(0)
     page.get_by_role("link", name="Route by category").click()
     expect(page.locator("#panel-title")).to_have_text("Step 2 · Condition")
     expect(page.locator("#panel")).to_contain_text("billing_reply")
-    expect(page.locator("#panel form, #panel input:not([type=hidden]), #panel textarea, #panel select")).to_have_count(0)
+    expect(
+        page.locator("#panel form, #panel input:not([type=hidden]), #panel textarea, #panel select")
+    ).to_have_count(0)
     page.get_by_role("link", name="Test run").click()
     expect(page.get_by_role("button", name="Run", exact=True)).to_be_visible()

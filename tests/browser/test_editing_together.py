@@ -20,8 +20,16 @@ DEFINITION = {
     "name": "Together",
     "description": "",
     "inputs": [{"name": "ticket", "type": "text", "required": True}],
-    "steps": [{"key": "triage", "type": "llm", "title": "Classify", "system": "", "prompt": "Classify {{ ticket }}"},
-              {"key": "reply", "type": "template", "title": "Reply", "template": "Thanks: {{ triage }}"}],
+    "steps": [
+        {
+            "key": "triage",
+            "type": "llm",
+            "title": "Classify",
+            "system": "",
+            "prompt": "Classify {{ ticket }}",
+        },
+        {"key": "reply", "type": "template", "title": "Reply", "template": "Thanks: {{ triage }}"},
+    ],
 }
 
 
@@ -38,8 +46,11 @@ def step(workflow: Workflow, index: int = 0) -> dict:
 def workflow(personas) -> Workflow:  # type: ignore[no-untyped-def]
     import json
 
-    return services.workflow_create(workspace=personas.workspace, definition=json.loads(json.dumps(DEFINITION)),
-                                    user=personas.alice)
+    return services.workflow_create(
+        workspace=personas.workspace,
+        definition=json.loads(json.dumps(DEFINITION)),
+        user=personas.alice,
+    )
 
 
 @pytest.fixture
@@ -103,7 +114,10 @@ def test_two_people_editing_one_step_at_once_lose_nothing_and_see_each_other(  #
     expect(alice.locator("#id_title")).to_have_value("Bob's title", timeout=5_000)
     final = step(workflow)
     assert (final["title"], final["system"], final["prompt"]) == (
-        "Bob's title", "Be brief.", "Alice's prompt {{ ticket }}")
+        "Bob's title",
+        "Be brief.",
+        "Alice's prompt {{ ticket }}",
+    )
     expect(alice.locator(".toast-error")).to_have_count(0)
     # Alice only ever saved her own changes: leaving a field she had saved sends nothing more.
     expect(alice.locator("#conflicts .conflict")).to_have_count(0)

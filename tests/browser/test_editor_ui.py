@@ -27,7 +27,9 @@ def triage(transactional_db: None, personas: Personas) -> Workflow:
     for step in definition["steps"]:
         if "system" in step:
             step["system"] = re.sub(r"\s*\[\[fake:[^\]]*\]\]", "", step["system"])
-    return services.workflow_create(workspace=personas.workspace, definition=definition, user=personas.alice)
+    return services.workflow_create(
+        workspace=personas.workspace, definition=definition, user=personas.alice
+    )
 
 
 def editor_url(live_server, personas: Personas, workflow: Workflow, query: str = "") -> str:  # type: ignore[no-untyped-def]
@@ -60,8 +62,9 @@ def phone(browser, browser_errors):  # type: ignore[no-untyped-def]
     page.context.close()
 
 
-def test_it_brings_the_panel_into_view_with_focus_at_phone_width(phone: Page, live_server, personas: Personas,
-                                                                 triage: Workflow) -> None:  # type: ignore[no-untyped-def]
+def test_it_brings_the_panel_into_view_with_focus_at_phone_width(
+    phone: Page, live_server, personas: Personas, triage: Workflow
+) -> None:  # type: ignore[no-untyped-def]
     log_in_through_form(phone, live_server.url, "alice@example.com")
     phone.goto(editor_url(live_server, personas, triage, "?panel=inputs"))
     phone.evaluate("window.scrollTo(0, 0)")
@@ -69,16 +72,20 @@ def test_it_brings_the_panel_into_view_with_focus_at_phone_width(phone: Page, li
     # Selecting a step far from the panel.
     phone.locator("#select-step-3").click()
     expect(phone.locator("#panel-title")).to_have_text(re.compile("Step 4"))
-    phone.wait_for_function("() => { const b = document.querySelector('#panel').getBoundingClientRect();"
-                            " return b.top >= -1 && b.top < innerHeight - 40; }")
+    phone.wait_for_function(
+        "() => { const b = document.querySelector('#panel').getBoundingClientRect();"
+        " return b.top >= -1 && b.top < innerHeight - 40; }"
+    )
     assert focus_is_inside(phone, "#panel")
 
     # "Test run" in the header, from the top of the page.
     phone.evaluate("window.scrollTo(0, 0)")
     phone.get_by_role("link", name="Test run").click()
     expect(phone.locator("#panel-title")).to_have_text("Test run")
-    phone.wait_for_function("() => { const b = document.querySelector('#panel').getBoundingClientRect();"
-                            " return b.top >= -1 && b.top < innerHeight - 40; }")
+    phone.wait_for_function(
+        "() => { const b = document.querySelector('#panel').getBoundingClientRect();"
+        " return b.top >= -1 && b.top < innerHeight - 40; }"
+    )
     assert in_view(phone, "#panel")
     assert focus_is_inside(phone, "#panel")
 
@@ -86,27 +93,35 @@ def test_it_brings_the_panel_into_view_with_focus_at_phone_width(phone: Page, li
     phone.evaluate("window.scrollTo(0, 0)")
     phone.get_by_role("link", name="Publish…").click()
     expect(phone.locator("#panel-title")).to_have_text("Publish")
-    phone.wait_for_function("() => { const b = document.querySelector('#panel').getBoundingClientRect();"
-                            " return b.top >= -1 && b.top < innerHeight - 40; }")
+    phone.wait_for_function(
+        "() => { const b = document.querySelector('#panel').getBoundingClientRect();"
+        " return b.top >= -1 && b.top < innerHeight - 40; }"
+    )
     assert focus_is_inside(phone, "#panel")
 
 
-def test_it_moves_focus_into_a_panel_opened_from_the_keyboard(page: Page, live_server, personas: Personas,
-                                                              triage: Workflow) -> None:  # type: ignore[no-untyped-def]
+def test_it_moves_focus_into_a_panel_opened_from_the_keyboard(
+    page: Page, live_server, personas: Personas, triage: Workflow
+) -> None:  # type: ignore[no-untyped-def]
     log_in_through_form(page, live_server.url, "alice@example.com")
     page.goto(editor_url(live_server, personas, triage))
     page.locator("#select-step-2").focus()
     page.keyboard.press("Enter")
     expect(page.locator("#panel-title")).to_have_text(re.compile("Step 3"))
-    page.wait_for_function("() => document.querySelector('#panel').contains(document.activeElement)")
+    page.wait_for_function(
+        "() => document.querySelector('#panel').contains(document.activeElement)"
+    )
     page.get_by_role("link", name="Test run").focus()
     page.keyboard.press("Enter")
     expect(page.locator("#panel-title")).to_have_text("Test run")
-    page.wait_for_function("() => document.querySelector('#panel').contains(document.activeElement)")
+    page.wait_for_function(
+        "() => document.querySelector('#panel').contains(document.activeElement)"
+    )
 
 
-def test_the_add_step_menu_answers_arrow_keys_and_escape(page: Page, live_server, personas: Personas,
-                                                         triage: Workflow) -> None:  # type: ignore[no-untyped-def]
+def test_the_add_step_menu_answers_arrow_keys_and_escape(
+    page: Page, live_server, personas: Personas, triage: Workflow
+) -> None:  # type: ignore[no-untyped-def]
     log_in_through_form(page, live_server.url, "alice@example.com")
     page.goto(editor_url(live_server, personas, triage))
     summary = page.get_by_label("Add a step before the output")
@@ -139,8 +154,9 @@ def test_the_add_step_menu_answers_arrow_keys_and_escape(page: Page, live_server
     expect(page.locator("#panel-title")).to_have_text(re.compile("Step 6"))
 
 
-def test_it_renames_in_place_and_updates_breadcrumb_and_tab_title(page: Page, live_server, personas: Personas,
-                                                                  triage: Workflow, browser_errors: list[str]) -> None:  # type: ignore[no-untyped-def]
+def test_it_renames_in_place_and_updates_breadcrumb_and_tab_title(
+    page: Page, live_server, personas: Personas, triage: Workflow, browser_errors: list[str]
+) -> None:  # type: ignore[no-untyped-def]
     log_in_through_form(page, live_server.url, "alice@example.com")
     page.goto(editor_url(live_server, personas, triage))
     title = page.locator("#editor-title-input")
@@ -183,8 +199,11 @@ def test_it_renames_in_place_and_updates_breadcrumb_and_tab_title(page: Page, li
     assert page.locator("#editor img, #editor b[hx-get]").count() == 0
 
     # A name another workflow has is refused, next to the title.
-    services.workflow_create(workspace=personas.workspace, user=personas.alice,
-                             definition={**copy.deepcopy(TRIAGE), "name": "Taken"})
+    services.workflow_create(
+        workspace=personas.workspace,
+        user=personas.alice,
+        definition={**copy.deepcopy(TRIAGE), "name": "Taken"},
+    )
     title.click()
     title.fill("Taken")
     title.press("Enter")
@@ -197,7 +216,8 @@ def test_it_renames_in_place_and_updates_breadcrumb_and_tab_title(page: Page, li
 
 
 def test_the_settings_panel_rename_updates_the_title_and_breadcrumb_without_a_reload(
-        page: Page, live_server, personas: Personas, triage: Workflow) -> None:  # type: ignore[no-untyped-def]
+    page: Page, live_server, personas: Personas, triage: Workflow
+) -> None:  # type: ignore[no-untyped-def]
     log_in_through_form(page, live_server.url, "alice@example.com")
     page.goto(editor_url(live_server, personas, triage, "?panel=settings"))
     page.locator("#id_name").fill("Renamed from the panel")
@@ -207,18 +227,29 @@ def test_the_settings_panel_rename_updates_the_title_and_breadcrumb_without_a_re
     expect(page).to_have_title(re.compile(r"^Renamed from the panel · "))
 
 
-def test_the_triggers_tables_stay_readable_at_phone_width(phone: Page, live_server, personas: Personas,
-                                                           triage: Workflow) -> None:  # type: ignore[no-untyped-def]
+def test_the_triggers_tables_stay_readable_at_phone_width(
+    phone: Page, live_server, personas: Personas, triage: Workflow
+) -> None:  # type: ignore[no-untyped-def]
     from workflows import schedules, triggers
 
     from workflows.models import WebhookDelivery
 
     services.workflow_publish(workflow=triage, user=personas.alice)
-    hook = triggers.trigger_create(workflow=triage, user=personas.alice, name="Zendesk new ticket").trigger
-    WebhookDelivery.objects.create(trigger=hook, status_code=422,
-                                   result='Inputs refused: "ticket" is required and was not in the body.')
-    schedules.schedule_create(workflow=triage, cron="0 9 * * 1-5", time_zone="Europe/Paris",
-                              inputs={"ticket": "A daily check"}, user=personas.alice)
+    hook = triggers.trigger_create(
+        workflow=triage, user=personas.alice, name="Zendesk new ticket"
+    ).trigger
+    WebhookDelivery.objects.create(
+        trigger=hook,
+        status_code=422,
+        result='Inputs refused: "ticket" is required and was not in the body.',
+    )
+    schedules.schedule_create(
+        workflow=triage,
+        cron="0 9 * * 1-5",
+        time_zone="Europe/Paris",
+        inputs={"ticket": "A daily check"},
+        user=personas.alice,
+    )
     log_in_through_form(phone, live_server.url, "alice@example.com")
     phone.goto(f"{live_server.url}/w/{personas.workspace.slug}/workflows/{triage.id}/triggers/")
     # Nothing pushes the page sideways, and no table hides columns off to the side.

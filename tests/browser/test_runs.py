@@ -15,7 +15,9 @@ from workflows.pricing import format_usd
 
 
 def test_a_new_user_signs_up_and_lands_in_their_workspace(page, live_app) -> None:  # type: ignore[no-untyped-def]
-    sign_up_through_form(page, live_app.url, "Dana Reyes", "dana@example.com", "a long enough passphrase 42")
+    sign_up_through_form(
+        page, live_app.url, "Dana Reyes", "dana@example.com", "a long enough passphrase 42"
+    )
 
     workspace = User.objects.get(email="dana@example.com").memberships.get().workspace
     expect(page).to_have_url(re.compile(rf"/w/{workspace.slug}/$"))
@@ -26,22 +28,33 @@ def published_chain(workspace, prompts: list[str], name: str = "Chain"):  # type
     definition = {
         "name": name,
         "inputs": [{"name": "topic", "type": "text"}],
-        "steps": [{"key": f"s{i}", "title": f"Step {i}", "type": "llm", "prompt": p, "max_tokens": 60}
-                  for i, p in enumerate(prompts, start=1)],
+        "steps": [
+            {"key": f"s{i}", "title": f"Step {i}", "type": "llm", "prompt": p, "max_tokens": 60}
+            for i, p in enumerate(prompts, start=1)
+        ],
     }
     workflow = services.workflow_create(workspace=workspace, definition=definition, user=None)
     services.workflow_publish(workflow=workflow, user=None)
     return workflow
 
 
-def test_the_run_detail_fills_in_live_and_shows_each_steps_cost(page, live_app, log_in, personas) -> None:  # type: ignore[no-untyped-def]
-    workflow = published_chain(personas.workspace, [
-        "Facts about {{ topic }} [[fake:latency=1200]]",
-        "Summarise {{ s1 }} [[fake:latency=2500]]",
-    ])
+def test_the_run_detail_fills_in_live_and_shows_each_steps_cost(
+    page, live_app, log_in, personas
+) -> None:  # type: ignore[no-untyped-def]
+    workflow = published_chain(
+        personas.workspace,
+        [
+            "Facts about {{ topic }} [[fake:latency=1200]]",
+            "Summarise {{ s1 }} [[fake:latency=2500]]",
+        ],
+    )
     log_in("alice@example.com")
-    run = services.run_start(workflow=workflow, trigger=Run.Trigger.MANUAL, inputs={"topic": "otters"},
-                             user=personas.alice)
+    run = services.run_start(
+        workflow=workflow,
+        trigger=Run.Trigger.MANUAL,
+        inputs={"topic": "otters"},
+        user=personas.alice,
+    )
     page.goto(f"{live_app.url}/w/{personas.workspace.slug}/runs/{run.id}/")
     status = page.locator("#run-status")
     expect(status).to_have_text(re.compile("Queued|Running"))
@@ -51,19 +64,27 @@ def test_the_run_detail_fills_in_live_and_shows_each_steps_cost(page, live_app, 
     page.locator("#step-s1 details summary").first.click()
     expect(status).to_have_text("Succeeded", timeout=20_000)
     expect(page.locator("#step-s1 details").first).to_have_attribute("open", "")
-    expect(page.locator("#step-s1 details pre").first).to_have_text("Facts about otters [[fake:latency=1200]]")
+    expect(page.locator("#step-s1 details pre").first).to_have_text(
+        "Facts about otters [[fake:latency=1200]]"
+    )
     expect(page.locator("#run-live")).not_to_have_attribute("hx-trigger", re.compile("."))
 
     run = wait_for_run(run.id)
     for step in run.steps.all():
         assert step.cost_nanousd > 0
-        expect(page.locator(f"#step-{step.key} .step-cost")).to_have_text(format_usd(step.cost_nanousd))
+        expect(page.locator(f"#step-{step.key} .step-cost")).to_have_text(
+            format_usd(step.cost_nanousd)
+        )
     expect(page.locator("#run-cost")).to_have_text(format_usd(run.cost_nanousd))
 
 
-def test_run_again_from_the_detail_starts_a_new_run_that_finishes(page, live_app, log_in, personas) -> None:  # type: ignore[no-untyped-def]
+def test_run_again_from_the_detail_starts_a_new_run_that_finishes(
+    page, live_app, log_in, personas
+) -> None:  # type: ignore[no-untyped-def]
     workflow = published_chain(personas.workspace, ["Describe {{ topic }}"])
-    first = wait_for_run(services.run_start(workflow=workflow, trigger="manual", inputs={"topic": "kelp"}).id)
+    first = wait_for_run(
+        services.run_start(workflow=workflow, trigger="manual", inputs={"topic": "kelp"}).id
+    )
     log_in("vera@example.com")  # a viewer may run
     page.goto(f"{live_app.url}/w/{personas.workspace.slug}/runs/{first.id}/")
     page.get_by_role("button", name="Run again with these inputs").click()
@@ -74,9 +95,16 @@ def test_run_again_from_the_detail_starts_a_new_run_that_finishes(page, live_app
     expect(page.get_by_role("button", name="Cancel run")).to_have_count(0)
 
 
-def test_the_runs_list_filters_without_a_reload_and_keeps_the_address(page, live_app, log_in, personas) -> None:  # type: ignore[no-untyped-def]
-    workflow = published_chain(personas.workspace, ["Describe {{ topic }}", "Fail {{ s1 }} [[fake:400]]"])
-    runs = [services.run_start(workflow=workflow, trigger="manual", inputs={"topic": t}) for t in ("a", "b")]
+def test_the_runs_list_filters_without_a_reload_and_keeps_the_address(
+    page, live_app, log_in, personas
+) -> None:  # type: ignore[no-untyped-def]
+    workflow = published_chain(
+        personas.workspace, ["Describe {{ topic }}", "Fail {{ s1 }} [[fake:400]]"]
+    )
+    runs = [
+        services.run_start(workflow=workflow, trigger="manual", inputs={"topic": t})
+        for t in ("a", "b")
+    ]
     for run in runs:
         wait_for_run(run.id)
     ok = published_chain(personas.workspace, ["Fine {{ topic }}"], name="Fine")

@@ -15,13 +15,21 @@ from pathlib import Path
 import pytest
 from django.urls import NoReverseMatch, reverse
 
-from tests.browser.conftest import DESKTOP, PHONE, log_in_through_form, new_page, sign_up_through_form
+from tests.browser.conftest import (
+    DESKTOP,
+    PHONE,
+    log_in_through_form,
+    new_page,
+    sign_up_through_form,
+)
 from tests.browser.seed import PASSWORD, seed_workspace
 
 pytestmark = [
     pytest.mark.screenshots,
-    pytest.mark.skipif(os.environ.get("STEPWISE_SCREENSHOTS") != "1",
-                       reason="regenerates docs/screenshots/; run `make screenshots`"),
+    pytest.mark.skipif(
+        os.environ.get("STEPWISE_SCREENSHOTS") != "1",
+        reason="regenerates docs/screenshots/; run `make screenshots`",
+    ),
 ]
 
 OUT = Path(__file__).resolve().parent.parent.parent / "docs" / "screenshots"
@@ -70,13 +78,22 @@ def test_every_main_page_at_desktop_and_phone_width(browser, browser_errors, liv
 
     for width, viewport in WIDTHS.items():
         anonymous = new_page(browser, browser_errors, viewport)
-        for name, path in (("landing", "/"), ("login", "/accounts/login/"), ("signup", "/accounts/signup/")):
+        for name, path in (
+            ("landing", "/"),
+            ("login", "/accounts/login/"),
+            ("signup", "/accounts/signup/"),
+        ):
             anonymous.goto(live_app.url + path)
             shoot(anonymous, name, width)
 
         # Issue 2's promise: sign up and land in a workspace of your own.
-        sign_up_through_form(anonymous, live_app.url, f"Sam Okafor {width}", f"sam.{width}@example.com",
-                             "a long enough passphrase 42")
+        sign_up_through_form(
+            anonymous,
+            live_app.url,
+            f"Sam Okafor {width}",
+            f"sam.{width}@example.com",
+            "a long enough passphrase 42",
+        )
         shoot(anonymous, "signup-landing", width)
         anonymous.context.close()
 
@@ -86,7 +103,9 @@ def test_every_main_page_at_desktop_and_phone_width(browser, browser_errors, liv
             if path is None:
                 continue
             response = page.goto(live_app.url + path)
-            assert response is not None and response.ok, f"{name}: {path} answered {response and response.status}"
+            assert response is not None and response.ok, (
+                f"{name}: {path} answered {response and response.status}"
+            )
             if name == "run-detail":
                 # Show what a step sent: open the first step's user message.
                 page.locator("#step-triage details").nth(1).locator("summary").click()

@@ -7,7 +7,9 @@ from playwright.sync_api import Page, expect
 from tests.support_triggers import published_workflow
 
 
-def test_a_new_api_token_is_gone_after_navigating_away_and_back(page: Page, live_app, personas, log_in) -> None:  # type: ignore[no-untyped-def]
+def test_a_new_api_token_is_gone_after_navigating_away_and_back(
+    page: Page, live_app, personas, log_in
+) -> None:  # type: ignore[no-untyped-def]
     log_in("alice@example.com")
     tokens = f"{live_app.url}/w/{personas.workspace.slug}/settings/api-tokens/"
     page.goto(tokens)
@@ -32,7 +34,9 @@ def test_a_new_api_token_is_gone_after_navigating_away_and_back(page: Page, live
     assert value not in page.content()
 
 
-def test_a_new_webhook_secret_is_gone_after_navigating_away_and_back(page: Page, live_app, personas, log_in) -> None:  # type: ignore[no-untyped-def]
+def test_a_new_webhook_secret_is_gone_after_navigating_away_and_back(
+    page: Page, live_app, personas, log_in
+) -> None:  # type: ignore[no-untyped-def]
     workflow = published_workflow(personas.workspace)
     log_in("alice@example.com")
     triggers = f"{live_app.url}/w/{personas.workspace.slug}/workflows/{workflow.id}/triggers/"

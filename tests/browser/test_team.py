@@ -48,7 +48,9 @@ def test_two_people_share_a_workspace_and_the_budget_stops_runs_at_its_limit(
     link = re.search(r"http://\S+/invitations/\S+/", mail.outbox[-1].body).group(0)  # type: ignore[union-attr]
     assert mail.outbox[-1].to == ["dana@example.com"]
     token_path = link.split("://", 1)[1].split("/", 1)[1]
-    expect(owner.locator("#new-invitation-link")).to_have_value(re.compile(re.escape(token_path) + "$"))
+    expect(owner.locator("#new-invitation-link")).to_have_value(
+        re.compile(re.escape(token_path) + "$")
+    )
 
     # --- Dana, in another browser, signs up through the link and joins.
     editor = new_page(browser, browser_errors)
@@ -58,7 +60,9 @@ def test_two_people_share_a_workspace_and_the_budget_stops_runs_at_its_limit(
     editor.locator("#id_password").fill("a long enough passphrase 42")
     editor.get_by_role("button", name="Create account and join").click()
     expect(editor).to_have_url(f"{base}/")
-    expect(editor.get_by_text(f"You joined {personas.workspace.name} as an editor.")).to_be_visible()
+    expect(
+        editor.get_by_text(f"You joined {personas.workspace.name} as an editor.")
+    ).to_be_visible()
     dana = User.objects.get(email="dana@example.com")
     assert Membership.objects.get(user=dana).role == Role.EDITOR
 
@@ -72,7 +76,13 @@ def test_two_people_share_a_workspace_and_the_budget_stops_runs_at_its_limit(
     assert workflow.definition["steps"][0]["max_tokens"] == 16
 
     def run_it(n: int, expected: str) -> Run:
-        previous = Run.objects.filter(workflow=workflow).order_by("-id").values_list("id", flat=True).first() or 0
+        previous = (
+            Run.objects.filter(workflow=workflow)
+            .order_by("-id")
+            .values_list("id", flat=True)
+            .first()
+            or 0
+        )
         editor.goto(f"{base}/workflows/{workflow.id}/?panel=run")
         editor.get_by_label("text").fill(f"Run{n} {FILLER}")
         editor.get_by_role("button", name="Run", exact=True).click()
@@ -100,7 +110,9 @@ def test_two_people_share_a_workspace_and_the_budget_stops_runs_at_its_limit(
 
     owner.goto(f"{base}/usage/")
     expect(owner.locator("svg.chart-svg rect.chart-bar")).to_have_count(1)
-    expect(owner.locator("svg.chart-svg .chart-day title").last).to_contain_text(format_usd(first.cost_nanousd))
+    expect(owner.locator("svg.chart-svg .chart-day title").last).to_contain_text(
+        format_usd(first.cost_nanousd)
+    )
     by_person = owner.locator("section[aria-labelledby='by-member-title']")
     expect(by_person).to_contain_text("Dana")
     expect(by_person).to_contain_text(format_usd(first.cost_nanousd))
@@ -114,7 +126,9 @@ def test_two_people_share_a_workspace_and_the_budget_stops_runs_at_its_limit(
     # A second run fits; it takes the month past 80%, and everyone sees a warning.
     second = run_it(2, "Succeeded")
     editor.goto(f"{base}/")
-    expect(editor.locator(".banner-warning").filter(has_text="of the monthly budget is spent")).to_be_visible()
+    expect(
+        editor.locator(".banner-warning").filter(has_text="of the monthly budget is spent")
+    ).to_be_visible()
 
     # The third does not fit: it fails before anything is sent.
     third = run_it(3, "Failed")
@@ -127,6 +141,8 @@ def test_two_people_share_a_workspace_and_the_budget_stops_runs_at_its_limit(
     assert spent <= 10_000_000 < spent + second.cost_nanousd
 
     owner.goto(f"{base}/usage/")
-    expect(owner.locator("progress.meter.meter-warning")).to_have_attribute("value", re.compile(r"^(8\d|9\d)$"))
+    expect(owner.locator("progress.meter.meter-warning")).to_have_attribute(
+        "value", re.compile(r"^(8\d|9\d)$")
+    )
     expect(owner.locator(".banner-warning")).to_contain_text("of the monthly budget is spent")
     editor.context.close()

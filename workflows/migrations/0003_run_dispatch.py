@@ -5,21 +5,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0003_team'),
-        ('workflows', '0002_triggers_tokens_schedules'),
+        ("accounts", "0003_team"),
+        ("workflows", "0002_triggers_tokens_schedules"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='run',
-            name='enqueued_at',
+            model_name="run",
+            name="enqueued_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(fields=['workspace', 'status'], name='run_workspace_status'),
+            model_name="run",
+            index=models.Index(fields=["workspace", "status"], name="run_workspace_status"),
         ),
     ]

@@ -5,15 +5,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('workflows', '0003_run_dispatch'),
+        ("workflows", "0003_run_dispatch"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='run',
-            name='api_token',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='runs', to='workflows.apitoken'),
+            model_name="run",
+            name="api_token",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="runs",
+                to="workflows.apitoken",
+            ),
         ),
     ]

@@ -4,40 +4,64 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('workflows', '0004_run_api_token'),
+        ("workflows", "0004_run_api_token"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='run',
-            name='budget_needed_nanousd',
+            model_name="run",
+            name="budget_needed_nanousd",
             field=models.BigIntegerField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='run',
-            name='waited_ms',
+            model_name="run",
+            name="waited_ms",
             field=models.BigIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='run',
-            name='waiting_for',
-            field=models.CharField(blank=True, choices=[('', 'nothing'), ('budget', 'budget')], default='', max_length=20),
+            model_name="run",
+            name="waiting_for",
+            field=models.CharField(
+                blank=True,
+                choices=[("", "nothing"), ("budget", "budget")],
+                default="",
+                max_length=20,
+            ),
         ),
         migrations.AddField(
-            model_name='run',
-            name='waiting_since',
+            model_name="run",
+            name="waiting_since",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AlterField(
-            model_name='run',
-            name='status',
-            field=models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('waiting', 'Waiting'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('canceled', 'Canceled')], default='queued', max_length=10),
+            model_name="run",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("queued", "Queued"),
+                    ("running", "Running"),
+                    ("waiting", "Waiting"),
+                    ("succeeded", "Succeeded"),
+                    ("failed", "Failed"),
+                    ("canceled", "Canceled"),
+                ],
+                default="queued",
+                max_length=10,
+            ),
         ),
         migrations.AlterField(
-            model_name='steprun',
-            name='status',
-            field=models.CharField(choices=[('running', 'Running'), ('waiting', 'Waiting'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('skipped', 'Skipped')], max_length=10),
+            model_name="steprun",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("running", "Running"),
+                    ("waiting", "Waiting"),
+                    ("succeeded", "Succeeded"),
+                    ("failed", "Failed"),
+                    ("skipped", "Skipped"),
+                ],
+                max_length=10,
+            ),
         ),
     ]

@@ -7,33 +7,55 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('workflows', '0005_run_waiting'),
+        ("workflows", "0005_run_waiting"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='workflow',
-            name='draft_changes',
+            model_name="workflow",
+            name="draft_changes",
             field=models.JSONField(blank=True, default=dict),
         ),
         migrations.AddField(
-            model_name='workflow',
-            name='draft_revision',
+            model_name="workflow",
+            name="draft_revision",
             field=models.PositiveIntegerField(default=0),
         ),
         migrations.CreateModel(
-            name='EditorPresence',
+            name="EditorPresence",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('seen_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('workflow', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='workflows.workflow')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("seen_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "workflow",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="workflows.workflow",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('workflow', 'user'), name='editor_presence_unique')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("workflow", "user"), name="editor_presence_unique"
+                    )
+                ],
             },
         ),
     ]

@@ -200,7 +200,9 @@ def prepare(step: LlmStep, variables: Mapping[str, object]) -> Call:
             messages=messages,
             attempts=0,
         )
-    hold = budget.worst_case_nanousd(model=step.model, prompt_tokens=prompt_tokens, max_tokens=step.max_tokens)
+    hold = budget.worst_case_nanousd(
+        model=step.model, prompt_tokens=prompt_tokens, max_tokens=step.max_tokens
+    )
     return Call(messages=messages, schema=schema, hold_nanousd=hold)
 
 
@@ -216,7 +218,10 @@ def execute(step: LlmStep, call: Call, context: StepContext) -> StepResult:
 
 
 def _complete(
-    step: LlmStep, context: StepContext, messages: list[dict[str, str]], schema: dict[str, Any] | None
+    step: LlmStep,
+    context: StepContext,
+    messages: list[dict[str, str]],
+    schema: dict[str, Any] | None,
 ) -> StepResult:
     """The call with its retries, priced; StepFailed carries any usage that was paid."""
     response_schema = (step.response_format.name, schema) if schema is not None else None  # type: ignore[union-attr]
@@ -238,11 +243,15 @@ def _complete(
         except llm.LlmError as e:
             if not e.retryable or attempt >= settings.LLM_MAX_ATTEMPTS:
                 tries = f" (after {attempt} attempts)" if attempt > 1 else ""
-                raise StepFailed(f"{e.message}{tries}", messages=messages, attempts=attempt) from None
+                raise StepFailed(
+                    f"{e.message}{tries}", messages=messages, attempts=attempt
+                ) from None
             delay = _backoff_seconds(attempt, e.retry_after)
             if context.deadline and timezone.now() + timedelta(seconds=delay) >= context.deadline:
                 raise StepFailed(
-                    f"{e.message} (no time left in the run to retry)", messages=messages, attempts=attempt
+                    f"{e.message} (no time left in the run to retry)",
+                    messages=messages,
+                    attempts=attempt,
                 ) from None
             time.sleep(delay)
 
@@ -259,12 +268,16 @@ def _complete(
         ),
     )
     if schema is None:
-        return StepResult(output=completion.content, messages=messages, usage=usage, attempts=attempt)
+        return StepResult(
+            output=completion.content, messages=messages, usage=usage, attempts=attempt
+        )
     try:
         output = json.loads(completion.content)
         schema_validation.validate(output, schema)
     except (json.JSONDecodeError, ValidationError, RecursionError) as e:
-        cut = " (the answer hit max_tokens; raise it)" if completion.finish_reason == "length" else ""
+        cut = (
+            " (the answer hit max_tokens; raise it)" if completion.finish_reason == "length" else ""
+        )
         if isinstance(e, RecursionError):
             detail = "it is nested too deeply"
         else:

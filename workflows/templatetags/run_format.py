@@ -45,19 +45,29 @@ def count(value: int | None) -> str:
 
 @register.filter
 def when(moment: datetime | None) -> str:
-    """"3 minutes ago" within a day, else a short date ("Nov 25, 14:03")."""
+    """ "3 minutes ago" within a day, else a short date ("Nov 25, 14:03")."""
     if moment is None:
         return "—"
     now = timezone.now()
     if now - moment < timedelta(days=1):
-        return "just now" if now - moment < timedelta(minutes=1) else f"{timesince(moment, now, depth=1)} ago"
+        return (
+            "just now"
+            if now - moment < timedelta(minutes=1)
+            else f"{timesince(moment, now, depth=1)} ago"
+        )
     local = timezone.localtime(moment)
     if local.year == timezone.localtime(now).year:
         return local.strftime("%b %-d, %H:%M")
     return local.strftime("%b %-d %Y, %H:%M")
 
 
-TRIGGER_LABELS = {"manual": "Manual", "api": "API", "webhook": "Webhook", "schedule": "Schedule", "cli": "Command line"}
+TRIGGER_LABELS = {
+    "manual": "Manual",
+    "api": "API",
+    "webhook": "Webhook",
+    "schedule": "Schedule",
+    "cli": "Command line",
+}
 STEP_TYPE_LABELS = {"llm": "LLM", "template": "Template", "condition": "Condition"}
 
 

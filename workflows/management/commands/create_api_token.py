@@ -14,7 +14,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("email", help="a member of the workspace with the admin or owner role")
         parser.add_argument("workspace", help="the workspace's slug")
-        parser.add_argument("--name", default="Created with manage.py", help="what the token is for")
+        parser.add_argument(
+            "--name", default="Created with manage.py", help="what the token is for"
+        )
 
     def handle(self, *args: object, **options: str) -> None:
         membership = (
@@ -23,8 +25,14 @@ class Command(BaseCommand):
             .first()
         )
         if membership is None:
-            raise CommandError(f"{options['email']} is not a member of a workspace “{options['workspace']}”.")
+            raise CommandError(
+                f"{options['email']} is not a member of a workspace “{options['workspace']}”."
+            )
         if not membership.allows(Role.ADMIN):
-            raise CommandError(f"{options['email']} is {membership.role} there; tokens need an admin or owner.")
-        made = token_create(workspace=membership.workspace, name=options["name"], user=membership.user)
+            raise CommandError(
+                f"{options['email']} is {membership.role} there; tokens need an admin or owner."
+            )
+        made = token_create(
+            workspace=membership.workspace, name=options["name"], user=membership.user
+        )
         self.stdout.write(made.value)

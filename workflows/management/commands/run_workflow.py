@@ -27,10 +27,15 @@ class Command(BaseCommand):
         parser.add_argument("file", help="The workflow definition (JSON).")
         parser.add_argument("--workspace", required=True, help="The workspace slug.")
         parser.add_argument(
-            "--input", action="append", default=[], metavar="NAME=VALUE",
+            "--input",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
             help="An input value; NAME=@path reads the value from a file. Repeatable.",
         )
-        parser.add_argument("--timeout", type=float, default=300, help="Seconds to wait for the run.")
+        parser.add_argument(
+            "--timeout", type=float, default=300, help="Seconds to wait for the run."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -46,13 +51,21 @@ class Command(BaseCommand):
 
         try:
             workflow = services.workflow_import(workspace=workspace, definition=data, user=None)
-            version = services.workflow_publish(workflow=workflow, user=None, summary="Published by run_workflow")
-            run = services.run_start(workflow=workflow, version=version, trigger=Run.Trigger.CLI, inputs=inputs)
+            version = services.workflow_publish(
+                workflow=workflow, user=None, summary="Published by run_workflow"
+            )
+            run = services.run_start(
+                workflow=workflow, version=version, trigger=Run.Trigger.CLI, inputs=inputs
+            )
         except services.WorkflowInvalid as e:
             self._exit_invalid([issue.to_dict() for issue in e.issues])
         except InputError as e:
-            self._exit_invalid([{"step": None, "field": f"inputs.{name}", "message": message}
-                                for name, message in e.details.items()])
+            self._exit_invalid(
+                [
+                    {"step": None, "field": f"inputs.{name}", "message": message}
+                    for name, message in e.details.items()
+                ]
+            )
 
         deadline = time.monotonic() + options["timeout"]
         while not run.is_finished and time.monotonic() < deadline:
@@ -60,7 +73,9 @@ class Command(BaseCommand):
             run.refresh_from_db()
         result = run_json(run)
         if not run.is_finished:
-            result["error"] = f"Timed out after {options['timeout']:g} s waiting for a worker (is one running?)."
+            result["error"] = (
+                f"Timed out after {options['timeout']:g} s waiting for a worker (is one running?)."
+            )
         self.stdout.write(json.dumps(result, indent=2, ensure_ascii=False))
         raise SystemExit(0 if run.status == Run.Status.SUCCEEDED else 1)
 
@@ -76,5 +91,7 @@ class Command(BaseCommand):
         return name.strip(), value
 
     def _exit_invalid(self, errors: list[dict[str, object]]) -> None:
-        self.stdout.write(json.dumps({"valid": False, "errors": errors}, indent=2, ensure_ascii=False))
+        self.stdout.write(
+            json.dumps({"valid": False, "errors": errors}, indent=2, ensure_ascii=False)
+        )
         raise SystemExit(2)
