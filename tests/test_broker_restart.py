@@ -78,11 +78,13 @@ class RedisServer:
 
 
 @contextmanager
-def publishing_to(url: str) -> Iterator[None]:
-    """This process's Celery app sends to `url` (its connection pools are rebuilt)."""
+def publishing_to(url: str, queue: str) -> Iterator[None]:
+    """This process's Celery app sends to `url`, on `queue` (its connection pools are rebuilt)."""
     from config.celery import app
 
     previous = app.conf.broker_url
+    previous_queue = app.conf.task_default_queue
+    app.conf.task_default_queue = queue
     previous_env = os.environ.get("CELERY_BROKER_URL")
 
     def switch(to: str, env: str | None) -> None:
@@ -101,6 +103,7 @@ def publishing_to(url: str) -> Iterator[None]:
         yield
     finally:
         switch(previous, previous_env)
+        app.conf.task_default_queue = previous_queue
 
 
 def test_no_run_is_lost_when_the_broker_restarts_under_load(
@@ -116,7 +119,7 @@ def test_no_run_is_lost_when_the_broker_restarts_under_load(
         worker_env["CELERY_QUEUE"],
     )
     try:
-        with publishing_to(redis.url):
+        with publishing_to(redis.url, worker_env["CELERY_QUEUE"]):
             worker.start()
             prompts = [
                 "Alpha {{ topic }} [[fake:latency=400]]",
