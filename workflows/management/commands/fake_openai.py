@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from workflows.fake_openai import FakeConfig, serve
+from dev.fake_openai import FakeConfig, serve
 
 
 class Command(BaseCommand):
