@@ -257,8 +257,8 @@ class Stack:
         self.fake = subprocess.Popen(
             [
                 sys.executable,
-                "manage.py",
-                "fake_openai",
+                "-m",
+                "dev.fake_openai",
                 "--port",
                 str(self.fake_port),
                 "--latency-ms",

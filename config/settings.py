@@ -406,7 +406,7 @@ OUTBOUND_ALLOW_PRIVATE_FOR_TESTS = envbool("OUTBOUND_ALLOW_PRIVATE_FOR_TESTS", "
 # OpenAI. One key for the whole server; users never hold one.
 OPENAI_API_KEY = env("OPENAI_API_KEY", "") or ""
 OPENAI_BASE_URL = env("OPENAI_BASE_URL", "") or None
-# Answers come from `manage.py fake_openai` (make demo): the UI says so.
+# Answers come from `python -m dev.fake_openai` (make demo): the UI says so.
 STEPWISE_SIMULATED_LLM = envbool("STEPWISE_SIMULATED_LLM", "False")
 
 # Prices in integer nano-USD per token; limits in tokens.

@@ -2,7 +2,9 @@
 
 Tests, demos and benchmarks point the real `openai` SDK at it through
 OPENAI_BASE_URL, so everything between our code and the network stays real.
-It imports nothing from Django, so it runs (and is tested) standalone.
+It imports nothing from Django, so it runs (and is tested) standalone:
+`python -m dev.fake_openai --port 8055`. It is development tooling, kept
+out of the product's packages and of the Docker image.
 
 Answers are pure functions of the request: the same messages always get the
 same answer, and token counts come from gpt-4.1-mini's real tokenizer
@@ -48,6 +50,7 @@ Without directives, classifications follow simple cues in the user messages
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import functools
 import hashlib
@@ -1324,3 +1327,46 @@ class RunningServer:
         finally:
             self._loop.run_until_complete(runner.cleanup())
             self._loop.close()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m dev.fake_openai --port 8055`: the server until Ctrl-C.
+
+    Point the app at it with OPENAI_BASE_URL=http://HOST:PORT/v1 (any API key).
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m dev.fake_openai",
+        description="Run the fake OpenAI-compatible server (the project's only test double).",
+    )
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--latency-ms", type=int, default=0, help="Delay before each answer.")
+    parser.add_argument(
+        "--jitter-ms", type=int, default=0, help="Up to this much extra delay, drawn per answer."
+    )
+    parser.add_argument(
+        "--fail-rate", type=float, default=0.0, help="Fraction of requests that fail (0-1)."
+    )
+    parser.add_argument(
+        "--fail-status", type=int, default=500, help="HTTP status of those failures."
+    )
+    parser.add_argument(
+        "--seed", type=int, default=None, help="Makes jitter and failures reproducible."
+    )
+    args = parser.parse_args(argv)
+    options: dict[str, Any] = {
+        "latency_ms": args.latency_ms,
+        "jitter_ms": args.jitter_ms,
+        "fail_rate": args.fail_rate,
+        "fail_status": args.fail_status,
+        "seed": args.seed,
+    }
+    try:
+        FakeConfig(**options)
+    except ValueError as error:
+        parser.error(str(error))
+    serve(host=args.host, port=args.port, **options)
+
+
+if __name__ == "__main__":
+    main()

@@ -103,9 +103,8 @@ def fake_openai() -> Iterator[str]:
     """The project's fake OpenAI-compatible server, as a separate process; yields its base URL."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "fake_openai", "--port", str(port)],
+        [sys.executable, "-m", "dev.fake_openai", "--port", str(port)],
         cwd=ROOT,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"},
     )
     try:
         _wait_http(f"http://127.0.0.1:{port}/healthz")
