@@ -17,7 +17,7 @@ from django.utils.text import slugify
 
 from accounts.audit import audit_record
 from accounts.models import INVITATION_LIFETIME, Invitation, Membership, Role, User, Workspace
-from config.site import site_url
+from config.lib.site import site_url
 from workflows.models import ApiToken
 from workflows.pricing import to_usd
 
@@ -100,7 +100,7 @@ def invitation_by_token(token: str) -> Invitation | None:
 
 
 def invitation_link(token: str, request: HttpRequest | None = None) -> str:
-    """The link to accept an invitation; on a page (`request`), as config.site.site_url says."""
+    """The link to accept an invitation; on a page (`request`), as config.lib.site.site_url says."""
     return f"{site_url(request)}{reverse('invitation_accept', args=[token])}"
 
 

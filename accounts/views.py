@@ -7,8 +7,8 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
-from django.contrib.auth.forms import PasswordResetForm, SetPasswordForm
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import PasswordResetForm, SetPasswordForm
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.core.validators import validate_email
@@ -22,7 +22,6 @@ from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from accounts import services, verification
 from accounts.access import workspace_for
-from accounts.client_ip import client_ip
 from accounts.audit_display import action_label, entry_diff
 from accounts.charts import usage_chart
 from accounts.forms import (
@@ -41,6 +40,7 @@ from accounts.mail import MailLimited, mail_configured, mail_request_allow
 from accounts.models import Invitation, MailRequest, Membership, Role, User
 from accounts.services import InvitationUnusable, MembershipRefused
 from accounts.usage import daily_usage, month_budget, usage_by_member, usage_by_workflow
+from config.lib.client_ip import client_ip
 from workflows.shown_once import shown_once_keep, shown_once_take
 
 

@@ -1,6 +1,6 @@
 """ASGI entry point: webhook callers waiting for a result hold no thread.
 
-Django's application is wrapped in the body size limit (config/body_limit.py),
+Django's application is wrapped in the body size limit (config/lib/body_limit.py),
 which refuses a too-large request before Django reads its body.
 """
 
@@ -9,7 +9,7 @@ import os
 from django.conf import settings
 from django.core.asgi import get_asgi_application
 
-from config.body_limit import BodySizeLimit
+from config.lib.body_limit import BodySizeLimit
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_application = get_asgi_application()

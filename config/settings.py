@@ -120,7 +120,7 @@ SECRET_KEY_FALLBACKS = [
 # The public address, for links sent by email and in API/webhook answers.
 # Unset, it is this machine at the port the web server listens on (PORT, as
 # the Makefile and Procfile pass it), and pages show the address they were
-# loaded from (config/site.py).
+# loaded from (config/lib/site.py).
 SITE_URL_CONFIGURED = bool(env("SITE_URL"))
 SITE_URL = (env("SITE_URL") or f"http://127.0.0.1:{envint('PORT', '8000')}").rstrip("/")
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
@@ -150,7 +150,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # A GET of a POST-only address goes to the page with its form, not an empty 405.
-    "config.post_only.FormPageRedirectMiddleware",
+    "config.lib.post_only.FormPageRedirectMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # After authentication, so it sees its outcome in the views.
@@ -250,7 +250,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "username", "ip_address"]
 # X-Forwarded-For is believed only from these proxies (addresses or networks, `*` for any),
 # by the login throttle and the mail rate limits as by uvicorn, which reads the same variable.
 FORWARDED_ALLOW_IPS = envlist("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
-AXES_CLIENT_IP_CALLABLE = "accounts.client_ip.client_ip"
+AXES_CLIENT_IP_CALLABLE = "config.lib.client_ip.client_ip"
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_USERNAME_CALLABLE = "accounts.login_throttle.username_of"
 AXES_RESET_ON_SUCCESS = True
@@ -383,7 +383,7 @@ LLM_RETRY_BASE_SECONDS = envfloat("LLM_RETRY_BASE_SECONDS", "1")
 LLM_RETRY_MAX_SECONDS = envfloat("LLM_RETRY_MAX_SECONDS", "30")
 
 # The largest request body anywhere but /hooks/ (1 MB there): refused with a
-# 413 before it is read (config/body_limit.py); Django's own check agrees.
+# 413 before it is read (config/lib/body_limit.py); Django's own check agrees.
 MAX_REQUEST_BODY_BYTES = envint("MAX_REQUEST_BODY_BYTES", "2500000")
 if MAX_REQUEST_BODY_BYTES < 1:
     raise ImproperlyConfigured(
@@ -426,7 +426,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     # Webhook trigger ids are capabilities: request lines must not carry them into logs.
-    "filters": {"scrub_hook_ids": {"()": "workflows.log_scrub.ScrubHookIds"}},
+    "filters": {"scrub_hook_ids": {"()": "config.lib.log_scrub.ScrubHookIds"}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",

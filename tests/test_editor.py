@@ -704,7 +704,7 @@ def test_the_server_refuses_every_edit_by_a_viewer_and_by_an_outsider(
 def test_editing_get_requests_are_not_allowed(personas: Personas, workflow: Workflow) -> None:
     before = draft(workflow)
     response = client_for(personas.bob).get(url(personas, "workflow_step_delete", workflow, 0))
-    # Sent to the editor (config/post_only.py), the step untouched.
+    # Sent to the editor (config/lib/post_only.py), the step untouched.
     assert response.status_code == 303
     assert response["Location"] == url(personas, "workflow_editor", workflow)
     assert draft(workflow) == before

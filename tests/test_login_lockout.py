@@ -155,7 +155,7 @@ def test_a_successful_login_does_not_clear_the_addresss_failures_on_other_accoun
 
 
 def test_the_client_address_is_the_last_one_not_added_by_a_trusted_proxy(rf, settings) -> None:  # type: ignore[no-untyped-def]
-    from accounts.client_ip import client_ip
+    from config.lib.client_ip import client_ip
 
     settings.FORWARDED_ALLOW_IPS = ["10.0.0.0/8", "127.0.0.1"]
     request = rf.get(

@@ -10,14 +10,14 @@ import ipaddress
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.test import override_settings
 
-from workflows.outbound import (
+from config.lib.outbound import (
     GuardedClient,
     OutboundError,
     OutboundRefused,

@@ -2,7 +2,7 @@
 sent to the page that holds its form (303), never answered with an empty 405.
 
 Every pattern of the URL configuration is walked (the same walk as tests/test_role_matrix.py), so a
-POST-only view added tomorrow fails here until config/post_only.py says where its form lives.
+POST-only view added tomorrow fails here until config/lib/post_only.py says where its form lives.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from django.test import Client
 from django.urls import resolve
 
-from config.post_only import FORM_PAGES
+from config.lib.post_only import FORM_PAGES
 from tests.conftest import Personas
 from tests.test_role_matrix import ALL_ROUTES, BUILDERS, Route, World, _excluded, url_for
 
@@ -51,7 +51,7 @@ def test_a_get_never_answers_405(
     view_name = resolve(url).view_name
     response = client.get(url)
     assert response.status_code != 405, (
-        f"GET {url} answers 405: add {view_name!r} to FORM_PAGES in config/post_only.py (where its form lives)"
+        f"GET {url} answers 405: add {view_name!r} to FORM_PAGES in config/lib/post_only.py (where its form lives)"
     )
     if view_name in FORM_PAGES:
         assert response.status_code == 303, f"GET {url} answered {response.status_code}"

@@ -33,7 +33,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.urls.resolvers import RoutePattern
 
 from accounts.models import Invitation, Membership, Role, User, Workspace
-from config.post_only import FORM_PAGES
+from config.lib.post_only import FORM_PAGES
 from tests.conftest import Personas
 from workflows import services
 from workflows.models import Run, StepRun, Workflow, WorkflowVersion
@@ -338,7 +338,7 @@ def foreign(personas: Personas) -> World:
 
 def _refused(method: str, url: str, status: int) -> bool:
     """The view does not accept `method`: 405, or for a GET of a POST-only address, the
-    redirect to the page holding its form (config/post_only.py; tests/test_post_only_addresses.py)."""
+    redirect to the page holding its form (config/lib/post_only.py; tests/test_post_only_addresses.py)."""
     return status == 405 or (method == "get" and resolve(url).view_name in FORM_PAGES)
 
 

@@ -22,8 +22,8 @@ from django.utils.http import urlsafe_base64_encode
 
 from accounts.models import Membership, Role
 from accounts.services import invitation_create
+from config.lib.log_scrub import ScrubHookIds, scrub
 from tests.conftest import IDLE_QUEUE, PASSWORD, Personas
-from workflows.log_scrub import ScrubHookIds, scrub
 
 
 @pytest.fixture

@@ -17,10 +17,10 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
+from config.lib.log_scrub import ScrubHookIds, scrub
 from tests.conftest import IDLE_QUEUE, Personas
 from tests.support_triggers import hook_path, published_workflow, signed
 from workflows import engine, services, triggers
-from workflows.log_scrub import ScrubHookIds, scrub
 from workflows.models import Run, Trigger, WebhookDelivery
 from workflows.webhooks import SignatureInvalid, signature_verify, webhook_receive
 

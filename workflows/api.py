@@ -27,7 +27,7 @@ from django.views.decorators.csrf import csrf_exempt
 from ninja import Body, Field, Header, NinjaAPI, Path, Query, Schema, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from config.body_limit import size_label
+from config.lib.body_limit import size_label
 from workflows import services, triggers
 from workflows.api_auth import WorkspaceToken
 from workflows.definition import InputError
@@ -211,7 +211,7 @@ class RunFilters(Schema):
 
 
 # Every operation declares every error it can answer, all of them `{"error", "details"}`:
-# 413 is a body over MAX_REQUEST_BODY_BYTES (config/body_limit.py).
+# 413 is a body over MAX_REQUEST_BODY_BYTES (config/lib/body_limit.py).
 ERRORS: dict[int, type[Schema]] = {
     400: ErrorOut,
     401: ErrorOut,
@@ -296,7 +296,7 @@ def _trigger_out(trigger: Trigger, secret: str | None = None) -> dict[str, Any]:
 
 
 def _check_callback_url(url: str) -> None:
-    from workflows.outbound import url_refusal
+    from config.lib.outbound import url_refusal
 
     refusal = url_refusal(url) if url else None
     if refusal:

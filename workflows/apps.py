@@ -5,7 +5,7 @@ class WorkflowsConfig(AppConfig):
     name = "workflows"
 
     def ready(self) -> None:
-        from workflows.log_scrub import connect_axes_scrubbing
+        from config.lib.log_scrub import connect_axes_scrubbing
 
         # axes keeps request paths and queries in its rows: no invitation or reset token there.
         connect_axes_scrubbing()

@@ -3,7 +3,7 @@
 - The body is `selectors.run_json(run)`, signed with Standard Webhooks under
   the trigger's current secret; `webhook-id` is `run_<id>` on every attempt,
   so a receiver can drop duplicates.
-- Only through the guarded client (workflows/outbound.py).
+- Only through the guarded client (config/lib/outbound.py).
 - Any 2xx answer delivers it. Anything else is retried with exponential
   backoff (CALLBACK_RETRY_BASE_SECONDS doubling, at most
   CALLBACK_RETRY_MAX_SECONDS apart) up to CALLBACK_MAX_ATTEMPTS; a refused
@@ -25,8 +25,8 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
+from config.lib.outbound import GuardedClient, OutboundError, OutboundRefused
 from workflows.models import Run, RunCallback
-from workflows.outbound import GuardedClient, OutboundError, OutboundRefused
 from workflows.selectors import run_json
 from workflows.triggers import secret_decrypt
 from workflows.webhooks import signature_headers

@@ -28,9 +28,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.access import workspace_for
 from accounts.models import Membership, Role
+from config.lib.outbound import url_refusal
 from workflows import api_auth, schedules, services, triggers
 from workflows.models import ApiToken, Schedule, Trigger, WebhookDelivery, Workflow
-from workflows.outbound import url_refusal
 from workflows.shown_once import shown_once_keep, shown_once_take
 
 RECENT_DELIVERIES = 25

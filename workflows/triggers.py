@@ -24,7 +24,7 @@ from django.utils.crypto import salted_hmac
 
 from accounts.audit import audit_record
 from accounts.models import User
-from config.site import site_url
+from config.lib.site import site_url
 from workflows.models import Trigger, Workflow
 
 # After a rotation the previous secret keeps working this long, so senders
@@ -114,7 +114,7 @@ def verification_secrets(trigger: Trigger) -> list[str]:
 
 
 def trigger_url(trigger: Trigger, request: HttpRequest | None = None) -> str:
-    """The webhook's address; on a page (`request`), as config.site.site_url says."""
+    """The webhook's address; on a page (`request`), as config.lib.site.site_url says."""
     return site_url(request) + reverse("webhook_receive", args=[trigger.public_id])
 
 

@@ -43,10 +43,10 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from config.lib.outbound import url_refusal
 from workflows import services
 from workflows.definition import InputError
 from workflows.models import Run, RunCallback, Trigger, WebhookDelivery
-from workflows.outbound import url_refusal
 from workflows.selectors import run_json
 from workflows.triggers import secret_key_bytes, verification_secrets
 
