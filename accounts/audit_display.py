@@ -50,7 +50,8 @@ MAX_SNAPSHOT_CHARS = 20_000
 def action_label(action: str) -> str:
     if action in ACTION_LABELS:
         return ACTION_LABELS[action]
-    # An action without a sentence of its own: "Widget: restore version", never "Restore version widget".
+    # An action without a sentence of its own: "Widget:
+    # restore version", never "Restore version widget".
     noun, _, verb = action.partition(".")
     noun = noun.replace("_", " ").capitalize()
     return f"{noun}: {verb.replace('_', ' ')}" if verb else noun or "Changed something"

@@ -143,7 +143,8 @@ def usage_chart(days: list[DayUsage]) -> Chart:
     if busiest is not None and busiest.cost_nanousd:
         description = (
             f"{format_usd(total)} and {total_tokens:,} tokens in {len(days)} days. "
-            f"The most expensive day was {_day_label(busiest.day)} with {format_usd(busiest.cost_nanousd)}."
+            f"The most expensive day was {_day_label(busiest.day)} with "
+            f"{format_usd(busiest.cost_nanousd)}."
         )
     else:
         description = f"No LLM calls in the last {len(days)} days."

@@ -1,4 +1,5 @@
-"""System checks run at start (`migrate`, `check`; `make run` and the compose `migrate` service run them)."""
+"""System checks run at start (`migrate`, `check`; `make
+run` and the compose `migrate` service run them)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,13 @@ def mail_configured_check(app_configs: object = None, **kwargs: object) -> list[
         return []
     return [
         Warning(
-            "Mail is not configured on this server (EMAIL_URL): invitation, password-reset and sign-up "
+            "Mail is not configured on this server (EMAIL_URL): invitation, password-reset "
+            "and sign-up "
             "emails are written to the server's log instead of being sent.",
-            hint="Set EMAIL_URL, e.g. smtp+tls://user:password@smtp.example.com:587 (README.md, Configuration).",
+            hint=(
+                "Set EMAIL_URL, e.g. smtp+tls://user:password@smtp.example.com:587 (README.md, "
+                "Configuration)."
+            ),
             id="accounts.W001",
         )
     ]

@@ -124,10 +124,14 @@ class BudgetForm(forms.Form):
         decimal_places=9,
         error_messages={
             "min_value": "The smallest budget is $0.0001. Leave the field empty for no limit.",
-            "max_decimal_places": "Use at most 9 decimal places: costs are counted to the billionth of a dollar.",
+            "max_decimal_places": (
+                "Use at most 9 decimal places: costs are counted to the billionth of a dollar."
+            ),
         },
-        help_text="An LLM call is sent only if its worst case fits in what is left; one kept out only by calls "
-        "in flight waits for them. Any amount from $0.0001; leave empty for no limit.",
+        help_text=(
+            "An LLM call is sent only if its worst case fits in what is left; one kept out only "
+            "by calls in flight waits for them. Any amount from $0.0001; leave empty for no limit."
+        ),
     )
 
     def budget_nanousd(self) -> int | None:
@@ -136,7 +140,8 @@ class BudgetForm(forms.Form):
 
     @staticmethod
     def usd(nanousd: int) -> Decimal:
-        """A budget in dollars as the field shows it: cents, or every digit it has ($12.50, $0.0001)."""
+        """A budget in dollars as the field shows it:
+        cents, or every digit it has ($12.50, $0.0001)."""
         exact = Decimal(nanousd) / NANO
         cents = exact.quantize(Decimal("0.01"))
         return cents if cents == exact else exact.normalize()

@@ -40,7 +40,8 @@ def _limits() -> dict[str, int]:
 
 class LoginThrottleHandler(AxesDatabaseHandler):
     def get_failures(self, request: HttpRequest, credentials: dict | None = None) -> int:
-        """What axes compares with AXES_FAILURE_LIMIT: it is reached exactly when one key reaches its own limit.
+        """What axes compares with AXES_FAILURE_LIMIT: reached exactly when one key reaches its own
+        limit.
 
         Axes has one limit for every key; this expresses each key's count as
         `AXES_FAILURE_LIMIT - failures it has left`, and returns the highest.
@@ -78,7 +79,8 @@ def _failures(filters: dict[str, str], since: datetime) -> int:
 
 
 def username_of(request: HttpRequest, credentials: dict | None = None) -> str | None:
-    """The login name the attempt is counted under: emails are case-insensitive here, so is the count."""
+    """The login name the attempt is counted under:
+    emails are case-insensitive here, so is the count."""
     value = (credentials or {}).get("username") or request.POST.get(
         settings.AXES_USERNAME_FORM_FIELD
     )

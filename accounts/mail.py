@@ -40,7 +40,8 @@ def _recipient_hash(email: str) -> str:
 
 @dataclass(frozen=True)
 class MailLimited:
-    """A refused request: `message` is for people, `retry_after` in seconds for the Retry-After header."""
+    """A refused request: `message` is for people,
+    `retry_after` in seconds for the Retry-After header."""
 
     message: str
     retry_after: int

@@ -57,7 +57,7 @@ def workspace_create(*, name: str, owner: User) -> Workspace:
 
 @transaction.atomic
 def user_signup(*, email: str, password: str, name: str = "") -> tuple[User, Workspace]:
-    """A new user, with their address not yet confirmed, and their personal workspace, which they own.
+    """A new user, address not yet confirmed, and their personal workspace, which they own.
 
     They cannot log in until they confirm their address (accounts/verification.py,
     which also keeps sign-up from telling which addresses have accounts).
@@ -78,7 +78,8 @@ class MembershipRefused(Exception):
 
 
 class InvitationUnusable(Exception):
-    """An invitation link that cannot be used: `reason` is unknown, expired, revoked, used or wrong_account."""
+    """An invitation link that cannot be used: `reason` is
+    unknown, expired, revoked, used or wrong_account."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
@@ -201,7 +202,8 @@ def invitation_revoke(*, invitation: Invitation, actor: Membership) -> None:
 
 
 def invitation_check(invitation: Invitation | None, user: User | None = None) -> Invitation:
-    """The invitation if it can still be accepted (by `user`, when given), else InvitationUnusable."""
+    """The invitation if it can still be accepted (by
+    `user`, when given), else InvitationUnusable."""
     if invitation is None:
         raise InvitationUnusable(
             "unknown", "This invitation link is not valid. Check that it was copied whole."
@@ -216,7 +218,10 @@ def invitation_check(invitation: Invitation | None, user: User | None = None) ->
     if invitation.revoked_at is not None:
         raise InvitationUnusable(
             "revoked",
-            f"This invitation was withdrawn or replaced by a newer one. Ask {inviter} for a new link.",
+            (
+                f"This invitation was withdrawn or replaced by a newer one. Ask {inviter} for a "
+                "new link."
+            ),
         )
     if not inviter_may_still_grant(invitation):
         # Checked again here, not only revoked by the services: a role changed in
@@ -229,7 +234,10 @@ def invitation_check(invitation: Invitation | None, user: User | None = None) ->
     if invitation.is_expired:
         raise InvitationUnusable(
             "expired",
-            f"This invitation expired on {invitation.expires_at:%b %-d, %Y}. Ask {inviter} to invite you again.",
+            (
+                f"This invitation expired on {invitation.expires_at:%b %-d, %Y}. Ask {inviter} "
+                "to invite you again."
+            ),
         )
     if user is not None and user.email.lower() != invitation.email.lower():
         raise InvitationUnusable(
@@ -248,7 +256,8 @@ def _may_create(role: Role | None, *, invitation_role: str | None = None) -> boo
 
 
 def inviter_may_still_grant(invitation: Invitation) -> bool:
-    """Whether whoever sent `invitation` could still send it now (a member, active, with the role for it)."""
+    """Whether whoever sent `invitation` could still send
+    it now (a member, active, with the role for it)."""
     if invitation.invited_by_id is None:  # their account was deleted
         return False
     membership = (
@@ -268,8 +277,9 @@ def inviter_may_still_grant(invitation: Invitation) -> bool:
 def _creator_grants_revoke(
     *, user: User, workspace_id: int, role: Role | None, actor: User | None, reason: str
 ) -> None:
-    """Revoke the API tokens and pending invitations `user` made in the workspace that `role` (their
-    new role; None: no longer a member) could not make. Each revocation is audit-logged with `reason`.
+    """Revoke the API tokens and pending invitations `user` made in the workspace that `role`
+    (their new role; None: no longer a member) could not make. Each revocation is audit-logged
+    with `reason`.
 
     Tokens act with an admin's rights, and an invitation grants its role: neither may outlive the
     power of the member who made it (a departing admin could otherwise pre-invite another address).
@@ -316,7 +326,8 @@ def _creator_grants_revoke(
 
 @transaction.atomic
 def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
-    """Join the workspace with the invited role. The link works once, for the invited address only."""
+    """Join the workspace with the invited role. The
+    link works once, for the invited address only."""
     locked = (
         Invitation.objects.select_for_update(of=("self",))
         .select_related("workspace", "invited_by")
@@ -344,7 +355,8 @@ def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
 def invitation_signup(
     *, invitation: Invitation, password: str, name: str = ""
 ) -> tuple[User, Membership]:
-    """A new account for the invited address, joining the workspace at once (no personal workspace)."""
+    """A new account for the invited address, joining
+    the workspace at once (no personal workspace)."""
     invitation_check(invitation)
     # The link came by mail to this address: that confirms it.
     user = User.objects.create_user(
@@ -365,7 +377,8 @@ def _lock_owners(workspace_id: int) -> int:
 def _keeps_an_owner(membership: Membership, doing: str) -> None:
     if membership.role == Role.OWNER and _lock_owners(membership.workspace_id) <= 1:
         raise MembershipRefused(
-            f"{membership.user.email} is the last owner of {membership.workspace.name} and cannot {doing}. "
+            f"{membership.user.email} is the last owner of {membership.workspace.name} and "
+            f"cannot {doing}. "
             "Make another member an owner first."
         )
 

@@ -201,7 +201,8 @@ def _starter(row: dict) -> tuple[tuple[object, ...], str, str]:
 def usage_by_member(
     workspace: Workspace, *, days: int = 30, today: date | None = None
 ) -> list[UsageRow]:
-    """Spend by who started the runs: people, and apart from them API tokens, webhooks and schedules."""
+    """Spend by who started the runs: people, and apart
+    from them API tokens, webhooks and schedules."""
     first, last = _window(days, today)
     rows = list(
         _steps(workspace, first, last)
@@ -216,7 +217,8 @@ def usage_by_member(
         .annotate(**_TOTALS)
     )
     total = sum(row["cost"] for row in rows)
-    # A run has one trigger and one starter, so its group's distinct run count adds up across groups.
+    # A run has one trigger and one starter, so its
+    # group's distinct run count adds up across groups.
     groups: dict[tuple[object, ...], dict] = {}
     for row in rows:
         key, label, detail = _starter(row)

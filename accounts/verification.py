@@ -141,7 +141,8 @@ def signup_request(*, email: str, password: str, name: str = "") -> User | None:
 
 @transaction.atomic
 def verification_resend(*, email: str) -> None:
-    """A new confirmation link for an unconfirmed account; nothing (and the same answer) otherwise."""
+    """A new confirmation link for an unconfirmed
+    account; nothing (and the same answer) otherwise."""
     user = User.objects.filter(
         email__iexact=email.strip(), email_verified_at__isnull=True, is_active=True
     ).first()

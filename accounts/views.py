@@ -24,6 +24,7 @@ from accounts import services, verification
 from accounts.access import workspace_for
 from accounts.audit_display import action_label, entry_diff
 from accounts.charts import usage_chart
+from accounts.client_ip import client_ip
 from accounts.forms import (
     AuditFilterForm,
     BudgetForm,
@@ -116,7 +117,8 @@ def email_verify_resend(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def email_verify(request: HttpRequest, token: str) -> HttpResponse:
-    """The link in the confirmation mail: a page with a button, so that mail scanners confirm nothing."""
+    """The link in the confirmation mail: a page with a
+    button, so that mail scanners confirm nothing."""
     try:
         user = verification.user_for_token(token)
     except verification.LinkUnusable as e:
@@ -174,7 +176,7 @@ def workspace_create(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/workspace_create.html", {"form": form})
 
 
-# --- Workspace settings: members, invitations, budget, the workspace itself -------------------------
+# --- Workspace settings: members, invitations, budget, the workspace itself -----------------------
 
 SETTINGS_PAGE = "accounts/workspace_settings.html"
 SIGNUP_SENT_PAGE = "accounts/signup_sent.html"
@@ -372,7 +374,10 @@ def invitation_create(request: HttpRequest, slug: str) -> HttpResponse:
             message = f"The email to {invitation.email} could not be sent: share the link."
             toast = {"level": "warning", "message": message}
         elif not mail_configured():
-            message = f"Mail is not configured on this server (EMAIL_URL): share the link with {invitation.email}."
+            message = (
+                "Mail is not configured on this server (EMAIL_URL): share the link with "
+                f"{invitation.email}."
+            )
             toast = {"level": "warning", "message": message}
         else:
             toast = {"level": "success", "message": f"Invitation sent to {invitation.email}."}
@@ -431,7 +436,10 @@ def member_role(request: HttpRequest, slug: str, member_id: int) -> HttpResponse
             services.membership_change_role(
                 membership=member, role=Role(form.cleaned_data["role"]), actor=actor
             )
-            ok = f"{member.user.display_name} is now {_with_article(member.get_role_display().lower())}."
+            ok = (
+                f"{member.user.display_name} is now "
+                f"{_with_article(member.get_role_display().lower())}."
+            )
         except MembershipRefused as e:
             error = str(e)
     if member.id == actor.id and not member.allows(Role.ADMIN):

@@ -1,4 +1,8 @@
-import time, sys, os, subprocess
+import os
+import subprocess
+import sys
+import time
+
 from bench.harness import Stack, chain, workspace_and_workflow
 
 
@@ -6,7 +10,8 @@ def cpu(pids):
     tot = 0
     for p in pids:
         try:
-            f = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{p}/stat") as stat:
+                f = stat.read().rsplit(")", 1)[1].split()
             tot += int(f[11]) + int(f[12])
         except FileNotFoundError:
             pass

@@ -4,17 +4,21 @@ CPU and wall time per run for 279 runs executed in this process (no Celery).
     python -m bench._cpurun [steps]
 """
 
-import time, os, sys
-from bench.harness import Stack, chain, workspace_and_workflow
+import sys
+import time
+
 from django.db import connection
+
+from bench.harness import Stack, chain, workspace_and_workflow
 
 with Stack(workers=0, concurrency=1) as stack:
     from django.conf import settings
 
     settings.OPENAI_BASE_URL = stack.env["OPENAI_BASE_URL"]
     settings.OPENAI_API_KEY = "x"
-    from workflows import services, engine, tokens
     from django.db import transaction
+
+    from workflows import engine, services, tokens
 
     _, wf, v = workspace_and_workflow(chain(int(sys.argv[1]) if len(sys.argv) > 1 else 1))
     tokens.warm_up()
@@ -41,7 +45,8 @@ with Stack(workers=0, concurrency=1) as stack:
         "wall",
         (time.perf_counter() - w) * 1000 / 279,
     )
-    from workflows.models import Run
     from django.db.models import Count
+
+    from workflows.models import Run
 
     print(list(Run.objects.values_list("status").annotate(Count("id"))))

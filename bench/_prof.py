@@ -1,4 +1,8 @@
-import time, os, cProfile, pstats
+import cProfile
+import os
+import pstats
+import time
+
 from bench.harness import Stack, chain, workspace_and_workflow
 
 with Stack(workers=0, concurrency=1) as stack:
@@ -7,8 +11,9 @@ with Stack(workers=0, concurrency=1) as stack:
 
     settings.OPENAI_BASE_URL = stack.env["OPENAI_BASE_URL"]
     settings.OPENAI_API_KEY = "x"
-    from workflows import services, engine, tokens
     from django.db import transaction
+
+    from workflows import engine, services, tokens
 
     _, wf, v = workspace_and_workflow(chain(1))
     tokens.warm_up()

@@ -5,7 +5,10 @@ Needs `pip install py-spy`.
     python -m bench._spy [N]
 """
 
-import time, sys, os, subprocess
+import subprocess
+import sys
+import time
+
 from bench.harness import Stack, chain, workspace_and_workflow
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 600

@@ -1,12 +1,18 @@
 """CPU per webhook in the uvicorn process at a low rate (no saturation)."""
 
-import asyncio, os, subprocess, sys, time
+import asyncio
+import os
+import subprocess
+import sys
+import time
+
 from bench.harness import ROOT, Stack, chain, free_port, wait_http, workspace_and_workflow
 from bench.webhook_latency import load
 
 
 def cpu(pid):
-    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    with open(f"/proc/{pid}/stat") as stat:
+        f = stat.read().rsplit(")", 1)[1].split()
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -50,7 +56,9 @@ with Stack(workers=1, concurrency=32) as stack:
         n = len(lat)
         lat.sort()
         print(
-            f"rate {rate}: web cpu ms/req {(cpu(web.pid) - c0) * 1000 / n:.2f}  worker cpu ms/run {(cpu(stack.workers[0].process.pid) - w0) * 1000 / n:.2f}  p50 {lat[n // 2]:.1f} p99 {lat[int(n * 0.99)]:.1f} statuses {st}"
+            f"rate {rate}: web cpu ms/req {(cpu(web.pid) - c0) * 1000 / n:.2f}  worker cpu "
+            f"ms/run {(cpu(stack.workers[0].process.pid) - w0) * 1000 / n:.2f}  p50 "
+            f"{lat[n // 2]:.1f} p99 {lat[int(n * 0.99)]:.1f} statuses {st}"
         )
     finally:
         web.terminate()

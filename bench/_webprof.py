@@ -1,12 +1,18 @@
-import cProfile, pstats, time, json, uuid
-from datetime import datetime, timezone
+import cProfile
+import json
+import pstats
+import time
+import uuid
+from datetime import UTC, datetime
+
 from bench.harness import Stack, chain, workspace_and_workflow
 
 with Stack(workers=0) as stack:
+    from django.conf import settings
     from django.test import Client
     from standardwebhooks.webhooks import Webhook
+
     from workflows.triggers import trigger_create
-    from django.conf import settings
 
     settings.ALLOWED_HOSTS = ["*"]
     _, wf, _ = workspace_and_workflow(chain(1))
@@ -17,7 +23,7 @@ with Stack(workers=0) as stack:
     def post(n):
         body = json.dumps({"topic": f"d{n}"})
         mid = f"msg_{uuid.uuid4().hex}"
-        now = datetime.now(tz=timezone.utc)
+        now = datetime.now(tz=UTC)
         r = c.post(
             f"/hooks/{t.trigger.public_id}",
             data=body,

@@ -17,10 +17,10 @@ reaper re-sends what the broker forgot.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 import random
 import subprocess
 import time
+from pathlib import Path
 
 from bench.harness import Stack, summary, workspace_and_workflow, write_result
 
@@ -89,12 +89,11 @@ def part_kills(stack: Stack, workflow, version, runs: int, kills: int) -> dict: 
     recoveries = []
     for _ in range(kills):
         time.sleep(random.uniform(1.0, 3.0))
-        in_flight = {
-            r: n
-            for r, n in StepRun.objects.filter(run_id__in=ids, status=StepRun.Status.SUCCEEDED)
+        in_flight = dict(
+            StepRun.objects.filter(run_id__in=ids, status=StepRun.Status.SUCCEEDED)
             .values_list("run_id")
             .annotate(n=Count("id"))
-        }
+        )
         running = list(
             Run.objects.filter(id__in=ids, status=Run.Status.RUNNING).values_list("id", flat=True)
         )

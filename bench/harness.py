@@ -8,6 +8,7 @@ then start runs through the same services the product uses.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -129,7 +130,7 @@ class Worker:
             start_new_session=True,
         )
 
-        log = open(f"/tmp/{self.name}.log", "a")
+        log = open(f"/tmp/{self.name}.log", "a")  # noqa: SIM115 (the pump thread owns it)
 
         def pump() -> None:
             assert self.process and self.process.stdout
@@ -161,10 +162,9 @@ class Worker:
         """kill -9; a supervised worker is then restarted by its supervisor."""
         assert self.process
         self.killed += 1
-        try:
+        # It may have just exited; the supervisor restarts it.
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:  # it had just exited; the supervisor restarts it
-            pass
         self.process.wait()
 
     def stop(self) -> None:

@@ -49,7 +49,9 @@ def measure(stack: Stack, latency_ms: int, runs: int) -> dict:
                     messages=[
                         {
                             "role": "user",
-                            "content": f"Step {step} of {topic} (direct) [[fake:latency={latency_ms}]]",
+                            "content": (
+                                f"Step {step} of {topic} (direct) [[fake:latency={latency_ms}]]"
+                            ),
                         }
                     ],
                 )

@@ -6,7 +6,8 @@ on a fixed schedule (open loop: a slow system does not slow the arrivals) for
 unfinished runs stays bounded (below one second of arrivals) through the
 window. Runs are started through `services.run_start`, as the API does.
 
-    python -m bench.throughput [--rates 100,150,200,250] [--seconds 60] [--workers 2] [--concurrency 32]
+    python -m bench.throughput [--rates 100,150,200,250] [--seconds 60] [--workers 2] \
+        [--concurrency 32]
 """
 
 from __future__ import annotations

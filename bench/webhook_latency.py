@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from bench.harness import (
     ROOT,
@@ -53,7 +53,7 @@ async def load(
         nonlocal errors
         body = json.dumps({"topic": f"delivery {n}"})
         msg_id = f"msg_{uuid.uuid4().hex}"
-        now = datetime.now(tz=timezone.utc)
+        now = datetime.now(tz=UTC)
         headers = {
             "webhook-id": msg_id,
             "webhook-timestamp": str(int(now.timestamp())),

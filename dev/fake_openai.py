@@ -532,7 +532,8 @@ def cued_option(options: Sequence[str], text: str) -> str | None:
 _CLASSIFY = re.compile(r"\b(?:classif|categori)", re.IGNORECASE)
 _ITEM = r"[A-Za-z][\w-]*"
 _OPTION_LIST = re.compile(
-    rf"(?:\bone of|\bcategories|\blabels)\s*:?\s*({_ITEM}(?:\s*,\s*{_ITEM})*(?:\s*,?\s*(?:or|and)\s+{_ITEM})?)",
+    rf"(?:\bone of|\bcategories|\blabels)\s*:?\s*"
+    rf"({_ITEM}(?:\s*,\s*{_ITEM})*(?:\s*,?\s*(?:or|and)\s+{_ITEM})?)",
     re.IGNORECASE,
 )
 

@@ -69,7 +69,8 @@ class Personas:
 
 
 def signed_up(email: str, name: str = "", password: str = PASSWORD) -> tuple[User, Workspace]:
-    """A person who signed up and confirmed their address with the link's token, through the services."""
+    """A person who signed up and confirmed their address
+    with the link's token, through the services."""
     user, workspace = user_signup(email=email, password=password, name=name)
     return email_verify(token=verification_token(user)), workspace
 

@@ -102,7 +102,8 @@ class AsgiServer:
 
 
 class CallbackReceiver:
-    """A local HTTP server that records the callbacks it receives and answers with scripted codes."""
+    """A local HTTP server that records the callbacks
+    it receives and answers with scripted codes."""
 
     def __init__(self, codes: list[int] | None = None) -> None:
         import threading

@@ -164,9 +164,9 @@ def test_the_page_shows_workflow_changes_as_a_readable_diff(
         in page
     )
     assert (
-        '<span class="diff-add">+      &quot;template&quot;: &quot;Good morning {{ who }}&quot;,</span>'
-        in page
-    )
+        '<span class="diff-add">+      &quot;template&quot;: &quot;Good morning {{ who '
+        "}}&quot;,</span>"
+    ) in page
     assert "Bob" in page
 
 

@@ -30,7 +30,7 @@ def ledger(workspace: Workspace) -> BudgetMonth:
     return BudgetMonth.objects.get(workspace=workspace, month=budget.month_of())
 
 
-# --- The ledger ------------------------------------------------------------------------------------
+# --- The ledger -----------------------------------------------------------------------------------
 
 
 @pytest.mark.django_db
@@ -182,7 +182,7 @@ def test_concurrent_reservations_never_overbook(personas: Personas) -> None:
     assert ledger(personas.workspace).reserved_nanousd == 5000
 
 
-# --- Waiting for budget ----------------------------------------------------------------------------
+# --- Waiting for budget ---------------------------------------------------------------------------
 
 
 def parked_run(workspace: Workspace, needed: int, *, waited_s: float = 0, **fields: object) -> Run:
@@ -299,7 +299,7 @@ def test_the_runs_list_says_what_a_run_waits_for(client: Client, personas: Perso
     assert "Waiting for budget" in filtered
 
 
-# --- With real workers -----------------------------------------------------------------------------
+# --- With real workers ----------------------------------------------------------------------------
 
 
 def one_call(name: str, prompt: str, max_tokens: int = 8) -> dict:

@@ -1,5 +1,6 @@
-"""Completion callbacks: the run's result POSTed, signed with Standard Webhooks, retried with backoff,
-only through the guarded client; and end to end with a real worker and a real ASGI server."""
+"""Completion callbacks: the run's result POSTed, signed with Standard Webhooks, retried with
+backoff, only through the guarded client; and end to end with a real worker and a real ASGI
+server."""
 
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ def hook(personas: Personas) -> triggers.TriggerWithSecret:
 
 
 def start_with_callback(made: triggers.TriggerWithSecret, callback_url: str) -> Run:
-    """A webhook delivery naming a callback, then the run executed by the real engine, in-process."""
+    """A webhook delivery naming a callback, then the
+    run executed by the real engine, in-process."""
     with override_settings(OUTBOUND_ALLOW_PRIVATE_FOR_TESTS=True):
         response = Client().post(
             hook_path(triggers.trigger_url(made.trigger)) + f"?callback_url={callback_url}",
@@ -205,7 +207,8 @@ def test_a_replayed_delivery_registers_no_second_callback(hook, receiver: Callba
 def test_a_replay_cannot_attach_a_callback_to_a_run_that_had_none(
     hook, receiver: CallbackReceiver, how: str
 ) -> None:
-    # callback_url and Callback-URL are not signed: a captured delivery replayed inside the 5 minutes
+    # callback_url and Callback-URL are not signed: a
+    # captured delivery replayed inside the 5 minutes
     # must not be a way to have the run's result sent elsewhere.
     headers = signed(hook.secret, BODY)
     path = hook_path(triggers.trigger_url(hook.trigger))
@@ -233,7 +236,8 @@ def test_a_replay_cannot_attach_a_callback_to_a_run_that_had_none(
 
 @pytest.fixture
 def callback_stack(worker_env: dict[str, str], transactional_db: None) -> Iterator[AsgiServer]:
-    """A worker and a web server on their own queue, both allowed to reach 127.0.0.1 (tests only)."""
+    """A worker and a web server on their own queue,
+    both allowed to reach 127.0.0.1 (tests only)."""
     queue = f"stepwise-callbacks-{uuid.uuid4().hex[:8]}"
     env = {
         **worker_env,
@@ -295,9 +299,9 @@ def test_an_external_program_gets_the_result_by_signed_callback(
 def rotated_stack(
     worker_env: dict[str, str], transactional_db: None, tmp_path
 ) -> Iterator[AsgiServer]:  # type: ignore[no-untyped-def]
-    """A worker and a web server started after SECRET_KEY was rotated: a new key, the old one (this test
-    process's, under which the triggers' secrets were encrypted) moved to SECRET_KEY_FALLBACKS, read
-    from a file as a Docker secret would be."""
+    """A worker and a web server started after SECRET_KEY was rotated: a new key, the old one
+    (this test process's, under which the triggers' secrets were encrypted) moved to
+    SECRET_KEY_FALLBACKS, read from a file as a Docker secret would be."""
     from django.conf import settings
 
     fallbacks = tmp_path / "fallbacks"

@@ -895,7 +895,8 @@ def test_a_300_level_nested_schema_is_an_issue_naming_the_step_not_a_crash() -> 
         (
             "triage",
             "response_format.schema",
-            "Nested too deeply: a workflow definition may hold objects and arrays at most 64 levels deep "
+            "Nested too deeply: a workflow definition may hold objects and arrays at most 64 "
+            "levels deep "
             "(a response schema at most 60).",
         )
     ]

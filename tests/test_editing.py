@@ -45,9 +45,7 @@ def test_inserting_a_step_puts_a_fresh_llm_step_at_the_position_with_a_free_key(
     assert keys(chain()) == ["outline", "draft", "route", "polish"], "the input is not changed"
 
 
-def test_a_new_template_step_reads_the_previous_step_and_a_new_condition_continues_to_the_next() -> (
-    None
-):
+def test_a_new_template_reads_the_previous_step_and_a_new_condition_continues_to_the_next() -> None:
     definition, _ = editing.step_insert(chain(), position=2, kind="template")
     assert definition["steps"][2]["template"] == "{{ draft }}"
     definition, _ = editing.step_insert(chain(), position=2, kind="condition")

@@ -1,4 +1,5 @@
-"""Two people editing one workflow: field-level writes, revisions, conflicts, presence, no stale forms.
+"""Two people editing one workflow: field-level writes, revisions, conflicts, presence, no stale
+forms.
 
 Alice (owner) and Bob (editor) open the same draft at revision r. Each write
 names the fields it changes and the revision each field was based on; a
@@ -112,7 +113,7 @@ def test_the_service_applies_an_edit_to_the_stored_draft_not_to_a_stale_copy(
     bobs_copy = Workflow.objects.get(pk=workflow.pk)
     base = alices_copy.draft_revision
 
-    def set_field(name: str, value: str):  # noqa: ANN202
+    def set_field(name: str, value: str):
         def edit(definition: dict) -> dict:
             definition["steps"][0][name] = value
             return definition
@@ -274,7 +275,7 @@ def test_a_step_is_added_with_its_kind_even_when_the_form_sends_only_the_kind(
     assert draft(workflow)["steps"][4]["type"] == "template"
 
 
-# --- Seeing others: the sync poll and presence -------------------------------------------------------
+# --- Seeing others: the sync poll and presence ----------------------------------------------------
 
 
 def test_the_sync_poll_brings_others_changes_and_says_who_else_is_here(
@@ -320,7 +321,7 @@ def test_presence_expires_and_a_viewer_is_listed_but_cannot_write(
     assert client_for(personas.charlie).get(sync, {"seen": 0}, **HTMX).status_code == 404
 
 
-# --- No stale forms from the history ---------------------------------------------------------------------
+# --- No stale forms from the history --------------------------------------------------------------
 
 
 def test_editor_pages_and_panels_are_never_stored_by_the_browser(
@@ -346,7 +347,7 @@ def test_the_editor_tells_htmx_to_refetch_pages_on_history_restore(
     assert config["historyCacheSize"] == 0 and config["refreshOnHistoryMiss"] is True
 
 
-# --- Stored text stays text ----------------------------------------------------------------------------------
+# --- Stored text stays text -----------------------------------------------------------------------
 
 
 def test_a_markup_payload_in_every_edited_field_is_shown_as_text(

@@ -710,7 +710,7 @@ def test_editing_get_requests_are_not_allowed(personas: Personas, workflow: Work
     assert draft(workflow) == before
 
 
-# --- Publish and versions --------------------------------------------------------------------------
+# --- Publish and versions -------------------------------------------------------------------------
 
 
 def test_publish_proposes_a_summary_of_the_changes_and_keeps_the_edited_one(
@@ -782,7 +782,7 @@ def test_restoring_a_version_copies_it_into_the_draft_and_is_audited(
     assert client.post(url(personas, "workflow_version_restore", workflow, 9)).status_code == 404
 
 
-# --- Test runs ------------------------------------------------------------------------------------------
+# --- Test runs ------------------------------------------------------------------------------------
 
 
 def test_the_test_run_form_is_generated_from_the_inputs(personas: Personas) -> None:

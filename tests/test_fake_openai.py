@@ -208,7 +208,10 @@ def test_it_classifies_by_what_the_user_message_names_or_points_to(
 def test_a_list_of_the_options_is_no_cue_and_the_system_message_is_not_read(
     client: openai.OpenAI,
 ) -> None:
-    listed = "Classify this ticket as billing, bug or other. Then as low, normal or high.\n\nWhere is your office?"
+    listed = (
+        "Classify this ticket as billing, bug or other. Then as low, normal or high.\n\nWhere is "
+        "your office?"
+    )
     answers = {
         triage(
             client,
@@ -236,7 +239,8 @@ def test_a_chosen_value_wins_over_the_cues(client: openai.OpenAI) -> None:
     [
         ("Classify this ticket as one of: billing, bug, other.\n\nMy invoice is wrong.", "billing"),
         (
-            "Categorize the message into categories: Sales, Support or Spam.\n\nCheap watches, spam inside",
+            "Categorize the message into categories: Sales, Support or Spam.\n\nCheap "
+            "watches, spam inside",
             "Spam",
         ),
         ("Classify the review as one of positive, neutral or negative: I love it", "positive"),

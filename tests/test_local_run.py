@@ -1,9 +1,9 @@
-"""`make run` shows the real product, not Django's debug mode: its own 404 page, static files served by
-WhiteNoise, a secret key generated once under var/ (0600), cookies usable over plain http on 127.0.0.1.
-Debug mode is a deliberate choice (`DEBUG=true make run`).
+"""`make run` shows the real product, not Django's debug mode: its own 404 page, static files
+served by WhiteNoise, a secret key generated once under var/ (0600), cookies usable over plain
+http on 127.0.0.1. Debug mode is a deliberate choice (`DEBUG=true make run`).
 
-The server is started as the Makefile and the Procfile start it (same environment, same command), on a
-fresh var/ directory, without reinstalling anything.
+The server is started as the Makefile and the Procfile start it (same environment, same command),
+on a fresh var/ directory, without reinstalling anything.
 """
 
 from __future__ import annotations
@@ -28,13 +28,14 @@ ROOT = Path(__file__).resolve().parent.parent
 def makefile_exports(target: str) -> dict[str, str]:
     """The `target: export NAME ?= VALUE` lines of the Makefile."""
     found = re.findall(
-        rf"^{target}: export (\w+) \??= (.*)$", (ROOT / "Makefile").read_text(), re.M
+        rf"^{target}: export (\w+) \??= (.*)$", (ROOT / "Makefile").read_text(), re.MULTILINE
     )
     return {name: value.strip() for name, value in found}
 
 
 def local_env(var_dir: Path, **extra: str) -> dict[str, str]:
-    """A bare machine's environment plus what `make run` exports: no SECRET_KEY, no DEBUG, no DATABASE_URL."""
+    """A bare machine's environment plus what `make run`
+    exports: no SECRET_KEY, no DEBUG, no DATABASE_URL."""
     keep = {
         k: v
         for k, v in os.environ.items()
@@ -98,7 +99,8 @@ def test_outside_the_local_setup_a_missing_secret_key_still_stops_the_start(tmp_
 
 @pytest.fixture
 def local_server(tmp_path: Path) -> Iterator[str]:
-    """`make run`'s web process: migrate, then the Procfile's uvicorn command, with the Makefile's environment."""
+    """`make run`'s web process: migrate, then the Procfile's
+    uvicorn command, with the Makefile's environment."""
     port = free_port()
     env = local_env(tmp_path, PORT=str(port))
     migrated = _manage("migrate", "--noinput", env=env)

@@ -65,7 +65,8 @@ def limits(settings):  # type: ignore[no-untyped-def]
 
 
 def attempt(client: Client, email: str, password: str, *, ip: str = "", peer: str = "127.0.0.1"):  # type: ignore[no-untyped-def]
-    """A login POST from `ip` as seen through the trusted proxy at `peer` (or straight from `peer`)."""
+    """A login POST from `ip` as seen through the trusted
+    proxy at `peer` (or straight from `peer`)."""
     headers = {"REMOTE_ADDR": peer}
     if ip:
         headers["HTTP_X_FORWARDED_FOR"] = ip

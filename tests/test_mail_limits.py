@@ -1,4 +1,5 @@
-"""Mail people can make the server send is rate-limited, and a missing mail configuration is said."""
+"""Mail people can make the server send is rate-limited,
+and a missing mail configuration is said."""
 
 from __future__ import annotations
 

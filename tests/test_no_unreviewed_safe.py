@@ -22,20 +22,31 @@ ALLOWED: dict[tuple[str, str], str] = {
     (
         "templates/emails/invitation.txt",
         "{% autoescape off",
-    ): "a text/plain mail body: HTML escaping would show &amp; and &#x27; to the reader; never rendered as HTML",
+    ): (
+        "a text/plain mail body: HTML escaping would show &amp; and &#x27; to the reader; never "
+        "rendered as HTML"
+    ),
     (
         "templates/emails/verify_email.txt",
         "{% autoescape off",
-    ): "a text/plain mail body holding only the server-built confirmation link; never rendered as HTML",
+    ): (
+        "a text/plain mail body holding only the server-built confirmation link; never rendered "
+        "as HTML"
+    ),
     (
         "templates/emails/signup_attempt.txt",
         "{% autoescape off",
-    ): "a text/plain mail body holding only server-built login and reset links; never rendered as HTML",
+    ): (
+        "a text/plain mail body holding only server-built login and reset links; never rendered "
+        "as HTML"
+    ),
     (
         "templates/registration/password_reset_email.html",
         "{% autoescape off",
-    ): "the text/plain body of Django's password-reset mail (PasswordResetForm's email_template_name), "
-    "never rendered as HTML",
+    ): (
+        "the text/plain body of Django's password-reset mail (PasswordResetForm's "
+        "email_template_name), never rendered as HTML"
+    ),
 }
 
 
@@ -61,7 +72,8 @@ def test_it_finds_no_unescaping_outside_the_reviewed_list() -> None:
         f"{file}:{line}: {what}" for file, what, line in _findings() if (file, what) not in ALLOWED
     ]
     assert not unreviewed, (
-        "Escaping is turned off here; escape the text instead, or, if this is markup the server built from "
+        "Escaping is turned off here; escape the text instead, or, if this is markup the "
+        "server built from "
         "escaped parts, add it to ALLOWED with the reason:\n" + "\n".join(unreviewed)
     )
 

@@ -6,6 +6,7 @@ No test here sends traffic anywhere but 127.0.0.1: every refusal happens before 
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import threading
 import time
@@ -76,7 +77,8 @@ def test_public_addresses_are_allowed(address: str) -> None:
     assert address_refusal(ipaddress.ip_address(address)) is None
 
 
-# Every special-purpose range of IANA's IPv4 and IPv6 registries, by a first and a last address (or a
+# Every special-purpose range of IANA's IPv4 and IPv6
+# registries, by a first and a last address (or a
 # sample inside), each spelled in every form that reaches it: plain, IPv4-mapped (::ffff:a.b.c.d),
 # IPv4-compatible (::a.b.c.d), 6to4 (2002:AABB:CCDD::), NAT64 (64:ff9b::/96, 64:ff9b:1::/48) and
 # Teredo. The deny list is explicit so that the answer cannot depend on the Python version
@@ -165,7 +167,8 @@ SPECIAL_IPV6 = [
 def _v4_wrappings(v4: str) -> list[str]:
     packed = ipaddress.IPv4Address(v4).packed
     high, low = packed[:2].hex(), packed[2:].hex()
-    # 64:ff9b:1::/48 is local-use NAT64 (RFC 8215): only its /96 form says where the IPv4 address is.
+    # 64:ff9b:1::/48 is local-use NAT64 (RFC 8215):
+    # only its /96 form says where the IPv4 address is.
     return [v4, f"::ffff:{v4}", f"2002:{high}:{low}::1", f"64:ff9b::{v4}", f"64:ff9b:1::{v4}"]
 
 
@@ -282,10 +285,8 @@ class Server:
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(content)))
                 self.end_headers()
-                try:
+                with contextlib.suppress(OSError):
                     self.wfile.write(content)
-                except OSError:
-                    pass
 
             do_GET = do_POST = _answer
 

@@ -1,5 +1,5 @@
-"""A GET of an address that only takes POST (a bookmark, Back, a link pasted from the address bar) is
-sent to the page that holds its form (303), never answered with an empty 405.
+"""A GET of an address that only takes POST (a bookmark, Back, a link pasted from the address
+bar) is sent to the page that holds its form (303), never answered with an empty 405.
 
 Every pattern of the URL configuration is walked (the same walk as tests/test_role_matrix.py), so a
 POST-only view added tomorrow fails here until config/lib/post_only.py says where its form lives.
@@ -51,7 +51,8 @@ def test_a_get_never_answers_405(
     view_name = resolve(url).view_name
     response = client.get(url)
     assert response.status_code != 405, (
-        f"GET {url} answers 405: add {view_name!r} to FORM_PAGES in config/lib/post_only.py (where its form lives)"
+        f"GET {url} answers 405: add {view_name!r} to FORM_PAGES in config/lib/post_only.py "
+        "(where its form lives)"
     )
     if view_name in FORM_PAGES:
         assert response.status_code == 303, f"GET {url} answered {response.status_code}"

@@ -118,7 +118,7 @@ DEFINITION = {
 }
 
 
-# --- The URL configuration -------------------------------------------------------------------------
+# --- The URL configuration ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,7 @@ def _excluded(route: Route) -> bool:
 WORKSPACE_ROUTES = [r for r in ALL_ROUTES if "slug" in r.kwargs and not _excluded(r)]
 
 
-# --- Real objects to build URLs from ----------------------------------------------------------------
+# --- Real objects to build URLs from --------------------------------------------------------------
 
 
 def _model(label: str):  # type: ignore[no-untyped-def]
@@ -163,7 +163,8 @@ def _model(label: str):  # type: ignore[no-untyped-def]
         return apps.get_model(label)
     except LookupError:
         pytest.fail(
-            f"tests/test_role_matrix.py builds {label} objects, but that model no longer exists: update World."
+            f"tests/test_role_matrix.py builds {label} objects, but that model no longer "
+            "exists: update World."
         )
 
 
@@ -294,7 +295,8 @@ def url_for(route: Route, world: World, *, slug: str | None = None) -> str:
     """`route` with every argument built from `world`'s objects (and `slug`, if given)."""
     if not isinstance(route.pattern.pattern, RoutePattern):
         pytest.fail(
-            f"{route}: a regex pattern under a workspace slug; use path() or teach test_role_matrix.py."
+            f"{route}: a regex pattern under a workspace slug; use path() or teach "
+            "test_role_matrix.py."
         )
 
     def value(match: re.Match[str]) -> str:
@@ -305,13 +307,15 @@ def url_for(route: Route, world: World, *, slug: str | None = None) -> str:
             before = route.route[: match.start()].rstrip("/").rsplit("/", 1)[-1]
             if before not in PK_BY_SEGMENT:
                 pytest.fail(
-                    f"{route}: <pk> after “{before}/” is unknown to PK_BY_SEGMENT in tests/test_role_matrix.py; "
+                    f"{route}: <pk> after “{before}/” is unknown to PK_BY_SEGMENT in "
+                    "tests/test_role_matrix.py; "
                     "add how to build that object, so the new view is probed."
                 )
             return str(PK_BY_SEGMENT[before](world))
         if name not in BUILDERS:
             pytest.fail(
-                f"{route}: the URL argument “{name}” is unknown to BUILDERS in tests/test_role_matrix.py; "
+                f"{route}: the URL argument “{name}” is unknown to BUILDERS in "
+                "tests/test_role_matrix.py; "
                 "add how to build a real object for it, so the new view is probed."
             )
         return str(BUILDERS[name](world))
@@ -337,8 +341,8 @@ def foreign(personas: Personas) -> World:
 
 
 def _refused(method: str, url: str, status: int) -> bool:
-    """The view does not accept `method`: 405, or for a GET of a POST-only address, the
-    redirect to the page holding its form (config/lib/post_only.py; tests/test_post_only_addresses.py)."""
+    """The view does not accept `method`: 405, or for a GET of a POST-only address, the redirect
+    to the page holding its form (config/lib/post_only.py; tests/test_post_only_addresses.py)."""
     return status == 405 or (method == "get" and resolve(url).view_name in FORM_PAGES)
 
 
@@ -358,7 +362,7 @@ def first_method(client: Client, url: str):  # type: ignore[no-untyped-def]
     return client.post(url) if _refused("get", url, response.status_code) else response
 
 
-# --- The probes -------------------------------------------------------------------------------------
+# --- The probes -----------------------------------------------------------------------------------
 
 
 def test_the_url_configuration_has_workspace_pages_to_probe() -> None:
@@ -420,7 +424,8 @@ def test_another_workspaces_ids_are_404_even_for_the_owner(
 def test_the_built_urls_reach_real_objects(
     route: Route, client: Client, personas: Personas, home: World
 ) -> None:
-    """Keeps the probes honest: the owner is not refused, so the 404s above are the access checks."""
+    """Keeps the probes honest: the owner is not
+    refused, so the 404s above are the access checks."""
     client.force_login(personas.alice)
     response = first_method(client, url_for(route, home))
     assert response.status_code not in (403, 404), (

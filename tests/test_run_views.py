@@ -1,4 +1,5 @@
-"""The runs pages: the list (filters, pagination), the detail (timeline, steps, polling) and the actions."""
+"""The runs pages: the list (filters, pagination), the
+detail (timeline, steps, polling) and the actions."""
 
 from __future__ import annotations
 
@@ -52,7 +53,8 @@ def published(
 
 
 def make_run(workflow: Workflow, version: WorkflowVersion | None = None, **fields: object) -> Run:
-    """A run row as the engine leaves it (these tests read runs; the worker tests make real ones)."""
+    """A run row as the engine leaves it (these tests
+    read runs; the worker tests make real ones)."""
     now = timezone.now()
     values: dict[str, object] = {
         "workspace_id": workflow.workspace_id,
@@ -251,7 +253,8 @@ def test_the_list_takes_the_same_queries_for_3_runs_or_60(
         make_run(other if i % 2 else workflow, other_version if i % 2 else None)
     many = queries(client, list_url(personas) + "?page=2&status=succeeded")
     assert len(many) == len(few)
-    # workflows (for the filter), version numbers, the count, the page's rows with their workflow and version
+    # workflows (for the filter), version numbers, the
+    # count, the page's rows with their workflow and version
     assert len(of_workflows(many)) == 4
 
 

@@ -62,15 +62,23 @@ def console() -> Iterator[io.StringIO]:
 
 def test_it_scrubs_every_secret_bearing_path_in_a_line() -> None:
     cases = {
-        'GET /invitations/abcDEF-123_x/ HTTP/1.1" 200': 'GET /invitations/[scrubbed]/ HTTP/1.1" 200',
-        "Not Found: /accounts/reset/MQ/c3v2kq-9f0e1d2c3b4a/": "Not Found: /accounts/reset/[scrubbed]/",
+        (
+            'GET /invitations/abcDEF-123_x/ HTTP/1.1" 200'
+        ): 'GET /invitations/[scrubbed]/ HTTP/1.1" 200',
+        (
+            "Not Found: /accounts/reset/MQ/c3v2kq-9f0e1d2c3b4a/"
+        ): "Not Found: /accounts/reset/[scrubbed]/",
         "GET /accounts/reset/MQ/set-password/": "GET /accounts/reset/[scrubbed]/set-password/",
         "GET /accounts/reset/done/": "GET /accounts/reset/done/",
-        "GET /accounts/login/?next=%2Finvitations%2FabcDEF%2F": "GET /accounts/login/?next=%2Finvitations%2F[scrubbed]%2F",
+        "GET /accounts/login/?next=%2Finvitations%2FabcDEF%2F": (
+            "GET /accounts/login/?next=%2Finvitations%2F[scrubbed]%2F"
+        ),
         "next=/invitations/abcDEF/": "next=/invitations/[scrubbed]/",
         "POST /hooks/qjPRQBv8mU?wait=3": "POST /hooks/[scrubbed]?wait=3",
         "GET /w/acme/invitations/3/revoke/": "GET /w/acme/invitations/[scrubbed]/revoke/",
-        "GET /accounts/verify/eyJlbWFpbCI6ImRvcmEifQ:1vT2x:abc/": "GET /accounts/verify/[scrubbed]/",
+        (
+            "GET /accounts/verify/eyJlbWFpbCI6ImRvcmEifQ:1vT2x:abc/"
+        ): "GET /accounts/verify/[scrubbed]/",
         "POST /accounts/verify/resend/": "POST /accounts/verify/resend/",
     }
     for line, expected in cases.items():

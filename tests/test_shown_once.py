@@ -1,4 +1,5 @@
-"""Secrets shown once: POST-redirect-GET, shown on one GET only, never cached, never kept in clear."""
+"""Secrets shown once: POST-redirect-GET, shown on
+one GET only, never cached, never kept in clear."""
 
 from __future__ import annotations
 

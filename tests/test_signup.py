@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+
 import pytest
 from django.core import mail, signing
 from django.test import Client

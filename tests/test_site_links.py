@@ -1,8 +1,8 @@
 """The links the product shows and sends name the address it is really reached at.
 
-Without SITE_URL, links sent (invitation emails, webhook answers' status_url) point to this machine at
-the port the server listens on (PORT, as the Makefile and Procfile pass it), and pages show the address
-they were loaded from. With SITE_URL, every link uses it.
+Without SITE_URL, links sent (invitation emails, webhook answers' status_url) point to this
+machine at the port the server listens on (PORT, as the Makefile and Procfile pass it), and pages
+show the address they were loaded from. With SITE_URL, every link uses it.
 """
 
 from __future__ import annotations

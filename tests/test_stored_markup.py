@@ -24,7 +24,8 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
 def test_it_shows_an_inputs_description_as_text_on_the_test_run_form(personas: Personas) -> None:
-    """The attack from issue 11: bob (editor) writes a description that promotes him when alice opens the form."""
+    """The attack from issue 11: bob (editor) writes a
+    description that promotes him when alice opens the form."""
     bob_membership = Membership.objects.get(user=personas.bob, workspace=personas.workspace)
     promote = reverse("member_role", args=[personas.workspace.slug, bob_membership.id])
     payload = (
@@ -77,7 +78,8 @@ def test_it_still_shows_the_server_built_password_rules_as_a_list(db: None) -> N
 
 # --- Every page, every stored text -------------------------------------------------------------
 
-# Markup that runs without script (htmx attributes) and with it (an event handler), then both quotes.
+# Markup that runs without script (htmx attributes)
+# and with it (an event handler), then both quotes.
 PAYLOAD = """<img src=x onerror=alert(1)><span hx-post="/x" hx-trigger="load">PWN</span>"'"""
 RAW = ("<span hx-post", "<img src=x", 'hx-trigger="load">PWN')
 ESCAPED = "&lt;img src=x onerror=alert(1)&gt;&lt;span hx-post=&quot;/x&quot;"
@@ -349,7 +351,8 @@ CONVERTER = re.compile(r"<(?:(?P<converter>[^>:]+):)?(?P<parameter>[^>]+)>")
 def _routes(
     resolvers: list, prefix: str = "", names: tuple[str, ...] = ()
 ) -> Iterator[tuple[str, str | None]]:
-    """(route with <converter:name> parameters, url name) for every pattern of the URL configuration."""
+    """(route with <converter:name> parameters, url
+    name) for every pattern of the URL configuration."""
     for entry in resolvers:
         route = str(entry.pattern)
         if isinstance(entry, URLResolver):
@@ -363,7 +366,8 @@ def _routes(
 def _fill(route: str, name: str | None, params: dict[str, str]) -> str | None:
     """The route's address with the poisoned objects' ids; None where a parameter is not ours."""
     if route.startswith("^") or "(?P<" in route:
-        return None  # regular expressions: the admin (walked through its registry) and the API's catch-all
+        # Regular expressions: the admin (walked through its registry) and the API's catch-all.
+        return None
 
     def value(match: re.Match[str]) -> str:
         parameter = match.group("parameter")
@@ -404,7 +408,7 @@ def test_no_page_shows_stored_markup_unescaped(personas: Personas) -> None:
     fetched: dict[str, int] = {}
     shown: set[str] = set()
     for route, name in _routes(get_resolver().url_patterns):
-        if route.startswith("admin/") or route.startswith("api/v1/"):
+        if route.startswith(("admin/", "api/v1/")):
             continue
         addresses = {
             _fill(route, name, {**poisoned.params, "pk": pk, "workflow_id": pk})
@@ -454,7 +458,8 @@ def test_no_page_shows_stored_markup_unescaped(personas: Personas) -> None:
 def test_the_editors_answers_to_its_own_posts_show_stored_markup_as_text(
     personas: Personas,
 ) -> None:
-    """The fragments the editor swaps in after a write (#editor, #panel, #autosave) redraw the stored text."""
+    """The fragments the editor swaps in after a write
+    (#editor, #panel, #autosave) redraw the stored text."""
     poisoned = _poison(personas)
     alice = Client()
     alice.force_login(personas.alice)
@@ -543,4 +548,4 @@ def test_no_admin_page_shows_stored_markup_unescaped(personas: Personas) -> None
         response = alice.get(page)
         statuses.append(response.status_code)
         _assert_inert(page, response)
-    assert statuses.count(200) >= len(pages) // 2, list(zip(pages, statuses))
+    assert statuses.count(200) >= len(pages) // 2, list(zip(pages, statuses, strict=True))

@@ -1,4 +1,5 @@
-"""The triggers page (webhooks, deliveries, schedules) and the API tokens page: who may see and do what."""
+"""The triggers page (webhooks, deliveries, schedules)
+and the API tokens page: who may see and do what."""
 
 from __future__ import annotations
 

@@ -168,7 +168,8 @@ def test_a_replayed_delivery_returns_the_same_run(client: Client, hook) -> None:
 
 
 def test_a_replay_within_the_window_never_returns_the_output(client: Client, hook) -> None:
-    # ?wait= is not signed: whoever captured a delivery could replay it, adding ?wait=, to read the output.
+    # ?wait= is not signed: whoever captured a delivery
+    # could replay it, adding ?wait=, to read the output.
     headers = signed(hook.secret, BODY)
     first = deliver(client, hook, headers=headers)
     engine.run_execute(first.json()["run_id"])
@@ -405,7 +406,8 @@ def test_the_shell_snippet_signs_like_the_reference_library(hook) -> None:
     """The openssl pipeline shown on the triggers page makes a valid signature."""
     script = (
         "KEY=\"$(printf '%s' \"${SECRET#whsec_}\" | base64 -d | od -An -v -tx1 | tr -d ' \\n')\"\n"
-        'printf \'%s.%s.%s\' "$ID" "$TS" "$BODY" | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$KEY" -binary '
+        'printf \'%s.%s.%s\' "$ID" "$TS" "$BODY" | openssl dgst -sha256 -mac HMAC -macopt '
+        '"hexkey:$KEY" -binary '
         "| base64\n"
     )
     ts = str(int(time.time()))
@@ -454,7 +456,8 @@ def test_an_external_program_gets_the_output_in_the_same_request(
     assert data["status"] == "succeeded"
     assert data["output"] == "Hello Ada x1 from crm"
     assert data["trigger"] == "webhook" and data["steps"][0]["key"] == "greet"
-    # The same delivery again (a replay inside the 5 minutes) gets the run's id and status, not its output.
+    # The same delivery again (a replay inside the 5
+    # minutes) gets the run's id and status, not its output.
     replay = httpx.post(
         url, params={"wait": 30}, content=BODY, timeout=40, headers=response.request.headers
     )
@@ -470,7 +473,8 @@ def test_an_external_program_gets_the_output_in_the_same_request(
 def test_many_callers_wait_at_once_without_exhausting_the_server(
     asgi_server, personas: Personas
 ) -> None:
-    """Twenty callers wait for two-second LLM runs together; each gets its output in its own request."""
+    """Twenty callers wait for two-second LLM runs
+    together; each gets its output in its own request."""
     import httpx
 
     slow = {

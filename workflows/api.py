@@ -149,7 +149,9 @@ class RunIn(Schema):
         0,
         ge=0,
         le=MAX_WAIT_SECONDS,
-        description="Seconds to wait for the result: 200 with the run if it finishes in time, else 202.",
+        description=(
+            "Seconds to wait for the result: 200 with the run if it finishes in time, else 202."
+        ),
     )
 
 

@@ -44,9 +44,10 @@ Guarantees, and how they are kept:
 - **Crashes do not leak budget for the month.** A worker killed mid-call
   cannot settle; its reservation row stays. Once it is older than any call
   can last (the run time limit plus one call timeout) it is released by the
-  next call that takes the slow path, or by the reaper's `recheck_waiting`. If the crashed call was answered, its cost was
-  paid but is not in the ledger, which then under-counts (as the engine's
-  docstring says, such a call may also be made again).
+  next call that takes the slow path, or by the reaper's `recheck_waiting`.
+  If the crashed call was answered, its cost was paid but is not in the
+  ledger, which then under-counts (as the engine's docstring says, such a
+  call may also be made again).
 - Workspaces without a budget are still metered, so a budget set mid-month
   starts from what the month already spent.
 
@@ -86,7 +87,8 @@ class BudgetExhausted(Exception):
     def message(self) -> str:
         return (
             f"Stopped: workspace budget exhausted. This call could cost up to "
-            f"{pricing.format_usd(self.needed_nanousd)} and {pricing.format_usd(self.left_nanousd)} "
+            f"{pricing.format_usd(self.needed_nanousd)} and "
+            f"{pricing.format_usd(self.left_nanousd)} "
             f"of this month's {pricing.format_usd(self.budget_nanousd)} budget is left unspent. "
             "Nothing was sent or paid; an owner can raise the budget in the workspace settings."
         )
@@ -314,7 +316,8 @@ def settle_in_transaction(
 
 
 _SETTLED = (
-    f"workspace_id, spent_nanousd, reserved_nanousd, (SELECT budget_nanousd FROM {Workspace._meta.db_table} "
+    "workspace_id, spent_nanousd, reserved_nanousd, (SELECT budget_nanousd FROM "
+    f"{Workspace._meta.db_table} "
     f"WHERE id = {BudgetMonth._meta.db_table}.workspace_id)"
 )
 

@@ -61,7 +61,8 @@ def _send_task(callback_id: int, countdown: float = 0) -> None:
 
 
 def callback_deliver(callback_id: int) -> str | None:
-    """One attempt at delivering callback `callback_id`; returns its status, or None if not claimed."""
+    """One attempt at delivering callback `callback_id`;
+    returns its status, or None if not claimed."""
     now = timezone.now()
     claimed = RunCallback.objects.filter(
         id=callback_id,

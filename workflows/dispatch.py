@@ -81,7 +81,8 @@ def hand_over_slot(workspace_id: int) -> int | None:
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} SET enqueued_at = %s WHERE enqueued_at IS NULL AND id = ("
-            f"SELECT id FROM {table} WHERE workspace_id = %s AND status = %s AND enqueued_at IS NULL "
+            f"SELECT id FROM {table} WHERE workspace_id = %s AND status = %s AND enqueued_at "
+            "IS NULL "
             f"ORDER BY id LIMIT 1{skip_locked}) RETURNING id",
             [
                 connection.ops.adapt_datetimefield_value(timezone.now()),

@@ -184,7 +184,8 @@ def current_key(changes: dict, key: str, *, since: int | None = None) -> str:
 
 
 def _parents(path: str) -> list[str]:
-    """Paths whose change moves this one: the inputs' count for an input, the cases' count for a case."""
+    """Paths whose change moves this one: the inputs'
+    count for an input, the cases' count for a case."""
     parts = path.split(".")
     if parts[0] == "inputs" and len(parts) > 2:
         return ["inputs"]
@@ -224,7 +225,8 @@ def conflicts(
 
 
 def changed_since(changes: dict, revision: int, user_id: int | None) -> set[str]:
-    """Paths someone other than `user_id` changed after `revision` (what the sync poll refreshes)."""
+    """Paths someone other than `user_id` changed after
+    `revision` (what the sync poll refreshes)."""
     return {
         path
         for path, entry in changes.items()

@@ -318,7 +318,8 @@ def _excerpts(text: str, name: str) -> list[Excerpt]:
 
 
 def step_fields(step: dict) -> list[str]:
-    """The fields the step's form shows, each with a slot for its problems (the rest go to "general")."""
+    """The fields the step's form shows, each with a
+    slot for its problems (the rest go to "general")."""
     kind = step.get("type")
     common = ["key", "title"]
     if kind == "llm":
@@ -368,7 +369,8 @@ def input_fields(inputs: list[dict]) -> list[str]:
 
 
 def picker_variables(state: EditorState, index: int) -> list[Variable]:
-    """The variables a template at step `index` may use (len(steps): the output), with JSON fields."""
+    """The variables a template at step `index` may
+    use (len(steps): the output), with JSON fields."""
     if state.parsed is not None:
         names = variables_at(state.parsed, index)
     else:

@@ -138,7 +138,8 @@ def claim(run_id: int) -> tuple[Run, str, datetime] | None:
         Run.objects.raw(
             f"UPDATE {_RUN} SET status = %s, lease_owner = %s, lease_expires_at = %s, "
             "started_at = COALESCE(started_at, %s), deadline_at = COALESCE(deadline_at, %s) "
-            "WHERE id = %s AND status IN (%s, %s) AND (lease_expires_at IS NULL OR lease_expires_at < %s) "
+            "WHERE id = %s AND status IN (%s, %s) AND (lease_expires_at IS NULL OR "
+            "lease_expires_at < %s) "
             "RETURNING *",
             [
                 Run.Status.RUNNING,

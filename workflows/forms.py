@@ -190,7 +190,8 @@ def _cases(current: dict, data: QueryDict) -> list[dict]:
 
 
 def inputs_from_post(current: list, data: QueryDict) -> Parsed:
-    """The inputs with the fields present in `data` applied (all of them, in order, with `input_count`)."""
+    """The inputs with the fields present in `data` applied
+    (all of them, in order, with `input_count`)."""
     if "input_count" not in data:
         return _input_fields_from_post(current, data)
     parsed = Parsed([])
@@ -314,7 +315,9 @@ class PublishForm(forms.Form):
         required=False,
         max_length=2000,
         widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="What changed, for the people who use this workflow. Shown in the version history.",
+        help_text=(
+            "What changed, for the people who use this workflow. Shown in the version history."
+        ),
     )
 
 

@@ -40,7 +40,7 @@ class Workflow(models.Model):
         return self.name
 
 
-class EditorPresence(models.Model):
+class EditorPresence(models.Model):  # noqa: DJ008 (a heartbeat row, never shown)
     """Who has a workflow's editor open: a heartbeat from the editor's sync poll."""
 
     workflow = models.ForeignKey(Workflow, models.CASCADE, related_name="+")
@@ -127,7 +127,8 @@ class Run(models.Model):
     api_token = models.ForeignKey(
         "ApiToken", models.SET_NULL, null=True, blank=True, related_name="runs"
     )
-    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    # NULL, not "": runs without a key must not collide in the unique constraint.
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     # "Resume from the failed step": finished steps of this run are reused.
     resumed_from = models.ForeignKey(
         "self", models.SET_NULL, null=True, blank=True, related_name="+"

@@ -16,7 +16,8 @@ def model_info(model: str) -> dict[str, int]:
 def cost_nanousd(
     *, model: str, prompt_tokens: int, cached_tokens: int, completion_tokens: int
 ) -> int:
-    """The price of one call: cached prompt tokens at the cached price, the rest at the input price."""
+    """The price of one call: cached prompt tokens at
+    the cached price, the rest at the input price."""
     prices = model_info(model)
     cached = min(cached_tokens, prompt_tokens)
     return (

@@ -60,7 +60,8 @@ def time_zone_check(name: str) -> str:
 
 
 def next_times(cron: str, time_zone: str, after: datetime, count: int = 1) -> list[datetime]:
-    """The next `count` due times after `after`, in UTC; the cron is read in local time of `time_zone`."""
+    """The next `count` due times after `after`, in UTC;
+    the cron is read in local time of `time_zone`."""
     local = after.astimezone(zoneinfo.ZoneInfo(time_zone))
     it = croniter(cron, local)
     return [it.get_next(datetime).astimezone(UTC) for _ in range(count)]
@@ -83,7 +84,7 @@ def _inputs_check(workflow: Workflow, inputs: object) -> dict[str, object]:
 def schedule_problems(
     *, workflow: Workflow, cron: str, time_zone: str, inputs: object
 ) -> dict[str, str]:
-    """Every problem of a schedule's fields at once (field -> message), so a form can show them together.
+    """Every problem of a schedule's fields at once (field -> message), for a form to show.
 
     `inputs` None means they could not be read at all (the form says why) and are not checked here.
     """

@@ -204,7 +204,8 @@ AnswerValidator = validators.extend(
 
 
 def check_schema(schema: dict[str, Any]) -> None:
-    """Raise jsonschema's SchemaError if `schema` is not a valid 2020-12 schema (patterns on RE2)."""
+    """Raise jsonschema's SchemaError if `schema` is
+    not a valid 2020-12 schema (patterns on RE2)."""
     AnswerValidator.check_schema(schema, format_checker=FORMAT_CHECKER)
 
 

@@ -105,7 +105,7 @@ def workflow_edit_draft(
     edit: Callable[[dict], dict],
     bases: dict[str, int | None] | None = None,
 ) -> list[Issue]:
-    """Apply `edit` to the stored draft, even when the result does not validate: an edit is never lost.
+    """Apply `edit` to the stored draft, even if the result does not validate: no edit is lost.
 
     `edit` receives a copy of the draft as stored now (never the caller's
     possibly stale copy) and returns the new draft. `bases` maps each field
@@ -191,7 +191,8 @@ def _refresh(workflow: Workflow, current: dict) -> None:
 
 
 def editor_presence_touch(*, workflow: Workflow, user: User) -> None:
-    """Say that `user` has the editor of `workflow` open (the sync poll calls this every few seconds)."""
+    """Say that `user` has the editor of `workflow` open
+    (the sync poll calls this every few seconds)."""
     updated = EditorPresence.objects.filter(workflow=workflow, user=user).update(
         seen_at=timezone.now()
     )

@@ -91,8 +91,13 @@ STARTERS: tuple[Starter, ...] = (
                     "key": "summary",
                     "type": "llm",
                     "title": "Summarize",
-                    "system": "You write short, faithful summaries. Never add facts that are not in the text.",
-                    "prompt": "Summarize the text below in {{ bullets }} bullet points.\n\n{{ text }}",
+                    "system": (
+                        "You write short, faithful summaries. Never add facts that are not in "
+                        "the text."
+                    ),
+                    "prompt": (
+                        "Summarize the text below in {{ bullets }} bullet points.\n\n{{ text }}"
+                    ),
                     "temperature": 0.3,
                     "max_tokens": 400,
                 },
@@ -117,8 +122,13 @@ STARTERS: tuple[Starter, ...] = (
                     "key": "translation",
                     "type": "llm",
                     "title": "Translate",
-                    "system": "You are a professional translator. Answer with the translation only.",
-                    "prompt": "Translate into {{ language }}. Keep the tone, names and formatting.\n\n{{ text }}",
+                    "system": (
+                        "You are a professional translator. Answer with the translation only."
+                    ),
+                    "prompt": (
+                        "Translate into {{ language }}. Keep the tone, names and "
+                        "formatting.\n\n{{ text }}"
+                    ),
                     "temperature": 0.2,
                     "max_tokens": 2000,
                 },
@@ -179,7 +189,10 @@ STARTERS: tuple[Starter, ...] = (
                     "key": "reply",
                     "type": "llm",
                     "title": "General reply",
-                    "prompt": "Write a {{ tone }} reply to this ticket. Urgency: {{ triage.urgency }}.\n\n{{ ticket }}",
+                    "prompt": (
+                        "Write a {{ tone }} reply to this ticket. Urgency: {{ triage.urgency "
+                        "}}.\n\n{{ ticket }}"
+                    ),
                 },
             ],
             "output": "{{ billing_reply }}{{ reply }}",
@@ -206,8 +219,13 @@ STARTERS: tuple[Starter, ...] = (
                     "key": "contact",
                     "type": "llm",
                     "title": "Extract the contact",
-                    "system": "You extract facts from text. Use null when a value is not in the text.",
-                    "prompt": "Extract the sender's contact details and the topics they raise.\n\n{{ email_text }}",
+                    "system": (
+                        "You extract facts from text. Use null when a value is not in the text."
+                    ),
+                    "prompt": (
+                        "Extract the sender's contact details and the topics they raise.\n\n{{ "
+                        "email_text }}"
+                    ),
                     "temperature": 0,
                     "max_tokens": 500,
                     "response_format": {

@@ -137,7 +137,9 @@ def _schedule_rows(items: list[Schedule]) -> list[dict[str, Any]]:
         rows.append(
             {
                 "schedule": schedule,
-                "upcoming": upcoming,  # UTC; the template shows them in the schedule's own time zone
+                (
+                    "upcoming"
+                ): upcoming,  # UTC; the template shows them in the schedule's own time zone
                 "inputs_json": json.dumps(schedule.inputs, ensure_ascii=False),
                 "form": ScheduleForm(
                     prefix=f"s{schedule.id}",

@@ -94,7 +94,8 @@ class DefinitionDiff:
 
 
 def definition_diff(before: dict | None, after: dict) -> DefinitionDiff:
-    """The changes from `before` to `after`; with no `before` (a first version), what `after` holds."""
+    """The changes from `before` to `after`; with no
+    `before` (a first version), what `after` holds."""
     first = not isinstance(before, dict)
     before = before if isinstance(before, dict) else {}
     settings = [

@@ -14,6 +14,7 @@ answers with out-of-band pieces only (cards, problems next to each field,
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import datetime, timedelta
 from typing import Any
@@ -451,7 +452,8 @@ def _merge_form_errors(slots: dict, form_errors: dict[str, list[str]]) -> None:
 
 
 def _explain_unparsed_schema(slots: dict, step: dict) -> None:
-    """A schema kept as typed because it is not JSON: say why, rather than pydantic's "not a dict"."""
+    """A schema kept as typed because it is not JSON:
+    say why, rather than pydantic's "not a dict"."""
     response_format = step.get("response_format")
     schema = response_format.get("schema") if isinstance(response_format, dict) else None
     if isinstance(schema, str):
@@ -474,7 +476,8 @@ def workflow_editor(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     membership, workflow = _workflow_for(request, slug, pk, Role.VIEWER)
     step_count = len(editing.steps_of(workflow.definition))
     panel, index = _panel_choice(request, step_count, membership.allows(Role.EDITOR))
-    # Presence starts with the first sync poll (3 s later): the page itself stays a constant 10 queries.
+    # Presence starts with the first sync poll (3 s
+    # later): the page itself stays a constant 10 queries.
     context = _editor_context(request, membership, workflow, panel=panel, index=index)
     template = (
         f"{EDITOR}#panel" if request.htmx and request.GET.get("partial") == "panel" else EDITOR
@@ -549,7 +552,8 @@ def _others_here(workflow: Workflow, user: Any) -> list[Any]:
 def _panel_refresh(
     definition: dict, panel: str, index: int, changed: set[str]
 ) -> tuple[set[str], bool]:
-    """Which fields of the open panel others changed (by their form names), or True: the whole panel."""
+    """Which fields of the open panel others changed
+    (by their form names), or True: the whole panel."""
     if not changed:
         return set(), False
     if panel == "step":
@@ -712,7 +716,8 @@ def _ago(moment: datetime) -> str:
 def _conflict_notices(
     conflict: services.DraftConflict, data: Any, save_url: str
 ) -> list[dict[str, Any]]:
-    """One notice per refused field; "Keep mine" re-sends the person's value, based on the revision now."""
+    """One notice per refused field; "Keep mine" re-sends
+    the person's value, based on the revision now."""
     notices = []
     for item in conflict.conflicts:
         keep = None
@@ -757,7 +762,8 @@ def _field_path_matches(name: str, path: str) -> bool:
 
 
 def _base(data: Any, name: str) -> int | None:
-    """The revision the posted field `name` was based on (its own `rev-…`, else the form's `base`)."""
+    """The revision the posted field `name` was based
+    on (its own `rev-…`, else the form's `base`)."""
     for raw in (data.get(f"rev-{name}"), data.get("base")):
         if raw not in (None, ""):
             try:
@@ -857,8 +863,8 @@ def _structure_conflict(workflow: Workflow, path: str = "steps") -> services.Dra
 @require_POST
 @login_required
 def workflow_step_save(request: HttpRequest, slug: str, pk: int, index: int) -> HttpResponse:
-    """Autosave of the fields of a step that the person changed; with `action`, also add/remove a case
-    or build a schema."""
+    """Autosave of the fields of a step that the person changed; with `action`, also add/remove a
+    case or build a schema."""
     membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
     try:
         index, key = _step_index(
@@ -969,8 +975,8 @@ def _int(text: str, default: int = -1) -> int:
 def _structure_edit(
     request: HttpRequest, workflow: Workflow, change: Any, path: str = "steps"
 ) -> Any:
-    """Apply `change(definition) -> (definition, extra)` to the stored draft, refused when someone else
-    changed the list of steps (or inputs) after the revision the person's view was drawn at."""
+    """Apply `change(definition) -> (definition, extra)` to the stored draft, refused when someone
+    else changed the list of steps (or inputs) after the revision the person's view was drawn at."""
     result: dict[str, Any] = {}
 
     def edit(definition: dict) -> dict:
@@ -1028,7 +1034,8 @@ def workflow_step_move(request: HttpRequest, slug: str, pk: int, index: int) -> 
         return _render_editor(
             request, membership, workflow, panel="step", index=0, conflict=conflict
         )
-    # Keep the keyboard on the moved step: the same button, or the other one at the first/last place.
+    # Keep the keyboard on the moved step: the same
+    # button, or the other one at the first/last place.
     last = len(editing.steps_of(workflow.definition)) - 1
     button = "up" if offset < 0 else "down"
     if (button == "up" and new_index == 0) or (button == "down" and new_index == last):
@@ -1161,10 +1168,8 @@ def workflow_inputs_save(request: HttpRequest, slug: str, pk: int) -> HttpRespon
         if action == "add_input":
             definition = editing.input_add(definition)
         elif action.startswith("remove_input:"):
-            try:
+            with contextlib.suppress(editing.EditError):  # already gone
                 definition = editing.input_remove(definition, index=_int(action.split(":", 1)[1]))
-            except editing.EditError:
-                pass  # already gone
         return definition
 
     try:
@@ -1285,7 +1290,8 @@ def workflow_settings_save(request: HttpRequest, slug: str, pk: int) -> HttpResp
 @require_POST
 @login_required
 def workflow_rename(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
-    """Rename in place from the editor's title: htmx gets the name updated wherever the page shows it."""
+    """Rename in place from the editor's title: htmx
+    gets the name updated wherever the page shows it."""
     membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
     form = forms.RenameForm(request.POST)
     errors: list[str] = []

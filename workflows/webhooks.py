@@ -137,7 +137,8 @@ def _rate_limit_take(trigger: Trigger) -> tuple[bool, int, bool] | None:
     at = connection.ops.adapt_datetimefield_value(window)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {Trigger._meta.db_table} SET rate_window_count = CASE WHEN rate_window_start = %s "
+            f"UPDATE {Trigger._meta.db_table} SET rate_window_count = CASE WHEN "
+            "rate_window_start = %s "
             "THEN rate_window_count + 1 ELSE 1 END, rate_window_start = %s WHERE id = %s "
             "RETURNING rate_window_count",
             [at, at, trigger.pk],
@@ -168,7 +169,10 @@ def _admit(public_id: str) -> tuple[Trigger | None, bool, int]:
         WebhookDelivery.objects.create(
             trigger=trigger,
             status_code=429,
-            result=f"Rate limited: {_rate_limit_message(trigger)} Later ones this minute are not listed.",
+            result=(
+                f"Rate limited: {_rate_limit_message(trigger)} Later ones this minute are not "
+                "listed."
+            ),
         )
     return trigger, allowed, retry_after
 

@@ -119,7 +119,8 @@ async def _refuse(scope: Scope, send: Send, limit: int) -> None:
         body = (
             '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
             "<title>Request too large · Stepwise</title></head>\n"
-            f"<body><h1>Request too large</h1><p>{message} Go back and send less.</p></body></html>\n"
+            f"<body><h1>Request too large</h1><p>{message} Go back and send "
+            "less.</p></body></html>\n"
         ).encode()
         content_type = b"text/html; charset=utf-8"
     await send(

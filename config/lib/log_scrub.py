@@ -20,7 +20,8 @@ from typing import Any
 
 _SEP = r"(?:/|%2F)"
 _SEGMENT = r"[^\s\"'?&#/%]+"
-# The segment after /hooks/, /invitations/, /verify/ (not its "resend/" page) or /reset/ (and the reset's token after its uid);
+# The segment after /hooks/, /invitations/, /verify/ (not its
+# "resend/" page) or /reset/ (and the reset's token after its uid);
 # "/reset/done/" and "/set-password/" are Django's own steps, not secrets.
 _SECRET_PATH = re.compile(
     rf"(?P<prefix>{_SEP}(?:hooks|invitations|verify){_SEP})(?!resend(?:{_SEP}|$)){_SEGMENT}"

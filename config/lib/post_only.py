@@ -15,7 +15,8 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import NoReverseMatch, reverse
 
-# view name (namespaced) of the POST-only view: (view name of its page, the URL arguments that page takes).
+# view name (namespaced) of the POST-only view: (view
+# name of its page, the URL arguments that page takes).
 _SLUG = ("slug",)
 _WORKFLOW = ("slug", "pk")
 _TRIGGERS = ("slug", "workflow_id")

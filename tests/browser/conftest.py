@@ -32,7 +32,6 @@ import pytest
 
 from tests.conftest import PASSWORD, WorkerProcess
 
-
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

@@ -37,7 +37,10 @@ TRIAGE = {
             "key": "triage",
             "title": "Classify the ticket",
             "type": "llm",
-            "system": "You triage support tickets for Acme Cloud. Answer in JSON. [[fake:choose=billing]] [[fake:latency=1100]]",
+            "system": (
+                "You triage support tickets for Acme Cloud. Answer in JSON. "
+                "[[fake:choose=billing]] [[fake:latency=1100]]"
+            ),
             "prompt": "Classify this ticket:\n\n{{ ticket }}",
             "temperature": 0,
             "max_tokens": 200,
@@ -75,9 +78,12 @@ TRIAGE = {
             "type": "llm",
             "system": (
                 "You answer billing questions for Acme Cloud in a {{ tone }} voice. "
-                "[[fake:reply=Hi Sam, thanks for flagging this. You were charged twice because the plan change "
-                "on March 3 created a second invoice. I have refunded the duplicate charge of $49.00; it will be "
-                "back on your card within 5 business days. Sorry for the trouble! Priya, Acme Support]] "
+                "[[fake:reply=Hi Sam, thanks for flagging this. You were charged twice "
+                "because the plan change "
+                "on March 3 created a second invoice. I have refunded the duplicate charge "
+                "of $49.00; it will be "
+                "back on your card within 5 business days. Sorry for the trouble! Priya, "
+                "Acme Support]] "
                 "[[fake:latency=2300]]"
             ),
             "prompt": "Write a reply to this customer:\n\n{{ ticket }}",
@@ -94,7 +100,9 @@ TRIAGE = {
             "key": "polish",
             "title": "Sign and format",
             "type": "template",
-            "template": "{{ billing_reply }}{{ reply }}\n\n--\nAcme Cloud Support · support@acme.example",
+            "template": (
+                "{{ billing_reply }}{{ reply }}\n\n--\nAcme Cloud Support · support@acme.example"
+            ),
         },
     ],
     "output": "{{ polish }}",
@@ -113,8 +121,10 @@ BLOG = {
             "title": "Outline",
             "type": "llm",
             "system": (
-                "You outline blog posts. [[fake:reply=1. Why the first week decides retention\n2. A buddy for "
-                "every new agent\n3. Shadow, then reverse-shadow\n4. A ticket ladder from easy to hard\n5. "
+                "You outline blog posts. [[fake:reply=1. Why the first week decides "
+                "retention\n2. A buddy for "
+                "every new agent\n3. Shadow, then reverse-shadow\n4. A ticket ladder from "
+                "easy to hard\n5. "
                 "Measure confidence, not only speed]] [[fake:latency=1600]]"
             ),
             "prompt": "Outline a blog post about {{ topic }} for {{ audience }}, in five points.",
@@ -124,8 +134,10 @@ BLOG = {
             "title": "Draft",
             "type": "llm",
             "system": (
-                "You write warm, concrete blog posts. [[fake:reply=Onboarding a support agent is a bet on the "
-                "next two years of your team. In the first week, pair every new agent with a buddy who "
+                "You write warm, concrete blog posts. [[fake:reply=Onboarding a support "
+                "agent is a bet on the "
+                "next two years of your team. In the first week, pair every new agent with a "
+                "buddy who "
                 "answers the questions nobody wants to ask in a channel...]] [[fake:latency=3400]]"
             ),
             "prompt": "Write the post from this outline:\n\n{{ outline }}",
@@ -136,21 +148,27 @@ BLOG = {
 
 TRANSLATE = {
     "name": "Translate release notes",
-    "description": "Translate English release notes into French, keeping product names as they are.",
+    "description": (
+        "Translate English release notes into French, keeping product names as they are."
+    ),
     "inputs": [{"name": "notes", "type": "text"}],
     "steps": [
         {
             "key": "translate",
             "title": "Translate to French",
             "type": "llm",
-            "system": "You translate software release notes into French. Keep product names in English. [[fake:500]]",
+            "system": (
+                "You translate software release notes into French. Keep product names in "
+                "English. [[fake:500]]"
+            ),
             "prompt": "{{ notes }}",
         },
     ],
 }
 
 TICKETS = [
-    "Hi, I was charged twice for my March invoice (two charges of $49). Can you refund one? Thanks, Sam",
+    "Hi, I was charged twice for my March invoice (two charges of $49). Can you refund one? "
+    "Thanks, Sam",
     "The export to CSV button does nothing since yesterday's update. Chrome 131 on macOS.",
     "Do you offer a discount for nonprofits? We're a small food bank.",
 ]

@@ -231,7 +231,6 @@ def test_the_triggers_tables_stay_readable_at_phone_width(
     phone: Page, live_server, personas: Personas, triage: Workflow
 ) -> None:  # type: ignore[no-untyped-def]
     from workflows import schedules, triggers
-
     from workflows.models import WebhookDelivery
 
     services.workflow_publish(workflow=triage, user=personas.alice)

@@ -58,7 +58,8 @@ def test_the_run_detail_fills_in_live_and_shows_each_steps_cost(
     page.goto(f"{live_app.url}/w/{personas.workspace.slug}/runs/{run.id}/")
     status = page.locator("#run-status")
     expect(status).to_have_text(re.compile("Queued|Running"))
-    # The page polls: step 1 finishes while step 2 still runs, then the run succeeds, without a reload.
+    # The page polls: step 1 finishes while step 2 still
+    # runs, then the run succeeds, without a reload.
     expect(page.locator("#step-s1 .badge-succeeded")).to_be_visible(timeout=15_000)
     # What the reader opened stays open while the page keeps polling.
     page.locator("#step-s1 details summary").first.click()

@@ -195,8 +195,10 @@ def prepare(step: LlmStep, variables: Mapping[str, object]) -> Call:
     prompt_tokens = tokens.count_messages(messages, response_schema=schema)
     if prompt_tokens + step.max_tokens > info["context_tokens"]:
         raise StepFailed(
-            f"The prompt is {prompt_tokens:,} tokens; with max_tokens {step.max_tokens:,} it exceeds "
-            f"{step.model}'s context window of {info['context_tokens']:,} tokens. Nothing was sent or paid.",
+            f"The prompt is {prompt_tokens:,} tokens; with max_tokens {step.max_tokens:,} it "
+            "exceeds "
+            f"{step.model}'s context window of {info['context_tokens']:,} tokens. Nothing "
+            "was sent or paid.",
             messages=messages,
             attempts=0,
         )

@@ -18,7 +18,8 @@ class Command(BaseCommand):
         self.stdout.write(f"{done} webhook secrets re-encrypted under the current SECRET_KEY.")
         if unreadable:
             raise CommandError(
-                f"{unreadable} secrets are readable under neither SECRET_KEY nor SECRET_KEY_FALLBACKS: "
+                f"{unreadable} secrets are readable under neither SECRET_KEY nor "
+                "SECRET_KEY_FALLBACKS: "
                 "put the key they were made with in SECRET_KEY_FALLBACKS and run this again, "
                 "or rotate those webhooks' secrets on their triggers pages."
             )

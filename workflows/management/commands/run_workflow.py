@@ -21,7 +21,10 @@ from workflows.selectors import run_json
 
 
 class Command(BaseCommand):
-    help = "Validate, import, publish and run a workflow JSON file on a Celery worker; print the run as JSON."
+    help = (
+        "Validate, import, publish and run a workflow JSON file on a Celery worker; print the "
+        "run as JSON."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", help="The workflow definition (JSON).")
