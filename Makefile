@@ -12,7 +12,7 @@ FAKE_OPENAI_PORT ?= 8055
 PYTHON ?= $(shell for p in python3.13 python3.12 python3 $$(ls -d $$HOME/.pyenv/versions/3.1[2-9]*/bin/python 2>/dev/null | sort -rV); do \
 	  $$p -c 'import sys; sys.exit(sys.version_info < (3, 12, 4))' >/dev/null 2>&1 && { echo $$p; break; }; done)
 
-.PHONY: run demo test install migrate worker beat web fake-openai screenshots check-python clean
+.PHONY: run demo test lint install migrate worker beat web fake-openai screenshots check-python clean
 
 check-python:
 	@test -n "$(PYTHON)" || { echo "Stepwise needs Python >= 3.12.4 (python3.12 or python3.13 on PATH, or set PYTHON=...)."; exit 1; }
@@ -51,6 +51,11 @@ demo: install migrate
 test: export SECRET_KEY ?= insecure-key-for-the-test-suite-only-0123456789
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# What CI checks besides the tests (configured in pyproject.toml).
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 screenshots: export SECRET_KEY ?= insecure-key-for-the-test-suite-only-0123456789
 screenshots: install
