@@ -24,7 +24,6 @@ from accounts import services, verification
 from accounts.access import workspace_for
 from accounts.audit_display import action_label, entry_diff
 from accounts.charts import usage_chart
-from accounts.client_ip import client_ip
 from accounts.forms import (
     AuditFilterForm,
     BudgetForm,

@@ -1,4 +1,5 @@
-"""Request body limits act before the body is read (config/lib/body_limit.py), against a real uvicorn.
+"""Request body limits act before the body is read (config/lib/body_limit.py), against a real
+uvicorn.
 
 Django's ASGI handler reads a whole request body before any view runs, so these
 tests speak raw HTTP to `uvicorn config.asgi:application` and check that a too-large
