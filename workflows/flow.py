@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from workflows.definition import END, Definition
-from workflows.steps.condition import ConditionStep
+from workflows.steps import module_for
 
 
 def next_key(definition: Definition, index: int, output: object) -> str:
     """The key of the step to run after the one at `index`, or "end"."""
     step = definition.steps[index]
-    if isinstance(step, ConditionStep):
-        # The condition's output records its decision, so a resumed run
-        # follows the stored choice instead of re-evaluating it.
-        if not isinstance(output, Mapping):
-            raise TypeError(f"Condition {step.key!r} needs its output dict, got {output!r}.")
-        return str(output["goto"])
-    if step.next is not None:
-        return step.next
+    chosen = module_for(step).next_key(step, output)
+    if chosen is not None:
+        return chosen
     if index + 1 < len(definition.steps):
         return definition.steps[index + 1].key
     return END

@@ -1,10 +1,15 @@
-"""The step kinds, found by their `type`.
+"""The step kinds. `KINDS` below is the only list of them.
 
-Each kind is one module holding its pydantic config and these functions:
+Each kind is a package, `workflows/steps/<kind>/`, whose `__init__` exposes:
 
+- `TYPE`, the `type` its steps carry, and `Config`, their pydantic model
+  (a `StepBase` with `type: Literal[TYPE]`); `DEFAULTS`, the values a new
+  step starts with;
 - `templates(step) -> list[tuple[str, str]]`: fields that contain variables;
 - `targets(step) -> list[tuple[str, str]]`: fields that name the next step;
 - `output_schema(step) -> dict | None`: JSON schema of the output, None for text;
+- `next_key(step, output) -> str | None`: where the run goes after the step,
+  None for the usual way on (the following step);
 - `check(step, *, models) -> list[tuple[str, str]]`: kind-specific validation
   as (field, message) pairs;
 - `execute(step, variables)`: run it. A kind with `PAID = True` instead has
@@ -12,29 +17,44 @@ Each kind is one module holding its pydantic config and these functions:
   (its worst-case cost, held in the budget by the engine), and
   `execute(step, call, context)`.
 
-A new kind is a new module plus one line in STEP_TYPES and in `Step`.
+The `Step` union, validation, the editor and the run page derive from
+`KINDS`: a new kind is a new package plus one line there
+(tests/test_step_kinds_contract.py checks that each kind has every part).
 """
 
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Union
 
 from pydantic import Field
 
 from workflows.steps import condition, llm, template
 from workflows.steps.base import StepBase
 
-STEP_TYPES: dict[str, ModuleType] = {
-    "llm": llm,
-    "template": template,
-    "condition": condition,
-}
+# In the editor's "add step" menu in this order.
+KINDS: tuple[ModuleType, ...] = (
+    llm,
+    template,
+    condition,
+)
 
-Step = Annotated[
-    llm.LlmStep | template.TemplateStep | condition.ConditionStep,
-    Field(discriminator="type"),
-]
+
+def by_type(kinds: tuple[ModuleType, ...]) -> dict[str, ModuleType]:
+    return {kind.TYPE: kind for kind in kinds}
+
+
+def step_union(kinds: tuple[ModuleType, ...]) -> object:
+    """The pydantic discriminated union of the kinds' configs, tagged by `type`."""
+    return Annotated[Union[tuple(kind.Config for kind in kinds)], Field(discriminator="type")]  # noqa: UP007
+
+
+STEP_TYPES: dict[str, ModuleType] = by_type(KINDS)
+
+if TYPE_CHECKING:
+    Step = StepBase
+else:
+    Step = step_union(KINDS)
 
 
 def module_for(step: StepBase) -> ModuleType:

@@ -1,82 +1,19 @@
-"""The `condition` step: the first case that holds picks the next step, else `else`."""
+"""The `condition` step's checks and execution: the first case that holds picks the next step, else `else`."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import regex
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from workflows.rendering import REFERENCE_RE, references, render, to_text
-from workflows.steps.base import StepBase
-
-Op = Literal[
-    "equals",
-    "not_equals",
-    "contains",
-    "not_contains",
-    "matches",
-    "is_empty",
-    "is_not_empty",
-    "gt",
-    "lt",
-]
-UNARY_OPS = frozenset({"is_empty", "is_not_empty"})
+from workflows.rendering import REFERENCE_RE, references, render
+from workflows.steps.condition.config import UNARY_OPS, Case, ConditionStep
 
 # A user's catastrophic regex (say "(a+)+$") must not hang a worker; a search
 # that runs out of time counts as no match.
 REGEX_TIMEOUT_SECONDS = 0.5
-
-OUTPUT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {"case": {"type": ["integer", "null"]}, "goto": {"type": "string"}},
-    "required": ["case", "goto"],
-    "additionalProperties": False,
-}
-
-
-class Case(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    left: str
-    op: Op
-    right: str | None = None
-    goto: str
-
-    @field_validator("left", "right", mode="before")
-    @classmethod
-    def _scalars_as_text(cls, value: object) -> object:
-        # `"right": 100` is the natural JSON for a gt comparison; both sides
-        # are templates, so keep the number as the text it would render to.
-        if isinstance(value, (bool, int, float)):
-            return to_text(value)
-        return value
-
-
-class ConditionStep(StepBase):
-    type: Literal["condition"] = "condition"
-    cases: list[Case]
-    else_: str = Field(alias="else")
-
-
-def templates(step: ConditionStep) -> list[tuple[str, str]]:
-    fields: list[tuple[str, str]] = []
-    for index, case in enumerate(step.cases):
-        fields.append((f"cases[{index}].left", case.left))
-        if case.op not in UNARY_OPS and case.right is not None:
-            fields.append((f"cases[{index}].right", case.right))
-    return fields
-
-
-def targets(step: ConditionStep) -> list[tuple[str, str]]:
-    found = [(f"cases[{index}].goto", case.goto) for index, case in enumerate(step.cases)]
-    return [*found, ("else", step.else_)]
-
-
-def output_schema(step: ConditionStep) -> dict[str, Any] | None:
-    return OUTPUT_SCHEMA
 
 
 def check(step: ConditionStep, *, models: Mapping[str, int]) -> list[tuple[str, str]]:

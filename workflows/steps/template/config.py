@@ -1,17 +1,21 @@
-"""The `template` step: text built from variables, without calling a model."""
+"""The `template` step's config: text built from variables, without calling a model."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, Literal
 
-from workflows.rendering import render
 from workflows.steps.base import StepBase
+
+TYPE = "template"
+DEFAULTS: dict[str, Any] = {}
 
 
 class TemplateStep(StepBase):
     type: Literal["template"] = "template"
     template: str
+
+
+Config = TemplateStep
 
 
 def templates(step: TemplateStep) -> list[tuple[str, str]]:
@@ -26,9 +30,5 @@ def output_schema(step: TemplateStep) -> dict[str, Any] | None:
     return None  # text
 
 
-def check(step: TemplateStep, *, models: Mapping[str, int]) -> list[tuple[str, str]]:
-    return []
-
-
-def execute(step: TemplateStep, variables: Mapping[str, object]) -> str:
-    return render(step.template, variables)
+def next_key(step: TemplateStep, output: object) -> str | None:
+    return step.next

@@ -1,159 +1,23 @@
-"""The `llm` step: one chat completion, as text or as JSON following a schema."""
+"""The `llm` step's execution: one chat completion, as text or as JSON following a schema."""
 
 from __future__ import annotations
 
 import json
 import random
-import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
-from jsonschema.exceptions import SchemaError, ValidationError
-from pydantic import BaseModel, ConfigDict, Field
+from jsonschema.exceptions import ValidationError
 
 from workflows import budget, llm, pricing, schema_validation, tokens
 from workflows.rendering import render
-from workflows.steps.base import StepBase
 from workflows.steps.context import StepContext, StepFailed, StepResult, Usage
-
-DEFAULT_MODEL = "gpt-4.1-mini"
-MAX_TOKENS_LIMIT = 32768
-
-_FORMAT_NAME_RE = re.compile(r"[a-z_][a-z0-9_]{0,63}", re.IGNORECASE)
-
-
-class TextFormat(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["text"] = "text"
-
-
-class JsonSchemaFormat(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["json_schema"] = "json_schema"
-    name: str
-    # Named json_schema in Python because BaseModel already has a `schema` attribute.
-    json_schema: dict[str, Any] = Field(alias="schema")
-
-
-ResponseFormat = Annotated[TextFormat | JsonSchemaFormat, Field(discriminator="type")]
-
-
-class LlmStep(StepBase):
-    type: Literal["llm"] = "llm"
-    prompt: str
-    system: str = ""
-    model: str = DEFAULT_MODEL
-    temperature: float = Field(default=0.7, ge=0, le=1)
-    max_tokens: int = Field(default=1024, ge=1, le=MAX_TOKENS_LIMIT)
-    response_format: ResponseFormat = Field(default_factory=TextFormat)
-
-
-def templates(step: LlmStep) -> list[tuple[str, str]]:
-    return [("system", step.system), ("prompt", step.prompt)]
-
-
-def targets(step: LlmStep) -> list[tuple[str, str]]:
-    return [("next", step.next)] if step.next is not None else []
-
-
-def output_schema(step: LlmStep) -> dict[str, Any] | None:
-    """The JSON schema of the step's output, or None when it outputs text."""
-    if isinstance(step.response_format, JsonSchemaFormat):
-        return step.response_format.json_schema
-    return None
-
-
-def check(step: LlmStep, *, models: Mapping[str, int]) -> list[tuple[str, str]]:
-    """Problems pydantic cannot see: the model table and OpenAI's strict-schema rules."""
-    problems: list[tuple[str, str]] = []
-    if not step.prompt.strip():
-        problems.append(("prompt", "The prompt is empty."))
-    if step.model not in models:
-        allowed = ", ".join(sorted(models)) or "none configured"
-        problems.append(("model", f'Unknown model "{step.model}" (allowed: {allowed}).'))
-    elif step.max_tokens > models[step.model]:
-        problems.append(
-            ("max_tokens", f"{step.model} allows at most {models[step.model]} output tokens.")
-        )
-    if isinstance(step.response_format, JsonSchemaFormat):
-        if not _FORMAT_NAME_RE.fullmatch(step.response_format.name):
-            problems.append(
-                (
-                    "response_format.name",
-                    "Use letters, digits and underscores, starting with a letter "
-                    "or underscore, at most 64 characters.",
-                )
-            )
-        problems += [
-            ("response_format.schema", message)
-            for message in strict_schema_problems(step.response_format.json_schema)
-        ]
-    return problems
-
-
-def strict_schema_problems(schema: dict[str, Any]) -> list[str]:
-    """Why OpenAI would refuse `schema` in strict structured-output mode, or
-    our checks could not run it (a pattern RE2 cannot run), if so."""
-    patterns = schema_validation.pattern_problems(schema)
-    if patterns:
-        return patterns
-    try:
-        schema_validation.check_schema(schema)
-    except SchemaError as error:
-        where = ".".join(["schema", *map(str, error.path)])
-        return [f"{where}: not a valid JSON Schema: {error.message}"]
-    problems: list[str] = []
-    if schema.get("type") != "object":
-        problems.append('schema: the root must have "type": "object".')
-    _check_strict(schema, "schema", problems)
-    return problems
-
-
-def _check_strict(node: object, path: str, problems: list[str]) -> None:
-    if not isinstance(node, dict):
-        return
-    properties = node.get("properties")
-    properties = properties if isinstance(properties, dict) else {}
-    if _is_object(node):
-        if node.get("additionalProperties") is not False:
-            problems.append(f'{path}: "additionalProperties" must be false.')
-        required = node.get("required", [])
-        missing = [name for name in properties if name not in required]
-        if missing:
-            problems.append(
-                f'{path}: every property must be listed in "required" '
-                f"(missing: {', '.join(missing)})."
-            )
-    for name, child in properties.items():
-        _check_strict(child, f"{path}.properties.{name}", problems)
-    _check_strict(node.get("items"), f"{path}.items", problems)
-    for keyword in ("anyOf", "oneOf", "allOf", "prefixItems"):
-        branches = node.get(keyword)
-        if isinstance(branches, list):
-            for position, branch in enumerate(branches):
-                _check_strict(branch, f"{path}.{keyword}[{position}]", problems)
-    for keyword in ("$defs", "definitions"):
-        definitions = node.get(keyword)
-        if isinstance(definitions, dict):
-            for name, child in definitions.items():
-                _check_strict(child, f"{path}.{keyword}.{name}", problems)
-
-
-def _is_object(node: dict[str, Any]) -> bool:
-    kind = node.get("type")
-    if isinstance(kind, list):
-        return "object" in kind
-    return kind == "object" or (kind is None and "properties" in node)
-
-
-# --- Execution -------------------------------------------------------------
+from workflows.steps.llm.config import LlmStep, output_schema
 
 # The engine records an attempt before each call: this step costs money.
 PAID = True
