@@ -1,4 +1,5 @@
-"""The `condition` step's checks and execution: the first case that holds picks the next step, else `else`."""
+"""The `condition` step's checks and execution: the first case that holds picks the next step,
+else `else`."""
 
 from __future__ import annotations
 

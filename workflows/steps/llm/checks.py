@@ -1,4 +1,5 @@
-"""The `llm` step's checks: what pydantic cannot see, the model table and OpenAI's strict-schema rules."""
+"""The `llm` step's checks: what pydantic cannot see, the model table and OpenAI's strict-schema
+rules."""
 
 from __future__ import annotations
 
