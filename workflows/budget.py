@@ -315,25 +315,14 @@ def settle_in_transaction(
         )
 
 
-_SETTLED = (
-    "workspace_id, spent_nanousd, reserved_nanousd, (SELECT budget_nanousd FROM "
-    f"{Workspace._meta.db_table} "
-    f"WHERE id = {BudgetMonth._meta.db_table}.workspace_id)"
-)
-
-
 def _settle(reservation: Reservation, cost_nanousd: int) -> None:
     # Deleting first decides who releases the hold: this settle or a stale
     # sweep that (wrongly) gave up on a very slow call.
     held = BudgetReservation.objects.filter(id=reservation.id).delete()[0] == 1
-    settled = sql.update_returning(
-        BudgetMonth,
-        where={"id": reservation.ledger_id},
-        add={
-            "reserved_nanousd": -reservation.amount_nanousd if held else 0,
-            "spent_nanousd": cost_nanousd,
-        },
-        returning=_SETTLED,
+    settled = sql.budget_month_settle(
+        ledger_id=reservation.ledger_id,
+        release_nanousd=reservation.amount_nanousd if held else 0,
+        spent_nanousd=cost_nanousd,
     )
     if settled is not None:
         # This UPDATE holds the ledger row's lock until commit, and the SELECT

@@ -14,10 +14,10 @@ never lost: the reaper also sends waiting runs of workspaces with free slots.
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
 
+from workflows import sql
 from workflows.models import Run
 
 
@@ -72,29 +72,11 @@ def hand_over_slot(workspace_id: int) -> int | None:
     many runs, until its waiting runs are all sent."""
     from workflows.services import run_enqueue
 
-    table = Run._meta.db_table
-    # PostgreSQL: a concurrent hand-over skips the row another one is taking.
-    # SQLite has one writer at a time.
-    skip_locked = (
-        " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET enqueued_at = %s WHERE enqueued_at IS NULL AND id = ("
-            f"SELECT id FROM {table} WHERE workspace_id = %s AND status = %s AND enqueued_at "
-            "IS NULL "
-            f"ORDER BY id LIMIT 1{skip_locked}) RETURNING id",
-            [
-                connection.ops.adapt_datetimefield_value(timezone.now()),
-                workspace_id,
-                Run.Status.QUEUED,
-            ],
-        )
-        row = cursor.fetchone()
-    if row is None:
+    run_id = sql.run_take_oldest_waiting(workspace_id=workspace_id, now=timezone.now())
+    if run_id is None:
         return None
-    run_enqueue(row[0])
-    return row[0]
+    run_enqueue(run_id)
+    return run_id
 
 
 def dispatch_all_waiting() -> list[int]:

@@ -48,18 +48,14 @@ from django.db import DatabaseError, close_old_connections, connection, transact
 from django.db.models import F, Q
 from django.utils import timezone
 
-from accounts.models import Workspace
 from workflows import budget, dispatch, flow, sql
 from workflows.definition import Definition
-from workflows.models import Run, RunCallback, StepRun
+from workflows.models import Run, StepRun
 from workflows.rendering import render
 from workflows.steps import STEP_TYPES
 from workflows.steps.context import StepContext, StepFailed, StepResult, Usage
 
 log = logging.getLogger(__name__)
-
-_RUN = Run._meta.db_table
-_WORKSPACE = Workspace._meta.db_table
 
 
 class LeaseLost(Exception):
@@ -131,30 +127,14 @@ def claim(run_id: int) -> tuple[Run, str, datetime] | None:
     `started_at` equals it was claimed for the first time: it has no steps yet)."""
     token = uuid.uuid4().hex
     now = timezone.now()
-    adapt = connection.ops.adapt_datetimefield_value
-    # Raw SQL because this is the hottest statement of the engine (the ORM
-    # cannot UPDATE ... RETURNING); Run.objects.raw still converts the row.
-    claimed = list(
-        Run.objects.raw(
-            f"UPDATE {_RUN} SET status = %s, lease_owner = %s, lease_expires_at = %s, "
-            "started_at = COALESCE(started_at, %s), deadline_at = COALESCE(deadline_at, %s) "
-            "WHERE id = %s AND status IN (%s, %s) AND (lease_expires_at IS NULL OR "
-            "lease_expires_at < %s) "
-            "RETURNING *",
-            [
-                Run.Status.RUNNING,
-                token,
-                adapt(now + timedelta(seconds=settings.RUN_LEASE_SECONDS)),
-                adapt(now),
-                adapt(now + timedelta(seconds=settings.RUN_TIME_LIMIT_SECONDS)),
-                run_id,
-                Run.Status.QUEUED,
-                Run.Status.RUNNING,
-                adapt(now),
-            ],
-        )
+    claimed = sql.run_claim(
+        run_id=run_id,
+        token=token,
+        now=now,
+        lease_expires_at=now + timedelta(seconds=settings.RUN_LEASE_SECONDS),
+        deadline_at=now + timedelta(seconds=settings.RUN_TIME_LIMIT_SECONDS),
     )
-    return (claimed[0], token, now) if claimed else None
+    return (claimed, token, now) if claimed else None
 
 
 def run_execute(run_id: int) -> None:
@@ -416,9 +396,9 @@ def _park(
 ) -> None:
     """Inside the caller's transaction: park the run at step `key`, releasing
     its lease (and, on commit, its in-flight slot to the next queued run)."""
-    parked = sql.update_returning(
-        Run,
-        where={"id": run.id, "lease_owner": token, "status": Run.Status.RUNNING},
+    has_waiting = sql.run_park(
+        run_id=run.id,
+        token=token,
         values={
             "status": Run.Status.WAITING,
             "waiting_for": waiting_for,
@@ -427,9 +407,8 @@ def _park(
             "lease_owner": "",
             "lease_expires_at": None,
         },
-        returning=_HAS_WAITING_QUEUED,
     )
-    if parked is None:
+    if has_waiting is None:
         raise LeaseLost
     # Nothing was sent: the attempt recorded before the hold does not count.
     sql.update(
@@ -438,19 +417,14 @@ def _park(
         values={"status": StepRun.Status.WAITING, "started_at": None},
         add={"attempts": -1},
     )
-    if parked[0]:
+    if has_waiting:
         workspace_id = run.workspace_id
         transaction.on_commit(lambda: _on_finished(run.id, workspace_id, False, True))
 
 
 def _fence_reading_budget(run_id: int, token: str) -> int | None:
     """`_fence` for a running run, and the workspace's budget, in one statement."""
-    row = sql.update_returning(
-        Run,
-        where={"id": run_id, "lease_owner": token, "status": Run.Status.RUNNING},
-        values={"lease_expires_at": _lease_expiry()},
-        returning=f"(SELECT budget_nanousd FROM {_WORKSPACE} WHERE id = {_RUN}.workspace_id)",
-    )
+    row = sql.run_fence_reading_budget(run_id=run_id, token=token, lease_expires_at=_lease_expiry())
     if row is None:
         raise LeaseLost
     return row[0]
@@ -563,9 +537,9 @@ def _finish(
     error: str = "",
 ) -> bool:
     # One statement finishes the run and says what its end sets in motion.
-    finished = sql.update_returning(
-        Run,
-        where={"id": run_id, "lease_owner": token, "status": Run.Status.RUNNING},
+    finished = sql.run_finish(
+        run_id=run_id,
+        token=token,
         values={
             "status": status,
             "output": output,
@@ -573,25 +547,13 @@ def _finish(
             "finished_at": timezone.now(),
             "lease_expires_at": None,
         },
-        returning=_FINISH_RETURNING,
     )
     if finished is None:
         return False
-    has_callback, has_waiting = map(bool, finished)
+    has_callback, has_waiting = finished
     if has_callback or has_waiting:
         transaction.on_commit(lambda: _on_finished(run_id, workspace_id, has_callback, has_waiting))
     return True
-
-
-# Whether runs of the workspace wait in the database for an in-flight slot.
-_HAS_WAITING_QUEUED = (
-    f"EXISTS (SELECT 1 FROM {_RUN} AS waiting WHERE waiting.workspace_id = {_RUN}.workspace_id "
-    f"AND waiting.status = '{Run.Status.QUEUED.value}' AND waiting.enqueued_at IS NULL)"
-)
-_FINISH_RETURNING = (
-    f"EXISTS (SELECT 1 FROM {RunCallback._meta.db_table} WHERE run_id = {_RUN}.id AND status = "
-    f"'{RunCallback.Status.PENDING.value}'), {_HAS_WAITING_QUEUED}"
-)
 
 
 def _on_finished(run_id: int, workspace_id: int, has_callback: bool, has_waiting: bool) -> None:

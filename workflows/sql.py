@@ -1,20 +1,28 @@
-"""UPDATE statements for the engine's hot path, without the ORM's query compiler.
+"""Every raw SQL statement of Stepwise, each a named function.
 
-Every step of every run writes a few rows. Building those UPDATEs through
-QuerySet.update (cloning, resolving F() expressions, compiling WHERE trees)
-cost more CPU than the database spent running them (docs/benchmarks.md), so
-the engine writes them here. Values still go through each field's
-`get_db_prep_save`, exactly as the ORM prepares them (JSON, aware datetimes
-on SQLite), and every identifier is quoted by the backend; the same SQL runs
-on PostgreSQL and SQLite.
+The ORM cannot say UPDATE ... RETURNING, nor UPDATE ... WHERE id = (SELECT
+... FOR UPDATE SKIP LOCKED), and on the engine's hot path QuerySet.update
+(cloning, resolving F() expressions, compiling WHERE trees) cost more CPU
+than the database spent running the statement (docs/benchmarks.md). So these
+statements are written here, and nowhere else.
+
+Every value is a parameter, enum values included; values go through each
+field's `get_db_prep_save` / `get_db_prep_value`, exactly as the ORM prepares
+them (JSON, aware datetimes on SQLite), and every identifier is quoted by the
+backend; the same SQL runs on PostgreSQL and SQLite (tests/test_sql.py runs
+each function on the database the suite runs against).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 from django.db import connection
 from django.db.models import Model
+
+from accounts.models import BudgetMonth, Workspace
+from workflows.models import Run, RunCallback, Trigger
 
 
 def update(
@@ -28,26 +36,200 @@ def update(
     `add` to integer columns. Returns the number of rows updated.
 
     `where` and the keys of `values` and `add` are field names (a foreign key
-    by its attname, such as `run_id`)."""
+    by its attname, such as `run_id`); a `where` value that is a list or a
+    tuple matches any of its items, None matches NULL."""
     statement, params = _update_statement(model, where, values, add)
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
         return cursor.rowcount
 
 
-def update_returning(
+# Runs ----------------------------------------------------------------------
+
+
+def run_claim(
+    *, run_id: int, token: str, now: datetime, lease_expires_at: datetime, deadline_at: datetime
+) -> Run | None:
+    """Take the lease of run `run_id` if it is queued, or running with an
+    expired lease (its worker died), and load it: one statement, the engine's
+    hottest. Sets `started_at` and `deadline_at` on the first claim only.
+    Returns the run as updated, or None if it was not claimable."""
+    table = _quote(Run._meta.db_table)
+    adapt = connection.ops.adapt_datetimefield_value
+    claimed = list(
+        Run.objects.raw(
+            f"UPDATE {table} SET status = %s, lease_owner = %s, lease_expires_at = %s, "
+            "started_at = COALESCE(started_at, %s), deadline_at = COALESCE(deadline_at, %s) "
+            "WHERE id = %s AND status IN (%s, %s) "
+            "AND (lease_expires_at IS NULL OR lease_expires_at < %s) RETURNING *",
+            [
+                Run.Status.RUNNING.value,
+                token,
+                adapt(lease_expires_at),
+                adapt(now),
+                adapt(deadline_at),
+                run_id,
+                Run.Status.QUEUED.value,
+                Run.Status.RUNNING.value,
+                adapt(now),
+            ],
+        )
+    )
+    return claimed[0] if claimed else None
+
+
+def run_fence_reading_budget(
+    *, run_id: int, token: str, lease_expires_at: datetime
+) -> tuple[int | None] | None:
+    """Extend the lease of a running run held by `token`, and read its
+    workspace's budget: one statement. Returns (budget_nanousd,), or None if
+    `token` no longer holds the running run."""
+    row = _update_returning(
+        Run,
+        where={"id": run_id, "lease_owner": token, "status": Run.Status.RUNNING},
+        values={"lease_expires_at": lease_expires_at},
+        returning=(
+            f"(SELECT budget_nanousd FROM {_quote(Workspace._meta.db_table)} "
+            f"WHERE id = {_quote(Run._meta.db_table)}.workspace_id)"
+        ),
+    )
+    return None if row is None else (row[0],)
+
+
+def run_park(*, run_id: int, token: str, values: Mapping[str, object]) -> bool | None:
+    """Set `values` on a running run held by `token` (the engine parks it).
+    Returns whether other runs of its workspace wait for an in-flight slot,
+    or None if `token` no longer holds the running run."""
+    row = _update_returning(
+        Run,
+        where={"id": run_id, "lease_owner": token, "status": Run.Status.RUNNING},
+        values=values,
+        returning=_has_waiting_queued(),
+        returning_params=[Run.Status.QUEUED.value],
+    )
+    return None if row is None else bool(row[0])
+
+
+def run_finish(
+    *, run_id: int, token: str, values: Mapping[str, object]
+) -> tuple[bool, bool] | None:
+    """Set `values` on a running run held by `token` (the engine finishes it).
+    Returns (whether it has a pending callback, whether other runs of its
+    workspace wait for an in-flight slot), or None if `token` no longer holds
+    the running run."""
+    row = _update_returning(
+        Run,
+        where={"id": run_id, "lease_owner": token, "status": Run.Status.RUNNING},
+        values=values,
+        returning=(
+            f"EXISTS (SELECT 1 FROM {_quote(RunCallback._meta.db_table)} "
+            f"WHERE run_id = {_quote(Run._meta.db_table)}.id AND status = %s), "
+            f"{_has_waiting_queued()}"
+        ),
+        returning_params=[RunCallback.Status.PENDING.value, Run.Status.QUEUED.value],
+    )
+    return None if row is None else (bool(row[0]), bool(row[1]))
+
+
+def run_take_oldest_waiting(*, workspace_id: int, now: datetime) -> int | None:
+    """Mark the workspace's oldest queued run not yet sent to the broker as
+    sent at `now`, and return its id (None if none waits). One statement picks
+    and marks it, so two callers never take the same run."""
+    table = _quote(Run._meta.db_table)
+    # PostgreSQL: a concurrent taker skips the row another one is taking.
+    # SQLite has one writer at a time.
+    skip_locked = (
+        " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET enqueued_at = %s WHERE enqueued_at IS NULL AND id = ("
+            f"SELECT id FROM {table} WHERE workspace_id = %s AND status = %s "
+            f"AND enqueued_at IS NULL ORDER BY id LIMIT 1{skip_locked}) RETURNING id",
+            [
+                connection.ops.adapt_datetimefield_value(now),
+                workspace_id,
+                Run.Status.QUEUED.value,
+            ],
+        )
+        row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
+def _has_waiting_queued() -> str:
+    """Whether runs of the run's workspace wait in the database for an
+    in-flight slot; its one parameter is the queued status."""
+    table = _quote(Run._meta.db_table)
+    return (
+        f"EXISTS (SELECT 1 FROM {table} AS waiting WHERE waiting.workspace_id = "
+        f"{table}.workspace_id AND waiting.status = %s AND waiting.enqueued_at IS NULL)"
+    )
+
+
+# Budget --------------------------------------------------------------------
+
+
+def budget_month_settle(
+    *, ledger_id: int, release_nanousd: int, spent_nanousd: int
+) -> tuple[int, int, int, int | None] | None:
+    """Take `release_nanousd` off the month's holds and add `spent_nanousd`
+    to its spend. Returns the month's (workspace_id, spent, reserved) after
+    the change and its workspace's budget, or None if there is no such month.
+    The row stays locked until the caller's transaction ends."""
+    row = _update_returning(
+        BudgetMonth,
+        where={"id": ledger_id},
+        add={"reserved_nanousd": -release_nanousd, "spent_nanousd": spent_nanousd},
+        returning=(
+            "workspace_id, spent_nanousd, reserved_nanousd, "
+            f"(SELECT budget_nanousd FROM {_quote(Workspace._meta.db_table)} "
+            f"WHERE id = {_quote(BudgetMonth._meta.db_table)}.workspace_id)"
+        ),
+    )
+    return None if row is None else (row[0], row[1], row[2], row[3])
+
+
+# Triggers ------------------------------------------------------------------
+
+
+def trigger_rate_window_count(*, trigger_id: int, window: datetime) -> int | None:
+    """Count one request in the trigger's rate window starting at `window`:
+    open that window with a count of 1, or add one to it if it is the current
+    one. Returns the count after this request (None if there is no such
+    trigger). One UPDATE, so two requests never both take the last slot."""
+    at = connection.ops.adapt_datetimefield_value(window)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_quote(Trigger._meta.db_table)} SET rate_window_count = CASE "
+            "WHEN rate_window_start = %s THEN rate_window_count + 1 ELSE 1 END, "
+            "rate_window_start = %s WHERE id = %s RETURNING rate_window_count",
+            [at, at, trigger_id],
+        )
+        row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
+# Building blocks -----------------------------------------------------------
+
+
+def _quote(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def _update_returning(
     model: type[Model],
     *,
     where: Mapping[str, object],
     values: Mapping[str, object] | None = None,
     add: Mapping[str, int] | None = None,
     returning: str,
+    returning_params: Sequence[object] = (),
 ) -> tuple[object, ...] | None:
     """`update` of at most one row, returning the `returning` SQL expressions
-    evaluated on it, or None when no row matched."""
+    (with their `returning_params`) evaluated on it, or None when no row matched."""
     statement, params = _update_statement(model, where, values, add)
     with connection.cursor() as cursor:
-        cursor.execute(f"{statement} RETURNING {returning}", params)
+        cursor.execute(f"{statement} RETURNING {returning}", params + list(returning_params))
         return cursor.fetchone()
 
 
@@ -57,31 +239,29 @@ def _update_statement(
     values: Mapping[str, object] | None,
     add: Mapping[str, int] | None,
 ) -> tuple[str, list[object]]:
-    quote = connection.ops.quote_name
     assignments: list[str] = []
     params: list[object] = []
     for name, value in (values or {}).items():
         field = model._meta.get_field(name)
-        assignments.append(f"{quote(field.column)} = %s")
+        assignments.append(f"{_quote(field.column)} = %s")
         params.append(field.get_db_prep_save(value, connection))
     for name, amount in (add or {}).items():
-        column = quote(model._meta.get_field(name).column)
+        column = _quote(model._meta.get_field(name).column)
         assignments.append(f"{column} = {column} + %s")
         params.append(int(amount))
     conditions, where_params = _conditions(model, where)
     statement = (
-        f"UPDATE {quote(model._meta.db_table)} SET {', '.join(assignments)} WHERE {conditions}"
+        f"UPDATE {_quote(model._meta.db_table)} SET {', '.join(assignments)} WHERE {conditions}"
     )
     return statement, params + where_params
 
 
 def _conditions(model: type[Model], where: Mapping[str, object]) -> tuple[str, list[object]]:
-    quote = connection.ops.quote_name
     parts: list[str] = []
     params: list[object] = []
     for name, value in where.items():
         field = model._meta.get_field(name)
-        column = quote(field.column)
+        column = _quote(field.column)
         if value is None:
             parts.append(f"{column} IS NULL")
         elif isinstance(value, Sequence) and not isinstance(value, str):

@@ -38,13 +38,13 @@ from datetime import timedelta
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from config.lib.outbound import url_refusal
-from workflows import services
+from workflows import services, sql
 from workflows.definition import InputError
 from workflows.models import Run, RunCallback, Trigger, WebhookDelivery
 from workflows.selectors import run_json
@@ -134,19 +134,9 @@ def _rate_limit_take(trigger: Trigger) -> tuple[bool, int, bool] | None:
     window = now.replace(second=0, microsecond=0)
     retry_after = max(1, math.ceil((window + timedelta(minutes=1) - now).total_seconds()))
     limit = trigger.rate_limit_per_minute
-    at = connection.ops.adapt_datetimefield_value(window)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {Trigger._meta.db_table} SET rate_window_count = CASE WHEN "
-            "rate_window_start = %s "
-            "THEN rate_window_count + 1 ELSE 1 END, rate_window_start = %s WHERE id = %s "
-            "RETURNING rate_window_count",
-            [at, at, trigger.pk],
-        )
-        row = cursor.fetchone()
-    if row is None:  # deleted since it was looked up
+    count = sql.trigger_rate_window_count(trigger_id=trigger.pk, window=window)
+    if count is None:  # deleted since it was looked up
         return None
-    count = row[0]
     return count <= limit, retry_after, count == limit + 1
 
 
