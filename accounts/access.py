@@ -7,14 +7,28 @@ revealed), a member whose role is too low gets 403.
 
 from __future__ import annotations
 
+from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest
+from django_htmx.middleware import HtmxDetails
 
-from accounts.models import Membership, Role
+from accounts.models import Membership, Role, User
 
 
-def membership_for(user: object, slug: str, *, role: Role) -> Membership:
-    if not getattr(user, "is_authenticated", False):
+class HtmxRequest(HttpRequest):
+    """Every request here: django-htmx's middleware says in `htmx` whether htmx sent it."""
+
+    htmx: HtmxDetails
+
+
+class AuthedRequest(HtmxRequest):
+    """A request to a @login_required view: its user is signed in."""
+
+    user: User
+
+
+def membership_for(user: User | AnonymousUser, slug: str, *, role: Role) -> Membership:
+    if not user.is_authenticated:
         raise Http404("No such workspace.")
     membership = (
         Membership.objects.select_related("workspace", "user")

@@ -23,7 +23,7 @@ def audit_record(
         actor=actor if actor is not None and actor.is_authenticated else None,
         actor_email=actor.email if actor is not None and actor.is_authenticated else "",
         action=action,
-        target_type=target._meta.model_name if target is not None else "",
+        target_type=(target._meta.model_name or "") if target is not None else "",
         target_id=str(target.pk) if target is not None else "",
         target_label=(label or str(target))[:200] if target is not None or label else "",
         before=before,

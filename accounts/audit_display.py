@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 from dataclasses import dataclass, field
+from typing import Any, TypeGuard
 
 ACTION_LABELS = {
     "workspace.create": "Created the workspace",
@@ -92,7 +93,7 @@ def _scalar(value: object) -> bool:
     return value is None or isinstance(value, str | int | float | bool)
 
 
-def _flat(value: object) -> bool:
+def _flat(value: object) -> TypeGuard[dict[str, Any]]:
     return isinstance(value, dict) and all(_scalar(v) for v in value.values())
 
 
@@ -112,8 +113,8 @@ def entry_diff(before: object, after: object) -> EntryDiff:
     if before is None and after is None:
         return EntryDiff()
     if (before is None or _flat(before)) and (after is None or _flat(after)):
-        old: dict = before or {}  # type: ignore[assignment]
-        new: dict = after or {}  # type: ignore[assignment]
+        old = before or {}
+        new = after or {}
         names = list(dict.fromkeys([*old, *new]))
         return EntryDiff(
             fields=[

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 
 from accounts.usage import DayUsage
@@ -64,7 +65,7 @@ def _nice_step(raw: float) -> float:
     """1, 2, 2.5 or 5 times a power of ten, at least `raw`."""
     if raw <= 0:
         return 1.0
-    power = 10 ** math.floor(math.log10(raw))
+    power: float = 10 ** math.floor(math.log10(raw))
     for factor in (1, 2, 2.5, 5, 10):
         if raw <= factor * power:
             return factor * power
@@ -88,8 +89,8 @@ def _tokens_label(count: float) -> str:
     return f"{count:g}"
 
 
-def _day_label(day: object) -> str:
-    return f"{day:%b} {day.day}"  # type: ignore[attr-defined]
+def _day_label(day: date) -> str:
+    return f"{day:%b} {day.day}"
 
 
 def usage_chart(days: list[DayUsage]) -> Chart:

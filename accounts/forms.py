@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any, cast
 
 from django import forms
 from django.contrib.auth import password_validation
@@ -23,7 +24,8 @@ class SignupForm(forms.Form):
     # No check that the address is free: the answer must not tell which addresses have
     # accounts (accounts/verification.py's signup_request mails the owner instead).
     def clean_email(self) -> str:
-        return self.cleaned_data["email"].strip().lower()
+        email: str = self.cleaned_data["email"]
+        return email.strip().lower()
 
     def clean(self) -> dict:
         cleaned = super().clean() or {}
@@ -42,7 +44,7 @@ class LoginForm(AuthenticationForm):
 
     unverified = False
 
-    def confirm_login_allowed(self, user: User) -> None:  # type: ignore[override]
+    def confirm_login_allowed(self, user: User) -> None:
         super().confirm_login_allowed(user)
         if not user.email_verified:
             # Only said once the password is right, so it reveals nothing to a guesser.
@@ -63,12 +65,12 @@ class WorkspaceDeleteForm(forms.Form):
         max_length=100, label="Type the workspace's name to confirm", strip=True
     )
 
-    def __init__(self, *args: object, workspace: Workspace, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.workspace = workspace
 
     def clean_confirm_name(self) -> str:
-        value = self.cleaned_data["confirm_name"]
+        value: str = self.cleaned_data["confirm_name"]
         if value != self.workspace.name:
             raise forms.ValidationError(
                 f"That is not the workspace's name. Type “{self.workspace.name}” exactly."
@@ -89,13 +91,13 @@ class InvitationForm(forms.Form):
     email = forms.EmailField(label="Email address")
     role = forms.ChoiceField(label="Role", initial=Role.EDITOR)
 
-    def __init__(self, *args: object, actor: Membership, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.fields["role"].choices = role_choices(actor)
+    def __init__(self, *args: Any, actor: Membership, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cast(forms.ChoiceField, self.fields["role"]).choices = role_choices(actor)
         self.actor = actor
 
     def clean_email(self) -> str:
-        email = self.cleaned_data["email"].strip().lower()
+        email: str = self.cleaned_data["email"].strip().lower()
         if self.actor.workspace.memberships.filter(user__email__iexact=email).exists():
             raise forms.ValidationError("This person is already a member.")
         return email
@@ -104,9 +106,9 @@ class InvitationForm(forms.Form):
 class RoleForm(forms.Form):
     role = forms.ChoiceField(label="Role")
 
-    def __init__(self, *args: object, actor: Membership, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.fields["role"].choices = role_choices(actor)
+    def __init__(self, *args: Any, actor: Membership, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cast(forms.ChoiceField, self.fields["role"]).choices = role_choices(actor)
 
 
 # The smallest budget: a tenth of a cent, still a few small LLM calls. Amounts
@@ -156,8 +158,8 @@ class InvitationSignupForm(forms.Form):
         help_text=password_validation.password_validators_help_text_html(),
     )
 
-    def __init__(self, *args: object, email: str, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, *args: Any, email: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.email = email
 
     def clean(self) -> dict:
@@ -186,11 +188,14 @@ class AuditFilterForm(forms.Form):
     )
 
     def __init__(
-        self, *args: object, actions: list[tuple[str, str]], actors: list[str], **kwargs: object
+        self, *args: Any, actions: list[tuple[str, str]], actors: list[str], **kwargs: Any
     ) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.fields["action"].choices = [("", "All actions"), *actions]
-        self.fields["actor"].choices = [("", "Everyone"), *[(email, email) for email in actors]]
+        super().__init__(*args, **kwargs)
+        cast(forms.ChoiceField, self.fields["action"]).choices = [("", "All actions"), *actions]
+        cast(forms.ChoiceField, self.fields["actor"]).choices = [
+            ("", "Everyone"),
+            *[(email, email) for email in actors],
+        ]
 
     def clean(self) -> dict:
         cleaned = super().clean() or {}

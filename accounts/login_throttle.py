@@ -47,7 +47,7 @@ class LoginThrottleHandler(AxesDatabaseHandler):
         `AXES_FAILURE_LIMIT - failures it has left`, and returns the highest.
         """
         username = get_client_username(request, credentials)
-        ip = request.axes_ip_address  # type: ignore[attr-defined]
+        ip = request.axes_ip_address  # type: ignore[attr-defined]  # set by axes before it asks
         since = get_cool_off_threshold(request)
         keys = {
             "pair": {"username": username, "ip_address": ip},
@@ -64,9 +64,10 @@ class LoginThrottleHandler(AxesDatabaseHandler):
 
     def reset_user_attempts(self, request: HttpRequest, credentials: dict | None = None) -> int:
         username = get_client_username(request, credentials)
+        count: int
         count, _ = AccessAttempt.objects.filter(
             username=username,
-            ip_address=request.axes_ip_address,  # type: ignore[attr-defined]
+            ip_address=request.axes_ip_address,  # type: ignore[attr-defined]  # set by axes
         ).delete()
         return count
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
-from django.db.models import Count, Sum
+from django.db.models import Count, QuerySet, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
@@ -101,7 +102,7 @@ def _window(days: int, today: date | None) -> tuple[date, date]:
     return last - timedelta(days=days - 1), last
 
 
-def _steps(workspace: Workspace, first: date, last: date):  # type: ignore[no-untyped-def]
+def _steps(workspace: Workspace, first: date, last: date) -> QuerySet[StepRun, Any]:
     return StepRun.objects.filter(
         run__workspace=workspace,
         finished_at__gte=_day_start(first),
@@ -109,12 +110,15 @@ def _steps(workspace: Workspace, first: date, last: date):  # type: ignore[no-un
     )
 
 
-_TOTALS = {
-    "cost": Coalesce(Sum("cost_nanousd"), 0),
-    "tokens_in_sum": Coalesce(Sum("tokens_in"), 0),
-    "tokens_out_sum": Coalesce(Sum("tokens_out"), 0),
-    "run_count": Count("run_id", distinct=True),
-}
+def _with_totals(rows: QuerySet[StepRun, Any], *order_by: str) -> QuerySet[StepRun, dict[str, Any]]:
+    """`rows` (grouped by values()) with what every usage table shows of a group, in `order_by`."""
+    totals = rows.annotate(
+        cost=Coalesce(Sum("cost_nanousd"), 0),
+        tokens_in_sum=Coalesce(Sum("tokens_in"), 0),
+        tokens_out_sum=Coalesce(Sum("tokens_out"), 0),
+        run_count=Count("run_id", distinct=True),
+    )
+    return totals.order_by(*order_by) if order_by else totals
 
 
 def daily_usage(
@@ -122,12 +126,11 @@ def daily_usage(
 ) -> list[DayUsage]:
     """One entry per UTC day, oldest first, ending today; days without calls are zero."""
     first, last = _window(days, today)
-    rows = (
+    rows = _with_totals(
         _steps(workspace, first, last)
         .annotate(day=TruncDate("finished_at", tzinfo=UTC))
-        .values("day")
-        .annotate(**_TOTALS)
-        .order_by("day")
+        .values("day"),
+        "day",
     )
     by_day = {
         row["day"]: DayUsage(
@@ -149,10 +152,11 @@ def usage_by_workflow(
 ) -> list[UsageRow]:
     first, last = _window(days, today)
     rows = list(
-        _steps(workspace, first, last)
-        .values("run__workflow_id", "run__workflow__name")
-        .annotate(**_TOTALS)
-        .order_by("-cost", "run__workflow__name")
+        _with_totals(
+            _steps(workspace, first, last).values("run__workflow_id", "run__workflow__name"),
+            "-cost",
+            "run__workflow__name",
+        )
     )
     total = sum(row["cost"] for row in rows)
     return [
@@ -205,16 +209,16 @@ def usage_by_member(
     from them API tokens, webhooks and schedules."""
     first, last = _window(days, today)
     rows = list(
-        _steps(workspace, first, last)
-        .values(
-            "run__trigger",
-            "run__created_by_id",
-            "run__created_by__email",
-            "run__created_by__name",
-            "run__api_token_id",
-            "run__api_token__name",
+        _with_totals(
+            _steps(workspace, first, last).values(
+                "run__trigger",
+                "run__created_by_id",
+                "run__created_by__email",
+                "run__created_by__name",
+                "run__api_token_id",
+                "run__api_token__name",
+            )
         )
-        .annotate(**_TOTALS)
     )
     total = sum(row["cost"] for row in rows)
     # A run has one trigger and one starter, so its

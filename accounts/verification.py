@@ -11,6 +11,7 @@ too, and confirm it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
@@ -73,7 +74,7 @@ def email_mark_verified(*, user: User) -> None:
         )
 
 
-def _send(subject: str, template: str, to: str, context: dict[str, object]) -> None:
+def _send(subject: str, template: str, to: str, context: Mapping[str, object]) -> None:
     try:
         send_mail(subject, render_to_string(template, context), None, [to])
     except Exception:  # SMTP has many ways to fail: the person can ask for another mail

@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from accounts import services, verification
-from accounts.access import workspace_for
+from accounts.access import AuthedRequest, workspace_for
 from accounts.audit_display import action_label, entry_diff
 from accounts.charts import usage_chart
 from accounts.forms import (
@@ -166,7 +166,7 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def workspace_create(request: HttpRequest) -> HttpResponse:
+def workspace_create(request: AuthedRequest) -> HttpResponse:
     form = WorkspaceForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         workspace = services.workspace_create(name=form.cleaned_data["name"], owner=request.user)
@@ -255,7 +255,7 @@ def _back_to_settings(
 
 @require_GET
 @login_required
-def workspace_settings(request: HttpRequest, slug: str) -> HttpResponse:
+def workspace_settings(request: AuthedRequest, slug: str) -> HttpResponse:
     membership = workspace_for(request, slug, role=Role.ADMIN)
     extra: dict[str, object] = {}
     held = shown_once_take(
@@ -278,7 +278,7 @@ def workspace_settings(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_POST
 @login_required
-def workspace_rename(request: HttpRequest, slug: str) -> HttpResponse:
+def workspace_rename(request: AuthedRequest, slug: str) -> HttpResponse:
     actor = workspace_for(request, slug, role=Role.OWNER)
     form = WorkspaceForm(request.POST)
     if not form.is_valid():
@@ -294,7 +294,7 @@ def workspace_rename(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_POST
 @login_required
-def workspace_budget(request: HttpRequest, slug: str) -> HttpResponse:
+def workspace_budget(request: AuthedRequest, slug: str) -> HttpResponse:
     actor = workspace_for(request, slug, role=Role.OWNER)
     form = BudgetForm(request.POST)
     if not form.is_valid():
@@ -312,7 +312,7 @@ def workspace_budget(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_POST
 @login_required
-def workspace_delete(request: HttpRequest, slug: str) -> HttpResponse:
+def workspace_delete(request: AuthedRequest, slug: str) -> HttpResponse:
     actor = workspace_for(request, slug, role=Role.OWNER)
     form = WorkspaceDeleteForm(request.POST, workspace=actor.workspace)
     if not form.is_valid():
@@ -327,7 +327,7 @@ def workspace_delete(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_POST
 @login_required
-def invitation_create(request: HttpRequest, slug: str) -> HttpResponse:
+def invitation_create(request: AuthedRequest, slug: str) -> HttpResponse:
     actor = workspace_for(request, slug, role=Role.ADMIN)
     form = InvitationForm(request.POST, actor=actor)
     if not form.is_valid():
@@ -397,7 +397,7 @@ def invitation_create(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_POST
 @login_required
-def invitation_revoke(request: HttpRequest, slug: str, invitation_id: int) -> HttpResponse:
+def invitation_revoke(request: AuthedRequest, slug: str, invitation_id: int) -> HttpResponse:
     actor = workspace_for(request, slug, role=Role.ADMIN)
     invitation = get_object_or_404(Invitation, id=invitation_id, workspace=actor.workspace)
     try:
@@ -423,7 +423,7 @@ def _member_of(actor: Membership, member_id: int) -> Membership:
 
 @require_POST
 @login_required
-def member_role(request: HttpRequest, slug: str, member_id: int) -> HttpResponse:
+def member_role(request: AuthedRequest, slug: str, member_id: int) -> HttpResponse:
     actor = workspace_for(request, slug, role=Role.ADMIN)
     member = _member_of(actor, member_id)
     form = RoleForm(request.POST, actor=actor)
@@ -457,7 +457,7 @@ def member_role(request: HttpRequest, slug: str, member_id: int) -> HttpResponse
 
 @require_POST
 @login_required
-def member_remove(request: HttpRequest, slug: str, member_id: int) -> HttpResponse:
+def member_remove(request: AuthedRequest, slug: str, member_id: int) -> HttpResponse:
     actor = workspace_for(request, slug, role=Role.ADMIN)
     member = _member_of(actor, member_id)
     if member.id == actor.id:
@@ -473,7 +473,7 @@ def member_remove(request: HttpRequest, slug: str, member_id: int) -> HttpRespon
 
 @require_http_methods(["GET", "POST"])
 @login_required
-def workspace_leave(request: HttpRequest, slug: str) -> HttpResponse:
+def workspace_leave(request: AuthedRequest, slug: str) -> HttpResponse:
     membership = workspace_for(request, slug, role=Role.VIEWER)
     workspace = membership.workspace
     error = ""
@@ -510,7 +510,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     user = request.user if request.user.is_authenticated else None
     context: dict[str, object] = {"invitation": invitation, "token": token}
     try:
-        services.invitation_check(invitation, user)  # type: ignore[arg-type]
+        services.invitation_check(invitation, user)
     except InvitationUnusable as e:
         if (
             e.reason == "used"
@@ -529,7 +529,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     if user is not None:
         if request.method == "POST":
             try:
-                services.invitation_accept(invitation=invitation, user=user)  # type: ignore[arg-type]
+                services.invitation_accept(invitation=invitation, user=user)
             except InvitationUnusable as e:  # withdrawn a moment ago
                 return render(request, INVITATION_PAGE, {**context, "problem": e}, status=410)
             messages.success(request, f"Welcome to {workspace.name}! You joined as {role}.")
@@ -571,7 +571,7 @@ AUDIT_PAGE_SIZE = 50
 
 @require_GET
 @login_required
-def audit_log(request: HttpRequest, slug: str) -> HttpResponse:
+def audit_log(request: AuthedRequest, slug: str) -> HttpResponse:
     membership = workspace_for(request, slug, role=Role.ADMIN)
     workspace = membership.workspace
     entries = workspace.audit_entries.select_related("actor")
@@ -628,7 +628,7 @@ def audit_log(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_GET
 @login_required
-def workspace_usage(request: HttpRequest, slug: str) -> HttpResponse:
+def workspace_usage(request: AuthedRequest, slug: str) -> HttpResponse:
     membership = workspace_for(request, slug, role=Role.VIEWER)
     workspace = membership.workspace
     days = daily_usage(workspace)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any, overload
 from urllib.parse import urlparse
 
 import dj_database_url
@@ -24,6 +25,10 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 load_dotenv(BASE_DIR / ".env", override=False)
 
 
+@overload
+def env(name: str) -> str | None: ...
+@overload
+def env(name: str, default: str) -> str: ...
 def env(name: str, default: str | None = None) -> str | None:
     """The variable `name`, or the contents of the file named by `name_FILE`."""
     if name in os.environ:
@@ -49,7 +54,7 @@ def envbool(name: str, default: str) -> bool:
 def envint(name: str, default: str) -> int:
     value = env(name, default)
     try:
-        return int(value)  # type: ignore[arg-type]
+        return int(value)
     except (TypeError, ValueError):
         raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from None
 
@@ -57,7 +62,7 @@ def envint(name: str, default: str) -> int:
 def envfloat(name: str, default: str) -> float:
     value = env(name, default)
     try:
-        return float(value)  # type: ignore[arg-type]
+        return float(value)
     except (TypeError, ValueError):
         raise ImproperlyConfigured(f"{name} must be a number, not {value!r}") from None
 
@@ -67,7 +72,7 @@ def envlist(name: str, default: str) -> list[str]:
 
 
 DEBUG = envbool("DEBUG", "False")
-VAR_DIR = Path(env("STEPWISE_VAR_DIR", str(BASE_DIR / "var")))  # type: ignore[arg-type]
+VAR_DIR = Path(env("STEPWISE_VAR_DIR", str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 # `make run` and `make demo` set this: the embedded setup on one machine
@@ -193,7 +198,7 @@ TEMPLATES = [
 # Database: SQLite under var/ by default, so a bare machine runs the product.
 DATABASES = {
     "default": dj_database_url.parse(
-        env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'stepwise.sqlite3'}"),  # type: ignore[arg-type]
+        env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'stepwise.sqlite3'}"),
         conn_max_age=envint("DB_CONN_MAX_AGE", "0"),
     )
 }
@@ -290,7 +295,9 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Stepwise <stepwise@localhost>")
 # sign-up link is in the log), and a system check and the pages that send mail
 # say that mail is not configured (accounts/mail.py).
 MAIL_CONFIGURED = bool(env("EMAIL_URL"))
-MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
+MAILERS: dict[str, dict[str, Any]] = {
+    "default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}
+}
 if env("EMAIL_URL"):
     _email = urlparse(env("EMAIL_URL"))
     MAILERS["default"] = {
