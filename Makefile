@@ -53,9 +53,11 @@ test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # What CI checks besides the tests (configured in pyproject.toml).
+lint: export SECRET_KEY ?= insecure-key-for-the-test-suite-only-0123456789
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 screenshots: export SECRET_KEY ?= insecure-key-for-the-test-suite-only-0123456789
 screenshots: install
