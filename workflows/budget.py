@@ -368,6 +368,7 @@ def wake_waiting(
     for run_id, needed, since, deadline in waiting:
         needed = needed or 0
         if free is not None:
+            # A budget is set whenever `free` is: budget_nanousd is not None here.
             hopeless = spent_nanousd + needed > budget_nanousd  # type: ignore[operator]
             if not hopeless:
                 if blocked or needed > free:

@@ -37,10 +37,11 @@ ATTEMPT_LEASE = timedelta(seconds=60)
 
 
 def _backoff(attempts: int) -> float:
-    return min(
+    delay: float = min(
         settings.CALLBACK_RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1),
         settings.CALLBACK_RETRY_MAX_SECONDS,
     )
+    return delay
 
 
 def callback_enqueue_for_run(run_id: int) -> None:
@@ -55,7 +56,8 @@ def _send_task(callback_id: int, countdown: float = 0) -> None:
     from workflows.tasks import callback_deliver
 
     try:
-        callback_deliver.apply_async((callback_id,), countdown=countdown or None)
+        # None is no delay to Celery; celery-types only knows float.
+        callback_deliver.apply_async((callback_id,), countdown=countdown or None)  # type: ignore[arg-type]
     except Exception:  # the broker is down: the sweep sends it later
         log.warning("Callback %s: could not enqueue; the sweep will", callback_id, exc_info=True)
 

@@ -9,7 +9,7 @@ from workflows.steps import module_for
 def next_key(definition: Definition, index: int, output: object) -> str:
     """The key of the step to run after the one at `index`, or "end"."""
     step = definition.steps[index]
-    chosen = module_for(step).next_key(step, output)
+    chosen: str | None = module_for(step).next_key(step, output)
     if chosen is not None:
         return chosen
     if index + 1 < len(definition.steps):

@@ -120,6 +120,7 @@ def _pattern(
     if not validator.is_type(instance, "string"):
         return
     try:
+        # is_type(instance, "string") said it is a str (jsonschema is untyped to mypy).
         if not _search(pattern, instance):  # type: ignore[arg-type]
             yield ValidationError(f"{instance!r} does not match {pattern!r}")
     except PatternUnsupported as error:
@@ -133,11 +134,13 @@ def _pattern_properties(
         return
     for pattern, subschema in pattern_properties.items():
         try:
+            # is_type(instance, "object") said it is a dict (jsonschema is untyped to mypy).
             matching = [key for key in instance if _search(pattern, key)]  # type: ignore[attr-defined]
         except PatternUnsupported as error:
             yield _unsupported(pattern, error)
             continue
         for key in matching:
+            # A dict, as above.
             yield from validator.descend(instance[key], subschema, path=key, schema_path=pattern)  # type: ignore[index]
 
 
@@ -150,6 +153,7 @@ def _additional_properties(
     properties = schema.get("properties", {})
     patterns = list(schema.get("patternProperties", {}))
     try:
+        # is_type(instance, "object") said it is a dict (jsonschema is untyped to mypy).
         extras = sorted(
             (
                 key
@@ -163,6 +167,7 @@ def _additional_properties(
         return
     if validator.is_type(additional, "object"):
         for extra in extras:
+            # A dict, as above.
             yield from validator.descend(instance[extra], additional, path=extra)  # type: ignore[index]
     elif not additional and extras:
         if patterns:

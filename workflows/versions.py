@@ -60,7 +60,7 @@ class FieldChange:
         """A line diff with two lines of context; one-line values show as - / +."""
         before, after = _as_text(self.before), _as_text(self.after)
         diff = list(difflib.unified_diff(before.splitlines(), after.splitlines(), n=2, lineterm=""))
-        lines = []
+        lines: list[DiffLine] = []
         for line in diff[2:]:  # the ---/+++ header
             if line.startswith("@@"):
                 if lines:

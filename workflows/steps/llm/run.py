@@ -90,6 +90,7 @@ def _complete(
     schema: dict[str, Any] | None,
 ) -> StepResult:
     """The call with its retries, priced; StepFailed carries any usage that was paid."""
+    # A schema comes only from a response_format, so it is not None here.
     response_schema = (step.response_format.name, schema) if schema is not None else None  # type: ignore[union-attr]
     attempt = 0
     while True:
