@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import zoneinfo
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from croniter import croniter
@@ -89,7 +90,10 @@ def schedule_problems(
     `inputs` None means they could not be read at all (the form says why) and are not checked here.
     """
     problems: dict[str, str] = {}
-    checks = [("cron", lambda: cron_check(cron)), ("time_zone", lambda: time_zone_check(time_zone))]
+    checks: list[tuple[str, Callable[[], object]]] = [
+        ("cron", lambda: cron_check(cron)),
+        ("time_zone", lambda: time_zone_check(time_zone)),
+    ]
     if inputs is not None:
         checks.append(("inputs", lambda: _inputs_check(workflow, inputs)))
     for field, check in checks:
@@ -195,6 +199,7 @@ def tick(now: datetime | None = None, limit: int = 500) -> list[int]:
     )
     started = []
     for schedule_id, due_at, cron, time_zone in due:
+        assert due_at is not None  # next_run_at__lte above leaves out NULLs
         try:
             following = next_times(cron, time_zone, max(due_at, now))[0]
         except (ValueError, KeyError, zoneinfo.ZoneInfoNotFoundError) as e:

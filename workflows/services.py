@@ -10,8 +10,9 @@ import copy
 import functools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -118,7 +119,7 @@ def workflow_edit_draft(
     editor to show; publishing refuses them.
     """
     actor_id = user.pk if user is not None and user.is_authenticated else None
-    actor_name = user.display_name if actor_id is not None else "Someone"
+    actor_name = user.display_name if user is not None and actor_id is not None else "Someone"
     for _attempt in range(CAS_ATTEMPTS):
         with transaction.atomic():
             current = (
@@ -184,7 +185,7 @@ def workflow_edit_draft(
     raise RuntimeError("The draft kept changing under this write; try again.")
 
 
-def _refresh(workflow: Workflow, current: dict) -> None:
+def _refresh(workflow: Workflow, current: Mapping[str, Any]) -> None:
     workflow.definition = current["definition"]
     workflow.draft_revision = current["draft_revision"]
     workflow.draft_changes = current["draft_changes"]
@@ -278,11 +279,8 @@ def workflow_unique_name(
 ) -> str:
     """`name`, or "name (2)", "name (3)"…: the first one no other workflow of the workspace has."""
     name = name.strip()[:190] or "Untitled workflow"
-    taken = set(
-        workspace.workflows.exclude(id=exclude.id if exclude else None)
-        .filter(name__startswith=name)
-        .values_list("name", flat=True)
-    )
+    others = workspace.workflows.exclude(id=exclude.id) if exclude else workspace.workflows.all()
+    taken = set(others.filter(name__startswith=name).values_list("name", flat=True))
     candidate, number = name, 2
     while candidate in taken:
         candidate, number = f"{name} ({number})", number + 1
