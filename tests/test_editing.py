@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from workflows import editing, services, starters
+from workflows.steps import STEP_TYPES, condition, llm
 from workflows.steps.llm import strict_schema_problems
 
 
@@ -67,7 +68,7 @@ def test_new_steps_validate_once_their_prompt_is_written() -> None:
     valid = chain()
     valid["steps"][1]["prompt"] = "Write from:\n{{ outline }}"
     assert services.definition_check(valid)[1] == []
-    for kind in editing.STEP_KINDS:
+    for kind in STEP_TYPES:
         definition, index = editing.step_insert(valid, position=1, kind=kind)
         if kind == "llm":
             definition["steps"][index]["prompt"] = "Say hi."
@@ -147,9 +148,9 @@ def test_variables_at_a_point_of_a_broken_draft_are_the_inputs_earlier_steps_and
 
 def test_cases_can_be_added_and_removed() -> None:
     step = chain()["steps"][2]
-    step = editing.case_add(step, previous="draft")
+    step = condition.case_add(step, previous="draft")
     assert len(step["cases"]) == 2 and step["cases"][1]["left"] == "{{ draft }}"
-    step = editing.case_remove(step, index=0)
+    step = condition.case_remove(step, index=0)
     assert step["cases"][0]["op"] == "equals"
 
 
@@ -157,7 +158,7 @@ def test_cases_can_be_added_and_removed() -> None:
 
 
 def test_a_sample_object_becomes_a_strict_schema() -> None:
-    schema = editing.schema_from_sample(
+    schema = llm.schema_from_sample(
         {
             "category": "billing",
             "score": 3,
@@ -199,7 +200,7 @@ def test_a_sample_object_becomes_a_strict_schema() -> None:
 
 
 def test_objects_in_a_list_are_merged_and_keys_some_lack_become_nullable() -> None:
-    schema = editing.schema_from_sample(
+    schema = llm.schema_from_sample(
         {"items": [{"sku": "a", "qty": 1}, {"sku": "b", "qty": 2.5, "note": "x"}]}
     )
     items = schema["properties"]["items"]["items"]
@@ -213,7 +214,7 @@ def test_objects_in_a_list_are_merged_and_keys_some_lack_become_nullable() -> No
 
 
 def test_mixed_and_empty_lists_still_give_a_valid_strict_schema() -> None:
-    schema = editing.schema_from_sample(
+    schema = llm.schema_from_sample(
         {"mixed": [1, "two"], "empty": [], "nested": [[1], [2]], "odd": [{"a": 1}, 3]}
     )
     assert schema["properties"]["mixed"]["items"] == {"type": ["integer", "string"]}
@@ -223,8 +224,8 @@ def test_mixed_and_empty_lists_still_give_a_valid_strict_schema() -> None:
 
 def test_a_sample_that_is_not_an_object_is_refused_with_a_reason() -> None:
     for sample in ([1, 2], "text", 3, None):
-        with pytest.raises(editing.EditError, match="must be a JSON object"):
-            editing.schema_from_sample(sample)
+        with pytest.raises(llm.SampleError, match="must be a JSON object"):
+            llm.schema_from_sample(sample)
 
 
 # --- Starters --------------------------------------------------------------------------

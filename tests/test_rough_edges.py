@@ -16,6 +16,7 @@ from tests.conftest import Personas
 from tests.test_editor import HTMX, client_for
 from workflows import api_auth, editing, schedules, services
 from workflows.models import Run, StepRun, Workflow
+from workflows.steps import condition
 from workflows.templatetags.run_format import when
 
 PAYLOAD = '<img src=x onerror=alert(1)><b hx-get="/" hx-trigger="load">x</b>'
@@ -91,7 +92,7 @@ def test_a_new_case_compares_what_the_case_before_it_compares() -> None:
         ],
         "else": "end",
     }
-    step = editing.case_add(step, previous="triage")
+    step = condition.case_add(step, previous="triage")
     assert step["cases"][1]["left"] == "{{ triage.category }}"
 
 

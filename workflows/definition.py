@@ -22,8 +22,8 @@ from pydantic_core import ErrorDetails
 
 from workflows.rendering import Reference, invalid_references, references, to_text
 from workflows.steps import Step, module_for
+from workflows.steps.base import END
 
-END = "end"
 PAYLOAD = "payload"
 NAME_RE = re.compile(r"[a-z_][a-z0-9_]{0,63}", re.IGNORECASE)
 RESERVED_NAMES = frozenset({PAYLOAD, END, "input", "inputs", "run", "workflow"})

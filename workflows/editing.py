@@ -18,17 +18,9 @@ import copy
 import re
 from typing import Any
 
-from workflows.definition import END, NAME_RE, PAYLOAD, RESERVED_NAMES
+from workflows.definition import NAME_RE, PAYLOAD, RESERVED_NAMES
 from workflows.rendering import REFERENCE_RE
-
-STEP_KINDS = ("llm", "template", "condition")
-KIND_LABELS = {"llm": "LLM prompt", "template": "Template", "condition": "Condition"}
-DEFAULT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {"answer": {"type": "string"}},
-    "required": ["answer"],
-    "additionalProperties": False,
-}
+from workflows.steps import STEP_TYPES
 
 
 class EditError(ValueError):
@@ -84,41 +76,16 @@ def unique_name(definition: dict, base: str = "step") -> str:
     return f"{base}_{number}"
 
 
-def new_step(kind: str, *, key: str, previous: str | None, following: str | None) -> dict:
+def new_step(
+    kind: str, *, key: str, previous_step: object, previous: str | None, following: str | None
+) -> dict:
     """A fresh step of `kind` that reads the previous output when there is one."""
-    if kind == "llm":
-        return {
-            "key": key,
-            "type": "llm",
-            "title": "",
-            "system": "",
-            "prompt": "",
-            "temperature": 0.7,
-            "max_tokens": 1024,
-        }
-    if kind == "template":
-        return {
-            "key": key,
-            "type": "template",
-            "title": "",
-            "template": f"{{{{ {previous} }}}}" if previous else "",
-        }
-    if kind == "condition":
-        return {
-            "key": key,
-            "type": "condition",
-            "title": "",
-            "cases": [
-                {
-                    "left": f"{{{{ {previous} }}}}" if previous else "",
-                    "op": "contains",
-                    "right": "yes",
-                    "goto": END,
-                }
-            ],
-            "else": following or END,
-        }
-    raise EditError(f'Unknown step kind "{kind}".')
+    module = STEP_TYPES.get(kind)
+    if module is None:
+        raise EditError(f'Unknown step kind "{kind}".')
+    return module.new_step(
+        key=key, previous_step=previous_step, previous=previous, following=following
+    )
 
 
 def step_insert(definition: dict, *, position: int, kind: str) -> tuple[dict, int]:
@@ -130,10 +97,12 @@ def step_insert(definition: dict, *, position: int, kind: str) -> tuple[dict, in
     previous = step_key(steps[position - 1]) if position > 0 else None
     following = step_key(steps[position]) if position < len(steps) else None
     step = new_step(
-        kind, key=unique_name(result), previous=previous or None, following=following or None
+        kind,
+        key=unique_name(result),
+        previous_step=steps[position - 1] if position > 0 else None,
+        previous=previous or None,
+        following=following or None,
     )
-    if kind == "condition" and position > 0:
-        step["cases"] = [_first_case(steps[position - 1], previous or "", END)]
     steps.insert(position, step)
     result["steps"] = steps
     return result, position
@@ -217,20 +186,11 @@ def name_rename(definition: dict, old: str, new: str) -> dict:
     for step in steps_of(result):
         if not isinstance(step, dict):
             continue
-        for field in ("prompt", "system", "template"):
-            if field in step:
-                step[field] = rewrite(step[field])
         if step.get("next") == old:
             step["next"] = new
-        if step.get("else") == old:
-            step["else"] = new
-        for case in step.get("cases") if isinstance(step.get("cases"), list) else []:
-            if isinstance(case, dict):
-                case["left"] = rewrite(case.get("left"))
-                if "right" in case:
-                    case["right"] = rewrite(case["right"])
-                if case.get("goto") == old:
-                    case["goto"] = new
+        module = STEP_TYPES.get(str(step.get("type")))
+        if module is not None:
+            module.rename(step, rewrite, old, new)
     if "output" in result:
         result["output"] = rewrite(result["output"])
     return result
@@ -292,160 +252,6 @@ def settings_set(definition: dict, *, name: str, description: str) -> dict:
     result["name"] = name
     result["description"] = description
     return result
-
-
-# --- Conditions -------------------------------------------------------------------
-
-
-def _first_case(previous: object, key: str, goto: str) -> dict:
-    """A new condition's case: a JSON answer is compared by one field (the first one with choices,
-    else the first text field), since its whole JSON never equals a word; text by its contents."""
-    step = previous if isinstance(previous, dict) else {}
-    response_format = (
-        step.get("response_format") if isinstance(step.get("response_format"), dict) else {}
-    )
-    schema = response_format.get("schema") if response_format.get("type") == "json_schema" else None
-    properties = schema.get("properties") if isinstance(schema, dict) else None
-    fields = (
-        {name: spec for name, spec in properties.items() if isinstance(spec, dict)}
-        if isinstance(properties, dict)
-        else {}
-    )
-    chosen = next(
-        (
-            name
-            for name, spec in fields.items()
-            if isinstance(spec.get("enum"), list) and spec["enum"]
-        ),
-        None,
-    )
-    if chosen is not None:
-        return {
-            "left": f"{{{{ {key}.{chosen} }}}}",
-            "op": "equals",
-            "right": str(fields[chosen]["enum"][0]),
-            "goto": goto,
-        }
-    text = next((name for name, spec in fields.items() if spec.get("type") == "string"), None)
-    field = text or next(iter(fields), None)
-    if field is not None:
-        return {"left": f"{{{{ {key}.{field} }}}}", "op": "contains", "right": "yes", "goto": goto}
-    return {
-        "left": f"{{{{ {key} }}}}" if key else "",
-        "op": "contains",
-        "right": "yes",
-        "goto": goto,
-    }
-
-
-def case_add(step: dict, *, previous: str | None) -> dict:
-    result = copy.deepcopy(step)
-    cases = result.get("cases") if isinstance(result.get("cases"), list) else []
-    # A further case usually tests the same thing as the one before it (another category).
-    last = cases[-1] if cases and isinstance(cases[-1], dict) else {}
-    left = last.get("left") if isinstance(last.get("left"), str) and last.get("left") else None
-    cases.append(
-        {
-            "left": left or (f"{{{{ {previous} }}}}" if previous else ""),
-            "op": "equals",
-            "right": "",
-            "goto": END,
-        }
-    )
-    result["cases"] = cases
-    return result
-
-
-def case_remove(step: dict, *, index: int) -> dict:
-    result = copy.deepcopy(step)
-    cases = result.get("cases") if isinstance(result.get("cases"), list) else []
-    if 0 <= index < len(cases):
-        cases.pop(index)
-    result["cases"] = cases
-    return result
-
-
-# --- JSON schema from a sample ------------------------------------------------------
-
-
-def schema_from_sample(sample: object) -> dict[str, Any]:
-    """A strict JSON schema that `sample` (a JSON object) satisfies.
-
-    Strict, as OpenAI's structured outputs require: every object has
-    "additionalProperties": false and lists all its properties as required.
-    A key that only some objects of a list have is kept, required, and
-    allowed to be null; a null sample value becomes a nullable string.
-    """
-    if not isinstance(sample, dict):
-        raise EditError('The sample must be a JSON object, such as {"category": "billing"}.')
-    return _schema_of(sample)
-
-
-_JSON_TYPES: dict[type, str] = {bool: "boolean", int: "integer", float: "number", str: "string"}
-
-
-def _schema_of(value: object) -> dict[str, Any]:
-    if isinstance(value, dict):
-        return {
-            "type": "object",
-            "properties": {str(key): _schema_of(item) for key, item in value.items()},
-            "required": [str(key) for key in value],
-            "additionalProperties": False,
-        }
-    if isinstance(value, list):
-        items = [_schema_of(item) for item in value]
-        merged = items[0] if items else {"type": "string"}
-        for item in items[1:]:
-            merged = _merge(merged, item)
-        return {"type": "array", "items": merged}
-    if value is None:
-        return {"type": ["string", "null"]}
-    return {"type": _JSON_TYPES.get(type(value), "string")}
-
-
-def _types(schema: dict[str, Any]) -> list[str]:
-    kind = schema.get("type")
-    return list(kind) if isinstance(kind, list) else [kind]
-
-
-def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    """One schema accepting what `a` and what `b` accept (for the items of a list)."""
-    if a == b:
-        return a
-    if _types(a) == ["object"] and _types(b) == ["object"]:
-        properties: dict[str, Any] = {}
-        for name in [
-            *a["properties"],
-            *(name for name in b["properties"] if name not in a["properties"]),
-        ]:
-            if name in a["properties"] and name in b["properties"]:
-                properties[name] = _merge(a["properties"][name], b["properties"][name])
-            else:
-                properties[name] = _nullable(a["properties"].get(name) or b["properties"][name])
-        return {
-            "type": "object",
-            "properties": properties,
-            "required": list(properties),
-            "additionalProperties": False,
-        }
-    if _types(a) == ["array"] and _types(b) == ["array"]:
-        return {"type": "array", "items": _merge(a["items"], b["items"])}
-    kinds = list(dict.fromkeys([*_types(a), *_types(b)]))
-    if "integer" in kinds and "number" in kinds:
-        kinds.remove("integer")
-    structured = [kind for kind in kinds if kind in ("object", "array")]
-    if structured:
-        # A value that is sometimes structured and sometimes not: keep the structure,
-        # allow null, and let the person refine it.
-        return _nullable(a if _types(a)[0] in structured else b)
-    return {"type": kinds[0] if len(kinds) == 1 else kinds}
-
-
-def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
-    kinds = _types(schema)
-    if "null" in kinds:
-        return schema
-    return {**schema, "type": [*kinds, "null"]}
 
 
 # --- Helpers for the views ------------------------------------------------------------

@@ -18,20 +18,8 @@ from workflows.definition import Definition, Issue, variables_at
 from workflows.models import Run, StepRun
 from workflows.pricing import format_usd
 from workflows.rendering import references
-from workflows.steps import module_for
+from workflows.steps import STEP_TYPES
 
-OP_LABELS = {
-    "equals": "equals",
-    "not_equals": "does not equal",
-    "contains": "contains",
-    "not_contains": "does not contain",
-    "matches": "matches the pattern",
-    "is_empty": "is empty",
-    "is_not_empty": "is not empty",
-    "gt": "is greater than",
-    "lt": "is less than",
-}
-UNARY_OPS = ("is_empty", "is_not_empty")
 PREVIEW_CHARS = 280
 
 _STEPS_INDEX_RE = re.compile(r"steps\[(\d+)\]")
@@ -104,6 +92,8 @@ class Card:
     kind_label: str
     title: str
     summary: str
+    # What the card says when the summary is empty ("No prompt yet."), if anything.
+    summary_empty: str
     branches: list[Branch]
     issues: list[str]
     json_fields: list[str]
@@ -197,75 +187,22 @@ def _card(
 ) -> Card:
     raw = step if isinstance(step, dict) else {}
     kind = raw.get("type") if isinstance(raw.get("type"), str) else ""
+    module = STEP_TYPES.get(kind)
     key = editing.step_key(raw)
     title = raw.get("title") if isinstance(raw.get("title"), str) else ""
     return Card(
         index=index,
         key=key,
         kind=kind,
-        kind_label=editing.KIND_LABELS.get(kind, kind or "Step"),
+        kind_label=module.LABEL if module else (kind or "Step"),
         title=title.strip() or key or f"Step {index + 1}",
-        summary=_summary(raw, kind),
-        branches=_branches(raw, kind),
+        summary=module.summary(raw) if module else "",
+        summary_empty=module.EMPTY_SUMMARY if module else "",
+        branches=[Branch(*branch) for branch in module.branches(raw)] if module else [],
         issues=[_issue_text(issue) for issue in issues],
-        json_fields=_json_fields(raw),
+        json_fields=module.json_fields(raw) if module else [],
         state=state,
     )
-
-
-def _summary(step: dict, kind: str) -> str:
-    if kind == "llm":
-        text = step.get("prompt")
-    elif kind == "template":
-        text = step.get("template")
-    else:
-        return ""
-    text = text if isinstance(text, str) else ""
-    text = " ".join(text.split())
-    return text[:160] + ("…" if len(text) > 160 else "")
-
-
-def _branches(step: dict, kind: str) -> list[Branch]:
-    branches = []
-    if kind == "condition":
-        for case in step.get("cases") if isinstance(step.get("cases"), list) else []:
-            if isinstance(case, dict):
-                branches.append(Branch(case_label(case), str(case.get("goto") or "?"), "true"))
-        # "else" is the ordinary way on, not a failure: no alarming colour.
-        branches.append(Branch("else", str(step.get("else") or "?"), ""))
-    elif isinstance(step.get("next"), str) and step.get("next"):
-        branches.append(Branch("then", step["next"], ""))
-    return branches
-
-
-def case_label(case: dict) -> str:
-    """How a case reads on its chip: "billing" for an equals, else "left op right"."""
-    op = case.get("op")
-    right = case.get("right")
-    right = "" if right is None else str(right)
-    left = str(case.get("left") or "")
-    if op == "equals" and right:
-        return right
-    if op in UNARY_OPS:
-        return f"{_short(left)} {OP_LABELS[op]}"
-    return f"{OP_LABELS.get(str(op), op)} {right}".strip()
-
-
-def _short(text: str) -> str:
-    refs = references(text)
-    if len(refs) == 1 and refs[0].text == text.strip():
-        return refs[0].dotted
-    return text if len(text) <= 24 else text[:23] + "…"
-
-
-def _json_fields(step: dict) -> list[str]:
-    response_format = step.get("response_format")
-    # A condition's output ({"case": 0, "goto": "reply"}) only records the route taken: not offered.
-    if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
-        return []
-    schema = response_format.get("schema")
-    properties = schema.get("properties") if isinstance(schema, dict) else None
-    return [str(name) for name in properties] if isinstance(properties, dict) else []
 
 
 def _issue_text(issue: Issue) -> str:
@@ -318,47 +255,15 @@ def _excerpts(text: str, name: str) -> list[Excerpt]:
 
 
 def step_fields(step: dict) -> list[str]:
-    """The fields the step's form shows, each with a
-    slot for its problems (the rest go to "general")."""
-    kind = step.get("type")
-    common = ["key", "title"]
-    if kind == "llm":
-        fields = [
-            *common,
-            "system",
-            "prompt",
-            "model",
-            "temperature",
-            "max_tokens",
-            "response_format",
-        ]
-        response_format = step.get("response_format")
-        if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
-            fields += ["response_format.name", "response_format.schema", "sample"]
-        return [*fields, "next"]
-    if kind == "template":
-        return [*common, "template", "next"]
-    if kind == "condition":
-        cases = step.get("cases") if isinstance(step.get("cases"), list) else []
-        fields = [*common, "cases", "else"]
-        for index in range(len(cases)):
-            fields += [f"cases[{index}].{name}" for name in ("left", "op", "right", "goto")]
-        return fields
-    return common
+    """The fields the step's form shows, each with a slot for its problems (the rest go to
+    "general")."""
+    module = STEP_TYPES.get(str(step.get("type")))
+    return ["key", "title", *(module.fields(step) if module else [])]
 
 
 def step_template_values(step: dict) -> dict[str, str]:
-    values = {
-        name: step[name]
-        for name in ("system", "prompt", "template")
-        if isinstance(step.get(name), str)
-    }
-    for index, case in enumerate(step.get("cases") if isinstance(step.get("cases"), list) else []):
-        if isinstance(case, dict):
-            for side in ("left", "right"):
-                if isinstance(case.get(side), str):
-                    values[f"cases[{index}].{side}"] = case[side]
-    return values
+    module = STEP_TYPES.get(str(step.get("type")))
+    return module.template_values(step) if module else {}
 
 
 def input_fields(inputs: list[dict]) -> list[str]:
@@ -376,13 +281,6 @@ def picker_variables(state: EditorState, index: int) -> list[Variable]:
     else:
         names = editing.variables_at_raw(state.definition, index)
     fields_by_key = {card.key: card.json_fields for card in state.cards[:index]}
-    if state.parsed is not None:
-        for step in state.parsed.steps[:index]:
-            if step.type == "condition":
-                continue  # its fields only record the route taken (see _json_fields)
-            schema = module_for(step).output_schema(step)
-            properties = schema.get("properties") if isinstance(schema, dict) else None
-            fields_by_key[step.key] = list(properties) if isinstance(properties, dict) else []
     return [Variable(name, fields_by_key.get(name, [])) for name in names]
 
 
@@ -420,7 +318,7 @@ def step_state(step_run: StepRun) -> StepState:
         label=labels.get(step_run.status, step_run.status),
         output=preview(step_run.output) if step_run.status == StepRun.Status.SUCCEEDED else "",
         tokens=step_run.tokens_in + step_run.tokens_out,
-        cost=format_usd(step_run.cost_nanousd) if step_run.type == "llm" else "",
+        cost=format_usd(step_run.cost_nanousd) if _paid(step_run.type) else "",
         latency_ms=step_run.latency_ms,
         error=step_run.error,
         reused=step_run.reused,
@@ -432,3 +330,7 @@ def preview(value: object) -> str:
         return ""
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     return text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS].rstrip() + "…"
+
+
+def _paid(kind: str) -> bool:
+    return getattr(STEP_TYPES.get(kind), "PAID", False)

@@ -11,62 +11,17 @@ from __future__ import annotations
 import copy
 import json
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from django import forms
-from django.conf import settings
 from django.http import QueryDict
 
 from workflows.definition import Definition, InputSpec, coerce_value
-from workflows.editing import DEFAULT_SCHEMA
+from workflows.steps import STEP_TYPES
+from workflows.steps.form import Parsed, count, text_value
 
 INPUT_TYPES = [("text", "Text"), ("number", "Number"), ("boolean", "Yes / no"), ("json", "JSON")]
-OPS = [
-    ("equals", "equals"),
-    ("not_equals", "does not equal"),
-    ("contains", "contains"),
-    ("not_contains", "does not contain"),
-    ("matches", "matches the pattern"),
-    ("is_empty", "is empty"),
-    ("is_not_empty", "is not empty"),
-    ("gt", "is greater than"),
-    ("lt", "is less than"),
-]
-MAX_CASES = 50
 MAX_INPUTS = 100
-
-
-@dataclass
-class Parsed:
-    value: Any
-    errors: dict[str, list[str]] = field(default_factory=dict)
-
-    def error(self, name: str, message: str) -> None:
-        self.errors.setdefault(name, []).append(message)
-
-
-def text_value(data: QueryDict, name: str, *, strip: bool = False) -> str:
-    value = data.get(name, "")
-    # Browsers send \r\n in textareas; the definition keeps plain \n.
-    value = value.replace("\r\n", "\n")
-    return value.strip() if strip else value
-
-
-def _count(data: QueryDict, name: str, limit: int) -> int:
-    try:
-        return max(0, min(int(data.get(name, "0")), limit))
-    except ValueError:
-        return 0
-
-
-def _number(parsed: Parsed, data: QueryDict, name: str, *, integer: bool) -> object:
-    raw = data.get(name, "").strip()
-    try:
-        return int(raw) if integer else float(raw)
-    except ValueError:
-        parsed.error(name, "Enter a whole number." if integer else "Enter a number.")
-        return raw
 
 
 def step_from_post(current: dict, data: QueryDict) -> Parsed:
@@ -74,119 +29,22 @@ def step_from_post(current: dict, data: QueryDict) -> Parsed:
 
     The editor sends only the fields the person changed (a whole form
     without JavaScript), so a field another person changed meanwhile is
-    never overwritten by a stale copy of it.
+    never overwritten by a stale copy of it. The step's kind reads its own
+    fields (`from_post` in its package).
     """
-    kind = current.get("type")
     step = copy.deepcopy(current)
     parsed = Parsed(step)
     if "key" in data:
         step["key"] = text_value(data, "key", strip=True)
     if "title" in data:
         step["title"] = text_value(data, "title", strip=True)
-    if kind == "llm":
-        for name in ("system", "prompt"):
-            if name in data:
-                step[name] = text_value(data, name)
-        if "model" in data:
-            step["model"] = (
-                text_value(data, "model", strip=True)
-                or current.get("model")
-                or settings.LLM_DEFAULT_MODEL
-            )
-        if "temperature" in data:
-            step["temperature"] = _number(parsed, data, "temperature", integer=False)
-        if "max_tokens" in data:
-            step["max_tokens"] = _number(parsed, data, "max_tokens", integer=True)
-        if any(name in data for name in RESPONSE_FORMAT_FIELDS):
-            step["response_format"] = _response_format(parsed, current, data)
-    elif kind == "template":
-        if "template" in data:
-            step["template"] = text_value(data, "template")
-    elif kind == "condition":
-        step["cases"] = _cases(current, data)
-        if "else" in data:
-            step["else"] = text_value(data, "else", strip=True)
-    if kind in ("llm", "template") and "next" in data:
-        target = text_value(data, "next", strip=True)
-        if target:
-            step["next"] = target
-        else:
-            step.pop("next", None)
+    module = STEP_TYPES.get(str(current.get("type")))
+    if module is not None:
+        module.from_post(step, current, data, parsed)
     return parsed
 
 
-RESPONSE_FORMAT_FIELDS = ("response_type", "schema_name", "schema")
-CASE_FIELD_RE = re.compile(r"^case-(\d+)-(left|op|right|goto)$")
 INPUT_FIELD_RE = re.compile(r"^input-(\d+)-(name|type|default|description|required)$")
-
-
-def _response_format(parsed: Parsed, current: dict, data: QueryDict) -> dict:
-    previous = (
-        current.get("response_format") if isinstance(current.get("response_format"), dict) else {}
-    )
-    kind = data.get("response_type") if "response_type" in data else previous.get("type", "text")
-    if kind != "json_schema":
-        return {"type": "text"}
-    if "schema_name" in data:
-        name = text_value(data, "schema_name", strip=True) or str(current.get("key") or "output")
-    else:
-        name = previous.get("name") or str(current.get("key") or "output")
-    raw = text_value(data, "schema")
-    if (
-        "schema" not in data
-    ):  # switched from text, or another field: keep it (or start from an example)
-        schema: object = previous.get("schema") or DEFAULT_SCHEMA
-    elif not raw.strip():
-        schema = DEFAULT_SCHEMA
-    else:
-        try:
-            schema = json.loads(raw)
-        except (ValueError, RecursionError) as error:
-            reason = "it is nested too deeply" if isinstance(error, RecursionError) else error
-            parsed.error("response_format.schema", f"Not valid JSON: {reason}.")
-            schema = raw  # kept as typed: never lose an edit
-    return {"type": "json_schema", "name": name, "schema": schema}
-
-
-def _case(op: str, left: str, right: str, goto: str) -> dict:
-    case: dict[str, object] = {"left": left, "op": op}
-    if op not in ("is_empty", "is_not_empty") or right:
-        case["right"] = right
-    case["goto"] = goto
-    return case
-
-
-def _cases(current: dict, data: QueryDict) -> list[dict]:
-    stored = [
-        case if isinstance(case, dict) else {}
-        for case in (current.get("cases") if isinstance(current.get("cases"), list) else [])
-    ]
-    if "case_count" in data:  # the whole form (without JavaScript): every case as posted
-        cases = []
-        for index in range(_count(data, "case_count", MAX_CASES)):
-            prefix = f"case-{index}-"
-            cases.append(
-                _case(
-                    text_value(data, prefix + "op", strip=True) or "equals",
-                    text_value(data, prefix + "left"),
-                    text_value(data, prefix + "right"),
-                    text_value(data, prefix + "goto", strip=True),
-                )
-            )
-        return cases
-    cases = copy.deepcopy(stored)
-    for name in data:
-        match = CASE_FIELD_RE.match(name)
-        if not match or int(match.group(1)) >= len(cases):
-            continue
-        case = cases[int(match.group(1))]
-        field_name = match.group(2)
-        value = text_value(data, name, strip=field_name in ("op", "goto"))
-        if field_name == "right" and not value and case.get("op") in ("is_empty", "is_not_empty"):
-            case.pop("right", None)
-        else:
-            case[field_name] = value or ("equals" if field_name == "op" else value)
-    return cases
 
 
 def inputs_from_post(current: list, data: QueryDict) -> Parsed:
@@ -195,7 +53,7 @@ def inputs_from_post(current: list, data: QueryDict) -> Parsed:
     if "input_count" not in data:
         return _input_fields_from_post(current, data)
     parsed = Parsed([])
-    for index in range(_count(data, "input_count", MAX_INPUTS)):
+    for index in range(count(data, "input_count", MAX_INPUTS)):
         prefix = f"input-{index}-"
         kind = text_value(data, prefix + "type", strip=True) or "text"
         spec: dict[str, object] = {
@@ -286,16 +144,6 @@ def default_text(spec: dict) -> str:
     return str(default)
 
 
-def schema_text(step: dict) -> str:
-    response_format = step.get("response_format")
-    schema = response_format.get("schema") if isinstance(response_format, dict) else None
-    if schema is None:
-        return json.dumps(DEFAULT_SCHEMA, indent=2)
-    if isinstance(schema, str):
-        return schema
-    return json.dumps(schema, indent=2, ensure_ascii=False)
-
-
 # --- Plain Django forms -------------------------------------------------------------
 
 
@@ -319,16 +167,6 @@ class PublishForm(forms.Form):
             "What changed, for the people who use this workflow. Shown in the version history."
         ),
     )
-
-
-class SampleForm(forms.Form):
-    sample = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}))
-
-    def clean_sample(self) -> object:
-        try:
-            return json.loads(self.cleaned_data["sample"])
-        except ValueError as error:
-            raise forms.ValidationError(f"Not valid JSON: {error}.") from None
 
 
 def run_inputs_form(

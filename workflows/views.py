@@ -19,7 +19,6 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core import signing
@@ -49,6 +48,7 @@ from workflows.editor import (
 )
 from workflows.models import EditorPresence, Run, StepRun, Workflow, WorkflowVersion
 from workflows.pricing import format_usd
+from workflows.steps import KINDS, STEP_TYPES, condition, llm
 from workflows.versions import change_summary, definition_diff
 
 UNDO_SALT = "stepwise.editor.undo"
@@ -283,7 +283,7 @@ def _editor_context(
         "run_output": _run_output(run),
         "panel": panel,
         "panel_index": index,
-        "step_kinds": editing.KIND_LABELS,
+        "step_kinds": [(kind.TYPE, kind.LABEL, kind.HINT) for kind in KINDS],
         "editor_url": reverse("workflow_editor", args=[membership.workspace.slug, workflow.id]),
         "urls": _editor_urls(membership.workspace.slug, workflow),
         "form_has_errors": bool(form_errors),
@@ -359,42 +359,15 @@ def _panel_context(
             step_fields(step), state.step_issues.get(index, []), step_template_values(step)
         )
         _merge_form_errors(slots, form_errors)
-        _explain_unparsed_schema(slots, step)
-        response_format = (
-            step.get("response_format") if isinstance(step.get("response_format"), dict) else {}
-        )
-        cases = step.get("cases") if isinstance(step.get("cases"), list) else []
-        models = list(settings.LLM_MODELS)
-        if isinstance(step.get("model"), str) and step["model"] not in models:
-            models.append(step["model"])
+        module = STEP_TYPES.get(str(step.get("type")))
         return {
             "step": step,
             "card": state.cards[index],
+            "kind": module,
             "slots": slots,
             "variables": picker_variables(state, index),
             "targets": editing.later_keys(state.definition, index),
-            "models": models,
-            "response_type": response_format.get("type", "text"),
-            "schema_name": response_format.get("name", ""),
-            "schema_text": forms.schema_text(step),
-            "temperature": step.get("temperature", 0.7),
-            "max_tokens": step.get("max_tokens", 1024),
-            "case_rows": [
-                {
-                    "index": i,
-                    "case": case if isinstance(case, dict) else {},
-                    "names": {name: f"case-{i}-{name}" for name in ("left", "op", "right", "goto")},
-                    "left": slots[f"cases[{i}].left"],
-                    "op": slots[f"cases[{i}].op"],
-                    "right": slots[f"cases[{i}].right"],
-                    "goto": slots[f"cases[{i}].goto"],
-                }
-                for i, case in enumerate(cases)
-            ],
-            "ops": forms.OPS,
-            "slot_schema": slots.get("response_format.schema"),
-            "slot_schema_name": slots.get("response_format.name"),
-            "slot_sample": slots.get("sample"),
+            **(module.panel_context(step, slots) if module else {}),
             "slot_list": list(slots.values()),
         }
     if panel == "inputs":
@@ -449,24 +422,6 @@ def _merge_form_errors(slots: dict, form_errors: dict[str, list[str]]) -> None:
     for name, errors in form_errors.items():
         slot = slots.get(name) or slots["general"]
         slot.messages = [*errors, *(m for m in slot.messages if m not in errors)]
-
-
-def _explain_unparsed_schema(slots: dict, step: dict) -> None:
-    """A schema kept as typed because it is not JSON:
-    say why, rather than pydantic's "not a dict"."""
-    response_format = step.get("response_format")
-    schema = response_format.get("schema") if isinstance(response_format, dict) else None
-    if isinstance(schema, str):
-        try:
-            json.loads(schema)
-        except (ValueError, RecursionError) as error:
-            slot = slots["response_format.schema"]
-            reason = "it is nested too deeply" if isinstance(error, RecursionError) else error
-            message = f"Not valid JSON: {reason}."
-            slot.messages = [
-                message,
-                *(m for m in slot.messages if "valid dictionary" not in m and m != message),
-            ]
 
 
 @never_cache
@@ -754,7 +709,7 @@ def _field_path_matches(name: str, path: str) -> bool:
         if parts[2] == "cases" and len(parts) > 4:
             return name == f"case-{parts[3]}-{parts[4]}"
         return name == parts[2] or (
-            parts[2] == "response_format" and name in forms.RESPONSE_FORMAT_FIELDS
+            parts[2] == "response_format" and name in llm.RESPONSE_FORMAT_FIELDS
         )
     if parts[0] == "inputs" and len(parts) > 2:
         return name == f"input-{parts[1]}-{parts[2]}"
@@ -793,11 +748,11 @@ def _step_bases(data: Any, key: str) -> dict[str, int | None]:
     for name in data:
         if name in STEP_FIELDS:
             bases[prefix + name] = _base(data, name)
-        elif name in forms.RESPONSE_FORMAT_FIELDS:
+        elif name in llm.RESPONSE_FORMAT_FIELDS:
             bases[prefix + "response_format"] = _base(data, name)
         elif name == "case_count":
             bases[prefix + "cases"] = _base(data, name)
-        elif match := forms.CASE_FIELD_RE.match(name):
+        elif match := condition.CASE_FIELD_RE.match(name):
             bases[f"{prefix}cases.{match.group(1)}.{match.group(2)}"] = _base(data, name)
     action = data.get("action", "")
     if action == "add_case" or action.startswith("remove_case:"):
@@ -890,36 +845,10 @@ def workflow_step_save(request: HttpRequest, slug: str, pk: int, index: int) -> 
         current = steps[at] if isinstance(steps[at], dict) else {}
         parsed = forms.step_from_post(current, request.POST)
         step, errors = parsed.value, parsed.errors
-        if action == "add_case":
-            step = editing.case_add(
-                step, previous=editing.step_key(steps[at - 1]) if at > 0 else None
-            )
-        elif action.startswith("remove_case:"):
-            step = editing.case_remove(step, index=_int(action.split(":", 1)[1]))
-        elif action == "schema_from_sample":
-            sample_form = forms.SampleForm(request.POST)
-            if sample_form.is_valid():
-                try:
-                    schema = editing.schema_from_sample(sample_form.cleaned_data["sample"])
-                except editing.EditError as error:
-                    errors.setdefault("sample", []).append(str(error))
-                else:
-                    previous = (
-                        step.get("response_format")
-                        if isinstance(step.get("response_format"), dict)
-                        else {}
-                    )
-                    step["response_format"] = {
-                        "type": "json_schema",
-                        "name": forms.text_value(request.POST, "schema_name", strip=True)
-                        or previous.get("name")
-                        or step.get("key")
-                        or "output",
-                        "schema": schema,
-                    }
-                    errors.pop("response_format.schema", None)
-            else:
-                errors.setdefault("sample", []).extend(sample_form.errors["sample"])
+        module = STEP_TYPES.get(str(step.get("type")))
+        if action and module is not None:
+            previous = editing.step_key(steps[at - 1]) if at > 0 else None
+            step = module.apply_action(step, action, request.POST, previous=previous, errors=errors)
         result.update(errors=errors, index=at)
         return editing.step_replace(definition, index=at, step=step)
 

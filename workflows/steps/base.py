@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+# The target that stops a run.
+END = "end"
+
 
 class StepBase(BaseModel):
     # extra="forbid" turns a typo such as "promt" into a validation error

@@ -1,0 +1,223 @@
+"""The `llm` step in the editor: its menu entry, card, panel fields and form parsing.
+
+Everything here reads the raw draft, which may not validate.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.http import QueryDict
+
+from workflows.steps.form import (
+    Parsed,
+    next_branches,
+    next_from_post,
+    number,
+    summary_of,
+    text_of,
+    text_value,
+)
+from workflows.steps.llm.config import DEFAULT_SCHEMA, DEFAULTS, TYPE
+from workflows.steps.llm.sample import SampleError, schema_from_sample
+
+LABEL = "LLM prompt"
+HINT = "ask the model"
+BLURB = "Sends a prompt to the model and passes its answer on."
+EMPTY_SUMMARY = "No prompt yet."
+PANEL = "steps/llm/panel.html"
+# The form fields that together write `response_format`.
+RESPONSE_FORMAT_FIELDS = ("response_type", "schema_name", "schema")
+# Who edits a field at the same time as someone else is told its name (workflows/draft_changes.py).
+FIELD_LABELS = {
+    "system": "System message",
+    "prompt": "Prompt",
+    "model": "Model",
+    "temperature": "Temperature",
+    "max_tokens": "Max output tokens",
+    "response_format": "Answer format",
+}
+
+
+def new_step(
+    *, key: str, previous_step: object, previous: str | None, following: str | None
+) -> dict:
+    return {
+        "key": key,
+        "type": TYPE,
+        "title": "",
+        "system": "",
+        "prompt": "",
+        "temperature": DEFAULTS["temperature"],
+        "max_tokens": DEFAULTS["max_tokens"],
+    }
+
+
+def summary(step: dict) -> str:
+    return summary_of(text_of(step, "prompt"))
+
+
+def branches(step: dict) -> list[tuple[str, str, str]]:
+    return next_branches(step)
+
+
+def json_fields(step: dict) -> list[str]:
+    """The fields of its JSON answer, which later steps may read."""
+    response_format = step.get("response_format")
+    if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
+        return []
+    schema = response_format.get("schema")
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    return [str(name) for name in properties] if isinstance(properties, dict) else []
+
+
+def fields(step: dict) -> list[str]:
+    """The fields its panel shows, each with a slot for its problems."""
+    names = ["system", "prompt", "model", "temperature", "max_tokens", "response_format"]
+    if _response_format(step).get("type") == "json_schema":
+        names += ["response_format.name", "response_format.schema", "sample"]
+    return [*names, "next"]
+
+
+def template_values(step: dict) -> dict[str, str]:
+    return {name: step[name] for name in ("system", "prompt") if isinstance(step.get(name), str)}
+
+
+def rename(step: dict, rewrite: Callable[[object], object], old: str, new: str) -> None:
+    for name in ("system", "prompt"):
+        if name in step:
+            step[name] = rewrite(step[name])
+
+
+def from_post(step: dict, current: dict, data: QueryDict, parsed: Parsed) -> None:
+    for name in ("system", "prompt"):
+        if name in data:
+            step[name] = text_value(data, name)
+    if "model" in data:
+        step["model"] = (
+            text_value(data, "model", strip=True) or current.get("model") or DEFAULTS["model"]
+        )
+    if "temperature" in data:
+        step["temperature"] = number(parsed, data, "temperature", integer=False)
+    if "max_tokens" in data:
+        step["max_tokens"] = number(parsed, data, "max_tokens", integer=True)
+    if any(name in data for name in RESPONSE_FORMAT_FIELDS):
+        step["response_format"] = _response_format_from_post(parsed, current, data)
+    next_from_post(step, data)
+
+
+def _response_format(step: dict) -> dict:
+    response_format = step.get("response_format")
+    return response_format if isinstance(response_format, dict) else {}
+
+
+def _response_format_from_post(parsed: Parsed, current: dict, data: QueryDict) -> dict:
+    previous = _response_format(current)
+    kind = data.get("response_type") if "response_type" in data else previous.get("type", "text")
+    if kind != "json_schema":
+        return {"type": "text"}
+    if "schema_name" in data:
+        name = text_value(data, "schema_name", strip=True) or str(current.get("key") or "output")
+    else:
+        name = previous.get("name") or str(current.get("key") or "output")
+    raw = text_value(data, "schema")
+    if "schema" not in data:
+        # Switched from text, or another field: keep it (or start from an example).
+        schema: object = previous.get("schema") or DEFAULT_SCHEMA
+    elif not raw.strip():
+        schema = DEFAULT_SCHEMA
+    else:
+        try:
+            schema = json.loads(raw)
+        except (ValueError, RecursionError) as error:
+            reason = "it is nested too deeply" if isinstance(error, RecursionError) else error
+            parsed.error("response_format.schema", f"Not valid JSON: {reason}.")
+            schema = raw  # kept as typed: never lose an edit
+    return {"type": "json_schema", "name": name, "schema": schema}
+
+
+class SampleForm(forms.Form):
+    sample = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}))
+
+    def clean_sample(self) -> object:
+        try:
+            return json.loads(self.cleaned_data["sample"])
+        except ValueError as error:
+            raise forms.ValidationError(f"Not valid JSON: {error}.") from None
+
+
+def apply_action(
+    step: dict, action: str, data: QueryDict, *, previous: str | None, errors: dict[str, list[str]]
+) -> dict:
+    """The panel's buttons: "schema_from_sample" writes the schema from a pasted sample."""
+    if action != "schema_from_sample":
+        return step
+    sample_form = SampleForm(data)
+    if not sample_form.is_valid():
+        errors.setdefault("sample", []).extend(sample_form.errors["sample"])
+        return step
+    try:
+        schema = schema_from_sample(sample_form.cleaned_data["sample"])
+    except SampleError as error:
+        errors.setdefault("sample", []).append(str(error))
+        return step
+    step["response_format"] = {
+        "type": "json_schema",
+        "name": text_value(data, "schema_name", strip=True)
+        or _response_format(step).get("name")
+        or step.get("key")
+        or "output",
+        "schema": schema,
+    }
+    errors.pop("response_format.schema", None)
+    return step
+
+
+def schema_text(step: dict) -> str:
+    schema = _response_format(step).get("schema")
+    if schema is None:
+        return json.dumps(DEFAULT_SCHEMA, indent=2)
+    if isinstance(schema, str):
+        return schema
+    return json.dumps(schema, indent=2, ensure_ascii=False)
+
+
+def panel_context(step: dict, slots: dict[str, Any]) -> dict[str, Any]:
+    _explain_unparsed_schema(step, slots)
+    response_format = _response_format(step)
+    models = list(settings.LLM_MODELS)
+    if isinstance(step.get("model"), str) and step["model"] not in models:
+        models.append(step["model"])
+    return {
+        "models": models,
+        "model": step.get("model") or DEFAULTS["model"],
+        "response_type": response_format.get("type", "text"),
+        "schema_name": response_format.get("name", ""),
+        "schema_text": schema_text(step),
+        "temperature": step.get("temperature", DEFAULTS["temperature"]),
+        "max_tokens": step.get("max_tokens", DEFAULTS["max_tokens"]),
+        "slot_schema": slots.get("response_format.schema"),
+        "slot_schema_name": slots.get("response_format.name"),
+        "slot_sample": slots.get("sample"),
+    }
+
+
+def _explain_unparsed_schema(step: dict, slots: dict[str, Any]) -> None:
+    """A schema kept as typed because it is not JSON: say why, rather than pydantic's
+    "not a dict"."""
+    schema = _response_format(step).get("schema")
+    if isinstance(schema, str):
+        try:
+            json.loads(schema)
+        except (ValueError, RecursionError) as error:
+            slot = slots["response_format.schema"]
+            reason = "it is nested too deeply" if isinstance(error, RecursionError) else error
+            message = f"Not valid JSON: {reason}."
+            slot.messages = [
+                message,
+                *(m for m in slot.messages if "valid dictionary" not in m and m != message),
+            ]
