@@ -67,8 +67,11 @@ def case_label(case: dict) -> str:
     if op == "equals" and right:
         return right
     if op in UNARY_OPS:
-        return f"{_short(left)} {OP_LABELS[op]}"  # type: ignore[index]
-    return f"{OP_LABELS.get(op, op)} {right}".strip()  # type: ignore[call-overload]
+        return f"{_short(left)} {_LABELS[str(op)]}"
+    return f"{_LABELS.get(str(op), op)} {right}".strip()
+
+
+_LABELS: dict[str, str] = dict(OP_LABELS.items())
 
 
 def _short(text: str) -> str:
@@ -195,9 +198,8 @@ def _first_case(previous: object, key: str, goto: str) -> dict:
     """A new condition's case: a JSON answer is compared by one field (the first one with choices,
     else the first text field), since its whole JSON never equals a word; text by its contents."""
     step = previous if isinstance(previous, dict) else {}
-    response_format = (
-        step.get("response_format") if isinstance(step.get("response_format"), dict) else {}
-    )
+    response_format = step.get("response_format")
+    response_format = response_format if isinstance(response_format, dict) else {}
     schema = response_format.get("schema") if response_format.get("type") == "json_schema" else None
     properties = schema.get("properties") if isinstance(schema, dict) else None
     fields = (
@@ -234,7 +236,7 @@ def _first_case(previous: object, key: str, goto: str) -> dict:
 
 def case_add(step: dict, *, previous: str | None) -> dict:
     result = copy.deepcopy(step)
-    cases = result.get("cases") if isinstance(result.get("cases"), list) else []
+    cases = _cases_of(result)
     # A further case usually tests the same thing as the one before it (another category).
     last = cases[-1] if cases and isinstance(cases[-1], dict) else {}
     left = last.get("left") if isinstance(last.get("left"), str) and last.get("left") else None
@@ -252,7 +254,7 @@ def case_add(step: dict, *, previous: str | None) -> dict:
 
 def case_remove(step: dict, *, index: int) -> dict:
     result = copy.deepcopy(step)
-    cases = result.get("cases") if isinstance(result.get("cases"), list) else []
+    cases = _cases_of(result)
     if 0 <= index < len(cases):
         cases.pop(index)
     result["cases"] = cases

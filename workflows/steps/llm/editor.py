@@ -158,7 +158,7 @@ def apply_action(
         return step
     sample_form = SampleForm(data)
     if not sample_form.is_valid():
-        errors.setdefault("sample", []).extend(sample_form.errors["sample"])
+        errors.setdefault("sample", []).extend(str(e) for e in sample_form.errors["sample"])
         return step
     try:
         schema = schema_from_sample(sample_form.cleaned_data["sample"])

@@ -46,7 +46,7 @@ def _schema_of(value: object) -> dict[str, Any]:
 
 def _types(schema: dict[str, Any]) -> list[str]:
     kind = schema.get("type")
-    return list(kind) if isinstance(kind, list) else [kind]
+    return list(kind) if isinstance(kind, list) else [str(kind)]
 
 
 def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
