@@ -53,6 +53,7 @@ from workflows.definition import Definition
 from workflows.models import Run, StepRun
 from workflows.rendering import render
 from workflows.steps import STEP_TYPES
+from workflows.steps.base import StepBase
 from workflows.steps.context import StepContext, StepFailed, StepResult, Usage
 
 log = logging.getLogger(__name__)
@@ -225,11 +226,11 @@ def _execute_step(
     run: Run,
     token: str,
     index: int,
-    step: object,
+    step: StepBase,
     variables: dict[str, object],
     existing: StepRun | None,
 ) -> object:
-    module = STEP_TYPES[step.type]  # type: ignore[attr-defined]
+    module = STEP_TYPES[step.type]
     started_at = timezone.now()
     if getattr(module, "PAID", False):
         return _execute_paid_step(run, token, index, step, module, variables, existing, started_at)
@@ -271,7 +272,7 @@ def _execute_paid_step(
     run: Run,
     token: str,
     index: int,
-    step: object,
+    step: StepBase,
     module: ModuleType,
     variables: dict[str, object],
     existing: StepRun | None,
@@ -281,7 +282,7 @@ def _execute_paid_step(
 
     The attempt and the budget hold are one transaction, the result and the
     settlement another, so a call costs the database two commits."""
-    key: str = step.key  # type: ignore[attr-defined]
+    key = step.key
 
     def failed(e: StepFailed, reservation: budget.Reservation | None = None) -> StepFailed:
         _record_step(
@@ -307,7 +308,7 @@ def _execute_paid_step(
     # Record the attempt before calling, so a crash leaves an honest count.
     values = {
         "position": index,
-        "type": step.type,  # type: ignore[attr-defined]
+        "type": step.type,
         "status": StepRun.Status.RUNNING,
         "started_at": started_at,
         "error": "",
@@ -319,6 +320,7 @@ def _execute_paid_step(
             StepRun.objects.create(run=run, key=key, **values)
         else:
             sql.update(StepRun, where={"id": existing.id}, values=values)
+        reservation: budget.Reservation | budget.Full | budget.BudgetExhausted | None
         reservation = budget.hold(
             workspace_id=run.workspace_id,
             budget_nanousd=budget_nanousd,
@@ -434,7 +436,7 @@ def _record_step(
     run: Run,
     token: str,
     index: int,
-    step: object,
+    step: StepBase,
     started_at: datetime,
     *,
     status: str,
@@ -450,7 +452,7 @@ def _record_step(
     finished_at = timezone.now()
     values = {
         "position": index,
-        "type": step.type,  # type: ignore[attr-defined]
+        "type": step.type,
         "status": status,
         "output": output,
         "messages": messages,
@@ -481,7 +483,7 @@ def _record_step(
             )
             if fenced != 1:
                 raise LeaseLost
-            key: str = step.key  # type: ignore[attr-defined]
+            key = step.key
             if not paid or not sql.update(
                 StepRun, where={"run_id": run.id, "key": key}, values=values
             ):
