@@ -13,9 +13,8 @@ served from django-ninja's own static files (no CDN, our strict CSP).
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from inspect import iscoroutinefunction
-from typing import Any, Literal
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -24,7 +23,7 @@ from django.db import IntegrityError, transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.urls import URLPattern
 from django.views.decorators.csrf import csrf_exempt
-from ninja import Body, Field, Header, NinjaAPI, Path, Query, Schema, Status
+from ninja import Body, Header, NinjaAPI, Path, Query, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from config.lib.body_limit import size_label
@@ -32,13 +31,36 @@ from workflows import services, triggers
 from workflows.api_auth import WorkspaceToken
 from workflows.definition import InputError
 from workflows.models import ApiToken, Run, Trigger, Workflow
-from workflows.selectors import run_json
-from workflows.webhooks import MAX_KEY_LENGTH, MAX_WAIT_SECONDS, run_answer
+from workflows.schemas import (
+    ERRORS,
+    MAX_ID,
+    MAX_KEY_LENGTH,
+    PublishIn,
+    RunAccepted,
+    RunFilters,
+    RunIn,
+    RunListOut,
+    RunOut,
+    TriggerIn,
+    TriggerOut,
+    TriggerSecretOut,
+    ValidationOut,
+    VersionOut,
+    WorkflowDetailOut,
+    WorkflowOut,
+    run_accepted,
+    run_out,
+    trigger_out,
+    trigger_secret_out,
+    validation_out,
+    version_out,
+    workflow_detail_out,
+    workflow_out,
+)
+from workflows.webhooks import wait_for_finish
 
 log = logging.getLogger(__name__)
 
-# Ids are 64-bit; larger numbers are refused as invalid rather than overflowing the database.
-MAX_ID = 2**63 - 1
 Id = Path(..., ge=1, le=MAX_ID)
 
 
@@ -72,157 +94,6 @@ api = StepwiseAPI(
     docs_url="/docs",
     openapi_url="/openapi.json",
 )
-
-
-# Schemas ---------------------------------------------------------------------
-
-
-class ErrorOut(Schema):
-    error: str
-    details: Any = None
-
-
-class IssueOut(Schema):
-    step: str | None
-    field: str
-    message: str
-
-
-class ValidationOut(Schema):
-    valid: bool
-    issues: list[IssueOut]
-
-
-class VersionOut(Schema):
-    number: int
-    summary: str
-    created_at: datetime
-
-
-class WorkflowOut(Schema):
-    id: int
-    name: str
-    description: str
-    published_version: int | None
-    created_at: datetime
-    updated_at: datetime
-
-
-class WorkflowDetailOut(WorkflowOut):
-    definition: dict[str, Any]
-    versions: list[VersionOut]
-
-
-class PublishIn(Schema):
-    summary: str = Field("", max_length=2000)
-
-
-class TriggerIn(Schema):
-    name: str = Field("", max_length=100)
-    callback_url: str = Field(
-        "", max_length=2000, description="Where to POST each run's result (optional)."
-    )
-    rate_limit_per_minute: int = Field(60, ge=1, le=100_000)
-
-
-class TriggerOut(Schema):
-    id: int
-    url: str
-    name: str
-    signing_required: bool
-    callback_url: str
-    rate_limit_per_minute: int
-    created_at: datetime
-    rotated_at: datetime | None
-    previous_secret_expires_at: datetime | None
-
-
-class TriggerSecretOut(TriggerOut):
-    secret: str = Field(
-        description="The Standard Webhooks secret (whsec_…). Shown only in this answer."
-    )
-
-
-class RunIn(Schema):
-    inputs: dict[str, Any] = Field(default_factory=dict)
-    wait: int = Field(
-        0,
-        ge=0,
-        le=MAX_WAIT_SECONDS,
-        description=(
-            "Seconds to wait for the result: 200 with the run if it finishes in time, else 202."
-        ),
-    )
-
-
-class RunAccepted(Schema):
-    run_id: int
-    status: str
-    status_url: str
-
-
-class StepOut(Schema):
-    key: str
-    type: str
-    status: str
-    output: Any
-    tokens_in: int
-    tokens_cached: int
-    tokens_out: int
-    cost_usd: str
-    latency_ms: int | None
-    attempts: int
-    reused: bool
-    error: str
-
-
-class RunOut(Schema):
-    id: int
-    workflow_id: int
-    version: int | None
-    trigger: str
-    status: str
-    waiting_for: str = Field(
-        description='While the status is "waiting": what for ("budget"); else empty.'
-    )
-    inputs: dict[str, Any]
-    output: Any
-    error: str
-    cost_usd: str
-    cost_nanousd: int
-    tokens_in: int
-    tokens_cached: int
-    tokens_out: int
-    created_at: str
-    started_at: str | None
-    finished_at: str | None
-    steps: list[StepOut]
-
-
-class RunListOut(Schema):
-    items: list[RunOut]
-    next_before: int | None = Field(description="Pass as `before` for the next (older) page.")
-
-
-class RunFilters(Schema):
-    workflow_id: int | None = Field(None, ge=1, le=MAX_ID)
-    status: Literal["queued", "running", "waiting", "succeeded", "failed", "canceled"] | None = None
-    trigger: Literal["manual", "api", "webhook", "schedule", "cli"] | None = None
-    before: int | None = Field(None, ge=1, le=MAX_ID, description="Only runs with a smaller id.")
-    limit: int = Field(20, ge=1, le=100)
-
-
-# Every operation declares every error it can answer, all of them `{"error", "details"}`:
-# 413 is a body over MAX_REQUEST_BODY_BYTES (config/lib/body_limit.py).
-ERRORS: dict[int, type[Schema]] = {
-    400: ErrorOut,
-    401: ErrorOut,
-    403: ErrorOut,
-    404: ErrorOut,
-    409: ErrorOut,
-    413: ErrorOut,
-    422: ErrorOut,
-}
 
 
 # Helpers -------------------------------------------------------------------
@@ -261,42 +132,6 @@ def _run(request: HttpRequest, run_id: int) -> Run:
     return run
 
 
-def _workflow_out(workflow: Workflow, detail: bool = False) -> dict[str, Any]:
-    versions = list(workflow.versions.order_by("-number")) if detail else []
-    latest = (versions[0] if versions else None) if detail else services.latest_version(workflow)
-    data: dict[str, Any] = {
-        "id": workflow.id,
-        "name": workflow.name,
-        "description": workflow.description,
-        "published_version": latest.number if latest else None,
-        "created_at": workflow.created_at,
-        "updated_at": workflow.updated_at,
-    }
-    if detail:
-        data["definition"] = workflow.definition
-        data["versions"] = [
-            {"number": v.number, "summary": v.summary, "created_at": v.created_at} for v in versions
-        ]
-    return data
-
-
-def _trigger_out(trigger: Trigger, secret: str | None = None) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "id": trigger.id,
-        "url": triggers.trigger_url(trigger),
-        "name": trigger.name,
-        "signing_required": trigger.signing_required,
-        "callback_url": trigger.callback_url,
-        "rate_limit_per_minute": trigger.rate_limit_per_minute,
-        "created_at": trigger.created_at,
-        "rotated_at": trigger.rotated_at,
-        "previous_secret_expires_at": trigger.previous_expires_at,
-    }
-    if secret is not None:
-        data["secret"] = secret
-    return data
-
-
 def _check_callback_url(url: str) -> None:
     from config.lib.outbound import url_refusal
 
@@ -314,11 +149,14 @@ def _check_callback_url(url: str) -> None:
     tags=["workflows"],
     operation_id="workflows_list",
 )
-def workflows_list(request: HttpRequest) -> list[dict[str, Any]]:
+def workflows_list(request: HttpRequest) -> list[WorkflowOut]:
     workflows = Workflow.objects.filter(
         workspace_id=_token(request).workspace_id, archived_at__isnull=True
     )
-    return [_workflow_out(workflow) for workflow in workflows.order_by("name")]
+    return [
+        workflow_out(workflow, services.latest_version(workflow))
+        for workflow in workflows.order_by("name")
+    ]
 
 
 @api.post(
@@ -330,7 +168,7 @@ def workflows_list(request: HttpRequest) -> list[dict[str, Any]]:
 )
 def workflows_create(
     request: HttpRequest, definition: Body[dict[str, Any]]
-) -> Status[dict[str, Any]]:
+) -> Status[WorkflowDetailOut]:
     token = _token(request)
     parsed = services.definition_parse(definition)
     if Workflow.objects.filter(workspace_id=token.workspace_id, name=parsed.name).exists():
@@ -338,7 +176,7 @@ def workflows_create(
     workflow = services.workflow_create(
         workspace=token.workspace, definition=definition, user=token.created_by
     )
-    return Status(201, _workflow_out(workflow, detail=True))
+    return Status(201, workflow_detail_out(workflow))
 
 
 @api.post(
@@ -348,9 +186,9 @@ def workflows_create(
     operation_id="workflows_validate",
     summary="Check a definition without saving it",
 )
-def workflows_validate(request: HttpRequest, definition: Body[dict[str, Any]]) -> dict[str, Any]:
+def workflows_validate(request: HttpRequest, definition: Body[dict[str, Any]]) -> ValidationOut:
     _, issues = services.definition_check(definition)
-    return {"valid": not issues, "issues": [issue.to_dict() for issue in issues]}
+    return validation_out(issues)
 
 
 @api.get(
@@ -359,8 +197,8 @@ def workflows_validate(request: HttpRequest, definition: Body[dict[str, Any]]) -
     tags=["workflows"],
     operation_id="workflows_get",
 )
-def workflows_get(request: HttpRequest, workflow_id: int = Id) -> dict[str, Any]:
-    return _workflow_out(_workflow(request, workflow_id), detail=True)
+def workflows_get(request: HttpRequest, workflow_id: int = Id) -> WorkflowDetailOut:
+    return workflow_detail_out(_workflow(request, workflow_id))
 
 
 @api.put(
@@ -372,7 +210,7 @@ def workflows_get(request: HttpRequest, workflow_id: int = Id) -> dict[str, Any]
 )
 def workflows_replace(
     request: HttpRequest, definition: Body[dict[str, Any]], workflow_id: int = Id
-) -> dict[str, Any]:
+) -> WorkflowDetailOut:
     workflow = _workflow(request, workflow_id)
     parsed = services.definition_parse(definition)
     if (
@@ -384,7 +222,7 @@ def workflows_replace(
     services.workflow_save_draft(
         workflow=workflow, definition=definition, user=_token(request).created_by
     )
-    return _workflow_out(workflow, detail=True)
+    return workflow_detail_out(workflow)
 
 
 @api.delete(
@@ -408,9 +246,9 @@ def workflows_delete(request: HttpRequest, workflow_id: int = Id) -> Status[None
     operation_id="workflows_validate_draft",
     summary="Check the stored draft",
 )
-def workflows_validate_draft(request: HttpRequest, workflow_id: int = Id) -> dict[str, Any]:
+def workflows_validate_draft(request: HttpRequest, workflow_id: int = Id) -> ValidationOut:
     _, issues = services.definition_check(_workflow(request, workflow_id).definition)
-    return {"valid": not issues, "issues": [issue.to_dict() for issue in issues]}
+    return validation_out(issues)
 
 
 @api.post(
@@ -422,16 +260,13 @@ def workflows_validate_draft(request: HttpRequest, workflow_id: int = Id) -> dic
 )
 def workflows_publish(
     request: HttpRequest, workflow_id: int = Id, body: PublishIn | None = None
-) -> Status[dict[str, Any]]:
+) -> Status[VersionOut]:
     version = services.workflow_publish(
         workflow=_workflow(request, workflow_id),
         user=_token(request).created_by,
         summary=body.summary if body else "",
     )
-    return Status(
-        201,
-        {"number": version.number, "summary": version.summary, "created_at": version.created_at},
-    )
+    return Status(201, version_out(version))
 
 
 @api.get(
@@ -466,8 +301,8 @@ def workflows_export(
     tags=["triggers"],
     operation_id="triggers_list",
 )
-def triggers_list(request: HttpRequest, workflow_id: int = Id) -> list[dict[str, Any]]:
-    return [_trigger_out(trigger) for trigger in _workflow(request, workflow_id).triggers.all()]
+def triggers_list(request: HttpRequest, workflow_id: int = Id) -> list[TriggerOut]:
+    return [trigger_out(trigger) for trigger in _workflow(request, workflow_id).triggers.all()]
 
 
 @api.post(
@@ -479,7 +314,7 @@ def triggers_list(request: HttpRequest, workflow_id: int = Id) -> list[dict[str,
 )
 def triggers_create(
     request: HttpRequest, workflow_id: int = Id, body: TriggerIn | None = None
-) -> Status[dict[str, Any]]:
+) -> Status[TriggerSecretOut]:
     workflow = _workflow(request, workflow_id)
     body = body or TriggerIn()
     _check_callback_url(body.callback_url)
@@ -490,7 +325,7 @@ def triggers_create(
         callback_url=body.callback_url,
         rate_limit_per_minute=body.rate_limit_per_minute,
     )
-    return Status(201, _trigger_out(made.trigger, made.secret))
+    return Status(201, trigger_secret_out(made.trigger, made.secret))
 
 
 @api.post(
@@ -502,11 +337,11 @@ def triggers_create(
 )
 def triggers_rotate(
     request: HttpRequest, workflow_id: int = Id, trigger_id: int = Id
-) -> dict[str, Any]:
+) -> TriggerSecretOut:
     made = triggers.trigger_rotate(
         trigger=_trigger(request, workflow_id, trigger_id), user=_token(request).created_by
     )
-    return _trigger_out(made.trigger, made.secret)
+    return trigger_secret_out(made.trigger, made.secret)
 
 
 @api.delete(
@@ -560,11 +395,15 @@ async def runs_start(
         max_length=MAX_KEY_LENGTH,
         description="The same key returns the same run.",
     ),
-) -> HttpResponse:
+) -> Status[RunOut] | Status[RunAccepted]:
     run = await sync_to_async(_api_run_start)(
         request, workflow_id, body.inputs, idempotency_key or None
     )
-    return await run_answer(run, body.wait)
+    if body.wait:
+        run = await wait_for_finish(run, min(body.wait, settings.RUN_WAIT_MAX_SECONDS))
+        if run.is_finished:
+            return Status(200, await sync_to_async(run_out)(run))
+    return Status(202, run_accepted(run))
 
 
 @api.get(
@@ -574,7 +413,7 @@ async def runs_start(
     operation_id="runs_list",
     summary="Runs of the workspace, newest first (without their steps)",
 )
-def runs_list(request: HttpRequest, filters: Query[RunFilters]) -> dict[str, Any]:
+def runs_list(request: HttpRequest, filters: Query[RunFilters]) -> RunListOut:
     runs = Run.objects.select_related("version").filter(workspace_id=_token(request).workspace_id)
     if filters.workflow_id:
         runs = runs.filter(workflow_id=filters.workflow_id)
@@ -587,10 +426,10 @@ def runs_list(request: HttpRequest, filters: Query[RunFilters]) -> dict[str, Any
     page = list(runs.order_by("-id")[: filters.limit + 1])
     more = len(page) > filters.limit
     page = page[: filters.limit]
-    return {
-        "items": [run_json(run, steps=[]) for run in page],
-        "next_before": page[-1].id if more and page else None,
-    }
+    return RunListOut(
+        items=[run_out(run, steps=[]) for run in page],
+        next_before=page[-1].id if more and page else None,
+    )
 
 
 @api.get(
@@ -600,8 +439,8 @@ def runs_list(request: HttpRequest, filters: Query[RunFilters]) -> dict[str, Any
     operation_id="runs_get",
     summary="A run with its steps (the shape `run_workflow` prints)",
 )
-def runs_get(request: HttpRequest, run_id: int = Id) -> HttpResponse:
-    return JsonResponse(run_json(_run(request, run_id)))
+def runs_get(request: HttpRequest, run_id: int = Id) -> RunOut:
+    return run_out(_run(request, run_id))
 
 
 @api.post(
@@ -611,12 +450,12 @@ def runs_get(request: HttpRequest, run_id: int = Id) -> HttpResponse:
     operation_id="runs_cancel",
     summary="Cancel a queued, running or waiting run (409 if it already finished)",
 )
-def runs_cancel(request: HttpRequest, run_id: int = Id) -> HttpResponse:
+def runs_cancel(request: HttpRequest, run_id: int = Id) -> RunOut:
     run = _run(request, run_id)
     if not services.run_cancel(run=run):
         raise HttpError(409, f"The run already finished ({Run.objects.get(id=run.id).status}).")
     run.refresh_from_db()
-    return JsonResponse(run_json(run))
+    return run_out(run)
 
 
 # Errors: always JSON {"error", "details"} ----------------------------------------

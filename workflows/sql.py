@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any, cast
 
 from django.db import connection
-from django.db.models import Model
+from django.db.models import Field, Model
 
 from accounts.models import BudgetMonth, Workspace
 from workflows.models import Run, RunCallback, Trigger
@@ -41,7 +42,8 @@ def update(
     statement, params = _update_statement(model, where, values, add)
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
-        return cursor.rowcount
+        count: int = cursor.rowcount
+        return count
 
 
 # Runs ----------------------------------------------------------------------
@@ -93,7 +95,7 @@ def run_fence_reading_budget(
             f"WHERE id = {_quote(Run._meta.db_table)}.workspace_id)"
         ),
     )
-    return None if row is None else (row[0],)
+    return None if row is None else (cast(int | None, row[0]),)
 
 
 def run_park(*, run_id: int, token: str, values: Mapping[str, object]) -> bool | None:
@@ -186,7 +188,7 @@ def budget_month_settle(
             f"WHERE id = {_quote(BudgetMonth._meta.db_table)}.workspace_id)"
         ),
     )
-    return None if row is None else (row[0], row[1], row[2], row[3])
+    return None if row is None else cast(tuple[int, int, int, int | None], tuple(row))
 
 
 # Triggers ------------------------------------------------------------------
@@ -212,7 +214,14 @@ def trigger_rate_window_count(*, trigger_id: int, window: datetime) -> int | Non
 # Building blocks -----------------------------------------------------------
 
 
-def _quote(name: str) -> str:
+def _field(model: type[Model], name: str) -> Field[Any, Any]:
+    field = model._meta.get_field(name)
+    assert isinstance(field, Field), f"{model.__name__}.{name} is not a column"
+    return field
+
+
+def _quote(name: str | None) -> str:
+    assert name is not None
     return connection.ops.quote_name(name)
 
 
@@ -230,7 +239,8 @@ def _update_returning(
     statement, params = _update_statement(model, where, values, add)
     with connection.cursor() as cursor:
         cursor.execute(f"{statement} RETURNING {returning}", params + list(returning_params))
-        return cursor.fetchone()
+        row: tuple[object, ...] | None = cursor.fetchone()
+        return row
 
 
 def _update_statement(
@@ -238,15 +248,15 @@ def _update_statement(
     where: Mapping[str, object],
     values: Mapping[str, object] | None,
     add: Mapping[str, int] | None,
-) -> tuple[str, list[object]]:
+) -> tuple[str, list[Any]]:
     assignments: list[str] = []
-    params: list[object] = []
+    params: list[Any] = []
     for name, value in (values or {}).items():
-        field = model._meta.get_field(name)
+        field = _field(model, name)
         assignments.append(f"{_quote(field.column)} = %s")
         params.append(field.get_db_prep_save(value, connection))
     for name, amount in (add or {}).items():
-        column = _quote(model._meta.get_field(name).column)
+        column = _quote(_field(model, name).column)
         assignments.append(f"{column} = {column} + %s")
         params.append(int(amount))
     conditions, where_params = _conditions(model, where)
@@ -256,11 +266,11 @@ def _update_statement(
     return statement, params + where_params
 
 
-def _conditions(model: type[Model], where: Mapping[str, object]) -> tuple[str, list[object]]:
+def _conditions(model: type[Model], where: Mapping[str, object]) -> tuple[str, list[Any]]:
     parts: list[str] = []
-    params: list[object] = []
+    params: list[Any] = []
     for name, value in where.items():
-        field = model._meta.get_field(name)
+        field = _field(model, name)
         column = _quote(field.column)
         if value is None:
             parts.append(f"{column} IS NULL")

@@ -47,13 +47,12 @@ from config.lib.outbound import url_refusal
 from workflows import services, sql
 from workflows.definition import InputError
 from workflows.models import Run, RunCallback, Trigger, WebhookDelivery
+from workflows.schemas import MAX_KEY_LENGTH, MAX_WAIT_SECONDS, run_accepted
 from workflows.selectors import run_json
 from workflows.triggers import secret_key_bytes, verification_secrets
 
 MAX_BODY_BYTES = 1_000_000
 TOLERANCE_SECONDS = 5 * 60
-MAX_WAIT_SECONDS = 60
-MAX_KEY_LENGTH = 150
 
 
 # Standard Webhooks ---------------------------------------------------------
@@ -246,10 +245,6 @@ def _start(
     return run
 
 
-def status_url(run: Run) -> str:
-    return f"{settings.SITE_URL}/api/v1/runs/{run.id}"
-
-
 async def wait_for_finish(run: Run, seconds: int) -> Run:
     """The run once finished, or as it stands after `seconds`. Holds no thread while waiting."""
     deadline = time.monotonic() + seconds
@@ -262,20 +257,19 @@ async def wait_for_finish(run: Run, seconds: int) -> Run:
 
 
 async def run_answer(run: Run, wait: int) -> JsonResponse:
-    """200 with the run (run_json) if it finished within `wait` s, else 202 with where to look."""
+    """200 with the run if it finished within `wait` s, else 202 with where to look
+    (the API's RunOut and RunAccepted)."""
     if wait:
         run = await wait_for_finish(run, min(wait, settings.RUN_WAIT_MAX_SECONDS))
     if run.is_finished and wait:
         data = await sync_to_async(run_json)(run)
         return JsonResponse(data, status=200)
-    return run_accepted(run)
+    return _accepted(run)
 
 
-def run_accepted(run: Run) -> JsonResponse:
+def _accepted(run: Run) -> JsonResponse:
     """202 with the run's id, status and where to look: never its output."""
-    return JsonResponse(
-        {"run_id": run.id, "status": run.status, "status_url": status_url(run)}, status=202
-    )
+    return JsonResponse(run_accepted(run).model_dump(mode="json"), status=202)
 
 
 @csrf_exempt
@@ -361,5 +355,5 @@ async def webhook_receive(request: HttpRequest, public_id: str) -> HttpResponse:
     if run.found_existing:
         # A replay inside the signature's 5 minutes: ?wait= is not signed, so
         # whoever captured the delivery must not get the output by replaying it.
-        return run_accepted(run)
+        return _accepted(run)
     return await run_answer(run, wait)

@@ -1,0 +1,119 @@
+"""Every API operation's successful answer validates against the schema its OpenAPI
+document declares for that status: the schemas build the answers, so the document
+cannot drift from what is sent. A new operation fails here until it is called below."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jsonschema
+import pytest
+from django.test import Client
+
+from tests.conftest import Personas
+from tests.support_triggers import published_workflow
+from workflows import api_auth, engine
+from workflows.api import api as ninja_api
+from workflows.models import Run
+from workflows.selectors import run_json
+
+# As served: JSON, so the status codes are strings.
+DOCUMENT = json.loads(json.dumps(ninja_api.get_openapi_schema(path_prefix="/api/v1")))
+
+
+def declared(operation_id: str, status: int) -> dict[str, Any] | None:
+    for methods in DOCUMENT["paths"].values():
+        for operation in methods.values():
+            if operation.get("operationId") == operation_id:
+                answer = operation["responses"][str(status)]
+                content = answer.get("content")
+                if content is None:
+                    return None
+                return {
+                    **content["application/json"]["schema"],
+                    "components": DOCUMENT["components"],
+                }
+    raise AssertionError(f"No operation {operation_id}")
+
+
+def test_every_operation_answers_with_its_declared_shape(personas: Personas) -> None:
+    token = api_auth.token_create(workspace=personas.workspace, name="t", user=personas.alice)
+    client = Client(headers={"Authorization": f"Bearer {token.value}"})
+    checked: set[str] = set()
+
+    def call(operation_id: str, method: str, path: str, body: object = None, **headers: str) -> Any:
+        response = getattr(client, method)(
+            f"/api/v1{path}",
+            data=json.dumps(body) if body is not None else None,
+            content_type="application/json",
+            headers=headers,
+        )
+        assert 200 <= response.status_code < 300, (operation_id, response.content)
+        schema = declared(operation_id, response.status_code)
+        if schema is None:
+            assert response.content == b""
+            data = None
+        else:
+            data = response.json()
+            jsonschema.validate(data, schema)
+        checked.add(f"{operation_id}:{response.status_code}")
+        return data
+
+    workflow = published_workflow(personas.workspace)
+    definition = {**workflow.definition, "name": "Second"}
+    call("workflows_list", "get", "/workflows")
+    second = call("workflows_create", "post", "/workflows", definition)
+    call("workflows_validate", "post", "/workflows/validate", definition)
+    call("workflows_get", "get", f"/workflows/{workflow.id}")
+    call("workflows_replace", "put", f"/workflows/{second['id']}", definition)
+    call("workflows_validate_draft", "post", f"/workflows/{workflow.id}/validate")
+    call("workflows_publish", "post", f"/workflows/{second['id']}/publish", {"summary": "v"})
+    call("workflows_export", "get", f"/workflows/{workflow.id}/export")
+    trigger = call("triggers_create", "post", f"/workflows/{workflow.id}/triggers", {})
+    call("triggers_list", "get", f"/workflows/{workflow.id}/triggers")
+    call("triggers_rotate", "post", f"/workflows/{workflow.id}/triggers/{trigger['id']}/rotate")
+    call("triggers_delete", "delete", f"/workflows/{workflow.id}/triggers/{trigger['id']}")
+
+    start = {"inputs": {"who": "Ada"}}
+    accepted = call(
+        "runs_start", "post", f"/workflows/{workflow.id}/runs", start, **{"Idempotency-Key": "k"}
+    )
+    engine.run_execute(accepted["run_id"])  # in-process: a template step calls no model
+    finished = call(
+        "runs_start",
+        "post",
+        f"/workflows/{workflow.id}/runs",
+        {**start, "wait": 1},
+        **{"Idempotency-Key": "k"},
+    )
+    assert finished == run_json(Run.objects.get(id=accepted["run_id"]))
+    call("runs_list", "get", "/runs")
+    assert call("runs_get", "get", f"/runs/{accepted['run_id']}") == finished
+    other = call("runs_start", "post", f"/workflows/{workflow.id}/runs", start)
+    call("runs_cancel", "post", f"/runs/{other['run_id']}/cancel")
+    call("workflows_delete", "delete", f"/workflows/{second['id']}")
+
+    successes = {
+        f"{operation['operationId']}:{status}"
+        for methods in DOCUMENT["paths"].values()
+        for operation in methods.values()
+        for status in operation["responses"]
+        if status.startswith("2")
+    }
+    assert checked == successes
+
+
+@pytest.mark.parametrize("status", ["queued", "running", "succeeded"])
+def test_run_json_is_the_declared_run_shape(personas: Personas, status: str) -> None:
+    workflow = published_workflow(personas.workspace)
+    run = Run.objects.create(
+        workspace=personas.workspace,
+        workflow=workflow,
+        definition=workflow.definition,
+        trigger=Run.Trigger.API,
+        status=status,
+        inputs={"who": "Ada"},
+    )
+    schema = {"$ref": "#/components/schemas/RunOut", "components": DOCUMENT["components"]}
+    jsonschema.validate(run_json(run), schema)

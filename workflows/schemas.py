@@ -1,0 +1,287 @@
+"""The shapes of Stepwise's JSON answers: one pydantic (django-ninja) schema
+per object, and the functions that build each from the models.
+
+The API declares these as its responses (so they are its OpenAPI document),
+and every other JSON answer of a run (`selectors.run_json`: the webhooks'
+answers, completion callbacks, `manage.py run_workflow`) is the same schema
+dumped, so no two places can describe a run differently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, Literal
+
+from django.conf import settings
+from ninja import Field, Schema
+
+from workflows.definition import Issue
+from workflows.models import Run, StepRun, Trigger, Workflow, WorkflowVersion
+from workflows.pricing import usd_text
+from workflows.triggers import trigger_url
+
+# Ids are 64-bit; larger numbers are refused as invalid rather than overflowing the database.
+MAX_ID = 2**63 - 1
+# The longest an API or webhook caller may wait for a run's result, in seconds.
+MAX_WAIT_SECONDS = 60
+# The longest Idempotency-Key / webhook-id accepted.
+MAX_KEY_LENGTH = 150
+
+
+class ErrorOut(Schema):
+    error: str
+    details: Any = None
+
+
+class IssueOut(Schema):
+    step: str | None
+    field: str
+    message: str
+
+
+class ValidationOut(Schema):
+    valid: bool
+    issues: list[IssueOut]
+
+
+class VersionOut(Schema):
+    number: int
+    summary: str
+    created_at: datetime
+
+
+class WorkflowOut(Schema):
+    id: int
+    name: str
+    description: str
+    published_version: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class WorkflowDetailOut(WorkflowOut):
+    definition: dict[str, Any]
+    versions: list[VersionOut]
+
+
+class PublishIn(Schema):
+    summary: str = Field("", max_length=2000)
+
+
+class TriggerIn(Schema):
+    name: str = Field("", max_length=100)
+    callback_url: str = Field(
+        "", max_length=2000, description="Where to POST each run's result (optional)."
+    )
+    rate_limit_per_minute: int = Field(60, ge=1, le=100_000)
+
+
+class TriggerOut(Schema):
+    id: int
+    url: str
+    name: str
+    signing_required: bool
+    callback_url: str
+    rate_limit_per_minute: int
+    created_at: datetime
+    rotated_at: datetime | None
+    previous_secret_expires_at: datetime | None
+
+
+class TriggerSecretOut(TriggerOut):
+    secret: str = Field(
+        description="The Standard Webhooks secret (whsec_…). Shown only in this answer."
+    )
+
+
+class RunIn(Schema):
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    wait: int = Field(
+        0,
+        ge=0,
+        le=MAX_WAIT_SECONDS,
+        description=(
+            "Seconds to wait for the result: 200 with the run if it finishes in time, else 202."
+        ),
+    )
+
+
+class RunAccepted(Schema):
+    run_id: int
+    status: str
+    status_url: str
+
+
+class StepOut(Schema):
+    key: str
+    type: str
+    status: str
+    output: Any
+    tokens_in: int
+    tokens_cached: int
+    tokens_out: int
+    cost_usd: str
+    latency_ms: int | None
+    attempts: int
+    reused: bool
+    error: str
+
+
+class RunOut(Schema):
+    id: int
+    workflow_id: int
+    version: int | None
+    trigger: str
+    status: str
+    waiting_for: str = Field(
+        description='While the status is "waiting": what for ("budget"); else empty.'
+    )
+    inputs: dict[str, Any]
+    output: Any
+    error: str
+    cost_usd: str
+    cost_nanousd: int
+    tokens_in: int
+    tokens_cached: int
+    tokens_out: int
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    steps: list[StepOut]
+
+
+class RunListOut(Schema):
+    items: list[RunOut]
+    next_before: int | None = Field(description="Pass as `before` for the next (older) page.")
+
+
+class RunFilters(Schema):
+    workflow_id: int | None = Field(None, ge=1, le=MAX_ID)
+    status: Literal["queued", "running", "waiting", "succeeded", "failed", "canceled"] | None = None
+    trigger: Literal["manual", "api", "webhook", "schedule", "cli"] | None = None
+    before: int | None = Field(None, ge=1, le=MAX_ID, description="Only runs with a smaller id.")
+    limit: int = Field(20, ge=1, le=100)
+
+
+# Every operation declares every error it can answer, all of them `{"error", "details"}`:
+# 413 is a body over MAX_REQUEST_BODY_BYTES (config/lib/body_limit.py).
+ERRORS: dict[int, type[Schema]] = {
+    400: ErrorOut,
+    401: ErrorOut,
+    403: ErrorOut,
+    404: ErrorOut,
+    409: ErrorOut,
+    413: ErrorOut,
+    422: ErrorOut,
+}
+
+
+# Builders --------------------------------------------------------------------
+
+
+def validation_out(issues: Iterable[Issue]) -> ValidationOut:
+    issues = list(issues)
+    return ValidationOut(
+        valid=not issues,
+        issues=[IssueOut(step=i.step, field=i.field, message=i.message) for i in issues],
+    )
+
+
+def version_out(version: WorkflowVersion) -> VersionOut:
+    return VersionOut(number=version.number, summary=version.summary, created_at=version.created_at)
+
+
+def workflow_out(workflow: Workflow, latest: WorkflowVersion | None) -> WorkflowOut:
+    """The workflow, with `latest` its latest published version."""
+    return WorkflowOut(
+        id=workflow.id,
+        name=workflow.name,
+        description=workflow.description,
+        published_version=latest.number if latest else None,
+        created_at=workflow.created_at,
+        updated_at=workflow.updated_at,
+    )
+
+
+def workflow_detail_out(workflow: Workflow) -> WorkflowDetailOut:
+    """The workflow with its draft and all its published versions, newest first."""
+    versions = list(workflow.versions.order_by("-number"))
+    return WorkflowDetailOut(
+        **workflow_out(workflow, versions[0] if versions else None).model_dump(),
+        definition=workflow.definition,
+        versions=[version_out(version) for version in versions],
+    )
+
+
+def trigger_out(trigger: Trigger) -> TriggerOut:
+    return TriggerOut(**_trigger_fields(trigger))
+
+
+def trigger_secret_out(trigger: Trigger, secret: str) -> TriggerSecretOut:
+    """The trigger with its secret: only in the answer that made the secret."""
+    return TriggerSecretOut(**_trigger_fields(trigger), secret=secret)
+
+
+def _trigger_fields(trigger: Trigger) -> dict[str, Any]:
+    return {
+        "id": trigger.id,
+        "url": trigger_url(trigger),
+        "name": trigger.name,
+        "signing_required": trigger.signing_required,
+        "callback_url": trigger.callback_url,
+        "rate_limit_per_minute": trigger.rate_limit_per_minute,
+        "created_at": trigger.created_at,
+        "rotated_at": trigger.rotated_at,
+        "previous_secret_expires_at": trigger.previous_expires_at,
+    }
+
+
+def step_out(step: StepRun) -> StepOut:
+    return StepOut(
+        key=step.key,
+        type=step.type,
+        status=step.status,
+        output=step.output,
+        tokens_in=step.tokens_in,
+        tokens_cached=step.tokens_cached,
+        tokens_out=step.tokens_out,
+        cost_usd=usd_text(step.cost_nanousd),
+        latency_ms=step.latency_ms,
+        attempts=step.attempts,
+        reused=step.reused,
+        error=step.error,
+    )
+
+
+def run_out(run: Run, steps: Iterable[StepRun] | None = None) -> RunOut:
+    """The run with `steps` (by default all of its steps, in order)."""
+    if steps is None:
+        steps = run.steps.order_by("position")
+    return RunOut(
+        id=run.id,
+        workflow_id=run.workflow_id,
+        version=run.version.number if run.version_id and run.version else None,
+        trigger=run.trigger,
+        status=run.status,
+        waiting_for=run.waiting_for,
+        inputs=run.inputs,
+        output=run.output,
+        error=run.error,
+        cost_usd=usd_text(run.cost_nanousd),
+        cost_nanousd=run.cost_nanousd,
+        tokens_in=run.tokens_in,
+        tokens_cached=run.tokens_cached,
+        tokens_out=run.tokens_out,
+        created_at=run.created_at.isoformat(),
+        started_at=run.started_at.isoformat() if run.started_at else None,
+        finished_at=run.finished_at.isoformat() if run.finished_at else None,
+        steps=[step_out(step) for step in steps],
+    )
+
+
+def run_accepted(run: Run) -> RunAccepted:
+    """A run not finished yet: its id, its status and where to look (never its output)."""
+    return RunAccepted(
+        run_id=run.id, status=run.status, status_url=f"{settings.SITE_URL}/api/v1/runs/{run.id}"
+    )
