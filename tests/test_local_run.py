@@ -143,8 +143,9 @@ def test_make_run_shows_the_product_not_the_debug_pages(local_server: str) -> No
     assert "Nothing here" in missing.text
     assert "URLconf" not in missing.text and "Django tried these URL patterns" not in missing.text
 
-    css = httpx.get(local_server + "/static/css/app.css")
-    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    for name in ("tokens", "base", "components", "pages"):
+        css = httpx.get(local_server + f"/static/css/{name}.css")
+        assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
 
     links = re.findall(r'href="(/static/[^"]+)"', signup.text)
     assert links and all(httpx.get(local_server + link).status_code == 200 for link in links)
