@@ -17,9 +17,15 @@ Each kind is a package, `workflows/steps/<kind>/`, whose `__init__` exposes:
   (its worst-case cost, held in the budget by the engine), and
   `execute(step, call, context)`.
 
-The `Step` union, validation, the editor and the run page derive from
-`KINDS`: a new kind is a new package plus one line there
-(tests/test_step_kinds_contract.py checks that each kind has every part).
+and, for the editor (`editor.py` in the package): `LABEL`, `HINT` (the "add
+step" menu), `BLURB` (the panel), `EMPTY_SUMMARY`, `FIELD_LABELS`,
+`new_step`, `summary`, `branches`, `json_fields`, `fields`,
+`template_values`, `rename`, `from_post`, `apply_action`, `panel_context`.
+
+The `Step` union, validation, the engine, the "add step" menu, the cards and
+the panel's context derive from `KINDS`; tests/test_step_kinds_contract.py
+checks that each kind has every part. docs/architecture.md ("Step kinds")
+lists what still lives outside the packages.
 """
 
 from __future__ import annotations
