@@ -30,12 +30,12 @@ class EditError(ValueError):
 # --- Reading a raw draft ------------------------------------------------------
 
 
-def steps_of(definition: dict) -> list[Any]:
+def steps_of(definition: object) -> list[Any]:
     steps = definition.get("steps") if isinstance(definition, dict) else None
     return steps if isinstance(steps, list) else []
 
 
-def inputs_of(definition: dict) -> list[Any]:
+def inputs_of(definition: object) -> list[Any]:
     inputs = definition.get("inputs") if isinstance(definition, dict) else None
     return inputs if isinstance(inputs, list) else []
 
@@ -83,9 +83,10 @@ def new_step(
     module = STEP_TYPES.get(kind)
     if module is None:
         raise EditError(f'Unknown step kind "{kind}".')
-    return module.new_step(
+    step: dict = module.new_step(
         key=key, previous_step=previous_step, previous=previous, following=following
     )
+    return step
 
 
 def step_insert(definition: dict, *, position: int, kind: str) -> tuple[dict, int]:

@@ -190,7 +190,8 @@ def run_inputs_form(
             values[spec.name] = (
                 json.dumps(value, ensure_ascii=False) if spec.type == "json" else value
             )
-    return form_class(data, prefix="input", initial=values)
+    form: forms.Form = form_class(data, prefix="input", initial=values)
+    return form
 
 
 def _coercible(kind: str) -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ class Command(BaseCommand):
         workspace = Workspace.objects.filter(slug=options["workspace"]).first()
         if workspace is None:
             raise CommandError(f"No workspace with the slug {options['workspace']!r}.")
-        inputs = dict(self._parse_input(item) for item in options["input"])
+        inputs: dict[str, object] = dict(self._parse_input(item) for item in options["input"])
 
         try:
             workflow = services.workflow_import(workspace=workspace, definition=data, user=None)
@@ -93,7 +94,7 @@ class Command(BaseCommand):
                 raise CommandError(f"Cannot read the input file {value[1:]!r}: {e}") from e
         return name.strip(), value
 
-    def _exit_invalid(self, errors: list[dict[str, object]]) -> None:
+    def _exit_invalid(self, errors: Sequence[Mapping[str, object]]) -> None:
         self.stdout.write(
             json.dumps({"valid": False, "errors": errors}, indent=2, ensure_ascii=False)
         )
