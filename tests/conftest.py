@@ -7,29 +7,25 @@ edge: the worker's production code talks to it through OPENAI_BASE_URL.
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from django.conf import settings
 
 from accounts.models import Membership, Role, User, Workspace
-from accounts.services import user_signup
-from accounts.verification import email_verify, verification_token
+from tests.factories import signed_up, webhook_trigger
+from tests.polling import wait_http
+from tests.servers import ROOT, WorkerProcess, free_port
+from workflows.triggers import TriggerWithSecret
 
-ROOT = Path(__file__).resolve().parent.parent
 IDLE_QUEUE = f"stepwise-test-unconsumed-{uuid.uuid4().hex[:8]}"
-PASSWORD = "correct horse battery staple"
 
 
 @pytest.hookimpl(trylast=True)
@@ -50,12 +46,6 @@ def fast_password_hashing() -> Iterator[None]:
         yield
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class Personas:
     """alice owns the workspace; bob edits; vera views; charlie is an outsider."""
@@ -66,13 +56,6 @@ class Personas:
     vera: User
     charlie: User
     other_workspace: Workspace
-
-
-def signed_up(email: str, name: str = "", password: str = PASSWORD) -> tuple[User, Workspace]:
-    """A person who signed up and confirmed their address
-    with the link's token, through the services."""
-    user, workspace = user_signup(email=email, password=password, name=name)
-    return email_verify(token=verification_token(user)), workspace
 
 
 @pytest.fixture
@@ -88,15 +71,10 @@ def personas(db: None) -> Personas:
     )
 
 
-def _wait_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer within {timeout} s")
+@pytest.fixture
+def hook(personas: Personas) -> TriggerWithSecret:
+    """A webhook trigger of alice's published GREETING workflow."""
+    return webhook_trigger(personas.workspace, personas.alice)
 
 
 @pytest.fixture(scope="session")
@@ -108,7 +86,7 @@ def fake_openai() -> Iterator[str]:
         cwd=ROOT,
     )
     try:
-        _wait_http(f"http://127.0.0.1:{port}/healthz")
+        wait_http(f"http://127.0.0.1:{port}/healthz")
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
@@ -141,73 +119,6 @@ def _database_url() -> str:
         return f"sqlite:///{s['NAME']}"
     auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
     return f"postgres://{auth}@{s['HOST'] or 'localhost'}:{s['PORT'] or 5432}/{s['NAME']}"
-
-
-class WorkerProcess:
-    """A real `celery worker` process on the test database and a private queue."""
-
-    def __init__(self, env: dict[str, str], queue: str) -> None:
-        self.env = env
-        self.queue = queue
-        self.process: subprocess.Popen[str] | None = None
-        self.log: list[str] = []
-
-    def start(self, timeout: float = 60) -> None:
-        ready = threading.Event()
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "--pool",
-                "threads",
-                "--concurrency",
-                "8",
-                "-Q",
-                self.queue,
-                "--without-gossip",
-                "--without-mingle",
-                "--loglevel",
-                "INFO",
-                "-n",
-                f"test-{uuid.uuid4().hex[:6]}@%h",
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-
-        def pump(stream) -> None:  # type: ignore[no-untyped-def]
-            for line in stream:
-                self.log.append(line)
-                if " ready." in line:
-                    ready.set()
-
-        threading.Thread(target=pump, args=(self.process.stdout,), daemon=True).start()
-        if not ready.wait(timeout):
-            self.stop()
-            raise RuntimeError("The Celery worker did not start:\n" + "".join(self.log[-40:]))
-
-    def kill(self) -> None:
-        """kill -9: no warm shutdown, no message acknowledged, no lease released."""
-        assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
 
 
 @pytest.fixture(scope="session")
@@ -270,15 +181,3 @@ def _wait_until_no_run_is_running(timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and Run.objects.filter(status=Run.Status.RUNNING).exists():
         time.sleep(0.05)
-
-
-def wait_for_run(run_id: int, timeout: float = 60):  # type: ignore[no-untyped-def]
-    from workflows.models import Run
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = Run.objects.get(id=run_id)
-        if run.is_finished:
-            return run
-        time.sleep(0.1)
-    raise AssertionError(f"Run {run_id} did not finish within {timeout} s (status {run.status})")

@@ -11,7 +11,7 @@ from django.test import Client
 
 from accounts.models import AuditEntry
 from tests.conftest import Personas
-from tests.support_triggers import GREETING, hook_path, published_workflow, signed
+from tests.factories import GREETING, api_token, hook_path, published_workflow, signed
 from workflows import api_auth, services, triggers
 from workflows.models import ApiToken, Run, Trigger, Workflow
 from workflows.selectors import run_json
@@ -19,9 +19,7 @@ from workflows.selectors import run_json
 
 @pytest.fixture
 def token(personas: Personas) -> str:
-    return api_auth.token_create(
-        workspace=personas.workspace, name="tests", user=personas.alice
-    ).value
+    return api_token(personas.workspace, personas.alice, "tests")
 
 
 @pytest.fixture

@@ -23,17 +23,15 @@ from schemathesis.checks import (
 
 from config.wsgi import application
 from tests.conftest import Personas
-from tests.support_triggers import published_workflow
-from workflows import api_auth, services, triggers
+from tests.factories import api_token, published_workflow
+from workflows import services, triggers
 from workflows.api import api
 from workflows.models import Run
 
 
 @pytest.fixture
 def token(personas: Personas) -> str:
-    return api_auth.token_create(
-        workspace=personas.workspace, name="fuzz", user=personas.alice
-    ).value
+    return api_token(personas.workspace, personas.alice, "fuzz")
 
 
 @pytest.fixture(autouse=True)

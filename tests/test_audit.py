@@ -14,6 +14,7 @@ from accounts.audit import audit_record
 from accounts.audit_display import entry_diff
 from accounts.models import AuditEntry, Membership, Role
 from tests.conftest import Personas
+from tests.factories import membership
 from workflows import services as workflow_services
 
 pytestmark = pytest.mark.django_db
@@ -34,7 +35,7 @@ def last(personas: Personas) -> AuditEntry:
 
 
 def test_each_team_change_leaves_an_entry_with_who_what_and_the_change(personas: Personas) -> None:
-    alice = member(personas, personas.alice)
+    alice = membership(personas.workspace, personas.alice)
 
     invitation, _ = services.invitation_create(
         workspace=personas.workspace, email="dana@example.com", role=Role.VIEWER, actor=alice
@@ -65,7 +66,7 @@ def test_each_team_change_leaves_an_entry_with_who_what_and_the_change(personas:
     )
 
     services.membership_change_role(
-        membership=member(personas, personas.bob), role=Role.ADMIN, actor=alice
+        membership=membership(personas.workspace, personas.bob), role=Role.ADMIN, actor=alice
     )
     entry = last(personas)
     assert (entry.action, entry.before, entry.after) == (
@@ -75,13 +76,15 @@ def test_each_team_change_leaves_an_entry_with_who_what_and_the_change(personas:
     )
     assert entry.target_label == "bob@example.com"
 
-    services.membership_remove(membership=member(personas, personas.charlie), actor=alice)
+    services.membership_remove(
+        membership=membership(personas.workspace, personas.charlie), actor=alice
+    )
     assert (last(personas).action, last(personas).target_label) == (
         "member.remove",
         "charlie@example.com",
     )
 
-    services.workspace_leave(membership=member(personas, personas.vera))
+    services.workspace_leave(membership=membership(personas.workspace, personas.vera))
     assert (last(personas).action, last(personas).actor) == ("member.leave", personas.vera)
 
     services.budget_set(workspace=personas.workspace, budget_nanousd=25_000_000_000, actor=alice)
@@ -108,10 +111,10 @@ def test_a_new_workspace_starts_its_log_with_its_creation(personas: Personas) ->
 
 
 def test_changes_that_change_nothing_are_not_logged(personas: Personas) -> None:
-    alice = member(personas, personas.alice)
+    alice = membership(personas.workspace, personas.alice)
     before = AuditEntry.objects.count()
     services.membership_change_role(
-        membership=member(personas, personas.bob), role=Role.EDITOR, actor=alice
+        membership=membership(personas.workspace, personas.bob), role=Role.EDITOR, actor=alice
     )
     services.workspace_rename(
         workspace=personas.workspace, name=personas.workspace.name, actor=alice
@@ -121,7 +124,7 @@ def test_changes_that_change_nothing_are_not_logged(personas: Personas) -> None:
 
 
 def test_a_refused_change_leaves_no_entry(personas: Personas) -> None:
-    alice = member(personas, personas.alice)
+    alice = membership(personas.workspace, personas.alice)
     before = AuditEntry.objects.count()
     with pytest.raises(services.MembershipRefused):
         services.workspace_leave(membership=alice)
@@ -174,9 +177,9 @@ def test_the_page_shows_a_role_change_as_before_and_after(
     client: Client, personas: Personas
 ) -> None:
     services.membership_change_role(
-        membership=member(personas, personas.vera),
+        membership=membership(personas.workspace, personas.vera),
         role=Role.EDITOR,
-        actor=member(personas, personas.alice),
+        actor=membership(personas.workspace, personas.alice),
     )
     client.force_login(personas.alice)
     page = client.get(f"/w/{personas.workspace.slug}/audit/").content.decode()
@@ -185,11 +188,11 @@ def test_the_page_shows_a_role_change_as_before_and_after(
 
 
 def test_it_filters_by_action_actor_and_dates(client: Client, personas: Personas) -> None:
-    alice = member(personas, personas.alice)
+    alice = membership(personas.workspace, personas.alice)
     services.membership_change_role(
-        membership=member(personas, personas.vera), role=Role.EDITOR, actor=alice
+        membership=membership(personas.workspace, personas.vera), role=Role.EDITOR, actor=alice
     )
-    services.workspace_leave(membership=member(personas, personas.bob))
+    services.workspace_leave(membership=membership(personas.workspace, personas.bob))
     old = audit_record(
         workspace=personas.workspace,
         actor=personas.alice,

@@ -19,7 +19,8 @@ import httpx
 import pytest
 
 from tests.conftest import IDLE_QUEUE, Personas
-from tests.support_triggers import AsgiServer, hook_path, published_workflow, signed
+from tests.factories import hook_path, published_workflow, signed
+from tests.servers import AsgiServer
 from workflows import triggers
 from workflows.models import Run
 

@@ -21,8 +21,9 @@ from contextlib import contextmanager
 import pytest
 from kombu import pools
 
-from tests.conftest import Personas, WorkerProcess, free_port
-from tests.test_engine import chain
+from tests.conftest import Personas
+from tests.factories import chain
+from tests.servers import WorkerProcess, free_port
 from workflows import engine, services
 from workflows.models import Run
 

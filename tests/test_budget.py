@@ -13,7 +13,9 @@ from django.utils import timezone
 
 from accounts.models import BudgetMonth, BudgetReservation, Membership, Role, Workspace
 from dev import fake_openai
-from tests.conftest import Personas, WorkerProcess, wait_for_run
+from tests.conftest import Personas
+from tests.polling import wait_for_run
+from tests.servers import WorkerProcess
 from workflows import budget, engine, services, tokens
 from workflows.budget import BudgetBusy, BudgetExhausted
 from workflows.models import Run, StepRun, Workflow

@@ -17,14 +17,10 @@ from django.utils import timezone
 from standardwebhooks import Webhook
 
 from config.celery import app as celery_app
-from tests.conftest import Personas, WorkerProcess, wait_for_run
-from tests.support_triggers import (
-    AsgiServer,
-    CallbackReceiver,
-    hook_path,
-    published_workflow,
-    signed,
-)
+from tests.conftest import Personas
+from tests.factories import hook_path, published_workflow, signed
+from tests.polling import wait_for_run
+from tests.servers import AsgiServer, CallbackReceiver, WorkerProcess
 from workflows import callbacks, engine, triggers
 from workflows.models import Run, RunCallback
 from workflows.selectors import run_json
@@ -39,7 +35,6 @@ def receiver() -> Iterator[CallbackReceiver]:
     r.stop()
 
 
-@pytest.fixture
 def hook(personas: Personas) -> triggers.TriggerWithSecret:
     return triggers.trigger_create(
         workflow=published_workflow(personas.workspace), user=personas.alice

@@ -15,7 +15,8 @@ from django.test import Client
 
 from accounts import services
 from accounts.models import AuditEntry, Invitation, Membership, Role, User
-from tests.conftest import PASSWORD, Personas
+from tests.conftest import Personas
+from tests.factories import PASSWORD, membership
 from workflows import api_auth
 from workflows.models import ApiToken
 
@@ -70,7 +71,7 @@ def test_a_removed_admins_token_gets_401_and_their_invitation_cannot_be_accepted
     personas: Personas, dan: Membership
 ) -> None:
     token, link = make_grants(personas, dan)
-    services.membership_remove(membership=dan, actor=owner(personas))
+    services.membership_remove(membership=dan, actor=membership(personas.workspace, personas.alice))
     assert api_status(token) == 401
     assert not invitation_usable(link)
     assert ApiToken.objects.get().revoked_at is not None
@@ -81,7 +82,9 @@ def test_a_demoted_admins_token_and_invitation_stop_working(
     personas: Personas, dan: Membership
 ) -> None:
     token, link = make_grants(personas, dan)
-    services.membership_change_role(membership=dan, role=Role.EDITOR, actor=owner(personas))
+    services.membership_change_role(
+        membership=dan, role=Role.EDITOR, actor=membership(personas.workspace, personas.alice)
+    )
     assert api_status(token) == 401
     assert not invitation_usable(link)
 
@@ -125,7 +128,7 @@ def test_revocations_are_in_the_audit_log_with_the_reason(
     personas: Personas, dan: Membership
 ) -> None:
     make_grants(personas, dan)
-    services.membership_remove(membership=dan, actor=owner(personas))
+    services.membership_remove(membership=dan, actor=membership(personas.workspace, personas.alice))
     token_entry = AuditEntry.objects.get(action="token.revoke")
     invitation_entry = AuditEntry.objects.get(action="invitation.revoke")
     for entry in (token_entry, invitation_entry):
@@ -139,7 +142,9 @@ def test_an_owner_stepping_down_to_admin_loses_only_the_owner_invitations(
     personas: Personas,
 ) -> None:
     bob = Membership.objects.get(workspace=personas.workspace, user=personas.bob)
-    services.membership_change_role(membership=bob, role=Role.OWNER, actor=owner(personas))
+    services.membership_change_role(
+        membership=bob, role=Role.OWNER, actor=membership(personas.workspace, personas.alice)
+    )
     token = api_auth.token_create(workspace=personas.workspace, name="ci", user=personas.bob).value
     owners_invite, owner_link = services.invitation_create(
         workspace=personas.workspace, email="olivia@example.com", role=Role.OWNER, actor=bob
@@ -147,7 +152,9 @@ def test_an_owner_stepping_down_to_admin_loses_only_the_owner_invitations(
     editors_invite, _ = services.invitation_create(
         workspace=personas.workspace, email="eddie@example.com", role=Role.EDITOR, actor=bob
     )
-    services.membership_change_role(membership=bob, role=Role.ADMIN, actor=owner(personas))
+    services.membership_change_role(
+        membership=bob, role=Role.ADMIN, actor=membership(personas.workspace, personas.alice)
+    )
     owners_invite.refresh_from_db()
     editors_invite.refresh_from_db()
     assert owners_invite.revoked_at is not None
@@ -159,7 +166,9 @@ def test_a_promotion_or_an_other_members_change_revokes_nothing(
     personas: Personas, dan: Membership
 ) -> None:
     token, _ = make_grants(personas, dan)
-    services.membership_change_role(membership=dan, role=Role.OWNER, actor=owner(personas))
+    services.membership_change_role(
+        membership=dan, role=Role.OWNER, actor=membership(personas.workspace, personas.alice)
+    )
     services.membership_remove(
         membership=Membership.objects.get(workspace=personas.workspace, user=personas.vera),
         actor=dan,
@@ -199,7 +208,7 @@ def test_a_deactivated_accounts_token_stops_working(personas: Personas, dan: Mem
 
 def test_the_invitee_is_told_to_ask_for_a_new_link(personas: Personas, dan: Membership) -> None:
     _, link = make_grants(personas, dan)
-    services.membership_remove(membership=dan, actor=owner(personas))
+    services.membership_remove(membership=dan, actor=membership(personas.workspace, personas.alice))
     response = Client().get(f"/invitations/{link}/")
     assert response.status_code == 410
     assert "withdrawn" in response.content.decode()

@@ -17,7 +17,8 @@ from django.test import Client
 from django.urls import reverse
 
 from tests.conftest import Personas
-from tests.test_editor import CHAIN, HTMX, client_for, draft, keys, url
+from tests.factories import HTMX, client_for
+from tests.test_editor import CHAIN, draft, keys, url
 from workflows import services
 from workflows.models import Workflow
 

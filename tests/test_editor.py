@@ -6,15 +6,15 @@ import json
 
 import pytest
 from django.core import signing
-from django.test import Client
 from django.urls import reverse
 
-from accounts.models import AuditEntry, User
-from tests.conftest import Personas, WorkerProcess, wait_for_run
+from accounts.models import AuditEntry
+from tests.conftest import Personas
+from tests.factories import HTMX, client_for
+from tests.polling import wait_for_run
+from tests.servers import WorkerProcess
 from workflows import services, starters
 from workflows.models import Run, Workflow, WorkflowVersion
-
-HTMX = {"HTTP_HX_REQUEST": "true"}
 
 CHAIN = {
     "name": "Chain",
@@ -62,12 +62,6 @@ CHAIN = {
     ],
     "output": "{{ billing_reply }}{{ reply }}",
 }
-
-
-def client_for(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

@@ -8,8 +8,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from accounts.models import Workspace
-from tests.conftest import Personas, WorkerProcess, wait_for_run
+from tests.conftest import Personas
+from tests.factories import chain, run_started, steps_of
+from tests.polling import wait_for_run
+from tests.servers import WorkerProcess
 from workflows import engine, services
 from workflows.models import Run, StepRun
 from workflows.pricing import cost_nanousd
@@ -69,23 +71,6 @@ TRIAGE = {
 }
 
 
-def chain(name: str, prompts: list[str]) -> dict:
-    steps = []
-    for i, prompt in enumerate(prompts, start=1):
-        steps.append({"key": f"s{i}", "type": "llm", "prompt": prompt, "max_tokens": 50})
-    return {"name": name, "inputs": [{"name": "topic", "type": "text"}], "steps": steps}
-
-
-def start(workspace: Workspace, definition: dict, inputs: dict) -> Run:
-    workflow = services.workflow_create(workspace=workspace, definition=definition, user=None)
-    services.workflow_publish(workflow=workflow, user=None)
-    return services.run_start(workflow=workflow, trigger=Run.Trigger.MANUAL, inputs=inputs)
-
-
-def steps_of(run: Run) -> dict[str, StepRun]:
-    return {s.key: s for s in run.steps.all()}
-
-
 def test_a_three_step_chain_sends_each_output_to_the_next_step(
     worker: WorkerProcess, personas: Personas
 ) -> None:
@@ -97,7 +82,7 @@ def test_a_three_step_chain_sends_each_output_to_the_next_step(
             "Write a title for:\n{{ s2 }}",
         ],
     )
-    run = wait_for_run(start(personas.workspace, definition, {"topic": "otters"}).id)
+    run = wait_for_run(run_started(personas.workspace, definition, {"topic": "otters"}).id)
     assert run.status == Run.Status.SUCCEEDED, run.error
     steps = steps_of(run)
     assert steps["s1"].output in steps["s2"].messages[-1]["content"]
@@ -110,7 +95,7 @@ def test_run_totals_are_the_sum_of_the_steps_priced_to_the_nano_dollar(
     worker: WorkerProcess, personas: Personas
 ) -> None:
     definition = chain("Priced", ["Describe {{ topic }}.", "Shorten:\n{{ s1 }}"])
-    run = wait_for_run(start(personas.workspace, definition, {"topic": "tides"}).id)
+    run = wait_for_run(run_started(personas.workspace, definition, {"topic": "tides"}).id)
     steps = list(run.steps.all())
     for step in steps:
         assert step.tokens_in > 0 and step.tokens_out > 0
@@ -127,7 +112,7 @@ def test_run_totals_are_the_sum_of_the_steps_priced_to_the_nano_dollar(
 
 def test_a_json_schema_step_feeds_a_condition(worker: WorkerProcess, personas: Personas) -> None:
     ticket = "I was charged twice this month. [[fake:choose=billing]]"
-    run = wait_for_run(start(personas.workspace, TRIAGE, {"ticket": ticket}).id)
+    run = wait_for_run(run_started(personas.workspace, TRIAGE, {"ticket": ticket}).id)
     assert run.status == Run.Status.SUCCEEDED, run.error
     steps = steps_of(run)
     assert steps["triage"].output == {"category": "billing"}
@@ -142,7 +127,9 @@ def test_the_other_branch_is_taken_when_the_case_does_not_match(
     worker: WorkerProcess, personas: Personas
 ) -> None:
     ticket = "The app crashes on start. [[fake:choose=bug]]"
-    run = wait_for_run(start(personas.workspace, TRIAGE, {"ticket": ticket, "tone": "formal"}).id)
+    run = wait_for_run(
+        run_started(personas.workspace, TRIAGE, {"ticket": ticket, "tone": "formal"}).id
+    )
     steps = steps_of(run)
     assert steps["triage"].output == {"category": "bug"}
     assert steps["billing_reply"].status == StepRun.Status.SKIPPED
@@ -185,7 +172,7 @@ def test_a_rate_limited_call_is_retried_and_billed_once(
     worker: WorkerProcess, personas: Personas, fake_calls
 ) -> None:  # type: ignore[no-untyped-def]
     definition = chain("Retry", ["Tell me about {{ topic }} [[fake:429 times=2 retry_after=0]]"])
-    run = wait_for_run(start(personas.workspace, definition, {"topic": "herons"}).id)
+    run = wait_for_run(run_started(personas.workspace, definition, {"topic": "herons"}).id)
     assert run.status == Run.Status.SUCCEEDED, run.error
     step = run.steps.get()
     assert step.attempts == 3
@@ -203,7 +190,7 @@ def test_a_refused_request_fails_at_once_with_the_apis_message(
     worker: WorkerProcess, personas: Personas, fake_calls
 ) -> None:  # type: ignore[no-untyped-def]
     definition = chain("Quota", ["About {{ topic }} [[fake:insufficient_quota]]", "Never {{ s1 }}"])
-    run = wait_for_run(start(personas.workspace, definition, {"topic": "quota"}).id)
+    run = wait_for_run(run_started(personas.workspace, definition, {"topic": "quota"}).id)
     assert run.status == Run.Status.FAILED
     assert "s1" in run.error and "quota" in run.error.lower()
     assert fake_calls("quota") == 1
@@ -216,7 +203,7 @@ def test_the_context_pre_flight_refuses_an_oversized_prompt_without_a_call(
 ) -> None:  # type: ignore[no-untyped-def]
     definition = chain("Huge", ["Summarise: {{ topic }}"])
     huge = "lorem ipsum dolor sit amet " * 210_000  # about 1,050,000 tokens
-    run = wait_for_run(start(personas.workspace, definition, {"topic": huge}).id)
+    run = wait_for_run(run_started(personas.workspace, definition, {"topic": huge}).id)
     assert run.status == Run.Status.FAILED
     assert "context window" in run.error and "Nothing was sent" in run.error
     assert fake_calls() == 0
@@ -238,7 +225,7 @@ def test_a_duplicate_task_is_harmless(
     from workflows.tasks import run_execute
 
     definition = chain("Dup", ["Once about {{ topic }} [[fake:latency=500]]"])
-    run = start(personas.workspace, definition, {"topic": "duplicates"})
+    run = run_started(personas.workspace, definition, {"topic": "duplicates"})
     for _ in range(3):
         run_execute.delay(run.id)
     run = wait_for_run(run.id)
@@ -251,7 +238,7 @@ def test_a_run_resumes_after_the_worker_is_killed_mid_run(
 ) -> None:  # type: ignore[no-untyped-def]
     settings.RUN_LEASE_SECONDS = 3
     prompts = [f"Step {i} about {{{{ topic }}}} [[fake:latency=700]]" for i in range(1, 6)]
-    run = start(personas.workspace, chain("Crash", prompts), {"topic": "crashes"})
+    run = run_started(personas.workspace, chain("Crash", prompts), {"topic": "crashes"})
     deadline = time.monotonic() + 30
     while not StepRun.objects.filter(run=run, key="s3", status=StepRun.Status.RUNNING).exists():
         assert time.monotonic() < deadline, "step 3 never started"
@@ -301,7 +288,7 @@ def test_a_canceled_run_stops_after_the_step_in_flight_and_records_its_cost(
     worker: WorkerProcess, personas: Personas, fake_calls
 ) -> None:  # type: ignore[no-untyped-def]
     prompts = ["First on {{ topic }} [[fake:latency=1500]]", "Second on {{ s1 }}"]
-    run = start(personas.workspace, chain("Cancel", prompts), {"topic": "cancels"})
+    run = run_started(personas.workspace, chain("Cancel", prompts), {"topic": "cancels"})
     deadline = time.monotonic() + 20
     while not StepRun.objects.filter(run=run, key="s1", status=StepRun.Status.RUNNING).exists():
         assert time.monotonic() < deadline
@@ -322,7 +309,9 @@ def test_resume_reuses_finished_steps_without_paying_again(
 ) -> None:  # type: ignore[no-untyped-def]
     # The worker gives up after LLM_MAX_ATTEMPTS (5) calls; the 6th would succeed.
     prompts = ["Draft on {{ topic }}", "Fail on {{ s1 }} [[fake:500 times=5]]"]
-    run = wait_for_run(start(personas.workspace, chain("Resume", prompts), {"topic": "resumes"}).id)
+    run = wait_for_run(
+        run_started(personas.workspace, chain("Resume", prompts), {"topic": "resumes"}).id
+    )
     assert run.status == Run.Status.FAILED
     assert "after 5 attempts" in run.error
     resumed = wait_for_run(services.run_resume(run=run, user=None).id)

@@ -7,8 +7,10 @@ import time
 import pytest
 
 from accounts.services import user_signup
-from tests.conftest import Personas, WorkerProcess, wait_for_run
-from tests.test_engine import chain, start
+from tests.conftest import Personas
+from tests.factories import chain, run_started
+from tests.polling import wait_for_run
+from tests.servers import WorkerProcess
 from workflows import dispatch, engine
 from workflows.models import Run
 
@@ -20,7 +22,7 @@ def test_a_flooding_workspace_does_not_delay_another_workspaces_run(
 ) -> None:  # type: ignore[no-untyped-def]
     settings.RUN_MAX_IN_FLIGHT_PER_WORKSPACE = 4  # as the worker's (tests/conftest.py)
     flood = chain("Flood", ["Flood {{ topic }} [[fake:latency=1000]]"])
-    first = start(personas.workspace, flood, {"topic": "0"})
+    first = run_started(personas.workspace, flood, {"topic": "0"})
     flood_ids = [first.id]
     workflow = first.workflow
     from workflows import services
@@ -38,7 +40,7 @@ def test_a_flooding_workspace_does_not_delay_another_workspaces_run(
     _, other = user_signup(email="olga@example.com", password="a long enough passphrase")
     started = time.monotonic()
     single = wait_for_run(
-        start(other, chain("Single", ["Just one {{ topic }}"]), {"topic": "x"}).id, timeout=10
+        run_started(other, chain("Single", ["Just one {{ topic }}"]), {"topic": "x"}).id, timeout=10
     )
     waited = time.monotonic() - started
     assert single.status == Run.Status.SUCCEEDED
@@ -53,7 +55,7 @@ def test_waiting_runs_are_sent_by_the_reaper_when_a_slot_is_free(
     worker: WorkerProcess, personas: Personas, settings
 ) -> None:  # type: ignore[no-untyped-def]
     settings.RUN_MAX_IN_FLIGHT_PER_WORKSPACE = 0  # nothing is sent at start
-    run = start(personas.workspace, chain("Later", ["Later {{ topic }}"]), {"topic": "y"})
+    run = run_started(personas.workspace, chain("Later", ["Later {{ topic }}"]), {"topic": "y"})
     assert run.enqueued_at is None
     time.sleep(0.5)
     assert Run.objects.get(id=run.id).status == Run.Status.QUEUED

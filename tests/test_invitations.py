@@ -14,7 +14,8 @@ from django.utils import timezone
 from accounts import services
 from accounts.models import Invitation, Membership, Role, User
 from accounts.services import MembershipRefused
-from tests.conftest import PASSWORD, Personas
+from tests.conftest import Personas
+from tests.factories import PASSWORD, membership
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +30,10 @@ def invite(
     personas: Personas, email: str = "dana@example.com", role: Role = Role.EDITOR
 ) -> tuple[Invitation, str]:
     return services.invitation_create(
-        workspace=personas.workspace, email=email, role=role, actor=owner(personas)
+        workspace=personas.workspace,
+        email=email,
+        role=role,
+        actor=membership(personas.workspace, personas.alice),
     )
 
 
@@ -172,7 +176,9 @@ def test_an_expired_invitation_is_refused(client: Client, personas: Personas) ->
 
 def test_a_revoked_invitation_is_refused(client: Client, personas: Personas) -> None:
     invitation, token = invite(personas)
-    services.invitation_revoke(invitation=invitation, actor=owner(personas))
+    services.invitation_revoke(
+        invitation=invitation, actor=membership(personas.workspace, personas.alice)
+    )
     response = client.get(f"/invitations/{token}/")
     assert response.status_code == 410
     assert "This invitation was withdrawn" in response.content.decode()

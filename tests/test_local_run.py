@@ -20,7 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import _wait_http, free_port
+from tests.polling import wait_http
+from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -122,7 +123,7 @@ def local_server(tmp_path: Path) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_http(url + "/healthz", timeout=60)
+        wait_http(url + "/healthz", timeout=60)
         yield url
     finally:
         os.killpg(process.pid, signal.SIGTERM)

@@ -9,7 +9,8 @@ from django.core.checks import run_checks
 from django.test import Client
 
 from accounts.models import User
-from tests.conftest import PASSWORD, Personas
+from tests.conftest import Personas
+from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db
 

@@ -10,6 +10,7 @@ from accounts import services
 from accounts.models import AuditEntry, Membership, Role, Workspace
 from accounts.services import MembershipRefused
 from tests.conftest import Personas
+from tests.factories import membership
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +28,7 @@ def test_the_settings_page_lists_members_with_role_controls_for_an_owner(
 ) -> None:
     client.force_login(personas.alice)
     page = client.get(settings_url(personas, "settings/")).content.decode()
-    bob = member(personas, personas.bob)
+    bob = membership(personas.workspace, personas.bob)
     assert f'action="/w/{personas.workspace.slug}/members/{bob.id}/role/"' in page
     assert f'action="/w/{personas.workspace.slug}/members/{bob.id}/remove/"' in page
     assert "last owner" in page  # alice is the only owner: no controls on her row
@@ -35,7 +36,7 @@ def test_the_settings_page_lists_members_with_role_controls_for_an_owner(
 
 def test_an_owner_changes_a_members_role(client: Client, personas: Personas) -> None:
     client.force_login(personas.alice)
-    bob = member(personas, personas.bob)
+    bob = membership(personas.workspace, personas.bob)
     response = client.post(
         settings_url(personas, f"members/{bob.id}/role/"), {"role": "admin"}, follow=True
     )
@@ -49,7 +50,7 @@ def test_an_htmx_role_change_answers_with_the_members_card_and_a_toast(
     client: Client, personas: Personas
 ) -> None:
     client.force_login(personas.alice)
-    vera = member(personas, personas.vera)
+    vera = membership(personas.workspace, personas.vera)
     response = client.post(
         settings_url(personas, f"members/{vera.id}/role/"),
         {"role": "editor"},
@@ -71,7 +72,7 @@ def test_a_refused_htmx_role_change_answers_422_with_an_error_toast(
         role=Role.ADMIN
     )
     client.force_login(personas.bob)
-    vera = member(personas, personas.vera)
+    vera = membership(personas.workspace, personas.vera)
     response = client.post(
         settings_url(personas, f"members/{vera.id}/role/"),
         {"role": "owner"},
@@ -79,18 +80,18 @@ def test_a_refused_htmx_role_change_answers_422_with_an_error_toast(
     )
     assert response.status_code == 422
     assert '"level": "error"' in response["HX-Trigger"]
-    assert member(personas, personas.vera).role == Role.VIEWER
+    assert membership(personas.workspace, personas.vera).role == Role.VIEWER
 
 
 def test_an_admin_cannot_make_owners_nor_touch_them(personas: Personas) -> None:
     Membership.objects.filter(user=personas.bob, workspace=personas.workspace).update(
         role=Role.ADMIN
     )
-    bob = member(personas, personas.bob)
-    alice = member(personas, personas.alice)
+    bob = membership(personas.workspace, personas.bob)
+    alice = membership(personas.workspace, personas.alice)
     with pytest.raises(MembershipRefused, match="Only an owner can make someone an owner"):
         services.membership_change_role(
-            membership=member(personas, personas.vera), role=Role.OWNER, actor=bob
+            membership=membership(personas.workspace, personas.vera), role=Role.OWNER, actor=bob
         )
     with pytest.raises(MembershipRefused, match="Only an owner can change or remove an owner"):
         services.membership_change_role(membership=alice, role=Role.VIEWER, actor=bob)
@@ -100,7 +101,7 @@ def test_an_admin_cannot_make_owners_nor_touch_them(personas: Personas) -> None:
 
 def test_an_editor_cannot_manage_members(client: Client, personas: Personas) -> None:
     client.force_login(personas.bob)
-    vera = member(personas, personas.vera)
+    vera = membership(personas.workspace, personas.vera)
     assert (
         client.post(
             settings_url(personas, f"members/{vera.id}/role/"), {"role": "admin"}
@@ -108,23 +109,23 @@ def test_an_editor_cannot_manage_members(client: Client, personas: Personas) -> 
         == 403
     )
     assert client.post(settings_url(personas, f"members/{vera.id}/remove/")).status_code == 403
-    assert member(personas, personas.vera).role == Role.VIEWER
+    assert membership(personas.workspace, personas.vera).role == Role.VIEWER
 
 
 def test_the_last_owner_cannot_be_demoted(personas: Personas) -> None:
-    alice = member(personas, personas.alice)
+    alice = membership(personas.workspace, personas.alice)
     with pytest.raises(MembershipRefused, match="last owner"):
         services.membership_change_role(membership=alice, role=Role.ADMIN, actor=alice)
-    assert member(personas, personas.alice).role == Role.OWNER
+    assert membership(personas.workspace, personas.alice).role == Role.OWNER
 
 
 def test_an_owner_can_step_down_once_there_is_another_owner(personas: Personas) -> None:
-    alice = member(personas, personas.alice)
+    alice = membership(personas.workspace, personas.alice)
     services.membership_change_role(
-        membership=member(personas, personas.bob), role=Role.OWNER, actor=alice
+        membership=membership(personas.workspace, personas.bob), role=Role.OWNER, actor=alice
     )
     services.membership_change_role(membership=alice, role=Role.EDITOR, actor=alice)
-    assert member(personas, personas.alice).role == Role.EDITOR
+    assert membership(personas.workspace, personas.alice).role == Role.EDITOR
 
 
 def test_the_last_owner_cannot_leave_and_is_told_why(client: Client, personas: Personas) -> None:
@@ -134,7 +135,7 @@ def test_the_last_owner_cannot_leave_and_is_told_why(client: Client, personas: P
     response = client.post(settings_url(personas, "leave/"))
     assert response.status_code == 422
     assert "is the last owner of" in response.content.decode()
-    assert member(personas, personas.alice).role == Role.OWNER
+    assert membership(personas.workspace, personas.alice).role == Role.OWNER
 
 
 def test_a_member_leaves_a_workspace(client: Client, personas: Personas) -> None:
@@ -150,7 +151,7 @@ def test_an_admin_removes_a_member(client: Client, personas: Personas) -> None:
         role=Role.ADMIN
     )
     client.force_login(personas.bob)
-    vera = member(personas, personas.vera)
+    vera = membership(personas.workspace, personas.vera)
     response = client.post(settings_url(personas, f"members/{vera.id}/remove/"), follow=True)
     assert "Vera was removed from" in response.content.decode()
     assert not Membership.objects.filter(id=vera.id).exists()
@@ -178,7 +179,7 @@ def test_an_admin_who_demotes_themselves_lands_on_the_workflows_page(
         role=Role.ADMIN
     )
     client.force_login(personas.bob)
-    bob = member(personas, personas.bob)
+    bob = membership(personas.workspace, personas.bob)
     response = client.post(settings_url(personas, f"members/{bob.id}/role/"), {"role": "editor"})
     # Their own row has no role control, but the service allows it: nothing breaks.
     assert response.status_code == 302

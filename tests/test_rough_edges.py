@@ -13,7 +13,7 @@ from django.utils import timezone
 from accounts.audit_display import action_label
 from accounts.models import User
 from tests.conftest import Personas
-from tests.test_editor import HTMX, client_for
+from tests.factories import HTMX, client_for
 from workflows import api_auth, editing, schedules, services
 from workflows.models import Run, StepRun, Workflow
 from workflows.steps import condition

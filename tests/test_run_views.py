@@ -13,8 +13,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import Workspace
-from tests.conftest import Personas, WorkerProcess, wait_for_run
+from tests.conftest import Personas
+from tests.factories import chain, run_row, workflow_with_versions
+from tests.polling import wait_for_run
+from tests.servers import WorkerProcess
 from workflows import services
 from workflows.models import Run, StepRun, Workflow, WorkflowVersion
 from workflows.pricing import format_usd
@@ -33,42 +35,6 @@ CHAIN = {
         {"key": "s2", "type": "llm", "prompt": "Summarise:\n{{ s1 }}"},
     ],
 }
-
-
-def chain(name: str, prompts: list[str]) -> dict:
-    steps = [
-        {"key": f"s{i}", "type": "llm", "prompt": p, "max_tokens": 50}
-        for i, p in enumerate(prompts, start=1)
-    ]
-    return {"name": name, "inputs": [{"name": "topic", "type": "text"}], "steps": steps}
-
-
-def published(
-    workspace: Workspace, definition: dict, versions: int = 1
-) -> tuple[Workflow, WorkflowVersion]:
-    workflow = services.workflow_create(workspace=workspace, definition=definition, user=None)
-    for _ in range(versions):
-        version = services.workflow_publish(workflow=workflow, user=None)
-    return workflow, version
-
-
-def make_run(workflow: Workflow, version: WorkflowVersion | None = None, **fields: object) -> Run:
-    """A run row as the engine leaves it (these tests
-    read runs; the worker tests make real ones)."""
-    now = timezone.now()
-    values: dict[str, object] = {
-        "workspace_id": workflow.workspace_id,
-        "workflow": workflow,
-        "version": version,
-        "definition": (version.definition if version else workflow.definition),
-        "trigger": Run.Trigger.MANUAL,
-        "status": Run.Status.SUCCEEDED,
-        "inputs": {"topic": "otters"},
-        "started_at": now - timedelta(seconds=3),
-        "finished_at": now,
-    }
-    values.update(fields)
-    return Run.objects.create(**values)
 
 
 def list_url(personas: Personas) -> str:
@@ -90,8 +56,8 @@ def action_url(name: str, run: Run) -> str:
 def test_the_list_shows_each_run_with_its_status_version_trigger_tokens_and_cost(
     client: Client, personas: Personas
 ) -> None:
-    workflow, version = published(personas.workspace, CHAIN)
-    run = make_run(
+    workflow, version = workflow_with_versions(personas.workspace, CHAIN)
+    run = run_row(
         workflow,
         version,
         status=Run.Status.FAILED,
@@ -100,7 +66,7 @@ def test_the_list_shows_each_run_with_its_status_version_trigger_tokens_and_cost
         tokens_out=34,
         cost_nanousd=534_400,
     )
-    draft = make_run(workflow, None, status=Run.Status.SUCCEEDED)
+    draft = run_row(workflow, None, status=Run.Status.SUCCEEDED)
     client.force_login(personas.bob)
     page = client.get(list_url(personas)).content.decode()
     assert f'href="{detail_url(run)}"' in page and f'href="{detail_url(draft)}"' in page
@@ -114,10 +80,10 @@ def test_the_list_shows_each_run_with_its_status_version_trigger_tokens_and_cost
 
 @pytest.mark.django_db
 def test_the_list_shows_only_this_workspaces_runs(client: Client, personas: Personas) -> None:
-    mine, version = published(personas.workspace, CHAIN)
-    theirs, their_version = published(personas.other_workspace, CHAIN)
-    make_run(mine, version)
-    other = make_run(theirs, their_version)
+    mine, version = workflow_with_versions(personas.workspace, CHAIN)
+    theirs, their_version = workflow_with_versions(personas.other_workspace, CHAIN)
+    run_row(mine, version)
+    other = run_row(theirs, their_version)
     client.force_login(personas.alice)
     page = client.get(list_url(personas)).content.decode()
     assert f"#{other.id}<" not in page
@@ -128,13 +94,13 @@ def test_the_list_shows_only_this_workspaces_runs(client: Client, personas: Pers
 def test_it_filters_by_status_trigger_workflow_and_version(
     client: Client, personas: Personas
 ) -> None:
-    a, a_v2 = published(personas.workspace, CHAIN, versions=2)
+    a, a_v2 = workflow_with_versions(personas.workspace, CHAIN, versions=2)
     a_v1 = a.versions.get(number=1)
-    b, b_v1 = published(personas.workspace, {**CHAIN, "name": "Other"})
-    failed = make_run(a, a_v1, status=Run.Status.FAILED)
-    api = make_run(a, a_v2, trigger=Run.Trigger.API)
-    draft = make_run(a, None)
-    other = make_run(b, b_v1)
+    b, b_v1 = workflow_with_versions(personas.workspace, {**CHAIN, "name": "Other"})
+    failed = run_row(a, a_v1, status=Run.Status.FAILED)
+    api = run_row(a, a_v2, trigger=Run.Trigger.API)
+    draft = run_row(a, None)
+    other = run_row(b, b_v1)
     client.force_login(personas.alice)
 
     def shown(query: str) -> set[int]:
@@ -156,8 +122,8 @@ def test_it_filters_by_status_trigger_workflow_and_version(
 def test_a_workflow_filter_offers_that_workflows_versions(
     client: Client, personas: Personas
 ) -> None:
-    a, _ = published(personas.workspace, CHAIN, versions=3)
-    published(personas.workspace, {**CHAIN, "name": "Other"})
+    a, _ = workflow_with_versions(personas.workspace, CHAIN, versions=3)
+    workflow_with_versions(personas.workspace, {**CHAIN, "name": "Other"})
     client.force_login(personas.alice)
     form = client.get(list_url(personas) + f"?workflow={a.id}").context["form"]
     assert [value for value, _ in form.fields["version"].choices] == ["", "draft", "1", "2", "3"]
@@ -166,8 +132,8 @@ def test_a_workflow_filter_offers_that_workflows_versions(
 
 @pytest.mark.django_db
 def test_unknown_filter_values_are_ignored_not_an_error(client: Client, personas: Personas) -> None:
-    workflow, version = published(personas.workspace, CHAIN)
-    run = make_run(workflow, version)
+    workflow, version = workflow_with_versions(personas.workspace, CHAIN)
+    run = run_row(workflow, version)
     client.force_login(personas.alice)
     response = client.get(
         list_url(personas) + "?status=exploded&trigger=x&workflow=abc&version=99&page=zz"
@@ -180,9 +146,9 @@ def test_unknown_filter_values_are_ignored_not_an_error(client: Client, personas
 def test_it_paginates_25_a_page_and_keeps_the_filters_in_the_page_links(
     client: Client, personas: Personas
 ) -> None:
-    workflow, version = published(personas.workspace, CHAIN)
-    runs = [make_run(workflow, version, status=Run.Status.FAILED) for _ in range(30)]
-    make_run(workflow, version, status=Run.Status.SUCCEEDED)
+    workflow, version = workflow_with_versions(personas.workspace, CHAIN)
+    runs = [run_row(workflow, version, status=Run.Status.FAILED) for _ in range(30)]
+    run_row(workflow, version, status=Run.Status.SUCCEEDED)
     client.force_login(personas.alice)
 
     first = client.get(list_url(personas) + "?status=failed")
@@ -202,8 +168,8 @@ def test_it_paginates_25_a_page_and_keeps_the_filters_in_the_page_links(
 def test_an_htmx_request_gets_the_results_partial_and_a_history_restore_the_page(
     client: Client, personas: Personas
 ) -> None:
-    workflow, version = published(personas.workspace, CHAIN)
-    make_run(workflow, version)
+    workflow, version = workflow_with_versions(personas.workspace, CHAIN)
+    run_row(workflow, version)
     client.force_login(personas.alice)
 
     partial = client.get(list_url(personas) + "?status=succeeded", headers={"HX-Request": "true"})
@@ -243,14 +209,14 @@ def of_workflows(sql: list[str]) -> list[str]:
 def test_the_list_takes_the_same_queries_for_3_runs_or_60(
     client: Client, personas: Personas
 ) -> None:
-    workflow, version = published(personas.workspace, CHAIN)
-    other, other_version = published(personas.workspace, {**CHAIN, "name": "Other"})
+    workflow, version = workflow_with_versions(personas.workspace, CHAIN)
+    other, other_version = workflow_with_versions(personas.workspace, {**CHAIN, "name": "Other"})
     for _ in range(3):
-        make_run(workflow, version)
+        run_row(workflow, version)
     client.force_login(personas.alice)
     few = queries(client, list_url(personas))
     for i in range(57):
-        make_run(other if i % 2 else workflow, other_version if i % 2 else None)
+        run_row(other if i % 2 else workflow, other_version if i % 2 else None)
     many = queries(client, list_url(personas) + "?page=2&status=succeeded")
     assert len(many) == len(few)
     # workflows (for the filter), version numbers, the
@@ -264,7 +230,7 @@ def test_the_list_takes_the_same_queries_for_3_runs_or_60(
 def recorded_run(workflow: Workflow, version: WorkflowVersion, **fields: object) -> Run:
     """A finished two-step run with its StepRuns, as the engine records them."""
     start = timezone.now() - timedelta(seconds=5)
-    run = make_run(
+    run = run_row(
         workflow,
         version,
         started_at=start,
@@ -320,7 +286,7 @@ def recorded_run(workflow: Workflow, version: WorkflowVersion, **fields: object)
 def test_the_detail_shows_each_steps_messages_output_tokens_cost_and_timeline(
     client: Client, personas: Personas
 ) -> None:
-    workflow, version = published(personas.workspace, CHAIN)
+    workflow, version = workflow_with_versions(personas.workspace, CHAIN)
     run = recorded_run(workflow, version, created_by=personas.bob, output="Otters are clever.")
     client.force_login(personas.alice)
     page = client.get(detail_url(run)).content.decode()
@@ -346,7 +312,7 @@ def test_the_detail_shows_each_steps_messages_output_tokens_cost_and_timeline(
 
 @pytest.mark.django_db
 def test_a_failed_run_shows_the_error_and_offers_resume(client: Client, personas: Personas) -> None:
-    workflow, version = published(personas.workspace, CHAIN)
+    workflow, version = workflow_with_versions(personas.workspace, CHAIN)
     run = recorded_run(workflow, version, status=Run.Status.FAILED, error="Step “s2” failed: boom")
     run.steps.filter(key="s2").update(
         status=StepRun.Status.FAILED, error="OpenAI error 500 (after 5 attempts)", output=None
@@ -362,9 +328,9 @@ def test_a_failed_run_shows_the_error_and_offers_resume(client: Client, personas
 
 @pytest.mark.django_db
 def test_a_resumed_run_marks_its_reused_steps(client: Client, personas: Personas) -> None:
-    workflow, version = published(personas.workspace, CHAIN)
+    workflow, version = workflow_with_versions(personas.workspace, CHAIN)
     first = recorded_run(workflow, version, status=Run.Status.FAILED)
-    resumed = make_run(workflow, version, resumed_from=first)
+    resumed = run_row(workflow, version, resumed_from=first)
     StepRun.objects.create(
         run=resumed,
         key="s1",
@@ -386,8 +352,8 @@ def test_a_resumed_run_marks_its_reused_steps(client: Client, personas: Personas
 def test_a_running_run_polls_itself_and_stops_once_finished(
     client: Client, personas: Personas
 ) -> None:
-    workflow, version = published(personas.workspace, CHAIN)
-    run = make_run(workflow, version, status=Run.Status.RUNNING, finished_at=None)
+    workflow, version = workflow_with_versions(personas.workspace, CHAIN)
+    run = run_row(workflow, version, status=Run.Status.RUNNING, finished_at=None)
     StepRun.objects.create(
         run=run,
         key="s1",
@@ -420,7 +386,7 @@ def test_a_running_run_polls_itself_and_stops_once_finished(
 def test_the_detail_takes_the_same_queries_for_2_steps_or_40(
     client: Client, personas: Personas
 ) -> None:
-    workflow, version = published(personas.workspace, CHAIN)
+    workflow, version = workflow_with_versions(personas.workspace, CHAIN)
     run = recorded_run(workflow, version, created_by=personas.alice)
     client.force_login(personas.alice)
     few = queries(client, detail_url(run))
@@ -447,8 +413,8 @@ def test_the_detail_takes_the_same_queries_for_2_steps_or_40(
 def test_another_workspaces_run_is_404_even_through_my_workspace(
     client: Client, personas: Personas
 ) -> None:
-    theirs, version = published(personas.other_workspace, CHAIN)
-    run = make_run(theirs, version)
+    theirs, version = workflow_with_versions(personas.other_workspace, CHAIN)
+    run = run_row(theirs, version)
     client.force_login(personas.alice)
     mine = personas.workspace.slug
     assert client.get(reverse("run_detail", args=[mine, run.id])).status_code == 404
@@ -464,8 +430,8 @@ def test_another_workspaces_run_is_404_even_through_my_workspace(
 def test_an_outsider_gets_404_on_the_list_the_detail_and_every_action(
     client: Client, personas: Personas
 ) -> None:
-    workflow, version = published(personas.workspace, CHAIN)
-    run = make_run(workflow, version, status=Run.Status.RUNNING, finished_at=None)
+    workflow, version = workflow_with_versions(personas.workspace, CHAIN)
+    run = run_row(workflow, version, status=Run.Status.RUNNING, finished_at=None)
     client.force_login(personas.charlie)
     assert client.get(list_url(personas)).status_code == 404
     assert client.get(detail_url(run)).status_code == 404
@@ -477,8 +443,8 @@ def test_an_outsider_gets_404_on_the_list_the_detail_and_every_action(
 
 @pytest.mark.django_db
 def test_anonymous_visitors_are_sent_to_log_in(client: Client, personas: Personas) -> None:
-    workflow, version = published(personas.workspace, CHAIN)
-    run = make_run(workflow, version)
+    workflow, version = workflow_with_versions(personas.workspace, CHAIN)
+    run = run_row(workflow, version)
     for response in (
         client.get(list_url(personas)),
         client.get(detail_url(run)),
@@ -489,8 +455,8 @@ def test_anonymous_visitors_are_sent_to_log_in(client: Client, personas: Persona
 
 @pytest.mark.django_db
 def test_actions_only_accept_a_post_with_a_csrf_token(personas: Personas) -> None:
-    workflow, version = published(personas.workspace, CHAIN)
-    run = make_run(workflow, version, status=Run.Status.FAILED)
+    workflow, version = workflow_with_versions(personas.workspace, CHAIN)
+    run = run_row(workflow, version, status=Run.Status.FAILED)
     client = Client(enforce_csrf_checks=True)
     client.force_login(personas.alice)
     for name in ("run_rerun", "run_resume", "run_cancel"):
@@ -507,8 +473,8 @@ def test_actions_only_accept_a_post_with_a_csrf_token(personas: Personas) -> Non
 def test_a_viewer_cannot_cancel_someone_elses_run_and_sees_no_cancel_button(
     client: Client, personas: Personas
 ) -> None:
-    workflow, version = published(personas.workspace, CHAIN)
-    run = make_run(
+    workflow, version = workflow_with_versions(personas.workspace, CHAIN)
+    run = run_row(
         workflow, version, status=Run.Status.RUNNING, finished_at=None, created_by=personas.alice
     )
     client.force_login(personas.vera)
@@ -519,8 +485,8 @@ def test_a_viewer_cannot_cancel_someone_elses_run_and_sees_no_cancel_button(
 
 @pytest.mark.django_db
 def test_a_viewer_can_cancel_their_own_run(client: Client, personas: Personas) -> None:
-    workflow, version = published(personas.workspace, CHAIN)
-    run = make_run(
+    workflow, version = workflow_with_versions(personas.workspace, CHAIN)
+    run = run_row(
         workflow,
         version,
         status=Run.Status.QUEUED,
@@ -537,8 +503,8 @@ def test_a_viewer_can_cancel_their_own_run(client: Client, personas: Personas) -
 
 @pytest.mark.django_db
 def test_resume_is_refused_for_a_run_that_did_not_fail(client: Client, personas: Personas) -> None:
-    workflow, version = published(personas.workspace, CHAIN)
-    run = make_run(workflow, version, status=Run.Status.SUCCEEDED)
+    workflow, version = workflow_with_versions(personas.workspace, CHAIN)
+    run = run_row(workflow, version, status=Run.Status.SUCCEEDED)
     client.force_login(personas.alice)
     response = client.post(action_url("run_resume", run), follow=True)
     assert "Only a failed or canceled run can be resumed." in response.content.decode()
@@ -549,8 +515,8 @@ def test_resume_is_refused_for_a_run_that_did_not_fail(client: Client, personas:
 def test_run_again_of_a_draft_run_whose_draft_is_now_broken_explains_why(
     client: Client, personas: Personas
 ) -> None:
-    workflow, _ = published(personas.workspace, CHAIN)
-    run = make_run(workflow, None)
+    workflow, _ = workflow_with_versions(personas.workspace, CHAIN)
+    run = run_row(workflow, None)
     broken = {**CHAIN, "steps": [{**CHAIN["steps"][0], "prompt": "Facts about {{ tpoic }}."}]}
     services.workflow_save_draft(workflow=workflow, definition=broken, user=None)
     client.force_login(personas.alice)
@@ -566,7 +532,9 @@ def test_run_again_of_a_draft_run_whose_draft_is_now_broken_explains_why(
 def test_run_again_starts_the_same_version_with_the_same_inputs(
     worker: WorkerProcess, personas: Personas, client: Client
 ) -> None:
-    workflow, v1 = published(personas.workspace, chain("Again", ["Describe {{ topic }}."]))
+    workflow, v1 = workflow_with_versions(
+        personas.workspace, chain("Again", ["Describe {{ topic }}."])
+    )
     first = wait_for_run(
         services.run_start(workflow=workflow, trigger="manual", inputs={"topic": "herons"}).id
     )
@@ -611,7 +579,7 @@ def test_resume_reuses_the_finished_steps_without_calling_them_again(
     worker: WorkerProcess, personas: Personas, client: Client, fake_calls
 ) -> None:  # type: ignore[no-untyped-def]
     # The worker gives up after 5 attempts; the 6th call (the resumed run's) succeeds.
-    workflow, _ = published(
+    workflow, _ = workflow_with_versions(
         personas.workspace,
         chain("Resume", ["Draft on {{ topic }}", "Fail on {{ s1 }} [[fake:500 times=5]]"]),
     )
@@ -638,7 +606,7 @@ def test_resume_reuses_the_finished_steps_without_calling_them_again(
 def test_cancel_stops_a_running_run_after_the_step_in_flight(
     worker: WorkerProcess, personas: Personas, client: Client, fake_calls
 ) -> None:  # type: ignore[no-untyped-def]
-    workflow, _ = published(
+    workflow, _ = workflow_with_versions(
         personas.workspace,
         chain("Cancel", ["Slow on {{ topic }} [[fake:latency=1500]]", "Never {{ s1 }}"]),
     )
@@ -662,7 +630,7 @@ def test_cancel_stops_a_running_run_after_the_step_in_flight(
 def test_a_real_run_shows_each_steps_cost_summing_to_the_total(
     worker: WorkerProcess, personas: Personas, client: Client
 ) -> None:
-    workflow, _ = published(
+    workflow, _ = workflow_with_versions(
         personas.workspace, chain("Costs", ["Describe {{ topic }}.", "Shorten:\n{{ s1 }}"])
     )
     run = wait_for_run(

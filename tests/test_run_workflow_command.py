@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, Personas, WorkerProcess
+from tests.conftest import Personas
+from tests.servers import ROOT, WorkerProcess
 from tests.test_engine import TRIAGE
 from workflows.models import Run, Workflow
 

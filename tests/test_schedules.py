@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from accounts.models import AuditEntry
 from tests.conftest import Personas
-from tests.support_triggers import GREETING, published_workflow
+from tests.factories import GREETING, published_workflow
 from workflows import schedules, services
 from workflows.models import Run, Schedule
 from workflows.tasks import callbacks_sweep, schedules_tick

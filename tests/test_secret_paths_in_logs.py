@@ -23,7 +23,8 @@ from django.utils.http import urlsafe_base64_encode
 from accounts.models import Membership, Role
 from accounts.services import invitation_create
 from config.lib.log_scrub import ScrubHookIds, scrub
-from tests.conftest import IDLE_QUEUE, PASSWORD, Personas
+from tests.conftest import IDLE_QUEUE, Personas
+from tests.factories import PASSWORD
 
 
 @pytest.fixture
@@ -159,7 +160,7 @@ def test_the_access_log_of_the_server_never_shows_an_invitation_or_reset_token(
 ) -> None:
     import httpx
 
-    from tests.support_triggers import AsgiServer
+    from tests.servers import AsgiServer
 
     owner = Membership.objects.get(user=personas.alice, workspace=personas.workspace)
     _, token = invitation_create(

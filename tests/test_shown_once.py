@@ -7,17 +7,10 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from accounts.models import User
 from tests.conftest import Personas
-from tests.support_triggers import published_workflow
+from tests.factories import client_for, published_workflow
 from workflows import api_auth, triggers
 from workflows.models import ApiToken, Trigger, Workflow
-
-
-def login(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture
@@ -39,7 +32,7 @@ def session_text(client: Client) -> str:
 def test_it_redirects_after_creating_a_token_and_shows_it_on_the_next_get_only(
     personas: Personas,
 ) -> None:
-    client = login(personas.alice)
+    client = client_for(personas.alice)
     page = reverse("api_tokens", args=[personas.workspace.slug])
     response = client.post(
         reverse("api_token_create", args=[personas.workspace.slug]), {"name": "Deploy"}
@@ -61,7 +54,7 @@ def test_it_redirects_after_creating_a_token_and_shows_it_on_the_next_get_only(
 
 
 def test_it_keeps_the_new_token_in_the_session_only_encrypted(personas: Personas) -> None:
-    client = login(personas.alice)
+    client = client_for(personas.alice)
     client.post(reverse("api_token_create", args=[personas.workspace.slug]), {"name": "Deploy"})
     held = session_text(client)
     assert "shown_once" in held
@@ -78,10 +71,10 @@ def test_it_keeps_the_new_token_in_the_session_only_encrypted(personas: Personas
 def test_the_token_is_not_shown_on_another_workspace_page_nor_to_anyone_else(
     personas: Personas,
 ) -> None:
-    alice = login(personas.alice)
+    alice = client_for(personas.alice)
     alice.post(reverse("api_token_create", args=[personas.workspace.slug]), {"name": "Deploy"})
     alice.get(reverse("workspace_settings", args=[personas.workspace.slug]))
-    other = login(personas.alice)  # another browser of the same person
+    other = client_for(personas.alice)  # another browser of the same person
     assert (
         "new-token-value"
         not in other.get(reverse("api_tokens", args=[personas.workspace.slug])).content.decode()
@@ -94,7 +87,7 @@ def test_the_token_is_not_shown_on_another_workspace_page_nor_to_anyone_else(
 
 
 def test_a_token_revoked_before_the_redirect_is_not_shown(personas: Personas) -> None:
-    client = login(personas.alice)
+    client = client_for(personas.alice)
     client.post(reverse("api_token_create", args=[personas.workspace.slug]), {"name": "Deploy"})
     api_auth.token_revoke(token=ApiToken.objects.get(), user=personas.alice)
     assert (
@@ -104,7 +97,7 @@ def test_a_token_revoked_before_the_redirect_is_not_shown(personas: Personas) ->
 
 
 def test_a_refused_token_form_is_not_cached_either(personas: Personas) -> None:
-    response = login(personas.alice).post(
+    response = client_for(personas.alice).post(
         reverse("api_token_create", args=[personas.workspace.slug]), {"name": ""}
     )
     assert response.status_code == 422
@@ -114,7 +107,7 @@ def test_a_refused_token_form_is_not_cached_either(personas: Personas) -> None:
 def test_it_redirects_after_adding_a_webhook_and_shows_its_secret_on_the_next_get_only(
     personas: Personas, workflow: Workflow
 ) -> None:
-    client = login(personas.alice)
+    client = client_for(personas.alice)
     page = reverse("workflow_triggers", args=[personas.workspace.slug, workflow.id])
     response = client.post(
         reverse("trigger_create", args=[personas.workspace.slug, workflow.id]),
@@ -135,7 +128,7 @@ def test_it_redirects_after_rotating_and_shows_the_new_secret_once(
     personas: Personas, workflow: Workflow
 ) -> None:
     made = triggers.trigger_create(workflow=workflow, user=personas.alice)
-    client = login(personas.alice)
+    client = client_for(personas.alice)
     page = reverse("workflow_triggers", args=[personas.workspace.slug, workflow.id])
     response = client.post(
         reverse("trigger_rotate", args=[personas.workspace.slug, workflow.id, made.trigger.id])
@@ -151,10 +144,10 @@ def test_it_redirects_after_rotating_and_shows_the_new_secret_once(
 def test_the_webhook_secret_is_not_shown_on_another_workflows_page(
     personas: Personas, workflow: Workflow
 ) -> None:
-    from tests.support_triggers import GREETING
+    from tests.factories import GREETING
 
     other = published_workflow(personas.workspace, {**GREETING, "name": "Other"})
-    client = login(personas.alice)
+    client = client_for(personas.alice)
     client.post(
         reverse("trigger_create", args=[personas.workspace.slug, workflow.id]),
         {"rate_limit_per_minute": 5},
@@ -177,7 +170,7 @@ def test_the_webhook_secret_is_not_shown_on_another_workflows_page(
 def test_a_new_invitation_link_is_shown_once_after_a_redirect_and_never_cached(
     personas: Personas, django_capture_on_commit_callbacks
 ) -> None:  # type: ignore[no-untyped-def]
-    client = login(personas.alice)
+    client = client_for(personas.alice)
     page = reverse("workspace_settings", args=[personas.workspace.slug])
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(
@@ -196,7 +189,7 @@ def test_a_new_invitation_link_is_shown_once_after_a_redirect_and_never_cached(
 
 
 def test_the_invitation_card_answered_to_htmx_is_not_cached(personas: Personas) -> None:
-    response = login(personas.alice).post(
+    response = client_for(personas.alice).post(
         reverse("invitation_create", args=[personas.workspace.slug]),
         {"email": "dana@example.com", "role": "viewer"},
         HTTP_HX_REQUEST="true",

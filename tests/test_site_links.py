@@ -18,7 +18,7 @@ from django.core import mail
 from django.test import Client
 
 from tests.conftest import Personas
-from tests.support_triggers import published_workflow
+from tests.factories import published_workflow
 from workflows import triggers
 
 ROOT = Path(__file__).resolve().parent.parent

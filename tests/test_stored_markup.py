@@ -18,9 +18,8 @@ from django.utils import timezone
 
 from accounts.models import Membership, Role
 from tests.conftest import Personas
+from tests.factories import HTMX
 from workflows import services
-
-HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
 def test_it_shows_an_inputs_description_as_text_on_the_test_run_form(personas: Personas) -> None:

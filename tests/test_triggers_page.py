@@ -10,16 +10,10 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import AuditEntry, Membership, Role, User
-from tests.conftest import PASSWORD, Personas
-from tests.support_triggers import hook_path, published_workflow, signed
+from tests.conftest import Personas
+from tests.factories import PASSWORD, client_for, hook_path, published_workflow, signed
 from workflows import api_auth, triggers
 from workflows.models import ApiToken, Schedule, Trigger, Workflow
-
-
-def login(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture
@@ -45,7 +39,7 @@ def url(name: str, personas: Personas, *args: object) -> str:
 def test_an_owner_adds_a_webhook_and_sees_its_secret_once(
     personas: Personas, workflow: Workflow
 ) -> None:
-    alice = login(personas.alice)
+    alice = client_for(personas.alice)
     response = alice.post(
         url("trigger_create", personas, workflow.id),
         {"name": "CRM", "rate_limit_per_minute": 60},
@@ -68,7 +62,7 @@ def test_rotating_shows_the_new_secret_and_keeps_the_old_one_for_a_day(
     personas: Personas, workflow: Workflow
 ) -> None:
     made = triggers.trigger_create(workflow=workflow, user=personas.alice)
-    response = login(personas.alice).post(
+    response = client_for(personas.alice).post(
         url("trigger_rotate", personas, workflow.id, made.trigger.id), follow=True
     )
     assert response.status_code == 200
@@ -81,7 +75,7 @@ def test_rotating_shows_the_new_secret_and_keeps_the_old_one_for_a_day(
 
 def test_deleting_a_webhook_is_audited(personas: Personas, workflow: Workflow) -> None:
     made = triggers.trigger_create(workflow=workflow, user=personas.alice)
-    response = login(personas.alice).post(
+    response = client_for(personas.alice).post(
         url("trigger_delete", personas, workflow.id, made.trigger.id)
     )
     assert response.status_code == 302
@@ -94,13 +88,13 @@ def test_only_an_owner_may_accept_unsigned_requests(
 ) -> None:
     made = triggers.trigger_create(workflow=workflow, user=personas.alice)
     target = url("trigger_signing", personas, workflow.id, made.trigger.id)
-    assert login(admin).post(target).status_code == 403
+    assert client_for(admin).post(target).status_code == 403
     assert Trigger.objects.get().signing_required
-    response = login(personas.alice).post(target, follow=True)
+    response = client_for(personas.alice).post(target, follow=True)
     assert not Trigger.objects.get().signing_required
     assert "accepts unsigned requests" in response.content.decode()
     assert AuditEntry.objects.filter(action="trigger.signing_change").count() == 1
-    login(personas.alice).post(target, {"signing_required": "on"})
+    client_for(personas.alice).post(target, {"signing_required": "on"})
     assert Trigger.objects.get().signing_required
 
 
@@ -108,12 +102,12 @@ def test_an_admin_manages_webhooks_but_an_editor_and_a_viewer_cannot(
     personas: Personas, workflow: Workflow, admin: User
 ) -> None:
     made = triggers.trigger_create(workflow=workflow, user=personas.alice)
-    response = login(admin).post(
+    response = client_for(admin).post(
         url("trigger_create", personas, workflow.id), {"rate_limit_per_minute": 5}, follow=True
     )
     assert response.status_code == 200
     for user in (personas.bob, personas.vera):
-        client = login(user)
+        client = client_for(user)
         response = client.post(
             url("trigger_create", personas, workflow.id), {"rate_limit_per_minute": 5}
         )
@@ -140,7 +134,7 @@ def test_editors_and_viewers_see_the_page_without_urls_or_controls(
 ) -> None:
     made = triggers.trigger_create(workflow=workflow, user=personas.alice)
     for user in (personas.bob, personas.vera):
-        response = login(user).get(page(personas, workflow))
+        response = client_for(user).get(page(personas, workflow))
         assert response.status_code == 200
         html = response.content.decode()
         assert made.trigger.public_id not in html
@@ -151,7 +145,7 @@ def test_editors_and_viewers_see_the_page_without_urls_or_controls(
 def test_outsiders_get_404_everywhere(personas: Personas, workflow: Workflow) -> None:
     made = triggers.trigger_create(workflow=workflow, user=personas.alice)
     token = api_auth.token_create(workspace=personas.workspace, name="t", user=personas.alice)
-    charlie = login(personas.charlie)
+    charlie = client_for(personas.charlie)
     assert charlie.get(page(personas, workflow)).status_code == 404
     assert charlie.get(url("api_tokens", personas)).status_code == 404
     for name, args in [
@@ -170,7 +164,7 @@ def test_outsiders_get_404_everywhere(personas: Personas, workflow: Workflow) ->
 
 def test_a_workflow_of_another_workspace_is_404(personas: Personas) -> None:
     other = published_workflow(personas.other_workspace)
-    response = login(personas.alice).get(
+    response = client_for(personas.alice).get(
         reverse("workflow_triggers", args=[personas.workspace.slug, other.id])
     )
     assert response.status_code == 404
@@ -184,7 +178,7 @@ def test_anonymous_visitors_are_sent_to_log_in(personas: Personas, workflow: Wor
 def test_a_private_callback_url_is_refused_in_the_form(
     personas: Personas, workflow: Workflow
 ) -> None:
-    response = login(personas.alice).post(
+    response = client_for(personas.alice).post(
         url("trigger_create", personas, workflow.id),
         {"callback_url": "http://192.168.1.10/hook", "rate_limit_per_minute": 60},
     )
@@ -196,7 +190,7 @@ def test_a_private_callback_url_is_refused_in_the_form(
 def test_webhook_settings_can_be_changed(personas: Personas, workflow: Workflow) -> None:
     made = triggers.trigger_create(workflow=workflow, user=personas.alice)
     prefix = f"t{made.trigger.id}"
-    login(personas.alice).post(
+    client_for(personas.alice).post(
         url("trigger_edit", personas, workflow.id, made.trigger.id),
         {
             f"{prefix}-name": "Billing",
@@ -223,7 +217,7 @@ def test_recent_deliveries_are_listed_with_their_result(
         path, data=body, content_type="application/json", headers=signed(made.secret, body)
     )
     Client().post(path, data=body, content_type="application/json", headers={})
-    html = login(personas.vera).get(page(personas, workflow)).content.decode()
+    html = client_for(personas.vera).get(page(personas, workflow)).content.decode()
     assert "Started a run." in html
     assert "Signature refused" in html
 
@@ -231,7 +225,7 @@ def test_recent_deliveries_are_listed_with_their_result(
 def test_schedules_are_added_with_their_next_run_times_then_edited_and_deleted(
     personas: Personas, workflow: Workflow
 ) -> None:
-    alice = login(personas.alice)
+    alice = client_for(personas.alice)
     response = alice.post(
         url("schedule_create", personas, workflow.id),
         {
@@ -281,7 +275,7 @@ def test_schedules_are_added_with_their_next_run_times_then_edited_and_deleted(
 def test_a_bad_schedule_is_refused_with_a_clear_message(
     personas: Personas, workflow: Workflow, data: dict, message: str
 ) -> None:
-    response = login(personas.alice).post(url("schedule_create", personas, workflow.id), data)
+    response = client_for(personas.alice).post(url("schedule_create", personas, workflow.id), data)
     assert response.status_code == 422
     assert message in response.content.decode()
     assert not Schedule.objects.exists()
@@ -293,7 +287,7 @@ def test_a_bad_schedule_is_refused_with_a_clear_message(
 def test_an_admin_creates_a_token_shown_once_and_revokes_it(
     personas: Personas, admin: User
 ) -> None:
-    client = login(admin)
+    client = client_for(admin)
     response = client.post(
         url("api_token_create", personas), {"name": "Deploy script"}, follow=True
     )
@@ -320,13 +314,13 @@ def test_an_admin_creates_a_token_shown_once_and_revokes_it(
 
 
 def test_editors_cannot_manage_tokens(personas: Personas) -> None:
-    bob = login(personas.bob)
+    bob = client_for(personas.bob)
     assert bob.get(url("api_tokens", personas)).status_code == 403
     assert bob.post(url("api_token_create", personas), {"name": "x"}).status_code == 403
     assert not ApiToken.objects.exists()
 
 
 def test_a_token_without_a_name_is_refused(personas: Personas) -> None:
-    response = login(personas.alice).post(url("api_token_create", personas), {"name": ""})
+    response = client_for(personas.alice).post(url("api_token_create", personas), {"name": ""})
     assert response.status_code == 422
     assert not ApiToken.objects.exists()

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from config.lib.log_scrub import ScrubHookIds, scrub
 from tests.conftest import IDLE_QUEUE, Personas
-from tests.support_triggers import hook_path, published_workflow, signed
+from tests.factories import hook_path, published_workflow, signed
 from workflows import engine, services, triggers
 from workflows.models import Run, Trigger, WebhookDelivery
 from workflows.webhooks import SignatureInvalid, signature_verify, webhook_receive
@@ -27,7 +27,6 @@ from workflows.webhooks import SignatureInvalid, signature_verify, webhook_recei
 BODY = json.dumps({"who": "Ada", "source": "crm", "extra": [1, 2]})
 
 
-@pytest.fixture
 def hook(personas: Personas) -> triggers.TriggerWithSecret:
     return triggers.trigger_create(
         workflow=published_workflow(personas.workspace), user=personas.alice
@@ -316,7 +315,7 @@ def test_webhooks_need_no_csrf_token(hook) -> None:
 
 
 def test_an_unpublished_workflow_answers_409(client: Client, personas: Personas) -> None:
-    from tests.support_triggers import GREETING
+    from tests.factories import GREETING
 
     workflow = services.workflow_create(
         workspace=personas.workspace, definition=GREETING, user=None
@@ -427,7 +426,7 @@ def test_the_shell_snippet_signs_like_the_reference_library(hook) -> None:
 
 @pytest.fixture
 def asgi_server(worker, worker_env: dict[str, str]):  # type: ignore[no-untyped-def]
-    from tests.support_triggers import AsgiServer
+    from tests.servers import AsgiServer
 
     server = AsgiServer(worker_env)
     yield server
@@ -545,7 +544,7 @@ def test_the_servers_logs_never_show_a_trigger_id(
 ) -> None:
     import httpx
 
-    from tests.support_triggers import AsgiServer
+    from tests.servers import AsgiServer
 
     made = triggers.trigger_create(workflow=published_workflow(personas.workspace), user=None)
     server = AsgiServer(

@@ -5,20 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import AuditEntry, User
+from accounts.models import AuditEntry
 from tests.conftest import Personas
+from tests.factories import client_for
 from workflows import services, starters
 from workflows.models import Run, Workflow
-
-
-def client_for(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def make(personas: Personas, slug: str = "summarize", workspace=None) -> Workflow:  # type: ignore[no-untyped-def]

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.conftest import PASSWORD, WorkerProcess
+from tests.factories import PASSWORD
+from tests.servers import WorkerProcess
 
 CHROMIUM_ARGS = [
     "--no-sandbox",

@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 from accounts.models import User
 from tests.browser.conftest import sign_up_through_form
-from tests.conftest import wait_for_run
+from tests.polling import wait_for_run
 from workflows import services
 from workflows.models import Run
 from workflows.pricing import format_usd

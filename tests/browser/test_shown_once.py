@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
-from tests.support_triggers import published_workflow
+from tests.factories import published_workflow
 
 
 def test_a_new_api_token_is_gone_after_navigating_away_and_back(

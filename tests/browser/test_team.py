@@ -17,7 +17,7 @@ from playwright.sync_api import Page, expect
 
 from accounts.models import BudgetMonth, Membership, Role, User
 from tests.browser.conftest import log_in_through_form, new_page
-from tests.conftest import wait_for_run
+from tests.polling import wait_for_run
 from workflows.budget import month_of
 from workflows.models import Run, Workflow
 from workflows.pricing import format_usd
