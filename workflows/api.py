@@ -170,9 +170,6 @@ def workflows_create(
     request: HttpRequest, definition: Body[dict[str, Any]]
 ) -> Status[WorkflowDetailOut]:
     token = _token(request)
-    parsed = services.definition_parse(definition)
-    if Workflow.objects.filter(workspace_id=token.workspace_id, name=parsed.name).exists():
-        raise HttpError(409, f"A workflow named “{parsed.name}” already exists in this workspace.")
     workflow = services.workflow_create(
         workspace=token.workspace, definition=definition, user=token.created_by
     )
@@ -513,6 +510,11 @@ def _on_workflow_invalid(request: HttpRequest, exc: services.WorkflowInvalid) ->
 @api.exception_handler(InputError)
 def _on_input_error(request: HttpRequest, exc: InputError) -> HttpResponse:
     return _error(request, 422, str(exc), exc.details)
+
+
+@api.exception_handler(services.WorkflowNameTaken)
+def _on_name_taken(request: HttpRequest, exc: services.WorkflowNameTaken) -> HttpResponse:
+    return _error(request, 409, str(exc))
 
 
 @api.exception_handler(services.NotPublished)

@@ -58,17 +58,32 @@ def definition_parse(data: object) -> Definition:
     return definition
 
 
+class WorkflowNameTaken(Exception):
+    """Another workflow of the workspace has this name (names are unique in a workspace)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"A workflow named “{name}” already exists in this workspace.")
+        self.name = name
+
+
 @transaction.atomic
 def workflow_create(*, workspace: Workspace, definition: dict, user: User | None) -> Workflow:
-    """A new workflow whose draft is `definition` (validated: drafts from outside must be sound)."""
+    """A new workflow whose draft is `definition` (validated: drafts from outside must be sound).
+    Raises WorkflowNameTaken if the workspace has a workflow of that name."""
     parsed = definition_parse(definition)
-    workflow = Workflow.objects.create(
-        workspace=workspace,
-        name=parsed.name,
-        description=parsed.description,
-        definition=parsed.model_dump(mode="json", by_alias=True),
-        created_by=user,
-    )
+    if workspace.workflows.filter(name=parsed.name).exists():
+        raise WorkflowNameTaken(parsed.name)
+    try:
+        with transaction.atomic():  # a savepoint: a concurrent create of the name may win
+            workflow = Workflow.objects.create(
+                workspace=workspace,
+                name=parsed.name,
+                description=parsed.description,
+                definition=parsed.model_dump(mode="json", by_alias=True),
+                created_by=user,
+            )
+    except IntegrityError:
+        raise WorkflowNameTaken(parsed.name) from None
     audit_record(
         workspace=workspace,
         actor=user,
