@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from django import forms
 from django.conf import settings
@@ -18,14 +19,14 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from accounts.access import workspace_for
+from accounts.access import AuthedRequest, HtmxRequest, workspace_for
 from accounts.models import Membership, Role
 from workflows import services
 from workflows.definition import InputError
@@ -52,15 +53,16 @@ class RunFilterForm(forms.Form):
     version = forms.ChoiceField(required=False)
 
     def __init__(
-        self, data: object, *, workflows: list[Workflow], version_numbers: list[int]
+        self, data: QueryDict, *, workflows: list[Workflow], version_numbers: list[int]
     ) -> None:
         super().__init__(data)
-        self.fields["workflow"].choices = [("", "All workflows")] + [
+        cast(forms.ChoiceField, self.fields["workflow"]).choices = [("", "All workflows")] + [
             (w.id, f"{w.name} (archived)" if w.archived_at else w.name) for w in workflows
         ]
-        self.fields["version"].choices = [("", "Any version"), (DRAFT, "Draft (test runs)")] + [
-            (str(n), f"v{n}") for n in version_numbers
-        ]
+        cast(forms.ChoiceField, self.fields["version"]).choices = [
+            ("", "Any version"),
+            (DRAFT, "Draft (test runs)"),
+        ] + [(str(n), f"v{n}") for n in version_numbers]
 
     def filter(self, runs: QuerySet[Run]) -> QuerySet[Run]:
         self.is_valid()
@@ -87,14 +89,14 @@ def _wanted_workflow_id(request: HttpRequest, workflows: list[Workflow]) -> int 
     return next((w.id for w in workflows if str(w.id) == value), None)
 
 
-def _partial_wanted(request: HttpRequest) -> bool:
+def _partial_wanted(request: HtmxRequest) -> bool:
     # A history restore (back button after a cache miss) wants the whole page.
     return bool(request.htmx) and not request.htmx.history_restore_request
 
 
 @login_required
 @require_GET
-def run_list(request: HttpRequest, slug: str) -> HttpResponse:
+def run_list(request: AuthedRequest, slug: str) -> HttpResponse:
     membership = workspace_for(request, slug, role=Role.VIEWER)
     workspace = membership.workspace
     workflows = list(workspace.workflows.order_by("name").only("id", "name", "archived_at"))
@@ -250,17 +252,16 @@ def _timeline(run: Run, step_runs: list[StepRun], now: datetime) -> Timeline:
     end = run.finished_at or now
     # Reused steps ran in the earlier run and skipped ones not at all: they get no bar.
     timed = [
-        r
+        (r, r.step, r.step.started_at)
         for r in rows
         if r.step and r.step.started_at and not r.step.reused and r.status != StepRun.Status.SKIPPED
     ]
-    for row in timed:
-        end = max(end, row.step.finished_at or now)  # type: ignore[union-attr]
+    for _row, step, _started_at in timed:
+        end = max(end, step.finished_at or now)
     span = max(_ms(start, end), 1.0)
-    for row in timed:
-        s = row.step
-        x = min(max(_ms(start, s.started_at) / span * 100, 0.0), 100.0)  # type: ignore[arg-type]
-        width = max(_ms(s.started_at, s.finished_at or now) / span * 100, MIN_BAR_PERCENT)  # type: ignore[arg-type]
+    for row, step, started_at in timed:
+        x = min(max(_ms(start, started_at) / span * 100, 0.0), 100.0)
+        width = max(_ms(started_at, step.finished_at or now) / span * 100, MIN_BAR_PERCENT)
         row.bar_x = round(min(x, 100 - MIN_BAR_PERCENT), 2)
         row.bar_width = round(min(width, 100 - row.bar_x), 2)
     return Timeline(rows=rows, span_ms=round(span), has_bars=bool(timed))
@@ -282,7 +283,7 @@ def _can_cancel(membership: Membership, run: Run) -> bool:
 
 @login_required
 @require_GET
-def run_detail(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
+def run_detail(request: AuthedRequest, slug: str, run_id: int) -> HttpResponse:
     membership = workspace_for(request, slug, role=Role.VIEWER)
     run = _run_for(membership, run_id)
     now = timezone.now()
@@ -323,7 +324,7 @@ def run_detail(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def run_rerun(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
+def run_rerun(request: AuthedRequest, slug: str, run_id: int) -> HttpResponse:
     """A new run with the same inputs: the same version, or the current draft for a test run."""
     membership = workspace_for(request, slug, role=Role.VIEWER)
     run = _run_for(membership, run_id)
@@ -332,7 +333,7 @@ def run_rerun(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
             workflow=run.workflow,
             trigger=Run.Trigger.MANUAL,
             inputs=run.inputs,
-            user=request.user,  # type: ignore[arg-type]
+            user=request.user,
             version=run.version,
             draft=run.version_id is None,
             payload=run.payload,  # a webhook's body is part of what the run was given
@@ -351,14 +352,14 @@ def run_rerun(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def run_resume(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
+def run_resume(request: AuthedRequest, slug: str, run_id: int) -> HttpResponse:
     """Resume from the failed step: finished steps are reused, not called or paid again."""
     membership = workspace_for(request, slug, role=Role.VIEWER)
     run = _run_for(membership, run_id)
     if run.status not in (Run.Status.FAILED, Run.Status.CANCELED):
         messages.error(request, "Only a failed or canceled run can be resumed.")
         return redirect("run_detail", slug=slug, run_id=run.id)
-    new = services.run_resume(run=run, user=request.user)  # type: ignore[arg-type]
+    new = services.run_resume(run=run, user=request.user)
     messages.success(
         request, f"Run #{new.id} resumes run #{run.id}; its finished steps are reused."
     )
@@ -367,7 +368,7 @@ def run_resume(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def run_cancel(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
+def run_cancel(request: AuthedRequest, slug: str, run_id: int) -> HttpResponse:
     membership = workspace_for(request, slug, role=Role.VIEWER)
     run = _run_for(membership, run_id)
     if not _can_cancel(membership, run):

@@ -26,7 +26,7 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.access import workspace_for
+from accounts.access import AuthedRequest, workspace_for
 from accounts.models import Membership, Role
 from config.lib.outbound import url_refusal
 from workflows import api_auth, schedules, services, triggers
@@ -56,7 +56,7 @@ class TriggerForm(forms.Form):
     )
 
     def clean_callback_url(self) -> str:
-        url = self.cleaned_data["callback_url"]
+        url: str = self.cleaned_data["callback_url"]
         refusal = url_refusal(url) if url else None
         if refusal:
             raise forms.ValidationError(refusal)
@@ -254,7 +254,7 @@ def _schedule_of(workflow: Workflow, schedule_id: int) -> Schedule:
 
 @login_required
 @require_GET
-def workflow_triggers(request: HttpRequest, slug: str, workflow_id: int) -> HttpResponse:
+def workflow_triggers(request: AuthedRequest, slug: str, workflow_id: int) -> HttpResponse:
     membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.VIEWER)
     new_secret = None
     held = shown_once_take(request, page=request.path)
@@ -267,19 +267,19 @@ def workflow_triggers(request: HttpRequest, slug: str, workflow_id: int) -> Http
 
 @login_required
 @require_POST
-def trigger_create(request: HttpRequest, slug: str, workflow_id: int) -> HttpResponse:
+def trigger_create(request: AuthedRequest, slug: str, workflow_id: int) -> HttpResponse:
     membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.ADMIN)
     form = TriggerForm(request.POST)
     if not form.is_valid():
         return _render_triggers(request, membership, workflow, status=422, trigger_form=form)
-    made = triggers.trigger_create(workflow=workflow, user=request.user, **form.cleaned_data)  # type: ignore[arg-type]
+    made = triggers.trigger_create(workflow=workflow, user=request.user, **form.cleaned_data)
     return _show_secret(request, slug, workflow, made)
 
 
 @login_required
 @require_POST
 def trigger_edit(
-    request: HttpRequest, slug: str, workflow_id: int, trigger_id: int
+    request: AuthedRequest, slug: str, workflow_id: int, trigger_id: int
 ) -> HttpResponse:
     membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.ADMIN)
     trigger = _trigger_of(workflow, trigger_id)
@@ -289,19 +289,19 @@ def trigger_edit(
             request,
             "The webhook was not changed: "
             + "; ".join(
-                f"{form.fields[name].label or name}: {' '.join(errors)}"
+                f"{form.fields[name].label or name}: {' '.join(map(str, errors))}"
                 for name, errors in form.errors.items()
             ),
         )
         return redirect("workflow_triggers", slug, workflow.id)
-    triggers.trigger_update(trigger=trigger, user=request.user, **form.cleaned_data)  # type: ignore[arg-type]
+    triggers.trigger_update(trigger=trigger, user=request.user, **form.cleaned_data)
     return _back_to_triggers(request, slug, workflow, success="Webhook settings saved.")
 
 
 @login_required
 @require_POST
 def trigger_rotate(
-    request: HttpRequest, slug: str, workflow_id: int, trigger_id: int
+    request: AuthedRequest, slug: str, workflow_id: int, trigger_id: int
 ) -> HttpResponse:
     membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.ADMIN)
     made = triggers.trigger_rotate(trigger=_trigger_of(workflow, trigger_id), user=request.user)
@@ -311,7 +311,7 @@ def trigger_rotate(
 @login_required
 @require_POST
 def trigger_delete(
-    request: HttpRequest, slug: str, workflow_id: int, trigger_id: int
+    request: AuthedRequest, slug: str, workflow_id: int, trigger_id: int
 ) -> HttpResponse:
     membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.ADMIN)
     triggers.trigger_delete(trigger=_trigger_of(workflow, trigger_id), user=request.user)
@@ -323,7 +323,7 @@ def trigger_delete(
 @login_required
 @require_POST
 def trigger_signing(
-    request: HttpRequest, slug: str, workflow_id: int, trigger_id: int
+    request: AuthedRequest, slug: str, workflow_id: int, trigger_id: int
 ) -> HttpResponse:
     membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.OWNER)
     required = request.POST.get("signing_required") == "on"
@@ -358,12 +358,12 @@ def _schedule_form_checked(form: ScheduleForm, workflow: Workflow) -> bool:
 
 @login_required
 @require_POST
-def schedule_create(request: HttpRequest, slug: str, workflow_id: int) -> HttpResponse:
+def schedule_create(request: AuthedRequest, slug: str, workflow_id: int) -> HttpResponse:
     membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.ADMIN)
     form = ScheduleForm(request.POST)
     if _schedule_form_checked(form, workflow):
         try:
-            schedules.schedule_create(workflow=workflow, user=request.user, **form.cleaned_data)  # type: ignore[arg-type]
+            schedules.schedule_create(workflow=workflow, user=request.user, **form.cleaned_data)
         except schedules.ScheduleInvalid as e:
             form.add_error(e.field, e.message)
     if not form.is_valid():
@@ -374,14 +374,14 @@ def schedule_create(request: HttpRequest, slug: str, workflow_id: int) -> HttpRe
 @login_required
 @require_POST
 def schedule_edit(
-    request: HttpRequest, slug: str, workflow_id: int, schedule_id: int
+    request: AuthedRequest, slug: str, workflow_id: int, schedule_id: int
 ) -> HttpResponse:
     membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.ADMIN)
     schedule = _schedule_of(workflow, schedule_id)
     form = ScheduleForm(request.POST, prefix=f"s{schedule.id}")
     if _schedule_form_checked(form, workflow):
         try:
-            schedules.schedule_update(schedule=schedule, user=request.user, **form.cleaned_data)  # type: ignore[arg-type]
+            schedules.schedule_update(schedule=schedule, user=request.user, **form.cleaned_data)
         except schedules.ScheduleInvalid as e:
             form.add_error(e.field, e.message)
     if not form.is_valid():
@@ -394,7 +394,7 @@ def schedule_edit(
 @login_required
 @require_POST
 def schedule_delete(
-    request: HttpRequest, slug: str, workflow_id: int, schedule_id: int
+    request: AuthedRequest, slug: str, workflow_id: int, schedule_id: int
 ) -> HttpResponse:
     membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.ADMIN)
     schedules.schedule_delete(schedule=_schedule_of(workflow, schedule_id), user=request.user)
@@ -432,7 +432,7 @@ def _render_tokens(
 
 @login_required
 @require_GET
-def api_tokens(request: HttpRequest, slug: str) -> HttpResponse:
+def api_tokens(request: AuthedRequest, slug: str) -> HttpResponse:
     membership = workspace_for(request, slug, role=Role.ADMIN)
     new_token = None
     held = shown_once_take(request, page=request.path)
@@ -447,7 +447,7 @@ def api_tokens(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def api_token_create(request: HttpRequest, slug: str) -> HttpResponse:
+def api_token_create(request: AuthedRequest, slug: str) -> HttpResponse:
     membership = workspace_for(request, slug, role=Role.ADMIN)
     form = TokenForm(request.POST)
     if not form.is_valid():
@@ -464,7 +464,7 @@ def api_token_create(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def api_token_revoke(request: HttpRequest, slug: str, token_id: int) -> HttpResponse:
+def api_token_revoke(request: AuthedRequest, slug: str, token_id: int) -> HttpResponse:
     membership = workspace_for(request, slug, role=Role.ADMIN)
     token = ApiToken.objects.filter(id=token_id, workspace=membership.workspace).first()
     if token is None:
