@@ -12,7 +12,7 @@ import pytest
 from django.test import Client
 
 from tests.conftest import Personas
-from tests.support_triggers import published_workflow
+from tests.factories import published_workflow
 from workflows import api_auth, engine
 from workflows.api import api as ninja_api
 from workflows.models import Run

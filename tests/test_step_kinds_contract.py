@@ -15,7 +15,8 @@ from django.http import QueryDict
 from pydantic import BaseModel
 
 from tests.conftest import Personas
-from tests.test_editor import client_for, url
+from tests.factories import client_for
+from tests.test_editor import url
 from workflows import editing, services
 from workflows.definition import Definition
 from workflows.editor import slots_for, step_fields
