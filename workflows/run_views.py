@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import cast
 
 from django import forms
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -31,6 +30,7 @@ from accounts.models import Membership, Role
 from workflows import services
 from workflows.definition import InputError
 from workflows.models import Run, StepRun, Workflow, WorkflowVersion
+from workflows.steps import STEP_TYPES
 from workflows.templatetags.run_format import TRIGGER_LABELS
 
 PAGE_SIZE = 25
@@ -169,6 +169,8 @@ class StepRow:
     output_text: str = ""
     output_is_json: bool = False
     model: str = ""
+    # A step of a paid kind (an LLM call): its tokens, cost and attempts are shown.
+    paid: bool = False
 
     @property
     def label(self) -> str:
@@ -211,12 +213,14 @@ def _timeline(run: Run, step_runs: list[StepRun], now: datetime) -> Timeline:
             status = step_run.status
         else:
             status = "not_run" if run.is_finished else "pending"
+        kind = STEP_TYPES.get(str(step.get("type", "")))
+        paid = bool(getattr(kind, "PAID", False))
         model = ""
-        if step.get("type") == "llm":
+        if kind is not None and paid:
             model = (
                 (step_run.model if step_run else "")
                 or step.get("model")
-                or settings.LLM_DEFAULT_MODEL
+                or kind.DEFAULTS.get("model", "")
             )
         rows.append(
             StepRow(
@@ -227,6 +231,7 @@ def _timeline(run: Run, step_runs: list[StepRun], now: datetime) -> Timeline:
                 status=status,
                 step=step_run,
                 model=model,
+                paid=paid,
             )
         )
     # Steps no longer in the snapshot cannot happen, but never hide a paid step.
@@ -239,6 +244,7 @@ def _timeline(run: Run, step_runs: list[StepRun], now: datetime) -> Timeline:
                 type=step_run.type,
                 status=step_run.status,
                 step=step_run,
+                paid=bool(getattr(STEP_TYPES.get(step_run.type), "PAID", False)),
             )
         )
 
