@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import Personas
-from tests.support_triggers import GREETING
+from tests.factories import GREETING
 from workflows import services
 from workflows.models import Workflow
 
