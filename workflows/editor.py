@@ -8,9 +8,10 @@ page header. The templates only read these objects.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from workflows import editing, services
@@ -53,10 +54,10 @@ class Excerpt:
 
 @dataclass
 class Slot:
-    field: str
-    messages: list[str] = field(default_factory=list)
-    fixes: list[Fix] = field(default_factory=list)
-    excerpts: list[Excerpt] = field(default_factory=list)
+    field: str  # shadows dataclasses.field in this class body, hence the module path below
+    messages: list[str] = dataclasses.field(default_factory=list)
+    fixes: list[Fix] = dataclasses.field(default_factory=list)
+    excerpts: list[Excerpt] = dataclasses.field(default_factory=list)
 
     @property
     def id(self) -> str:
@@ -133,7 +134,7 @@ class EditorState:
 
 
 def editor_state(
-    definition: dict, run: Run | None = None, step_runs: list[StepRun] | None = None
+    definition: object, run: Run | None = None, step_runs: list[StepRun] | None = None
 ) -> EditorState:
     parsed, issues = services.definition_check(definition)
     definition = definition if isinstance(definition, dict) else {}
@@ -186,10 +187,11 @@ def _card(
     state: StepState | None,
 ) -> Card:
     raw = step if isinstance(step, dict) else {}
-    kind = raw.get("type") if isinstance(raw.get("type"), str) else ""
+    raw_kind, raw_title = raw.get("type"), raw.get("title")
+    kind = raw_kind if isinstance(raw_kind, str) else ""
     module = STEP_TYPES.get(kind)
     key = editing.step_key(raw)
-    title = raw.get("title") if isinstance(raw.get("title"), str) else ""
+    title = raw_title if isinstance(raw_title, str) else ""
     return Card(
         index=index,
         key=key,
