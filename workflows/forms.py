@@ -16,7 +16,7 @@ from typing import Any
 from django import forms
 from django.http import QueryDict
 
-from workflows.definition import Definition, InputSpec, coerce_value
+from workflows.definition import Definition, InputSpec, InputType, coerce_value
 from workflows.steps import STEP_TYPES
 from workflows.steps.form import Parsed, count, text_value
 
@@ -194,12 +194,12 @@ def run_inputs_form(
     return form
 
 
-def _coercible(kind: str) -> Any:
+def _coercible(kind: InputType) -> Any:
     """A validator: the text must read as a value of `kind` (as coerce_inputs will read it)."""
 
     def validate(value: str) -> None:
         try:
-            coerce_value(kind, value)  # type: ignore[arg-type]
+            coerce_value(kind, value)
         except ValueError as error:
             raise forms.ValidationError(str(error)) from None
 
