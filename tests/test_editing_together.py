@@ -332,7 +332,7 @@ def test_editor_pages_and_panels_are_never_stored_by_the_browser(
     editor = url(personas, "workflow_editor", workflow)
     for response in (
         client.get(editor),
-        client.get(editor + "?panel=step&step=1&partial=panel", **HTMX),
+        client.get(editor + "?panel=step&step=1", **HTMX, HTTP_HX_TARGET="panel"),
         client.get(editor + "?panel=inputs"),
         save_step(client, personas, workflow, 0, "triage", revision(workflow), title="x"),
         client.post(url(personas, "workflow_step_move", workflow, 1), {"direction": "up"}, **HTMX),

@@ -175,7 +175,9 @@ def test_selecting_a_card_with_htmx_answers_with_the_side_panel_only(
     personas: Personas, workflow: Workflow
 ) -> None:
     response = client_for(personas.bob).get(
-        url(personas, "workflow_editor", workflow) + "?panel=step&step=1&partial=panel", **HTMX
+        url(personas, "workflow_editor", workflow) + "?panel=step&step=1",
+        **HTMX,
+        HTTP_HX_TARGET="panel",
     )
     html = response.content.decode()
     assert html.lstrip().startswith('<section id="panel"')

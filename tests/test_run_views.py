@@ -37,6 +37,10 @@ CHAIN = {
 }
 
 
+# What the run detail's poll sends: htmx asks for #run-live.
+POLL = {"HX-Request": "true", "HX-Target": "run-live"}
+
+
 def list_url(personas: Personas) -> str:
     return reverse("run_list", args=[personas.workspace.slug])
 
@@ -172,17 +176,42 @@ def test_an_htmx_request_gets_the_results_partial_and_a_history_restore_the_page
     run_row(workflow, version)
     client.force_login(personas.alice)
 
-    partial = client.get(list_url(personas) + "?status=succeeded", headers={"HX-Request": "true"})
+    partial = client.get(
+        list_url(personas) + "?status=succeeded",
+        headers={"HX-Request": "true", "HX-Target": "run-results"},
+    )
     body = partial.content.decode()
     assert body.lstrip().startswith('<div id="run-results"')
     assert "<html" not in body
     assert 'hx-swap-oob="true"' in body  # the version choices follow the workflow filter
-    assert "HX-Request" in partial["Vary"]
+    assert "HX-Request" in partial["Vary"] and "HX-Target" in partial["Vary"]
+    # Another target (a boosted link elsewhere) gets the whole page.
+    other = client.get(list_url(personas), headers={"HX-Request": "true", "HX-Target": "main"})
+    assert "<html" in other.content.decode()
 
     restore = client.get(
-        list_url(personas), headers={"HX-Request": "true", "HX-History-Restore-Request": "true"}
+        list_url(personas),
+        headers={
+            "HX-Request": "true",
+            "HX-Target": "run-results",
+            "HX-History-Restore-Request": "true",
+        },
     )
     assert "<html" in restore.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_address_pushed_for_filtered_results_leaves_out_the_filters_left_at_any(
+    client: Client, personas: Personas
+) -> None:
+    client.force_login(personas.alice)
+    htmx = {"HX-Request": "true", "HX-Target": "run-results"}
+    filtered = client.get(
+        list_url(personas) + "?status=failed&trigger=&workflow=&version=", headers=htmx
+    )
+    assert filtered["HX-Push-Url"] == list_url(personas) + "?status=failed"
+    every = client.get(list_url(personas) + "?status=&trigger=", headers=htmx)
+    assert every["HX-Push-Url"] == list_url(personas)
 
 
 @pytest.mark.django_db
@@ -370,13 +399,13 @@ def test_a_running_run_polls_itself_and_stops_once_finished(
     assert "Waiting for the model’s answer" in page
     assert "Not reached yet." in page  # s2
 
-    polled = client.get(detail_url(run), headers={"HX-Request": "true"})
+    polled = client.get(detail_url(run), headers=POLL)
     assert polled.status_code == 200
     assert polled.content.decode().lstrip().startswith('<div id="run-live"')
     assert 'hx-trigger="every 1s"' in polled.content.decode()
 
     Run.objects.filter(id=run.id).update(status=Run.Status.SUCCEEDED, finished_at=timezone.now())
-    done = client.get(detail_url(run), headers={"HX-Request": "true"})
+    done = client.get(detail_url(run), headers=POLL)
     assert done.status_code == 286  # htmx stops polling
     assert "hx-trigger" not in done.content.decode()
     assert 'class="badge badge-succeeded run-status"' in done.content.decode()
@@ -621,7 +650,7 @@ def test_cancel_stops_a_running_run_after_the_step_in_flight(
     run.refresh_from_db()
     assert run.status == Run.Status.CANCELED
     assert fake_calls("Never") == 0
-    polled = client.get(detail_url(run), headers={"HX-Request": "true"})
+    polled = client.get(detail_url(run), headers=POLL)
     assert polled.status_code == 286
     assert "This run was canceled" in polled.content.decode()
 

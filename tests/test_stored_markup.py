@@ -111,10 +111,8 @@ class Poisoned:
     names: dict[str, str]  # url name -> extra query strings
 
 
-# The editor answers htmx with one panel when asked for it (`partial=panel`).
-QUERIES["workflow_editor"] += [
-    (query + "&" if query else "?") + "partial=panel" for query in QUERIES["workflow_editor"]
-]
+# The partial each page answers htmx with when it is the target (request.htmx.target).
+TARGETS = {"workflow_editor": "panel", "run_list": "run-results", "run_detail": "run-live"}
 
 
 def _poison(personas: Personas) -> Poisoned:
@@ -420,13 +418,16 @@ def test_no_page_shows_stored_markup_unescaped(personas: Personas) -> None:
         for address, query in itertools.product(
             addresses - {None}, poisoned.names.get(name or "", [""])
         ):
-            for headers in ({}, HTMX):
+            target = TARGETS.get(name or "")
+            partial = [{**HTMX, "HTTP_HX_TARGET": target}] if target else []
+            for headers in ({}, HTMX, *partial):
                 response = alice.get(address + query, **headers)
                 fetched[address + query] = response.status_code
                 if _assert_inert(address + query, response):
-                    shown.add(name or address)
+                    part = f"#{headers['HTTP_HX_TARGET']}" if "HTTP_HX_TARGET" in headers else ""
+                    shown.update({name or address, f"{name}{part}"})
                     if query:
-                        shown.add(f"{name}{query}")
+                        shown.update({f"{name}{query}", f"{name}{query}{part}"})
     # The invitation page is for the invitee, before they have an account.
     invitation = f"/invitations/{poisoned.params['token']}/"
     for headers in ({}, HTMX):
@@ -449,6 +450,10 @@ def test_no_page_shows_stored_markup_unescaped(personas: Personas) -> None:
         "workspace_leave",
         "workflow_delete",
         *(f"workflow_editor{query}" for query in QUERIES["workflow_editor"] if query),
+        # Each panel as the partial htmx swaps in (publish lists only problems for these workflows).
+        *(f"workflow_editor{q}#panel" for q in QUERIES["workflow_editor"] if "publish" not in q),
+        "run_list#run-results",
+        "run_detail#run-live",
     ):
         assert name in shown, f"{name} was not reached or did not show the stored text"
     assert sum(1 for status in fetched.values() if status == 200) >= 30, fetched

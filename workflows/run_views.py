@@ -23,7 +23,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseStopPolling
+from django_htmx.http import HttpResponseStopPolling, push_url
 
 from accounts.access import AuthedRequest, HtmxRequest, workspace_for
 from accounts.models import Membership, Role
@@ -89,9 +89,13 @@ def _wanted_workflow_id(request: HttpRequest, workflows: list[Workflow]) -> int 
     return next((w.id for w in workflows if str(w.id) == value), None)
 
 
-def _partial_wanted(request: HtmxRequest) -> bool:
-    # A history restore (back button after a cache miss) wants the whole page.
-    return bool(request.htmx) and not request.htmx.history_restore_request
+def _partial_wanted(request: HtmxRequest, target: str) -> bool:
+    """htmx asks for the element with this id (a history restore wants the whole page)."""
+    return (
+        bool(request.htmx)
+        and request.htmx.target == target
+        and not request.htmx.history_restore_request
+    )
 
 
 @login_required
@@ -141,13 +145,17 @@ def run_list(request: AuthedRequest, slug: str) -> HttpResponse:
         "page": page,
         "has_workflows": bool(workflows),
     }
-    template = (
-        "workflows/run_list.html#run_results"
-        if _partial_wanted(request)
-        else "workflows/run_list.html"
-    )
-    response = render(request, template, context)
-    patch_vary_headers(response, ("HX-Request",))
+    if not _partial_wanted(request, "run-results"):
+        response = render(request, "workflows/run_list.html", context)
+        patch_vary_headers(response, ("HX-Request", "HX-Target"))
+        return response
+    response = render(request, "workflows/run_list.html#run_results", context)
+    # The address pushed to the history leaves out the filters left at "any".
+    query = request.GET.copy()
+    for key in [key for key, values in query.lists() if not any(values)]:
+        del query[key]
+    push_url(response, f"{request.path}?{query.urlencode()}" if query else request.path)
+    patch_vary_headers(response, ("HX-Request", "HX-Target"))
     return response
 
 
@@ -316,12 +324,12 @@ def run_detail(request: AuthedRequest, slug: str, run_id: int) -> HttpResponse:
         "can_cancel": not run.is_finished and _can_cancel(membership, run),
         "can_resume": run.status in (Run.Status.FAILED, Run.Status.CANCELED),
     }
-    if _partial_wanted(request):
+    if _partial_wanted(request, "run-live"):
         status = HttpResponseStopPolling.status_code if run.is_finished else 200
         response = render(request, "workflows/run_detail.html#run_live", context, status=status)
     else:
         response = render(request, "workflows/run_detail.html", context)
-    patch_vary_headers(response, ("HX-Request",))
+    patch_vary_headers(response, ("HX-Request", "HX-Target"))
     return response
 
 

@@ -29,6 +29,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import replace_url, trigger_client_event
@@ -434,10 +435,11 @@ def workflow_editor(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     # Presence starts with the first sync poll (3 s
     # later): the page itself stays a constant 10 queries.
     context = _editor_context(request, membership, workflow, panel=panel, index=index)
-    template = (
-        f"{EDITOR}#panel" if request.htmx and request.GET.get("partial") == "panel" else EDITOR
-    )
-    return render(request, template, context)
+    # A panel link or "Use theirs" targets #panel: htmx gets that partial, anything else the page.
+    panel_only = request.htmx and request.htmx.target == "panel"
+    response = render(request, f"{EDITOR}#panel" if panel_only else EDITOR, context)
+    patch_vary_headers(response, ("HX-Request", "HX-Target"))
+    return response
 
 
 PRESENCE_SECONDS = 15

@@ -1,36 +1,10 @@
 /*
- * Stepwise: the workflow editor's behaviour (templates/workflows/editor.html).
- *
- * The page works without this file (every form has a Save button and every
- * card is a link). With it:
- *
- *   [data-autosave-field]    saves itself (htmx: hx-trigger "input changed delay:500ms,
- *                            change", only this field, its base revision rev-NAME
- *                            and the step's key). Here: "Unsaved changes…" and
- *                            "Saving…", a field being typed in or being saved is
- *                            marked data-dirty so that others' changes arriving by
- *                            the sync poll never replace it, and what is still
- *                            dirty is sent by sendBeacon when the page is left.
- *   pageshow from the back/forward cache: reload, so a stale form never autosaves.
- *   [data-insert="name"]     the variable picker: inserts {{ name }} at the
- *                            cursor of the last focused [data-template-field].
- *   [data-fix-bad][data-fix-good]  "Use ticket": rewrites {{ tiket… }} in the
- *                            field whose problems the button's slot lists.
- *   [data-range-output="id"] shows a range input's value in <output id>.
- *   li.flow-step[draggable]  drag and drop reorders the steps (POST to the
- *                            flow's data-reorder-url); Move up / Move down
- *                            buttons do the same from the keyboard.
- *   #editor[data-focus]      after an edit, focus goes where the server says.
- *   #panel                   a newly opened panel gets focus (and is scrolled
- *                            into view at phone width).
- *   input[data-escape-reset="saved"]  Escape puts back the saved value (the title).
- *   .field-issues            a field whose slot lists problems gets aria-invalid.
+ * Stepwise: the workflow editor (templates/workflows/editor.html) beyond htmx. Autosave is
+ * htmx (hx-trigger "input changed delay:500ms, change", one request at a time by hx-sync);
+ * here is what it cannot know: which fields hold edits not yet saved, where the cursor is.
  */
 (function () {
   "use strict";
-
-  var RETRY_MS = 3000;
-  var lastTemplateField = null;
 
   function saveState(text, kind) {
     var state = document.getElementById("save-state");
@@ -39,320 +13,213 @@
     state.classList.toggle("is-pending", kind === "pending");
     state.classList.toggle("is-error", kind === "error");
   }
-
-  /* Autosave: the requests are htmx's; this only keeps track of dirty fields ---- */
-
   function autosaveField(element) {
     return element && element.matches && element.matches("[data-autosave-field]") ? element : null;
   }
 
-  function onEdit(event) {
-    var field = autosaveField(event.target);
-    if (!field) return;
-    field.setAttribute("data-dirty", "typed");
+  // htmx tracks requests, not edits: a field is data-dirty from typing until its save is
+  // answered, so that others' changes never replace it (below) and a page left sends it.
+  document.addEventListener("input", function (event) {
+    if (!autosaveField(event.target)) return;
+    event.target.setAttribute("data-dirty", "typed");
     saveState("Unsaved changes…", "pending");
-  }
-  // "input" comes before htmx's "change" request for selects and checkboxes too.
-  document.addEventListener("input", onEdit);
-
+  });
   document.addEventListener("htmx:beforeRequest", function (event) {
-    var field = autosaveField(event.detail && event.detail.elt);
+    var field = autosaveField(event.detail.elt);
     if (!field) return;
-    // Its value is in this request now; it stays dirty until the answer arrives.
     field.setAttribute("data-dirty", "sending");
     field.setAttribute("data-sending", field.value);
     saveState("Saving…", "pending");
   });
 
+  // htmx does not retry: a save that failed (not refused: 409, 422) is sent again after 3 s.
   document.addEventListener("htmx:afterRequest", function (event) {
-    var field = autosaveField(event.detail && event.detail.elt);
+    var field = autosaveField(event.detail.elt);
+    var status = event.detail.xhr ? event.detail.xhr.status : 0;
     if (!field) return;
     if (event.detail.successful) field.setAttribute("data-saved", field.getAttribute("data-sending"));
-    if (event.detail.successful || (event.detail.xhr && event.detail.xhr.status === 409)) {
+    if (event.detail.successful || status === 409 || status === 422) {
       // Typed again meanwhile: still dirty, its own request is on its way.
-      if (field.getAttribute("data-dirty") === "sending") field.removeAttribute("data-dirty");
-      return;
-    }
-    if (event.detail.xhr && event.detail.xhr.status === 422) {
-      field.removeAttribute("data-dirty");
+      if (field.getAttribute("data-dirty") === "sending" || status === 422) field.removeAttribute("data-dirty");
       return;
     }
     field.setAttribute("data-dirty", "typed");
     saveState("Not saved yet, retrying…", "error");
     window.setTimeout(function () {
       if (field.isConnected && field.getAttribute("data-dirty") === "typed") window.htmx.trigger(field, "change");
-    }, RETRY_MS);
+    }, 3000);
   });
 
-  // Leaving a field fires "change" after "input" already saved its value: the
-  // same value sent again on an older base would be refused as a conflict with
-  // whatever someone else wrote meanwhile.
+  // Leaving a field fires "change" after "input" saved its value ("changed" is per trigger):
+  // the same value sent again on an older base would be refused as a conflict.
   document.addEventListener("htmx:confirm", function (event) {
-    var field = autosaveField(event.detail && event.detail.elt);
-    if (field && !field.hasAttribute("data-dirty") && field.value === field.getAttribute("data-saved")) {
-      event.preventDefault();
-    }
+    var field = autosaveField(event.detail.elt);
+    if (field && !field.hasAttribute("data-dirty") && field.value === field.getAttribute("data-saved")) event.preventDefault();
   });
 
-  // Others' changes (the sync poll's out-of-band pieces) never replace a field
-  // the person is typing in or saving; its old base then makes the next save
-  // of it a conflict, shown with "Use theirs" / "Keep mine".
+  // hx-swap-oob has no condition: the sync poll's pieces skip a field being typed in or saved
+  // (its old base then makes its next save a conflict), and a conflict notice being answered.
   document.addEventListener("htmx:oobBeforeSwap", function (event) {
-    var target = event.detail && event.detail.target;
+    var target = event.detail.target;
+    var incoming = event.detail.fragment;
+    var active = document.activeElement;
     if (!target || !target.querySelector) return;
     if (target.matches("[data-dirty]") || target.querySelector("[data-dirty]")) event.detail.shouldSwap = false;
-    // A conflict notice being answered ("Use theirs" / "Keep mine" just clicked) is not
-    // replaced by the same notice again (the field's own save on blur, refused once more):
-    // the click's request, queued behind that save, would be dropped with the old button.
-    var active = document.activeElement;
-    var incoming = event.detail.fragment;
-    if (active && active.closest && active.closest(".conflict") && target.contains(active) &&
-        incoming && incoming.querySelector && incoming.querySelector(".conflict")) {
-      event.detail.shouldSwap = false;
-    }
+    if (active && active.closest(".conflict") && target.contains(active) &&
+        incoming && incoming.querySelector && incoming.querySelector(".conflict")) event.detail.shouldSwap = false;
   });
 
-  // Leaving the page with a field typed in but not sent: send it anyway.
+  // htmx cannot send while the page unloads; sendBeacon can: a field typed in but not sent.
   window.addEventListener("pagehide", function () {
-    if (!navigator.sendBeacon) return;
     document.querySelectorAll('[data-autosave-field][data-dirty="typed"]').forEach(function (field) {
-      var form = field.form;
-      if (!form) return;
       var data = new FormData();
       data.append(field.name, field.value);
       ["rev-" + field.name, "step_key", "csrfmiddlewaretoken"].forEach(function (name) {
-        var input = form.elements.namedItem(name);
+        var input = field.form && field.form.elements.namedItem(name);
         if (input && input.value !== undefined) data.append(name, input.value);
       });
-      navigator.sendBeacon(field.getAttribute("hx-post"), data);
+      if (navigator.sendBeacon) navigator.sendBeacon(field.getAttribute("hx-post"), data);
     });
   });
 
-  // Back/Forward from the browser's page cache would show the form as it was
-  // (the server answers no-store, but a browser may keep the page anyway).
-  window.addEventListener("pageshow", function (event) {
-    if (event.persisted && document.getElementById("editor")) window.location.reload();
-  });
-
-  /* Variable picker and fixes ----------------------------------------------- */
-
-  document.addEventListener("focusin", function (event) {
-    if (event.target.matches && event.target.matches("[data-template-field]")) lastTemplateField = event.target;
-  });
-
-  function templateTarget(button) {
-    if (lastTemplateField && lastTemplateField.isConnected) {
-      var panel = button.closest("#panel");
-      if (!panel || panel.contains(lastTemplateField)) return lastTemplateField;
-    }
-    var scope = button.closest("form") || document;
-    // The field right after the picker (the prompt), else the first one.
-    var picker = button.closest("[data-picker]");
-    var next = picker && picker.parentElement.querySelector("[data-template-field]");
-    return next || scope.querySelector("[data-template-field]");
-  }
-
-  function insertAtCursor(field, text) {
-    var start = typeof field.selectionStart === "number" ? field.selectionStart : field.value.length;
-    var end = typeof field.selectionEnd === "number" ? field.selectionEnd : start;
-    field.value = field.value.slice(0, start) + text + field.value.slice(end);
-    var caret = start + text.length;
+  function typeInto(field, value, caret) {
+    field.value = value;
     field.focus();
-    field.setSelectionRange(caret, caret);
-    field.dispatchEvent(new Event("input", { bubbles: true }));
+    if (caret !== undefined) field.setSelectionRange(caret, caret);
+    field.dispatchEvent(new Event("input", { bubbles: true })); // autosaves as if typed
   }
 
+  // Text editing, not a request: [data-insert] puts {{ name }} at the cursor of the last focused
+  // template field of this panel (else of the field after the picker).
+  var lastTemplateField = null;
+  document.addEventListener("focusin", function (event) {
+    if (event.target.matches("[data-template-field]")) lastTemplateField = event.target;
+  });
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-insert]");
     if (!button) return;
     event.preventDefault();
-    var field = templateTarget(button);
-    if (field) insertAtCursor(field, "{{ " + button.getAttribute("data-insert") + " }}");
+    var panel = button.closest("#panel");
+    var field = lastTemplateField && lastTemplateField.isConnected && (!panel || panel.contains(lastTemplateField))
+      ? lastTemplateField
+      : button.closest("[data-picker]").parentElement.querySelector("[data-template-field]");
+    if (!field) return;
+    var text = "{{ " + button.getAttribute("data-insert") + " }}";
+    var start = field.selectionStart === null ? field.value.length : field.selectionStart;
+    var end = field.selectionEnd === null ? start : field.selectionEnd;
+    typeInto(field, field.value.slice(0, start) + text + field.value.slice(end), start + text.length);
   });
 
-  function escapeRegExp(text) {
-    return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  }
-
+  // Text editing too: "Use ticket" ([data-fix-bad][data-fix-good]) rewrites {{ tiket… }} in
+  // the field the button's slot describes, keeping whatever else was typed there.
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-fix-bad]");
-    if (!button) return;
-    event.preventDefault();
-    var slot = button.getAttribute("data-fix-slot");
-    var field = document.querySelector('[aria-describedby~="' + slot + '"]');
+    var field = button && document.querySelector('[aria-describedby~="' + button.getAttribute("data-fix-slot") + '"]');
     if (!field) return;
-    var bad = button.getAttribute("data-fix-bad");
-    var good = button.getAttribute("data-fix-good");
-    var pattern = new RegExp("(\\{\\{\\s*)" + escapeRegExp(bad) + "(?=[\\s.|}])", "g");
-    field.value = field.value.replace(pattern, "$1" + good);
-    field.focus();
-    field.dispatchEvent(new Event("input", { bubbles: true }));
+    event.preventDefault();
+    var bad = button.getAttribute("data-fix-bad").replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    var pattern = new RegExp("(\\{\\{\\s*)" + bad + "(?=[\\s.|}])", "g");
+    typeInto(field, field.value.replace(pattern, "$1" + button.getAttribute("data-fix-good")));
   });
 
-  /* Rename in place ---------------------------------------------------------- */
-
-  // Escape in the title field puts the saved name back (the attribute's value) and leaves it.
+  // Keys and values on the page alone: Escape in the title (input[data-escape-reset]) puts the
+  // saved name back; a range input shows its value in <output id> ([data-range-output]).
   document.addEventListener("keydown", function (event) {
-    var field = event.target;
-    if (event.key !== "Escape" || !field.matches || !field.matches("input[data-escape-reset]")) return;
-    field.value = field.getAttribute("data-escape-reset");
-    field.blur();
+    if (event.key !== "Escape" || !event.target.matches("input[data-escape-reset]")) return;
+    event.target.value = event.target.getAttribute("data-escape-reset");
+    event.target.blur();
   });
-
-  /* Range values -------------------------------------------------------------- */
-
   document.addEventListener("input", function (event) {
-    var id = event.target.getAttribute && event.target.getAttribute("data-range-output");
-    var output = id && document.getElementById(id);
+    var output = document.getElementById(event.target.getAttribute("data-range-output") || "-");
     if (output) output.textContent = event.target.value;
   });
 
-  /* After swaps: invalid fields, the active card, focus ----------------------------- */
-
+  // A problems slot arrives out of band while its field stays as typed: the field gets
+  // aria-invalid while the slot (or its successor, by id) lists something.
   function markInvalid(root) {
-    var scope = root && root.querySelectorAll ? root : document;
-    var slots = Array.prototype.slice.call(scope.querySelectorAll(".field-issues"));
-    if (scope.matches && scope.matches(".field-issues")) slots.push(scope);
+    var slots = Array.prototype.slice.call(root.querySelectorAll ? root.querySelectorAll(".field-issues") : []);
+    if (root.matches && root.matches(".field-issues")) slots.push(root);
     slots.forEach(function (slot) {
-      // A slot replaced by an out-of-band swap is detached: its successor (same id) decides.
-      if (!slot.isConnected) slot = slot.id ? document.getElementById(slot.id) : null;
-      if (!slot) return;
-      var controls = document.querySelectorAll('[aria-describedby~="' + slot.id + '"]');
-      var invalid = slot.querySelector("li") !== null;
-      controls.forEach(function (control) {
+      var current = document.getElementById(slot.id);
+      var invalid = current && current.querySelector("li") !== null;
+      document.querySelectorAll('[aria-describedby~="' + slot.id + '"]').forEach(function (control) {
         if (invalid) control.setAttribute("aria-invalid", "true");
-        else control.removeAttribute("aria-invalid");
+        else if (current) control.removeAttribute("aria-invalid");
       });
     });
   }
+  document.addEventListener("htmx:load", function (event) { markInvalid(event.target); });
+  document.addEventListener("htmx:oobAfterSwap", function (event) { markInvalid(event.detail.target); });
 
-  function markActiveCard() {
-    var panel = document.getElementById("panel");
-    if (!panel) return;
-    var kind = panel.getAttribute("data-panel");
-    var name = kind === "step" ? "step-" + panel.getAttribute("data-panel-index") : kind;
-    document.querySelectorAll("[data-panel-card]").forEach(function (card) {
-      card.classList.toggle("is-active", card.getAttribute("data-panel-card") === name);
-    });
-  }
-
-  function isNarrow() {
-    return window.matchMedia("(max-width: 900px)").matches;
-  }
-
+  // A swap does not move focus: a newly opened panel gets it (scrolled to on a phone, where it
+  // is below the steps) and its card is marked; after an edit that redrew the editor, focus
+  // goes where the server says (#editor[data-focus]).
   document.addEventListener("htmx:afterSettle", function (event) {
-    var target = event.detail && event.detail.target;
-    markInvalid(target);
-    if (!target) return;
-    if (target.id === "panel") {
-      // `target` is the panel that was replaced (outerHTML): act on the new one.
-      var panel = document.getElementById("panel");
-      markActiveCard();
-      if (panel) {
-        // On a phone the panel is below the steps: bring it into view. Everywhere,
-        // focus goes into it, so the keyboard and screen readers follow.
-        if (isNarrow()) panel.scrollIntoView({ block: "start" });
-        panel.focus({ preventScroll: true });
-      }
-    }
-    // After an edit that redrew the editor, focus goes where the server says (once).
+    var panel = document.getElementById("panel");
     var editor = document.getElementById("editor");
-    var selector = editor && editor.getAttribute("data-focus");
-    if (selector) {
-      editor.removeAttribute("data-focus");
-      var element = document.querySelector(selector);
-      if (element) element.focus();
+    if (panel && event.detail.target && event.detail.target.id === "panel") {
+      var name = panel.getAttribute("data-panel") === "step" ? "step-" + panel.getAttribute("data-panel-index") : panel.getAttribute("data-panel");
+      document.querySelectorAll("[data-panel-card]").forEach(function (card) {
+        card.classList.toggle("is-active", card.getAttribute("data-panel-card") === name);
+      });
+      if (window.matchMedia("(max-width: 900px)").matches) panel.scrollIntoView({ block: "start" });
+      panel.focus({ preventScroll: true });
     }
+    var focus = editor && editor.getAttribute("data-focus") && document.querySelector(editor.getAttribute("data-focus"));
+    if (editor) editor.removeAttribute("data-focus");
+    if (focus) focus.focus();
   });
 
-  document.addEventListener("htmx:oobAfterSwap", function (event) {
-    var target = event.detail && event.detail.target;
-    if (target && target.classList && target.classList.contains("field-issues")) markInvalid(target);
-  });
-
-  /* Drag and drop ------------------------------------------------------------------- */
-
+  // htmx has no drag events: li.flow-step[draggable] shows where it would drop, and the new
+  // order is POSTed by htmx.ajax to #flow[data-reorder-url] (Move up / Move down do it by keyboard).
   var dragged = null;
-
-  function stepItem(element) {
-    return element && element.closest ? element.closest("li.flow-step[data-index]") : null;
-  }
-
-  function clearDropMarks() {
-    document.querySelectorAll(".is-drop-before, .is-drop-after, .is-dragging").forEach(function (item) {
-      item.classList.remove("is-drop-before", "is-drop-after", "is-dragging");
+  function dropMarks(item, before) {
+    document.querySelectorAll(".is-drop-before, .is-drop-after").forEach(function (other) {
+      if (other !== item) other.classList.remove("is-drop-before", "is-drop-after");
     });
+    if (item) item.classList.toggle("is-drop-before", before);
+    if (item) item.classList.toggle("is-drop-after", !before);
   }
-
+  function stepAt(event) {
+    var item = event.target.closest ? event.target.closest("li.flow-step[data-index]") : null;
+    return dragged && item && item !== dragged ? item : null;
+  }
   document.addEventListener("dragstart", function (event) {
-    var item = stepItem(event.target);
-    if (!item || !item.hasAttribute("draggable")) return;
-    // Dragging text out of a field is not a reorder.
-    if (event.target.closest && event.target.closest("input, textarea, select")) return;
+    var item = event.target.closest && event.target.closest("li.flow-step[draggable]");
+    if (!item || event.target.closest("input, textarea, select")) return; // dragging text
     dragged = item;
     item.classList.add("is-dragging");
     event.dataTransfer.effectAllowed = "move";
     event.dataTransfer.setData("text/plain", item.getAttribute("data-index"));
   });
-
   document.addEventListener("dragover", function (event) {
-    var item = stepItem(event.target);
-    if (!dragged || !item || item === dragged) return;
+    var item = stepAt(event);
+    if (!item) return;
     event.preventDefault();
-    event.dataTransfer.dropEffect = "move";
     var box = item.getBoundingClientRect();
-    var before = event.clientY < box.top + box.height / 2;
-    item.classList.toggle("is-drop-before", before);
-    item.classList.toggle("is-drop-after", !before);
+    dropMarks(item, event.clientY < box.top + box.height / 2);
   });
-
-  document.addEventListener("dragleave", function (event) {
-    var item = stepItem(event.target);
-    if (item && !item.contains(event.relatedTarget)) item.classList.remove("is-drop-before", "is-drop-after");
-  });
-
   document.addEventListener("dragend", function () {
+    if (dragged) dragged.classList.remove("is-dragging");
     dragged = null;
-    clearDropMarks();
+    dropMarks(null);
   });
-
   document.addEventListener("drop", function (event) {
-    var item = stepItem(event.target);
-    if (!dragged || !item || item === dragged) return;
+    var item = stepAt(event);
+    if (!item) return;
     event.preventDefault();
     var flow = item.closest("#flow");
     var from = Number(dragged.getAttribute("data-index"));
-    var to = Number(item.getAttribute("data-index"));
-    var before = item.classList.contains("is-drop-before");
-    clearDropMarks();
-    dragged = null;
     var items = Array.prototype.map.call(flow.querySelectorAll("li.flow-step[data-index]"), function (li) {
       return Number(li.getAttribute("data-index"));
     });
     var order = items.filter(function (index) { return index !== from; });
-    var at = order.indexOf(to) + (before ? 0 : 1);
-    order.splice(at, 0, from);
+    order.splice(order.indexOf(Number(item.getAttribute("data-index"))) + (item.classList.contains("is-drop-before") ? 0 : 1), 0, from);
     if (order.join(",") === items.join(",")) return;
     window.htmx.ajax("POST", flow.getAttribute("data-reorder-url"), {
-      source: flow,
-      target: "#editor",
-      swap: "outerHTML",
+      source: flow, target: "#editor", swap: "outerHTML",
       // The revision the flow was drawn at: a reorder of a list someone else changed since is refused.
       values: { order: order.join(","), moved: String(from), base: flow.getAttribute("data-base") || "" }
     });
   });
-
-  /* Start ------------------------------------------------------------------------------ */
-
-  function start() {
-    // htmx "settles" class and style: it copies them from an element being
-    // replaced to its replacement with the same id. A style the browser put
-    // there (a resized textarea) would then be set as an attribute, which the
-    // CSP refuses. Settle classes only.
-    if (window.htmx) window.htmx.config.attributesToSettle = ["class", "width", "height"];
-    markInvalid(document);
-  }
-
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
-  else start();
 })();
