@@ -145,3 +145,24 @@ def test_the_runs_list_filters_without_a_reload_and_keeps_the_address(
     page.go_back()
     expect(page.get_by_label("Trigger")).to_have_value("api")
     expect(rows).to_have_count(1)
+
+
+def test_the_run_detail_poll_keeps_an_open_message_and_the_focus(
+    page, live_app, log_in, personas
+) -> None:  # type: ignore[no-untyped-def]
+    """The poll is morphed in (idiomorph): elements stay, so do <details open> and focus."""
+    workflow = published_chain(
+        personas.workspace, ["Facts about {{ topic }}", "More {{ s1 }} [[fake:latency=2500]]"]
+    )
+    log_in("alice@example.com")
+    run = services.run_start(
+        workflow=workflow, trigger=Run.Trigger.MANUAL, inputs={"topic": "kelp"}, user=personas.alice
+    )
+    page.goto(f"{live_app.url}/w/{personas.workspace.slug}/runs/{run.id}/")
+    expect(page.locator("#step-s1 .badge-succeeded")).to_be_visible(timeout=15_000)
+    summary = page.locator("#step-s1 details summary").first
+    summary.click()
+    page.evaluate("window.kept = document.querySelector('#step-s1 details summary')")
+    expect(page.locator("#run-status")).to_have_text("Succeeded", timeout=20_000)
+    expect(page.locator("#step-s1 details").first).to_have_attribute("open", "")
+    assert page.evaluate("document.activeElement === window.kept && window.kept.isConnected")

@@ -53,3 +53,29 @@ def test_a_new_webhook_secret_is_gone_after_navigating_away_and_back(
     assert secret not in page.content()
     page.reload()
     assert secret not in page.content()
+
+
+def test_revoking_a_token_asks_first_and_does_nothing_when_declined(
+    page: Page, live_app, personas, log_in
+) -> None:  # type: ignore[no-untyped-def]
+    """hx-confirm on the boosted form: the browser's dialog, and no request when it is declined."""
+    log_in("alice@example.com")
+    page.goto(f"{live_app.url}/w/{personas.workspace.slug}/settings/api-tokens/")
+    page.get_by_label("Name").fill("Deploy script")
+    page.get_by_role("button", name="Create token").click()
+    questions: list[str] = []
+
+    def answer(dialog, accept: bool) -> None:  # type: ignore[no-untyped-def]
+        questions.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda dialog: answer(dialog, False))
+    page.get_by_role("button", name="Revoke").click()
+    page.wait_for_timeout(500)
+    assert questions == ["Revoke “Deploy script”? Programs using it stop working at once."]
+    expect(page.locator(".badge-danger", has_text="Revoked")).to_have_count(0)
+
+    page.once("dialog", lambda dialog: answer(dialog, True))
+    page.get_by_role("button", name="Revoke").click()
+    expect(page.locator(".badge-danger", has_text="Revoked")).to_have_count(1)
+    assert len(questions) == 2
