@@ -48,9 +48,12 @@ demo: install migrate
 	@echo "Stepwise (simulated answers) on http://127.0.0.1:$(PORT)"
 	PORT=$(PORT) FAKE_OPENAI_PORT=$(FAKE_OPENAI_PORT) $(BIN)/honcho start -f Procfile.demo
 
+# Test processes in parallel (pytest-xdist): one per core by default. Each has
+# its own test database, worker queue and fake OpenAI server.
+PYTEST_WORKERS ?= auto
 test: export SECRET_KEY ?= insecure-key-for-the-test-suite-only-0123456789
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 # What CI checks besides the tests (configured in pyproject.toml).
 lint: export SECRET_KEY ?= insecure-key-for-the-test-suite-only-0123456789
