@@ -2,7 +2,9 @@
 
 Every workspace view, API endpoint and fragment reaches its objects through
 `workspace_for`: a non-member gets 404 (the workspace's existence is not
-revealed), a member whose role is too low gets 403.
+revealed), a member whose role is too low gets 403. The objects inside a
+workspace are reached through it too (`workflow_for`, `run_for`): another
+workspace's id is a 404, as if it did not exist.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from django.http import Http404, HttpRequest
 from django_htmx.middleware import HtmxDetails
 
 from accounts.models import Membership, Role, User
+from workflows.models import Run, Workflow
 
 
 class HtmxRequest(HttpRequest):
@@ -45,3 +48,36 @@ def membership_for(user: User | AnonymousUser, slug: str, *, role: Role) -> Memb
 def workspace_for(request: HttpRequest, slug: str, *, role: Role = Role.VIEWER) -> Membership:
     """The requesting user's membership of workspace `slug`, if it allows `role`."""
     return membership_for(request.user, slug, role=role)
+
+
+def workflow_for(
+    request: HttpRequest, slug: str, workflow_id: int, *, role: Role, archived: bool = True
+) -> tuple[Membership, Workflow]:
+    """The membership and workflow `workflow_id` of workspace `slug` (else 404).
+
+    `archived=False` refuses an archived workflow as well (404): its triggers
+    are not managed until it is back in the list, while the editor, its
+    versions and test runs still open for it.
+    """
+    membership = workspace_for(request, slug, role=role)
+    workflows = membership.workspace.workflows.all()
+    if not archived:
+        workflows = workflows.filter(archived_at__isnull=True)
+    workflow = workflows.filter(id=workflow_id).first()
+    if workflow is None:
+        raise Http404("No such workflow.")
+    workflow.workspace = membership.workspace  # already loaded: no second query
+    return membership, workflow
+
+
+def run_for(membership: Membership, run_id: int) -> Run:
+    """Run `run_id` of the membership's workspace (else 404), with its workflow, version and
+    starter."""
+    run = (
+        Run.objects.select_related("workflow", "version", "created_by")
+        .filter(workspace=membership.workspace, id=run_id)
+        .first()
+    )
+    if run is None:
+        raise Http404("No such run.")
+    return run

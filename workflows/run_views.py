@@ -19,13 +19,13 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, QueryDict
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling, push_url
 
-from accounts.access import AuthedRequest, HtmxRequest, workspace_for
+from accounts.access import AuthedRequest, HtmxRequest, run_for, workspace_for
 from accounts.models import Membership, Role
 from workflows import services
 from workflows.definition import InputError
@@ -281,15 +281,6 @@ def _timeline(run: Run, step_runs: list[StepRun], now: datetime) -> Timeline:
     return Timeline(rows=rows, span_ms=round(span), has_bars=bool(timed))
 
 
-def _run_for(membership: Membership, run_id: int) -> Run:
-    """The run, only if it belongs to the membership's workspace (else 404)."""
-    return get_object_or_404(
-        Run.objects.select_related("workflow", "version", "created_by"),
-        workspace=membership.workspace,
-        id=run_id,
-    )
-
-
 def _can_cancel(membership: Membership, run: Run) -> bool:
     # Viewers may run workflows, so they may stop their own runs; others' runs need an editor.
     return membership.allows(Role.EDITOR) or run.created_by_id == membership.user_id
@@ -299,7 +290,7 @@ def _can_cancel(membership: Membership, run: Run) -> bool:
 @require_GET
 def run_detail(request: AuthedRequest, slug: str, run_id: int) -> HttpResponse:
     membership = workspace_for(request, slug, role=Role.VIEWER)
-    run = _run_for(membership, run_id)
+    run = run_for(membership, run_id)
     now = timezone.now()
     timeline = _timeline(run, list(run.steps.all()), now)
     rows = timeline.rows
@@ -341,7 +332,7 @@ def run_detail(request: AuthedRequest, slug: str, run_id: int) -> HttpResponse:
 def run_rerun(request: AuthedRequest, slug: str, run_id: int) -> HttpResponse:
     """A new run with the same inputs: the same version, or the current draft for a test run."""
     membership = workspace_for(request, slug, role=Role.VIEWER)
-    run = _run_for(membership, run_id)
+    run = run_for(membership, run_id)
     try:
         new = services.run_start(
             workflow=run.workflow,
@@ -369,7 +360,7 @@ def run_rerun(request: AuthedRequest, slug: str, run_id: int) -> HttpResponse:
 def run_resume(request: AuthedRequest, slug: str, run_id: int) -> HttpResponse:
     """Resume from the failed step: finished steps are reused, not called or paid again."""
     membership = workspace_for(request, slug, role=Role.VIEWER)
-    run = _run_for(membership, run_id)
+    run = run_for(membership, run_id)
     if run.status not in (Run.Status.FAILED, Run.Status.CANCELED):
         messages.error(request, "Only a failed or canceled run can be resumed.")
         return redirect("run_detail", slug=slug, run_id=run.id)
@@ -384,7 +375,7 @@ def run_resume(request: AuthedRequest, slug: str, run_id: int) -> HttpResponse:
 @login_required
 def run_cancel(request: AuthedRequest, slug: str, run_id: int) -> HttpResponse:
     membership = workspace_for(request, slug, role=Role.VIEWER)
-    run = _run_for(membership, run_id)
+    run = run_for(membership, run_id)
     if not _can_cancel(membership, run):
         raise PermissionDenied("Canceling another person's run needs the editor role or higher.")
     if services.run_cancel(run=run):

@@ -26,7 +26,7 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.access import AuthedRequest, workspace_for
+from accounts.access import AuthedRequest, workflow_for, workspace_for
 from accounts.models import Membership, Role
 from config.lib.outbound import url_refusal
 from workflows import api_auth, schedules, services, triggers
@@ -97,18 +97,6 @@ class TokenForm(forms.Form):
 
 
 # Helpers -------------------------------------------------------------------
-
-
-def _workflow_for(
-    request: HttpRequest, slug: str, workflow_id: int, *, role: Role
-) -> tuple[Membership, Workflow]:
-    membership = workspace_for(request, slug, role=role)
-    workflow = membership.workspace.workflows.filter(
-        id=workflow_id, archived_at__isnull=True
-    ).first()
-    if workflow is None:
-        raise Http404("No such workflow.")
-    return membership, workflow
 
 
 def _example_body(workflow: Workflow) -> str:
@@ -255,7 +243,9 @@ def _schedule_of(workflow: Workflow, schedule_id: int) -> Schedule:
 @login_required
 @require_GET
 def workflow_triggers(request: AuthedRequest, slug: str, workflow_id: int) -> HttpResponse:
-    membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.VIEWER)
+    membership, workflow = workflow_for(
+        request, slug, workflow_id, role=Role.VIEWER, archived=False
+    )
     new_secret = None
     held = shown_once_take(request, page=request.path)
     if held is not None and membership.allows(Role.ADMIN):
@@ -268,7 +258,7 @@ def workflow_triggers(request: AuthedRequest, slug: str, workflow_id: int) -> Ht
 @login_required
 @require_POST
 def trigger_create(request: AuthedRequest, slug: str, workflow_id: int) -> HttpResponse:
-    membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.ADMIN)
+    membership, workflow = workflow_for(request, slug, workflow_id, role=Role.ADMIN, archived=False)
     form = TriggerForm(request.POST)
     if not form.is_valid():
         return _render_triggers(request, membership, workflow, status=422, trigger_form=form)
@@ -281,7 +271,7 @@ def trigger_create(request: AuthedRequest, slug: str, workflow_id: int) -> HttpR
 def trigger_edit(
     request: AuthedRequest, slug: str, workflow_id: int, trigger_id: int
 ) -> HttpResponse:
-    membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.ADMIN)
+    membership, workflow = workflow_for(request, slug, workflow_id, role=Role.ADMIN, archived=False)
     trigger = _trigger_of(workflow, trigger_id)
     form = TriggerForm(request.POST, prefix=f"t{trigger.id}")
     if not form.is_valid():
@@ -303,7 +293,7 @@ def trigger_edit(
 def trigger_rotate(
     request: AuthedRequest, slug: str, workflow_id: int, trigger_id: int
 ) -> HttpResponse:
-    membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.ADMIN)
+    membership, workflow = workflow_for(request, slug, workflow_id, role=Role.ADMIN, archived=False)
     made = triggers.trigger_rotate(trigger=_trigger_of(workflow, trigger_id), user=request.user)
     return _show_secret(request, slug, workflow, made)
 
@@ -313,7 +303,7 @@ def trigger_rotate(
 def trigger_delete(
     request: AuthedRequest, slug: str, workflow_id: int, trigger_id: int
 ) -> HttpResponse:
-    membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.ADMIN)
+    membership, workflow = workflow_for(request, slug, workflow_id, role=Role.ADMIN, archived=False)
     triggers.trigger_delete(trigger=_trigger_of(workflow, trigger_id), user=request.user)
     return _back_to_triggers(
         request, slug, workflow, success="Webhook deleted: its URL no longer starts runs."
@@ -325,7 +315,7 @@ def trigger_delete(
 def trigger_signing(
     request: AuthedRequest, slug: str, workflow_id: int, trigger_id: int
 ) -> HttpResponse:
-    membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.OWNER)
+    membership, workflow = workflow_for(request, slug, workflow_id, role=Role.OWNER, archived=False)
     required = request.POST.get("signing_required") == "on"
     triggers.trigger_set_signing(
         trigger=_trigger_of(workflow, trigger_id), required=required, user=request.user
@@ -359,7 +349,7 @@ def _schedule_form_checked(form: ScheduleForm, workflow: Workflow) -> bool:
 @login_required
 @require_POST
 def schedule_create(request: AuthedRequest, slug: str, workflow_id: int) -> HttpResponse:
-    membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.ADMIN)
+    membership, workflow = workflow_for(request, slug, workflow_id, role=Role.ADMIN, archived=False)
     form = ScheduleForm(request.POST)
     if _schedule_form_checked(form, workflow):
         try:
@@ -376,7 +366,7 @@ def schedule_create(request: AuthedRequest, slug: str, workflow_id: int) -> Http
 def schedule_edit(
     request: AuthedRequest, slug: str, workflow_id: int, schedule_id: int
 ) -> HttpResponse:
-    membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.ADMIN)
+    membership, workflow = workflow_for(request, slug, workflow_id, role=Role.ADMIN, archived=False)
     schedule = _schedule_of(workflow, schedule_id)
     form = ScheduleForm(request.POST, prefix=f"s{schedule.id}")
     if _schedule_form_checked(form, workflow):
@@ -396,7 +386,7 @@ def schedule_edit(
 def schedule_delete(
     request: AuthedRequest, slug: str, workflow_id: int, schedule_id: int
 ) -> HttpResponse:
-    membership, workflow = _workflow_for(request, slug, workflow_id, role=Role.ADMIN)
+    membership, workflow = workflow_for(request, slug, workflow_id, role=Role.ADMIN, archived=False)
     schedules.schedule_delete(schedule=_schedule_of(workflow, schedule_id), user=request.user)
     return _back_to_triggers(request, slug, workflow, success="Schedule deleted.")
 

@@ -34,7 +34,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import replace_url, trigger_client_event
 
-from accounts.access import workspace_for
+from accounts.access import workflow_for, workspace_for
 from accounts.models import Membership, Role, Workspace
 from workflows import draft_changes, editing, forms, services, starters
 from workflows.definition import InputError
@@ -148,7 +148,7 @@ def workflow_new(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 @login_required
 def workflow_duplicate(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
-    membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
+    membership, workflow = workflow_for(request, slug, pk, role=Role.EDITOR)
     copy = services.workflow_duplicate(workflow=workflow, user=request.user)
     messages.success(request, f"Duplicated as “{copy.name}”.")
     return redirect(_editor_url(slug, copy))
@@ -157,7 +157,7 @@ def workflow_duplicate(request: HttpRequest, slug: str, pk: int) -> HttpResponse
 @require_POST
 @login_required
 def workflow_archive(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
-    membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
+    membership, workflow = workflow_for(request, slug, pk, role=Role.EDITOR)
     services.workflow_archive(workflow=workflow, user=request.user)
     messages.success(request, f"Archived “{workflow.name}”. It keeps its versions and runs.")
     return redirect("workspace_home", slug=slug)
@@ -166,7 +166,7 @@ def workflow_archive(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @require_POST
 @login_required
 def workflow_unarchive(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
-    membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
+    membership, workflow = workflow_for(request, slug, pk, role=Role.EDITOR)
     services.workflow_unarchive(workflow=workflow, user=request.user)
     messages.success(request, f"“{workflow.name}” is back in the list.")
     return redirect("workspace_home", slug=slug)
@@ -175,7 +175,7 @@ def workflow_unarchive(request: HttpRequest, slug: str, pk: int) -> HttpResponse
 @require_http_methods(["GET", "POST"])
 @login_required
 def workflow_delete(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
-    membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
+    membership, workflow = workflow_for(request, slug, pk, role=Role.EDITOR)
     if request.method == "POST":
         if request.POST.get("confirm_name", "").strip() != workflow.name:
             return render(
@@ -213,15 +213,6 @@ def _delete_counts(workflow: Workflow) -> dict[str, int]:
 
 
 # --- The editor page --------------------------------------------------------------------
-
-
-def _workflow_for(
-    request: HttpRequest, slug: str, pk: int, role: Role
-) -> tuple[Membership, Workflow]:
-    membership = workspace_for(request, slug, role=role)
-    workflow = get_object_or_404(Workflow.objects.filter(workspace=membership.workspace), pk=pk)
-    workflow.workspace = membership.workspace  # already loaded: no second query
-    return membership, workflow
 
 
 def _editor_url(slug: str, workflow: Workflow, *, panel: str = "", index: int | None = None) -> str:
@@ -429,7 +420,7 @@ def _merge_form_errors(slots: dict, form_errors: dict[str, list[str]]) -> None:
 @require_GET
 @login_required
 def workflow_editor(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
-    membership, workflow = _workflow_for(request, slug, pk, Role.VIEWER)
+    membership, workflow = workflow_for(request, slug, pk, role=Role.VIEWER)
     step_count = len(editing.steps_of(workflow.definition))
     panel, index = _panel_choice(request, step_count, membership.allows(Role.EDITOR))
     # Presence starts with the first sync poll (3 s
@@ -458,7 +449,7 @@ def workflow_editor_sync(request: HttpRequest, slug: str, pk: int) -> HttpRespon
     is being typed in (static/js/editor.js), whose stale base then makes the
     next save of it a conflict instead of a silent overwrite.
     """
-    membership, workflow = _workflow_for(request, slug, pk, Role.VIEWER)
+    membership, workflow = workflow_for(request, slug, pk, role=Role.VIEWER)
     services.editor_presence_touch(workflow=workflow, user=request.user)
     seen = _int(request.GET.get("seen", ""), default=-1)
     others = _others_here(workflow, request.user)
@@ -822,7 +813,7 @@ def _structure_conflict(workflow: Workflow, path: str = "steps") -> services.Dra
 def workflow_step_save(request: HttpRequest, slug: str, pk: int, index: int) -> HttpResponse:
     """Autosave of the fields of a step that the person changed; with `action`, also add/remove a
     case or build a schema."""
-    membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
+    membership, workflow = workflow_for(request, slug, pk, role=Role.EDITOR)
     try:
         index, key = _step_index(
             workflow, index, request.POST.get("step_key", ""), drawn_at=_drawn_at(request.POST)
@@ -924,7 +915,7 @@ def _structure_edit(
 @require_POST
 @login_required
 def workflow_step_add(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
-    membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
+    membership, workflow = workflow_for(request, slug, pk, role=Role.EDITOR)
     kind = request.POST.get("kind", "")
     position = _int(
         request.POST.get("position", ""), default=len(editing.steps_of(workflow.definition))
@@ -950,7 +941,7 @@ def workflow_step_add(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @require_POST
 @login_required
 def workflow_step_move(request: HttpRequest, slug: str, pk: int, index: int) -> HttpResponse:
-    membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
+    membership, workflow = workflow_for(request, slug, pk, role=Role.EDITOR)
     direction = request.POST.get("direction")
     offset = -1 if direction == "up" else 1
     try:
@@ -985,7 +976,7 @@ def workflow_step_move(request: HttpRequest, slug: str, pk: int, index: int) -> 
 @require_POST
 @login_required
 def workflow_steps_reorder(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
-    membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
+    membership, workflow = workflow_for(request, slug, pk, role=Role.EDITOR)
     order = [_int(part) for part in request.POST.get("order", "").split(",") if part.strip()]
     try:
         _structure_edit(
@@ -1006,7 +997,7 @@ def workflow_steps_reorder(request: HttpRequest, slug: str, pk: int) -> HttpResp
 @require_POST
 @login_required
 def workflow_step_delete(request: HttpRequest, slug: str, pk: int, index: int) -> HttpResponse:
-    membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
+    membership, workflow = workflow_for(request, slug, pk, role=Role.EDITOR)
     try:
         removed = _structure_edit(
             request, workflow, lambda definition: editing.step_remove(definition, index=index)
@@ -1042,7 +1033,7 @@ def workflow_step_delete(request: HttpRequest, slug: str, pk: int, index: int) -
 @login_required
 def workflow_step_restore(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     """Undo a delete: put the step back where it was (near it, if the steps changed since)."""
-    membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
+    membership, workflow = workflow_for(request, slug, pk, role=Role.EDITOR)
     try:
         data = signing.loads(request.POST.get("token", ""), salt=UNDO_SALT, max_age=UNDO_MAX_AGE)
     except signing.BadSignature:
@@ -1088,7 +1079,7 @@ def _input_bases(data: Any) -> dict[str, int | None]:
 @require_POST
 @login_required
 def workflow_inputs_save(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
-    membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
+    membership, workflow = workflow_for(request, slug, pk, role=Role.EDITOR)
     action = request.POST.get("action", "")
     result: dict[str, Any] = {}
 
@@ -1136,7 +1127,7 @@ def workflow_inputs_save(request: HttpRequest, slug: str, pk: int) -> HttpRespon
 @require_POST
 @login_required
 def workflow_output_save(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
-    membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
+    membership, workflow = workflow_for(request, slug, pk, role=Role.EDITOR)
     mode = request.POST.get("output_mode")
 
     def edit(definition: dict) -> dict:
@@ -1175,7 +1166,7 @@ def workflow_output_save(request: HttpRequest, slug: str, pk: int) -> HttpRespon
 @require_POST
 @login_required
 def workflow_settings_save(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
-    membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
+    membership, workflow = workflow_for(request, slug, pk, role=Role.EDITOR)
     errors: dict[str, list[str]] = {}
     name = request.POST.get("name", "").strip()
     if "name" in request.POST:
@@ -1223,7 +1214,7 @@ def workflow_settings_save(request: HttpRequest, slug: str, pk: int) -> HttpResp
 def workflow_rename(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     """Rename in place from the editor's title: htmx
     gets the name updated wherever the page shows it."""
-    membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
+    membership, workflow = workflow_for(request, slug, pk, role=Role.EDITOR)
     form = forms.RenameForm(request.POST)
     errors: list[str] = []
     name = form.cleaned_data["name"].strip() if form.is_valid() else ""
@@ -1287,7 +1278,7 @@ def workflow_rename(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @require_POST
 @login_required
 def workflow_publish(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
-    membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
+    membership, workflow = workflow_for(request, slug, pk, role=Role.EDITOR)
     form = forms.PublishForm(request.POST)
     summary = form.cleaned_data["summary"].strip() if form.is_valid() else ""
     try:
@@ -1303,7 +1294,7 @@ def workflow_publish(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @require_GET
 @login_required
 def workflow_versions(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
-    membership, workflow = _workflow_for(request, slug, pk, Role.VIEWER)
+    membership, workflow = workflow_for(request, slug, pk, role=Role.VIEWER)
     versions = list(workflow.versions.select_related("author").order_by("-number")[:50])
     entries = []
     for position, version in enumerate(versions):
@@ -1337,7 +1328,7 @@ def workflow_versions(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @require_POST
 @login_required
 def workflow_version_restore(request: HttpRequest, slug: str, pk: int, number: int) -> HttpResponse:
-    membership, workflow = _workflow_for(request, slug, pk, Role.EDITOR)
+    membership, workflow = workflow_for(request, slug, pk, role=Role.EDITOR)
     version = get_object_or_404(WorkflowVersion, workflow=workflow, number=number)
     before = workflow.definition
     services.workflow_restore_version(workflow=workflow, version=version, user=request.user)
@@ -1367,7 +1358,7 @@ def workflow_version_restore(request: HttpRequest, slug: str, pk: int, number: i
 @login_required
 def workflow_test_run(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     """Run the draft (every role may): a real run through the workers, shown live on the cards."""
-    membership, workflow = _workflow_for(request, slug, pk, Role.VIEWER)
+    membership, workflow = workflow_for(request, slug, pk, role=Role.VIEWER)
     parsed, issues = services.definition_check(workflow.definition)
     if parsed is None or issues:
         return _render_editor(request, membership, workflow, panel="run", status=422)
@@ -1399,7 +1390,7 @@ def workflow_test_run(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @login_required
 def workflow_test_run_status(request: HttpRequest, slug: str, pk: int, run_id: int) -> HttpResponse:
     """Polled every second while a test run is going; answers without the trigger once it ends."""
-    membership, workflow = _workflow_for(request, slug, pk, Role.VIEWER)
+    membership, workflow = workflow_for(request, slug, pk, role=Role.VIEWER)
     run = get_object_or_404(
         Run.objects.filter(workspace=membership.workspace, workflow=workflow), pk=run_id
     )
