@@ -8,10 +8,12 @@ that lacks a part fails here, not in production.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import get_args
 
 import pytest
 from django.http import QueryDict
+from django.template.loader import get_template
 from pydantic import BaseModel
 
 from tests.conftest import Personas
@@ -51,6 +53,7 @@ PARTS = {
     "from_post": callable,
     "apply_action": callable,
     "panel_context": callable,
+    "PANEL": str,
 }
 
 
@@ -81,6 +84,14 @@ def test_its_config_is_a_step_tagged_by_its_type(kind: object) -> None:
     assert config.model_fields["type"].default == kind.TYPE  # type: ignore[attr-defined]
     for name, value in kind.DEFAULTS.items():  # type: ignore[attr-defined]
         assert config.model_fields[name].default == value, f"{name}: the model's default differs"
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
+def test_its_panel_template_is_in_its_package(kind: object) -> None:
+    package = Path(kind.__file__).parent  # type: ignore[attr-defined]
+    for part in ("edit", "readonly"):
+        template = get_template(f"{kind.PANEL}#{part}")  # type: ignore[attr-defined]
+        assert Path(template.origin.name).is_relative_to(package / "templates")
 
 
 def test_the_step_union_and_the_lookup_are_the_registry() -> None:
