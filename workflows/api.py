@@ -212,13 +212,7 @@ def workflows_replace(
     request: HttpRequest, definition: Body[dict[str, Any]], workflow_id: int = Id
 ) -> WorkflowDetailOut:
     workflow = _workflow(request, workflow_id)
-    parsed = services.definition_parse(definition)
-    if (
-        Workflow.objects.filter(workspace_id=workflow.workspace_id, name=parsed.name)
-        .exclude(id=workflow.id)
-        .exists()
-    ):
-        raise HttpError(409, f"A workflow named “{parsed.name}” already exists in this workspace.")
+    services.definition_parse(definition)  # an invalid definition is refused, not stored
     services.workflow_save_draft(
         workflow=workflow, definition=definition, user=_token(request).created_by
     )

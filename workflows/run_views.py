@@ -26,7 +26,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling, push_url
 
 from accounts.access import AuthedRequest, HtmxRequest, run_for, workspace_for
-from accounts.models import Membership, Role
+from accounts.models import Role
 from workflows import services
 from workflows.definition import InputError
 from workflows.models import Run, StepRun, Workflow, WorkflowVersion
@@ -281,11 +281,6 @@ def _timeline(run: Run, step_runs: list[StepRun], now: datetime) -> Timeline:
     return Timeline(rows=rows, span_ms=round(span), has_bars=bool(timed))
 
 
-def _can_cancel(membership: Membership, run: Run) -> bool:
-    # Viewers may run workflows, so they may stop their own runs; others' runs need an editor.
-    return membership.allows(Role.EDITOR) or run.created_by_id == membership.user_id
-
-
 @login_required
 @require_GET
 def run_detail(request: AuthedRequest, slug: str, run_id: int) -> HttpResponse:
@@ -312,8 +307,9 @@ def run_detail(request: AuthedRequest, slug: str, run_id: int) -> HttpResponse:
         "output_text": output_text,
         "output_is_json": output_is_json,
         "payload_text": _output_text(run.payload)[0],
-        "can_cancel": not run.is_finished and _can_cancel(membership, run),
-        "can_resume": run.status in (Run.Status.FAILED, Run.Status.CANCELED),
+        "can_cancel": not run.is_finished
+        and services.run_cancel_allowed(run=run, membership=membership),
+        "can_resume": services.run_resumable(run),
     }
     if _partial_wanted(request, "run-live"):
         status = HttpResponseStopPolling.status_code if run.is_finished else 200
@@ -361,10 +357,11 @@ def run_resume(request: AuthedRequest, slug: str, run_id: int) -> HttpResponse:
     """Resume from the failed step: finished steps are reused, not called or paid again."""
     membership = workspace_for(request, slug, role=Role.VIEWER)
     run = run_for(membership, run_id)
-    if run.status not in (Run.Status.FAILED, Run.Status.CANCELED):
-        messages.error(request, "Only a failed or canceled run can be resumed.")
+    try:
+        new = services.run_resume(run=run, user=request.user)
+    except services.RunNotResumable as e:
+        messages.error(request, str(e))
         return redirect("run_detail", slug=slug, run_id=run.id)
-    new = services.run_resume(run=run, user=request.user)
     messages.success(
         request, f"Run #{new.id} resumes run #{run.id}; its finished steps are reused."
     )
@@ -376,9 +373,11 @@ def run_resume(request: AuthedRequest, slug: str, run_id: int) -> HttpResponse:
 def run_cancel(request: AuthedRequest, slug: str, run_id: int) -> HttpResponse:
     membership = workspace_for(request, slug, role=Role.VIEWER)
     run = run_for(membership, run_id)
-    if not _can_cancel(membership, run):
-        raise PermissionDenied("Canceling another person's run needs the editor role or higher.")
-    if services.run_cancel(run=run):
+    try:
+        canceled = services.run_cancel(run=run, membership=membership)
+    except services.NotAllowedToCancel as e:
+        raise PermissionDenied(str(e)) from None
+    if canceled:
         messages.success(
             request, "Run canceled. A step already in flight finishes and is recorded."
         )

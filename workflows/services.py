@@ -20,7 +20,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from accounts.audit import audit_record
-from accounts.models import User, Workspace
+from accounts.models import Membership, Role, User, Workspace
 from workflows import dispatch, draft_changes
 from workflows.definition import Definition, InputError, Issue, coerce_inputs, validate_definition
 from workflows.models import ApiToken, EditorPresence, Run, StepRun, Workflow, WorkflowVersion
@@ -64,6 +64,16 @@ class WorkflowNameTaken(Exception):
     def __init__(self, name: str) -> None:
         super().__init__(f"A workflow named “{name}” already exists in this workspace.")
         self.name = name
+
+
+def workflow_name_check(*, workflow: Workflow, name: str) -> None:
+    """Raises WorkflowNameTaken if another workflow of `workflow`'s workspace is called `name`."""
+    if (
+        Workflow.objects.filter(workspace_id=workflow.workspace_id, name=name)
+        .exclude(id=workflow.id)
+        .exists()
+    ):
+        raise WorkflowNameTaken(name)
 
 
 @transaction.atomic
@@ -131,72 +141,84 @@ def workflow_edit_draft(
     `draft_revision` (retried when another write got in first), which also
     records who changed which paths. A write that changes nothing is not a
     revision. `workflow` is updated in place. The issues are returned for the
-    editor to show; publishing refuses them.
+    editor to show; publishing refuses them. A valid draft whose name another
+    workflow of the workspace has raises WorkflowNameTaken (nothing written),
+    also when a concurrent rename to that name wins the race.
     """
     actor_id = user.pk if user is not None and user.is_authenticated else None
     actor_name = user.display_name if user is not None and actor_id is not None else "Someone"
     for _attempt in range(CAS_ATTEMPTS):
-        with transaction.atomic():
-            current = (
-                Workflow.objects.filter(pk=workflow.pk)
-                .values("definition", "draft_revision", "draft_changes")
-                .get()
-            )
-            changes = current["draft_changes"] if isinstance(current["draft_changes"], dict) else {}
-            found = draft_changes.conflicts(changes, bases or {}, actor_id)
-            if found:
-                _refresh(workflow, current)
-                raise DraftConflict(found, workflow)
-            before = current["definition"]
-            definition = edit(copy.deepcopy(before))
-            parsed, issues = definition_check(definition)
-            stored = (
-                parsed.model_dump(mode="json", by_alias=True)
-                if parsed and not issues
-                else definition
-            )
-            paths, renames = draft_changes.changed_paths(before, stored)
-            if not paths:
-                _refresh(workflow, current)
-                return issues
-            revision = current["draft_revision"] + 1
-            now = timezone.now()
-            values: dict[str, object] = {
-                "definition": stored,
-                "draft_revision": revision,
-                "draft_changes": draft_changes.record(
-                    changes,
-                    paths=paths,
-                    renames=renames,
-                    revision=revision,
-                    user_id=actor_id,
-                    name=actor_name,
-                    at=now,
-                ),
-                "updated_at": now,
-            }
-            if parsed is not None:
-                values["name"] = parsed.name
-                values["description"] = parsed.description
-            if (
-                Workflow.objects.filter(
-                    pk=workflow.pk, draft_revision=current["draft_revision"]
-                ).update(**values)
-                != 1
-            ):
-                continue  # another write got in first: start again from what it stored
-            for name, value in values.items():
-                setattr(workflow, name, value)
-            if not _edited_recently(workflow, user):
-                audit_record(
-                    workspace=workflow.workspace_id,
-                    actor=user,
-                    action="workflow.edit",
-                    target=workflow,
-                    before=before,
-                    after=stored,
+        parsed: Definition | None = None
+        try:
+            with transaction.atomic():
+                current = (
+                    Workflow.objects.filter(pk=workflow.pk)
+                    .values("name", "definition", "draft_revision", "draft_changes")
+                    .get()
                 )
-            return issues
+                changes = (
+                    current["draft_changes"] if isinstance(current["draft_changes"], dict) else {}
+                )
+                found = draft_changes.conflicts(changes, bases or {}, actor_id)
+                if found:
+                    _refresh(workflow, current)
+                    raise DraftConflict(found, workflow)
+                before = current["definition"]
+                definition = edit(copy.deepcopy(before))
+                parsed, issues = definition_check(definition)
+                stored = (
+                    parsed.model_dump(mode="json", by_alias=True)
+                    if parsed and not issues
+                    else definition
+                )
+                paths, renames = draft_changes.changed_paths(before, stored)
+                if not paths:
+                    _refresh(workflow, current)
+                    return issues
+                revision = current["draft_revision"] + 1
+                now = timezone.now()
+                values: dict[str, object] = {
+                    "definition": stored,
+                    "draft_revision": revision,
+                    "draft_changes": draft_changes.record(
+                        changes,
+                        paths=paths,
+                        renames=renames,
+                        revision=revision,
+                        user_id=actor_id,
+                        name=actor_name,
+                        at=now,
+                    ),
+                    "updated_at": now,
+                }
+                if parsed is not None:
+                    if parsed.name != current["name"]:
+                        workflow_name_check(workflow=workflow, name=parsed.name)
+                    values["name"] = parsed.name
+                    values["description"] = parsed.description
+                if (
+                    Workflow.objects.filter(
+                        pk=workflow.pk, draft_revision=current["draft_revision"]
+                    ).update(**values)
+                    != 1
+                ):
+                    continue  # another write got in first: start again from what it stored
+                for name, value in values.items():
+                    setattr(workflow, name, value)
+                if not _edited_recently(workflow, user):
+                    audit_record(
+                        workspace=workflow.workspace_id,
+                        actor=user,
+                        action="workflow.edit",
+                        target=workflow,
+                        before=before,
+                        after=stored,
+                    )
+                return issues
+        except IntegrityError:  # a concurrent rename to this name won the race
+            if parsed is None:
+                raise
+            raise WorkflowNameTaken(parsed.name) from None
     raise RuntimeError("The draft kept changing under this write; try again.")
 
 
@@ -468,13 +490,27 @@ def run_enqueue(run_id: int) -> None:
         log.warning("Run %s: broker unavailable; the reaper will enqueue it", run_id, exc_info=True)
 
 
+class RunNotResumable(Exception):
+    """Only a failed or canceled run can be resumed."""
+
+    def __init__(self) -> None:
+        super().__init__("Only a failed or canceled run can be resumed.")
+
+
+def run_resumable(run: Run) -> bool:
+    return run.status in (Run.Status.FAILED, Run.Status.CANCELED)
+
+
 @transaction.atomic
 def run_resume(*, run: Run, user: User | None) -> Run:
     """A new run of the same definition and inputs that reuses the finished steps.
 
     Steps that succeeded in `run` are copied as reused (not called, not paid
-    again); execution starts at the first step that did not finish.
+    again); execution starts at the first step that did not finish. Raises
+    RunNotResumable unless `run` failed or was canceled.
     """
+    if not run_resumable(run):
+        raise RunNotResumable
     new = Run.objects.create(
         workspace_id=run.workspace_id,
         workflow_id=run.workflow_id,
@@ -508,10 +544,29 @@ def run_resume(*, run: Run, user: User | None) -> Run:
     return new
 
 
+class NotAllowedToCancel(Exception):
+    """A member below the editor role may cancel only the runs they started."""
+
+    def __init__(self) -> None:
+        super().__init__("Canceling another person's run needs the editor role or higher.")
+
+
+def run_cancel_allowed(*, run: Run, membership: Membership) -> bool:
+    # Viewers may run workflows, so they may stop their own runs; others' runs need an editor.
+    return membership.allows(Role.EDITOR) or run.created_by_id == membership.user_id
+
+
 @transaction.atomic
-def run_cancel(*, run: Run) -> bool:
-    """Cancel a queued, running or waiting run. A step in flight finishes and
-    is recorded; a step that waits (for budget) was never sent and never will be."""
+def run_cancel(*, run: Run, membership: Membership | None = None) -> bool:
+    """Cancel a queued, running or waiting run; False if it had already finished.
+
+    A step in flight finishes and is recorded; a step that waits (for budget)
+    was never sent and never will be. A member canceling (`membership`) who may
+    not cancel this run gets NotAllowedToCancel (see `run_cancel_allowed`);
+    without one (the API's token, the engine) any run of the workspace may be.
+    """
+    if membership is not None and not run_cancel_allowed(run=run, membership=membership):
+        raise NotAllowedToCancel
     canceled = (
         Run.objects.filter(
             id=run.id, status__in=[Run.Status.QUEUED, Run.Status.RUNNING, Run.Status.WAITING]
@@ -531,10 +586,15 @@ def run_cancel(*, run: Run) -> bool:
 __all__ = [
     "DraftConflict",
     "InputError",
+    "NotAllowedToCancel",
     "NotPublished",
+    "RunNotResumable",
     "WorkflowInvalid",
+    "WorkflowNameTaken",
     "editor_presence_touch",
     "run_cancel",
+    "run_cancel_allowed",
+    "run_resumable",
     "run_resume",
     "run_start",
     "workflow_archive",
@@ -543,6 +603,7 @@ __all__ = [
     "workflow_duplicate",
     "workflow_edit_draft",
     "workflow_import",
+    "workflow_name_check",
     "workflow_publish",
     "workflow_restore_version",
     "workflow_save_draft",

@@ -22,7 +22,6 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core import signing
-from django.db import IntegrityError
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse
@@ -1173,11 +1172,11 @@ def workflow_settings_save(request: HttpRequest, slug: str, pk: int) -> HttpResp
         form = forms.SettingsForm({"name": name})
         if not form.is_valid():
             errors["name"] = list(form.errors["name"])
-        elif (
-            name != workflow.name
-            and workflow.workspace.workflows.filter(name=name).exclude(id=workflow.id).exists()
-        ):
-            errors["name"] = [f"Another workflow is already called “{name}”."]
+        elif name != workflow.name:
+            try:
+                services.workflow_name_check(workflow=workflow, name=name)
+            except services.WorkflowNameTaken:
+                errors["name"] = [f"Another workflow is already called “{name}”."]
 
     def edit(definition: dict) -> dict:
         new_name = (
@@ -1199,7 +1198,7 @@ def workflow_settings_save(request: HttpRequest, slug: str, pk: int) -> HttpResp
     }
     try:
         services.workflow_edit_draft(workflow=workflow, user=request.user, edit=edit, bases=bases)
-    except IntegrityError:  # renamed by someone else at the same moment
+    except services.WorkflowNameTaken:  # renamed by someone else at the same moment
         errors["name"] = [f"Another workflow is already called “{name}”."]
     except services.DraftConflict as conflict:
         return _autosaved(
@@ -1222,11 +1221,11 @@ def workflow_rename(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         errors = [str(message) for messages_ in form.errors.values() for message in messages_]
     elif not name:
         errors = ["A workflow needs a name."]
-    elif (
-        name != workflow.name
-        and workflow.workspace.workflows.filter(name=name).exclude(id=workflow.id).exists()
-    ):
-        errors = [f"Another workflow is already called “{name}”."]
+    elif name != workflow.name:
+        try:
+            services.workflow_name_check(workflow=workflow, name=name)
+        except services.WorkflowNameTaken:
+            errors = [f"Another workflow is already called “{name}”."]
     if not errors and name != workflow.name:
 
         def edit(definition: dict) -> dict:
@@ -1247,7 +1246,7 @@ def workflow_rename(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
                 edit=edit,
                 bases={"name": _base(request.POST, "name")},
             )
-        except IntegrityError:  # renamed by someone else at the same moment
+        except services.WorkflowNameTaken:  # renamed by someone else at the same moment
             workflow.refresh_from_db()
             errors = [f"Another workflow is already called “{name}”."]
         except services.DraftConflict as conflict:
