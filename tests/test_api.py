@@ -480,3 +480,18 @@ def test_a_trigger_of_another_workflow_of_the_same_workspace_is_404(
         send(api, "post", f"/workflows/{second.id}/triggers/{made.trigger.id}/rotate").status_code
         == 404
     )
+
+
+def test_export_is_the_stored_draft_as_an_indented_file_even_when_it_does_not_validate(
+    api: Client, personas: Personas
+) -> None:
+    workflow = services.workflow_create(
+        workspace=personas.workspace, definition=GREETING, user=None
+    )
+    draft = {"name": "Grüße", "description": "", "steps": [{"key": "half", "type": "llm"}]}
+    services.workflow_save_draft(workflow=workflow, definition=draft, user=None)
+
+    exported = send(api, "get", f"/workflows/{workflow.id}/export")
+
+    assert exported.status_code == 200
+    assert exported.content.decode() == json.dumps(draft, indent=2, ensure_ascii=False)

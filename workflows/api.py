@@ -48,6 +48,7 @@ from workflows.schemas import (
     ValidationOut,
     VersionOut,
     WorkflowDetailOut,
+    WorkflowFileOut,
     WorkflowOut,
     run_accepted,
     run_out,
@@ -56,6 +57,7 @@ from workflows.schemas import (
     validation_out,
     version_out,
     workflow_detail_out,
+    workflow_file_out,
     workflow_out,
 )
 from workflows.webhooks import wait_for_finish
@@ -265,7 +267,7 @@ def workflows_publish(
 
 @api.get(
     "/workflows/{workflow_id}/export",
-    response={200: dict[str, Any], **ERRORS},
+    response={200: WorkflowFileOut, **ERRORS},
     tags=["workflows"],
     operation_id="workflows_export",
     summary="The definition as a file to import: the draft, or a published `version`",
@@ -281,7 +283,11 @@ def workflows_export(
         if found is None:
             raise Http404("No such version.")
         definition = found.definition
-    response = JsonResponse(definition, json_dumps_params={"indent": 2, "ensure_ascii": False})
+    # Returned as a file (indented, attached) rather than through ninja's compact renderer.
+    response = JsonResponse(
+        workflow_file_out(definition).model_dump(mode="json"),
+        json_dumps_params={"indent": 2, "ensure_ascii": False},
+    )
     response["Content-Disposition"] = f'attachment; filename="workflow-{workflow.id}.json"'
     return response
 

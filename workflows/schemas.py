@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from django.conf import settings
 from ninja import Field, Schema
+from pydantic import BaseModel, ConfigDict
 
 from workflows.definition import Issue
 from workflows.models import Run, StepRun, Trigger, Workflow, WorkflowVersion
@@ -63,6 +64,14 @@ class WorkflowOut(Schema):
 class WorkflowDetailOut(WorkflowOut):
     definition: dict[str, Any]
     versions: list[VersionOut]
+
+
+class WorkflowFileOut(BaseModel):
+    """A definition as a file to import: the workflow format (docs/workflow-format.md), as
+    stored (a draft is exported even while it does not validate), its keys in their order.
+    (A plain pydantic model: ninja's Schema reads attributes and would drop the extra keys.)"""
+
+    model_config = ConfigDict(extra="allow")
 
 
 class PublishIn(Schema):
@@ -212,6 +221,10 @@ def workflow_detail_out(workflow: Workflow) -> WorkflowDetailOut:
         definition=workflow.definition,
         versions=[version_out(version) for version in versions],
     )
+
+
+def workflow_file_out(definition: dict[str, Any]) -> WorkflowFileOut:
+    return WorkflowFileOut.model_validate(definition)
 
 
 def trigger_out(trigger: Trigger) -> TriggerOut:
