@@ -46,7 +46,7 @@ PARTS = {
     "new_step": callable,
     "summary": callable,
     "branches": callable,
-    "json_fields": callable,
+    "json_properties": callable,
     "fields": callable,
     "template_values": callable,
     "rename": callable,
@@ -54,11 +54,17 @@ PARTS = {
     "apply_action": callable,
     "panel_context": callable,
     "PANEL": str,
+    "SHORT_LABEL": str,
+    "LIST_FIELDS": dict,
+    # what conflict detection needs: which field a posted name or a button writes, and back
+    "posted_path": callable,
+    "form_name": callable,
+    "action_path": callable,
 }
 
 
 def new_step(kind: object) -> dict:
-    return kind.new_step(key="fresh", previous_step=None, previous=None, following=None)  # type: ignore[attr-defined]
+    return kind.new_step(key="fresh", previous=None, previous_json={}, following=None)  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
@@ -109,7 +115,7 @@ def test_a_new_step_parses_and_the_editor_can_read_it(kind: object) -> None:
     assert isinstance(parsed, kind.Config)  # type: ignore[attr-defined]
     assert isinstance(kind.summary(step), str)  # type: ignore[attr-defined]
     assert all(len(branch) == 3 for branch in kind.branches(step))  # type: ignore[attr-defined]
-    assert isinstance(kind.json_fields(step), list)  # type: ignore[attr-defined]
+    assert isinstance(kind.json_properties(step), dict)  # type: ignore[attr-defined]
     fields = step_fields(step)
     assert set(kind.template_values(step)) <= set(fields)  # type: ignore[attr-defined]
     assert isinstance(kind.templates(parsed), list)  # type: ignore[attr-defined]

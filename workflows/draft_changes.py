@@ -13,9 +13,10 @@ Paths:
   inputs                   how many inputs (adding or removing one shifts the others)
   inputs.<i>.<field>       an input is addressed by its index
   steps                    the order of the step keys (add, move, delete, rename)
-  steps.<key>.<field>      a step's field ("response_format" as a whole)
-  steps.<key>.cases        how many cases a condition has
-  steps.<key>.cases.<i>.<field>
+  steps.<key>.<field>      a step's field (an object such as "response_format" as a whole)
+  steps.<key>.<list>       how many items a list field of its kind holds (a condition's
+                           "cases": the kind's LIST_FIELDS)
+  steps.<key>.<list>.<i>.<field>
 A renamed step keeps its history: its paths move to the new key and
 "renamed:<old>" points at the new key, so a write from a form that still
 knows the old key finds the step.
@@ -28,27 +29,16 @@ from datetime import datetime
 from typing import Any
 
 from workflows import editing
+from workflows import steps as step_kinds
 
 MAX_ENTRIES = 400
 RENAMED = "renamed:"
 
+# The fields every step has and the workflow's own; each kind labels its fields (FIELD_LABELS).
 FIELD_LABELS = {
     "title": "Title",
     "key": "Name",
-    "system": "System message",
-    "prompt": "Prompt",
-    "model": "Model",
-    "temperature": "Temperature",
-    "max_tokens": "Max output tokens",
-    "response_format": "Answer format",
-    "template": "Template",
     "next": "Then",
-    "else": "Otherwise go to",
-    "cases": "the cases",
-    "left": "Value",
-    "op": "Test",
-    "right": "Compared with",
-    "goto": "Then go to",
     "name": "Name",
     "description": "Description",
     "output": "Output",
@@ -94,12 +84,14 @@ def flatten(definition: object) -> dict[str, Any]:
         if not isinstance(step, dict):
             continue
         prefix = f"steps.{editing.step_key(step)}."
+        kind = step_kinds.kind_of(step)
+        lists = kind.LIST_FIELDS if kind else {}
         for name, value in step.items():
-            if name == "cases" and isinstance(value, list):
-                flat[prefix + "cases"] = len(value)
-                for index, case in enumerate(value):
-                    for field, item in case.items() if isinstance(case, dict) else []:
-                        flat[f"{prefix}cases.{index}.{field}"] = item
+            if name in lists and isinstance(value, list):
+                flat[prefix + name] = len(value)
+                for index, entry in enumerate(value):
+                    for field, item in entry.items() if isinstance(entry, dict) else []:
+                        flat[f"{prefix}{name}.{index}.{field}"] = item
             else:
                 flat[prefix + name] = value
     return flat
@@ -183,15 +175,32 @@ def current_key(changes: dict, key: str, *, since: int | None = None) -> str:
     return key
 
 
+def _list_fields() -> dict[str, str]:
+    """Every kind's list fields (a condition's "cases"), with the word for one item ("Case")."""
+    return {name: word for kind in step_kinds.KINDS for name, word in kind.LIST_FIELDS.items()}
+
+
+def _labels() -> dict[str, str]:
+    return {
+        **FIELD_LABELS,
+        **{name: text for kind in step_kinds.KINDS for name, text in kind.FIELD_LABELS.items()},
+    }
+
+
 def _parents(path: str) -> list[str]:
     """Paths whose change moves this one: the inputs'
     count for an input, the cases' count for a case."""
     parts = path.split(".")
     if parts[0] == "inputs" and len(parts) > 2:
         return ["inputs"]
-    if parts[0] == "steps" and len(parts) > 4 and parts[2] == "cases":
-        return [f"steps.{parts[1]}.cases"]
+    if parts[0] == "steps" and len(parts) > 4 and parts[2] in _list_fields():
+        return [f"steps.{parts[1]}.{parts[2]}"]
     return []
+
+
+def _is_list_count(path: str) -> bool:
+    parts = path.split(".")
+    return len(parts) == 3 and parts[0] == "steps" and parts[2] in _list_fields()
 
 
 def conflicts(
@@ -217,7 +226,7 @@ def conflicts(
                         at=datetime.fromisoformat(entry["at"]),
                         structural=candidate != path
                         or candidate in ("steps", "inputs")
-                        or candidate.endswith(".cases"),
+                        or _is_list_count(candidate),
                     )
                 )
                 break
@@ -240,10 +249,11 @@ def changed_since(changes: dict, revision: int, user_id: int | None) -> set[str]
 def label(path: str) -> str:
     """How a person reads a path: "Title", "Input 1's Description", "Case 2's Value"."""
     parts = path.split(".")
+    labels, lists = _labels(), _list_fields()
     if parts[0] == "inputs" and len(parts) > 2 and parts[1].isdigit():
-        return f"Input {int(parts[1]) + 1}’s {FIELD_LABELS.get(parts[2], parts[2])}"
-    if parts[0] == "steps" and len(parts) > 4 and parts[2] == "cases" and parts[3].isdigit():
-        return f"Case {int(parts[3]) + 1}’s {FIELD_LABELS.get(parts[4], parts[4])}"
+        return f"Input {int(parts[1]) + 1}’s {labels.get(parts[2], parts[2])}"
+    if parts[0] == "steps" and len(parts) > 4 and parts[2] in lists and parts[3].isdigit():
+        return f"{lists[parts[2]]} {int(parts[3]) + 1}’s {labels.get(parts[4], parts[4])}"
     if parts[0] == "steps" and len(parts) > 2:
-        return FIELD_LABELS.get(parts[2], parts[2])
-    return FIELD_LABELS.get(parts[0], parts[0])
+        return labels.get(parts[2], parts[2])
+    return labels.get(parts[0], parts[0])

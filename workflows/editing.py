@@ -20,7 +20,7 @@ from typing import Any
 
 from workflows.definition import NAME_RE, PAYLOAD, RESERVED_NAMES
 from workflows.rendering import REFERENCE_RE
-from workflows.steps import STEP_TYPES
+from workflows.steps import STEP_TYPES, kind_of
 
 
 class EditError(ValueError):
@@ -83,8 +83,13 @@ def new_step(
     module = STEP_TYPES.get(kind)
     if module is None:
         raise EditError(f'Unknown step kind "{kind}".')
+    # What the previous step answers, as its own kind reads it: a kind never reads another's fields.
+    previous_kind = kind_of(previous_step)
     step: dict = module.new_step(
-        key=key, previous_step=previous_step, previous=previous, following=following
+        key=key,
+        previous=previous,
+        previous_json=previous_kind.json_properties(previous_step) if previous_kind else {},
+        following=following,
     )
     return step
 

@@ -202,7 +202,7 @@ def _card(
         summary_empty=module.EMPTY_SUMMARY if module else "",
         branches=[Branch(*branch) for branch in module.branches(raw)] if module else [],
         issues=[_issue_text(issue) for issue in issues],
-        json_fields=module.json_fields(raw) if module else [],
+        json_fields=list(module.json_properties(raw)) if module else [],
         state=state,
     )
 

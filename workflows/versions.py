@@ -14,29 +14,22 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from workflows import steps as step_kinds
 from workflows.editing import input_name, inputs_of, step_key, steps_of
 
-# Fields shown in this order; anything else a step has comes after them.
-_STEP_FIELD_ORDER = (
-    "type",
-    "title",
-    "system",
-    "prompt",
-    "template",
-    "model",
-    "temperature",
-    "max_tokens",
-    "response_format",
-    "cases",
-    "else",
-    "next",
-)
-_FIELD_LABELS = {
-    "response_format": "response format",
-    "max_tokens": "max tokens",
-    "else": "else",
-    "next": "next step",
-}
+# "max_tokens" reads "max tokens".
+_FIELD_LABELS = {"next": "next step"}
+
+
+def _field_order() -> list[str]:
+    """Fields shown in this order (each kind's in the order of its FIELD_LABELS); anything else
+    a step has comes after them."""
+    return [
+        "type",
+        "title",
+        *(name for kind in step_kinds.KINDS for name in kind.FIELD_LABELS),
+        "next",
+    ]
 
 
 @dataclass
@@ -53,7 +46,7 @@ class FieldChange:
 
     @property
     def label(self) -> str:
-        return _FIELD_LABELS.get(self.field, self.field)
+        return _FIELD_LABELS.get(self.field, self.field.replace("_", " "))
 
     @property
     def lines(self) -> list[DiffLine]:
@@ -205,7 +198,7 @@ def _moved(before: list[str], after: list[str]) -> set[str]:
 
 
 def _field_changes(before: dict, after: dict) -> list[FieldChange]:
-    names = [*_STEP_FIELD_ORDER, *sorted(set(before) | set(after))]
+    names = [*_field_order(), *sorted(set(before) | set(after))]
     changes = []
     for name in dict.fromkeys(names):
         if name == "key" or name not in before and name not in after:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 from datetime import datetime, timedelta
+from types import ModuleType
 from typing import Any
 
 from django.contrib import messages
@@ -36,6 +37,7 @@ from django_htmx.http import replace_url, trigger_client_event
 from accounts.access import workflow_for, workspace_for
 from accounts.models import Membership, Role, Workspace
 from workflows import draft_changes, editing, forms, services, starters
+from workflows import steps as step_kinds
 from workflows.definition import InputError
 from workflows.editor import (
     EditorState,
@@ -48,7 +50,6 @@ from workflows.editor import (
 )
 from workflows.models import EditorPresence, Run, StepRun, Workflow, WorkflowVersion
 from workflows.pricing import format_usd
-from workflows.steps import KINDS, STEP_TYPES, condition, llm
 from workflows.versions import change_summary, definition_diff
 
 UNDO_SALT = "stepwise.editor.undo"
@@ -274,7 +275,7 @@ def _editor_context(
         "run_output": _run_output(run),
         "panel": panel,
         "panel_index": index,
-        "step_kinds": [(kind.TYPE, kind.LABEL, kind.HINT) for kind in KINDS],
+        "step_kinds": [(kind.TYPE, kind.LABEL, kind.HINT) for kind in step_kinds.KINDS],
         "editor_url": reverse("workflow_editor", args=[membership.workspace.slug, workflow.id]),
         "urls": _editor_urls(membership.workspace.slug, workflow),
         "form_has_errors": bool(form_errors),
@@ -350,7 +351,7 @@ def _panel_context(
             step_fields(step), state.step_issues.get(index, []), step_template_values(step)
         )
         _merge_form_errors(slots, form_errors)
-        module = STEP_TYPES.get(str(step.get("type")))
+        module = step_kinds.kind_of(step)
         return {
             "step": step,
             "card": state.cards[index],
@@ -504,29 +505,22 @@ def _panel_refresh(
     if not changed:
         return set(), False
     if panel == "step":
-        key = editing.step_key(editing.steps_of(definition)[index])
+        step = editing.steps_of(definition)[index]
+        key = editing.step_key(step)
         prefix = f"steps.{key}."
         # A key with a dot (invalid, but a draft may hold it while it is typed) makes paths
         # ambiguous: redraw the whole panel rather than guess which field changed.
-        if (
-            "." in key
-            or "steps" in changed
-            or prefix + "cases" in changed
-            or prefix + "type" in changed
-            or prefix + "response_format" in changed
-        ):
+        if "." in key or "steps" in changed or prefix + "type" in changed:
             return set(), True
+        kind = step_kinds.kind_of(step)
         fields = set()
         for path in changed:
-            if path.startswith(prefix + "cases."):
-                parts = path[len(prefix) :].split(".", 2)
-                if (
-                    len(parts) != 3 or not parts[1].isdigit()
-                ):  # another step's key has a dot: not ours to parse
+            if path.startswith(prefix):
+                # The kind says which of its form fields shows a path (None: the whole panel).
+                name = _step_form_name(kind, path[len(prefix) :])
+                if name is None:
                     return set(), True
-                fields.add(f"case-{parts[1]}-{parts[2]}")
-            elif path.startswith(prefix):
-                fields.add(path[len(prefix) :])
+                fields.add(name)
         return fields, False
     if panel == "inputs":
         if "inputs" in changed:
@@ -640,7 +634,6 @@ AUTOSAVE_META = (
     "focus",
     "csrfmiddlewaretoken",
     "input_count",
-    "case_count",
     "keep",
 )
 
@@ -674,7 +667,7 @@ def _conflict_notices(
                 for name in data
                 if name not in AUTOSAVE_META
                 and not name.startswith("rev-")
-                and _field_path_matches(name, item.path)
+                and _field_path_matches(name, item.path, conflict.workflow.definition)
             ]
             if names:
                 values: dict[str, Any] = {name: data.get(name) for name in names}
@@ -694,15 +687,13 @@ def _conflict_notices(
     return notices
 
 
-def _field_path_matches(name: str, path: str) -> bool:
+def _field_path_matches(name: str, path: str, definition: dict) -> bool:
     """Whether the posted field `name` writes `path`."""
     parts = path.split(".")
     if parts[0] == "steps" and len(parts) > 2:
-        if parts[2] == "cases" and len(parts) > 4:
-            return name == f"case-{parts[3]}-{parts[4]}"
-        return name == parts[2] or (
-            parts[2] == "response_format" and name in llm.RESPONSE_FORMAT_FIELDS
-        )
+        at = editing.index_of_key(definition, parts[1])
+        kind = step_kinds.kind_of(editing.steps_of(definition)[at]) if at is not None else None
+        return _step_path(kind, name) == ".".join(parts[2:])
     if parts[0] == "inputs" and len(parts) > 2:
         return name == f"input-{parts[1]}-{parts[2]}"
     return name == path or (path == "output" and name == "output_mode")
@@ -720,37 +711,33 @@ def _base(data: Any, name: str) -> int | None:
     return None
 
 
-STEP_FIELDS = (
-    "title",
-    "key",
-    "system",
-    "prompt",
-    "model",
-    "temperature",
-    "max_tokens",
-    "template",
-    "next",
-    "else",
-)
+# The panel's fields every step has; the rest belong to its kind.
+STEP_FIELDS = ("title", "key")
 
 
-def _step_bases(data: Any, key: str) -> dict[str, int | None]:
+def _step_path(kind: ModuleType | None, name: str) -> str | None:
+    """The path under a step that the posted field `name` writes (its kind knows its fields)."""
+    if name in STEP_FIELDS:
+        return name
+    return kind.posted_path(name) if kind else None
+
+
+def _step_form_name(kind: ModuleType | None, path: str) -> str | None:
+    """The form field of the panel that shows `path` under a step; None: the whole panel."""
+    if path in STEP_FIELDS or kind is None:
+        return path
+    return kind.form_name(path)
+
+
+def _step_bases(data: Any, key: str, kind: ModuleType | None) -> dict[str, int | None]:
     prefix = f"steps.{key}."
     bases: dict[str, int | None] = {}
     for name in data:
-        if name in STEP_FIELDS:
-            bases[prefix + name] = _base(data, name)
-        elif name in llm.RESPONSE_FORMAT_FIELDS:
-            bases[prefix + "response_format"] = _base(data, name)
-        elif name == "case_count":
-            bases[prefix + "cases"] = _base(data, name)
-        elif match := condition.CASE_FIELD_RE.match(name):
-            bases[f"{prefix}cases.{match.group(1)}.{match.group(2)}"] = _base(data, name)
-    action = data.get("action", "")
-    if action == "add_case" or action.startswith("remove_case:"):
-        bases[prefix + "cases"] = _base(data, "cases")
-    elif action == "schema_from_sample":
-        bases[prefix + "response_format"] = _base(data, "schema")
+        if (path := _step_path(kind, name)) is not None:
+            bases[prefix + path] = _base(data, name)
+    if kind and (written := kind.action_path(data.get("action", ""))):
+        path, drawn_by = written
+        bases[prefix + path] = _base(data, drawn_by)
     return bases
 
 
@@ -837,7 +824,7 @@ def workflow_step_save(request: HttpRequest, slug: str, pk: int, index: int) -> 
         current = steps[at] if isinstance(steps[at], dict) else {}
         parsed = forms.step_from_post(current, request.POST)
         step, errors = parsed.value, parsed.errors
-        module = STEP_TYPES.get(str(step.get("type")))
+        module = step_kinds.kind_of(step)
         if action and module is not None:
             previous = editing.step_key(steps[at - 1]) if at > 0 else None
             step = module.apply_action(step, action, request.POST, previous=previous, errors=errors)
@@ -846,7 +833,12 @@ def workflow_step_save(request: HttpRequest, slug: str, pk: int, index: int) -> 
 
     try:
         services.workflow_edit_draft(
-            workflow=workflow, user=request.user, edit=edit, bases=_step_bases(request.POST, key)
+            workflow=workflow,
+            user=request.user,
+            edit=edit,
+            bases=_step_bases(
+                request.POST, key, step_kinds.kind_of(editing.steps_of(workflow.definition)[index])
+            ),
         )
     except StepGone:
         return _render_editor(

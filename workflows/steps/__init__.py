@@ -65,3 +65,8 @@ else:
 
 def module_for(step: StepBase) -> ModuleType:
     return STEP_TYPES[step.type]
+
+
+def kind_of(step: object) -> ModuleType | None:
+    """The kind of a step of a raw draft (which may not validate); None for an unknown type."""
+    return STEP_TYPES.get(str(step.get("type"))) if isinstance(step, dict) else None

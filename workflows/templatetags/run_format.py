@@ -9,6 +9,7 @@ from django import template
 from django.utils import timezone
 from django.utils.timesince import timesince
 
+from workflows import steps as step_kinds
 from workflows.pricing import format_usd
 
 register = template.Library()
@@ -68,7 +69,6 @@ TRIGGER_LABELS = {
     "schedule": "Schedule",
     "cli": "Command line",
 }
-STEP_TYPE_LABELS = {"llm": "LLM", "template": "Template", "condition": "Condition"}
 
 
 @register.filter
@@ -78,7 +78,9 @@ def trigger_label(trigger: str) -> str:
 
 @register.filter
 def step_type_label(step_type: str) -> str:
-    return STEP_TYPE_LABELS.get(step_type, step_type)
+    """A kind's short name (its SHORT_LABEL); a type no kind has any more, as it is."""
+    kind = step_kinds.STEP_TYPES.get(step_type)
+    return kind.SHORT_LABEL if kind else step_type
 
 
 @register.filter

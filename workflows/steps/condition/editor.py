@@ -16,30 +16,37 @@ from workflows.steps.form import Parsed, count, text_value
 
 LABEL = "Condition"
 HINT = "branch"
+# On the run page, beside each step.
+SHORT_LABEL = "Condition"
 BLURB = "Chooses which step runs next."
 EMPTY_SUMMARY = ""
 PANEL = "steps/condition/panel.html"
+# How a field is named (to whoever edits it at the same time, workflows/draft_changes.py); the
+# history's diff shows a step's fields in this order (workflows/versions.py).
 FIELD_LABELS = {
-    "else": "Otherwise go to",
     "cases": "the cases",
+    "else": "Otherwise go to",
     "left": "Value",
     "op": "Test",
     "right": "Compared with",
     "goto": "Then go to",
 }
+# Its fields that hold a list of objects addressed by index (paths "cases.<i>.<field>"), with the
+# word for one of them ("Case 2's Value").
+LIST_FIELDS = {"cases": "Case"}
 MAX_CASES = 50
 CASE_FIELDS = ("left", "op", "right", "goto")
 CASE_FIELD_RE = re.compile(r"^case-(\d+)-(left|op|right|goto)$")
 
 
 def new_step(
-    *, key: str, previous_step: object, previous: str | None, following: str | None
+    *, key: str, previous: str | None, previous_json: dict[str, dict], following: str | None
 ) -> dict:
     return {
         "key": key,
         "type": TYPE,
         "title": "",
-        "cases": [_first_case(previous_step, previous or "", END)],
+        "cases": [_first_case(previous_json, previous or "", END)],
         "else": following or END,
     }
 
@@ -81,9 +88,39 @@ def _short(text: str) -> str:
     return text if len(text) <= 24 else text[:23] + "…"
 
 
-def json_fields(step: dict) -> list[str]:
+def json_properties(step: dict) -> dict[str, dict]:
     # Its output ({"case": 0, "goto": "reply"}) only records the route taken: not offered.
-    return []
+    return {}
+
+
+def posted_path(name: str) -> str | None:
+    """The field (path under the step) a posted form field writes; None: not one of its fields.
+
+    "case_count" comes with the whole form (without JavaScript), which writes every case."""
+    if name == "else":
+        return name
+    if name == "case_count":
+        return "cases"
+    match = CASE_FIELD_RE.match(name)
+    return f"cases.{match.group(1)}.{match.group(2)}" if match else None
+
+
+def form_name(path: str) -> str | None:
+    """The form field that shows `path` (under the step); None: redraw the whole panel (a case
+    added or removed, or a path it cannot read)."""
+    if path == "cases":
+        return None
+    if path.startswith("cases."):
+        parts = path.split(".", 2)
+        return f"case-{parts[1]}-{parts[2]}" if len(parts) == 3 and parts[1].isdigit() else None
+    return path
+
+
+def action_path(action: str) -> tuple[str, str] | None:
+    """The field a button writes, and the form field whose revision it was drawn at."""
+    if action == "add_case" or action.startswith("remove_case:"):
+        return ("cases", "cases")
+    return None
 
 
 def fields(step: dict) -> list[str]:
@@ -194,19 +231,10 @@ def panel_context(step: dict, slots: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _first_case(previous: object, key: str, goto: str) -> dict:
-    """A new condition's case: a JSON answer is compared by one field (the first one with choices,
-    else the first text field), since its whole JSON never equals a word; text by its contents."""
-    step = previous if isinstance(previous, dict) else {}
-    response_format = step.get("response_format")
-    response_format = response_format if isinstance(response_format, dict) else {}
-    schema = response_format.get("schema") if response_format.get("type") == "json_schema" else None
-    properties = schema.get("properties") if isinstance(schema, dict) else None
-    fields = (
-        {name: spec for name, spec in properties.items() if isinstance(spec, dict)}
-        if isinstance(properties, dict)
-        else {}
-    )
+def _first_case(fields: dict[str, dict], key: str, goto: str) -> dict:
+    """A new condition's case: a JSON answer (`fields`, what the previous step's kind says its
+    answer holds) is compared by one field (the first one with choices, else the first text
+    field), since its whole JSON never equals a word; text by its contents."""
     chosen = next(
         (
             name

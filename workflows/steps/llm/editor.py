@@ -27,12 +27,15 @@ from workflows.steps.llm.sample import SampleError, schema_from_sample
 
 LABEL = "LLM prompt"
 HINT = "ask the model"
+# On the run page, beside each step.
+SHORT_LABEL = "LLM"
 BLURB = "Sends a prompt to the model and passes its answer on."
 EMPTY_SUMMARY = "No prompt yet."
 PANEL = "steps/llm/panel.html"
 # The form fields that together write `response_format`.
 RESPONSE_FORMAT_FIELDS = ("response_type", "schema_name", "schema")
-# Who edits a field at the same time as someone else is told its name (workflows/draft_changes.py).
+# How a field is named (to whoever edits it at the same time, workflows/draft_changes.py); the
+# history's diff shows a step's fields in this order (workflows/versions.py).
 FIELD_LABELS = {
     "system": "System message",
     "prompt": "Prompt",
@@ -43,8 +46,11 @@ FIELD_LABELS = {
 }
 
 
+LIST_FIELDS: dict[str, str] = {}
+
+
 def new_step(
-    *, key: str, previous_step: object, previous: str | None, following: str | None
+    *, key: str, previous: str | None, previous_json: dict[str, dict], following: str | None
 ) -> dict:
     return {
         "key": key,
@@ -65,14 +71,37 @@ def branches(step: dict) -> list[tuple[str, str, str]]:
     return next_branches(step)
 
 
-def json_fields(step: dict) -> list[str]:
-    """The fields of its JSON answer, which later steps may read."""
+def json_properties(step: dict) -> dict[str, dict]:
+    """The fields of its JSON answer, which later steps may read: {name: its JSON schema}."""
     response_format = step.get("response_format")
     if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
-        return []
+        return {}
     schema = response_format.get("schema")
     properties = schema.get("properties") if isinstance(schema, dict) else None
-    return [str(name) for name in properties] if isinstance(properties, dict) else []
+    if not isinstance(properties, dict):
+        return {}
+    return {str(name): spec if isinstance(spec, dict) else {} for name, spec in properties.items()}
+
+
+# The form fields of its panel that write the field of the same name.
+_PLAIN_FIELDS = ("system", "prompt", "model", "temperature", "max_tokens", "next")
+
+
+def posted_path(name: str) -> str | None:
+    """The field (path under the step) a posted form field writes; None: not one of its fields."""
+    if name in _PLAIN_FIELDS:
+        return name
+    return "response_format" if name in RESPONSE_FORMAT_FIELDS else None
+
+
+def form_name(path: str) -> str | None:
+    """The form field that shows `path` (under the step); None: redraw the whole panel."""
+    return None if path == "response_format" else path
+
+
+def action_path(action: str) -> tuple[str, str] | None:
+    """The field a button writes, and the form field whose revision it was drawn at."""
+    return ("response_format", "schema") if action == "schema_from_sample" else None
 
 
 def fields(step: dict) -> list[str]:

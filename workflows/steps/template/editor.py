@@ -19,14 +19,17 @@ from workflows.steps.template.config import TYPE
 
 LABEL = "Template"
 HINT = "format text"
+# On the run page, beside each step.
+SHORT_LABEL = "Template"
 BLURB = "Builds text from variables, without calling the model."
 EMPTY_SUMMARY = ""
 PANEL = "steps/template/panel.html"
 FIELD_LABELS = {"template": "Template"}
+LIST_FIELDS: dict[str, str] = {}
 
 
 def new_step(
-    *, key: str, previous_step: object, previous: str | None, following: str | None
+    *, key: str, previous: str | None, previous_json: dict[str, dict], following: str | None
 ) -> dict:
     return {
         "key": key,
@@ -44,8 +47,22 @@ def branches(step: dict) -> list[tuple[str, str, str]]:
     return next_branches(step)
 
 
-def json_fields(step: dict) -> list[str]:
-    return []  # text
+def json_properties(step: dict) -> dict[str, dict]:
+    return {}  # text
+
+
+def posted_path(name: str) -> str | None:
+    """The field (path under the step) a posted form field writes; None: not one of its fields."""
+    return name if name in ("template", "next") else None
+
+
+def form_name(path: str) -> str | None:
+    """The form field that shows `path` (under the step); None: redraw the whole panel."""
+    return path
+
+
+def action_path(action: str) -> tuple[str, str] | None:
+    return None  # no buttons of its own
 
 
 def fields(step: dict) -> list[str]:
