@@ -18,14 +18,18 @@ Each kind is a package, `workflows/steps/<kind>/`, whose `__init__` exposes:
   `execute(step, call, context)`.
 
 and, for the editor (`editor.py` in the package): `LABEL`, `HINT` (the "add
-step" menu), `BLURB` (the panel), `EMPTY_SUMMARY`, `FIELD_LABELS`,
-`new_step`, `summary`, `branches`, `json_fields`, `fields`,
-`template_values`, `rename`, `from_post`, `apply_action`, `panel_context`.
+step" menu), `SHORT_LABEL` (the run page), `BLURB` (the panel),
+`EMPTY_SUMMARY`, `FIELD_LABELS`, `LIST_FIELDS`, `PANEL` (its panel template,
+in the package's `templates/`: `edit` and `readonly` partials), `new_step`,
+`summary`, `branches`, `json_properties`, `fields`, `template_values`,
+`rename`, `from_post`, `apply_action`, `panel_context`, and for editing
+together `posted_path`, `form_name`, `action_path`.
 
-The `Step` union, validation, the engine, the "add step" menu, the cards and
-the panel's context derive from `KINDS`; tests/test_step_kinds_contract.py
-checks that each kind has every part. docs/architecture.md ("Step kinds")
-lists what still lives outside the packages.
+The `Step` union, validation, the engine, the "add step" menu, the cards,
+the panel, conflict detection, field labels, the history's diff and the run
+page derive from `KINDS`; tests/test_step_kinds_contract.py checks that each
+kind has every part, and tests/test_a_new_kind.py that a kind outside this
+package works with one more line here.
 """
 
 from __future__ import annotations
