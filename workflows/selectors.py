@@ -1,8 +1,19 @@
-"""Reads: the shapes other parts of Stepwise and outside programs depend on."""
+"""Reads: the queries the pages ask, named, and the shapes other parts of Stepwise and outside
+programs depend on. Views reach their objects through accounts.access and call these for the
+rest; nothing here writes."""
 
 from __future__ import annotations
 
-from workflows.models import Run, StepRun
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Count, IntegerField, OuterRef, Q, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from accounts.models import User, Workspace
+from workflows.models import EditorPresence, Run, StepRun, Workflow, WorkflowVersion
+from workflows.pricing import format_usd
 from workflows.schemas import run_out
 
 
@@ -10,3 +21,112 @@ def run_json(run: Run, steps: list[StepRun] | None = None) -> dict[str, object]:
     """A run as `run_workflow` prints it, the API returns it and callbacks send
     it: the API's RunOut schema, dumped (a stable shape)."""
     return run_out(run, steps).model_dump(mode="json")
+
+
+# The workflows page ----------------------------------------------------------------
+
+
+def _month_start() -> datetime:
+    return timezone.localtime().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+@dataclass(frozen=True)
+class WorkflowRow:
+    """A row of the workflows page: the workflow with its last run, runs and spend this month."""
+
+    id: int
+    name: str
+    description: str
+    archived_at: datetime | None
+    updated_at: datetime
+    runs_this_month: int
+    spend_this_month: int  # nanousd
+    last_run_id: int | None
+    last_run_status: str | None
+    last_run_at: datetime | None
+    version_number: int | None  # the latest published version, None for a draft only
+
+    @property
+    def spend_text(self) -> str:
+        return format_usd(self.spend_this_month)
+
+
+def workflow_rows(workspace: Workspace, *, archived: bool) -> list[WorkflowRow]:
+    """The workspace's active (or archived) workflows, by name: one query."""
+    this_month = Q(runs__created_at__gte=_month_start())
+    last_run = Run.objects.filter(workflow=OuterRef("pk")).order_by("-created_at", "-id")
+    latest = WorkflowVersion.objects.filter(workflow=OuterRef("pk")).order_by("-number")
+    rows = (
+        workspace.workflows.filter(archived_at__isnull=not archived)
+        .annotate(
+            runs_this_month=Count("runs", filter=this_month),
+            spend_this_month=Coalesce(
+                Sum("runs__cost_nanousd", filter=this_month), Value(0), output_field=IntegerField()
+            ),
+            last_run_id=Subquery(last_run.values("id")[:1]),
+            last_run_status=Subquery(last_run.values("status")[:1]),
+            last_run_at=Subquery(last_run.values("created_at")[:1]),
+            version_number=Subquery(latest.values("number")[:1]),
+        )
+        .order_by("name", "id")
+        .values(
+            "id",
+            "name",
+            "description",
+            "archived_at",
+            "updated_at",
+            "runs_this_month",
+            "spend_this_month",
+            "last_run_id",
+            "last_run_status",
+            "last_run_at",
+            "version_number",
+        )
+    )
+    return [WorkflowRow(**row) for row in rows]
+
+
+def workflow_counts(workspace: Workspace) -> dict[str, int]:
+    """How many workflows of the workspace are `active` and `archived`."""
+    return workspace.workflows.aggregate(
+        active=Count("id", filter=Q(archived_at__isnull=True)),
+        archived=Count("id", filter=Q(archived_at__isnull=False)),
+    )
+
+
+def workflow_delete_counts(workflow: Workflow) -> dict[str, int]:
+    """What deleting the workflow deletes with it: its `versions` and `runs`."""
+    return Workflow.objects.filter(id=workflow.id).aggregate(
+        versions=Count("versions", distinct=True), runs=Count("runs", distinct=True)
+    )
+
+
+# The editor --------------------------------------------------------------------------
+
+
+def draft_run_latest(workflow: Workflow, user: User) -> tuple[Run | None, list[StepRun]]:
+    """The person's latest test run of the draft, with its steps."""
+    run = (
+        Run.objects.filter(workflow=workflow, version__isnull=True, created_by=user)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    return run, (list(run.steps.all()) if run else [])
+
+
+def editor_others(workflow: Workflow, user: User, *, seconds: int) -> list[User]:
+    """The other people whose editor of this workflow polled in the last `seconds`."""
+    return [
+        presence.user
+        for presence in EditorPresence.objects.filter(
+            workflow=workflow, seen_at__gte=timezone.now() - timedelta(seconds=seconds)
+        )
+        .exclude(user=user)
+        .select_related("user")
+        .order_by("user__name", "user__email")
+    ]
+
+
+def versions_recent(workflow: Workflow, *, limit: int = 50) -> list[WorkflowVersion]:
+    """The workflow's latest published versions with their authors, newest first."""
+    return list(workflow.versions.select_related("author").order_by("-number")[:limit])

@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 from types import ModuleType
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core import signing
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -35,8 +33,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import replace_url, trigger_client_event
 
 from accounts.access import workflow_for, workspace_for
-from accounts.models import Membership, Role, Workspace
-from workflows import draft_changes, editing, forms, services, starters
+from accounts.models import Membership, Role
+from workflows import draft_changes, editing, forms, selectors, services, starters
 from workflows import steps as step_kinds
 from workflows.definition import InputError
 from workflows.editor import (
@@ -48,7 +46,7 @@ from workflows.editor import (
     step_fields,
     step_template_values,
 )
-from workflows.models import EditorPresence, Run, StepRun, Workflow, WorkflowVersion
+from workflows.models import Run, Workflow, WorkflowVersion
 from workflows.pricing import format_usd
 from workflows.versions import change_summary, definition_diff
 
@@ -61,53 +59,21 @@ EDITOR = "workflows/editor.html"
 # --- The workflows page -----------------------------------------------------------
 
 
-def _month_start() -> datetime:
-    return timezone.localtime().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
-def workflow_rows(workspace: Workspace, *, archived: bool) -> QuerySet[Workflow]:
-    """The workspace's workflows with their last run, runs and spend this month: one query."""
-    this_month = Q(runs__created_at__gte=_month_start())
-    last_run = Run.objects.filter(workflow=OuterRef("pk")).order_by("-created_at", "-id")
-    latest = WorkflowVersion.objects.filter(workflow=OuterRef("pk")).order_by("-number")
-    return (
-        workspace.workflows.filter(archived_at__isnull=not archived)
-        .annotate(
-            runs_this_month=Count("runs", filter=this_month),
-            spend_this_month=Coalesce(
-                Sum("runs__cost_nanousd", filter=this_month), Value(0), output_field=IntegerField()
-            ),
-            last_run_id=Subquery(last_run.values("id")[:1]),
-            last_run_status=Subquery(last_run.values("status")[:1]),
-            last_run_at=Subquery(last_run.values("created_at")[:1]),
-            version_number=Subquery(latest.values("number")[:1]),
-        )
-        .order_by("name", "id")
-    )
-
-
 @require_GET
 @login_required
 def workspace_home(request: HttpRequest, slug: str) -> HttpResponse:
     membership = workspace_for(request, slug, role=Role.VIEWER)
     workspace = membership.workspace
     archived = request.GET.get("archived") == "1"
-    counts = workspace.workflows.aggregate(
-        active=Count("id", filter=Q(archived_at__isnull=True)),
-        archived=Count("id", filter=Q(archived_at__isnull=False)),
-    )
-    rows = list(workflow_rows(workspace, archived=archived))
-    for row in rows:
-        row.spend_text = format_usd(row.spend_this_month)
     return render(
         request,
         "workflows/workflow_list.html",
         {
             "membership": membership,
             "workspace": workspace,
-            "workflows": rows,
+            "workflows": selectors.workflow_rows(workspace, archived=archived),
             "archived": archived,
-            "counts": counts,
+            "counts": selectors.workflow_counts(workspace),
             "can_edit": membership.allows(Role.EDITOR),
             "blank": starters.BLANK,
             "starters": starters.STARTERS,
@@ -185,7 +151,7 @@ def workflow_delete(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
                     "membership": membership,
                     "workspace": membership.workspace,
                     "workflow": workflow,
-                    "counts": _delete_counts(workflow),
+                    "counts": selectors.workflow_delete_counts(workflow),
                     "error": "Type the workflow's name exactly to confirm.",
                 },
                 status=422,
@@ -201,14 +167,8 @@ def workflow_delete(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
             "membership": membership,
             "workspace": membership.workspace,
             "workflow": workflow,
-            "counts": _delete_counts(workflow),
+            "counts": selectors.workflow_delete_counts(workflow),
         },
-    )
-
-
-def _delete_counts(workflow: Workflow) -> dict[str, int]:
-    return Workflow.objects.filter(id=workflow.id).aggregate(
-        versions=Count("versions", distinct=True), runs=Count("runs", distinct=True)
     )
 
 
@@ -234,15 +194,6 @@ def _panel_choice(request: HttpRequest, step_count: int, can_edit: bool) -> tupl
     return panel, index
 
 
-def _latest_test_run(workflow: Workflow, user: object) -> tuple[Run | None, list[StepRun]]:
-    run = (
-        Run.objects.filter(workflow=workflow, version__isnull=True, created_by=user)
-        .order_by("-created_at", "-id")
-        .first()
-    )
-    return run, (list(run.steps.all()) if run else [])
-
-
 def _editor_context(
     request: HttpRequest,
     membership: Membership,
@@ -256,7 +207,7 @@ def _editor_context(
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     if run is None:
-        run, step_runs = _latest_test_run(workflow, request.user)
+        run, step_runs = selectors.draft_run_latest(workflow, request.user)
     else:
         step_runs = list(run.steps.all())
     state = editor_state(workflow.definition, run, step_runs)
@@ -452,7 +403,7 @@ def workflow_editor_sync(request: HttpRequest, slug: str, pk: int) -> HttpRespon
     membership, workflow = workflow_for(request, slug, pk, role=Role.VIEWER)
     services.editor_presence_touch(workflow=workflow, user=request.user)
     seen = _int(request.GET.get("seen", ""), default=-1)
-    others = _others_here(workflow, request.user)
+    others = selectors.editor_others(workflow, request.user, seconds=PRESENCE_SECONDS)
     context: dict[str, Any] = {
         "workflow": workflow,
         "workspace": membership.workspace,
@@ -482,19 +433,6 @@ def workflow_editor_sync(request: HttpRequest, slug: str, pk: int) -> HttpRespon
         **context,
     }
     return render(request, f"{EDITOR}#sync_changes", context)
-
-
-def _others_here(workflow: Workflow, user: Any) -> list[Any]:
-    """The other people whose editor of this workflow polled in the last PRESENCE_SECONDS."""
-    return [
-        presence.user
-        for presence in EditorPresence.objects.filter(
-            workflow=workflow, seen_at__gte=timezone.now() - timedelta(seconds=PRESENCE_SECONDS)
-        )
-        .exclude(user=user)
-        .select_related("user")
-        .order_by("user__name", "user__email")
-    ]
 
 
 def _panel_refresh(
@@ -1286,7 +1224,7 @@ def workflow_publish(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @login_required
 def workflow_versions(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     membership, workflow = workflow_for(request, slug, pk, role=Role.VIEWER)
-    versions = list(workflow.versions.select_related("author").order_by("-number")[:50])
+    versions = selectors.versions_recent(workflow)
     entries = []
     for position, version in enumerate(versions):
         predecessor = versions[position + 1] if position + 1 < len(versions) else None
