@@ -174,6 +174,49 @@ def worker(celery_worker: WorkerProcess, transactional_db: None) -> Iterator[Wor
         celery_worker.start()
 
 
+@pytest.fixture(scope="session")
+def _heartbeat_connection_closed(  # type: ignore[no-untyped-def]
+    django_db_setup: None, django_db_blocker
+) -> Iterator[None]:
+    """The engine's lease heartbeat is a thread of the process that runs the engine; in
+    the test process it keeps its own database connection open, which would keep
+    PostgreSQL from dropping the test database at the end: closed here, before that."""
+    yield
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+
+
+@pytest.fixture
+def engine_in_process(  # type: ignore[no-untyped-def]
+    _heartbeat_connection_closed: None, transactional_db: None, fake_openai: str, settings
+) -> Iterator[None]:
+    """The engine in this process: a run executes, to its end, inside the call
+    that enqueues it (Celery's eager mode calls the same task function a worker
+    would), against the fake OpenAI server with the worker's settings.
+
+    For tests where no crash, duplicate delivery, broker or concurrency is
+    involved: no worker process, no broker round trip, no polling. The data is
+    committed (transactional_db), since the engine's work starts on commit."""
+    from config.celery import app
+
+    settings.OPENAI_API_KEY = "test-key"
+    settings.OPENAI_BASE_URL = f"{fake_openai}/v1"
+    settings.RUN_MAX_IN_FLIGHT_PER_WORKSPACE = 4
+    settings.LLM_RETRY_BASE_SECONDS = 0.05
+    settings.LLM_RETRY_MAX_SECONDS = 2
+    app.conf.task_always_eager = True
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager = False
+
+
 def _wait_until_no_run_is_running(timeout: float = 10) -> None:
     """Before the flush: the worker's queries and the TRUNCATE would deadlock."""
     from workflows.models import Run

@@ -6,6 +6,8 @@ import time
 import urllib.request
 from collections.abc import Callable
 
+import pytest
+
 from workflows.models import Run
 
 
@@ -40,3 +42,20 @@ def wait_http(url: str, timeout: float = 30) -> None:
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+def wait_for_output(
+    capfd: pytest.CaptureFixture[str], text: str, count: int = 1, timeout: float = 15
+) -> str:
+    """What the test's processes printed, once `text` appears `count` times in it
+    (a server logs a request after it has answered it)."""
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while True:
+        out, err = capfd.readouterr()
+        seen += out + err
+        if seen.count(text) >= count:
+            return seen
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{text!r} not printed {count} times within {timeout} s:\n{seen}")
+        time.sleep(0.05)

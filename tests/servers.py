@@ -12,7 +12,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from tests.polling import wait_http
+from tests.polling import wait_http, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -73,6 +73,14 @@ class WorkerProcess:
         if not ready.wait(timeout):
             self.stop()
             raise RuntimeError("The Celery worker did not start:\n" + "".join(self.log[-40:]))
+
+    def wait_for_log(self, text: str, since: int = 0, timeout: float = 30) -> None:
+        """Until a line logged after the first `since` lines contains `text`."""
+        wait_until(
+            lambda: any(text in line for line in self.log[since:]),
+            timeout,
+            f"the worker did not log {text!r} within {timeout} s",
+        )
 
     def kill(self) -> None:
         """kill -9: no warm shutdown, no message acknowledged, no lease released."""

@@ -301,7 +301,7 @@ def test_the_runs_list_says_what_a_run_waits_for(client: Client, personas: Perso
     assert "Waiting for budget" in filtered
 
 
-# --- With real workers ----------------------------------------------------------------------------
+# --- On the engine (real workers where runs meet concurrently or a wake-up is lost) -------------
 
 
 def one_call(name: str, prompt: str, max_tokens: int = 8) -> dict:
@@ -319,9 +319,8 @@ def worst_case(prompt: str, max_tokens: int = 8) -> int:
     )
 
 
-@pytest.mark.integration
 def test_a_call_past_the_budget_fails_its_step_and_is_never_sent(
-    worker: WorkerProcess, personas: Personas, fake_calls
+    engine_in_process: None, personas: Personas, fake_calls
 ) -> None:  # type: ignore[no-untyped-def]
     set_budget(personas.workspace, 1000)
     workflow = services.workflow_create(
@@ -342,9 +341,8 @@ def test_a_call_past_the_budget_fails_its_step_and_is_never_sent(
     assert ledger(personas.workspace).reserved_nanousd == 0
 
 
-@pytest.mark.integration
 def test_a_failed_call_releases_its_hold_and_a_paid_one_is_metered(
-    worker: WorkerProcess, personas: Personas
+    engine_in_process: None, personas: Personas
 ) -> None:
     set_budget(personas.workspace, 10**12)
     workflow = services.workflow_create(

@@ -554,12 +554,11 @@ def test_run_again_of_a_draft_run_whose_draft_is_now_broken_explains_why(
     assert Run.objects.count() == 1
 
 
-# The actions, on a real worker ------------------------------------------------------
+# The actions, on the engine (a real worker where a cancel meets a step in flight) ---------
 
 
-@pytest.mark.integration
 def test_run_again_starts_the_same_version_with_the_same_inputs(
-    worker: WorkerProcess, personas: Personas, client: Client
+    engine_in_process: None, personas: Personas, client: Client
 ) -> None:
     workflow, v1 = workflow_with_versions(
         personas.workspace, chain("Again", ["Describe {{ topic }}."])
@@ -581,9 +580,8 @@ def test_run_again_starts_the_same_version_with_the_same_inputs(
     assert wait_for_run(again.id).status == Run.Status.SUCCEEDED
 
 
-@pytest.mark.integration
 def test_run_again_of_a_draft_run_runs_the_current_draft(
-    worker: WorkerProcess, personas: Personas, client: Client
+    engine_in_process: None, personas: Personas, client: Client
 ) -> None:
     workflow = services.workflow_create(
         workspace=personas.workspace, definition=chain("Draft", ["Old {{ topic }}"]), user=None
@@ -603,9 +601,8 @@ def test_run_again_of_a_draft_run_runs_the_current_draft(
     assert "New x" in again.steps.get(key="s1").messages[-1]["content"]
 
 
-@pytest.mark.integration
 def test_resume_reuses_the_finished_steps_without_calling_them_again(
-    worker: WorkerProcess, personas: Personas, client: Client, fake_calls
+    engine_in_process: None, personas: Personas, client: Client, fake_calls
 ) -> None:  # type: ignore[no-untyped-def]
     # The worker gives up after 5 attempts; the 6th call (the resumed run's) succeeds.
     workflow, _ = workflow_with_versions(
@@ -645,8 +642,10 @@ def test_cancel_stops_a_running_run_after_the_step_in_flight(
         assert time.monotonic() < deadline, "s1 never started"
         time.sleep(0.05)
     client.force_login(personas.bob)
+    logged = len(worker.log)
     assert client.post(action_url("run_cancel", run))["Location"] == detail_url(run)
-    time.sleep(2.5)
+    # The worker records the step in flight, then stops at the next step.
+    worker.wait_for_log(f"Run {run.id}: lease lost or run canceled; stopping", since=logged)
     run.refresh_from_db()
     assert run.status == Run.Status.CANCELED
     assert fake_calls("Never") == 0
@@ -655,9 +654,8 @@ def test_cancel_stops_a_running_run_after_the_step_in_flight(
     assert "This run was canceled" in polled.content.decode()
 
 
-@pytest.mark.integration
 def test_a_real_run_shows_each_steps_cost_summing_to_the_total(
-    worker: WorkerProcess, personas: Personas, client: Client
+    engine_in_process: None, personas: Personas, client: Client
 ) -> None:
     workflow, _ = workflow_with_versions(
         personas.workspace, chain("Costs", ["Describe {{ topic }}.", "Shorten:\n{{ s1 }}"])

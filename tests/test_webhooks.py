@@ -20,6 +20,7 @@ from django.utils import timezone
 from config.lib.log_scrub import ScrubHookIds, scrub
 from tests.conftest import IDLE_QUEUE, Personas
 from tests.factories import hook_path, published_workflow, signed
+from tests.polling import wait_for_output
 from workflows import engine, services, triggers
 from workflows.models import Run, Trigger, WebhookDelivery
 from workflows.webhooks import SignatureInvalid, signature_verify, webhook_receive
@@ -98,7 +99,9 @@ def test_missing_signature_headers_are_refused(client: Client, hook) -> None:
     assert not Run.objects.exists()
 
 
-@pytest.mark.parametrize(("offset", "status"), [(-301, 401), (301, 401), (-299, 202), (299, 202)])
+# 10 s clear of the 300 s tolerance, so a loaded machine's delay between signing and checking
+# cannot move a case across it; the exact boundary is the next test's, on a fixed clock.
+@pytest.mark.parametrize(("offset", "status"), [(-310, 401), (310, 401), (-290, 202), (290, 202)])
 def test_the_timestamp_must_be_within_five_minutes(
     client: Client, hook, offset: int, status: int
 ) -> None:
@@ -562,12 +565,13 @@ def test_the_servers_logs_never_show_a_trigger_id(
             ).status_code
             == 404
         )
-        time.sleep(0.5)
+        logged = wait_for_output(capfd, '"POST /hooks/', count=2)
     finally:
         server.stop()
     out, err = capfd.readouterr()
-    assert "POST /hooks/[scrubbed] HTTP/1.1" in out + err
-    assert made.trigger.public_id not in out + err
+    logged += out + err
+    assert "POST /hooks/[scrubbed] HTTP/1.1" in logged
+    assert made.trigger.public_id not in logged
 
 
 def test_deliveries_older_than_a_week_are_pruned(client: Client, hook) -> None:
