@@ -56,6 +56,7 @@ PARTS = {
     "panel_context": callable,
     "PANEL": str,
     "SHORT_LABEL": str,
+    "TONE": str,
     "LIST_FIELDS": dict,
     # what conflict detection needs: which field a posted name or a button writes, and back
     "posted_path": callable,

@@ -91,6 +91,8 @@ class Card:
     key: str
     kind: str
     kind_label: str
+    # Its kind's badge colour (TONE), "" for the plain badge.
+    tone: str
     title: str
     summary: str
     # What the card says when the summary is empty ("No prompt yet."), if anything.
@@ -197,6 +199,7 @@ def _card(
         key=key,
         kind=kind,
         kind_label=module.LABEL if module else (kind or "Step"),
+        tone=module.TONE if module else "",
         title=title.strip() or key or f"Step {index + 1}",
         summary=module.summary(raw) if module else "",
         summary_empty=module.EMPTY_SUMMARY if module else "",

@@ -18,7 +18,8 @@ Each kind is a package, `workflows/steps/<kind>/`, whose `__init__` exposes:
   `execute(step, call, context)`.
 
 and, for the editor (`editor.py` in the package): `LABEL`, `HINT` (the "add
-step" menu), `SHORT_LABEL` (the run page), `BLURB` (the panel),
+step" menu), `SHORT_LABEL` (the run page), `TONE` (its badge's colour),
+`BLURB` (the panel),
 `EMPTY_SUMMARY`, `FIELD_LABELS`, `LIST_FIELDS`, `PANEL` (its panel template,
 in the package's `templates/`: `edit` and `readonly` partials), `new_step`,
 `summary`, `branches`, `json_properties`, `fields`, `template_values`,

@@ -64,6 +64,7 @@ def execute(step: EchoStep, variables: Mapping[str, object]) -> str:
 LABEL = "Echo"
 HINT = "say it back"
 SHORT_LABEL = "Echo"
+TONE = ""
 BLURB = "Says its text back, variables filled in."
 EMPTY_SUMMARY = "Nothing to say yet."
 PANEL = "steps/echo/panel.html"

@@ -18,6 +18,8 @@ LABEL = "Condition"
 HINT = "branch"
 # On the run page, beside each step.
 SHORT_LABEL = "Condition"
+# Its badge on the cards: a tone of components.css (.badge-<tone>), "" for the plain one.
+TONE = "info"
 BLURB = "Chooses which step runs next."
 EMPTY_SUMMARY = ""
 PANEL = "steps/condition/panel.html"

@@ -29,6 +29,8 @@ LABEL = "LLM prompt"
 HINT = "ask the model"
 # On the run page, beside each step.
 SHORT_LABEL = "LLM"
+# Its badge on the cards: a tone of components.css (.badge-<tone>), "" for the plain one.
+TONE = "accent"
 BLURB = "Sends a prompt to the model and passes its answer on."
 EMPTY_SUMMARY = "No prompt yet."
 PANEL = "steps/llm/panel.html"

@@ -21,6 +21,8 @@ LABEL = "Template"
 HINT = "format text"
 # On the run page, beside each step.
 SHORT_LABEL = "Template"
+# Its badge on the cards: a tone of components.css (.badge-<tone>), "" for the plain one.
+TONE = ""
 BLURB = "Builds text from variables, without calling the model."
 EMPTY_SUMMARY = ""
 PANEL = "steps/template/panel.html"
