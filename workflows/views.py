@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
 from datetime import datetime
 from types import ModuleType
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core import signing
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -32,7 +33,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import replace_url, trigger_client_event
 
-from accounts.access import workflow_for, workspace_for
+from accounts.access import AuthedRequest, workflow_for, workspace_for
 from accounts.models import Membership, Role
 from workflows import draft_changes, editing, forms, selectors, services, starters
 from workflows import steps as step_kinds
@@ -61,7 +62,7 @@ EDITOR = "workflows/editor.html"
 
 @require_GET
 @login_required
-def workspace_home(request: HttpRequest, slug: str) -> HttpResponse:
+def workspace_home(request: AuthedRequest, slug: str) -> HttpResponse:
     membership = workspace_for(request, slug, role=Role.VIEWER)
     workspace = membership.workspace
     archived = request.GET.get("archived") == "1"
@@ -83,7 +84,7 @@ def workspace_home(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @login_required
-def workflow_new(request: HttpRequest, slug: str) -> HttpResponse:
+def workflow_new(request: AuthedRequest, slug: str) -> HttpResponse:
     membership = workspace_for(request, slug, role=Role.EDITOR)
     workspace = membership.workspace
     if request.method == "POST":
@@ -113,7 +114,7 @@ def workflow_new(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_POST
 @login_required
-def workflow_duplicate(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+def workflow_duplicate(request: AuthedRequest, slug: str, pk: int) -> HttpResponse:
     membership, workflow = workflow_for(request, slug, pk, role=Role.EDITOR)
     copy = services.workflow_duplicate(workflow=workflow, user=request.user)
     messages.success(request, f"Duplicated as “{copy.name}”.")
@@ -122,7 +123,7 @@ def workflow_duplicate(request: HttpRequest, slug: str, pk: int) -> HttpResponse
 
 @require_POST
 @login_required
-def workflow_archive(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+def workflow_archive(request: AuthedRequest, slug: str, pk: int) -> HttpResponse:
     membership, workflow = workflow_for(request, slug, pk, role=Role.EDITOR)
     services.workflow_archive(workflow=workflow, user=request.user)
     messages.success(request, f"Archived “{workflow.name}”. It keeps its versions and runs.")
@@ -131,7 +132,7 @@ def workflow_archive(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def workflow_unarchive(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+def workflow_unarchive(request: AuthedRequest, slug: str, pk: int) -> HttpResponse:
     membership, workflow = workflow_for(request, slug, pk, role=Role.EDITOR)
     services.workflow_unarchive(workflow=workflow, user=request.user)
     messages.success(request, f"“{workflow.name}” is back in the list.")
@@ -140,7 +141,7 @@ def workflow_unarchive(request: HttpRequest, slug: str, pk: int) -> HttpResponse
 
 @require_http_methods(["GET", "POST"])
 @login_required
-def workflow_delete(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+def workflow_delete(request: AuthedRequest, slug: str, pk: int) -> HttpResponse:
     membership, workflow = workflow_for(request, slug, pk, role=Role.EDITOR)
     if request.method == "POST":
         if request.POST.get("confirm_name", "").strip() != workflow.name:
@@ -182,7 +183,7 @@ def _editor_url(slug: str, workflow: Workflow, *, panel: str = "", index: int | 
     return f"{url}?panel={panel}" if panel else url
 
 
-def _panel_choice(request: HttpRequest, step_count: int, can_edit: bool) -> tuple[str, int]:
+def _panel_choice(request: AuthedRequest, step_count: int, can_edit: bool) -> tuple[str, int]:
     panel = request.GET.get("panel", "")
     index = _int(request.GET.get("step", "0"), default=0)
     if panel not in PANELS:
@@ -195,7 +196,7 @@ def _panel_choice(request: HttpRequest, step_count: int, can_edit: bool) -> tupl
 
 
 def _editor_context(
-    request: HttpRequest,
+    request: AuthedRequest,
     membership: Membership,
     workflow: Workflow,
     *,
@@ -370,7 +371,7 @@ def _merge_form_errors(slots: dict, form_errors: dict[str, list[str]]) -> None:
 @never_cache
 @require_GET
 @login_required
-def workflow_editor(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+def workflow_editor(request: AuthedRequest, slug: str, pk: int) -> HttpResponse:
     membership, workflow = workflow_for(request, slug, pk, role=Role.VIEWER)
     step_count = len(editing.steps_of(workflow.definition))
     panel, index = _panel_choice(request, step_count, membership.allows(Role.EDITOR))
@@ -390,7 +391,7 @@ PRESENCE_SECONDS = 15
 @never_cache
 @require_GET
 @login_required
-def workflow_editor_sync(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+def workflow_editor_sync(request: AuthedRequest, slug: str, pk: int) -> HttpResponse:
     """Polled every few seconds by an open editor: who else is here, and what others changed.
 
     `seen` is the revision the editor last showed, `open` its panel ("step:2",
@@ -476,7 +477,7 @@ def _panel_refresh(
 
 
 def _render_editor(
-    request: HttpRequest,
+    request: AuthedRequest,
     membership: Membership,
     workflow: Workflow,
     *,
@@ -523,7 +524,7 @@ def _render_editor(
 
 
 def _autosaved(
-    request: HttpRequest,
+    request: AuthedRequest,
     membership: Membership,
     workflow: Workflow,
     *,
@@ -664,7 +665,8 @@ def _step_form_name(kind: ModuleType | None, path: str) -> str | None:
     """The form field of the panel that shows `path` under a step; None: the whole panel."""
     if path in STEP_FIELDS or kind is None:
         return path
-    return kind.form_name(path)
+    form_name: str | None = kind.form_name(path)
+    return form_name
 
 
 def _step_bases(data: Any, key: str, kind: ModuleType | None) -> dict[str, int | None]:
@@ -734,7 +736,7 @@ def _structure_conflict(workflow: Workflow, path: str = "steps") -> services.Dra
 @never_cache
 @require_POST
 @login_required
-def workflow_step_save(request: HttpRequest, slug: str, pk: int, index: int) -> HttpResponse:
+def workflow_step_save(request: AuthedRequest, slug: str, pk: int, index: int) -> HttpResponse:
     """Autosave of the fields of a step that the person changed; with `action`, also add/remove a
     case or build a schema."""
     membership, workflow = workflow_for(request, slug, pk, role=Role.EDITOR)
@@ -824,7 +826,10 @@ def _int(text: str, default: int = -1) -> int:
 
 
 def _structure_edit(
-    request: HttpRequest, workflow: Workflow, change: Any, path: str = "steps"
+    request: AuthedRequest,
+    workflow: Workflow,
+    change: Callable[[dict], tuple[dict, Any]],
+    path: str = "steps",
 ) -> Any:
     """Apply `change(definition) -> (definition, extra)` to the stored draft, refused when someone
     else changed the list of steps (or inputs) after the revision the person's view was drawn at."""
@@ -843,7 +848,7 @@ def _structure_edit(
 @never_cache
 @require_POST
 @login_required
-def workflow_step_add(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+def workflow_step_add(request: AuthedRequest, slug: str, pk: int) -> HttpResponse:
     membership, workflow = workflow_for(request, slug, pk, role=Role.EDITOR)
     kind = request.POST.get("kind", "")
     position = _int(
@@ -869,7 +874,7 @@ def workflow_step_add(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @never_cache
 @require_POST
 @login_required
-def workflow_step_move(request: HttpRequest, slug: str, pk: int, index: int) -> HttpResponse:
+def workflow_step_move(request: AuthedRequest, slug: str, pk: int, index: int) -> HttpResponse:
     membership, workflow = workflow_for(request, slug, pk, role=Role.EDITOR)
     direction = request.POST.get("direction")
     offset = -1 if direction == "up" else 1
@@ -904,7 +909,7 @@ def workflow_step_move(request: HttpRequest, slug: str, pk: int, index: int) -> 
 @never_cache
 @require_POST
 @login_required
-def workflow_steps_reorder(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+def workflow_steps_reorder(request: AuthedRequest, slug: str, pk: int) -> HttpResponse:
     membership, workflow = workflow_for(request, slug, pk, role=Role.EDITOR)
     order = [_int(part) for part in request.POST.get("order", "").split(",") if part.strip()]
     try:
@@ -925,7 +930,7 @@ def workflow_steps_reorder(request: HttpRequest, slug: str, pk: int) -> HttpResp
 @never_cache
 @require_POST
 @login_required
-def workflow_step_delete(request: HttpRequest, slug: str, pk: int, index: int) -> HttpResponse:
+def workflow_step_delete(request: AuthedRequest, slug: str, pk: int, index: int) -> HttpResponse:
     membership, workflow = workflow_for(request, slug, pk, role=Role.EDITOR)
     try:
         removed = _structure_edit(
@@ -960,7 +965,7 @@ def workflow_step_delete(request: HttpRequest, slug: str, pk: int, index: int) -
 @never_cache
 @require_POST
 @login_required
-def workflow_step_restore(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+def workflow_step_restore(request: AuthedRequest, slug: str, pk: int) -> HttpResponse:
     """Undo a delete: put the step back where it was (near it, if the steps changed since)."""
     membership, workflow = workflow_for(request, slug, pk, role=Role.EDITOR)
     try:
@@ -984,7 +989,7 @@ def workflow_step_restore(request: HttpRequest, slug: str, pk: int) -> HttpRespo
 
 
 def _edit_refused(
-    request: HttpRequest, membership: Membership, workflow: Workflow, message: str
+    request: AuthedRequest, membership: Membership, workflow: Workflow, message: str
 ) -> HttpResponse:
     if not request.htmx:
         messages.error(request, message)
@@ -1007,7 +1012,7 @@ def _input_bases(data: Any) -> dict[str, int | None]:
 @never_cache
 @require_POST
 @login_required
-def workflow_inputs_save(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+def workflow_inputs_save(request: AuthedRequest, slug: str, pk: int) -> HttpResponse:
     membership, workflow = workflow_for(request, slug, pk, role=Role.EDITOR)
     action = request.POST.get("action", "")
     result: dict[str, Any] = {}
@@ -1055,7 +1060,7 @@ def workflow_inputs_save(request: HttpRequest, slug: str, pk: int) -> HttpRespon
 @never_cache
 @require_POST
 @login_required
-def workflow_output_save(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+def workflow_output_save(request: AuthedRequest, slug: str, pk: int) -> HttpResponse:
     membership, workflow = workflow_for(request, slug, pk, role=Role.EDITOR)
     mode = request.POST.get("output_mode")
 
@@ -1094,14 +1099,14 @@ def workflow_output_save(request: HttpRequest, slug: str, pk: int) -> HttpRespon
 @never_cache
 @require_POST
 @login_required
-def workflow_settings_save(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+def workflow_settings_save(request: AuthedRequest, slug: str, pk: int) -> HttpResponse:
     membership, workflow = workflow_for(request, slug, pk, role=Role.EDITOR)
     errors: dict[str, list[str]] = {}
     name = request.POST.get("name", "").strip()
     if "name" in request.POST:
         form = forms.SettingsForm({"name": name})
         if not form.is_valid():
-            errors["name"] = list(form.errors["name"])
+            errors["name"] = [str(message) for message in form.errors["name"]]
         elif name != workflow.name:
             try:
                 services.workflow_name_check(workflow=workflow, name=name)
@@ -1140,7 +1145,7 @@ def workflow_settings_save(request: HttpRequest, slug: str, pk: int) -> HttpResp
 @never_cache
 @require_POST
 @login_required
-def workflow_rename(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+def workflow_rename(request: AuthedRequest, slug: str, pk: int) -> HttpResponse:
     """Rename in place from the editor's title: htmx
     gets the name updated wherever the page shows it."""
     membership, workflow = workflow_for(request, slug, pk, role=Role.EDITOR)
@@ -1206,7 +1211,7 @@ def workflow_rename(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @never_cache
 @require_POST
 @login_required
-def workflow_publish(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+def workflow_publish(request: AuthedRequest, slug: str, pk: int) -> HttpResponse:
     membership, workflow = workflow_for(request, slug, pk, role=Role.EDITOR)
     form = forms.PublishForm(request.POST)
     summary = form.cleaned_data["summary"].strip() if form.is_valid() else ""
@@ -1222,7 +1227,7 @@ def workflow_publish(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 
 @require_GET
 @login_required
-def workflow_versions(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+def workflow_versions(request: AuthedRequest, slug: str, pk: int) -> HttpResponse:
     membership, workflow = workflow_for(request, slug, pk, role=Role.VIEWER)
     versions = selectors.versions_recent(workflow)
     entries = []
@@ -1256,7 +1261,9 @@ def workflow_versions(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def workflow_version_restore(request: HttpRequest, slug: str, pk: int, number: int) -> HttpResponse:
+def workflow_version_restore(
+    request: AuthedRequest, slug: str, pk: int, number: int
+) -> HttpResponse:
     membership, workflow = workflow_for(request, slug, pk, role=Role.EDITOR)
     version = get_object_or_404(WorkflowVersion, workflow=workflow, number=number)
     before = workflow.definition
@@ -1285,7 +1292,7 @@ def workflow_version_restore(request: HttpRequest, slug: str, pk: int, number: i
 @never_cache
 @require_POST
 @login_required
-def workflow_test_run(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+def workflow_test_run(request: AuthedRequest, slug: str, pk: int) -> HttpResponse:
     """Run the draft (every role may): a real run through the workers, shown live on the cards."""
     membership, workflow = workflow_for(request, slug, pk, role=Role.VIEWER)
     parsed, issues = services.definition_check(workflow.definition)
@@ -1317,7 +1324,9 @@ def workflow_test_run(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @never_cache
 @require_GET
 @login_required
-def workflow_test_run_status(request: HttpRequest, slug: str, pk: int, run_id: int) -> HttpResponse:
+def workflow_test_run_status(
+    request: AuthedRequest, slug: str, pk: int, run_id: int
+) -> HttpResponse:
     """Polled every second while a test run is going; answers without the trigger once it ends."""
     membership, workflow = workflow_for(request, slug, pk, role=Role.VIEWER)
     run = get_object_or_404(
