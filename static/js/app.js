@@ -89,16 +89,12 @@
     toast(event.detail.level, event.detail.message || event.detail.value);
   });
 
-  // A failed htmx request swaps nothing, so say why (the texts are on the error template).
+  // A failed htmx answer carries its error toast (config/lib/htmx_errors.py); no answer at all
+  // (offline, timed out) cannot, so the error template's data-* say why.
   function failure(kind) {
     var template = document.getElementById("toast-error");
     return template && template.getAttribute("data-" + kind);
   }
-  document.addEventListener("htmx:responseError", function (event) {
-    var status = event.detail.xhr.status;
-    var text = failure(status) || failure(status >= 500 ? "5xx" : "4xx");
-    toast("error", text && text.replace("{status}", status));
-  });
   ["sendError", "timeout"].forEach(function (name) {
     document.addEventListener("htmx:" + name, function () { toast("error", failure(name)); });
   });
