@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -20,7 +19,7 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
-from accounts import services, verification
+from accounts import selectors, services, verification
 from accounts.access import AuthedRequest, workspace_for
 from accounts.audit_display import action_label, entry_diff
 from accounts.charts import usage_chart
@@ -37,7 +36,7 @@ from accounts.forms import (
     role_choices,
 )
 from accounts.mail import MailLimited, mail_configured, mail_request_allow
-from accounts.models import Invitation, MailRequest, Membership, Role, User
+from accounts.models import Invitation, MailRequest, Membership, Role
 from accounts.services import InvitationUnusable, MembershipRefused
 from accounts.usage import daily_usage, month_budget, usage_by_member, usage_by_workflow
 from config.lib.client_ip import client_ip
@@ -47,12 +46,7 @@ from workflows.shown_once import shown_once_keep, shown_once_take
 def home(request: HttpRequest) -> HttpResponse:
     """The landing page; signed-in people go straight to a workspace."""
     if request.user.is_authenticated:
-        membership = (
-            Membership.objects.filter(user=request.user)
-            .select_related("workspace")
-            .order_by("created_at")
-            .first()
-        )
+        membership = selectors.membership_first(request.user)
         if membership:
             return redirect("workspace_home", slug=membership.workspace.slug)
         return redirect("workspace_create")
@@ -192,7 +186,7 @@ class MemberRow:
 
 
 def _member_rows(actor: Membership) -> list[MemberRow]:
-    members = list(actor.workspace.memberships.select_related("user").order_by("created_at", "id"))
+    members = selectors.members(actor.workspace)
     owners = sum(1 for m in members if m.role == Role.OWNER)
     rows = []
     for m in members:
@@ -219,11 +213,7 @@ def _settings_context(actor: Membership, **extra: object) -> dict[str, object]:
         "membership": actor,
         "workspace": workspace,
         "member_rows": _member_rows(actor),
-        "invitations": workspace.invitations.filter(
-            accepted_at__isnull=True, revoked_at__isnull=True
-        )
-        .select_related("invited_by")
-        .order_by("-created_at"),
+        "invitations": selectors.invitations_pending(workspace),
         "role_choices": role_choices(actor),
         "is_owner": actor.role == Role.OWNER,
         "month": month_budget(workspace),
@@ -262,9 +252,7 @@ def workspace_settings(request: AuthedRequest, slug: str) -> HttpResponse:
         request, page=request.path
     )  # an invitation just made (invitation_create)
     if held is not None:
-        invitation = membership.workspace.invitations.filter(
-            id=held.object_id, accepted_at__isnull=True, revoked_at__isnull=True
-        ).first()
+        invitation = selectors.invitation_pending(membership.workspace, held.object_id)
         if invitation is not None:
             invitation.email_error = held.detail
             extra = {
@@ -485,7 +473,7 @@ def workspace_leave(request: AuthedRequest, slug: str) -> HttpResponse:
         else:
             messages.success(request, f"You left {workspace.name}.")
             return redirect("home")
-    owners = workspace.memberships.filter(role=Role.OWNER).count()
+    owners = selectors.owners_count(workspace)
     return render(
         request,
         "accounts/workspace_leave.html",
@@ -516,7 +504,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
             e.reason == "used"
             and user is not None
             and invitation is not None
-            and invitation.workspace.memberships.filter(user=user).exists()
+            and selectors.is_member(invitation.workspace, user)
         ):
             messages.info(request, f"You are already a member of {invitation.workspace.name}.")
             return redirect("workspace_home", slug=invitation.workspace.slug)
@@ -534,10 +522,10 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
                 return render(request, INVITATION_PAGE, {**context, "problem": e}, status=410)
             messages.success(request, f"Welcome to {workspace.name}! You joined as {role}.")
             return redirect("workspace_home", slug=workspace.slug)
-        context["already_member"] = workspace.memberships.filter(user=user).exists()
+        context["already_member"] = selectors.is_member(workspace, user)
         return render(request, INVITATION_PAGE, context)
 
-    has_account = User.objects.filter(email__iexact=invitation.email).exists()
+    has_account = selectors.account_exists(invitation.email)
     form = InvitationSignupForm(request.POST or None, email=invitation.email)
     if request.method == "POST" and not has_account and form.is_valid():
         try:
@@ -574,36 +562,22 @@ AUDIT_PAGE_SIZE = 50
 def audit_log(request: AuthedRequest, slug: str) -> HttpResponse:
     membership = workspace_for(request, slug, role=Role.ADMIN)
     workspace = membership.workspace
-    entries = workspace.audit_entries.select_related("actor")
-    actions = list(
-        workspace.audit_entries.order_by("action").values_list("action", flat=True).distinct()
-    )
-    actors = list(
-        workspace.audit_entries.exclude(actor_email="")
-        .order_by("actor_email")
-        .values_list("actor_email", flat=True)
-        .distinct()
-    )
     form = AuditFilterForm(
-        request.GET, actions=[(a, action_label(a)) for a in actions], actors=actors
+        request.GET,
+        actions=[(a, action_label(a)) for a in selectors.audit_actions(workspace)],
+        actors=selectors.audit_actors(workspace),
     )
+    entries = selectors.audit_entries(workspace)
     filtered = False
     if form.is_valid():
         data = form.cleaned_data
-        if data["action"]:
-            entries = entries.filter(action=data["action"])
-        if data["actor"]:
-            entries = entries.filter(actor_email=data["actor"])
-        if data["since"]:
-            entries = entries.filter(
-                created_at__gte=datetime.combine(data["since"], time.min, tzinfo=UTC)
-            )
-        if data["until"]:
-            entries = entries.filter(
-                created_at__lt=datetime.combine(
-                    data["until"] + timedelta(days=1), time.min, tzinfo=UTC
-                )
-            )
+        entries = selectors.audit_entries(
+            workspace,
+            action=data["action"],
+            actor=data["actor"],
+            since=data["since"],
+            until=data["until"],
+        )
         filtered = any(data.values())
     page = Paginator(entries, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
