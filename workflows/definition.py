@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, StringConstraints, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
+from workflows import steps as step_kinds
 from workflows.rendering import Reference, invalid_references, references, to_text
 from workflows.steps import Step, module_for
 from workflows.steps.base import END
@@ -263,8 +264,9 @@ def _too_deep_issue(data: Mapping[str, Any], parts: list[Any]) -> Issue:
     if len(parts) >= 3 and parts[0] == "steps" and isinstance(parts[1], int):
         step = _raw_name(_item(data.get("steps"), parts[1]), "key") or f"steps[{parts[1]}]"
         rest = parts[2:]
+        # Inside a union field (the llm kind's response_format) the member's field is named too.
         return Issue(
-            step, _field_path(rest[:2] if rest[0] == "response_format" else rest[:1]), message
+            step, _field_path(rest[:2] if rest[0] in _union_fields() else rest[:1]), message
         )
     return Issue(None, _field_path(parts[:3]), message)
 
@@ -272,6 +274,7 @@ def _too_deep_issue(data: Mapping[str, Any], parts: list[Any]) -> Issue:
 def _without_union_tags(location: list[Any], data: object) -> list[Any]:
     # Discriminated unions put the tag ("llm", "json_schema") in the
     # location; users never wrote it, so it is dropped.
+    unions = _union_fields()
     parts: list[Any] = []
     node = data
     tag_may_follow = False
@@ -281,9 +284,20 @@ def _without_union_tags(location: list[Any], data: object) -> list[Any]:
             continue
         parts.append(part)
         node = _item(node, part)
-        # The unions are a step (after its index) and a response_format.
-        tag_may_follow = (len(parts) == 2 and parts[0] == "steps") or part == "response_format"
+        # The unions are a step (after its index) and its kind's union fields (a response_format).
+        tag_may_follow = (len(parts) == 2 and parts[0] == "steps") or part in unions
     return parts
+
+
+def _union_fields() -> set[str]:
+    """The kinds' fields that are discriminated unions themselves (the llm kind's
+    response_format: text or json_schema), read from their config models."""
+    return {
+        name
+        for kind in step_kinds.KINDS
+        for name, field in kind.Config.model_fields.items()
+        if field.discriminator
+    }
 
 
 def _pydantic_message(detail: ErrorDetails) -> str:
