@@ -25,12 +25,19 @@ from workflows import triggers
 from workflows.models import Run
 
 
-@pytest.fixture
-def server(worker_env: dict[str, str], transactional_db: None) -> Iterator[AsgiServer]:
-    # No Celery worker: nothing here needs a run to finish.
+@pytest.fixture(scope="module")
+def shared_server(worker_env: dict[str, str]) -> Iterator[AsgiServer]:
+    # No Celery worker: nothing here needs a run to finish. One server for the
+    # module: it keeps no state between requests but what the database holds.
     server = AsgiServer({**worker_env, "CELERY_QUEUE": IDLE_QUEUE})
     yield server
     server.stop()
+
+
+@pytest.fixture
+def server(shared_server: AsgiServer, transactional_db: None) -> AsgiServer:
+    """The module's server, on data this test commits (the server is another process)."""
+    return shared_server
 
 
 def connect(server: AsgiServer) -> socket.socket:

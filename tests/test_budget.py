@@ -491,25 +491,26 @@ def test_fifty_concurrent_runs_spend_no_more_than_a_budget_that_fits_ten(
 def test_a_burst_of_runs_waits_for_holds_and_spends_most_of_a_tiny_budget(
     worker: WorkerProcess, worker_env: dict[str, str], personas: Personas, fake_calls
 ) -> None:  # type: ignore[no-untyped-def]
-    # Each call holds its worst case (100 output tokens) but costs far less
-    # (a one-token answer), so holds in flight are many times the real spend.
+    # Each call holds its worst case (30 output tokens) but costs far less
+    # (a one-token answer), so holds in flight are several times the real spend:
+    # the budget pays for 14 to 18 calls, and 40 runs ask for more than that.
     # A call blocked only by other calls' holds must wait for them, not fail.
     second = WorkerProcess(worker_env, worker_env["CELERY_QUEUE"])
     second.start()
     try:
         prompt = "Tag {{ topic }} in one word. [[fake:reply=ok]] [[fake:latency=500]]"
-        per_call = worst_case(prompt.replace("{{ topic }}", "puffins"), max_tokens=100)
-        budget_nanousd = 4 * per_call  # about $0.0007: at most four calls can be held at once
+        per_call = worst_case(prompt.replace("{{ topic }}", "puffins"), max_tokens=30)
+        budget_nanousd = 4 * per_call  # about $0.00024: at most four calls can be held at once
         set_budget(personas.workspace, budget_nanousd)
         workflow = services.workflow_create(
             workspace=personas.workspace,
-            definition=one_call("Burst of tags", prompt, max_tokens=100),
+            definition=one_call("Burst of tags", prompt, max_tokens=30),
             user=None,
         )
         services.workflow_publish(workflow=workflow, user=None)
         run_ids = [
             services.run_start(workflow=workflow, trigger="manual", inputs={"topic": "puffins"}).id
-            for _ in range(140)
+            for _ in range(40)
         ]
         runs = [wait_for_run(run_id, timeout=180) for run_id in run_ids]
 
@@ -520,7 +521,7 @@ def test_a_burst_of_runs_waits_for_holds_and_spends_most_of_a_tiny_budget(
     refused = [
         r for r in runs if r.status == Run.Status.FAILED and "workspace budget exhausted" in r.error
     ]
-    assert len(succeeded) + len(refused) == 140, {r.status + ": " + r.error for r in runs}
+    assert len(succeeded) + len(refused) == 40, {r.status + ": " + r.error for r in runs}
     row = ledger(personas.workspace)
     spent = sum(r.cost_nanousd for r in runs)
     assert (row.spent_nanousd, row.reserved_nanousd) == (spent, 0)

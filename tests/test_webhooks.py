@@ -427,13 +427,20 @@ def test_the_shell_snippet_signs_like_the_reference_library(hook) -> None:
 # End to end: an external program, a real ASGI server (uvicorn), a real worker ---------------------
 
 
-@pytest.fixture
-def asgi_server(worker, worker_env: dict[str, str]):  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="module")
+def shared_asgi_server(worker_env: dict[str, str]):  # type: ignore[no-untyped-def]
+    """One server for the module: it keeps no state between requests but what the
+    database holds, and sends runs to the session's worker queue."""
     from tests.servers import AsgiServer
 
     server = AsgiServer(worker_env)
     yield server
     server.stop()
+
+
+@pytest.fixture
+def asgi_server(worker, shared_asgi_server):  # type: ignore[no-untyped-def]
+    return shared_asgi_server
 
 
 @pytest.mark.integration
@@ -475,7 +482,7 @@ def test_an_external_program_gets_the_output_in_the_same_request(
 def test_many_callers_wait_at_once_without_exhausting_the_server(
     asgi_server, personas: Personas
 ) -> None:
-    """Twenty callers wait for two-second LLM runs
+    """Twenty callers wait for one-second LLM runs
     together; each gets its output in its own request."""
     import httpx
 
@@ -486,7 +493,7 @@ def test_many_callers_wait_at_once_without_exhausting_the_server(
             {
                 "key": "answer",
                 "type": "llm",
-                "prompt": "[[fake:latency=2000]] Greet {{ who }}",
+                "prompt": "[[fake:latency=1000]] Greet {{ who }}",
                 "max_tokens": 20,
             }
         ],
