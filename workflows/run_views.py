@@ -26,15 +26,15 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling, push_url
 
 from accounts.access import AuthedRequest, HtmxRequest, run_for, workspace_for
-from accounts.models import Role
-from workflows import services
+from accounts.models import Role, Workspace
+from workflows import selectors, services
 from workflows.definition import InputError
-from workflows.models import Run, StepRun, Workflow, WorkflowVersion
+from workflows.models import Run, StepRun, Workflow
+from workflows.selectors import DRAFT
 from workflows.steps import STEP_TYPES
 from workflows.templatetags.run_format import TRIGGER_LABELS
 
 PAGE_SIZE = 25
-DRAFT = "draft"
 # A step shorter than this share of the run still gets a visible bar.
 MIN_BAR_PERCENT = 0.6
 
@@ -64,20 +64,17 @@ class RunFilterForm(forms.Form):
             (DRAFT, "Draft (test runs)"),
         ] + [(str(n), f"v{n}") for n in version_numbers]
 
-    def filter(self, runs: QuerySet[Run]) -> QuerySet[Run]:
+    def runs(self, workspace: Workspace) -> QuerySet[Run]:
+        """The workspace's runs these filters let through (an invalid one is left out)."""
         self.is_valid()
         data = self.cleaned_data
-        if data.get("status"):
-            runs = runs.filter(status=data["status"])
-        if data.get("trigger"):
-            runs = runs.filter(trigger=data["trigger"])
-        if data.get("workflow"):
-            runs = runs.filter(workflow_id=data["workflow"])
-        if data.get("version") == DRAFT:
-            runs = runs.filter(version__isnull=True)
-        elif data.get("version"):
-            runs = runs.filter(version__number=int(data["version"]))
-        return runs
+        return selectors.runs_filtered(
+            workspace,
+            status=data.get("status") or "",
+            trigger=data.get("trigger") or "",
+            workflow_id=data.get("workflow"),
+            version=data.get("version") or "",
+        )
 
     @property
     def active(self) -> bool:
@@ -103,40 +100,12 @@ def _partial_wanted(request: HtmxRequest, target: str) -> bool:
 def run_list(request: AuthedRequest, slug: str) -> HttpResponse:
     membership = workspace_for(request, slug, role=Role.VIEWER)
     workspace = membership.workspace
-    workflows = list(workspace.workflows.order_by("name").only("id", "name", "archived_at"))
+    workflows = selectors.workflow_choices(workspace)
     workflow_id = _wanted_workflow_id(request, workflows)
-    versions = WorkflowVersion.objects.filter(workflow__workspace=workspace)
-    if workflow_id:
-        versions = versions.filter(workflow_id=workflow_id)
-    version_numbers = list(versions.order_by("number").values_list("number", flat=True).distinct())
+    version_numbers = selectors.version_numbers(workspace, workflow_id=workflow_id)
     form = RunFilterForm(request.GET, workflows=workflows, version_numbers=version_numbers)
 
-    runs = form.filter(
-        Run.objects.filter(workspace=workspace)
-        .select_related("workflow", "version")
-        .only(
-            "id",
-            "status",
-            "trigger",
-            "error",
-            "tokens_in",
-            "tokens_cached",
-            "tokens_out",
-            "cost_nanousd",
-            "created_at",
-            "started_at",
-            "finished_at",
-            "resumed_from_id",
-            "waiting_for",
-            "waiting_since",
-            "waited_ms",
-            "workflow__id",
-            "workflow__name",
-            "version__id",
-            "version__number",
-        )
-        .order_by("-created_at", "-id")
-    )
+    runs = form.runs(workspace)
     page = Paginator(runs, PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "membership": membership,

@@ -7,12 +7,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count, IntegerField, OuterRef, Q, Subquery, Sum, Value
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from accounts.models import User, Workspace
-from workflows.models import EditorPresence, Run, StepRun, Workflow, WorkflowVersion
+from accounts.models import Membership, User, Workspace
+from workflows.models import (
+    ApiToken,
+    EditorPresence,
+    Run,
+    Schedule,
+    StepRun,
+    Trigger,
+    WebhookDelivery,
+    Workflow,
+    WorkflowVersion,
+)
 from workflows.pricing import format_usd
 from workflows.schemas import run_out
 
@@ -130,3 +140,108 @@ def editor_others(workflow: Workflow, user: User, *, seconds: int) -> list[User]
 def versions_recent(workflow: Workflow, *, limit: int = 50) -> list[WorkflowVersion]:
     """The workflow's latest published versions with their authors, newest first."""
     return list(workflow.versions.select_related("author").order_by("-number")[:limit])
+
+
+# The runs page ---------------------------------------------------------------------------
+
+# The version filter's value for test runs of the draft.
+DRAFT = "draft"
+
+
+def workflow_choices(workspace: Workspace) -> list[Workflow]:
+    """The workspace's workflows, archived too, by name: only their id, name and archived_at."""
+    return list(workspace.workflows.order_by("name").only("id", "name", "archived_at"))
+
+
+def version_numbers(workspace: Workspace, *, workflow_id: int | None = None) -> list[int]:
+    """The version numbers published in the workspace (of one workflow if given), ascending."""
+    versions = WorkflowVersion.objects.filter(workflow__workspace=workspace)
+    if workflow_id:
+        versions = versions.filter(workflow_id=workflow_id)
+    return list(versions.order_by("number").values_list("number", flat=True).distinct())
+
+
+def runs_filtered(
+    workspace: Workspace,
+    *,
+    status: str = "",
+    trigger: str = "",
+    workflow_id: int | None = None,
+    version: str = "",
+) -> QuerySet[Run]:
+    """The workspace's runs, newest first, with what the list shows of their workflow and
+    version. `version` is a number, or DRAFT for the test runs of drafts."""
+    runs = Run.objects.filter(workspace=workspace)
+    if status:
+        runs = runs.filter(status=status)
+    if trigger:
+        runs = runs.filter(trigger=trigger)
+    if workflow_id:
+        runs = runs.filter(workflow_id=workflow_id)
+    if version == DRAFT:
+        runs = runs.filter(version__isnull=True)
+    elif version:
+        runs = runs.filter(version__number=int(version))
+    return (
+        runs.select_related("workflow", "version")
+        .only(
+            "id",
+            "status",
+            "trigger",
+            "error",
+            "tokens_in",
+            "tokens_cached",
+            "tokens_out",
+            "cost_nanousd",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "resumed_from_id",
+            "waiting_for",
+            "waiting_since",
+            "waited_ms",
+            "workflow__id",
+            "workflow__name",
+            "version__id",
+            "version__number",
+        )
+        .order_by("-created_at", "-id")
+    )
+
+
+# The triggers and API tokens pages ---------------------------------------------------------
+
+
+def schedules_of(workflow: Workflow) -> list[Schedule]:
+    """The workflow's schedules with their last run."""
+    return list(workflow.schedules.select_related("last_run"))
+
+
+def deliveries_recent(workflow: Workflow, *, limit: int) -> QuerySet[WebhookDelivery]:
+    """The latest webhook deliveries to the workflow's triggers (the model's order), with their
+    trigger."""
+    return WebhookDelivery.objects.filter(trigger__workflow=workflow).select_related("trigger")[
+        :limit
+    ]
+
+
+def trigger_of(workflow: Workflow, trigger_id: int) -> Trigger | None:
+    return workflow.triggers.filter(id=trigger_id).first()
+
+
+def schedule_of(workflow: Workflow, schedule_id: int) -> Schedule | None:
+    return workflow.schedules.filter(id=schedule_id).first()
+
+
+def api_tokens(membership: Membership) -> QuerySet[ApiToken]:
+    """The API tokens of the membership's workspace (the model's order), with who made each."""
+    return ApiToken.objects.filter(workspace=membership.workspace).select_related("created_by")
+
+
+def api_token_of(membership: Membership, token_id: int, *, revoked: bool = True) -> ApiToken | None:
+    """Token `token_id` of the membership's workspace, if it is one of them (and not revoked,
+    with `revoked=False`)."""
+    tokens = ApiToken.objects.filter(id=token_id, workspace=membership.workspace)
+    if not revoked:
+        tokens = tokens.filter(revoked_at__isnull=True)
+    return tokens.first()

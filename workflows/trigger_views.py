@@ -29,8 +29,8 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.access import AuthedRequest, workflow_for, workspace_for
 from accounts.models import Membership, Role
 from config.lib.outbound import url_refusal
-from workflows import api_auth, schedules, services, triggers
-from workflows.models import ApiToken, Schedule, Trigger, WebhookDelivery, Workflow
+from workflows import api_auth, schedules, selectors, services, triggers
+from workflows.models import Schedule, Trigger, Workflow
 from workflows.shown_once import shown_once_keep, shown_once_take
 
 RECENT_DELIVERIES = 25
@@ -156,14 +156,12 @@ def _render_triggers(
 ) -> HttpResponse:
     manage = membership.allows(Role.ADMIN)
     trigger_list = list(workflow.triggers.all())
-    rows = _schedule_rows(list(workflow.schedules.select_related("last_run")))
+    rows = _schedule_rows(selectors.schedules_of(workflow))
     for row in rows:
         if schedule_errors and row["schedule"].id in schedule_errors:
             row["form"] = schedule_errors[row["schedule"].id]
             row["open"] = True
-    deliveries = WebhookDelivery.objects.filter(trigger__workflow=workflow).select_related(
-        "trigger"
-    )[:RECENT_DELIVERIES]
+    deliveries = selectors.deliveries_recent(workflow, limit=RECENT_DELIVERIES)
     first_url = triggers.trigger_url(trigger_list[0], request) if trigger_list and manage else None
     context = {
         "membership": membership,
@@ -224,14 +222,14 @@ def _back_to_triggers(
 
 
 def _trigger_of(workflow: Workflow, trigger_id: int) -> Trigger:
-    trigger = workflow.triggers.filter(id=trigger_id).first()
+    trigger = selectors.trigger_of(workflow, trigger_id)
     if trigger is None:
         raise Http404("No such trigger.")
     return trigger
 
 
 def _schedule_of(workflow: Workflow, schedule_id: int) -> Schedule:
-    schedule = workflow.schedules.filter(id=schedule_id).first()
+    schedule = selectors.schedule_of(workflow, schedule_id)
     if schedule is None:
         raise Http404("No such schedule.")
     return schedule
@@ -249,7 +247,7 @@ def workflow_triggers(request: AuthedRequest, slug: str, workflow_id: int) -> Ht
     new_secret = None
     held = shown_once_take(request, page=request.path)
     if held is not None and membership.allows(Role.ADMIN):
-        trigger = workflow.triggers.filter(id=held.object_id).first()
+        trigger = selectors.trigger_of(workflow, held.object_id)
         if trigger is not None:
             new_secret = triggers.TriggerWithSecret(trigger=trigger, secret=held.secret)
     return _render_triggers(request, membership, workflow, new_secret=new_secret)
@@ -402,7 +400,7 @@ def _render_tokens(
     form: TokenForm | None = None,
     new_token: api_auth.TokenWithSecret | None = None,
 ) -> HttpResponse:
-    tokens = ApiToken.objects.filter(workspace=membership.workspace).select_related("created_by")
+    tokens = selectors.api_tokens(membership)
     response = render(
         request,
         "accounts/api_tokens.html",
@@ -427,9 +425,7 @@ def api_tokens(request: AuthedRequest, slug: str) -> HttpResponse:
     new_token = None
     held = shown_once_take(request, page=request.path)
     if held is not None:
-        token = ApiToken.objects.filter(
-            id=held.object_id, workspace=membership.workspace, revoked_at__isnull=True
-        ).first()
+        token = selectors.api_token_of(membership, held.object_id, revoked=False)
         if token is not None:
             new_token = api_auth.TokenWithSecret(token=token, value=held.secret)
     return _render_tokens(request, membership, new_token=new_token)
@@ -456,7 +452,7 @@ def api_token_create(request: AuthedRequest, slug: str) -> HttpResponse:
 @require_POST
 def api_token_revoke(request: AuthedRequest, slug: str, token_id: int) -> HttpResponse:
     membership = workspace_for(request, slug, role=Role.ADMIN)
-    token = ApiToken.objects.filter(id=token_id, workspace=membership.workspace).first()
+    token = selectors.api_token_of(membership, token_id)
     if token is None:
         raise Http404("No such token.")
     if api_auth.token_revoke(token=token, user=request.user):
