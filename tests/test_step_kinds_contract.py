@@ -8,10 +8,12 @@ that lacks a part fails here, not in production.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import get_args
 
 import pytest
+from django.conf import settings
 from django.http import QueryDict
 from django.template.loader import get_template
 from pydantic import BaseModel
@@ -169,6 +171,24 @@ def test_its_panel_renders_for_an_editor_and_a_viewer(personas: Personas, kind: 
         assert response.status_code == 200
         html = response.content.decode()
         assert kind.BLURB in html and kind.LABEL in html  # type: ignore[attr-defined]
+        if user == personas.alice:
+            _its_autosaved_fields_are_known_to_conflict_detection(kind, html)
+
+
+AUTOSAVED = re.compile(
+    r"<(?:input|textarea|select)\b[^>]*\bname=\"([^\"]+)\"[^>]*\bdata-autosave-field"
+)
+
+
+def _its_autosaved_fields_are_known_to_conflict_detection(kind: object, html: str) -> None:
+    """Each field its panel autosaves writes a path the kind names (so a write is checked for
+    conflicts), and a change to that path refreshes that field (or the whole panel)."""
+    names = set(AUTOSAVED.findall(html)) - {"title", "key"}
+    assert names, "its panel autosaves no field of its own"
+    for name in names:
+        path = kind.posted_path(name)  # type: ignore[attr-defined]
+        assert path is not None, f"{name} is saved, but posted_path does not know it"
+        assert kind.form_name(path) in (name, None), f"{path} refreshes another field than {name}"  # type: ignore[attr-defined]
 
 
 def test_a_kind_not_in_the_registry_is_refused_by_validation_and_the_editor() -> None:
@@ -181,3 +201,41 @@ def test_a_kind_not_in_the_registry_is_refused_by_validation_and_the_editor() ->
 
 def test_every_config_model_is_pydantic() -> None:
     assert all(issubclass(kind.Config, BaseModel) for kind in KINDS)
+
+
+ROOT = Path(settings.BASE_DIR)
+
+
+def product_files() -> list[Path]:
+    return [
+        *(
+            path
+            for package in ("config", "accounts", "workflows")
+            for path in (ROOT / package).rglob("*.py")
+        ),
+        *(ROOT / "workflows").rglob("*.html"),
+        *(ROOT / "templates").rglob("*.html"),
+        *(ROOT / "static" / "js").glob("*.js"),
+    ]
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
+def test_no_code_outside_its_package_names_it(kind: object) -> None:
+    """Nothing but its package (and the registry's one line) imports it or tests for its type;
+    the starter workflows are content, written with the kinds like any workflow."""
+    package = Path(kind.__file__).parent  # type: ignore[attr-defined]
+    name = kind.TYPE  # type: ignore[attr-defined]
+    naming = re.compile(
+        rf"""(\btype\s*==\s*|"type":\s*)["']{name}["']"""
+        rf"|workflows\.steps\.{name}\b|from workflows\.steps import [^\n]*\b{name}\b"
+    )
+    allowed = {package.parent / "__init__.py", ROOT / "workflows" / "starters.py"}
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in product_files()
+        if not path.is_relative_to(package)
+        and path not in allowed
+        and "migrations" not in path.parts
+        and naming.search(path.read_text())
+    ]
+    assert offenders == []
