@@ -60,12 +60,7 @@ def workflow_for(
     versions and test runs still open for it.
     """
     membership = workspace_for(request, slug, role=role)
-    workflows = membership.workspace.workflows.all()
-    if not archived:
-        workflows = workflows.filter(archived_at__isnull=True)
-    workflow = workflows.filter(id=workflow_id).first()
-    if workflow is None:
-        raise Http404("No such workflow.")
+    workflow = workflow_in(membership.workspace.id, workflow_id, archived=archived)
     workflow.workspace = membership.workspace  # already loaded: no second query
     return membership, workflow
 
@@ -73,9 +68,29 @@ def workflow_for(
 def run_for(membership: Membership, run_id: int) -> Run:
     """Run `run_id` of the membership's workspace (else 404), with its workflow, version and
     starter."""
+    return run_in(membership.workspace.id, run_id)
+
+
+# The API reaches the same objects from its token's workspace (workflows.api_auth) through these.
+
+
+def workflow_in(workspace_id: int, workflow_id: int, *, archived: bool = True) -> Workflow:
+    """Workflow `workflow_id` if it is the workspace's (and active, with `archived=False`),
+    else 404."""
+    workflows = Workflow.objects.filter(workspace_id=workspace_id, id=workflow_id)
+    if not archived:
+        workflows = workflows.filter(archived_at__isnull=True)
+    workflow = workflows.first()
+    if workflow is None:
+        raise Http404("No such workflow.")
+    return workflow
+
+
+def run_in(workspace_id: int, run_id: int) -> Run:
+    """Run `run_id` if it is the workspace's (else 404), with its workflow, version and starter."""
     run = (
         Run.objects.select_related("workflow", "version", "created_by")
-        .filter(workspace=membership.workspace, id=run_id)
+        .filter(workspace_id=workspace_id, id=run_id)
         .first()
     )
     if run is None:

@@ -27,8 +27,9 @@ from django.views.decorators.csrf import csrf_exempt
 from ninja import Body, Header, NinjaAPI, Path, Query, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
+from accounts.access import run_in, workflow_in
 from config.lib.body_limit import size_label
-from workflows import services, triggers
+from workflows import selectors, services, triggers
 from workflows.api_auth import WorkspaceToken
 from workflows.definition import InputError
 from workflows.models import ApiToken, Run, Trigger, Workflow
@@ -109,32 +110,18 @@ def _token(request: HttpRequest) -> ApiToken:
 
 
 def _workflow(request: HttpRequest, workflow_id: int) -> Workflow:
-    workflow = Workflow.objects.filter(
-        id=workflow_id, workspace_id=_token(request).workspace_id, archived_at__isnull=True
-    ).first()
-    if workflow is None:
-        raise Http404("No such workflow.")
-    return workflow
+    return workflow_in(_token(request).workspace_id, workflow_id, archived=False)
 
 
 def _trigger(request: HttpRequest, workflow_id: int, trigger_id: int) -> Trigger:
-    trigger = Trigger.objects.filter(
-        id=trigger_id, workflow=_workflow(request, workflow_id)
-    ).first()
+    trigger = selectors.trigger_of(_workflow(request, workflow_id), trigger_id)
     if trigger is None:
         raise Http404("No such trigger.")
     return trigger
 
 
 def _run(request: HttpRequest, run_id: int) -> Run:
-    run = (
-        Run.objects.select_related("version")
-        .filter(id=run_id, workspace_id=_token(request).workspace_id)
-        .first()
-    )
-    if run is None:
-        raise Http404("No such run.")
-    return run
+    return run_in(_token(request).workspace_id, run_id)
 
 
 def _check_callback_url(url: str) -> None:
@@ -155,12 +142,9 @@ def _check_callback_url(url: str) -> None:
     operation_id="workflows_list",
 )
 def workflows_list(request: HttpRequest) -> list[WorkflowOut]:
-    workflows = Workflow.objects.filter(
-        workspace_id=_token(request).workspace_id, archived_at__isnull=True
-    )
     return [
         workflow_out(workflow, services.latest_version(workflow))
-        for workflow in workflows.order_by("name")
+        for workflow in selectors.workflows_active(_token(request).workspace_id)
     ]
 
 
@@ -279,7 +263,7 @@ def workflows_export(
     if version is None:
         definition = workflow.definition
     else:
-        found = workflow.versions.filter(number=version).first()
+        found = selectors.version_of(workflow, version)
         if found is None:
             raise Http404("No such version.")
         definition = found.definition
@@ -414,16 +398,14 @@ async def runs_start(
     summary="Runs of the workspace, newest first (without their steps)",
 )
 def runs_list(request: HttpRequest, filters: Query[RunFilters]) -> RunListOut:
-    runs = Run.objects.select_related("version").filter(workspace_id=_token(request).workspace_id)
-    if filters.workflow_id:
-        runs = runs.filter(workflow_id=filters.workflow_id)
-    if filters.status:
-        runs = runs.filter(status=filters.status)
-    if filters.trigger:
-        runs = runs.filter(trigger=filters.trigger)
-    if filters.before:
-        runs = runs.filter(id__lt=filters.before)
-    page = list(runs.order_by("-id")[: filters.limit + 1])
+    page = selectors.runs_before(
+        _token(request).workspace_id,
+        workflow_id=filters.workflow_id,
+        status=filters.status or "",
+        trigger=filters.trigger or "",
+        before=filters.before,
+        limit=filters.limit + 1,
+    )
     more = len(page) > filters.limit
     page = page[: filters.limit]
     return RunListOut(
@@ -453,7 +435,8 @@ def runs_get(request: HttpRequest, run_id: int = Id) -> RunOut:
 def runs_cancel(request: HttpRequest, run_id: int = Id) -> RunOut:
     run = _run(request, run_id)
     if not services.run_cancel(run=run):
-        raise HttpError(409, f"The run already finished ({Run.objects.get(id=run.id).status}).")
+        run.refresh_from_db(fields=["status"])
+        raise HttpError(409, f"The run already finished ({run.status}).")
     run.refresh_from_db()
     return run_out(run)
 

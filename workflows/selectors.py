@@ -142,6 +142,43 @@ def versions_recent(workflow: Workflow, *, limit: int = 50) -> list[WorkflowVers
     return list(workflow.versions.select_related("author").order_by("-number")[:limit])
 
 
+# The API -----------------------------------------------------------------------------------
+
+
+def workflows_active(workspace_id: int) -> QuerySet[Workflow]:
+    """The workspace's workflows that are not archived, by name."""
+    return Workflow.objects.filter(workspace_id=workspace_id, archived_at__isnull=True).order_by(
+        "name"
+    )
+
+
+def version_of(workflow: Workflow, number: int) -> WorkflowVersion | None:
+    return workflow.versions.filter(number=number).first()
+
+
+def runs_before(
+    workspace_id: int,
+    *,
+    workflow_id: int | None = None,
+    status: str = "",
+    trigger: str = "",
+    before: int | None = None,
+    limit: int,
+) -> list[Run]:
+    """Up to `limit` of the workspace's runs, newest (highest id) first, with their version;
+    only those with an id below `before` if given (the next page)."""
+    runs = Run.objects.select_related("version").filter(workspace_id=workspace_id)
+    if workflow_id:
+        runs = runs.filter(workflow_id=workflow_id)
+    if status:
+        runs = runs.filter(status=status)
+    if trigger:
+        runs = runs.filter(trigger=trigger)
+    if before:
+        runs = runs.filter(id__lt=before)
+    return list(runs.order_by("-id")[:limit])
+
+
 # The runs page ---------------------------------------------------------------------------
 
 # The version filter's value for test runs of the draft.

@@ -33,7 +33,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import replace_url, trigger_client_event
 
-from accounts.access import AuthedRequest, workflow_for, workspace_for
+from accounts.access import AuthedRequest, run_for, workflow_for, workspace_for
 from accounts.models import Membership, Role
 from workflows import draft_changes, editing, forms, selectors, services, starters
 from workflows import steps as step_kinds
@@ -1329,9 +1329,9 @@ def workflow_test_run_status(
 ) -> HttpResponse:
     """Polled every second while a test run is going; answers without the trigger once it ends."""
     membership, workflow = workflow_for(request, slug, pk, role=Role.VIEWER)
-    run = get_object_or_404(
-        Run.objects.filter(workspace=membership.workspace, workflow=workflow), pk=run_id
-    )
+    run = run_for(membership, run_id)
+    if run.workflow_id != workflow.id:
+        raise Http404("No such run.")
     step_runs = list(run.steps.all())
     state = editor_state(workflow.definition, run, step_runs)
     return render(
