@@ -88,7 +88,7 @@ function copied(button, ok) {
   const words = ok ? "Copied to the clipboard" : "Could not copy; select the text and copy it by hand";
   window.setTimeout(() => { status.textContent = words; }, 50);
 }
-// [data-copy="text"] or [data-copy-target="#id"] (a field's value or an element's text) copies on a click.
+// No request either: [data-copy="text"] or [data-copy-target="#id"] (a field's value, an element's text) copies.
 document.addEventListener("click", (event) => {
   const button = event.target.closest("[data-copy], [data-copy-target]");
   if (!button) return;
@@ -106,7 +106,7 @@ window.addEventListener("pagehide", () => {
   document.documentElement.setAttribute("data-shown-once-left", "");
   document.body.replaceChildren();
 });
-// ...and such a page, or an editor (whose fields would be stale), restored from that cache is fetched again.
+// Nor is htmx asked when such a page, or an editor (its fields stale), comes back from that cache: it is fetched again.
 window.addEventListener("pageshow", (event) => {
   const stale = document.documentElement.hasAttribute("data-shown-once-left") || document.getElementById("editor");
   if (event.persisted && stale) window.location.reload();

@@ -14,7 +14,7 @@ document.addEventListener("input", (event) => {
   event.target.setAttribute("data-dirty", "typed");
   saveState("Unsaved changes…", "pending");
 });
-// The value being sent is remembered, to tell "typed again meanwhile" from "saved" when the answer comes.
+// htmx keeps no per-field state: the value sent is kept, to tell "typed again meanwhile" from "saved" on the answer.
 document.addEventListener("htmx:beforeRequest", (event) => {
   const field = autosaveField(event.detail.elt);
   if (!field) return;
@@ -166,15 +166,15 @@ document.addEventListener("dragstart", (event) => {
   event.dataTransfer.effectAllowed = "move";
   event.dataTransfer.setData("text/plain", item.dataset.index);
 });
-// A drop is allowed only where dragover is cancelled: over another step.
+// A drag event, not htmx's: a drop is allowed only where dragover is cancelled, over another step.
 document.addEventListener("dragover", (event) => dropOn(event) && event.preventDefault());
-// Dropped or not, the drag's marks go.
+// A drag event too: dropped or not, the drag's marks go.
 document.addEventListener("dragend", () => {
   if (dragged) dragged.classList.remove("is-dragging");
   dragged = null;
   dropOn({ target: document.body });
 });
-// The new order is POSTed by htmx.ajax to #flow[data-reorder-url], at the revision the flow was drawn at (data-base).
+// The drop event starts the request htmx cannot: htmx.ajax POSTs the new order, at the revision drawn (data-base).
 document.addEventListener("drop", (event) => {
   const item = dropOn(event);
   if (!item) return;
