@@ -383,6 +383,12 @@ def _keeps_an_owner(membership: Membership, doing: str) -> None:
         )
 
 
+def membership_manageable(*, actor: Membership, member: Membership) -> bool:
+    """Whether `actor` may change `member`'s role or remove them (see `_may_manage`); the last
+    owner is kept apart (`_keeps_an_owner`)."""
+    return actor.allows(Role.ADMIN) and (member.role != Role.OWNER or actor.role_enum == Role.OWNER)
+
+
 def _may_manage(actor: Membership, member: Membership) -> None:
     if not actor.allows(Role.ADMIN):
         raise MembershipRefused("Only admins and owners manage members.")

@@ -190,7 +190,7 @@ def _member_rows(actor: Membership) -> list[MemberRow]:
     owners = sum(1 for m in members if m.role == Role.OWNER)
     rows = []
     for m in members:
-        manageable = actor.allows(Role.ADMIN) and (m.role != Role.OWNER or actor.role == Role.OWNER)
+        manageable = services.membership_manageable(actor=actor, member=m)
         last_owner = m.role == Role.OWNER and owners <= 1
         rows.append(
             MemberRow(
