@@ -71,7 +71,8 @@ def run_for(membership: Membership, run_id: int) -> Run:
     return run_in(membership.workspace.id, run_id)
 
 
-# The API reaches the same objects from its token's workspace (workflows.api_auth) through these.
+# The API reaches the same objects from its token's workspace (workflows.integrations.api_auth)
+# through these.
 
 
 def workflow_in(workspace_id: int, workflow_id: int, *, archived: bool = True) -> Workflow:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.http import HttpRequest
 
 from accounts.models import Membership
-from accounts.usage import MonthBudget, month_budget
+from workflows.billing.usage import MonthBudget, month_budget
 
 
 def workspaces(request: HttpRequest) -> dict[str, object]:

@@ -8,7 +8,7 @@ from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm
 
 from accounts.models import Membership, Role, User, Workspace
-from workflows.pricing import NANO
+from workflows.llm.pricing import NANO
 
 
 class SignupForm(forms.Form):

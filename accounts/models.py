@@ -84,7 +84,7 @@ class Workspace(models.Model):
     name = models.CharField(max_length=100)
     slug = models.SlugField(max_length=60, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
-    # The monthly LLM budget in nano-USD; None means no limit (workflows/budget.py).
+    # The monthly LLM budget in nano-USD; None means no limit (workflows/billing/budget.py).
     budget_nanousd = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
@@ -232,7 +232,7 @@ class BudgetMonth(models.Model):
 
     `reserved_nanousd` holds the worst case of the calls in flight; a call is
     granted only when spent + reserved + its worst case fits the budget, with
-    one conditional UPDATE (workflows/budget.py), so concurrent workers can
+    one conditional UPDATE (workflows/billing/budget.py), so concurrent workers can
     never together spend past it.
     """
 

@@ -18,8 +18,8 @@ from django.utils.text import slugify
 from accounts.audit import audit_record
 from accounts.models import INVITATION_LIFETIME, Invitation, Membership, Role, User, Workspace
 from config.lib.site import site_url
+from workflows.llm.pricing import to_usd
 from workflows.models import ApiToken
-from workflows.pricing import to_usd
 
 log = logging.getLogger(__name__)
 

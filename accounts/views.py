@@ -22,7 +22,6 @@ from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 from accounts import selectors, services, verification
 from accounts.access import AuthedRequest, workspace_for
 from accounts.audit_display import action_label, entry_diff
-from accounts.charts import usage_chart
 from accounts.forms import (
     AuditFilterForm,
     BudgetForm,
@@ -38,9 +37,10 @@ from accounts.forms import (
 from accounts.mail import MailLimited, mail_configured, mail_request_allow
 from accounts.models import Invitation, MailRequest, Membership, Role
 from accounts.services import InvitationUnusable, MembershipRefused
-from accounts.usage import daily_usage, month_budget, usage_by_member, usage_by_workflow
 from config.lib.client_ip import client_ip
-from workflows.shown_once import shown_once_keep, shown_once_take
+from workflows.billing.charts import usage_chart
+from workflows.billing.usage import daily_usage, month_budget, usage_by_member, usage_by_workflow
+from workflows.integrations.shown_once import shown_once_keep, shown_once_take
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -369,7 +369,8 @@ def invitation_create(request: AuthedRequest, slug: str) -> HttpResponse:
         else:
             toast = {"level": "success", "message": f"Invitation sent to {invitation.email}."}
         return trigger_client_event(response, "toast", toast)
-    # Without htmx: redirect, so that a reload does not invite again (workflows/shown_once.py).
+    # Without htmx: redirect, so that a reload does not invite again
+    # (workflows/integrations/shown_once.py).
     page = reverse("workspace_settings", args=[slug])
     shown_once_keep(
         request,

@@ -18,7 +18,9 @@ with Stack(workers=0, concurrency=1) as stack:
     settings.OPENAI_API_KEY = "x"
     from django.db import transaction
 
-    from workflows import engine, services, tokens
+    from workflows import services
+    from workflows.llm import tokens
+    from workflows.runtime import engine
 
     _, wf, v = workspace_and_workflow(chain(int(sys.argv[1]) if len(sys.argv) > 1 else 1))
     tokens.warm_up()

@@ -13,7 +13,9 @@ with Stack(workers=0, concurrency=1) as stack:
     settings.OPENAI_API_KEY = "x"
     from django.db import transaction
 
-    from workflows import engine, services, tokens
+    from workflows import services
+    from workflows.llm import tokens
+    from workflows.runtime import engine
 
     _, wf, v = workspace_and_workflow(chain(1))
     tokens.warm_up()

@@ -18,7 +18,7 @@ def cpu(pid):
 
 rate = int(sys.argv[1]) if len(sys.argv) > 1 else 10
 with Stack(workers=1, concurrency=32) as stack:
-    from workflows.triggers import trigger_create
+    from workflows.integrations.triggers import trigger_create
 
     _, workflow, _ = workspace_and_workflow(chain(1))
     created = trigger_create(workflow=workflow, user=None, rate_limit_per_minute=1_000_000)

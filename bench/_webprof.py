@@ -12,7 +12,7 @@ with Stack(workers=0) as stack:
     from django.test import Client
     from standardwebhooks.webhooks import Webhook
 
-    from workflows.triggers import trigger_create
+    from workflows.integrations.triggers import trigger_create
 
     settings.ALLOWED_HOSTS = ["*"]
     _, wf, _ = workspace_and_workflow(chain(1))

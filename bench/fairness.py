@@ -3,7 +3,7 @@
 Workspace A floods 1,000 one-step runs at once; while they drain, workspace
 B starts a single run every 2 s. B's delay is its run's time from start to
 finish minus the same run's time on an idle system (measured first). Fair
-sharing (workflows/dispatch.py) keeps A to RUN_MAX_IN_FLIGHT_PER_WORKSPACE
+sharing (workflows/runtime/dispatch.py) keeps A to RUN_MAX_IN_FLIGHT_PER_WORKSPACE
 runs in the broker, so B's run never queues behind the flood.
 
     python -m bench.fairness [--flood 1000] [--latency-ms 1000]

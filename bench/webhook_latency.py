@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument("--worker-nice", type=int, default=0)
     args = parser.parse_args()
     with Stack(workers=1, concurrency=32, worker_nice=args.worker_nice) as stack:
-        from workflows.triggers import trigger_create
+        from workflows.integrations.triggers import trigger_create
 
         _, workflow, _ = workspace_and_workflow(chain(1))
         created = trigger_create(workflow=workflow, user=None, rate_limit_per_minute=1_000_000)

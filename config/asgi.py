@@ -14,7 +14,7 @@ from config.lib.body_limit import BodySizeLimit
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_application = get_asgi_application()
 
-from workflows.webhooks import MAX_BODY_BYTES as WEBHOOK_MAX_BODY_BYTES  # noqa: E402  (needs the apps loaded)
+from workflows.integrations.webhooks import MAX_BODY_BYTES as WEBHOOK_MAX_BODY_BYTES  # noqa: E402  (needs the apps loaded)
 
 application = BodySizeLimit(
     django_application,

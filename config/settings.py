@@ -410,7 +410,8 @@ if MAX_REQUEST_BODY_BYTES < 1:
     )
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 
-# Webhooks, API and callbacks (workflows/webhooks.py, api.py, callbacks.py, outbound.py).
+# Webhooks, API and callbacks (workflows/integrations/: webhooks.py, api.py, callbacks.py;
+# config/lib/outbound.py).
 RUN_WAIT_MAX_SECONDS = envint(
     "RUN_WAIT_MAX_SECONDS", "60"
 )  # ?wait=N is capped here (N <= 60 anyway)
@@ -473,13 +474,14 @@ CELERY_BEAT_SCHEDULE = {
         # A reaper message nobody picked up in time is useless: the next one comes.
         "options": {"expires": RUN_REAPER_INTERVAL_SECONDS},
     },
-    # Cron schedules (workflows/schedules.py; django-celery-beat does not support Django 6.1).
+    # Cron schedules (workflows/integrations/schedules.py; django-celery-beat does not
+    # support Django 6.1).
     "schedules-tick": {
         "task": "workflows.schedules_tick",
         "schedule": envfloat("SCHEDULES_TICK_SECONDS", "30"),
         "options": {"expires": envfloat("SCHEDULES_TICK_SECONDS", "30")},
     },
-    # Completion callbacks that are due and were not sent (workflows/callbacks.py).
+    # Completion callbacks that are due and were not sent (workflows/integrations/callbacks.py).
     "callbacks-sweep": {
         "task": "workflows.callbacks_sweep",
         "schedule": envfloat("SCHEDULES_TICK_SECONDS", "30"),

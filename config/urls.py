@@ -3,8 +3,8 @@ from django.urls import include, path, re_path
 
 from accounts import views as account_views
 from config.views import healthz
-from workflows.api import api
-from workflows.api import not_found as api_not_found
+from workflows.integrations.api import api
+from workflows.integrations.api import not_found as api_not_found
 
 urlpatterns = [
     path("", account_views.home, name="home"),

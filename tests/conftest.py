@@ -23,7 +23,7 @@ from accounts.models import Membership, Role, User, Workspace
 from tests.factories import signed_up, webhook_trigger
 from tests.polling import wait_http
 from tests.servers import ROOT, WorkerProcess, free_port
-from workflows.triggers import TriggerWithSecret
+from workflows.integrations.triggers import TriggerWithSecret
 
 IDLE_QUEUE = f"stepwise-test-unconsumed-{uuid.uuid4().hex[:8]}"
 

@@ -16,7 +16,8 @@ from standardwebhooks import Webhook
 from accounts.models import Membership, User, Workspace
 from accounts.services import user_signup
 from accounts.verification import email_verify, verification_token
-from workflows import api_auth, services, triggers
+from workflows import services
+from workflows.integrations import api_auth, triggers
 from workflows.models import Run, StepRun, Workflow, WorkflowVersion
 
 PASSWORD = "correct horse battery staple"

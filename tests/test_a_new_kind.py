@@ -21,10 +21,12 @@ from tests.conftest import Personas
 from tests.factories import client_for, run_started
 from tests.kinds import echo
 from tests.test_editor import url
-from workflows import definition, engine, services
+from workflows import services
 from workflows import steps as registry
-from workflows.definition import Definition
+from workflows.builder import definition
+from workflows.builder.definition import Definition
 from workflows.models import Run
+from workflows.runtime import engine
 
 
 def _use_step_union(union: object) -> None:

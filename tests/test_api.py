@@ -12,7 +12,8 @@ from django.test import Client
 from accounts.models import AuditEntry
 from tests.conftest import Personas
 from tests.factories import GREETING, api_token, hook_path, published_workflow, signed
-from workflows import api_auth, services, triggers
+from workflows import services
+from workflows.integrations import api_auth, triggers
 from workflows.models import ApiToken, Run, Trigger, Workflow
 from workflows.selectors import run_json
 

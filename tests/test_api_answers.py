@@ -13,9 +13,10 @@ from django.test import Client
 
 from tests.conftest import Personas
 from tests.factories import published_workflow
-from workflows import api_auth, engine
-from workflows.api import api as ninja_api
+from workflows.integrations import api_auth
+from workflows.integrations.api import api as ninja_api
 from workflows.models import Run
+from workflows.runtime import engine
 from workflows.selectors import run_json
 
 # As served: JSON, so the status codes are strings.

@@ -24,8 +24,9 @@ from schemathesis.checks import (
 from config.wsgi import application
 from tests.conftest import Personas
 from tests.factories import api_token, published_workflow
-from workflows import services, triggers
-from workflows.api import api
+from workflows import services
+from workflows.integrations import triggers
+from workflows.integrations.api import api
 from workflows.models import Run
 
 

@@ -21,7 +21,7 @@ import pytest
 from tests.conftest import IDLE_QUEUE, Personas
 from tests.factories import hook_path, published_workflow, signed
 from tests.servers import AsgiServer
-from workflows import triggers
+from workflows.integrations import triggers
 from workflows.models import Run
 
 

@@ -24,8 +24,9 @@ from kombu import pools
 from tests.conftest import Personas
 from tests.factories import chain
 from tests.servers import WorkerProcess, free_port
-from workflows import engine, services
+from workflows import services
 from workflows.models import Run
+from workflows.runtime import engine
 
 pytestmark = [
     pytest.mark.integration,

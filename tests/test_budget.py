@@ -16,9 +16,12 @@ from dev import fake_openai
 from tests.conftest import Personas
 from tests.polling import wait_for_run
 from tests.servers import WorkerProcess
-from workflows import budget, engine, services, tokens
-from workflows.budget import BudgetBusy, BudgetExhausted
+from workflows import services
+from workflows.billing import budget
+from workflows.billing.budget import BudgetBusy, BudgetExhausted
+from workflows.llm import tokens
 from workflows.models import Run, StepRun, Workflow
+from workflows.runtime import engine
 
 MODEL = "gpt-4.1-mini"
 

@@ -21,8 +21,9 @@ from tests.conftest import Personas
 from tests.factories import hook_path, published_workflow, signed
 from tests.polling import wait_for_run
 from tests.servers import AsgiServer, CallbackReceiver, WorkerProcess
-from workflows import callbacks, engine, triggers
+from workflows.integrations import callbacks, triggers
 from workflows.models import Run, RunCallback
+from workflows.runtime import engine
 from workflows.selectors import run_json
 
 BODY = json.dumps({"who": "Ada", "source": "crm"})

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from workflows.definition import (
+from workflows.builder.definition import (
     Definition,
     InputError,
     Issue,

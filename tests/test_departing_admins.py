@@ -17,7 +17,7 @@ from accounts import services
 from accounts.models import AuditEntry, Invitation, Membership, Role, User
 from tests.conftest import Personas
 from tests.factories import PASSWORD, membership
-from workflows import api_auth
+from workflows.integrations import api_auth
 from workflows.models import ApiToken
 
 pytestmark = pytest.mark.django_db

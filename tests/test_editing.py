@@ -1,10 +1,11 @@
-"""The editor's pure edit functions (workflows/editing.py) and the starters."""
+"""The editor's pure edit functions (workflows/builder/editing.py) and the starters."""
 
 from __future__ import annotations
 
 import pytest
 
-from workflows import editing, services, starters
+from workflows import services
+from workflows.builder import editing, starters
 from workflows.steps import STEP_TYPES, condition, llm
 from workflows.steps.llm import strict_schema_problems
 

@@ -13,7 +13,8 @@ from tests.conftest import Personas
 from tests.factories import HTMX, client_for
 from tests.polling import wait_for_run
 from tests.servers import WorkerProcess
-from workflows import services, starters
+from workflows import services
+from workflows.builder import starters
 from workflows.models import Run, Workflow, WorkflowVersion
 
 CHAIN = {

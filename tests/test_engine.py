@@ -14,9 +14,10 @@ from tests.conftest import Personas
 from tests.factories import chain, run_started, steps_of
 from tests.polling import wait_for_run
 from tests.servers import WorkerProcess
-from workflows import engine, services
+from workflows import services
+from workflows.llm.pricing import cost_nanousd
 from workflows.models import Run, StepRun
-from workflows.pricing import cost_nanousd
+from workflows.runtime import engine
 
 TRIAGE = {
     "name": "Support triage",
@@ -140,7 +141,7 @@ def test_the_other_branch_is_taken_when_the_case_does_not_match(
 def test_the_classify_and_route_starter_routes_by_what_the_ticket_says_on_the_simulated_model(
     engine_in_process: None, personas: Personas
 ) -> None:
-    from workflows.starters import starter_for
+    from workflows.builder.starters import starter_for
 
     starter = starter_for("classify-route")
     assert starter is not None

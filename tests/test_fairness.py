@@ -11,8 +11,8 @@ from tests.conftest import Personas
 from tests.factories import chain, run_started
 from tests.polling import wait_for_run
 from tests.servers import WorkerProcess
-from workflows import dispatch, engine
 from workflows.models import Run
+from workflows.runtime import dispatch, engine
 
 pytestmark = pytest.mark.integration
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from workflows.definition import Definition, validate_definition
-from workflows.flow import index_of, next_key, skipped_between
+from workflows.builder.definition import Definition, validate_definition
+from workflows.runtime.flow import index_of, next_key, skipped_between
 
 MODELS = {"gpt-4.1-mini": 32768}
 

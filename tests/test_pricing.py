@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from workflows.pricing import cost_nanousd, format_usd, to_usd, usd_text, worst_case_nanousd
+from workflows.llm.pricing import cost_nanousd, format_usd, to_usd, usd_text, worst_case_nanousd
 
 
 def test_it_bills_uncached_prompt_cached_prompt_and_output_tokens_at_their_prices() -> None:

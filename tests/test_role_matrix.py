@@ -218,7 +218,7 @@ class World:
 
     @cached_property
     def trigger(self):  # type: ignore[no-untyped-def]
-        from workflows.triggers import secret_encrypt, secret_generate
+        from workflows.integrations.triggers import secret_encrypt, secret_generate
 
         return _model("workflows.Trigger").objects.create(
             workspace=self.workspace,

@@ -14,7 +14,9 @@ from accounts.audit_display import action_label
 from accounts.models import User
 from tests.conftest import Personas
 from tests.factories import HTMX, client_for
-from workflows import api_auth, editing, schedules, services
+from workflows import services
+from workflows.builder import editing
+from workflows.integrations import api_auth, schedules
 from workflows.models import Run, StepRun, Workflow
 from workflows.steps import condition
 from workflows.templatetags.run_format import when
@@ -244,7 +246,7 @@ def test_relative_times_never_say_zero_minutes_ago(personas: Personas, workflow:
     now = timezone.now()
     assert when(now - timedelta(seconds=5)) == "just now"
     assert when(now - timedelta(minutes=3)) == "3\xa0minutes ago"
-    from workflows import triggers
+    from workflows.integrations import triggers
 
     services.workflow_publish(workflow=workflow, user=personas.alice)
     trigger = triggers.trigger_create(workflow=workflow, user=personas.alice, name="Hook").trigger
@@ -295,7 +297,7 @@ def _paid_run(
 def test_usage_by_person_labels_runs_of_tokens_webhooks_and_schedules(
     personas: Personas, workflow: Workflow
 ) -> None:
-    from accounts.usage import usage_by_member
+    from workflows.billing.usage import usage_by_member
 
     token = api_auth.token_create(
         workspace=personas.workspace, name="CI deploy", user=personas.alice

@@ -18,8 +18,8 @@ from tests.factories import chain, run_row, workflow_with_versions
 from tests.polling import wait_for_run
 from tests.servers import WorkerProcess
 from workflows import services
+from workflows.llm.pricing import format_usd
 from workflows.models import Run, StepRun, Workflow, WorkflowVersion
-from workflows.pricing import format_usd
 
 CHAIN = {
     "name": "Chain",

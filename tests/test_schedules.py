@@ -13,7 +13,8 @@ from django.utils import timezone
 from accounts.models import AuditEntry
 from tests.conftest import Personas
 from tests.factories import GREETING, published_workflow
-from workflows import schedules, services
+from workflows import services
+from workflows.integrations import schedules
 from workflows.models import Run, Schedule
 from workflows.tasks import callbacks_sweep, schedules_tick
 

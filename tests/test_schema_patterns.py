@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
-from workflows.definition import validate_definition
+from workflows.builder.definition import validate_definition
 from workflows.steps import llm
 from workflows.steps.context import StepContext, StepFailed
 

@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from tests.conftest import Personas
 from tests.factories import client_for, published_workflow
-from workflows import api_auth, triggers
+from workflows.integrations import api_auth, triggers
 from workflows.models import ApiToken, Trigger, Workflow
 
 

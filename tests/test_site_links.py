@@ -19,7 +19,7 @@ from django.test import Client
 
 from tests.conftest import Personas
 from tests.factories import published_workflow
-from workflows import triggers
+from workflows.integrations import triggers
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.django_db

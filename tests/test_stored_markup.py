@@ -123,7 +123,7 @@ def _poison(personas: Personas) -> Poisoned:
     from accounts.audit import audit_record
     from accounts.models import Invitation, User
     from accounts.services import invitation_create, workspace_rename
-    from workflows import api_auth, schedules, triggers
+    from workflows.integrations import api_auth, schedules, triggers
     from workflows.models import Run, RunCallback, StepRun, WebhookDelivery
 
     workspace = personas.workspace
@@ -505,7 +505,7 @@ def test_the_editors_answers_to_its_own_posts_show_stored_markup_as_text(
 
 def test_the_api_answers_stored_markup_as_json_only(personas: Personas) -> None:
     poisoned = _poison(personas)
-    from workflows import api_auth
+    from workflows.integrations import api_auth
 
     token = api_auth.token_create(
         workspace=personas.workspace, name="CI", user=personas.alice

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from workflows.tokens import count_messages, count_text
+from workflows.llm.tokens import count_messages, count_text
 
 
 def test_it_counts_with_o200k_base_offline() -> None:

@@ -12,7 +12,7 @@ from django.urls import reverse
 from accounts.models import AuditEntry, Membership, Role, User
 from tests.conftest import Personas
 from tests.factories import PASSWORD, client_for, hook_path, published_workflow, signed
-from workflows import api_auth, triggers
+from workflows.integrations import api_auth, triggers
 from workflows.models import ApiToken, Schedule, Trigger, Workflow
 
 

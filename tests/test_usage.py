@@ -9,12 +9,12 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from accounts.charts import usage_chart
 from accounts.models import BudgetMonth, Workspace
-from accounts.usage import daily_usage, month_budget, usage_by_member, usage_by_workflow
 from tests.conftest import Personas
 from workflows import services
-from workflows.budget import month_of
+from workflows.billing.budget import month_of
+from workflows.billing.charts import usage_chart
+from workflows.billing.usage import daily_usage, month_budget, usage_by_member, usage_by_workflow
 from workflows.models import Run, StepRun, Workflow
 
 pytestmark = pytest.mark.django_db

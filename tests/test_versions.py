@@ -1,10 +1,10 @@
-"""What changed between two definitions (workflows/versions.py)."""
+"""What changed between two definitions (workflows/builder/versions.py)."""
 
 from __future__ import annotations
 
 import copy
 
-from workflows.versions import change_summary, definition_diff
+from workflows.builder.versions import change_summary, definition_diff
 
 BASE = {
     "name": "Chain",

@@ -21,9 +21,11 @@ from config.lib.log_scrub import ScrubHookIds, scrub
 from tests.conftest import IDLE_QUEUE, Personas
 from tests.factories import hook_path, published_workflow, signed
 from tests.polling import wait_for_output
-from workflows import engine, services, triggers
+from workflows import services
+from workflows.integrations import triggers
+from workflows.integrations.webhooks import SignatureInvalid, signature_verify, webhook_receive
 from workflows.models import Run, Trigger, WebhookDelivery
-from workflows.webhooks import SignatureInvalid, signature_verify, webhook_receive
+from workflows.runtime import engine
 
 BODY = json.dumps({"who": "Ada", "source": "crm", "extra": [1, 2]})
 
@@ -582,7 +584,7 @@ def test_the_servers_logs_never_show_a_trigger_id(
 
 
 def test_deliveries_older_than_a_week_are_pruned(client: Client, hook) -> None:
-    from workflows.webhooks import deliveries_prune
+    from workflows.integrations.webhooks import deliveries_prune
 
     deliver(client, hook)
     deliver(client, hook, headers={})

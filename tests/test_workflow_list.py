@@ -11,7 +11,8 @@ from django.utils import timezone
 from accounts.models import AuditEntry
 from tests.conftest import Personas
 from tests.factories import client_for
-from workflows import services, starters
+from workflows import services
+from workflows.builder import starters
 from workflows.models import Run, Workflow
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpRequest
 
-from workflows import llm
+from workflows.llm import client as llm
 
 
 def llm_status(request: HttpRequest) -> dict[str, bool]:

@@ -80,7 +80,7 @@ class Run(models.Model):
         QUEUED = "queued"
         RUNNING = "running"
         # Parked: no lease, no worker thread, no broker message. `waiting_for`
-        # says what wakes it (workflows/engine.py, "Waiting").
+        # says what wakes it (workflows/runtime/engine.py, "Waiting").
         WAITING = "waiting"
         SUCCEEDED = "succeeded"
         FAILED = "failed"
@@ -247,7 +247,7 @@ class Trigger(models.Model):
 
     The public id is a capability (≥128 random bits), so it is scrubbed from
     logs. The Standard Webhooks secret must be known to verify signatures,
-    so it is stored encrypted (workflows/triggers.py), never in clear; after
+    so it is stored encrypted (workflows/integrations/triggers.py), never in clear; after
     a rotation the previous secret keeps working until `previous_expires_at`.
     """
 

@@ -17,10 +17,10 @@ from django.conf import settings
 from ninja import Field, Schema
 from pydantic import BaseModel, ConfigDict
 
-from workflows.definition import Issue
+from workflows.builder.definition import Issue
+from workflows.integrations.triggers import trigger_url
+from workflows.llm.pricing import usd_text
 from workflows.models import Run, StepRun, Trigger, Workflow, WorkflowVersion
-from workflows.pricing import usd_text
-from workflows.triggers import trigger_url
 
 # Ids are 64-bit; larger numbers are refused as invalid rather than overflowing the database.
 MAX_ID = 2**63 - 1

@@ -12,6 +12,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import Membership, User, Workspace
+from workflows.llm.pricing import format_usd
 from workflows.models import (
     ApiToken,
     EditorPresence,
@@ -23,7 +24,6 @@ from workflows.models import (
     Workflow,
     WorkflowVersion,
 )
-from workflows.pricing import format_usd
 from workflows.schemas import run_out
 
 

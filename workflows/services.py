@@ -21,9 +21,16 @@ from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.models import Membership, Role, User, Workspace
-from workflows import dispatch, draft_changes
-from workflows.definition import Definition, InputError, Issue, coerce_inputs, validate_definition
+from workflows.builder import draft_changes
+from workflows.builder.definition import (
+    Definition,
+    InputError,
+    Issue,
+    coerce_inputs,
+    validate_definition,
+)
 from workflows.models import ApiToken, EditorPresence, Run, StepRun, Workflow, WorkflowVersion
+from workflows.runtime import dispatch
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,8 @@
 from celery import shared_task
 from celery.signals import worker_ready
 
-from workflows import engine, tokens
+from workflows.llm import tokens
+from workflows.runtime import engine
 
 
 @worker_ready.connect
@@ -24,27 +25,27 @@ def reap_runs() -> None:
 
 @shared_task(name="workflows.callback_deliver", ignore_result=True)
 def callback_deliver(callback_id: int) -> None:
-    from workflows import callbacks
+    from workflows.integrations import callbacks
 
     callbacks.callback_deliver(callback_id)
 
 
 @shared_task(name="workflows.callbacks_sweep", ignore_result=True)
 def callbacks_sweep() -> None:
-    from workflows import callbacks
+    from workflows.integrations import callbacks
 
     callbacks.callbacks_sweep()
 
 
 @shared_task(name="workflows.schedules_tick", ignore_result=True)
 def schedules_tick() -> None:
-    from workflows import schedules
+    from workflows.integrations import schedules
 
     schedules.tick()
 
 
 @shared_task(name="workflows.deliveries_prune", ignore_result=True)
 def deliveries_prune() -> None:
-    from workflows import webhooks
+    from workflows.integrations import webhooks
 
     webhooks.deliveries_prune()

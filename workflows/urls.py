@@ -1,10 +1,11 @@
 from django.urls import path
 
-from workflows import run_views, trigger_views, views, webhooks
+from workflows.integrations import trigger_views, webhooks
+from workflows.pages import run_views, views
 
 urlpatterns = [
     path("w/<slug:slug>/", views.workspace_home, name="workspace_home"),
-    # The workflows page and the editor (workflows/views.py).
+    # The workflows page and the editor (workflows/pages/views.py).
     path("w/<slug:slug>/workflows/new/", views.workflow_new, name="workflow_new"),
     path("w/<slug:slug>/workflows/<int:pk>/", views.workflow_editor, name="workflow_editor"),
     path(
@@ -100,7 +101,7 @@ urlpatterns = [
     path("w/<slug:slug>/runs/<int:run_id>/rerun/", run_views.run_rerun, name="run_rerun"),
     path("w/<slug:slug>/runs/<int:run_id>/resume/", run_views.run_resume, name="run_resume"),
     path("w/<slug:slug>/runs/<int:run_id>/cancel/", run_views.run_cancel, name="run_cancel"),
-    # Webhooks, schedules and API tokens (workflows/webhooks.py, trigger_views.py).
+    # Webhooks, schedules and API tokens (workflows/integrations/webhooks.py, trigger_views.py).
     path("hooks/<str:public_id>", webhooks.webhook_receive, name="webhook_receive"),
     path(
         "w/<slug:slug>/workflows/<int:workflow_id>/triggers/",

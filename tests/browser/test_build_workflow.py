@@ -12,8 +12,8 @@ from playwright.sync_api import Page, expect
 
 from accounts.models import User
 from tests.browser.conftest import sign_up_through_form
+from workflows.llm.pricing import format_usd
 from workflows.models import Run, StepRun, Workflow
-from workflows.pricing import format_usd
 
 
 def saved(page: Page) -> None:
@@ -118,7 +118,8 @@ def test_a_new_user_builds_fixes_runs_and_publishes_a_three_step_workflow(
 def test_steps_are_reordered_by_keyboard_and_deleted_with_undo(
     page: Page, live_app, log_in, personas
 ) -> None:  # type: ignore[no-untyped-def]
-    from workflows import services, starters
+    from workflows import services
+    from workflows.builder import starters
 
     workflow = services.workflow_create(
         workspace=personas.workspace,
@@ -149,7 +150,8 @@ def test_steps_are_reordered_by_keyboard_and_deleted_with_undo(
 def test_a_viewer_sees_the_editor_without_edit_controls(
     page: Page, live_app, log_in, personas
 ) -> None:  # type: ignore[no-untyped-def]
-    from workflows import services, starters
+    from workflows import services
+    from workflows.builder import starters
 
     workflow = services.workflow_create(
         workspace=personas.workspace,

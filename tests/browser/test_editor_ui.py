@@ -230,7 +230,7 @@ def test_the_settings_panel_rename_updates_the_title_and_breadcrumb_without_a_re
 def test_the_triggers_tables_stay_readable_at_phone_width(
     phone: Page, live_server, personas: Personas, triage: Workflow
 ) -> None:  # type: ignore[no-untyped-def]
-    from workflows import schedules, triggers
+    from workflows.integrations import schedules, triggers
     from workflows.models import WebhookDelivery
 
     services.workflow_publish(workflow=triage, user=personas.alice)

@@ -10,7 +10,8 @@ from workflows.models import Workflow
 
 
 def open_editor(page: Page, live_app, log_in, personas) -> Workflow:  # type: ignore[no-untyped-def]
-    from workflows import services, starters
+    from workflows import services
+    from workflows.builder import starters
 
     workflow = services.workflow_create(
         workspace=personas.workspace,

@@ -10,8 +10,8 @@ from accounts.models import User
 from tests.browser.conftest import sign_up_through_form
 from tests.polling import wait_for_run
 from workflows import services
+from workflows.llm.pricing import format_usd
 from workflows.models import Run
-from workflows.pricing import format_usd
 
 
 def test_a_new_user_signs_up_and_lands_in_their_workspace(page, live_app) -> None:  # type: ignore[no-untyped-def]

@@ -18,9 +18,9 @@ from playwright.sync_api import Page, expect
 from accounts.models import BudgetMonth, Membership, Role, User
 from tests.browser.conftest import log_in_through_form, new_page
 from tests.polling import wait_for_run
-from workflows.budget import month_of
+from workflows.billing.budget import month_of
+from workflows.llm.pricing import format_usd
 from workflows.models import Run, Workflow
-from workflows.pricing import format_usd
 
 # About 11,000 prompt tokens at $0.40 per million plus 16 output tokens: a
 # run costs about $0.0045, so a $0.01 budget holds two runs (90%, a warning)

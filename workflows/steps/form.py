@@ -2,7 +2,7 @@
 
 The editor autosaves every change, including invalid ones, so parsing never
 refuses: a value that cannot be read as what the field needs is kept as
-typed and reported as a field error (see workflows/forms.py).
+typed and reported as a field error (see workflows/pages/forms.py).
 """
 
 from __future__ import annotations

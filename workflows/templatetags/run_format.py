@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.timesince import timesince
 
 from workflows import steps as step_kinds
-from workflows.pricing import format_usd
+from workflows.llm.pricing import format_usd
 
 register = template.Library()
 

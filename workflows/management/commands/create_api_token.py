@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import Membership, Role
-from workflows.api_auth import token_create
+from workflows.integrations.api_auth import token_create
 
 
 class Command(BaseCommand):

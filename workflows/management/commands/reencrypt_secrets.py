@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from workflows.triggers import secrets_reencrypt
+from workflows.integrations.triggers import secrets_reencrypt
 
 
 class Command(BaseCommand):

@@ -16,7 +16,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import Workspace
 from workflows import services
-from workflows.definition import InputError
+from workflows.builder.definition import InputError
 from workflows.models import Run
 from workflows.selectors import run_json
 

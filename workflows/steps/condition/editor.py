@@ -23,8 +23,9 @@ TONE = "info"
 BLURB = "Chooses which step runs next."
 EMPTY_SUMMARY = ""
 PANEL = "steps/condition/panel.html"
-# How a field is named (to whoever edits it at the same time, workflows/draft_changes.py); the
-# history's diff shows a step's fields in this order (workflows/versions.py).
+# How a field is named (to whoever edits it at the same time,
+# workflows/builder/draft_changes.py); the history's diff shows a step's fields in this order
+# (workflows/builder/versions.py).
 FIELD_LABELS = {
     "cases": "the cases",
     "else": "Otherwise go to",

@@ -9,7 +9,7 @@ from typing import Any
 
 from jsonschema.exceptions import SchemaError
 
-from workflows import schema_validation
+from workflows.llm import schema_validation
 from workflows.steps.llm.config import JsonSchemaFormat, LlmStep
 
 _FORMAT_NAME_RE = re.compile(r"[a-z_][a-z0-9_]{0,63}", re.IGNORECASE)

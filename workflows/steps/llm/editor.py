@@ -36,8 +36,9 @@ EMPTY_SUMMARY = "No prompt yet."
 PANEL = "steps/llm/panel.html"
 # The form fields that together write `response_format`.
 RESPONSE_FORMAT_FIELDS = ("response_type", "schema_name", "schema")
-# How a field is named (to whoever edits it at the same time, workflows/draft_changes.py); the
-# history's diff shows a step's fields in this order (workflows/versions.py).
+# How a field is named (to whoever edits it at the same time,
+# workflows/builder/draft_changes.py); the history's diff shows a step's fields in this order
+# (workflows/builder/versions.py).
 FIELD_LABELS = {
     "system": "System message",
     "prompt": "Prompt",

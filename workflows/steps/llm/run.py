@@ -14,7 +14,9 @@ from django.conf import settings
 from django.utils import timezone
 from jsonschema.exceptions import ValidationError
 
-from workflows import budget, llm, pricing, schema_validation, tokens
+from workflows.billing import budget
+from workflows.llm import client as llm
+from workflows.llm import pricing, schema_validation, tokens
 from workflows.rendering import render
 from workflows.steps.context import StepContext, StepFailed, StepResult, Usage
 from workflows.steps.llm.config import LlmStep, output_schema
@@ -75,7 +77,7 @@ def prepare(step: LlmStep, variables: Mapping[str, object]) -> Call:
 def execute(step: LlmStep, call: Call, context: StepContext) -> StepResult:
     """Call the model, retrying transient failures, and price what the response reports.
 
-    The engine has held `call.hold_nanousd` of the budget (workflows/budget.py)
+    The engine has held `call.hold_nanousd` of the budget (workflows/billing/budget.py)
     and settles it to the real cost with the step's result. A failure after an
     answer arrived (JSON that breaks the schema) still carries the usage, so
     the engine records and settles what was paid.

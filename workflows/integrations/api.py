@@ -1,7 +1,7 @@
 """REST API v1 (django-ninja), mounted at /api/v1/.
 
 Every request carries a workspace token (`Authorization: Bearer sw_…`,
-workflows/api_auth.py) and sees only that workspace: another workspace's
+workflows/integrations/api_auth.py) and sees only that workspace: another workspace's
 ids answer 404, exactly like ids that do not exist. Every error is JSON
 `{"error": message, "details": ...}` with a 4xx status (the handlers at the
 end), never an HTML page. Writes call the same services as the web pages.
@@ -29,9 +29,11 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from accounts.access import run_in, workflow_in
 from config.lib.body_limit import size_label
-from workflows import selectors, services, triggers
-from workflows.api_auth import WorkspaceToken
-from workflows.definition import InputError
+from workflows import selectors, services
+from workflows.builder.definition import InputError
+from workflows.integrations import triggers
+from workflows.integrations.api_auth import WorkspaceToken
+from workflows.integrations.webhooks import wait_for_finish
 from workflows.models import ApiToken, Run, Trigger, Workflow
 from workflows.schemas import (
     ERRORS,
@@ -61,7 +63,6 @@ from workflows.schemas import (
     workflow_file_out,
     workflow_out,
 )
-from workflows.webhooks import wait_for_finish
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from workflows import editing
 from workflows import steps as step_kinds
+from workflows.builder import editing
 
 MAX_ENTRIES = 400
 RENAMED = "renamed:"

@@ -18,7 +18,7 @@ import copy
 import re
 from typing import Any
 
-from workflows.definition import NAME_RE, PAYLOAD, RESERVED_NAMES
+from workflows.builder.definition import NAME_RE, PAYLOAD, RESERVED_NAMES
 from workflows.rendering import REFERENCE_RE
 from workflows.steps import STEP_TYPES, kind_of
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workflows import steps as step_kinds
-from workflows.editing import input_name, inputs_of, step_key, steps_of
+from workflows.builder.editing import input_name, inputs_of, step_key, steps_of
 
 # "max_tokens" reads "max tokens".
 _FIELD_LABELS = {"next": "next step"}

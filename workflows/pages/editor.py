@@ -14,10 +14,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from workflows import editing, services
-from workflows.definition import Definition, Issue, variables_at
+from workflows import services
+from workflows.builder import editing
+from workflows.builder.definition import Definition, Issue, variables_at
+from workflows.llm.pricing import format_usd
 from workflows.models import Run, StepRun
-from workflows.pricing import format_usd
 from workflows.rendering import references
 from workflows.steps import STEP_TYPES
 

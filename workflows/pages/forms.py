@@ -16,7 +16,7 @@ from typing import Any
 from django import forms
 from django.http import QueryDict
 
-from workflows.definition import Definition, InputSpec, InputType, coerce_value
+from workflows.builder.definition import Definition, InputSpec, InputType, coerce_value
 from workflows.steps import STEP_TYPES
 from workflows.steps.form import Parsed, count, text_value
 

@@ -35,10 +35,15 @@ from django_htmx.http import replace_url, trigger_client_event
 
 from accounts.access import AuthedRequest, run_for, workflow_for, workspace_for
 from accounts.models import Membership, Role
-from workflows import draft_changes, editing, forms, selectors, services, starters
+from workflows import selectors, services
 from workflows import steps as step_kinds
-from workflows.definition import InputError
-from workflows.editor import (
+from workflows.builder import draft_changes, editing, starters
+from workflows.builder.definition import InputError
+from workflows.builder.versions import change_summary, definition_diff
+from workflows.llm.pricing import format_usd
+from workflows.models import Run, Workflow, WorkflowVersion
+from workflows.pages import forms
+from workflows.pages.editor import (
     EditorState,
     editor_state,
     input_fields,
@@ -47,9 +52,6 @@ from workflows.editor import (
     step_fields,
     step_template_values,
 )
-from workflows.models import Run, Workflow, WorkflowVersion
-from workflows.pricing import format_usd
-from workflows.versions import change_summary, definition_diff
 
 UNDO_SALT = "stepwise.editor.undo"
 UNDO_MAX_AGE = 60 * 60

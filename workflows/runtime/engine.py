@@ -21,7 +21,7 @@ Guarantees, and how they are kept:
 - **Every token spent is recorded**, also when the run was canceled while the
   call was in flight: the result write is fenced by the owner, not the status.
 - **Waiting holds nothing.** A run that must wait (today: for budget, see
-  workflows/budget.py) is parked: status `waiting` with `waiting_for` and
+  workflows/billing/budget.py) is parked: status `waiting` with `waiting_for` and
   `waiting_since` recorded, its lease released, its step marked `waiting`,
   in the transaction that decided it; its worker thread returns and no broker
   message stays behind. Waking it is a conditional UPDATE back to `queued`
@@ -48,10 +48,12 @@ from django.db import DatabaseError, close_old_connections, connection, transact
 from django.db.models import F, Q
 from django.utils import timezone
 
-from workflows import budget, dispatch, flow, sql
-from workflows.definition import Definition
+from workflows import sql
+from workflows.billing import budget
+from workflows.builder.definition import Definition
 from workflows.models import Run, StepRun
 from workflows.rendering import render
+from workflows.runtime import dispatch, flow
 from workflows.steps import STEP_TYPES
 from workflows.steps.base import StepBase
 from workflows.steps.context import StepContext, StepFailed, StepResult, Usage
@@ -573,7 +575,7 @@ def _on_finished(run_id: int, workspace_id: int, has_callback: bool, has_waiting
             )
     if has_callback:
         try:
-            from workflows.callbacks import callback_enqueue_for_run
+            from workflows.integrations.callbacks import callback_enqueue_for_run
 
             callback_enqueue_for_run(run_id)
         except Exception:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workflows.definition import END, Definition
+from workflows.builder.definition import END, Definition
 from workflows.steps import module_for
 
 

@@ -5,7 +5,7 @@ webhooks, schedules and the workspace's API tokens; only owners may switch
 a webhook to unsigned. Webhook URLs are capabilities, so only admins and
 owners see them. A new secret or token is shown once: the POST that made it
 redirects to the page, which shows it on its next GET only
-(workflows/shown_once.py: held encrypted in the session in between, never in
+(workflows/integrations/shown_once.py: held encrypted in the session in between, never in
 clear). These pages answer `Cache-Control: no-store`, so neither Back nor a
 reload brings a secret back from a cache or posts the form again.
 """
@@ -29,9 +29,10 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.access import AuthedRequest, workflow_for, workspace_for
 from accounts.models import Membership, Role
 from config.lib.outbound import url_refusal
-from workflows import api_auth, schedules, selectors, services, triggers
+from workflows import selectors, services
+from workflows.integrations import api_auth, schedules, triggers
+from workflows.integrations.shown_once import shown_once_keep, shown_once_take
 from workflows.models import Schedule, Trigger, Workflow
-from workflows.shown_once import shown_once_keep, shown_once_take
 
 RECENT_DELIVERIES = 25
 

@@ -68,7 +68,8 @@ from django.db.models.lookups import LessThanOrEqual
 from django.utils import timezone
 
 from accounts.models import BudgetMonth, BudgetReservation, Workspace
-from workflows import pricing, sql
+from workflows import sql
+from workflows.llm import pricing
 from workflows.models import Run
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from accounts.usage import DayUsage
-from workflows.pricing import NANO, format_usd
+from workflows.billing.usage import DayUsage
+from workflows.llm.pricing import NANO, format_usd
 
 WIDTH, HEIGHT = 720, 260
 LEFT, RIGHT, TOP, BOTTOM = 60, 52, 14, 30

@@ -26,10 +26,10 @@ from django.db.models import F
 from django.utils import timezone
 
 from config.lib.outbound import GuardedClient, OutboundError, OutboundRefused
+from workflows.integrations.triggers import secret_decrypt
+from workflows.integrations.webhooks import signature_headers
 from workflows.models import Run, RunCallback
 from workflows.selectors import run_json
-from workflows.triggers import secret_decrypt
-from workflows.webhooks import signature_headers
 
 log = logging.getLogger(__name__)
 

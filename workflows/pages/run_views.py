@@ -28,7 +28,7 @@ from django_htmx.http import HttpResponseStopPolling, push_url
 from accounts.access import AuthedRequest, HtmxRequest, run_for, workspace_for
 from accounts.models import Role, Workspace
 from workflows import selectors, services
-from workflows.definition import InputError
+from workflows.builder.definition import InputError
 from workflows.models import Run, StepRun, Workflow
 from workflows.selectors import DRAFT
 from workflows.steps import STEP_TYPES

@@ -45,11 +45,11 @@ from django.views.decorators.csrf import csrf_exempt
 
 from config.lib.outbound import url_refusal
 from workflows import services, sql
-from workflows.definition import InputError
+from workflows.builder.definition import InputError
+from workflows.integrations.triggers import secret_key_bytes, verification_secrets
 from workflows.models import Run, RunCallback, Trigger, WebhookDelivery
 from workflows.schemas import MAX_KEY_LENGTH, MAX_WAIT_SECONDS, run_accepted
 from workflows.selectors import run_json
-from workflows.triggers import secret_key_bytes, verification_secrets
 
 MAX_BODY_BYTES = 1_000_000
 TOLERANCE_SECONDS = 5 * 60

@@ -21,7 +21,7 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from accounts.models import BudgetMonth, Workspace
-from workflows.budget import month_of
+from workflows.billing.budget import month_of
 from workflows.models import Run, StepRun
 
 WARNING_PERCENT = 80

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from django.http import HttpRequest
 
-from workflows.triggers import secret_decrypt, secret_encrypt
+from workflows.integrations.triggers import secret_decrypt, secret_encrypt
 
 SESSION_KEY = "shown_once"
 # Long enough for the redirect, short enough that an unfollowed one does not linger.

@@ -25,7 +25,7 @@ from django.utils import timezone
 from accounts.audit import audit_record
 from accounts.models import User
 from workflows import services
-from workflows.definition import InputError, coerce_inputs
+from workflows.builder.definition import InputError, coerce_inputs
 from workflows.models import Run, Schedule, Workflow
 
 log = logging.getLogger(__name__)

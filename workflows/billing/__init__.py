@@ -1,0 +1,1 @@
+"""Who pays: monthly budgets and their holds, usage and its charts."""
