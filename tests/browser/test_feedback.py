@@ -64,3 +64,14 @@ def test_a_success_toast_and_message_leave_on_their_own(
     expect(page.locator("#toasts .toast-success")).to_have_text("Done")
     expect(alert).to_have_count(0, timeout=10_000)
     expect(page.locator("#toasts .toast")).to_have_count(0, timeout=10_000)
+
+
+def test_a_toast_waits_while_hovered(page: Page, live_app, log_in, personas) -> None:  # type: ignore[no-untyped-def]
+    log_in("alice@example.com")
+    page.evaluate("htmx.trigger(document.body, 'toast', {level: 'info', message: 'Read me'})")
+    toast = page.locator("#toasts .toast-info")
+    toast.hover()
+    page.wait_for_timeout(7_000)  # past its 6 s
+    expect(toast).to_be_visible()
+    page.mouse.move(1, 1)
+    expect(toast).to_have_count(0, timeout=10_000)
