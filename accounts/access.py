@@ -14,7 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest
 from django_htmx.middleware import HtmxDetails
 
-from accounts.models import Membership, Role, User
+from accounts.models import Invitation, Membership, Role, User
 from workflows.models import Run, Workflow
 
 
@@ -69,6 +69,26 @@ def run_for(membership: Membership, run_id: int) -> Run:
     """Run `run_id` of the membership's workspace (else 404), with its workflow, version and
     starter."""
     return run_in(membership.workspace.id, run_id)
+
+
+def member_for(actor: Membership, member_id: int) -> Membership:
+    """Membership `member_id` of the actor's workspace (else 404), with its user."""
+    member = (
+        Membership.objects.select_related("user", "workspace")
+        .filter(id=member_id, workspace=actor.workspace)
+        .first()
+    )
+    if member is None:
+        raise Http404("No such member.")
+    return member
+
+
+def invitation_for(actor: Membership, invitation_id: int) -> Invitation:
+    """Invitation `invitation_id` of the actor's workspace (else 404)."""
+    invitation = actor.workspace.invitations.filter(id=invitation_id).first()
+    if invitation is None:
+        raise Http404("No such invitation.")
+    return invitation
 
 
 # The API reaches the same objects from its token's workspace (workflows.integrations.api_auth)

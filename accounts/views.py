@@ -13,14 +13,14 @@ from django.core.paginator import Paginator
 from django.core.validators import validate_email
 from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from accounts import selectors, services, verification
-from accounts.access import AuthedRequest, workspace_for
+from accounts.access import AuthedRequest, invitation_for, member_for, workspace_for
 from accounts.audit_display import action_label, entry_diff
 from accounts.forms import (
     AuditFilterForm,
@@ -35,7 +35,7 @@ from accounts.forms import (
     role_choices,
 )
 from accounts.mail import MailLimited, mail_configured, mail_request_allow
-from accounts.models import Invitation, MailRequest, Membership, Role
+from accounts.models import MailRequest, Membership, Role
 from accounts.services import InvitationUnusable, MembershipRefused
 from config.lib.client_ip import client_ip
 from workflows.billing.charts import usage_chart
@@ -388,7 +388,7 @@ def invitation_create(request: AuthedRequest, slug: str) -> HttpResponse:
 @login_required
 def invitation_revoke(request: AuthedRequest, slug: str, invitation_id: int) -> HttpResponse:
     actor = workspace_for(request, slug, role=Role.ADMIN)
-    invitation = get_object_or_404(Invitation, id=invitation_id, workspace=actor.workspace)
+    invitation = invitation_for(actor, invitation_id)
     try:
         services.invitation_revoke(invitation=invitation, actor=actor)
     except MembershipRefused as e:
@@ -402,19 +402,11 @@ def _with_article(noun: str) -> str:
     return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
 
 
-def _member_of(actor: Membership, member_id: int) -> Membership:
-    return get_object_or_404(
-        Membership.objects.select_related("user", "workspace"),
-        id=member_id,
-        workspace=actor.workspace,
-    )
-
-
 @require_POST
 @login_required
 def member_role(request: AuthedRequest, slug: str, member_id: int) -> HttpResponse:
     actor = workspace_for(request, slug, role=Role.ADMIN)
-    member = _member_of(actor, member_id)
+    member = member_for(actor, member_id)
     form = RoleForm(request.POST, actor=actor)
     error = ok = ""
     if not form.is_valid():
@@ -448,7 +440,7 @@ def member_role(request: AuthedRequest, slug: str, member_id: int) -> HttpRespon
 @login_required
 def member_remove(request: AuthedRequest, slug: str, member_id: int) -> HttpResponse:
     actor = workspace_for(request, slug, role=Role.ADMIN)
-    member = _member_of(actor, member_id)
+    member = member_for(actor, member_id)
     if member.id == actor.id:
         return redirect("workspace_leave", slug=slug)
     try:

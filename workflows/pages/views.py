@@ -25,7 +25,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core import signing
 from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
@@ -1267,7 +1267,9 @@ def workflow_version_restore(
     request: AuthedRequest, slug: str, pk: int, number: int
 ) -> HttpResponse:
     membership, workflow = workflow_for(request, slug, pk, role=Role.EDITOR)
-    version = get_object_or_404(WorkflowVersion, workflow=workflow, number=number)
+    version = selectors.version_of(workflow, number)
+    if version is None:
+        raise Http404("No such version.")
     before = workflow.definition
     services.workflow_restore_version(workflow=workflow, version=version, user=request.user)
     latest = services.latest_version(workflow)
