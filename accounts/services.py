@@ -390,10 +390,11 @@ def membership_manageable(*, actor: Membership, member: Membership) -> bool:
 
 
 def _may_manage(actor: Membership, member: Membership) -> None:
+    if membership_manageable(actor=actor, member=member):
+        return
     if not actor.allows(Role.ADMIN):
         raise MembershipRefused("Only admins and owners manage members.")
-    if member.role == Role.OWNER and actor.role_enum != Role.OWNER:
-        raise MembershipRefused("Only an owner can change or remove an owner.")
+    raise MembershipRefused("Only an owner can change or remove an owner.")
 
 
 @transaction.atomic
