@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -135,6 +137,32 @@ class AsgiServer:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(10)
+
+
+def worker_and_server(worker: WorkerProcess, env: dict[str, str]) -> AsgiServer:
+    """Start `worker` and an ASGI server on `env` side by side (each takes seconds to boot)."""
+    with ThreadPoolExecutor(1) as pool:
+        booting = pool.submit(worker.start)
+        try:
+            server = AsgiServer(env)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                booting.result()
+            worker.stop()
+            raise
+        try:
+            booting.result()
+        except BaseException:
+            server.stop()
+            raise
+    return server
+
+
+def stop_together(*processes: WorkerProcess | AsgiServer) -> None:
+    """Stop them side by side (each waits for its graceful shutdown)."""
+    with ThreadPoolExecutor(len(processes)) as pool:
+        for stopping in [pool.submit(process.stop) for process in processes]:
+            stopping.result()
 
 
 class CallbackReceiver:

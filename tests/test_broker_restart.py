@@ -23,6 +23,7 @@ from kombu import pools
 
 from tests.conftest import Personas
 from tests.factories import chain
+from tests.polling import wait_until
 from tests.servers import WorkerProcess, free_port
 from workflows import services
 from workflows.models import Run
@@ -139,8 +140,10 @@ def test_no_run_is_lost_when_the_broker_restarts_under_load(
                 ).id
                 for i in range(30)
             ]
-            time.sleep(0.6)
-            assert Run.objects.filter(id__in=run_ids, status=Run.Status.RUNNING).exists()
+            wait_until(
+                lambda: Run.objects.filter(id__in=run_ids, status=Run.Status.RUNNING).exists(),
+                message="no run started before the broker went down",
+            )
             redis.stop()
             redis.start()
             restarted_at = time.monotonic()

@@ -20,7 +20,13 @@ from config.celery import app as celery_app
 from tests.conftest import Personas
 from tests.factories import hook_path, published_workflow, signed
 from tests.polling import wait_for_run
-from tests.servers import AsgiServer, CallbackReceiver, WorkerProcess
+from tests.servers import (
+    AsgiServer,
+    CallbackReceiver,
+    WorkerProcess,
+    stop_together,
+    worker_and_server,
+)
 from workflows.integrations import callbacks, triggers
 from workflows.models import Run, RunCallback
 from workflows.runtime import engine
@@ -242,16 +248,14 @@ def callback_stack(worker_env: dict[str, str], transactional_db: None) -> Iterat
         "CALLBACK_RETRY_BASE_SECONDS": "0.5",
     }
     worker = WorkerProcess(env, queue)
-    worker.start()
-    server = AsgiServer(env)
+    server = worker_and_server(worker, env)
     previous = celery_app.conf.task_default_queue
     celery_app.conf.task_default_queue = queue
     try:
         yield server
     finally:
         celery_app.conf.task_default_queue = previous
-        server.stop()
-        worker.stop()
+        stop_together(server, worker)
 
 
 @pytest.mark.integration
@@ -313,16 +317,14 @@ def rotated_stack(
         "SECRET_KEY_FALLBACKS_FILE": str(fallbacks),
     }
     worker = WorkerProcess(env, queue)
-    worker.start()
-    server = AsgiServer(env)
+    server = worker_and_server(worker, env)
     previous = celery_app.conf.task_default_queue
     celery_app.conf.task_default_queue = queue
     try:
         yield server
     finally:
         celery_app.conf.task_default_queue = previous
-        server.stop()
-        worker.stop()
+        stop_together(server, worker)
 
 
 @pytest.mark.integration
