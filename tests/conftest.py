@@ -46,6 +46,22 @@ def fast_password_hashing() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker) -> None:  # type: ignore[no-untyped-def]
+    """On PostgreSQL, the test database does not wait for each commit to reach the disk
+    (synchronous_commit off: for this database only, for every connection to it, the
+    worker's and the servers' too). Transactions, locks and isolation are unchanged; only
+    what a crash of PostgreSQL itself would keep, which no test is about."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        name = connection.ops.quote_name(connection.settings_dict["NAME"])
+        cursor.execute(f"ALTER DATABASE {name} SET synchronous_commit = off")
+        cursor.execute("SET synchronous_commit = off")
+
+
 @dataclass
 class Personas:
     """alice owns the workspace; bob edits; vera views; charlie is an outsider."""
