@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -449,33 +450,36 @@ def test_the_reaper_wakes_a_run_whose_wake_up_was_lost_and_it_finishes_once(
     assert run.waited_ms >= 2000
 
 
-@pytest.mark.integration
-def test_fifty_concurrent_runs_spend_no_more_than_a_budget_that_fits_ten(
-    worker: WorkerProcess, worker_env: dict[str, str], personas: Personas, fake_calls
-) -> None:  # type: ignore[no-untyped-def]
-    # A second worker process: the ledger must hold across processes, not just threads.
+@pytest.fixture(scope="module")
+def second_worker(worker_env: dict[str, str]) -> Iterator[WorkerProcess]:
+    """A second worker process on the session worker's queue, for the module's last two
+    tests (after the ones that count on one worker's threads): the ledger must hold
+    across processes, not just threads."""
     second = WorkerProcess(worker_env, worker_env["CELERY_QUEUE"])
     second.start()
-    try:
-        prompt = "Summarise the history of {{ topic }} in one line. [[fake:latency=300]]"
-        rendered = prompt.replace("{{ topic }}", "lighthouses")
-        # The fake server answers every allowed token (the answer is longer
-        # than max_tokens), so each call costs exactly its worst case.
-        per_call = worst_case(rendered)
-        set_budget(personas.workspace, 10 * per_call)
-        workflow = services.workflow_create(
-            workspace=personas.workspace, definition=one_call("Burst", prompt), user=personas.bob
-        )
-        services.workflow_publish(workflow=workflow, user=personas.bob)
-        run_ids = [
-            services.run_start(
-                workflow=workflow, trigger="manual", inputs={"topic": "lighthouses"}
-            ).id
-            for _ in range(50)
-        ]
-        runs = [wait_for_run(run_id, timeout=120) for run_id in run_ids]
-    finally:
-        second.stop()
+    yield second
+    second.stop()
+
+
+@pytest.mark.integration
+def test_fifty_concurrent_runs_spend_no_more_than_a_budget_that_fits_ten(
+    worker: WorkerProcess, second_worker: WorkerProcess, personas: Personas, fake_calls
+) -> None:  # type: ignore[no-untyped-def]
+    prompt = "Summarise the history of {{ topic }} in one line. [[fake:latency=300]]"
+    rendered = prompt.replace("{{ topic }}", "lighthouses")
+    # The fake server answers every allowed token (the answer is longer
+    # than max_tokens), so each call costs exactly its worst case.
+    per_call = worst_case(rendered)
+    set_budget(personas.workspace, 10 * per_call)
+    workflow = services.workflow_create(
+        workspace=personas.workspace, definition=one_call("Burst", prompt), user=personas.bob
+    )
+    services.workflow_publish(workflow=workflow, user=personas.bob)
+    run_ids = [
+        services.run_start(workflow=workflow, trigger="manual", inputs={"topic": "lighthouses"}).id
+        for _ in range(50)
+    ]
+    runs = [wait_for_run(run_id, timeout=120) for run_id in run_ids]
 
     succeeded = [r for r in runs if r.status == Run.Status.SUCCEEDED]
     refused = [
@@ -492,33 +496,27 @@ def test_fifty_concurrent_runs_spend_no_more_than_a_budget_that_fits_ten(
 
 @pytest.mark.integration
 def test_a_burst_of_runs_waits_for_holds_and_spends_most_of_a_tiny_budget(
-    worker: WorkerProcess, worker_env: dict[str, str], personas: Personas, fake_calls
+    worker: WorkerProcess, second_worker: WorkerProcess, personas: Personas, fake_calls
 ) -> None:  # type: ignore[no-untyped-def]
     # Each call holds its worst case (30 output tokens) but costs far less
     # (a one-token answer), so holds in flight are several times the real spend:
     # the budget pays for 14 to 18 calls, and 40 runs ask for more than that.
     # A call blocked only by other calls' holds must wait for them, not fail.
-    second = WorkerProcess(worker_env, worker_env["CELERY_QUEUE"])
-    second.start()
-    try:
-        prompt = "Tag {{ topic }} in one word. [[fake:reply=ok]] [[fake:latency=500]]"
-        per_call = worst_case(prompt.replace("{{ topic }}", "puffins"), max_tokens=30)
-        budget_nanousd = 4 * per_call  # about $0.00024: at most four calls can be held at once
-        set_budget(personas.workspace, budget_nanousd)
-        workflow = services.workflow_create(
-            workspace=personas.workspace,
-            definition=one_call("Burst of tags", prompt, max_tokens=30),
-            user=None,
-        )
-        services.workflow_publish(workflow=workflow, user=None)
-        run_ids = [
-            services.run_start(workflow=workflow, trigger="manual", inputs={"topic": "puffins"}).id
-            for _ in range(40)
-        ]
-        runs = [wait_for_run(run_id, timeout=180) for run_id in run_ids]
-
-    finally:
-        second.stop()
+    prompt = "Tag {{ topic }} in one word. [[fake:reply=ok]] [[fake:latency=500]]"
+    per_call = worst_case(prompt.replace("{{ topic }}", "puffins"), max_tokens=30)
+    budget_nanousd = 4 * per_call  # about $0.00024: at most four calls can be held at once
+    set_budget(personas.workspace, budget_nanousd)
+    workflow = services.workflow_create(
+        workspace=personas.workspace,
+        definition=one_call("Burst of tags", prompt, max_tokens=30),
+        user=None,
+    )
+    services.workflow_publish(workflow=workflow, user=None)
+    run_ids = [
+        services.run_start(workflow=workflow, trigger="manual", inputs={"topic": "puffins"}).id
+        for _ in range(40)
+    ]
+    runs = [wait_for_run(run_id, timeout=180) for run_id in run_ids]
 
     succeeded = [r for r in runs if r.status == Run.Status.SUCCEEDED]
     refused = [
