@@ -225,15 +225,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # A file, not memory: the tests' Celery worker process opens it too.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and envint(
-    "DB_POOL_MAX_SIZE", "0"
-):
-    # A worker runs hundreds of threads that mostly wait on OpenAI: they share
-    # a small pool, and the engine returns its connection during each call.
+# PostgreSQL connections are pooled by default (DB_POOL_MAX_SIZE=0 turns the
+# pool off, and DB_CONN_MAX_AGE then applies): without a pool every request and
+# every run opens a connection, which costs more CPU than the work it does. A
+# worker's hundreds of threads mostly wait on OpenAI and share the pool (the
+# engine returns its connection during each call); a web process needs a few at
+# once. 10 per process keeps compose's `--scale worker=4` (2 web processes, 4
+# workers, beat: 7 processes, 70 connections at most) under PostgreSQL's
+# default max_connections of 100.
+DB_POOL_MAX_SIZE = envint("DB_POOL_MAX_SIZE", "10")
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_POOL_MAX_SIZE > 0:
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": 2,
-        "max_size": envint("DB_POOL_MAX_SIZE", "0"),
+        "min_size": min(2, DB_POOL_MAX_SIZE),
+        "max_size": DB_POOL_MAX_SIZE,
         "timeout": 30,
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -212,3 +212,43 @@ def test_the_health_check_is_not_redirected_to_https() -> None:
     from django.conf import settings
 
     assert any(re.match(pattern, "healthz") for pattern in settings.SECURE_REDIRECT_EXEMPT)
+
+
+SHOW_DATABASE = (
+    "shell",
+    "-c",
+    "import json; from django.conf import settings; d = settings.DATABASES['default'];"
+    " print(json.dumps([d['CONN_MAX_AGE'], d.get('OPTIONS', {}).get('pool')]))",
+)
+POSTGRES_ONLY = {**PRODUCTION, "DATABASE_URL": "postgres://stepwise:pw@db.example.com/stepwise"}
+
+
+def _database_settings(env: dict[str, str]) -> list:  # type: ignore[type-arg]
+    """CONN_MAX_AGE and the pool options of a process started with `env` (no connection made)."""
+    import json
+
+    result = _manage(*SHOW_DATABASE, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_a_postgres_database_url_alone_pools_the_connections(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("DB_POOL_MAX_SIZE", raising=False)
+    monkeypatch.delenv("DB_CONN_MAX_AGE", raising=False)
+    conn_max_age, pool = _database_settings(POSTGRES_ONLY)
+    assert pool == {"min_size": 2, "max_size": 10, "timeout": 30}
+    assert conn_max_age == 0  # Django refuses persistent connections beside a pool
+
+
+def test_the_pool_size_is_set_by_db_pool_max_size_and_zero_turns_it_off(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("DB_CONN_MAX_AGE", raising=False)
+    assert _database_settings({**POSTGRES_ONLY, "DB_POOL_MAX_SIZE": "25"})[1]["max_size"] == 25
+    assert _database_settings(
+        {**POSTGRES_ONLY, "DB_POOL_MAX_SIZE": "0", "DB_CONN_MAX_AGE": "60"}
+    ) == [60, None]
+
+
+def test_sqlite_has_no_pool(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("DB_POOL_MAX_SIZE", raising=False)
+    sqlite = {**PRODUCTION, "DATABASE_URL": "sqlite:////tmp/stepwise-settings-test.sqlite3"}
+    assert _database_settings(sqlite)[1] is None
