@@ -71,7 +71,7 @@ clean:
 
 # Benchmarks (issue 7): each needs PostgreSQL on 127.0.0.1:5432 and Redis on
 # 127.0.0.1:6379; results land in bench/results/ and docs/benchmarks.md.
-.PHONY: bench-editor bench-webhook bench-overhead bench-throughput bench-concurrency bench-chaos bench-fairness bench
+.PHONY: bench-n8n bench-editor bench-webhook bench-overhead bench-throughput bench-concurrency bench-chaos bench-fairness bench
 bench-editor: install
 	$(BIN)/python -m bench.editor_render
 bench-webhook: install
@@ -86,4 +86,8 @@ bench-chaos: install
 	$(BIN)/python -m bench.chaos
 bench-fairness: install
 	$(BIN)/python -m bench.fairness
+# Stepwise beside n8n 2.8.4 (issue 13): n8n started by ../shared/peers/n8n/install_and_start.sh
+# (BASE=~/.cache/peer-n8n), or BENCH_N8N_ARGS=--start-n8n to start it from here.
+bench-n8n: install
+	$(BIN)/python -m bench.compare_n8n $(BENCH_N8N_ARGS)
 bench: bench-editor bench-webhook bench-overhead bench-throughput bench-concurrency bench-chaos bench-fairness

@@ -192,7 +192,7 @@ class Stack:
         workers: int = 1,
         concurrency: int = 64,
         latency_ms: int = 0,
-        pool_size: int = 20,
+        pool_size: int | None = 20,
         worker_nice: int = 0,
         extra_env: dict[str, str] | None = None,
     ) -> None:
@@ -210,10 +210,11 @@ class Stack:
             "CELERY_QUEUE": self.queue,
             "OPENAI_API_KEY": "bench",
             "OPENAI_BASE_URL": f"http://127.0.0.1:{self.fake_port}/v1",
-            "DB_POOL_MAX_SIZE": str(pool_size),
             "LOG_LEVEL": "WARNING",
             **(extra_env or {}),
         }
+        if pool_size is not None:  # None: the settings' default
+            self.env["DB_POOL_MAX_SIZE"] = str(pool_size)
         self.worker_count, self.concurrency = workers, concurrency
         self.workers: list[Worker] = []
         self.fake: subprocess.Popen[bytes] | None = None
