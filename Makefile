@@ -52,6 +52,11 @@ demo: install migrate
 # its own test database, worker queue and fake OpenAI server.
 PYTEST_WORKERS ?= auto
 test: export SECRET_KEY ?= insecure-key-for-the-test-suite-only-0123456789
+# Bytecode cached (an environment may turn it off with PYTHONDONTWRITEBYTECODE): else
+# every test process, and every worker, server and manage.py process a test starts,
+# compiles the project again, and pytest rewrites the asserts of some 350 plugin
+# modules (schemathesis, hypothesis) in each process, about 6 s of CPU apiece.
+test: export PYTHONDONTWRITEBYTECODE =
 test: install
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
