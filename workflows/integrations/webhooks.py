@@ -197,10 +197,6 @@ def _record_sync(
     )
 
 
-async def _record(trigger: Trigger, status: int, result: str, message_id: str = "") -> None:
-    await sync_to_async(_record_sync)(trigger, status, result, message_id)
-
-
 def _parse_wait(request: HttpRequest) -> int | None:
     raw = request.GET.get("wait")
     if raw in (None, ""):
@@ -276,9 +272,24 @@ def _accepted(run: Run) -> JsonResponse:
 async def webhook_receive(request: HttpRequest, public_id: str) -> HttpResponse:
     if request.method != "POST":
         return _error(405, "Send webhooks with POST.", headers={"Allow": "POST"})
-    # The database work is done in two hops to a thread (admit; start and
-    # record), each a few statements: every hop costs the event loop latency.
-    trigger, allowed, retry_after = await sync_to_async(_admit)(public_id)
+    # Admission, the checks, the run and the delivery record in one hop to a
+    # thread: every hop costs the event loop latency and CPU. Only `?wait=`
+    # waits here, holding no thread.
+    answer = await sync_to_async(_receive)(request, public_id)
+    if isinstance(answer, HttpResponse):
+        return answer
+    run, wait = answer
+    if run.found_existing:
+        # A replay inside the signature's 5 minutes: ?wait= is not signed, so
+        # whoever captured the delivery must not get the output by replaying it.
+        return _accepted(run)
+    return await run_answer(run, wait)
+
+
+def _receive(request: HttpRequest, public_id: str) -> HttpResponse | tuple[Run, int]:
+    """A refusal (recorded as a delivery unless the trigger is unknown or over its
+    limit), or the started (or found) run and the seconds the sender will wait."""
+    trigger, allowed, retry_after = _admit(public_id)
     if trigger is None:
         return _error(404, "No such webhook.")
     if not allowed:
@@ -297,35 +308,35 @@ async def webhook_receive(request: HttpRequest, public_id: str) -> HttpResponse:
         declared = 0
     body = b"" if declared > MAX_BODY_BYTES else request.read(MAX_BODY_BYTES + 1)
     if declared > MAX_BODY_BYTES or len(body) > MAX_BODY_BYTES:
-        await _record(trigger, 413, "Body larger than 1 MB.", message_id)
+        _record_sync(trigger, 413, "Body larger than 1 MB.", message_id)
         return _error(413, "The body is larger than 1 MB.")
 
     if trigger.signing_required:
         try:
             signature_verify(secrets=verification_secrets(trigger), headers=headers, body=body)
         except SignatureInvalid as e:
-            await _record(trigger, 401, f"Signature refused: {e}", message_id)
+            _record_sync(trigger, 401, f"Signature refused: {e}", message_id)
             return _error(401, str(e))
 
     content_type = request.content_type or ""
     if not (content_type == "application/json" or content_type.endswith("+json")):
-        await _record(
+        _record_sync(
             trigger, 415, f"Not JSON (Content-Type {content_type or 'missing'}).", message_id
         )
         return _error(415, "Send the body as JSON with Content-Type: application/json.")
     try:
         data = json.loads(body)
     except (ValueError, RecursionError):
-        await _record(trigger, 415, "The body is not valid JSON.", message_id)
+        _record_sync(trigger, 415, "The body is not valid JSON.", message_id)
         return _error(415, "The body is not valid JSON.")
 
     wait = _parse_wait(request)
     if wait is None:
-        await _record(trigger, 400, "Bad wait parameter.", message_id)
+        _record_sync(trigger, 400, "Bad wait parameter.", message_id)
         return _error(400, f"wait must be a whole number of seconds from 0 to {MAX_WAIT_SECONDS}.")
     key = message_id or headers.get("idempotency-key", "")
     if len(key) > MAX_KEY_LENGTH:
-        await _record(trigger, 400, "Idempotency key too long.", message_id)
+        _record_sync(trigger, 400, "Idempotency key too long.", message_id)
         return _error(
             400, f"webhook-id / Idempotency-Key may be at most {MAX_KEY_LENGTH} characters."
         )
@@ -334,26 +345,22 @@ async def webhook_receive(request: HttpRequest, public_id: str) -> HttpResponse:
     )
     refusal = url_refusal(callback_url) if callback_url else None
     if refusal:
-        await _record(trigger, 400, f"Callback URL refused: {refusal}", message_id)
+        _record_sync(trigger, 400, f"Callback URL refused: {refusal}", message_id)
         return _error(400, f"The callback URL is refused: {refusal}")
 
     try:
-        run = await sync_to_async(_start)(trigger, data, key or None, callback_url, message_id)
+        run = _start(trigger, data, key or None, callback_url, message_id)
     except InputError as e:
-        await _record(trigger, 422, str(e), message_id)
+        _record_sync(trigger, 422, str(e), message_id)
         return _error(422, str(e), e.details)
     except services.NotPublished as e:
-        await _record(trigger, 409, str(e), message_id)
+        _record_sync(trigger, 409, str(e), message_id)
         return _error(409, str(e))
     except services.WorkflowInvalid as e:
-        await _record(trigger, 422, "The published version does not validate.", message_id)
+        _record_sync(trigger, 422, "The published version does not validate.", message_id)
         return _error(
             422,
             "The published version of this workflow does not validate.",
             [issue.to_dict() for issue in e.issues],
         )
-    if run.found_existing:
-        # A replay inside the signature's 5 minutes: ?wait= is not signed, so
-        # whoever captured the delivery must not get the output by replaying it.
-        return _accepted(run)
-    return await run_answer(run, wait)
+    return run, wait
