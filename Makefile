@@ -60,12 +60,14 @@ test: export PYTHONDONTWRITEBYTECODE =
 test: install
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
-# What CI checks besides the tests (configured in pyproject.toml).
+# What CI checks besides the tests (configured in pyproject.toml): ruff, mypy and the
+# import contracts (layers, no cycles, the product never imports dev/).
 lint: export SECRET_KEY ?= insecure-key-for-the-test-suite-only-0123456789
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 screenshots: export SECRET_KEY ?= insecure-key-for-the-test-suite-only-0123456789
 screenshots: install

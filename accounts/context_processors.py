@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 
+from accounts.mail import mail_configured
 from accounts.models import Membership
 from workflows.billing.usage import MonthBudget, month_budget
 
@@ -50,6 +51,4 @@ def budget_banner(request: HttpRequest) -> dict[str, object]:
 
 def mail(request: HttpRequest) -> dict[str, object]:
     """Whether mail really leaves the server: pages that send mail say so when it does not."""
-    from accounts.mail import mail_configured
-
     return {"mail_configured": mail_configured()}

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from accounts import views
+from accounts import token_views, views
 
 urlpatterns = [
     path("accounts/signup/", views.signup, name="signup"),
@@ -35,4 +35,16 @@ urlpatterns = [
     path("w/<slug:slug>/leave/", views.workspace_leave, name="workspace_leave"),
     path("w/<slug:slug>/audit/", views.audit_log, name="audit_log"),
     path("w/<slug:slug>/usage/", views.workspace_usage, name="workspace_usage"),
+    # The API tokens of the workspace (accounts/token_views.py).
+    path("w/<slug:slug>/settings/api-tokens/", token_views.api_tokens, name="api_tokens"),
+    path(
+        "w/<slug:slug>/settings/api-tokens/new/",
+        token_views.api_token_create,
+        name="api_token_create",
+    ),
+    path(
+        "w/<slug:slug>/settings/api-tokens/<int:token_id>/revoke/",
+        token_views.api_token_revoke,
+        name="api_token_revoke",
+    ),
 ]

@@ -23,6 +23,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.services import user_signup
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +121,6 @@ def signup_request(*, email: str, password: str, name: str = "") -> User | None:
     Returns the new user, or None when the address was taken: the caller must
     not let the difference show.
     """
-    from accounts.services import user_signup
-
     email = email.strip().lower()
     existing = User.objects.filter(email__iexact=email).first()
     if existing is None:

@@ -199,7 +199,7 @@ def test_a_chunked_delivery_within_the_limit_still_starts_a_run(
             yield body[start : start + 100_000]
 
     response = httpx.post(
-        server.url + hook_path(triggers.trigger_url(made.trigger)),
+        server.url + hook_path(made.trigger.url()),
         content=chunks(),
         timeout=30,
         headers={"Content-Type": "application/json", **signed(made.secret, body.decode())},

@@ -53,7 +53,7 @@ def start_with_callback(made: triggers.TriggerWithSecret, callback_url: str) -> 
     run executed by the real engine, in-process."""
     with override_settings(OUTBOUND_ALLOW_PRIVATE_FOR_TESTS=True):
         response = Client().post(
-            hook_path(triggers.trigger_url(made.trigger)) + f"?callback_url={callback_url}",
+            hook_path(made.trigger.url()) + f"?callback_url={callback_url}",
             data=BODY,
             content_type="application/json",
             headers=signed(made.secret, BODY),
@@ -137,7 +137,7 @@ def test_a_private_callback_address_is_refused_for_good(hook, receiver: Callback
 def test_a_callback_waits_for_the_run_to_finish(hook, receiver: CallbackReceiver) -> None:
     with override_settings(OUTBOUND_ALLOW_PRIVATE_FOR_TESTS=True):
         response = Client().post(
-            hook_path(triggers.trigger_url(hook.trigger)) + f"?callback_url={receiver.url}",
+            hook_path(hook.trigger.url()) + f"?callback_url={receiver.url}",
             data=BODY,
             content_type="application/json",
             headers=signed(hook.secret, BODY),
@@ -155,7 +155,7 @@ def test_the_sweep_picks_up_callbacks_of_runs_finished_elsewhere(
 
     with override_settings(OUTBOUND_ALLOW_PRIVATE_FOR_TESTS=True):
         response = Client().post(
-            hook_path(triggers.trigger_url(hook.trigger)) + f"?callback_url={receiver.url}",
+            hook_path(hook.trigger.url()) + f"?callback_url={receiver.url}",
             data=BODY,
             content_type="application/json",
             headers=signed(hook.secret, BODY),
@@ -177,7 +177,7 @@ def test_a_triggers_own_callback_url_is_used_when_the_request_names_none(
             rate_limit_per_minute=60,
         )
         response = Client().post(
-            hook_path(triggers.trigger_url(hook.trigger)),
+            hook_path(hook.trigger.url()),
             data=BODY,
             content_type="application/json",
             headers=signed(hook.secret, BODY),
@@ -187,7 +187,7 @@ def test_a_triggers_own_callback_url_is_used_when_the_request_names_none(
 
 def test_a_replayed_delivery_registers_no_second_callback(hook, receiver: CallbackReceiver) -> None:
     headers = signed(hook.secret, BODY)
-    path = hook_path(triggers.trigger_url(hook.trigger))
+    path = hook_path(hook.trigger.url())
     with override_settings(OUTBOUND_ALLOW_PRIVATE_FOR_TESTS=True):
         first = Client().post(
             path + f"?callback_url={receiver.url}",
@@ -213,7 +213,7 @@ def test_a_replay_cannot_attach_a_callback_to_a_run_that_had_none(
     # captured delivery replayed inside the 5 minutes
     # must not be a way to have the run's result sent elsewhere.
     headers = signed(hook.secret, BODY)
-    path = hook_path(triggers.trigger_url(hook.trigger))
+    path = hook_path(hook.trigger.url())
     with override_settings(OUTBOUND_ALLOW_PRIVATE_FOR_TESTS=True):
         first = Client().post(path, data=BODY, content_type="application/json", headers=headers)
         query, extra = (
@@ -266,7 +266,7 @@ def test_an_external_program_gets_the_result_by_signed_callback(
     made = triggers.trigger_create(
         workflow=published_workflow(personas.workspace), user=personas.alice
     )
-    url = callback_stack.url + hook_path(triggers.trigger_url(made.trigger))
+    url = callback_stack.url + hook_path(made.trigger.url())
     response = httpx.post(
         url,
         params={"callback_url": receiver.url},
@@ -334,7 +334,7 @@ def test_after_rotating_secret_key_webhooks_still_verify_and_callbacks_still_sig
     made = triggers.trigger_create(
         workflow=published_workflow(personas.workspace), user=personas.alice
     )
-    url = rotated_stack.url + hook_path(triggers.trigger_url(made.trigger))
+    url = rotated_stack.url + hook_path(made.trigger.url())
     response = httpx.post(
         url,
         params={"callback_url": receiver.url},

@@ -212,7 +212,7 @@ def test_recent_deliveries_are_listed_with_their_result(
 ) -> None:
     made = triggers.trigger_create(workflow=workflow, user=personas.alice)
     body = json.dumps({"who": "Ada"})
-    path = hook_path(triggers.trigger_url(made.trigger))
+    path = hook_path(made.trigger.url())
     Client().post(
         path, data=body, content_type="application/json", headers=signed(made.secret, body)
     )

@@ -23,7 +23,8 @@ from tests.factories import hook_path, published_workflow, signed
 from tests.polling import wait_for_output
 from workflows import services
 from workflows.integrations import triggers
-from workflows.integrations.webhooks import SignatureInvalid, signature_verify, webhook_receive
+from workflows.integrations.signing import SignatureInvalid, signature_verify
+from workflows.integrations.webhooks import webhook_receive
 from workflows.models import Run, Trigger, WebhookDelivery
 from workflows.runtime import engine
 
@@ -46,7 +47,7 @@ def deliver(
 ):
     headers = signed(made.secret, body) if headers is None else headers
     return client.post(
-        hook_path(triggers.trigger_url(made.trigger)) + query,
+        hook_path(made.trigger.url()) + query,
         data=body,
         content_type=extra.pop("content_type", "application/json"),
         headers=headers,
@@ -310,7 +311,7 @@ def test_an_unknown_trigger_is_404_and_other_methods_are_405(client: Client, hoo
     )
     assert response.status_code == 404
     assert response.json()["error"] == "No such webhook."
-    response = client.get(hook_path(triggers.trigger_url(hook.trigger)))
+    response = client.get(hook_path(hook.trigger.url()))
     assert response.status_code == 405
     assert response["Allow"] == "POST"
 
@@ -399,9 +400,7 @@ def test_a_refused_delivery_logs_no_trigger_id(
 ) -> None:
     deliver(client, hook, headers={})
     deliver(client, hook, headers={}, query="?wait=x")
-    logging.getLogger("django.request").warning(
-        "Unauthorized: %s", hook_path(triggers.trigger_url(hook.trigger))
-    )
+    logging.getLogger("django.request").warning("Unauthorized: %s", hook_path(hook.trigger.url()))
     out, err = capfd.readouterr()
     assert hook.trigger.public_id not in out + err
 
@@ -454,7 +453,7 @@ def test_an_external_program_gets_the_output_in_the_same_request(
     made = triggers.trigger_create(
         workflow=published_workflow(personas.workspace), user=personas.alice
     )
-    url = asgi_server.url + hook_path(triggers.trigger_url(made.trigger))
+    url = asgi_server.url + hook_path(made.trigger.url())
     response = httpx.post(
         url,
         params={"wait": 30},
@@ -501,7 +500,7 @@ def test_many_callers_wait_at_once_without_exhausting_the_server(
         ],
     }
     made = triggers.trigger_create(workflow=published_workflow(personas.workspace, slow), user=None)
-    url = asgi_server.url + hook_path(triggers.trigger_url(made.trigger))
+    url = asgi_server.url + hook_path(made.trigger.url())
 
     async def call(i: int) -> httpx.Response:
         body = json.dumps({"who": f"caller {i}"})
@@ -532,7 +531,7 @@ def test_a_chunked_body_over_one_megabyte_is_refused_by_what_is_read(
     import httpx
 
     made = triggers.trigger_create(workflow=published_workflow(personas.workspace), user=None)
-    url = asgi_server.url + hook_path(triggers.trigger_url(made.trigger))
+    url = asgi_server.url + hook_path(made.trigger.url())
 
     def chunks():  # no Content-Length: sent chunked
         yield b'{"who": "Ada", "padding": "'
@@ -563,7 +562,7 @@ def test_the_servers_logs_never_show_a_trigger_id(
         {**worker_env, "CELERY_QUEUE": IDLE_QUEUE}, log_level="info"
     )  # access lines on, like docker-compose
     try:
-        url = server.url + hook_path(triggers.trigger_url(made.trigger))
+        url = server.url + hook_path(made.trigger.url())
         assert (
             httpx.post(url, content=BODY, headers={"Content-Type": "application/json"}).status_code
             == 401

@@ -5,9 +5,12 @@ from datetime import datetime
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Workspace
+from config.lib.site import site_url
 
 
 class Workflow(models.Model):
@@ -275,6 +278,10 @@ class Trigger(models.Model):
 
     def __str__(self) -> str:
         return self.name or f"Webhook {self.pk}"
+
+    def url(self, request: HttpRequest | None = None) -> str:
+        """The webhook's address; on a page (`request`), as config.lib.site.site_url says."""
+        return site_url(request) + reverse("webhook_receive", args=[self.public_id])
 
 
 class WebhookDelivery(models.Model):

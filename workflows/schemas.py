@@ -18,7 +18,6 @@ from ninja import Field, Schema
 from pydantic import BaseModel, ConfigDict
 
 from workflows.builder.definition import Issue
-from workflows.integrations.triggers import trigger_url
 from workflows.llm.pricing import usd_text
 from workflows.models import Run, StepRun, Trigger, Workflow, WorkflowVersion
 
@@ -239,7 +238,7 @@ def trigger_secret_out(trigger: Trigger, secret: str) -> TriggerSecretOut:
 def _trigger_fields(trigger: Trigger) -> dict[str, Any]:
     return {
         "id": trigger.id,
-        "url": trigger_url(trigger),
+        "url": trigger.url(),
         "name": trigger.name,
         "signing_required": trigger.signing_required,
         "callback_url": trigger.callback_url,

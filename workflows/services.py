@@ -20,7 +20,8 @@ from django.db.models import Max
 from django.utils import timezone
 
 from accounts.audit import audit_record
-from accounts.models import Membership, Role, User, Workspace
+from accounts.models import AuditEntry, Membership, Role, User, Workspace
+from workflows import broker
 from workflows.builder import draft_changes
 from workflows.builder.definition import (
     Definition,
@@ -256,8 +257,6 @@ EDIT_AUDIT_SESSION = timedelta(minutes=10)
 
 
 def _edited_recently(workflow: Workflow, user: User | None) -> bool:
-    from accounts.models import AuditEntry
-
     return AuditEntry.objects.filter(
         workspace_id=workflow.workspace_id,
         action="workflow.edit",
@@ -481,20 +480,7 @@ def run_start(
 
 
 def _enqueue_on_commit(run_id: int) -> None:
-    transaction.on_commit(lambda: run_enqueue(run_id))
-
-
-def run_enqueue(run_id: int) -> None:
-    """Send the run's id to the workers (callers mark it sent: `enqueued_at`).
-
-    If the broker is down the run stays
-    queued in the database, and the reaper sends it again later: never lost."""
-    from workflows.tasks import run_execute
-
-    try:
-        run_execute.delay(run_id)
-    except Exception:  # kombu raises many kinds; all mean "not sent now"
-        log.warning("Run %s: broker unavailable; the reaper will enqueue it", run_id, exc_info=True)
+    transaction.on_commit(lambda: broker.run_send(run_id))
 
 
 class RunNotResumable(Exception):

@@ -1,8 +1,12 @@
-"""Celery tasks: thin, id-only; the engine holds the logic."""
+"""Celery tasks: thin, id-only; the engine and the integrations hold the logic.
+
+Nothing in the product imports this module: work is sent by task name
+(workflows/broker.py), so the tasks may import what they run."""
 
 from celery import shared_task
 from celery.signals import worker_ready
 
+from workflows.integrations import callbacks, schedules, webhooks
 from workflows.llm import tokens
 from workflows.runtime import engine
 
@@ -25,27 +29,19 @@ def reap_runs() -> None:
 
 @shared_task(name="workflows.callback_deliver", ignore_result=True)
 def callback_deliver(callback_id: int) -> None:
-    from workflows.integrations import callbacks
-
     callbacks.callback_deliver(callback_id)
 
 
 @shared_task(name="workflows.callbacks_sweep", ignore_result=True)
 def callbacks_sweep() -> None:
-    from workflows.integrations import callbacks
-
     callbacks.callbacks_sweep()
 
 
 @shared_task(name="workflows.schedules_tick", ignore_result=True)
 def schedules_tick() -> None:
-    from workflows.integrations import schedules
-
     schedules.tick()
 
 
 @shared_task(name="workflows.deliveries_prune", ignore_result=True)
 def deliveries_prune() -> None:
-    from workflows.integrations import webhooks
-
     webhooks.deliveries_prune()

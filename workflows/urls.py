@@ -101,7 +101,7 @@ urlpatterns = [
     path("w/<slug:slug>/runs/<int:run_id>/rerun/", run_views.run_rerun, name="run_rerun"),
     path("w/<slug:slug>/runs/<int:run_id>/resume/", run_views.run_resume, name="run_resume"),
     path("w/<slug:slug>/runs/<int:run_id>/cancel/", run_views.run_cancel, name="run_cancel"),
-    # Webhooks, schedules and API tokens (workflows/integrations/webhooks.py, trigger_views.py).
+    # Webhooks and schedules (workflows/integrations/webhooks.py, trigger_views.py).
     path("hooks/<str:public_id>", webhooks.webhook_receive, name="webhook_receive"),
     path(
         "w/<slug:slug>/workflows/<int:workflow_id>/triggers/",
@@ -147,16 +147,5 @@ urlpatterns = [
         "w/<slug:slug>/workflows/<int:workflow_id>/schedules/<int:schedule_id>/delete/",
         trigger_views.schedule_delete,
         name="schedule_delete",
-    ),
-    path("w/<slug:slug>/settings/api-tokens/", trigger_views.api_tokens, name="api_tokens"),
-    path(
-        "w/<slug:slug>/settings/api-tokens/new/",
-        trigger_views.api_token_create,
-        name="api_token_create",
-    ),
-    path(
-        "w/<slug:slug>/settings/api-tokens/<int:token_id>/revoke/",
-        trigger_views.api_token_revoke,
-        name="api_token_revoke",
     ),
 ]

@@ -18,6 +18,9 @@ import logging
 import re
 from typing import Any
 
+from django.db.models import Value
+from django.db.models.signals import pre_save
+
 _SEP = r"(?:/|%2F)"
 _SEGMENT = r"[^\s\"'?&#/%]+"
 # The segment after /hooks/, /invitations/, /verify/ (not its
@@ -55,8 +58,6 @@ def _scrub_value(value: Any) -> Any:
     if isinstance(value, str):
         return scrub(value)
     if hasattr(value, "get_source_expressions"):
-        from django.db.models import Value
-
         if isinstance(value, Value) and isinstance(value.value, str):
             value.value = scrub(value.value)
         for source in value.get_source_expressions():
@@ -72,7 +73,5 @@ def scrub_axes_record(sender: type, instance: Any, **kwargs: object) -> None:
 
 
 def connect_axes_scrubbing() -> None:
-    from django.db.models.signals import pre_save
-
     for model in ("axes.AccessAttempt", "axes.AccessLog", "axes.AccessFailureLog"):
         pre_save.connect(scrub_axes_record, sender=model, dispatch_uid=f"scrub_axes_record:{model}")

@@ -68,7 +68,7 @@ from django.db.models.lookups import LessThanOrEqual
 from django.utils import timezone
 
 from accounts.models import BudgetMonth, BudgetReservation, Workspace
-from workflows import sql
+from workflows import broker, sql
 from workflows.llm import pricing
 from workflows.models import Run
 
@@ -401,10 +401,8 @@ def wake_waiting(
 
 
 def _enqueue(run_ids: list[int]) -> None:
-    from workflows.services import run_enqueue
-
     for run_id in run_ids:
-        run_enqueue(run_id)
+        broker.run_send(run_id)
 
 
 def recheck_waiting() -> list[int]:

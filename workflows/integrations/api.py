@@ -29,6 +29,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from accounts.access import run_in, workflow_in
 from config.lib.body_limit import size_label
+from config.lib.outbound import url_refusal
 from workflows import selectors, services
 from workflows.builder.definition import InputError
 from workflows.integrations import triggers
@@ -126,8 +127,6 @@ def _run(request: HttpRequest, run_id: int) -> Run:
 
 
 def _check_callback_url(url: str) -> None:
-    from config.lib.outbound import url_refusal
-
     refusal = url_refusal(url) if url else None
     if refusal:
         raise HttpError(400, f"callback_url is refused: {refusal}")

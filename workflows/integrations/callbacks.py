@@ -26,8 +26,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from config.lib.outbound import GuardedClient, OutboundError, OutboundRefused
+from workflows import broker
+from workflows.integrations.signing import signature_headers
 from workflows.integrations.triggers import secret_decrypt
-from workflows.integrations.webhooks import signature_headers
 from workflows.models import Run, RunCallback
 from workflows.selectors import run_json
 
@@ -42,24 +43,6 @@ def _backoff(attempts: int) -> float:
         settings.CALLBACK_RETRY_MAX_SECONDS,
     )
     return delay
-
-
-def callback_enqueue_for_run(run_id: int) -> None:
-    """Called when a run finishes: send its callback, if it has one."""
-    pending = RunCallback.objects.filter(run_id=run_id, status=RunCallback.Status.PENDING)
-    callback_id = pending.values_list("id", flat=True).first()
-    if callback_id is not None:
-        _send_task(callback_id)
-
-
-def _send_task(callback_id: int, countdown: float = 0) -> None:
-    from workflows.tasks import callback_deliver
-
-    try:
-        # None is no delay to Celery; celery-types only knows float.
-        callback_deliver.apply_async((callback_id,), countdown=countdown or None)  # type: ignore[arg-type]
-    except Exception:  # the broker is down: the sweep sends it later
-        log.warning("Callback %s: could not enqueue; the sweep will", callback_id, exc_info=True)
 
 
 def callback_deliver(callback_id: int) -> str | None:
@@ -122,7 +105,7 @@ def _retry_or_fail(callback: RunCallback, error: str, status_code: int | None) -
         last_error=error[:500],
         last_status_code=status_code,
     )
-    _send_task(callback.id, countdown=delay)
+    broker.callback_send(callback.id, countdown=delay)
     return RunCallback.Status.PENDING
 
 
@@ -136,5 +119,5 @@ def callbacks_sweep(limit: int = 200) -> int:
         ).values_list("id", flat=True)[:limit]
     )
     for callback_id in due:
-        _send_task(callback_id)
+        broker.callback_send(callback_id)
     return len(due)

@@ -1,9 +1,9 @@
-"""The triggers page of a workflow (webhooks and schedules) and the API tokens page.
+"""The triggers page of a workflow: its webhooks and schedules.
 
 Every member sees a workflow's triggers page; admins and owners manage its
-webhooks, schedules and the workspace's API tokens; only owners may switch
+webhooks and schedules; only owners may switch
 a webhook to unsigned. Webhook URLs are capabilities, so only admins and
-owners see them. A new secret or token is shown once: the POST that made it
+owners see them. A new secret is shown once: the POST that made it
 redirects to the page, which shows it on its next GET only
 (workflows/integrations/shown_once.py: held encrypted in the session in between, never in
 clear). These pages answer `Cache-Control: no-store`, so neither Back nor a
@@ -26,11 +26,11 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.access import AuthedRequest, workflow_for, workspace_for
+from accounts.access import AuthedRequest, workflow_for
 from accounts.models import Membership, Role
 from config.lib.outbound import url_refusal
 from workflows import selectors, services
-from workflows.integrations import api_auth, schedules, triggers
+from workflows.integrations import schedules, triggers
 from workflows.integrations.shown_once import shown_once_keep, shown_once_take
 from workflows.models import Schedule, Trigger, Workflow
 
@@ -91,10 +91,6 @@ class ScheduleForm(forms.Form):
         if not isinstance(value, dict):
             raise forms.ValidationError('Inputs must be a JSON object, e.g. {"topic": "otters"}.')
         return value
-
-
-class TokenForm(forms.Form):
-    name = forms.CharField(max_length=100, help_text="What uses it: e.g. “CI deploy script”.")
 
 
 # Helpers -------------------------------------------------------------------
@@ -163,7 +159,7 @@ def _render_triggers(
             row["form"] = schedule_errors[row["schedule"].id]
             row["open"] = True
     deliveries = selectors.deliveries_recent(workflow, limit=RECENT_DELIVERIES)
-    first_url = triggers.trigger_url(trigger_list[0], request) if trigger_list and manage else None
+    first_url = trigger_list[0].url(request) if trigger_list and manage else None
     context = {
         "membership": membership,
         "workspace": membership.workspace,
@@ -174,7 +170,7 @@ def _render_triggers(
         "triggers": [
             {
                 "trigger": t,
-                "url": triggers.trigger_url(t, request) if manage else None,
+                "url": t.url(request) if manage else None,
                 "form": TriggerForm(
                     prefix=f"t{t.id}",
                     initial={
@@ -191,7 +187,7 @@ def _render_triggers(
         "schedule_form": schedule_form or ScheduleForm(),
         "schedules": rows,
         "deliveries": deliveries,
-        "example_url": (new_secret and triggers.trigger_url(new_secret.trigger, request))
+        "example_url": (new_secret and new_secret.trigger.url(request))
         or first_url
         or "https://stepwise.example.com/hooks/YOUR_TRIGGER_ID",
         "example_secret": new_secret.secret if new_secret else "whsec_YOUR_SECRET",
@@ -388,74 +384,3 @@ def schedule_delete(
     membership, workflow = workflow_for(request, slug, workflow_id, role=Role.ADMIN, archived=False)
     schedules.schedule_delete(schedule=_schedule_of(workflow, schedule_id), user=request.user)
     return _back_to_triggers(request, slug, workflow, success="Schedule deleted.")
-
-
-# API tokens ----------------------------------------------------------------
-
-
-def _render_tokens(
-    request: HttpRequest,
-    membership: Membership,
-    *,
-    status: int = 200,
-    form: TokenForm | None = None,
-    new_token: api_auth.TokenWithSecret | None = None,
-) -> HttpResponse:
-    tokens = selectors.api_tokens(membership)
-    response = render(
-        request,
-        "accounts/api_tokens.html",
-        {
-            "membership": membership,
-            "workspace": membership.workspace,
-            "tokens": tokens,
-            "form": form or TokenForm(),
-            "new_token": new_token,
-            "subnav_name": "workspace_settings",  # the header's Settings tab is the current one
-        },
-        status=status,
-    )
-    add_never_cache_headers(response)  # a new token shows here once
-    return response
-
-
-@login_required
-@require_GET
-def api_tokens(request: AuthedRequest, slug: str) -> HttpResponse:
-    membership = workspace_for(request, slug, role=Role.ADMIN)
-    new_token = None
-    held = shown_once_take(request, page=request.path)
-    if held is not None:
-        token = selectors.api_token_of(membership, held.object_id, revoked=False)
-        if token is not None:
-            new_token = api_auth.TokenWithSecret(token=token, value=held.secret)
-    return _render_tokens(request, membership, new_token=new_token)
-
-
-@login_required
-@require_POST
-def api_token_create(request: AuthedRequest, slug: str) -> HttpResponse:
-    membership = workspace_for(request, slug, role=Role.ADMIN)
-    form = TokenForm(request.POST)
-    if not form.is_valid():
-        return _render_tokens(request, membership, status=422, form=form)
-    made = api_auth.token_create(
-        workspace=membership.workspace, name=form.cleaned_data["name"], user=request.user
-    )
-    page = reverse("api_tokens", args=[slug])
-    shown_once_keep(request, page=page, object_id=made.token.id, secret=made.value)
-    response = redirect(page)
-    response.status_code = 303
-    return response
-
-
-@login_required
-@require_POST
-def api_token_revoke(request: AuthedRequest, slug: str, token_id: int) -> HttpResponse:
-    membership = workspace_for(request, slug, role=Role.ADMIN)
-    token = selectors.api_token_of(membership, token_id)
-    if token is None:
-        raise Http404("No such token.")
-    if api_auth.token_revoke(token=token, user=request.user):
-        messages.success(request, f"Token “{token.name}” revoked: it stops working now.")
-    return redirect("api_tokens", slug)

@@ -17,20 +17,17 @@ from datetime import timedelta
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.db import transaction
-from django.http import HttpRequest
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from accounts.audit import audit_record
 from accounts.models import User
-from config.lib.site import site_url
+from workflows.integrations.signing import SECRET_PREFIX
 from workflows.models import Trigger, Workflow
 
 # After a rotation the previous secret keeps working this long, so senders
 # can switch over without a window of refused deliveries.
 ROTATION_GRACE = timedelta(hours=24)
-SECRET_PREFIX = "whsec_"
 
 
 def _fernet() -> MultiFernet:
@@ -94,12 +91,6 @@ def secret_generate() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def secret_key_bytes(secret: str) -> bytes:
-    """The HMAC key a `whsec_` secret stands for."""
-    raw = secret.removeprefix(SECRET_PREFIX)
-    return base64.b64decode(raw + "=" * (-len(raw) % 4))
-
-
 def verification_secrets(trigger: Trigger) -> list[str]:
     """The secrets a signature may be made with now: the current one, and the
     previous one during its rotation grace period."""
@@ -111,11 +102,6 @@ def verification_secrets(trigger: Trigger) -> list[str]:
     ):
         found.append(secret_decrypt(trigger.previous_secret_encrypted))
     return [secret for secret in found if secret]
-
-
-def trigger_url(trigger: Trigger, request: HttpRequest | None = None) -> str:
-    """The webhook's address; on a page (`request`), as config.lib.site.site_url says."""
-    return site_url(request) + reverse("webhook_receive", args=[trigger.public_id])
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,6 @@ is polled through the async ORM between `asyncio.sleep`s.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import json
 import math
 import time
@@ -46,75 +43,13 @@ from django.views.decorators.csrf import csrf_exempt
 from config.lib.outbound import url_refusal
 from workflows import services, sql
 from workflows.builder.definition import InputError
-from workflows.integrations.triggers import secret_key_bytes, verification_secrets
+from workflows.integrations.signing import SignatureInvalid, signature_verify
+from workflows.integrations.triggers import verification_secrets
 from workflows.models import Run, RunCallback, Trigger, WebhookDelivery
 from workflows.schemas import MAX_KEY_LENGTH, MAX_WAIT_SECONDS, run_accepted
 from workflows.selectors import run_json
 
 MAX_BODY_BYTES = 1_000_000
-TOLERANCE_SECONDS = 5 * 60
-
-
-# Standard Webhooks ---------------------------------------------------------
-
-
-class SignatureInvalid(Exception):
-    pass
-
-
-def signature_verify(
-    *, secrets: list[str], headers: dict[str, str], body: bytes, now: float | None = None
-) -> None:
-    """Accept the request if one `v1,` signature matches one secret; else SignatureInvalid.
-
-    `headers` must have lower-case names.
-    """
-    msg_id = headers.get("webhook-id", "")
-    timestamp = headers.get("webhook-timestamp", "")
-    signatures = headers.get("webhook-signature", "")
-    if not (msg_id and timestamp and signatures):
-        raise SignatureInvalid(
-            "This webhook requires a Standard Webhooks signature: the webhook-id, "
-            "webhook-timestamp and webhook-signature headers."
-        )
-    try:
-        sent_at = int(timestamp)
-    except ValueError:
-        raise SignatureInvalid(
-            "webhook-timestamp must be whole seconds since 1970 (UTC)."
-        ) from None
-    if abs((time.time() if now is None else now) - sent_at) > TOLERANCE_SECONDS:
-        raise SignatureInvalid("webhook-timestamp is more than 5 minutes away from our clock.")
-    signed = f"{msg_id}.{timestamp}.".encode() + body
-    expected = [
-        hmac.new(secret_key_bytes(secret), signed, hashlib.sha256).digest() for secret in secrets
-    ]
-    for part in signatures.split(" "):
-        version, _, encoded = part.partition(",")
-        if version != "v1":
-            continue
-        try:
-            given = base64.b64decode(encoded, validate=True)
-        except ValueError:
-            continue
-        if any(hmac.compare_digest(given, digest) for digest in expected):
-            return
-    raise SignatureInvalid("No signature in webhook-signature matches this webhook's secret.")
-
-
-def signature_headers(
-    *, secret: str, msg_id: str, body: bytes, timestamp: int | None = None
-) -> dict[str, str]:
-    """The Standard Webhooks headers for sending `body` signed with `secret`."""
-    timestamp = int(time.time()) if timestamp is None else timestamp
-    digest = hmac.new(
-        secret_key_bytes(secret), f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256
-    ).digest()
-    return {
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": "v1," + base64.b64encode(digest).decode(),
-    }
 
 
 # Rate limit ----------------------------------------------------------------

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
 
-from workflows import sql
+from workflows import broker, sql
 from workflows.models import Run
 
 
@@ -35,8 +35,6 @@ def has_free_slot(workspace_id: int) -> bool:
 
 def dispatch_waiting(workspace_id: int) -> list[int]:
     """Send the oldest waiting runs of the workspace, as many as it has free slots."""
-    from workflows.services import run_enqueue
-
     free = settings.RUN_MAX_IN_FLIGHT_PER_WORKSPACE - in_flight(workspace_id)
     if free <= 0:
         return []
@@ -56,7 +54,7 @@ def dispatch_waiting(workspace_id: int) -> list[int]:
             )
             == 1
         ):
-            run_enqueue(run_id)
+            broker.run_send(run_id)
             sent.append(run_id)
     return sent
 
@@ -70,12 +68,10 @@ def hand_over_slot(workspace_id: int) -> int | None:
     finishing a run): a workspace over its soft limit (two run_starts that
     took the last slot at once, a lowered setting) stays over it, by that
     many runs, until its waiting runs are all sent."""
-    from workflows.services import run_enqueue
-
     run_id = sql.run_take_oldest_waiting(workspace_id=workspace_id, now=timezone.now())
     if run_id is None:
         return None
-    run_enqueue(run_id)
+    broker.run_send(run_id)
     return run_id
 
 

@@ -48,7 +48,7 @@ from django.db import DatabaseError, close_old_connections, connection, transact
 from django.db.models import F, Q
 from django.utils import timezone
 
-from workflows import sql
+from workflows import broker, sql
 from workflows.billing import budget
 from workflows.builder.definition import Definition
 from workflows.models import Run, StepRun
@@ -575,9 +575,7 @@ def _on_finished(run_id: int, workspace_id: int, has_callback: bool, has_waiting
             )
     if has_callback:
         try:
-            from workflows.integrations.callbacks import callback_enqueue_for_run
-
-            callback_enqueue_for_run(run_id)
+            broker.callback_send_for_run(run_id)
         except Exception:
             log.warning(
                 "Run %s: could not enqueue its callback; the sweep will", run_id, exc_info=True
@@ -596,8 +594,6 @@ def reap() -> list[int]:
     forward with a conditional UPDATE, so two reapers (or two beats) cannot
     both enqueue it. Runs past their deadline with no live worker are failed.
     """
-    from workflows.services import run_enqueue
-
     now = timezone.now()
     lease = timedelta(seconds=settings.RUN_LEASE_SECONDS)
     grace = timedelta(seconds=settings.RUN_QUEUED_GRACE_SECONDS)
@@ -616,7 +612,7 @@ def reap() -> list[int]:
     requeued = dispatch.dispatch_all_waiting() + budget.recheck_waiting()
     for run_id, enqueued_at in orphans:
         if Run.objects.filter(id=run_id, enqueued_at=enqueued_at).update(enqueued_at=now) == 1:
-            run_enqueue(run_id)
+            broker.run_send(run_id)
             requeued.append(run_id)
     if requeued:
         log.info("Reaper re-enqueued %d runs: %s", len(requeued), requeued[:20])

@@ -1,0 +1,58 @@
+"""Work sent to the Celery workers, by the task's registered name and an id.
+
+Whatever starts work (run_start, dispatch, the engine, budget wake-ups, the
+callback sweep) sends it from here, so nothing below workflows.tasks imports
+it: the tasks are thin wrappers around the engine and the integrations, and
+import them. The names are the ones workflows/tasks.py registers with `name=`
+(the app registers them when it is ready: workflows/apps.py); a task is
+looked up by name and sent as `task.delay` would, so Celery's settings and
+eager mode apply as they do to any call of the task.
+
+A send that fails (the broker is down) is logged and dropped: what it would
+have started is still in the database, and the reaper or the callback sweep
+sends it again later.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import current_app
+
+from workflows.models import RunCallback
+
+log = logging.getLogger(__name__)
+
+RUN_EXECUTE = "workflows.run_execute"
+CALLBACK_DELIVER = "workflows.callback_deliver"
+
+
+def run_send(run_id: int) -> None:
+    """Send the run's id to the workers (callers mark it sent: `enqueued_at`).
+
+    If the broker is down the run stays
+    queued in the database, and the reaper sends it again later: never lost."""
+    try:
+        current_app.tasks[RUN_EXECUTE].delay(run_id)
+    except Exception:  # kombu raises many kinds; all mean "not sent now"
+        log.warning("Run %s: broker unavailable; the reaper will enqueue it", run_id, exc_info=True)
+
+
+def callback_send(callback_id: int, countdown: float = 0) -> None:
+    """Send one delivery attempt of the callback, after `countdown` seconds."""
+    try:
+        # None is no delay to Celery; celery-types only knows float.
+        current_app.tasks[CALLBACK_DELIVER].apply_async(
+            (callback_id,),
+            countdown=countdown or None,  # type: ignore[arg-type]
+        )
+    except Exception:  # the broker is down: the sweep sends it later
+        log.warning("Callback %s: could not enqueue; the sweep will", callback_id, exc_info=True)
+
+
+def callback_send_for_run(run_id: int) -> None:
+    """Called when a run finishes: send its callback, if it has one."""
+    pending = RunCallback.objects.filter(run_id=run_id, status=RunCallback.Status.PENDING)
+    callback_id = pending.values_list("id", flat=True).first()
+    if callback_id is not None:
+        callback_send(callback_id)
