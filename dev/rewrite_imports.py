@@ -55,7 +55,8 @@ _CHILDREN = {
 
 def _old(module: str) -> str:
     children = "|".join(_CHILDREN[module])
-    guard = rf"(?!\.(?:{children})\b)(?! import (?:{children})\b)" if children else ""
+    # Now a package: rewritten only where it is followed by an old attribute or import.
+    guard = rf"(?=\.(?!(?:{children})\b)\w| import (?!(?:{children})\b)\w)" if children else ""
     return re.escape(module) + guard
 
 
