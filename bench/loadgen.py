@@ -30,7 +30,7 @@ class Phase:
     seconds: float
     latencies_ms: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
-    transport_errors: int = 0
+    transport_errors: dict[str, int] = field(default_factory=dict)
     max_send_lag_ms: float = 0.0
     generator_cpu_s: float = 0.0
     wall_s: float = 0.0
@@ -44,30 +44,39 @@ class Phase:
         return self.requests - self.statuses.get(ok, 0)
 
 
+Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+# Servers close idle keep-alive connections (uvicorn after 5 s, Node after 5 s):
+# one idle longer than this is closed here rather than reused and found dead.
+IDLE_SECONDS = 2.0
+
+
 class _Connections:
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.idle: list[tuple[Conn, float]] = []
         self.opened = 0
 
-    async def get(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        if self.idle:
-            return self.idle.pop()
+    async def get(self) -> Conn:
+        now = time.monotonic()
+        while self.idle:
+            conn, since = self.idle.pop()
+            if now - since < IDLE_SECONDS and not conn[0].at_eof():
+                return conn
+            conn[1].close()
         self.opened += 1
         return await asyncio.open_connection(self.host, self.port)
 
-    def put(self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> None:
-        self.idle.append(conn)
+    def put(self, conn: Conn) -> None:
+        self.idle.append((conn, time.monotonic()))
 
     def close(self) -> None:
-        for _, writer in self.idle:
+        for (_, writer), _since in self.idle:
             writer.close()
         self.idle.clear()
 
 
-async def _exchange(
-    conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], request: bytes
-) -> tuple[int, bool]:
+async def _exchange(conn: Conn, request: bytes) -> tuple[int, bool]:
     """Send one request; read its answer. Returns the status and whether the connection stays."""
     reader, writer = conn
     writer.write(request)
@@ -121,8 +130,9 @@ async def _phase(
                 conns.put(conn)
             else:
                 conn[1].close()
-        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
-            phase.transport_errors += 1
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as e:
+            kind = type(e).__name__
+            phase.transport_errors[kind] = phase.transport_errors.get(kind, 0) + 1
             if conn is not None:
                 conn[1].close()
         phase.latencies_ms.append((time.perf_counter() - due) * 1000)
