@@ -11,6 +11,7 @@ from tests.conftest import Personas
 from tests.factories import chain, run_started
 from tests.polling import wait_for_run
 from tests.servers import WorkerProcess
+from workflows import services
 from workflows.models import Run
 from workflows.runtime import dispatch, engine
 
@@ -25,7 +26,6 @@ def test_a_flooding_workspace_does_not_delay_another_workspaces_run(
     first = run_started(personas.workspace, flood, {"topic": "0"})
     flood_ids = [first.id]
     workflow = first.workflow
-    from workflows import services
 
     for i in range(1, 40):
         flood_ids.append(
@@ -67,3 +67,28 @@ def test_waiting_runs_are_sent_by_the_reaper_when_a_slot_is_free(
     assert engine.reap() == [run.id]
     assert wait_for_run(run.id).status == Run.Status.SUCCEEDED
     assert dispatch.in_flight(personas.workspace.id) == 0
+
+
+def test_a_new_run_does_not_take_the_slot_a_finishing_run_hands_to_the_oldest_waiting(
+    db, personas: Personas, settings
+) -> None:  # type: ignore[no-untyped-def]
+    # A run finishes in one statement and hands its slot over in the next: in
+    # between, a run started by someone else must not count the slot as free
+    # (it would jump the queue, and the hand-over would make it one too many).
+    settings.RUN_MAX_IN_FLIGHT_PER_WORKSPACE = 1
+    running = run_started(personas.workspace, chain("Slots", ["One {{ topic }}"]), {"topic": "a"})
+    waiting = services.run_start(
+        workflow=running.workflow, trigger=Run.Trigger.API, inputs={"topic": "b"}
+    )
+    Run.objects.filter(id=running.id).update(
+        status=Run.Status.SUCCEEDED
+    )  # finished, not handed over
+
+    newcomer = services.run_start(
+        workflow=running.workflow, trigger=Run.Trigger.API, inputs={"topic": "c"}
+    )
+
+    newcomer.refresh_from_db()
+    assert newcomer.enqueued_at is None
+    assert dispatch.hand_over_slot(personas.workspace.id) == waiting.id
+    assert dispatch.in_flight(personas.workspace.id) == 1

@@ -452,7 +452,7 @@ def run_start(
         snapshot = version.definition  # stored normalized at publish
     coerced = coerce_inputs(definition, inputs)
     # Sent to the workers now if the workspace has a free slot, else it waits its turn.
-    send_now = dispatch.has_free_slot(workflow.workspace_id)
+    send_now = dispatch.may_send_now(workflow.workspace_id)
     try:
         with transaction.atomic():
             run = Run.objects.create(
