@@ -191,6 +191,28 @@ def test_run_finish_says_whether_a_callback_is_pending_and_runs_wait(
     assert sql.run_finish(run_id=delivered.id, token="t3", values=values) == (False, True)
 
 
+def test_run_in_flight_count_counts_the_workspaces_sent_unfinished_runs(
+    workflow: Workflow, workspace: Workspace
+) -> None:
+    now = timezone.now()
+    a_run(workflow, enqueued_at=now)  # queued in the broker
+    a_run(workflow, enqueued_at=now, status=Run.Status.RUNNING)
+    a_run(workflow)  # waits in the database for a slot
+    a_run(workflow, enqueued_at=now, status=Run.Status.SUCCEEDED)
+    a_run(workflow, enqueued_at=now, status=Run.Status.WAITING)  # parked
+    other_workspace = Workspace.objects.create(name="Other", slug="other")
+    Run.objects.create(
+        workspace=other_workspace,
+        workflow=Workflow.objects.create(workspace=other_workspace, name="X", definition={}),
+        definition={},
+        trigger=Run.Trigger.MANUAL,
+        enqueued_at=now,
+    )
+
+    assert sql.run_in_flight_count(workspace_id=workspace.id) == 2
+    assert sql.run_in_flight_count(workspace_id=other_workspace.id) == 1
+
+
 def test_run_take_oldest_waiting_takes_each_waiting_run_once_oldest_first(
     workflow: Workflow, workspace: Workspace
 ) -> None:

@@ -22,11 +22,8 @@ from workflows.models import Run
 
 
 def in_flight(workspace_id: int) -> int:
-    return Run.objects.filter(
-        workspace_id=workspace_id,
-        status__in=[Run.Status.QUEUED, Run.Status.RUNNING],
-        enqueued_at__isnull=False,
-    ).count()
+    """Runs of the workspace sent to the broker: queued there or executing."""
+    return sql.run_in_flight_count(workspace_id=workspace_id)
 
 
 def may_send_now(workspace_id: int) -> bool:
