@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.test import Client
+from django.http import HttpRequest, HttpResponse
+from django.test import Client, RequestFactory
 from django.urls import reverse
 
-from config.lib.htmx_errors import error_message
+from config.lib.htmx_errors import HtmxErrorToastMiddleware, error_message
 from tests.conftest import Personas
 
 pytestmark = pytest.mark.django_db
@@ -54,3 +55,25 @@ def test_it_names_the_status_of_other_failures() -> None:
     assert error_message(500) == "Something went wrong on the server (500). Try again."
     assert error_message(410) == "The request failed (410)."
     assert error_message(429) == "Too many requests. Wait a moment and try again."
+
+
+@pytest.mark.parametrize(
+    ("trigger", "toast_added"),
+    [("refresh", True), ("refresh, toast", False), ('{"toast": {"message": "Mine"}}', False)],
+)
+def test_a_view_s_own_trigger_header_in_either_form_is_kept(
+    rf: RequestFactory, trigger: str, toast_added: bool
+) -> None:
+    # htmx takes HX-Trigger as JSON or as plain event names; neither may break the answer.
+    def view(request: HttpRequest) -> HttpResponse:
+        return HttpResponse(status=404, headers={"HX-Trigger": trigger})
+
+    request = rf.get("/", HTTP_HX_REQUEST="true")
+    response = HtmxErrorToastMiddleware(view)(request)
+    assert response.status_code == 404
+    if toast_added:
+        events = json.loads(response["HX-Trigger"])
+        assert events["refresh"] == {}
+        assert events["toast"]["message"] == "That no longer exists. Reload the page."
+    else:
+        assert response["HX-Trigger"] == trigger

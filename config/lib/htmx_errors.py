@@ -14,7 +14,6 @@ import json
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
-from django_htmx.http import trigger_client_event
 
 SWAPPED = {409, 422}
 MESSAGES = {
@@ -39,8 +38,20 @@ class HtmxErrorToastMiddleware:
         status = response.status_code
         if request.headers.get("HX-Request") != "true" or status < 400 or status in SWAPPED:
             return response
-        if "toast" in json.loads(response.headers.get("HX-Trigger", "{}")):
-            return response
-        return trigger_client_event(
-            response, "toast", {"level": "error", "message": error_message(status)}
-        )
+        events = _events(response.headers.get("HX-Trigger", ""))
+        if "toast" not in events:
+            events["toast"] = {"level": "error", "message": error_message(status)}
+            response.headers["HX-Trigger"] = json.dumps(events)
+        return response
+
+
+def _events(header: str) -> dict[str, object]:
+    """The events an HX-Trigger header fires, by name: htmx takes a JSON object
+    of events with their details, or a comma-separated list of event names."""
+    try:
+        events = json.loads(header or "{}")
+    except ValueError:
+        events = None
+    if isinstance(events, dict):
+        return events
+    return {name.strip(): {} for name in header.split(",") if name.strip()}
