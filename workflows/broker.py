@@ -32,17 +32,19 @@ def run_send(run_id: int) -> None:
 
     If the broker is down the run stays
     queued in the database, and the reaper sends it again later: never lost."""
+    task = current_app.tasks[RUN_EXECUTE]  # a missing task is a bug, not a broker outage
     try:
-        current_app.tasks[RUN_EXECUTE].delay(run_id)
+        task.delay(run_id)
     except Exception:  # kombu raises many kinds; all mean "not sent now"
         log.warning("Run %s: broker unavailable; the reaper will enqueue it", run_id, exc_info=True)
 
 
 def callback_send(callback_id: int, countdown: float = 0) -> None:
     """Send one delivery attempt of the callback, after `countdown` seconds."""
+    task = current_app.tasks[CALLBACK_DELIVER]
     try:
         # None is no delay to Celery; celery-types only knows float.
-        current_app.tasks[CALLBACK_DELIVER].apply_async(
+        task.apply_async(
             (callback_id,),
             countdown=countdown or None,  # type: ignore[arg-type]
         )
