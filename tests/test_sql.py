@@ -8,6 +8,7 @@ import datetime as dt
 from datetime import timedelta
 
 import pytest
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import BudgetMonth, Workspace
@@ -280,3 +281,14 @@ def test_update_of_a_step_run_by_its_run_and_key(workflow: Workflow) -> None:
         == 1
     )
     assert StepRun.objects.values_list("status", "attempts").get() == ("waiting", 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_connection_release_gives_a_pooled_connection_back_outside_a_transaction() -> None:
+    Run.objects.exists()
+    pooled = bool(connection.settings_dict.get("OPTIONS", {}).get("pool"))
+    with transaction.atomic():
+        sql.connection_release()
+        assert connection.connection is not None  # a transaction keeps its connection
+    sql.connection_release()
+    assert (connection.connection is None) is pooled  # without a pool, kept for the next query

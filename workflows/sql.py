@@ -296,3 +296,18 @@ def _conditions(model: type[Model], where: Mapping[str, object]) -> tuple[str, l
             parts.append(f"{column} = %s")
             params.append(field.get_db_prep_value(value, connection))
     return " AND ".join(parts), params
+
+
+# Connections -----------------------------------------------------------------
+
+
+def connection_release() -> None:
+    """Give this thread's pooled connection back to the pool, before a wait on
+    the network (an LLM call, a callback's POST) or between a thread's rare
+    writes (the lease heartbeat), so waiting threads do not keep the pool's
+    few connections from the ones with work. Without a pool it does nothing
+    (closing would only cost a new connection afterwards), nor inside a
+    transaction, which holds its connection until it ends."""
+    pooled = connection.settings_dict.get("OPTIONS", {}).get("pool")
+    if pooled and not connection.in_atomic_block:
+        connection.close()

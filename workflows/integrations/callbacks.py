@@ -26,7 +26,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from config.lib.outbound import GuardedClient, OutboundError, OutboundRefused
-from workflows import broker
+from workflows import broker, sql
 from workflows.integrations.signing import signature_headers
 from workflows.integrations.triggers import secret_decrypt
 from workflows.models import Run, RunCallback
@@ -71,6 +71,7 @@ def callback_deliver(callback_id: int) -> str | None:
         **signature_headers(secret=secret, msg_id=f"run_{callback.run_id}", body=body),
     }
     client = GuardedClient(timeout=settings.CALLBACK_TIMEOUT_SECONDS, max_bytes=64_000)
+    sql.connection_release()  # while the receiver, at an address users choose, takes its time
     try:
         response = client.post(callback.url, content=body, headers=headers)
     except OutboundRefused as e:

@@ -44,7 +44,7 @@ from datetime import datetime, timedelta
 from types import ModuleType
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.db import DatabaseError, close_old_connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -101,6 +101,7 @@ class _Heartbeat:
                 Run.objects.filter(lease_owner__in=tokens, status=Run.Status.RUNNING).update(
                     lease_expires_at=_lease_expiry()
                 )
+                sql.connection_release()
             except DatabaseError:
                 log.warning("Heartbeat could not renew leases; retrying", exc_info=True)
                 close_old_connections()
@@ -347,9 +348,7 @@ def _execute_paid_step(
         deadline=run.deadline_at,
         on_attempt=on_retry,
     )
-    if connection.settings_dict.get("OPTIONS", {}).get("pool"):
-        # Give the connection back to the pool while the call waits on the network.
-        connection.close()
+    sql.connection_release()  # while the call waits on the network
     try:
         result: StepResult = module.execute(step, call, context)
     except StepFailed as e:
