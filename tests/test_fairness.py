@@ -53,6 +53,8 @@ def test_a_flooding_workspace_does_not_delay_another_workspaces_run(
 
     for run_id in flood_ids:
         assert wait_for_run(run_id, timeout=60).status == Run.Status.SUCCEEDED
+    # Each went to the workers through a slot (marked sent), none behind the count's back.
+    assert not Run.objects.filter(id__in=flood_ids, enqueued_at__isnull=True).exists()
 
 
 def test_waiting_runs_are_sent_by_the_reaper_when_a_slot_is_free(
