@@ -4,7 +4,9 @@ Every workspace view, API endpoint and fragment reaches its objects through
 `workspace_for`: a non-member gets 404 (the workspace's existence is not
 revealed), a member whose role is too low gets 403. The objects inside a
 workspace are reached through it too (`workflow_for`, `run_for`): another
-workspace's id is a 404, as if it did not exist.
+workspace's id is a 404, as if it did not exist. What hangs below them (a
+workflow's triggers, schedules and versions, the workspace's API tokens) is
+read by selectors scoped by the object handed out here, never by a bare id.
 """
 
 from __future__ import annotations
