@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts.models import BudgetMonth, Workspace
 from workflows import sql
-from workflows.models import Run, RunCallback, StepRun, Trigger, Workflow
+from workflows.models import Run, RunCallback, StepRun, Trigger, Workflow, WorkflowVersion
 
 pytestmark = pytest.mark.django_db
 
@@ -212,6 +212,20 @@ def test_run_in_flight_count_counts_the_workspaces_sent_unfinished_runs(
 
     assert sql.run_in_flight_count(workspace_id=workspace.id) == 2
     assert sql.run_in_flight_count(workspace_id=other_workspace.id) == 1
+
+
+def test_workflow_latest_version_is_the_highest_numbered_one(workflow: Workflow) -> None:
+    assert sql.workflow_latest_version(workflow_id=workflow.id) is None
+    for number in (2, 3, 1):
+        WorkflowVersion.objects.create(
+            workflow=workflow, number=number, definition={"steps": [], "n": number}
+        )
+
+    latest = sql.workflow_latest_version(workflow_id=workflow.id)
+
+    assert latest is not None
+    assert (latest.number, latest.definition) == (3, {"steps": [], "n": 3})
+    assert latest == WorkflowVersion.objects.get(workflow=workflow, number=3)
 
 
 def test_run_take_oldest_waiting_takes_each_waiting_run_once_oldest_first(

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.models import AuditEntry, Membership, Role, User, Workspace
-from workflows import broker
+from workflows import broker, sql
 from workflows.builder import draft_changes
 from workflows.builder.definition import (
     Definition,
@@ -405,7 +405,7 @@ def workflow_restore_version(
 
 
 def latest_version(workflow: Workflow) -> WorkflowVersion | None:
-    return workflow.versions.order_by("-number").first()
+    return sql.workflow_latest_version(workflow_id=workflow.pk)
 
 
 @functools.lru_cache(maxsize=512)

@@ -23,7 +23,7 @@ from django.db import connection
 from django.db.models import Field, Model
 
 from accounts.models import BudgetMonth, Workspace
-from workflows.models import Run, RunCallback, Trigger
+from workflows.models import Run, RunCallback, Trigger, WorkflowVersion
 
 
 def update(
@@ -181,6 +181,23 @@ def _has_waiting_queued() -> str:
         f"EXISTS (SELECT 1 FROM {table} AS waiting WHERE waiting.workspace_id = "
         f"{table}.workspace_id AND waiting.status = %s AND waiting.enqueued_at IS NULL)"
     )
+
+
+# Versions ------------------------------------------------------------------
+
+
+def workflow_latest_version(*, workflow_id: int) -> WorkflowVersion | None:
+    """The workflow's highest-numbered published version, or None. Looked up on
+    every run start, the webhook's hot path, where compiling the ORM's ordered
+    query cost more CPU than the statement."""
+    found = list(
+        WorkflowVersion.objects.raw(
+            f"SELECT * FROM {_quote(WorkflowVersion._meta.db_table)} "
+            "WHERE workflow_id = %s ORDER BY number DESC LIMIT 1",
+            [workflow_id],
+        )
+    )
+    return found[0] if found else None
 
 
 # Budget --------------------------------------------------------------------
