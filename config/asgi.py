@@ -1,4 +1,5 @@
-"""ASGI entry point: webhook callers waiting for a result hold no thread.
+"""ASGI entry point: webhook and API callers waiting for a result hold no thread and no
+database connection (workflows.integrations.webhooks.wait_for_finish).
 
 Django's application is wrapped in the body size limit (config/lib/body_limit.py),
 which refuses a too-large request before Django reads its body.

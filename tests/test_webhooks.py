@@ -9,6 +9,7 @@ import logging
 import subprocess
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,7 +21,7 @@ from django.utils import timezone
 from config.lib.log_scrub import ScrubHookIds, scrub
 from tests.conftest import IDLE_QUEUE, Personas
 from tests.factories import hook_path, published_workflow, signed
-from tests.polling import wait_for_output
+from tests.polling import wait_for_output, wait_until
 from workflows import services
 from workflows.integrations import triggers
 from workflows.integrations.signing import SignatureInvalid, signature_verify
@@ -522,6 +523,70 @@ def test_many_callers_wait_at_once_without_exhausting_the_server(
     ]
     assert all(r.json()["status"] == "succeeded" and r.json()["output"] for r in responses)
     assert time.monotonic() - started < 40
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(
+    settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
+    reason="Connections are pooled on PostgreSQL only (CI runs the suite on PostgreSQL).",
+)
+def test_callers_waiting_for_results_leave_the_connection_pool_to_other_requests(
+    worker, worker_env: dict[str, str], personas: Personas
+) -> None:
+    """More callers wait on eight-second runs than the server's pool has
+    connections: a plain webhook meanwhile gets its 202 at once, not after a
+    waiting caller's run finishes."""
+    import httpx
+
+    from tests.servers import AsgiServer
+
+    slow = {
+        "name": "Slow",
+        "inputs": [{"name": "who", "type": "text"}],
+        "steps": [
+            {
+                "key": "answer",
+                "type": "llm",
+                "prompt": "[[fake:latency=8000]] Greet {{ who }}",
+                "max_tokens": 20,
+            }
+        ],
+    }
+    slow_hook = triggers.trigger_create(
+        workflow=published_workflow(personas.workspace, slow), user=None
+    )
+    plain_hook = triggers.trigger_create(workflow=published_workflow(personas.workspace), user=None)
+    server = AsgiServer({**worker_env, "DB_POOL_MAX_SIZE": "2"})
+
+    def post(made: triggers.TriggerWithSecret, body: str, **params: int) -> httpx.Response:
+        return httpx.post(
+            server.url + hook_path(made.trigger.url()),
+            params=params,
+            content=body,
+            timeout=60,
+            headers={"Content-Type": "application/json", **signed(made.secret, body)},
+        )
+
+    try:
+        with ThreadPoolExecutor(3) as callers:
+            waiting = [
+                callers.submit(post, slow_hook, json.dumps({"who": f"caller {i}"}), wait=30)
+                for i in range(3)
+            ]
+            wait_until(
+                lambda: Run.objects.filter(workflow=slow_hook.trigger.workflow).count() >= 2,
+                10,
+                "the waiting callers' runs did not start",
+            )
+            started = time.monotonic()
+            plain = post(plain_hook, BODY)
+            took = time.monotonic() - started
+            answers = [caller.result() for caller in waiting]
+    finally:
+        server.stop()
+    assert plain.status_code == 202, plain.text
+    assert took < 3, f"a plain webhook waited {took:.1f} s for a pooled connection"
+    assert [a.status_code for a in answers] == [200] * 3, [a.text for a in answers]
 
 
 @pytest.mark.integration

@@ -21,8 +21,9 @@ they count only on the request that creates the run: a replay is answered
 202 with the run's id and status, no output, no waiting, no callback added.
 
 The view is async: with `?wait=N` the caller waits up to N seconds for the
-result while holding no server thread under ASGI (uvicorn); the database
-is polled through the async ORM between `asyncio.sleep`s.
+result while holding no server thread under ASGI (uvicorn) and no database
+connection: the request's is handed back before waiting, and each poll
+between `asyncio.sleep`s takes one and hands it back.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from datetime import timedelta
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -177,14 +178,42 @@ def _start(
 
 
 async def wait_for_finish(run: Run, seconds: int) -> Run:
-    """The run once finished, or as it stands after `seconds`. Holds no thread while waiting."""
+    """The run once finished, or as it stands after `seconds`. Holds no thread and no
+    database connection while waiting.
+
+    A request keeps its connection until it ends: a caller waiting up to a minute
+    would hold one of the process's few pooled connections (or, without a pool, a
+    PostgreSQL backend) all along, and a handful of them would stall every other
+    request of the process. So the request's connection goes back before waiting,
+    and each poll takes one and gives it back (both in the request's own thread,
+    the one its connection belongs to)."""
+    await sync_to_async(_connection_release)()
     deadline = time.monotonic() + seconds
     pause = 0.1
     while not run.is_finished and time.monotonic() < deadline:
         await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
         pause = min(pause * 1.5, 1.0)
-        run = await Run.objects.select_related("version").aget(pk=run.pk)
+        run = await sync_to_async(_run_reload)(run.pk)
     return run
+
+
+def _run_reload(pk: int) -> Run:
+    """The run as stored now; this thread's connection is handed back right after."""
+    try:
+        return Run.objects.select_related("version").get(pk=pk)
+    finally:
+        _connection_release()
+
+
+def _connection_release() -> None:
+    """Hand this thread's connection back to the pool, or close it without one:
+    unlike sql.connection_release, which keeps an unpooled connection for the
+    thread's next query, since a waiting caller's would be a PostgreSQL backend
+    idle for up to a minute, and a new connection at most once a second costs
+    less. Never inside a transaction, which closing would throw away: at a wait,
+    only a test's transaction around the whole request can be open."""
+    if not connection.in_atomic_block:
+        connection.close()
 
 
 async def run_answer(run: Run, wait: int) -> JsonResponse:
@@ -209,7 +238,7 @@ async def webhook_receive(request: HttpRequest, public_id: str) -> HttpResponse:
         return _error(405, "Send webhooks with POST.", headers={"Allow": "POST"})
     # Admission, the checks, the run and the delivery record in one hop to a
     # thread: every hop costs the event loop latency and CPU. Only `?wait=`
-    # waits here, holding no thread.
+    # waits here, holding no thread and no database connection.
     answer = await sync_to_async(_receive)(request, public_id)
     if isinstance(answer, HttpResponse):
         return answer
