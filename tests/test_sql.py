@@ -192,7 +192,7 @@ def test_run_finish_says_whether_a_callback_is_pending_and_runs_wait(
     assert sql.run_finish(run_id=delivered.id, token="t3", values=values) == (False, True)
 
 
-def test_run_in_flight_count_counts_the_workspaces_sent_unfinished_runs(
+def test_run_slots_counts_the_workspaces_sent_unfinished_and_waiting_runs(
     workflow: Workflow, workspace: Workspace
 ) -> None:
     now = timezone.now()
@@ -210,8 +210,8 @@ def test_run_in_flight_count_counts_the_workspaces_sent_unfinished_runs(
         enqueued_at=now,
     )
 
-    assert sql.run_in_flight_count(workspace_id=workspace.id) == 2
-    assert sql.run_in_flight_count(workspace_id=other_workspace.id) == 1
+    assert sql.run_slots(workspace_id=workspace.id) == (2, 1)
+    assert sql.run_slots(workspace_id=other_workspace.id) == (1, 0)
 
 
 def test_workflow_latest_version_is_the_highest_numbered_one(workflow: Workflow) -> None:

@@ -158,19 +158,25 @@ def run_take_oldest_waiting(*, workspace_id: int, now: datetime) -> int | None:
     return None if row is None else row[0]
 
 
-def run_in_flight_count(*, workspace_id: int) -> int:
+def run_slots(*, workspace_id: int) -> tuple[int, int]:
     """How many of the workspace's runs are sent to the broker and not finished
-    (queued there or running). Counted on every run start, the webhook's
-    hot path, where the ORM's COUNT cost more CPU than the statement."""
+    (queued there or running), and how many wait in the database for a slot.
+    Asked on every run start, the webhook's hot path, where the ORM's
+    aggregate cost more CPU than the statement."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT COUNT(*) FROM {_quote(Run._meta.db_table)} WHERE workspace_id = %s "
-            "AND status IN (%s, %s) AND enqueued_at IS NOT NULL",
-            [workspace_id, Run.Status.QUEUED.value, Run.Status.RUNNING.value],
+            "SELECT COALESCE(SUM(CASE WHEN enqueued_at IS NOT NULL THEN 1 ELSE 0 END), 0), "
+            "COALESCE(SUM(CASE WHEN enqueued_at IS NULL AND status = %s THEN 1 ELSE 0 END), 0) "
+            f"FROM {_quote(Run._meta.db_table)} WHERE workspace_id = %s AND status IN (%s, %s)",
+            [
+                Run.Status.QUEUED.value,
+                workspace_id,
+                Run.Status.QUEUED.value,
+                Run.Status.RUNNING.value,
+            ],
         )
         row = cursor.fetchone()
-    count: int = row[0]
-    return count
+    return int(row[0]), int(row[1])
 
 
 def _has_waiting_queued() -> str:

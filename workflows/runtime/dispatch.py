@@ -14,7 +14,7 @@ never lost: the reaper also sends waiting runs of workspaces with free slots.
 from __future__ import annotations
 
 from django.conf import settings
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.utils import timezone
 
 from workflows import broker, sql
@@ -23,7 +23,7 @@ from workflows.models import Run
 
 def in_flight(workspace_id: int) -> int:
     """Runs of the workspace sent to the broker: queued there or executing."""
-    return sql.run_in_flight_count(workspace_id=workspace_id)
+    return sql.run_slots(workspace_id=workspace_id)[0]
 
 
 def may_send_now(workspace_id: int) -> bool:
@@ -31,14 +31,7 @@ def may_send_now(workspace_id: int) -> bool:
     a free slot and none of its runs waits for one. Runs are sent in the order
     they started, and a slot a finishing run frees is its oldest waiting run's
     (hand_over_slot), not a newcomer's that happened to count in between."""
-    counts = Run.objects.filter(
-        workspace_id=workspace_id, status__in=[Run.Status.QUEUED, Run.Status.RUNNING]
-    ).aggregate(
-        sent=Count("id", filter=Q(enqueued_at__isnull=False)),
-        waiting=Count("id", filter=Q(status=Run.Status.QUEUED, enqueued_at__isnull=True)),
-    )
-    waiting: int = counts["waiting"]
-    sent: int = counts["sent"]
+    sent, waiting = sql.run_slots(workspace_id=workspace_id)
     return waiting == 0 and sent < settings.RUN_MAX_IN_FLIGHT_PER_WORKSPACE
 
 
