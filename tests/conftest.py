@@ -31,8 +31,19 @@ IDLE_QUEUE = f"stepwise-test-unconsumed-{uuid.uuid4().hex[:8]}"
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Browser tests last: Playwright leaves an event loop running in the main
-    thread for the rest of the session, which other tests must not inherit."""
-    items.sort(key=lambda item: "tests/browser/" in str(item.path).replace("\\", "/"))
+    thread for the rest of the session, which other tests must not inherit.
+    Before them, whole modules of integration tests (a real worker, servers)
+    before the quick ones, so pytest-xdist's processes finish together
+    instead of one running a long test alone at the end. The order inside a
+    module is kept."""
+    slow = {item.path for item in items if item.get_closest_marker("integration")}
+
+    def rank(item: pytest.Item) -> int:
+        if "tests/browser/" in str(item.path).replace("\\", "/"):
+            return 2
+        return 0 if item.path in slow else 1
+
+    items.sort(key=rank)
 
 
 @pytest.fixture(scope="session", autouse=True)
