@@ -39,9 +39,8 @@ from bench.harness import (
     ROOT,
     Stack,
     chain,
-    free_port,
     percentile,
-    wait_http,
+    web_start,
     workspace_and_workflow,
     write_result,
 )
@@ -296,28 +295,8 @@ def main() -> None:
 
         _, workflow, _ = workspace_and_workflow(chain(1))
         created = trigger_create(workflow=workflow, user=None, rate_limit_per_minute=1_000_000)
-        port = free_port()
-        web = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "config.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(args.web_workers),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
-            cwd=ROOT,
-            env={**stack.env, "ALLOWED_HOSTS": "127.0.0.1", "SECURE_COOKIES": "false"},
-        )
+        web, port = web_start(stack.env, args.web_workers)
         try:
-            wait_http(f"http://127.0.0.1:{port}/healthz")
             url = f"http://127.0.0.1:{port}/hooks/{created.trigger.public_id}"
             build = _signed(created.secret)
             assert stack.fake and stack.workers[0].process

@@ -63,6 +63,37 @@ def wait_http(url: str, timeout: float = 30) -> None:
     raise RuntimeError(f"{url} did not answer")
 
 
+def web_start(env: dict[str, str], workers: int) -> tuple[subprocess.Popen[bytes], int]:
+    """The ASGI app under uvicorn on a free port (plain http on 127.0.0.1), once it answers."""
+    port = free_port()
+    web = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "config.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=ROOT,
+        env={**env, "ALLOWED_HOSTS": "127.0.0.1", "SECURE_COOKIES": "false"},
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz")
+    except BaseException:
+        web.terminate()
+        web.wait()
+        raise
+    return web, port
+
+
 class Worker:
     def __init__(
         self, env: dict[str, str], queue: str, concurrency: int, name: str, nice: int = 0

@@ -20,19 +20,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime
 
 from bench.harness import (
-    ROOT,
     Stack,
     chain,
-    free_port,
     summary,
-    wait_http,
+    web_start,
     workspace_and_workflow,
     write_result,
 )
@@ -96,33 +92,8 @@ def main() -> None:
 
         _, workflow, _ = workspace_and_workflow(chain(1))
         created = trigger_create(workflow=workflow, user=None, rate_limit_per_minute=1_000_000)
-        port = free_port()
-        web = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "config.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(args.web_workers),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
-            cwd=ROOT,
-            env={
-                **stack.env,
-                "ALLOWED_HOSTS": "127.0.0.1",
-                "SECURE_COOKIES": "false",
-                "DB_POOL_MAX_SIZE": "10",
-            },
-        )
+        web, port = web_start({**stack.env, "DB_POOL_MAX_SIZE": "10"}, args.web_workers)
         try:
-            wait_http(f"http://127.0.0.1:{port}/healthz")
             url = f"http://127.0.0.1:{port}/hooks/{created.trigger.public_id}"
             asyncio.run(load(url, created.secret, min(args.rate, 20), 3))  # warm up
             latencies, statuses, errors = asyncio.run(
