@@ -324,13 +324,17 @@ def _conditions(model: type[Model], where: Mapping[str, object]) -> tuple[str, l
 # Connections -----------------------------------------------------------------
 
 
-def connection_release() -> None:
+def connection_release(*, keep_unpooled: bool = True) -> None:
     """Give this thread's pooled connection back to the pool, before a wait on
     the network (an LLM call, a callback's POST) or between a thread's rare
     writes (the lease heartbeat), so waiting threads do not keep the pool's
-    few connections from the ones with work. Without a pool it does nothing
-    (closing would only cost a new connection afterwards), nor inside a
-    transaction, which holds its connection until it ends."""
-    pooled = connection.settings_dict.get("OPTIONS", {}).get("pool")
-    if pooled and not connection.in_atomic_block:
+    few connections from the ones with work. An unpooled connection is kept
+    for the thread's next query unless `keep_unpooled=False`: a caller that
+    waits up to a minute between queries (webhooks' `?wait=`) closes it rather
+    than hold a PostgreSQL backend idle, as a new connection once a second
+    costs less. Never inside a transaction, which holds its connection until
+    it ends (closing would throw the transaction away)."""
+    if connection.in_atomic_block:
+        return
+    if not keep_unpooled or connection.settings_dict.get("OPTIONS", {}).get("pool"):
         connection.close()

@@ -36,7 +36,7 @@ from datetime import timedelta
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -187,7 +187,7 @@ async def wait_for_finish(run: Run, seconds: int) -> Run:
     request of the process. So the request's connection goes back before waiting,
     and each poll takes one and gives it back (both in the request's own thread,
     the one its connection belongs to)."""
-    await sync_to_async(_connection_release)()
+    await sync_to_async(sql.connection_release)(keep_unpooled=False)
     deadline = time.monotonic() + seconds
     pause = 0.1
     while not run.is_finished and time.monotonic() < deadline:
@@ -202,18 +202,7 @@ def _run_reload(pk: int) -> Run:
     try:
         return Run.objects.select_related("version").get(pk=pk)
     finally:
-        _connection_release()
-
-
-def _connection_release() -> None:
-    """Hand this thread's connection back to the pool, or close it without one:
-    unlike sql.connection_release, which keeps an unpooled connection for the
-    thread's next query, since a waiting caller's would be a PostgreSQL backend
-    idle for up to a minute, and a new connection at most once a second costs
-    less. Never inside a transaction, which closing would throw away: at a wait,
-    only a test's transaction around the whole request can be open."""
-    if not connection.in_atomic_block:
-        connection.close()
+        sql.connection_release(keep_unpooled=False)
 
 
 async def run_answer(run: Run, wait: int) -> JsonResponse:
