@@ -399,7 +399,11 @@ def test_runs_kept_out_by_a_hold_wait_without_a_worker_thread_and_go_on_when_it_
     services.workflow_publish(workflow=workflow, user=None)
     holder = services.run_start(workflow=workflow, trigger="manual", inputs={"topic": slow_topic})
     deadline = time.monotonic() + 30
-    while not StepRun.objects.filter(run=holder, status=StepRun.Status.RUNNING).exists():
+    # Its call has reached the model (the fake server counted it), not only been recorded.
+    while not (
+        StepRun.objects.filter(run=holder, status=StepRun.Status.RUNNING).exists()
+        and fake_calls("gannets") == 1
+    ):
         assert time.monotonic() < deadline, "the slow call never started"
         time.sleep(0.05)
     # More waiting runs than the worker has threads (8): a wait holds none.
