@@ -234,12 +234,18 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # workers, beat: 7 processes, 70 connections at most) under PostgreSQL's
 # default max_connections of 100.
 DB_POOL_MAX_SIZE = envint("DB_POOL_MAX_SIZE", "10")
+# How long a process waits for a pooled connection before the query fails. A worker
+# or a command can wait; a web process (config/asgi.py applies DB_POOL_WEB_TIMEOUT
+# there) must not: a caller beyond capacity is better answered 503 with Retry-After
+# at once than 500 after half a minute.
+DB_POOL_TIMEOUT = envfloat("DB_POOL_TIMEOUT", "30")
+DB_POOL_WEB_TIMEOUT = envfloat("DB_POOL_WEB_TIMEOUT", "1")
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_POOL_MAX_SIZE > 0:
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": min(2, DB_POOL_MAX_SIZE),
         "max_size": DB_POOL_MAX_SIZE,
-        "timeout": 30,
+        "timeout": DB_POOL_TIMEOUT,
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -420,6 +426,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 RUN_WAIT_MAX_SECONDS = envint(
     "RUN_WAIT_MAX_SECONDS", "60"
 )  # ?wait=N is capped here (N <= 60 anyway)
+# Webhook requests a web process works on at once (checks, run start; not callers
+# waiting for a result): beyond it a webhook is answered 503 with Retry-After at
+# once, costing no thread and no database connection. 0: no cap.
+WEBHOOK_MAX_IN_PROGRESS = envint("WEBHOOK_MAX_IN_PROGRESS", "20")
 CALLBACK_MAX_ATTEMPTS = envint("CALLBACK_MAX_ATTEMPTS", "8")
 CALLBACK_RETRY_BASE_SECONDS = envfloat("CALLBACK_RETRY_BASE_SECONDS", "10")
 CALLBACK_RETRY_MAX_SECONDS = envfloat("CALLBACK_RETRY_MAX_SECONDS", "3600")

@@ -9,19 +9,19 @@ import logging
 import subprocess
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.conf import settings
-from django.db import connection
-from django.test import Client
+from django.db import connection, transaction
+from django.test import Client, override_settings
 from django.utils import timezone
 
 from config.lib.log_scrub import ScrubHookIds, scrub
 from tests.conftest import IDLE_QUEUE, Personas
-from tests.factories import hook_path, published_workflow, signed
-from tests.polling import wait_for_output, wait_until
+from tests.factories import api_token, hook_path, published_workflow, signed
+from tests.polling import wait_for_output, wait_for_run, wait_until
 from workflows import services
 from workflows.integrations import triggers
 from workflows.integrations.signing import SignatureInvalid, signature_verify
@@ -212,6 +212,7 @@ def test_an_idempotency_key_header_works_for_unsigned_triggers(
     assert Run.objects.count() == 2
 
 
+@override_settings(WEBHOOK_MAX_IN_PROGRESS=0)  # all fifty at once, not 503s beyond the cap
 def test_fifty_concurrent_identical_deliveries_start_exactly_one_run(
     transactional_db: None, personas: Personas
 ) -> None:
@@ -587,6 +588,113 @@ def test_callers_waiting_for_results_leave_the_connection_pool_to_other_requests
     assert plain.status_code == 202, plain.text
     assert took < 3, f"a plain webhook waited {took:.1f} s for a pooled connection"
     assert [a.status_code for a in answers] == [200] * 3, [a.text for a in answers]
+
+
+def _post_hook(server_url: str, made: triggers.TriggerWithSecret, body: str = BODY):  # type: ignore[no-untyped-def]
+    """POST a signed delivery; the answer and the seconds it took."""
+    import httpx
+
+    started = time.monotonic()
+    answer = httpx.post(
+        server_url + hook_path(made.trigger.url()),
+        content=body,
+        timeout=60,
+        headers={"Content-Type": "application/json", **signed(made.secret, body)},
+    )
+    return answer, time.monotonic() - started
+
+
+@pytest.mark.integration
+def test_beyond_the_webhooks_in_progress_a_webhook_is_answered_503_at_once(
+    worker, worker_env: dict[str, str], personas: Personas
+) -> None:
+    """With one webhook allowed in progress and that one stuck on a lock, a
+    second is told to come back (503, Retry-After) without waiting; the first
+    is accepted once the lock goes, and its run runs."""
+    from tests.servers import AsgiServer
+
+    made = triggers.trigger_create(workflow=published_workflow(personas.workspace), user=None)
+    server = AsgiServer({**worker_env, "WEBHOOK_MAX_IN_PROGRESS": "1"})
+    try:
+        with ThreadPoolExecutor(2) as senders:
+            # The trigger's row locked (SQLite: the write lock): a delivery stays in
+            # progress at its rate-limit UPDATE until the transaction ends.
+            with transaction.atomic():
+                Trigger.objects.select_for_update().get(pk=made.trigger.pk)
+                calls = [senders.submit(_post_hook, server.url, made) for _ in range(2)]
+                refused, took = next(as_completed(calls)).result()
+            answers = [call.result() for call in calls]
+    finally:
+        server.stop()
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["Retry-After"] == "2"
+    assert "over capacity" in refused.json()["error"]
+    assert took < 2, f"the 503 took {took:.2f} s"
+    assert sorted(answer.status_code for answer, _ in answers) == [202, 503]
+    accepted = next(answer for answer, _ in answers if answer.status_code == 202)
+    run = wait_for_run(accepted.json()["run_id"])
+    assert run.status == Run.Status.SUCCEEDED
+    assert Run.objects.count() == 1  # the 503 started nothing
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(
+    settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
+    reason="Connections are pooled on PostgreSQL only (CI runs the suite on PostgreSQL).",
+)
+def test_a_request_that_gets_no_pooled_connection_in_time_is_answered_503(
+    worker, worker_env: dict[str, str], personas: Personas
+) -> None:
+    """A web process with a pool of one connection, held by a delivery stuck on a
+    lock: another delivery and an API run start wait DB_POOL_WEB_TIMEOUT (not the
+    workers' 30 s) and get 503 with Retry-After; the held delivery is then
+    accepted and its run runs."""
+    import httpx
+
+    from tests.servers import AsgiServer
+
+    made = triggers.trigger_create(workflow=published_workflow(personas.workspace), user=None)
+    token = api_token(personas.workspace, personas.alice)
+    server = AsgiServer({**worker_env, "DB_POOL_MAX_SIZE": "1", "DB_POOL_WEB_TIMEOUT": "0.3"})
+
+    def locks_waited_on() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            return cursor.fetchone()[0]
+
+    try:
+        with ThreadPoolExecutor(1) as senders:
+            with transaction.atomic():
+                Trigger.objects.select_for_update().get(pk=made.trigger.pk)
+                held = senders.submit(_post_hook, server.url, made)
+                wait_until(
+                    lambda: locks_waited_on() == 1, 30, "the first delivery did not reach the lock"
+                )
+                refused, took = _post_hook(server.url, made, json.dumps({"who": "Grace"}))
+                started = time.monotonic()
+                api_refused = httpx.post(
+                    f"{server.url}/api/v1/workflows/{made.trigger.workflow_id}/runs",
+                    json={"inputs": {"who": "Ada"}},
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=60,
+                )
+                api_took = time.monotonic() - started
+            accepted, _ = held.result()
+    finally:
+        server.stop()
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["Retry-After"] == "2"
+    assert took < 3, f"the 503 took {took:.2f} s"
+    assert api_refused.status_code == 503, api_refused.text
+    assert api_refused.headers["Retry-After"] == "2"
+    assert set(api_refused.json()) == {"error", "details"}
+    assert api_took < 3, f"the API's 503 took {api_took:.2f} s"
+    assert accepted.status_code == 202, accepted.text
+    assert wait_for_run(accepted.json()["run_id"]).status == Run.Status.SUCCEEDED
+    assert Run.objects.count() == 1
 
 
 @pytest.mark.integration

@@ -182,6 +182,7 @@ ERRORS: dict[int, type[Schema]] = {
     409: ErrorOut,
     413: ErrorOut,
     422: ErrorOut,
+    503: ErrorOut,  # over capacity (no database connection in time): retry after Retry-After
 }
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.urls import URLPattern
 from django.views.decorators.csrf import csrf_exempt
@@ -34,7 +34,11 @@ from workflows import selectors, services
 from workflows.builder.definition import InputError
 from workflows.integrations import triggers
 from workflows.integrations.api_auth import WorkspaceToken
-from workflows.integrations.webhooks import wait_for_finish
+from workflows.integrations.webhooks import (
+    OVERLOADED_MESSAGE,
+    OVERLOADED_RETRY_AFTER_SECONDS,
+    wait_for_finish,
+)
 from workflows.models import ApiToken, Run, Trigger, Workflow
 from workflows.schemas import (
     ERRORS,
@@ -386,7 +390,10 @@ async def runs_start(
     if body.wait:
         run = await wait_for_finish(run, min(body.wait, settings.RUN_WAIT_MAX_SECONDS))
         if run.is_finished:
-            return Status(200, await sync_to_async(run_out)(run))
+            try:
+                return Status(200, await sync_to_async(run_out)(run))
+            except OperationalError:  # started and finished; no connection to read it: 202
+                pass
     return Status(202, run_accepted(run))
 
 
@@ -524,6 +531,19 @@ def _on_body_too_large(request: HttpRequest, exc: Exception) -> HttpResponse:
         413,
         f"The request body is larger than {size_label(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)}.",
         {"limit_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE},
+    )
+
+
+@api.exception_handler(OperationalError)
+def _on_overloaded(request: HttpRequest, exc: Exception) -> HttpResponse:
+    # No pooled connection within DB_POOL_WEB_TIMEOUT (or the database is out of
+    # reach): nothing was committed; answered as the webhook answers it.
+    log.warning("API answered 503 on %s %s: %s", request.method, request.path, exc)
+    return _error(
+        request,
+        503,
+        OVERLOADED_MESSAGE.format(seconds=OVERLOADED_RETRY_AFTER_SECONDS),
+        Retry_After=str(OVERLOADED_RETRY_AFTER_SECONDS),
     )
 
 

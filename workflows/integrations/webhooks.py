@@ -24,19 +24,31 @@ The view is async: with `?wait=N` the caller waits up to N seconds for the
 result while holding no server thread under ASGI (uvicorn) and no database
 connection: the request's is handed back before waiting, and each poll
 between `asyncio.sleep`s takes one and hands it back.
+
+Beyond capacity a sender is told to come back (503 with Retry-After) at once
+rather than kept waiting: before any of the checks above when the process
+already works on `WEBHOOK_MAX_IN_PROGRESS` webhooks (no thread, no database,
+no delivery recorded), and when no pooled connection came within
+`DB_POOL_WEB_TIMEOUT` (config/asgi.py). Nothing accepted is lost: a 503 comes
+before the run's transaction commits, and a 202 only after it, so the run
+exists and is sent (or re-sent by the reaper); a retried delivery with the
+same `webhook-id` finds its run if an earlier attempt did create it. A caller
+waiting for the result who cannot get a connection to look gets the 202.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
+import threading
 import time
 from datetime import timedelta
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -50,7 +62,12 @@ from workflows.models import Run, RunCallback, Trigger, WebhookDelivery
 from workflows.schemas import MAX_KEY_LENGTH, MAX_WAIT_SECONDS, run_accepted
 from workflows.selectors import run_json
 
+log = logging.getLogger(__name__)
+
 MAX_BODY_BYTES = 1_000_000
+# What a 503 tells the sender: the overload is the next seconds' queue, not an outage.
+OVERLOADED_RETRY_AFTER_SECONDS = 2
+OVERLOADED_MESSAGE = "Stepwise is over capacity right now; retry after {seconds} s."
 
 
 # Rate limit ----------------------------------------------------------------
@@ -119,6 +136,14 @@ def _error(
     status: int, error: str, details: object = None, headers: dict[str, str] | None = None
 ) -> JsonResponse:
     return JsonResponse({"error": error, "details": details}, status=status, headers=headers)
+
+
+def _overloaded() -> JsonResponse:
+    return _error(
+        503,
+        OVERLOADED_MESSAGE.format(seconds=OVERLOADED_RETRY_AFTER_SECONDS),
+        headers={"Retry-After": str(OVERLOADED_RETRY_AFTER_SECONDS)},
+    )
 
 
 def _record_sync(
@@ -193,7 +218,10 @@ async def wait_for_finish(run: Run, seconds: int) -> Run:
     while not run.is_finished and time.monotonic() < deadline:
         await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
         pause = min(pause * 1.5, 1.0)
-        run = await sync_to_async(_run_reload)(run.pk)
+        try:
+            run = await sync_to_async(_run_reload)(run.pk)
+        except OperationalError:  # no connection to look with: the run as last seen
+            return run
     return run
 
 
@@ -211,7 +239,10 @@ async def run_answer(run: Run, wait: int) -> JsonResponse:
     if wait:
         run = await wait_for_finish(run, min(wait, settings.RUN_WAIT_MAX_SECONDS))
     if run.is_finished and wait:
-        data = await sync_to_async(run_json)(run)
+        try:
+            data = await sync_to_async(run_json)(run)
+        except OperationalError:  # accepted and finished, but no connection to read it
+            return _accepted(run)
         return JsonResponse(data, status=200)
     return _accepted(run)
 
@@ -221,14 +252,48 @@ def _accepted(run: Run) -> JsonResponse:
     return JsonResponse(run_accepted(run).model_dump(mode="json"), status=202)
 
 
+# Webhooks this process works on now (in _receive). Under uvicorn the view runs
+# on the process's one event loop; the lock keeps the count exact where each
+# request has a loop of its own in its own thread (WSGI, the test client).
+_in_progress = 0
+_in_progress_lock = threading.Lock()
+
+
+def _in_progress_take() -> bool:
+    """Count one more webhook in progress, unless the process is at its cap."""
+    global _in_progress
+    cap = settings.WEBHOOK_MAX_IN_PROGRESS
+    with _in_progress_lock:
+        if cap and _in_progress >= cap:
+            return False
+        _in_progress += 1
+        return True
+
+
+def _in_progress_give_back() -> None:
+    global _in_progress
+    with _in_progress_lock:
+        _in_progress -= 1
+
+
 @csrf_exempt
 async def webhook_receive(request: HttpRequest, public_id: str) -> HttpResponse:
     if request.method != "POST":
         return _error(405, "Send webhooks with POST.", headers={"Allow": "POST"})
+    if not _in_progress_take():
+        return _overloaded()
     # Admission, the checks, the run and the delivery record in one hop to a
     # thread: every hop costs the event loop latency and CPU. Only `?wait=`
     # waits here, holding no thread and no database connection.
-    answer = await sync_to_async(_receive)(request, public_id)
+    try:
+        answer = await sync_to_async(_receive)(request, public_id)
+    except OperationalError as e:
+        # No pooled connection within DB_POOL_WEB_TIMEOUT (or the database is
+        # unreachable): nothing was committed, the sender may retry.
+        log.warning("Webhook answered 503: %s", e)
+        return _overloaded()
+    finally:
+        _in_progress_give_back()
     if isinstance(answer, HttpResponse):
         return answer
     run, wait = answer
