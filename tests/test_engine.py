@@ -5,16 +5,16 @@ flight is involved; the other tests run the engine in this process."""
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.utils import timezone
 
 from tests.conftest import Personas
 from tests.factories import chain, run_started, steps_of
-from tests.polling import wait_for_run
+from tests.polling import wait_for_run, wait_until
 from tests.servers import WorkerProcess
-from workflows import services
+from workflows import broker, services
 from workflows.llm.pricing import cost_nanousd
 from workflows.models import Run, StepRun
 from workflows.runtime import engine
@@ -290,6 +290,50 @@ def test_the_reaper_recovers_a_run_whose_broker_message_was_lost(
     assert engine.reap() == []  # enqueued once, not once per reaper tick
     run = wait_for_run(run.id)
     assert run.status == Run.Status.SUCCEEDED
+
+
+@pytest.mark.integration
+def test_a_run_the_reaper_re_sends_is_executed_ahead_of_a_backlog_of_new_runs(
+    worker: WorkerProcess, personas: Personas, settings
+) -> None:  # type: ignore[no-untyped-def]
+    """48 new runs of 2 s queue for the worker's 8 threads (6 waves, 12 s); a run
+    the reaper re-sends meanwhile goes to the recovery queue, which the worker
+    takes from in turn with the main one: it finishes while most of the
+    backlog has not started, instead of after all of it."""
+    settings.RUN_QUEUED_GRACE_SECONDS = 30
+    definition = chain("Backlog", ["Slowly {{ topic }} [[fake:latency=2000]]"])
+    workflow = services.workflow_create(
+        workspace=personas.workspace, definition=definition, user=None
+    )
+    version = services.workflow_publish(workflow=workflow, user=None)
+
+    def queued_run(topic: str, enqueued_at: datetime) -> Run:
+        return Run.objects.create(
+            workspace=personas.workspace,
+            workflow=workflow,
+            version=version,
+            definition=version.definition,
+            trigger=Run.Trigger.MANUAL,
+            inputs={"topic": topic},
+            enqueued_at=enqueued_at,
+        )
+
+    # Sent straight to the broker, past fair sharing's limit per workspace, as
+    # the runs of many workspaces would be.
+    backlog = [queued_run(f"backlog {i}", timezone.now()).id for i in range(48)]
+    for run_id in backlog:
+        broker.run_send(run_id)
+    # Its message was lost a minute ago: the reaper sends it again.
+    lost = queued_run("lost", timezone.now() - timedelta(seconds=60))
+    wait_until(
+        lambda: Run.objects.filter(id__in=backlog, status=Run.Status.RUNNING).count() == 8,
+        30,
+        "the worker's eight threads did not all start a backlog run",
+    )
+    assert engine.reap() == [lost.id]
+    assert wait_for_run(lost.id).status == Run.Status.SUCCEEDED
+    not_started = Run.objects.filter(id__in=backlog, status=Run.Status.QUEUED).count()
+    assert not_started >= 12, f"only {not_started} of 48 backlog runs had not started"
 
 
 @pytest.mark.integration

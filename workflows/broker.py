@@ -11,13 +11,24 @@ eager mode apply as they do to any call of the task.
 A send that fails (the broker is down) is logged and dropped: what it would
 have started is still in the database, and the reaper or the callback sweep
 sends it again later.
+
+Runs that had already started and are sent again (the reaper's re-sends
+after a worker died or a message was lost, runs woken after waiting for
+budget) go to the recovery queue beside the queue they would go to
+(`<queue>.recovery`), so they do not wait behind a backlog of new runs. Every
+worker consumes the recovery queue of each queue it consumes (added below
+when the worker starts, whatever `-Q` it was given); the broker takes from
+the two in turn, so a re-sent run waits behind at most as many new runs as
+recovered runs are ahead of it, not behind the whole backlog.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import current_app
+from celery.signals import celeryd_after_setup
 
 from workflows.models import RunCallback
 
@@ -27,14 +38,35 @@ RUN_EXECUTE = "workflows.run_execute"
 CALLBACK_DELIVER = "workflows.callback_deliver"
 
 
-def run_send(run_id: int) -> None:
-    """Send the run's id to the workers (callers mark it sent: `enqueued_at`).
+RECOVERY_SUFFIX = ".recovery"
+
+
+def recovery_queue(queue: str) -> str:
+    """The queue that runs re-sent to the workers of `queue` go to."""
+    return queue + RECOVERY_SUFFIX
+
+
+@celeryd_after_setup.connect
+def _consume_recovery_queues(sender: str, instance: Any, **kwargs: object) -> None:
+    """A starting worker consumes, beside each queue it was given, its recovery queue."""
+    queues = instance.app.amqp.queues
+    for name in list(queues.consume_from):
+        if not name.endswith(RECOVERY_SUFFIX):
+            queues.select_add(recovery_queue(name))
+
+
+def run_send(run_id: int, *, recovering: bool = False) -> None:
+    """Send the run's id to the workers (callers mark it sent: `enqueued_at`);
+    `recovering`: a run that had started, sent ahead of new runs (see above).
 
     If the broker is down the run stays
     queued in the database, and the reaper sends it again later: never lost."""
     task = current_app.tasks[RUN_EXECUTE]  # a missing task is a bug, not a broker outage
     try:
-        task.delay(run_id)
+        if recovering:
+            task.apply_async((run_id,), queue=recovery_queue(current_app.conf.task_default_queue))
+        else:
+            task.delay(run_id)
     except Exception:  # kombu raises many kinds; all mean "not sent now"
         log.warning("Run %s: broker unavailable; the reaper will enqueue it", run_id, exc_info=True)
 

@@ -401,8 +401,9 @@ def wake_waiting(
 
 
 def _enqueue(run_ids: list[int]) -> None:
+    # Woken runs are part-way through: sent ahead of the backlog of new runs.
     for run_id in run_ids:
-        broker.run_send(run_id)
+        broker.run_send(run_id, recovering=True)
 
 
 def recheck_waiting() -> list[int]:

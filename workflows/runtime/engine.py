@@ -611,7 +611,7 @@ def reap() -> list[int]:
     requeued = dispatch.dispatch_all_waiting() + budget.recheck_waiting()
     for run_id, enqueued_at in orphans:
         if Run.objects.filter(id=run_id, enqueued_at=enqueued_at).update(enqueued_at=now) == 1:
-            broker.run_send(run_id)
+            broker.run_send(run_id, recovering=True)  # ahead of the backlog of new runs
             requeued.append(run_id)
     if requeued:
         log.info("Reaper re-enqueued %d runs: %s", len(requeued), requeued[:20])
