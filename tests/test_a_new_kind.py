@@ -57,7 +57,7 @@ def test_it_meets_the_contract(echo_registered: None, personas: Personas) -> Non
     contract.test_each_kind_has_every_part(echo)
     contract.test_its_config_is_a_step_tagged_by_its_type(echo)
     contract.test_its_panel_template_is_in_its_package(echo)
-    contract.test_a_new_step_parses_and_the_editor_can_read_it(echo)
+    contract.test_a_new_step_parses_and_the_editor_can_read_it(personas, echo)
     contract.test_a_post_without_its_fields_changes_nothing(echo)
     contract.test_the_add_menu_lists_every_kind_in_registry_order(personas)
     contract.test_its_panel_renders_for_an_editor_and_a_viewer(personas, echo)

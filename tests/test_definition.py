@@ -447,7 +447,11 @@ PROBLEMS: list[tuple[str, dict[str, object], tuple[str | None, str, str]]] = [
     (
         "unknown step type",
         {"steps.3.type": "email"},
-        ("reply", "type", "Unknown type \"email\" (expected 'llm', 'template', 'condition')."),
+        (
+            "reply",
+            "type",
+            "Unknown type \"email\" (expected 'llm', 'template', 'condition', 'workflow', 'wait').",
+        ),
     ),
     (
         "missing key",

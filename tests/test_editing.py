@@ -74,6 +74,12 @@ def test_new_steps_validate_once_their_prompt_is_written() -> None:
         if kind == "llm":
             definition["steps"][index]["prompt"] = "Say hi."
         _, issues = services.definition_check(definition)
+        if kind == "workflow":
+            # A new workflow step asks which workflow to run, and nothing else.
+            assert [(i.field, i.message) for i in issues] == [
+                ("workflow", "Pick a workflow to run.")
+            ]
+            continue
         assert issues == [], (kind, issues)
 
 

@@ -95,11 +95,19 @@ class Run(models.Model):
         WEBHOOK = "webhook"
         SCHEDULE = "schedule"
         CLI = "cli"
+        # Started by a `workflow` or `map` step of another run (its `parent`).
+        WORKFLOW = "workflow"
 
     class WaitingFor(models.TextChoices):
         NOTHING = "", "nothing"
         # Its next call fits the budget, but not next to the holds of calls in flight.
         BUDGET = "budget", "budget"
+        # Its `workflow` or `map` step waits for the child runs it started.
+        CHILDREN = "children", "sub-workflows"
+        # Its `approval` step waits for a member's decision (or its timeout, `wake_at`).
+        DECISION = "decision", "approval"
+        # Its `wait` step waits until `wake_at`.
+        TIME = "time", "a time"
 
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELED)
     # Not stored: True on the run services.run_start returns when its
@@ -156,6 +164,19 @@ class Run(models.Model):
     waited_ms = models.BigIntegerField(default=0)
     # While waiting for budget: the worst case of the call that waits.
     budget_needed_nanousd = models.BigIntegerField(null=True, blank=True)
+    # While waiting: when beat wakes it (a `wait` step's time, an approval's timeout).
+    wake_at = models.DateTimeField(null=True, blank=True)
+    # Set by a wake-up that found the run not parked (still running): the run
+    # does not park until it has looked again (workflows/runtime/waking.py).
+    wake_pending = models.BooleanField(default=False)
+    # A child run: the run, step and (for a `map`) item that started it.
+    parent = models.ForeignKey(
+        "self", models.SET_NULL, null=True, blank=True, related_name="children"
+    )
+    parent_step = models.CharField(max_length=64, blank=True)
+    parent_item = models.PositiveIntegerField(null=True, blank=True)
+    # How many runs above it: a top-level run is 0 (at most MAX_CALL_DEPTH).
+    depth = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -170,6 +191,11 @@ class Run(models.Model):
             models.Index(fields=["workflow", "-created_at"], name="run_workflow_recent"),
             models.Index(fields=["status", "lease_expires_at"], name="run_status_lease"),
             models.Index(fields=["workspace", "status"], name="run_workspace_status"),
+            models.Index(
+                fields=["wake_at"],
+                condition=Q(status="waiting", wake_at__isnull=False),
+                name="run_waiting_wake_at",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -233,6 +259,9 @@ class StepRun(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     # Copied from an earlier run by "resume": not called and not paid again.
     reused = models.BooleanField(default=False)
+    # A waiting step kind's own record of its wait (the child runs it started,
+    # the decision asked for, the time it waits until), kept after it ends.
+    state = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -243,6 +272,52 @@ class StepRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} of run {self.run_id} ({self.status})"
+
+
+class StepItem(models.Model):
+    """One item of a `map` step: its input, and what its prompt or its child run gave.
+
+    Each is committed as it finishes, so a resumed map redoes no finished item
+    and pays no item twice."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        # Failed, with `on_item_error: skip`: null in its place in the output.
+        SKIPPED = "skipped"
+
+    run = models.ForeignKey(Run, models.CASCADE, related_name="items")
+    step_key = models.CharField(max_length=64)
+    index = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    input = models.JSONField(null=True, blank=True)
+    output = models.JSONField(null=True, blank=True)
+    # The run of the called workflow, for a map over a workflow.
+    child_run = models.ForeignKey(Run, models.SET_NULL, null=True, blank=True, related_name="+")
+    messages = models.JSONField(null=True, blank=True)
+    model = models.CharField(max_length=60, blank=True)
+    tokens_in = models.BigIntegerField(default=0)
+    tokens_cached = models.BigIntegerField(default=0)
+    tokens_out = models.BigIntegerField(default=0)
+    cost_nanousd = models.BigIntegerField(default=0)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "step_key", "index"], name="one_step_item_per_index"
+            )
+        ]
+        ordering = ["index"]
+
+    def __str__(self) -> str:
+        return f"item {self.index} of {self.step_key} of run {self.run_id} ({self.status})"
 
 
 class Trigger(models.Model):

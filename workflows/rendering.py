@@ -85,6 +85,20 @@ def render(
     return REFERENCE_RE.sub(substitute, template)
 
 
+def render_value(template: str, variables: Mapping[str, object]) -> object:
+    """A template that is one reference and nothing else gives the value
+    itself (a list stays a list, for a `map`'s `over` or a called workflow's
+    json input); any other template gives its rendered text."""
+    match = REFERENCE_RE.fullmatch(template.strip())
+    if match is None:
+        return render(template, variables)
+    reference = _reference(match)
+    value = _lookup(variables.get(reference.name), reference.path)
+    if reference.filter == "json":
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return value
+
+
 def to_text(value: object) -> str:
     if value is None:
         return ""

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from workflows.builder.definition import Issue
 from workflows.llm.pricing import usd_text
 from workflows.models import Run, StepRun, Trigger, Workflow, WorkflowVersion
+from workflows.steps import starts_runs
 
 # Ids are 64-bit; larger numbers are refused as invalid rather than overflowing the database.
 MAX_ID = 2**63 - 1
@@ -136,6 +137,14 @@ class StepOut(Schema):
     error: str
 
 
+class ChildOut(Schema):
+    id: int
+    workflow_id: int
+    step: str = Field(description="The key of the step that started it.")
+    item: int | None = Field(description="For a `map` step: the index of its item.")
+    status: str
+
+
 class RunOut(Schema):
     id: int
     workflow_id: int
@@ -143,8 +152,15 @@ class RunOut(Schema):
     trigger: str
     status: str
     waiting_for: str = Field(
-        description='While the status is "waiting": what for ("budget"); else empty.'
+        description='While the status is "waiting": what for ("budget", "children", '
+        '"decision" or "time"); else empty.'
     )
+    wake_at: str | None = Field(
+        description="While waiting for a time or a decision: when it goes on by itself."
+    )
+    waited_ms: int = Field(description="Time spent waiting: not counted in its duration.")
+    parent_id: int | None = Field(description="The run whose step started this one, if any.")
+    children: list[ChildOut] = Field(description="The runs its steps started, oldest first.")
     inputs: dict[str, Any]
     output: Any
     error: str
@@ -167,7 +183,7 @@ class RunListOut(Schema):
 class RunFilters(Schema):
     workflow_id: int | None = Field(None, ge=1, le=MAX_ID)
     status: Literal["queued", "running", "waiting", "succeeded", "failed", "canceled"] | None = None
-    trigger: Literal["manual", "api", "webhook", "schedule", "cli"] | None = None
+    trigger: Literal["manual", "api", "webhook", "schedule", "cli", "workflow"] | None = None
     before: int | None = Field(None, ge=1, le=MAX_ID, description="Only runs with a smaller id.")
     limit: int = Field(20, ge=1, le=100)
 
@@ -278,6 +294,10 @@ def run_out(run: Run, steps: Iterable[StepRun] | None = None) -> RunOut:
         trigger=run.trigger,
         status=run.status,
         waiting_for=run.waiting_for,
+        wake_at=run.wake_at.isoformat() if run.wake_at else None,
+        waited_ms=run.waited_ms,
+        parent_id=run.parent_id,
+        children=_children_out(run),
         inputs=run.inputs,
         output=run.output,
         error=run.error,
@@ -291,6 +311,18 @@ def run_out(run: Run, steps: Iterable[StepRun] | None = None) -> RunOut:
         finished_at=run.finished_at.isoformat() if run.finished_at else None,
         steps=[step_out(step) for step in steps],
     )
+
+
+def _children_out(run: Run) -> list[ChildOut]:
+    # Only a run whose steps can start runs asks the database for them.
+    if not starts_runs(run.definition):
+        return []
+    return [
+        ChildOut(id=id_, workflow_id=workflow_id, step=step, item=item, status=status)
+        for id_, workflow_id, step, item, status in Run.objects.filter(parent=run)
+        .order_by("id")
+        .values_list("id", "workflow_id", "parent_step", "parent_item", "status")
+    ]
 
 
 def run_accepted(run: Run) -> RunAccepted:

@@ -25,6 +25,7 @@ from workflows.models import (
     WorkflowVersion,
 )
 from workflows.schemas import run_out
+from workflows.steps import starts_runs
 
 
 def run_json(run: Run, steps: list[StepRun] | None = None) -> dict[str, object]:
@@ -282,3 +283,24 @@ def api_token_of(membership: Membership, token_id: int, *, revoked: bool = True)
     if not revoked:
         tokens = tokens.filter(revoked_at__isnull=True)
     return tokens.first()
+
+
+def run_children(run: Run) -> list[Run]:
+    """The runs `run`'s steps started (sub-workflows, a map's items), oldest first."""
+    if not starts_runs(run.definition):
+        return []  # no query for the runs of workflows that call none
+    return list(
+        Run.objects.filter(parent=run)
+        .select_related("workflow")
+        .only(
+            "id",
+            "status",
+            "waiting_for",
+            "parent_step",
+            "parent_item",
+            "cost_nanousd",
+            "workflow__name",
+            "finished_at",
+        )
+        .order_by("id")
+    )

@@ -31,7 +31,9 @@ from workflows.builder.definition import (
     validate_definition,
 )
 from workflows.models import ApiToken, EditorPresence, Run, StepRun, Workflow, WorkflowVersion
-from workflows.runtime import dispatch
+from workflows.runtime import dispatch, waking
+from workflows.runtime.children import MAX_CALL_DEPTH
+from workflows.steps import module_for
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +56,141 @@ def allowed_models() -> dict[str, int]:
     return {name: info["max_output_tokens"] for name, info in settings.LLM_MODELS.items()}
 
 
-def definition_check(data: object) -> tuple[Definition | None, list[Issue]]:
-    return validate_definition(data, models=allowed_models())
+def definition_check(
+    data: object, *, workflow: Workflow | None = None
+) -> tuple[Definition | None, list[Issue]]:
+    """Validate a definition; as the draft of `workflow`, also the workflows
+    its steps call (see `call_issues`)."""
+    definition, issues = validate_definition(data, models=allowed_models())
+    if workflow is not None and definition is not None:
+        issues += call_issues(workflow, definition)
+    return definition, issues
 
 
-def definition_parse(data: object) -> Definition:
+def definition_parse(data: object, *, workflow: Workflow | None = None) -> Definition:
     """The validated definition, or WorkflowInvalid."""
-    definition, issues = definition_check(data)
+    definition, issues = definition_check(data, workflow=workflow)
     if issues or definition is None:
         raise WorkflowInvalid(issues)
     return definition
+
+
+def _calls(definition: Definition) -> list[tuple[str, int, int | None]]:
+    """The workflows a definition's steps run: (step key, workflow id, pinned version)."""
+    found: list[tuple[str, int, int | None]] = []
+    for step in definition.steps:
+        calls = getattr(module_for(step), "calls", None)
+        if calls is not None:
+            found += [(step.key, target, version) for target, version in calls(step) if target]
+    return found
+
+
+def _called_definition(target: Workflow, version: int | None) -> Definition | None:
+    found = (
+        sql.workflow_latest_version(workflow_id=target.id)
+        if version is None
+        else WorkflowVersion.objects.filter(workflow=target, number=version).first()
+    )
+    return version_definition(found) if found is not None else None
+
+
+def call_issues(workflow: Workflow, definition: Definition) -> list[Issue]:
+    """What is wrong with the workflows `definition` (the draft of `workflow`)
+    runs: one not of its workspace, archived, unpublished or without the
+    pinned version; inputs it does not have or required ones not given; a
+    call cycle (A runs B runs A, through any versions that would run); calls
+    nested deeper than MAX_CALL_DEPTH."""
+    issues: list[Issue] = []
+    targets = {
+        target.id: target
+        for target in Workflow.objects.filter(
+            workspace_id=workflow.workspace_id,
+            id__in={target for _, target, _ in _calls(definition)},
+        )
+    }
+    for key, target_id, version in _calls(definition):
+        target = targets.get(target_id)
+        if target is None:
+            issues.append(
+                Issue(key, "workflow", f"Workflow #{target_id} is not in this workspace.")
+            )
+            continue
+        if target.id == workflow.id:
+            issues.append(Issue(key, "workflow", "A workflow cannot run itself."))
+            continue
+        if target.archived_at is not None:
+            issues.append(Issue(key, "workflow", f"“{target.name}” is archived."))
+            continue
+        called = _called_definition(target, version)
+        if called is None:
+            message = (
+                f"“{target.name}” has no published version yet; publish it first."
+                if version is None
+                else f"“{target.name}” has no version {version}."
+            )
+            issues.append(Issue(key, "version" if version else "workflow", message))
+            continue
+        issues += _input_issues(key, target, called, definition)
+        problem = _call_chain_problem(
+            called, [workflow.id, target.id], {workflow.id: workflow.name, target.id: target.name}
+        )
+        if problem:
+            issues.append(Issue(key, "workflow", problem))
+    return issues
+
+
+def _input_issues(
+    key: str, target: Workflow, called: Definition, caller: Definition
+) -> list[Issue]:
+    step = next(step for step in caller.steps if step.key == key)
+    given = set(getattr(step, "inputs", None) or {})
+    names = {spec.name for spec in called.inputs}
+    issues = [
+        Issue(key, f"inputs.{name}", f"“{target.name}” has no input “{name}”.")
+        for name in sorted(given - names)
+    ]
+    missing = [
+        spec.name
+        for spec in called.inputs
+        if spec.required and spec.default is None and spec.name not in given
+    ]
+    if missing and getattr(step, "type", "") == "workflow":
+        issues.append(
+            Issue(
+                key,
+                "inputs",
+                f"“{target.name}” needs {', '.join(missing)}: map them from variables.",
+            )
+        )
+    return issues
+
+
+def _call_chain_problem(definition: Definition, chain: list[int], names: dict[int, str]) -> str:
+    """Walk the calls below `definition` (reached through `chain`): a cycle or too deep."""
+    if len(chain) - 1 > MAX_CALL_DEPTH:
+        return f"Workflows would run workflows more than {MAX_CALL_DEPTH} levels deep."
+    calls = _calls(definition)
+    if not calls:
+        return ""
+    targets = {
+        target.id: target for target in Workflow.objects.filter(id__in={t for _, t, _ in calls})
+    }
+    for _, target_id, version in calls:
+        target = targets.get(target_id)
+        if target is None:
+            continue  # its own validation says so when it runs
+        names[target.id] = target.name
+        if target_id in chain:
+            path = " → ".join(
+                names.get(id_, f"#{id_}") for id_ in [*chain[chain.index(target_id) :], target_id]
+            )
+            return f"This would make a cycle: {path}."
+        called = _called_definition(target, version)
+        if called is not None:
+            problem = _call_chain_problem(called, [*chain, target_id], names)
+            if problem:
+                return problem
+    return ""
 
 
 class WorkflowNameTaken(Exception):
@@ -173,7 +300,7 @@ def workflow_edit_draft(
                     raise DraftConflict(found, workflow)
                 before = current["definition"]
                 definition = edit(copy.deepcopy(before))
-                parsed, issues = definition_check(definition)
+                parsed, issues = definition_check(definition, workflow=workflow)
                 stored = (
                     parsed.model_dump(mode="json", by_alias=True)
                     if parsed and not issues
@@ -272,7 +399,7 @@ def workflow_publish(
     *, workflow: Workflow, user: User | None, summary: str = ""
 ) -> WorkflowVersion:
     """Snapshot the draft as the next immutable version (refused if it does not validate)."""
-    parsed = definition_parse(workflow.definition)
+    parsed = definition_parse(workflow.definition, workflow=workflow)
     # Lock the workflow row so two publishers cannot take the same number.
     Workflow.objects.select_for_update().filter(id=workflow.id).first()
     last = workflow.versions.aggregate(n=Max("number"))["n"] or 0
@@ -441,7 +568,7 @@ def run_start(
     decides, not a prior check).
     """
     if draft:
-        definition = definition_parse(workflow.definition)
+        definition = definition_parse(workflow.definition, workflow=workflow)
         snapshot = definition.model_dump(mode="json", by_alias=True)
         version = None
     else:
@@ -551,29 +678,55 @@ def run_cancel_allowed(*, run: Run, membership: Membership) -> bool:
 
 @transaction.atomic
 def run_cancel(*, run: Run, membership: Membership | None = None) -> bool:
-    """Cancel a queued, running or waiting run; False if it had already finished.
+    """Cancel a queued, running or waiting run and the child runs it waits
+    for; False if it had already finished.
 
     A step in flight finishes and is recorded; a step that waits (for budget)
-    was never sent and never will be. A member canceling (`membership`) who may
-    not cancel this run gets NotAllowedToCancel (see `run_cancel_allowed`);
-    without one (the API's token, the engine) any run of the workspace may be.
+    was never sent and never will be. A canceled child wakes its parent (whose
+    step then fails). A member canceling (`membership`) who may not cancel
+    this run gets NotAllowedToCancel (see `run_cancel_allowed`); without one
+    (the API's token, the engine) any run of the workspace may be.
     """
     if membership is not None and not run_cancel_allowed(run=run, membership=membership):
         raise NotAllowedToCancel
+    active = [Run.Status.QUEUED, Run.Status.RUNNING, Run.Status.WAITING]
+    now = timezone.now()
     canceled = (
-        Run.objects.filter(
-            id=run.id, status__in=[Run.Status.QUEUED, Run.Status.RUNNING, Run.Status.WAITING]
-        ).update(status=Run.Status.CANCELED, finished_at=timezone.now(), error="Canceled.")
+        Run.objects.filter(id=run.id, status__in=active).update(
+            status=Run.Status.CANCELED, finished_at=now, error="Canceled."
+        )
         == 1
     )
-    if canceled:
-        StepRun.objects.filter(run_id=run.id, status=StepRun.Status.WAITING).update(
-            status=StepRun.Status.FAILED,
-            finished_at=timezone.now(),
-            error="Canceled while waiting; nothing was sent.",
+    if not canceled:
+        return False
+    ids = [run.id]
+    parents = ids
+    while parents:
+        below = list(
+            Run.objects.filter(parent_id__in=parents, status__in=active).values_list(
+                "id", flat=True
+            )
         )
-        transaction.on_commit(lambda: dispatch.dispatch_waiting(run.workspace_id))
-    return canceled
+        if below:
+            Run.objects.filter(id__in=below, status__in=active).update(
+                status=Run.Status.CANCELED,
+                finished_at=now,
+                error="Canceled with the run that called it.",
+            )
+        ids += below
+        parents = below
+    waiting = StepRun.objects.filter(run_id__in=ids, status=StepRun.Status.WAITING)
+    # A call that waited for budget was never started: it has no start time.
+    waiting.filter(started_at__isnull=True).update(
+        status=StepRun.Status.FAILED,
+        finished_at=now,
+        error="Canceled while waiting; nothing was sent.",
+    )
+    waiting.update(status=StepRun.Status.FAILED, finished_at=now, error="Canceled while waiting.")
+    if run.parent_id is not None:
+        waking.child_finished(run.id, run.parent_id)
+    transaction.on_commit(lambda: dispatch.dispatch_waiting(run.workspace_id))
+    return True
 
 
 __all__ = [

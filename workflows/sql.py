@@ -61,7 +61,8 @@ def run_claim(
     claimed = list(
         Run.objects.raw(
             f"UPDATE {table} SET status = %s, lease_owner = %s, lease_expires_at = %s, "
-            "started_at = COALESCE(started_at, %s), deadline_at = COALESCE(deadline_at, %s) "
+            "started_at = COALESCE(started_at, %s), deadline_at = COALESCE(deadline_at, %s), "
+            "wake_pending = %s "
             "WHERE id = %s AND status IN (%s, %s) "
             "AND (lease_expires_at IS NULL OR lease_expires_at < %s) RETURNING *",
             [
@@ -70,6 +71,7 @@ def run_claim(
                 adapt(lease_expires_at),
                 adapt(now),
                 adapt(deadline_at),
+                False,
                 run_id,
                 Run.Status.QUEUED.value,
                 Run.Status.RUNNING.value,
@@ -98,13 +100,19 @@ def run_fence_reading_budget(
     return None if row is None else (cast(int | None, row[0]),)
 
 
-def run_park(*, run_id: int, token: str, values: Mapping[str, object]) -> bool | None:
+def run_park(
+    *, run_id: int, token: str, values: Mapping[str, object], unless_woken: bool = False
+) -> bool | None:
     """Set `values` on a running run held by `token` (the engine parks it).
     Returns whether other runs of its workspace wait for an in-flight slot,
-    or None if `token` no longer holds the running run."""
+    or None if `token` no longer holds the running run, or (`unless_woken`)
+    if a wake-up arrived since its claim (`wake_pending`)."""
+    where: dict[str, object] = {"id": run_id, "lease_owner": token, "status": Run.Status.RUNNING}
+    if unless_woken:
+        where["wake_pending"] = False
     row = _update_returning(
         Run,
-        where={"id": run_id, "lease_owner": token, "status": Run.Status.RUNNING},
+        where=where,
         values=values,
         returning=_has_waiting_queued(),
         returning_params=[Run.Status.QUEUED.value],

@@ -231,7 +231,8 @@ def workflows_delete(request: HttpRequest, workflow_id: int = Id) -> Status[None
     summary="Check the stored draft",
 )
 def workflows_validate_draft(request: HttpRequest, workflow_id: int = Id) -> ValidationOut:
-    _, issues = services.definition_check(_workflow(request, workflow_id).definition)
+    workflow = _workflow(request, workflow_id)
+    _, issues = services.definition_check(workflow.definition, workflow=workflow)
     return validation_out(issues)
 
 

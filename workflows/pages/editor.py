@@ -18,7 +18,7 @@ from workflows import services
 from workflows.builder import editing
 from workflows.builder.definition import Definition, Issue, variables_at
 from workflows.llm.pricing import format_usd
-from workflows.models import Run, StepRun
+from workflows.models import Run, StepRun, Workflow
 from workflows.rendering import references
 from workflows.steps import STEP_TYPES
 
@@ -137,9 +137,13 @@ class EditorState:
 
 
 def editor_state(
-    definition: object, run: Run | None = None, step_runs: list[StepRun] | None = None
+    definition: object,
+    run: Run | None = None,
+    step_runs: list[StepRun] | None = None,
+    *,
+    workflow: Workflow | None = None,
 ) -> EditorState:
-    parsed, issues = services.definition_check(definition)
+    parsed, issues = services.definition_check(definition, workflow=workflow)
     definition = definition if isinstance(definition, dict) else {}
     steps = editing.steps_of(definition)
     step_issues: dict[int, list[Issue]] = {}

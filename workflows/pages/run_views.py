@@ -8,7 +8,7 @@ rendered without the trigger (and with status 286), so polling stops.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import cast
 
@@ -148,6 +148,10 @@ class StepRow:
     model: str = ""
     # A step of a paid kind (an LLM call): its tokens, cost and attempts are shown.
     paid: bool = False
+    # While it waits: what for, in words.
+    wait_note: str = ""
+    # The runs it started (a `workflow` or `map` step's children).
+    children: list[Run] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -178,6 +182,23 @@ class Timeline:
     rows: list[StepRow]
     span_ms: int
     has_bars: bool
+
+
+def _wait_note(run: Run, row: StepRow) -> str:
+    """What a waiting step waits for, in a few words (the timeline and its card)."""
+    state = row.step.state if row.step is not None and isinstance(row.step.state, dict) else {}
+    if row.step is not None and row.step.started_at is None:
+        return "Waiting for budget · not sent yet"
+    if run.waiting_for == Run.WaitingFor.TIME and state.get("until"):
+        return f"Waiting until {state['until']}"
+    if run.waiting_for == Run.WaitingFor.DECISION:
+        return "Waiting for a decision"
+    if row.children:
+        done = sum(1 for child in row.children if child.is_finished)
+        if len(row.children) == 1:
+            return f"Waiting for run #{row.children[0].id}"
+        return f"Waiting for runs: {done} of {len(row.children)} done"
+    return "Waiting"
 
 
 def _timeline(run: Run, step_runs: list[StepRun], now: datetime) -> Timeline:
@@ -225,9 +246,13 @@ def _timeline(run: Run, step_runs: list[StepRun], now: datetime) -> Timeline:
             )
         )
 
+    children = selectors.run_children(run)
     for row in rows:
+        row.children = [child for child in children if child.parent_step == row.key]
         if row.step is not None:
             row.output_text, row.output_is_json = _output_text(row.step.output)
+            if row.status == StepRun.Status.WAITING:
+                row.wait_note = _wait_note(run, row)
 
     start = run.started_at
     if start is None:

@@ -213,7 +213,7 @@ def _editor_context(
         run, step_runs = selectors.draft_run_latest(workflow, request.user)
     else:
         step_runs = list(run.steps.all())
-    state = editor_state(workflow.definition, run, step_runs)
+    state = editor_state(workflow.definition, run, step_runs, workflow=workflow)
     can_edit = membership.allows(Role.EDITOR)
     latest = services.latest_version(workflow)
     context: dict[str, Any] = {
@@ -241,7 +241,9 @@ def _editor_context(
     if panel == "run" and run_form is None and state.parsed is not None:
         # Start from the inputs of the last test run: trying again is the common case.
         run_form = forms.run_inputs_form(state.parsed, initial=run.inputs if run else None)
-    context.update(_panel_context(state, panel, index, latest, form_errors or {}, run_form))
+    context.update(
+        _panel_context(state, workflow, panel, index, latest, form_errors or {}, run_form)
+    )
     urls = context["urls"]
     context["save_url"] = {
         "step": f"{urls['steps']}{index}/",
@@ -292,6 +294,7 @@ def _run_output(run: Run | None) -> str:
 
 def _panel_context(
     state: EditorState,
+    workflow: Workflow,
     panel: str,
     index: int,
     latest: WorkflowVersion | None,
@@ -313,7 +316,7 @@ def _panel_context(
             "slots": slots,
             "variables": picker_variables(state, index),
             "targets": editing.later_keys(state.definition, index),
-            **(module.panel_context(step, slots) if module else {}),
+            **(module.panel_context(step, slots, workflow=workflow) if module else {}),
             "slot_list": list(slots.values()),
         }
     if panel == "inputs":
@@ -1299,7 +1302,7 @@ def workflow_version_restore(
 def workflow_test_run(request: AuthedRequest, slug: str, pk: int) -> HttpResponse:
     """Run the draft (every role may): a real run through the workers, shown live on the cards."""
     membership, workflow = workflow_for(request, slug, pk, role=Role.VIEWER)
-    parsed, issues = services.definition_check(workflow.definition)
+    parsed, issues = services.definition_check(workflow.definition, workflow=workflow)
     if parsed is None or issues:
         return _render_editor(request, membership, workflow, panel="run", status=422)
     form = forms.run_inputs_form(parsed, request.POST)
@@ -1337,7 +1340,7 @@ def workflow_test_run_status(
     if run.workflow_id != workflow.id:
         raise Http404("No such run.")
     step_runs = list(run.steps.all())
-    state = editor_state(workflow.definition, run, step_runs)
+    state = editor_state(workflow.definition, run, step_runs, workflow=workflow)
     return render(
         request,
         f"{EDITOR}#run_poll",

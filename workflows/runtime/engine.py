@@ -20,22 +20,32 @@ Guarantees, and how they are kept:
   step.
 - **Every token spent is recorded**, also when the run was canceled while the
   call was in flight: the result write is fenced by the owner, not the status.
-- **Waiting holds nothing.** A run that must wait (today: for budget, see
-  workflows/billing/budget.py) is parked: status `waiting` with `waiting_for` and
-  `waiting_since` recorded, its lease released, its step marked `waiting`,
-  in the transaction that decided it; its worker thread returns and no broker
-  message stays behind. Waking it is a conditional UPDATE back to `queued`
-  that enqueues it on commit; it is then claimed like any queued run and
-  resumes at that step. A duplicate wake-up is harmless (the UPDATE matches
-  only a waiting run, the claim only an unleased one), a lost one is
+- **Waiting holds nothing.** A run that must wait (for budget, see
+  workflows/billing/budget.py; for child runs, a decision or a time, see
+  "Waiting step kinds" below) is parked: status `waiting` with `waiting_for`
+  and `waiting_since` recorded, its lease released, its step marked
+  `waiting`, in the transaction that decided it; its worker thread returns
+  and no broker message stays behind. Waking it is a conditional UPDATE back
+  to `queued` that enqueues it on commit; it is then claimed like any queued
+  run and resumes at that step. A duplicate wake-up is harmless (the UPDATE
+  matches only a waiting run, the claim only an unleased one), a lost one is
   recovered by the reaper. Time spent waiting is added to `waited_ms` and to
-  the deadline on waking: it is not running time. Cancel works on a parked run.
+  the deadline on waking: it is not running time. Cancel works on a parked
+  run, and on its children.
+
+Waiting step kinds (`WAITS = True`: `workflow`, `map` over a workflow,
+`approval`, `wait`) have `begin(step, context)` and `resume(step, state,
+context)`; each returns a StepResult (the step is done) or a Wait (park the
+run: what for, the state to keep on the step, when beat should wake it, the
+child runs to start). The park, the step's state and the children are one
+transaction, fenced by the lease and refused if a wake-up arrived since the
+claim (`wake_pending`, workflows/runtime/waking.py), in which case the step
+looks again at once. A child run that finishes adds its cost to its parent's
+totals and wakes it; beat wakes runs whose `wake_at` has come.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import logging
 import threading
 import time
@@ -53,10 +63,19 @@ from workflows.billing import budget
 from workflows.builder.definition import Definition
 from workflows.models import Run, StepRun
 from workflows.rendering import render
-from workflows.runtime import dispatch, flow
+from workflows.runtime import children, dispatch, flow, waking
+from workflows.runtime.parsing import parsed
 from workflows.steps import STEP_TYPES
 from workflows.steps.base import StepBase
-from workflows.steps.context import StepContext, StepFailed, StepResult, Usage
+from workflows.steps.context import (
+    Child,
+    StepContext,
+    StepFailed,
+    StepResult,
+    Usage,
+    Wait,
+    WaitContext,
+)
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +172,7 @@ def run_execute(run_id: int) -> None:
     except LeaseLost:
         log.info("Run %s: lease lost or run canceled; stopping", run_id)
     except RunParked:
-        log.info("Run %s: parked, waiting for budget", run_id)
+        log.info("Run %s: parked", run_id)
     except DatabaseError:
         # The database blinked. Leave the run to the reaper: it resumes at the
         # first unfinished step once the lease expires.
@@ -161,8 +180,7 @@ def run_execute(run_id: int) -> None:
     except Exception:
         log.exception("Run %s: internal error", run_id)
         _finish(
-            run_id,
-            run.workspace_id,
+            run,
             token,
             status=Run.Status.FAILED,
             error="Internal error in Stepwise; the run was stopped.",
@@ -171,14 +189,9 @@ def run_execute(run_id: int) -> None:
         heartbeat.release(token)
 
 
-@functools.lru_cache(maxsize=256)
-def _parse(data: str) -> Definition:
-    return Definition.model_validate_json(data)
-
-
 def _execute(run: Run, token: str, *, first_claim_at: datetime) -> None:
     # Many runs share a definition: parse each distinct one once per process.
-    definition = _parse(json.dumps(run.definition, sort_keys=True))
+    definition = parsed(run.definition)
     steps = definition.steps
     fresh = run.started_at == first_claim_at and run.resumed_from_id is None
     stored = {} if fresh else {step_run.key: step_run for step_run in run.steps.all()}
@@ -187,13 +200,7 @@ def _execute(run: Run, token: str, *, first_claim_at: datetime) -> None:
     index = 0
     while index < len(steps):
         if run.deadline_at and timezone.now() >= run.deadline_at:
-            _finish(
-                run.id,
-                run.workspace_id,
-                token,
-                status=Run.Status.FAILED,
-                error=_time_limit_message(),
-            )
+            _finish(run, token, status=Run.Status.FAILED, error=_time_limit_message())
             return
         step = steps[index]
         step_run = stored.get(step.key)
@@ -204,8 +211,7 @@ def _execute(run: Run, token: str, *, first_claim_at: datetime) -> None:
                 output = _execute_step(run, token, index, step, variables, step_run)
             except StepFailed as e:
                 _finish(
-                    run.id,
-                    run.workspace_id,
+                    run,
                     token,
                     status=Run.Status.FAILED,
                     error=f"Step “{step.key}” failed: {e.message}",
@@ -222,7 +228,7 @@ def _execute(run: Run, token: str, *, first_claim_at: datetime) -> None:
         index = flow.index_of(definition, target)
 
     result = render(definition.output, variables) if definition.output is not None else last_output
-    _finish(run.id, run.workspace_id, token, status=Run.Status.SUCCEEDED, output=result)
+    _finish(run, token, status=Run.Status.SUCCEEDED, output=result)
 
 
 def _execute_step(
@@ -237,6 +243,8 @@ def _execute_step(
     started_at = timezone.now()
     if getattr(module, "PAID", False):
         return _execute_paid_step(run, token, index, step, module, variables, existing, started_at)
+    if getattr(module, "WAITS", False):
+        return _execute_waiting_step(run, token, index, step, module, variables, existing)
     try:
         # Free steps are pure functions of the variables.
         output = module.execute(step, variables)
@@ -269,6 +277,186 @@ def _execute_step(
         paid=False,
     )
     return output
+
+
+def _execute_waiting_step(
+    run: Run,
+    token: str,
+    index: int,
+    step: StepBase,
+    module: ModuleType,
+    variables: dict[str, object],
+    existing: StepRun | None,
+) -> object:
+    """A step that may wait (see "Waiting step kinds" above): begin it, or
+    resume it if it was parked; record its result, or park the run."""
+    key = step.key
+    while True:
+        waiting = existing is not None and existing.status == StepRun.Status.WAITING
+        started_at = existing.started_at if waiting and existing and existing.started_at else None
+        context = WaitContext(
+            variables=variables,
+            run_id=run.id,
+            workspace_id=run.workspace_id,
+            now=timezone.now(),
+            children=_children_of(run.id, key) if waiting else [],
+        )
+        try:
+            if waiting and existing is not None:
+                outcome = module.resume(step, existing.state or {}, context)
+            else:
+                outcome = module.begin(step, context)
+        except StepFailed as e:
+            _record_step(
+                run,
+                token,
+                index,
+                step,
+                started_at or context.now,
+                status=StepRun.Status.FAILED,
+                output=None,
+                messages=e.messages,
+                usage=e.usage,
+                error=e.message,
+                paid=False,
+                has_row=existing is not None,
+            )
+            raise
+        if isinstance(outcome, StepResult):
+            _record_step(
+                run,
+                token,
+                index,
+                step,
+                started_at or context.now,
+                status=StepRun.Status.SUCCEEDED,
+                output=outcome.output,
+                messages=outcome.messages,
+                usage=outcome.usage,
+                error="",
+                paid=False,
+                has_row=existing is not None,
+                state=existing.state if waiting and existing is not None else None,
+            )
+            return outcome.output
+        try:
+            if _park_waiting(
+                run, token, index, step, module, outcome, existing, started_at or context.now
+            ):
+                raise RunParked
+        except StepFailed as e:
+            # A child could not be started (the called workflow is gone, its inputs do not fit).
+            _record_step(
+                run,
+                token,
+                index,
+                step,
+                started_at or context.now,
+                status=StepRun.Status.FAILED,
+                output=None,
+                messages=None,
+                usage=Usage(),
+                error=e.message,
+                paid=False,
+                has_row=existing is not None,
+            )
+            raise
+        # A wake-up arrived while it decided to wait: look again.
+        existing = StepRun.objects.filter(run=run, key=key).first()
+
+
+def _park_waiting(
+    run: Run,
+    token: str,
+    index: int,
+    step: StepBase,
+    module: ModuleType,
+    wait: Wait,
+    existing: StepRun | None,
+    started_at: datetime,
+) -> bool:
+    """Park the run at this step, keeping `wait.state` on it and starting
+    `wait.children`: one transaction. Returns False, parking nothing, if a
+    wake-up arrived since the claim (it is consumed: the caller looks again).
+    Once committed, a kind with `parked(step, state, run_id)` hears of it
+    (an approval sends its emails then)."""
+    with transaction.atomic():
+        now = timezone.now()
+        has_waiting = sql.run_park(
+            run_id=run.id,
+            token=token,
+            values={
+                "status": Run.Status.WAITING,
+                "waiting_for": wait.waiting_for,
+                "waiting_since": now,
+                "wake_at": wait.wake_at,
+                "lease_owner": "",
+                "lease_expires_at": None,
+            },
+            unless_woken=True,
+        )
+        if has_waiting is None:
+            if not sql.update(
+                Run,
+                where={"id": run.id, "lease_owner": token, "status": Run.Status.RUNNING},
+                values={"wake_pending": False, "lease_expires_at": _lease_expiry()},
+            ):
+                raise LeaseLost
+            return False
+        state = dict(wait.state)
+        if wait.children:
+            started = children.start(run, step.key, wait.children)
+            state["children"] = [*_as_ids(state.get("children")), *started]
+        values = {
+            "position": index,
+            "type": step.type,
+            "status": StepRun.Status.WAITING,
+            "state": state,
+            "started_at": started_at,
+            "error": "",
+        }
+        if existing is None:
+            StepRun.objects.create(run=run, key=step.key, attempts=1, **values)
+        else:
+            sql.update(StepRun, where={"id": existing.id}, values=values)
+        if has_waiting:
+            workspace_id = run.workspace_id
+            transaction.on_commit(lambda: _on_finished(run.id, workspace_id, False, True))
+        parked = getattr(module, "parked", None)
+        first_park = existing is None or existing.status != StepRun.Status.WAITING
+        if parked is not None and first_park:
+            transaction.on_commit(lambda: _tell_parked(parked, step, state, run.id))
+    return True
+
+
+def _tell_parked(parked: object, step: StepBase, state: dict[str, object], run_id: int) -> None:
+    try:
+        parked(step, state, run_id)  # type: ignore[operator]
+    except Exception:
+        log.exception("Run %s: step %s was parked, but telling its kind failed", run_id, step.key)
+
+
+def _as_ids(value: object) -> list[int]:
+    return [int(item) for item in value] if isinstance(value, list) else []
+
+
+def _children_of(run_id: int, key: str) -> list[Child]:
+    return [
+        Child(
+            id=child_id,
+            item=item,
+            status=status,
+            output=output,
+            error=error,
+            cost_nanousd=cost,
+            finished=status in Run.FINISHED,
+        )
+        for child_id, item, status, output, error, cost in Run.objects.filter(
+            parent_id=run_id, parent_step=key
+        )
+        .order_by("id")
+        .values_list("id", "parent_item", "status", "output", "error", "cost_nanousd")
+    ]
 
 
 def _execute_paid_step(
@@ -447,6 +635,8 @@ def _record_step(
     error: str,
     paid: bool,
     reservation: budget.Reservation | None = None,
+    has_row: bool = False,
+    state: dict[str, object] | None = None,
 ) -> None:
     """Commit a step's outcome, add its usage to the run's totals and, for a
     paid step, settle its cost in the budget ledger: atomically."""
@@ -467,6 +657,8 @@ def _record_step(
         "started_at": started_at,
         "finished_at": finished_at,
     }
+    if state is not None:
+        values["state"] = state
     try:
         with transaction.atomic():
             # Fenced by the owner only, not the status: a call answered after a
@@ -485,7 +677,7 @@ def _record_step(
             if fenced != 1:
                 raise LeaseLost
             key = step.key
-            if not paid or not sql.update(
+            if not (paid or has_row) or not sql.update(
                 StepRun, where={"run_id": run.id, "key": key}, values=values
             ):
                 # A paid step that failed before its attempt was recorded has no row yet.
@@ -531,26 +723,29 @@ def _record_skipped(
 
 
 def _finish(
-    run_id: int,
-    workspace_id: int,
+    run: Run,
     token: str,
     *,
     status: str,
     output: object = None,
     error: str = "",
 ) -> bool:
-    # One statement finishes the run and says what its end sets in motion.
-    finished = sql.run_finish(
-        run_id=run_id,
-        token=token,
-        values={
-            "status": status,
-            "output": output,
-            "error": error,
-            "finished_at": timezone.now(),
-            "lease_expires_at": None,
-        },
-    )
+    run_id, workspace_id, parent_id = run.id, run.workspace_id, run.parent_id
+    values = {
+        "status": status,
+        "output": output,
+        "error": error,
+        "finished_at": timezone.now(),
+        "lease_expires_at": None,
+    }
+    if parent_id is None:
+        # One statement finishes the run and says what its end sets in motion.
+        finished = sql.run_finish(run_id=run_id, token=token, values=values)
+    else:
+        with transaction.atomic():
+            finished = sql.run_finish(run_id=run_id, token=token, values=values)
+            if finished is not None:
+                waking.child_finished(run_id, parent_id)
     if finished is None:
         return False
     has_callback, has_waiting = finished
@@ -596,19 +791,24 @@ def reap() -> list[int]:
     now = timezone.now()
     lease = timedelta(seconds=settings.RUN_LEASE_SECONDS)
     grace = timedelta(seconds=settings.RUN_QUEUED_GRACE_SECONDS)
-    Run.objects.filter(
+    overdue = Run.objects.filter(
         status=Run.Status.RUNNING, lease_expires_at__lt=now, deadline_at__lt=now
-    ).update(
-        status=Run.Status.FAILED,
-        error=_time_limit_message(),
-        finished_at=now,
-        lease_expires_at=None,
     )
+    for run_id, parent_id in overdue.values_list("id", "parent_id")[:1000]:
+        with transaction.atomic():
+            failed = Run.objects.filter(id=run_id, status=Run.Status.RUNNING).update(
+                status=Run.Status.FAILED,
+                error=_time_limit_message(),
+                finished_at=now,
+                lease_expires_at=None,
+            )
+            if failed and parent_id is not None:
+                waking.child_finished(run_id, parent_id)
     orphans = Run.objects.filter(
         Q(status=Run.Status.RUNNING, lease_expires_at__lt=now, enqueued_at__lt=now - lease)
         | Q(status=Run.Status.QUEUED, enqueued_at__lt=now - grace)  # sent, but the message was lost
     ).values_list("id", "enqueued_at")[:1000]
-    requeued = dispatch.dispatch_all_waiting() + budget.recheck_waiting()
+    requeued = dispatch.dispatch_all_waiting() + budget.recheck_waiting() + waking.wake_due()
     for run_id, enqueued_at in orphans:
         if Run.objects.filter(id=run_id, enqueued_at=enqueued_at).update(enqueued_at=now) == 1:
             broker.run_send(run_id, recovering=True)  # ahead of the backlog of new runs

@@ -15,7 +15,12 @@ Each kind is a package, `workflows/steps/<kind>/`, whose `__init__` exposes:
 - `execute(step, variables)`: run it. A kind with `PAID = True` instead has
   `prepare(step, variables)`, which returns a call carrying `hold_nanousd`
   (its worst-case cost, held in the budget by the engine), and
-  `execute(step, call, context)`.
+  `execute(step, call, context)`. A kind with `WAITS = True` (a
+  step that may park its run: workflows/runtime/engine.py, "Waiting step
+  kinds") instead has `begin(step, context)` and `resume(step, state,
+  context)`, each returning a StepResult or a Wait; one that runs other
+  workflows also has `calls(step) -> list[tuple[int, int | None]]` (the
+  workflows and pinned versions, for the call-graph checks).
 
 and, for the editor (`editor.py` in the package): `LABEL`, `HINT` (the "add
 step" menu), `SHORT_LABEL` (the run page), `TONE` (its badge's colour),
@@ -23,7 +28,8 @@ step" menu), `SHORT_LABEL` (the run page), `TONE` (its badge's colour),
 `EMPTY_SUMMARY`, `FIELD_LABELS`, `LIST_FIELDS`, `PANEL` (its panel template,
 in the package's `templates/`: `edit` and `readonly` partials), `new_step`,
 `summary`, `branches`, `json_properties`, `fields`, `template_values`,
-`rename`, `from_post`, `apply_action`, `panel_context`, and for editing
+`rename`, `from_post`, `apply_action`, `panel_context(step, slots, *, workflow)`
+(extra context for its panel; `workflow` is the one being edited), and for editing
 together `posted_path`, `form_name`, `action_path`.
 
 The `Step` union, validation, the engine, the "add step" menu, the cards,
@@ -40,7 +46,7 @@ from typing import TYPE_CHECKING, Annotated, Union
 
 from pydantic import Field
 
-from workflows.steps import condition, llm, template
+from workflows.steps import condition, llm, template, wait, workflow
 from workflows.steps.base import StepBase
 
 # In the editor's "add step" menu in this order.
@@ -48,6 +54,8 @@ KINDS: tuple[ModuleType, ...] = (
     llm,
     template,
     condition,
+    workflow,
+    wait,
 )
 
 
@@ -75,3 +83,10 @@ def module_for(step: StepBase) -> ModuleType:
 def kind_of(step: object) -> ModuleType | None:
     """The kind of a step of a raw draft (which may not validate); None for an unknown type."""
     return STEP_TYPES.get(str(step.get("type"))) if isinstance(step, dict) else None
+
+
+def starts_runs(definition: object) -> bool:
+    """Whether a raw definition has a step that can start runs (one with
+    `calls`): the pages and the API ask for a run's children only then."""
+    steps = definition.get("steps") if isinstance(definition, dict) else None
+    return any(hasattr(kind_of(step), "calls") for step in steps or [])

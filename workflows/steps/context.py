@@ -51,3 +51,56 @@ class StepFailed(Exception):
         self.usage = usage or Usage()
         self.messages = messages
         self.attempts = attempts
+
+
+# Waiting step kinds (`WAITS = True`): workflows/runtime/engine.py, "Waiting".
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    """A run of another workflow of the workspace, for the engine to start
+    in the transaction that parks the step (so it is started exactly once)."""
+
+    workflow_id: int
+    # A pinned version number; None for the latest published version.
+    version: int | None
+    inputs: dict[str, object]
+    # The item of a `map` step it runs for.
+    item: int | None = None
+
+
+@dataclass(frozen=True)
+class Child:
+    """A child run as the step waiting for it sees it."""
+
+    id: int
+    item: int | None
+    status: str
+    output: object
+    error: str
+    cost_nanousd: int
+    finished: bool
+
+
+@dataclass
+class Wait:
+    """What a waiting kind returns instead of a result: park the run.
+
+    `waiting_for` is one of Run.WaitingFor's values; `state` is kept on the
+    step (StepRun.state) and handed back to `resume`; `wake_at` is when beat
+    wakes the run (a time, a timeout); `children` are started with the park."""
+
+    waiting_for: str
+    state: dict[str, object]
+    wake_at: datetime | None = None
+    children: list[ChildSpec] = field(default_factory=list)
+
+
+@dataclass
+class WaitContext:
+    variables: Mapping[str, object]
+    run_id: int
+    workspace_id: int
+    now: datetime
+    # The step's child runs started so far, oldest first (empty in `begin`).
+    children: list[Child] = field(default_factory=list)

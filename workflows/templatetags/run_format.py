@@ -68,6 +68,7 @@ TRIGGER_LABELS = {
     "webhook": "Webhook",
     "schedule": "Schedule",
     "cli": "Command line",
+    "workflow": "Sub-workflow",
 }
 
 

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from django.http import QueryDict
 
+from workflows.models import Workflow
 from workflows.rendering import render
 from workflows.steps.base import StepBase
 from workflows.steps.form import (
@@ -115,7 +116,7 @@ def apply_action(
     return step
 
 
-def panel_context(step: dict, slots: dict[str, Any]) -> dict[str, Any]:
+def panel_context(step: dict, slots: dict[str, Any], *, workflow: Workflow) -> dict[str, Any]:
     return {}
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.http import QueryDict
 
+from workflows.models import Workflow
 from workflows.rendering import references
 from workflows.steps.base import END
 from workflows.steps.condition.config import OP_LABELS, TYPE, UNARY_OPS
@@ -219,7 +220,7 @@ def apply_action(
     return step
 
 
-def panel_context(step: dict, slots: dict[str, Any]) -> dict[str, Any]:
+def panel_context(step: dict, slots: dict[str, Any], *, workflow: Workflow) -> dict[str, Any]:
     return {
         "case_rows": [
             {

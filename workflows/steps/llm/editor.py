@@ -13,6 +13,7 @@ from django import forms
 from django.conf import settings
 from django.http import QueryDict
 
+from workflows.models import Workflow
 from workflows.steps.form import (
     Parsed,
     next_branches,
@@ -218,7 +219,7 @@ def schema_text(step: dict) -> str:
     return json.dumps(schema, indent=2, ensure_ascii=False)
 
 
-def panel_context(step: dict, slots: dict[str, Any]) -> dict[str, Any]:
+def panel_context(step: dict, slots: dict[str, Any], *, workflow: Workflow) -> dict[str, Any]:
     _explain_unparsed_schema(step, slots)
     response_format = _response_format(step)
     models = list(settings.LLM_MODELS)

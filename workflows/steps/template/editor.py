@@ -7,6 +7,7 @@ from typing import Any
 
 from django.http import QueryDict
 
+from workflows.models import Workflow
 from workflows.steps.form import (
     Parsed,
     next_branches,
@@ -92,5 +93,5 @@ def apply_action(
     return step  # no buttons of its own
 
 
-def panel_context(step: dict, slots: dict[str, Any]) -> dict[str, Any]:
+def panel_context(step: dict, slots: dict[str, Any], *, workflow: Workflow) -> dict[str, Any]:
     return {}
