@@ -60,7 +60,8 @@ def wake(run_id: int, *, waiting_for: Sequence[str]) -> bool:
         == 1
     )
     if woken:
-        transaction.on_commit(lambda: broker.run_send(run_id))
+        # A woken run has work behind it: ahead of the backlog of new runs.
+        transaction.on_commit(lambda: broker.run_send(run_id, recovering=True))
     return woken
 
 
