@@ -430,6 +430,12 @@ RUN_WAIT_MAX_SECONDS = envint(
 # waiting for a result): beyond it a webhook is answered 503 with Retry-After at
 # once, costing no thread and no database connection. 0: no cap.
 WEBHOOK_MAX_IN_PROGRESS = envint("WEBHOOK_MAX_IN_PROGRESS", "20")
+# How long a tool call at /mcp waits for its run before answering its id and status.
+MCP_CALL_WAIT_SECONDS = envint("MCP_CALL_WAIT_SECONDS", "60")
+if MCP_CALL_WAIT_SECONDS < 0:
+    raise ImproperlyConfigured(
+        f"MCP_CALL_WAIT_SECONDS must be 0 or more, not {MCP_CALL_WAIT_SECONDS}"
+    )
 CALLBACK_MAX_ATTEMPTS = envint("CALLBACK_MAX_ATTEMPTS", "8")
 CALLBACK_RETRY_BASE_SECONDS = envfloat("CALLBACK_RETRY_BASE_SECONDS", "10")
 CALLBACK_RETRY_MAX_SECONDS = envfloat("CALLBACK_RETRY_MAX_SECONDS", "3600")
@@ -474,6 +480,8 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
         "openai": {"level": "WARNING"},
+        # The MCP SDK logs a line per request at /mcp (a session manager starting and stopping).
+        "mcp": {"level": "WARNING"},
         # Request lines (uvicorn, runserver) go through the console handler and its scrubber.
         "uvicorn.access": {"handlers": ["console"], "propagate": False},
         # Django's default handler for "django" (DEBUG only) would print 4xx paths unfiltered.

@@ -17,8 +17,8 @@ from tests.test_role_matrix import ALL_ROUTES, BUILDERS, Route, World, _excluded
 
 pytestmark = pytest.mark.django_db
 
-# Everything but the API and webhooks, and but the addresses carrying a secret token the walk cannot
-# make (password reset, invitations: each has its own tests).
+# Everything but the API, webhooks and /mcp, and but the addresses carrying a secret token the
+# walk cannot make (password reset, invitations: each has its own tests).
 ROUTES = [r for r in ALL_ROUTES if not _excluded(r) and set(r.kwargs) <= {"pk", *BUILDERS}]
 
 

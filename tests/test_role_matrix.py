@@ -49,6 +49,9 @@ EXCLUDED_PREFIXES = {
     # Signed webhooks are reached by their capability URL, not a session or
     # a workspace slug: tests/test_webhooks.py.
     "hooks/": "signed webhooks",
+    # The MCP endpoint authenticates with the same tokens (401 without one; another
+    # workspace's tools and runs do not exist for a token): tests/test_mcp.py.
+    "mcp": "token-authenticated MCP endpoint",
 }
 
 # The minimum role of each view, as docs/permissions.md states it. Views not
@@ -101,6 +104,7 @@ REQUIRED_ROLES: dict[str, Role] = {
     "trigger_rotate": Role.ADMIN,
     "trigger_delete": Role.ADMIN,
     "trigger_signing": Role.OWNER,
+    "workflow_mcp": Role.ADMIN,
     "schedule_create": Role.ADMIN,
     "schedule_edit": Role.ADMIN,
     "schedule_delete": Role.ADMIN,
@@ -149,7 +153,8 @@ ALL_ROUTES = list(_walk(get_resolver().url_patterns))
 
 
 def _excluded(route: Route) -> bool:
-    return route.route.lstrip("^").startswith(tuple(EXCLUDED_PREFIXES))
+    path = route.route.lstrip("^")
+    return path == "mcp" or path.startswith(("api/", "hooks/"))
 
 
 WORKSPACE_ROUTES = [r for r in ALL_ROUTES if "slug" in r.kwargs and not _excluded(r)]
@@ -370,12 +375,13 @@ def test_the_url_configuration_has_workspace_pages_to_probe() -> None:
     assert {"workspace_home", "workspace_settings", "audit_log", "workspace_usage"} <= names
 
 
-def test_the_exclusions_only_cover_the_api_and_webhooks() -> None:
+def test_the_exclusions_only_cover_the_api_webhooks_and_mcp() -> None:
     excluded = [r for r in ALL_ROUTES if _excluded(r)]
     for route in excluded:
-        assert route.route.lstrip("^").startswith(("api/", "hooks/")), route
+        path = route.route.lstrip("^")
+        assert path == "mcp" or path.startswith(("api/", "hooks/")), route
         assert not route.route.startswith("w/"), route
-    assert set(EXCLUDED_PREFIXES) == {"api/", "hooks/"}
+    assert set(EXCLUDED_PREFIXES) == {"api/", "hooks/", "mcp"}
 
 
 @pytest.mark.parametrize("route", WORKSPACE_ROUTES, ids=str)

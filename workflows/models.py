@@ -31,12 +31,22 @@ class Workflow(models.Model):
     # Who last changed each part of the draft: {field path: {"rev", "user", "name", "at"}},
     # e.g. "steps.triage.title"; it names the person in a conflict.
     draft_changes = models.JSONField(default=dict, blank=True)
+    # A tool at /mcp for the workspace's tokens (workflows/integrations/mcp_server.py), set by an
+    # admin. `mcp_name` is the tool's name: given at the first exposure and kept through renames
+    # and a later un- and re-exposure, since agents' configurations and prompts name it.
+    mcp_exposed = models.BooleanField(default=False)
+    mcp_name = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["workspace", "name"], name="workflow_name_unique_in_workspace"
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["workspace", "mcp_name"],
+                condition=~Q(mcp_name=""),
+                name="workflow_mcp_name_unique_in_workspace",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -97,6 +107,7 @@ class Run(models.Model):
         CLI = "cli"
         # Started by a `workflow` or `map` step of another run (its `parent`).
         WORKFLOW = "workflow"
+        MCP = "mcp"
 
     class WaitingFor(models.TextChoices):
         NOTHING = "", "nothing"

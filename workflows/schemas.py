@@ -183,7 +183,7 @@ class RunListOut(Schema):
 class RunFilters(Schema):
     workflow_id: int | None = Field(None, ge=1, le=MAX_ID)
     status: Literal["queued", "running", "waiting", "succeeded", "failed", "canceled"] | None = None
-    trigger: Literal["manual", "api", "webhook", "schedule", "cli", "workflow"] | None = None
+    trigger: Literal["manual", "api", "webhook", "schedule", "cli", "workflow", "mcp"] | None = None
     before: int | None = Field(None, ge=1, le=MAX_ID, description="Only runs with a smaller id.")
     limit: int = Field(20, ge=1, le=100)
 

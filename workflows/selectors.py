@@ -304,3 +304,47 @@ def run_children(run: Run) -> list[Run]:
         )
         .order_by("id")
     )
+
+
+# MCP (workflows/integrations/mcp_server.py) ------------------------------------------------
+
+
+def mcp_workflows(
+    workspace_id: int, *, name: str | None = None
+) -> list[tuple[Workflow, WorkflowVersion]]:
+    """The workspace's workflows an admin exposed at /mcp, each with its latest published
+    version (never published, or archived: not a tool), by tool name; with `name`, only
+    that tool. Two queries, however many tools."""
+    latest = (
+        WorkflowVersion.objects.filter(workflow=OuterRef("pk")).order_by("-number").values("id")[:1]
+    )
+    workflows = (
+        Workflow.objects.filter(
+            workspace_id=workspace_id, mcp_exposed=True, archived_at__isnull=True
+        )
+        .exclude(mcp_name="")
+        .annotate(latest_version_id=Subquery(latest, output_field=IntegerField()))
+        .filter(latest_version_id__isnull=False)
+        .order_by("mcp_name")
+    )
+    if name is not None:
+        workflows = workflows.filter(mcp_name=name)
+    rows = list(workflows)
+    versions = WorkflowVersion.objects.in_bulk([row.latest_version_id for row in rows])
+    return [
+        (row, versions[row.latest_version_id]) for row in rows if row.latest_version_id in versions
+    ]
+
+
+def mcp_names_taken(workspace_id: int) -> set[str]:
+    """Tool names the workspace's workflows hold (exposed or not: a name stays with its
+    workflow)."""
+    return set(
+        Workflow.objects.filter(workspace_id=workspace_id)
+        .exclude(mcp_name="")
+        .values_list("mcp_name", flat=True)
+    )
+
+
+def run_by_idempotency_key(workflow: Workflow, key: str) -> Run | None:
+    return Run.objects.filter(workflow=workflow, idempotency_key=key).first()

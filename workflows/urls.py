@@ -134,6 +134,11 @@ urlpatterns = [
         name="trigger_signing",
     ),
     path(
+        "w/<slug:slug>/workflows/<int:workflow_id>/triggers/mcp/",
+        trigger_views.workflow_mcp,
+        name="workflow_mcp",
+    ),
+    path(
         "w/<slug:slug>/workflows/<int:workflow_id>/schedules/new/",
         trigger_views.schedule_create,
         name="schedule_create",

@@ -56,6 +56,7 @@ FORM_PAGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "run_cancel": ("run_detail", _RUN),
     # webhooks, schedules, API tokens
     "trigger_create": ("workflow_triggers", _TRIGGERS),
+    "workflow_mcp": ("workflow_triggers", _TRIGGERS),
     "trigger_edit": ("workflow_triggers", _TRIGGERS),
     "trigger_rotate": ("workflow_triggers", _TRIGGERS),
     "trigger_delete": ("workflow_triggers", _TRIGGERS),

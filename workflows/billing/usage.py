@@ -181,11 +181,11 @@ def _starter(row: dict) -> tuple[tuple[object, ...], str, str]:
     schedules, the command line.
     """
     trigger = row["run__trigger"]
-    if trigger == Run.Trigger.API:
+    if trigger in (Run.Trigger.API, Run.Trigger.MCP):
         name = row["run__api_token__name"]
         if row["run__api_token_id"] is None:
             return ("api", None), "API token", "a token since deleted"
-        return ("api", row["run__api_token_id"]), f"API token “{name}”", "API v1"
+        return ("api", row["run__api_token_id"]), f"API token “{name}”", "API v1 and MCP"
     if trigger == Run.Trigger.WEBHOOK:
         return ("webhook",), "Webhook", "signed requests to a webhook URL"
     if trigger == Run.Trigger.SCHEDULE:

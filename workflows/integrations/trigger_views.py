@@ -29,8 +29,10 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.access import AuthedRequest, workflow_for
 from accounts.models import Membership, Role
 from config.lib.outbound import url_refusal
+from config.lib.site import site_url
 from workflows import selectors, services
 from workflows.integrations import schedules, triggers
+from workflows.integrations.mcp_exposure import workflow_mcp_expose
 from workflows.integrations.shown_once import shown_once_keep, shown_once_take
 from workflows.models import Schedule, Trigger, Workflow
 
@@ -193,6 +195,7 @@ def _render_triggers(
         "example_secret": new_secret.secret if new_secret else "whsec_YOUR_SECRET",
         "example_body": _example_body(workflow),
         "now": timezone.now(),
+        "mcp_url": f"{site_url(request)}/mcp",
     }
     response = render(request, "workflows/triggers.html", context, status=status)
     add_never_cache_headers(
@@ -322,6 +325,23 @@ def trigger_signing(
             request,
             "This webhook now accepts unsigned requests: anyone with its URL can start runs.",
         )
+    return redirect("workflow_triggers", slug, workflow.id)
+
+
+@login_required
+@require_POST
+def workflow_mcp(request: AuthedRequest, slug: str, workflow_id: int) -> HttpResponse:
+    """Expose the workflow as an MCP tool of the workspace's API tokens, or stop."""
+    membership, workflow = workflow_for(request, slug, workflow_id, role=Role.ADMIN, archived=False)
+    exposed = request.POST.get("mcp_exposed") == "on"
+    workflow_mcp_expose(workflow=workflow, exposed=exposed, user=request.user)
+    if exposed:
+        messages.success(
+            request,
+            f"“{workflow.name}” is the MCP tool {workflow.mcp_name} of this workspace's tokens.",
+        )
+    else:
+        messages.success(request, f"“{workflow.name}” is no longer an MCP tool.")
     return redirect("workflow_triggers", slug, workflow.id)
 
 

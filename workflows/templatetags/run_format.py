@@ -69,6 +69,7 @@ TRIGGER_LABELS = {
     "schedule": "Schedule",
     "cli": "Command line",
     "workflow": "Sub-workflow",
+    "mcp": "MCP",
 }
 
 
