@@ -43,6 +43,10 @@ ACTION_LABELS = {
     "schedule.delete": "Deleted a schedule",
     "token.create": "Created an API token",
     "token.revoke": "Revoked an API token",
+    "secret.create": "Created a secret",
+    "secret.rotate": "Replaced a secret's value",
+    "secret.delete": "Deleted a secret",
+    "workspace.outbound": "Changed which internal hosts http steps may reach",
 }
 
 MAX_DIFF_LINES = 400

@@ -7,7 +7,8 @@ from django import forms
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm
 
-from accounts.models import Membership, Role, User, Workspace
+from accounts.models import SECRET_MAX_CHARS, SECRET_NAME_RE, Membership, Role, User, Workspace
+from config.lib.allowed_hosts import parse_allowed_hosts
 from workflows.llm.pricing import NANO
 
 
@@ -207,3 +208,52 @@ class AuditFilterForm(forms.Form):
 
 class TokenForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="What uses it: e.g. “CI deploy script”.")
+
+
+class SecretValueForm(forms.Form):
+    # A password field: the browser neither shows it nor sends it back into the page.
+    value = forms.CharField(
+        strip=False,
+        max_length=SECRET_MAX_CHARS,
+        widget=forms.PasswordInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+        help_text="Stored encrypted; nobody can see it again, only replace it.",
+    )
+
+
+class SecretForm(SecretValueForm):
+    name = forms.CharField(
+        max_length=64,
+        help_text=(
+            "Letters, digits and underscores, e.g. CRM_API_KEY; used as {{ secrets.CRM_API_KEY }}."
+        ),
+    )
+    field_order = ["name", "value"]
+
+    def clean_name(self) -> str:
+        name: str = self.cleaned_data["name"].strip()
+        if not SECRET_NAME_RE.fullmatch(name):
+            raise forms.ValidationError(
+                "Use letters, digits and underscores, starting with a letter or underscore."
+            )
+        return name
+
+
+class OutboundHostsForm(forms.Form):
+    narrowed = forms.BooleanField(
+        required=False, label="Only let this workspace reach the internal hosts listed below"
+    )
+    allowed_hosts = forms.CharField(
+        required=False,
+        label="Internal hosts",
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+        help_text="One a line: an address, a range or a host name, with an optional port. "
+        "Only those the server's operator allows too are reachable.",
+    )
+
+    def clean_allowed_hosts(self) -> str:
+        text: str = self.cleaned_data["allowed_hosts"]
+        try:
+            parse_allowed_hosts(text)
+        except ValueError as error:
+            raise forms.ValidationError(str(error)) from None
+        return text

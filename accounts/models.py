@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import ClassVar
 
@@ -86,6 +87,11 @@ class Workspace(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     # The monthly LLM budget in nano-USD; None means no limit (workflows/billing/budget.py).
     budget_nanousd = models.BigIntegerField(null=True, blank=True)
+    # Internal hosts its http steps may reach: by default all that the operator
+    # allows (OUTBOUND_ALLOWED_HOSTS); when narrowed, only those of
+    # `outbound_allowed_hosts` that the operator allows too (none if it is empty).
+    outbound_narrowed = models.BooleanField(default=False)
+    outbound_allowed_hosts = models.TextField(blank=True)
 
     class Meta:
         constraints = [
@@ -266,3 +272,32 @@ class BudgetReservation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.amount_nanousd} n$ for run {self.run_id}"
+
+
+# The Fernet purpose of workspace secrets (config/lib/sealing.py).
+SECRET_PURPOSE = "stepwise.workspace-secret"
+# A secret's name, as `{{ secrets.NAME }}` references it.
+SECRET_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+# The longest value a secret holds (a PEM key fits).
+SECRET_MAX_CHARS = 10_000
+
+
+class WorkspaceSecret(models.Model):
+    """A named value its http steps use as `{{ secrets.NAME }}`: encrypted at rest
+    (config/lib/sealing.py), never shown again once saved."""
+
+    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="secrets")
+    name = models.CharField(max_length=64)
+    value_encrypted = models.TextField()
+    created_by = models.ForeignKey(User, models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    rotated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "name"], name="one_secret_per_name")
+        ]
+
+    def __str__(self) -> str:
+        return self.name

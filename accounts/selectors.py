@@ -7,7 +7,15 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from django.db.models import QuerySet
 
-from accounts.models import AuditEntry, Invitation, Membership, Role, User, Workspace
+from accounts.models import (
+    AuditEntry,
+    Invitation,
+    Membership,
+    Role,
+    User,
+    Workspace,
+    WorkspaceSecret,
+)
 
 
 def membership_first(user: User) -> Membership | None:
@@ -92,3 +100,21 @@ def audit_entries(
             created_at__lt=datetime.combine(until + timedelta(days=1), time.min, tzinfo=UTC)
         )
     return entries
+
+
+def workspace_secrets(membership: Membership) -> QuerySet[WorkspaceSecret]:
+    """The secrets of the membership's workspace, by name, with who made each (no values)."""
+    return WorkspaceSecret.objects.filter(workspace=membership.workspace).select_related(
+        "created_by"
+    )
+
+
+def workspace_secret_of(membership: Membership, secret_id: int) -> WorkspaceSecret | None:
+    """Secret `secret_id` of the membership's workspace, if it is one of them."""
+    return WorkspaceSecret.objects.filter(id=secret_id, workspace=membership.workspace).first()
+
+
+def secret_names(workspace_id: int) -> set[str]:
+    return set(
+        WorkspaceSecret.objects.filter(workspace_id=workspace_id).values_list("name", flat=True)
+    )

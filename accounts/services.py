@@ -16,7 +16,20 @@ from django.utils.crypto import get_random_string
 from django.utils.text import slugify
 
 from accounts.audit import audit_record
-from accounts.models import INVITATION_LIFETIME, Invitation, Membership, Role, User, Workspace
+from accounts.models import (
+    INVITATION_LIFETIME,
+    SECRET_MAX_CHARS,
+    SECRET_NAME_RE,
+    SECRET_PURPOSE,
+    Invitation,
+    Membership,
+    Role,
+    User,
+    Workspace,
+    WorkspaceSecret,
+)
+from config.lib import outbound
+from config.lib.sealing import reseal, seal
 from config.lib.site import site_url
 from workflows.llm.pricing import to_usd
 from workflows.models import ApiToken
@@ -562,5 +575,128 @@ def budget_set(*, workspace: Workspace, budget_nanousd: int | None, actor: Membe
         target=workspace,
         before={"monthly_budget": _budget_text(before)},
         after={"monthly_budget": _budget_text(budget_nanousd)},
+    )
+    return workspace
+
+
+# --- Secrets -------------------------------------------------------------------------
+
+
+class SecretRefused(Exception):
+    """The secret cannot be saved as asked (a taken or malformed name, a bad value, the role)."""
+
+
+def _secret_checks(actor: Membership, value: str) -> None:
+    if not actor.allows(Role.ADMIN):
+        raise SecretRefused("Only an admin or an owner can manage secrets.")
+    if not value:
+        raise SecretRefused("A secret needs a value.")
+    if len(value) > SECRET_MAX_CHARS:
+        raise SecretRefused(f"A secret holds at most {SECRET_MAX_CHARS:,} characters.")
+
+
+@transaction.atomic
+def secret_create(
+    *, workspace: Workspace, name: str, value: str, actor: Membership
+) -> WorkspaceSecret:
+    """A new secret. Its value is stored encrypted and never shown again; the audit log
+    records its name only."""
+    _secret_checks(actor, value)
+    name = name.strip()
+    if not SECRET_NAME_RE.fullmatch(name):
+        raise SecretRefused(
+            "Use letters, digits and underscores, starting with a letter or underscore, "
+            "at most 64 characters."
+        )
+    if workspace.secrets.filter(name=name).exists():
+        raise SecretRefused(f"There is already a secret named {name}; rotate it instead.")
+    secret = WorkspaceSecret.objects.create(
+        workspace=workspace,
+        name=name,
+        value_encrypted=seal(SECRET_PURPOSE, value),
+        created_by=actor.user,
+    )
+    audit_record(
+        workspace=workspace,
+        actor=actor.user,
+        action="secret.create",
+        target=secret,
+        after={"name": name},
+    )
+    return secret
+
+
+@transaction.atomic
+def secret_rotate(*, secret: WorkspaceSecret, value: str, actor: Membership) -> WorkspaceSecret:
+    """Replace the value: runs that start from now on send the new one."""
+    _secret_checks(actor, value)
+    secret.value_encrypted = seal(SECRET_PURPOSE, value)
+    secret.rotated_at = timezone.now()
+    secret.save(update_fields=["value_encrypted", "rotated_at"])
+    audit_record(
+        workspace=secret.workspace_id,
+        actor=actor.user,
+        action="secret.rotate",
+        target=secret,
+        after={"name": secret.name},
+    )
+    return secret
+
+
+@transaction.atomic
+def secret_delete(*, secret: WorkspaceSecret, actor: Membership) -> None:
+    """Delete it: http steps that use it fail until a secret of that name exists again."""
+    if not actor.allows(Role.ADMIN):
+        raise SecretRefused("Only an admin or an owner can manage secrets.")
+    audit_record(
+        workspace=secret.workspace_id,
+        actor=actor.user,
+        action="secret.delete",
+        target=secret,
+        before={"name": secret.name},
+    )
+    secret.delete()
+
+
+def secrets_reencrypt() -> tuple[int, int]:
+    """Re-encrypt every workspace secret under the current SECRET_KEY (after a rotation);
+    returns (re-encrypted, readable under none of the keys: left as they are)."""
+    done = unreadable = 0
+    for secret in WorkspaceSecret.objects.only("id", "value_encrypted").iterator():
+        token = reseal(SECRET_PURPOSE, secret.value_encrypted)
+        if token is None:
+            unreadable += 1
+            continue
+        # Conditional on the old value: a rotation meanwhile is not overwritten.
+        done += WorkspaceSecret.objects.filter(
+            id=secret.id, value_encrypted=secret.value_encrypted
+        ).update(value_encrypted=token)
+    return done, unreadable
+
+
+@transaction.atomic
+def outbound_narrow(
+    *, workspace: Workspace, narrowed: bool, allowed_hosts: str, actor: Membership
+) -> Workspace:
+    """Which of the operator's internal hosts (OUTBOUND_ALLOWED_HOSTS) its http steps may
+    reach: all of them (`narrowed` False), or only those listed here (none if empty)."""
+    if actor.role_enum != Role.OWNER:
+        raise MembershipRefused("Only an owner can change which internal hosts are reachable.")
+    entries = outbound.parse_allowed_hosts(allowed_hosts)  # raises ValueError on a bad entry
+    text = "\n".join(entry.text for entry in entries)
+    before = {"narrowed": workspace.outbound_narrowed, "hosts": workspace.outbound_allowed_hosts}
+    after = {"narrowed": narrowed, "hosts": text}
+    if before == after:
+        return workspace
+    workspace.outbound_narrowed = narrowed
+    workspace.outbound_allowed_hosts = text
+    workspace.save(update_fields=["outbound_narrowed", "outbound_allowed_hosts"])
+    audit_record(
+        workspace=workspace,
+        actor=actor.user,
+        action="workspace.outbound",
+        target=workspace,
+        before=before,
+        after=after,
     )
     return workspace

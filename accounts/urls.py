@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from accounts import token_views, views
+from accounts import secret_views, token_views, views
 
 urlpatterns = [
     path("accounts/signup/", views.signup, name="signup"),
@@ -46,5 +46,23 @@ urlpatterns = [
         "w/<slug:slug>/settings/api-tokens/<int:token_id>/revoke/",
         token_views.api_token_revoke,
         name="api_token_revoke",
+    ),
+    # The workspace's secrets and internal hosts (accounts/secret_views.py).
+    path("w/<slug:slug>/settings/secrets/", secret_views.secrets_page, name="secrets"),
+    path("w/<slug:slug>/settings/secrets/new/", secret_views.secret_create, name="secret_create"),
+    path(
+        "w/<slug:slug>/settings/secrets/<int:secret_id>/rotate/",
+        secret_views.secret_rotate,
+        name="secret_rotate",
+    ),
+    path(
+        "w/<slug:slug>/settings/secrets/<int:secret_id>/delete/",
+        secret_views.secret_delete,
+        name="secret_delete",
+    ),
+    path(
+        "w/<slug:slug>/settings/internal-hosts/",
+        secret_views.outbound_hosts,
+        name="outbound_hosts",
     ),
 ]

@@ -21,6 +21,8 @@ from django.core.management.utils import get_random_secret_key
 from django.utils.csp import CSP
 from dotenv import load_dotenv
 
+from config.lib.allowed_hosts import parse_allowed_hosts
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 load_dotenv(BASE_DIR / ".env", override=False)
 
@@ -440,6 +442,14 @@ CALLBACK_MAX_ATTEMPTS = envint("CALLBACK_MAX_ATTEMPTS", "8")
 CALLBACK_RETRY_BASE_SECONDS = envfloat("CALLBACK_RETRY_BASE_SECONDS", "10")
 CALLBACK_RETRY_MAX_SECONDS = envfloat("CALLBACK_RETRY_MAX_SECONDS", "3600")
 CALLBACK_TIMEOUT_SECONDS = envfloat("CALLBACK_TIMEOUT_SECONDS", "10")
+# Internal hosts http steps may reach on purpose (config/lib/allowed_hosts.py): addresses,
+# ranges or names, each with an optional port, e.g. "10.0.0.0/8,api.internal:8443".
+# Empty (the default): nothing internal. A workspace owner can narrow it further.
+OUTBOUND_ALLOWED_HOSTS = envlist("OUTBOUND_ALLOWED_HOSTS", "")
+try:
+    parse_allowed_hosts(OUTBOUND_ALLOWED_HOSTS)
+except ValueError as _error:
+    raise ImproperlyConfigured(f"OUTBOUND_ALLOWED_HOSTS: {_error}") from None
 # Lets the guarded HTTP client reach private addresses. Only for tests that
 # receive callbacks on 127.0.0.1; never set it in production.
 OUTBOUND_ALLOW_PRIVATE_FOR_TESTS = envbool("OUTBOUND_ALLOW_PRIVATE_FOR_TESTS", "False")
@@ -478,7 +488,10 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # Their INFO and DEBUG lines carry URLs and headers, which may hold a workspace
+        # secret an http step sent (or an answer echoed back): never logged, even at DEBUG.
         "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
         "openai": {"level": "WARNING"},
         # The MCP SDK logs a line per request at /mcp (a session manager starting and stopping).
         "mcp": {"level": "WARNING"},

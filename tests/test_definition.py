@@ -450,7 +450,8 @@ PROBLEMS: list[tuple[str, dict[str, object], tuple[str | None, str, str]]] = [
         (
             "reply",
             "type",
-            "Unknown type \"email\" (expected 'llm', 'template', 'condition', 'workflow', 'wait').",
+            'Unknown type "email" '
+            "(expected 'llm', 'template', 'condition', 'workflow', 'wait', 'http').",
         ),
     ),
     (

@@ -111,6 +111,12 @@ REQUIRED_ROLES: dict[str, Role] = {
     "api_tokens": Role.ADMIN,
     "api_token_create": Role.ADMIN,
     "api_token_revoke": Role.ADMIN,
+    # secrets: admins; which internal hosts http steps reach: owners
+    "secrets": Role.ADMIN,
+    "secret_create": Role.ADMIN,
+    "secret_rotate": Role.ADMIN,
+    "secret_delete": Role.ADMIN,
+    "outbound_hosts": Role.OWNER,
 }
 
 BELOW = {Role.EDITOR: Role.VIEWER, Role.ADMIN: Role.EDITOR, Role.OWNER: Role.ADMIN}
@@ -246,6 +252,17 @@ class World:
         )
 
     @cached_property
+    def secret(self):  # type: ignore[no-untyped-def]
+        from config.lib.sealing import seal
+
+        return _model("accounts.WorkspaceSecret").objects.create(
+            workspace=self.workspace,
+            name="PROBE",
+            value_encrypted=seal("stepwise.workspace-secret", "probe-value"),
+            created_by=self.actor,
+        )
+
+    @cached_property
     def api_token(self):  # type: ignore[no-untyped-def]
         return _model("workflows.ApiToken").objects.create(
             workspace=self.workspace,
@@ -276,6 +293,7 @@ BUILDERS: dict[str, Callable[[World], object]] = {
     "token_id": lambda w: w.api_token.id,
     "api_token_id": lambda w: w.api_token.id,
     "invitation_id": lambda w: w.invitation.id,
+    "secret_id": lambda w: w.secret.id,
     "member_id": lambda w: w.member.id,
     "membership_id": lambda w: w.member.id,
 }

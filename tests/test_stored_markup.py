@@ -316,6 +316,13 @@ def _poison(personas: Personas) -> Poisoned:
         after=[PAYLOAD],
     )
 
+    # A secret's name cannot hold markup (the form refuses it); stored anyway, it stays text.
+    from accounts.models import WorkspaceSecret
+
+    secret = WorkspaceSecret.objects.create(
+        workspace=workspace, name=PAYLOAD[:64], value_encrypted="x", created_by=personas.bob
+    )
+
     bob_membership = Membership.objects.get(user=personas.bob, workspace=workspace)
     return Poisoned(
         params={
@@ -330,6 +337,7 @@ def _poison(personas: Personas) -> Poisoned:
             "trigger_id": str(trigger.pk),
             "schedule_id": str(schedule.pk),
             "token_id": str(token.token.pk),
+            "secret_id": str(secret.pk),
             "invitation_id": str(invitation.pk),
             "member_id": str(bob_membership.pk),
             "token": invitation_token,
@@ -446,6 +454,7 @@ def test_no_page_shows_stored_markup_unescaped(personas: Personas) -> None:
         "audit_log",
         "workspace_usage",
         "api_tokens",
+        "secrets",
         "invitation_accept",
         "workspace_leave",
         "workflow_delete",

@@ -20,6 +20,12 @@ become a way into our own network, so before each connection:
 - redirects are followed here, one hop at a time, each hop checked the same;
 - proxies from the environment are ignored (they would resolve names themselves);
 - connect/read timeouts, an overall deadline, and a cap on the response size.
+
+An operator may allow named internal hosts or ranges on purpose
+(`OUTBOUND_ALLOWED_HOSTS`, config/lib/allowed_hosts.py), and a workspace may
+narrow that list: a client given an `Allowance` lets a non-public address
+through when the allowance names it (its host name, or a range holding it,
+and the port if the entry has one), at every hop, still pinned.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 from django.conf import settings
+
+from config.lib.allowed_hosts import AllowedHost, parse_allowed_hosts
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -104,6 +112,30 @@ class OutboundResponse:
     content: bytes = b""
 
 
+@dataclass(frozen=True)
+class Allowance:
+    """Internal hosts a request may reach: the operator's entries, narrowed (when
+    `narrowed_to` is not None) to those a workspace lists too."""
+
+    operator: tuple[AllowedHost, ...] = ()
+    narrowed_to: tuple[AllowedHost, ...] | None = None
+
+    @classmethod
+    def for_workspace(cls, *, narrowed: bool, hosts: str) -> Allowance:
+        """The operator's OUTBOUND_ALLOWED_HOSTS (read now), narrowed by a workspace's list."""
+        operator = tuple(parse_allowed_hosts(list(settings.OUTBOUND_ALLOWED_HOSTS)))
+        return cls(
+            operator=operator, narrowed_to=tuple(parse_allowed_hosts(hosts)) if narrowed else None
+        )
+
+    def allows(self, host: str, ip: IPAddress, port: int) -> bool:
+        if not any(entry.matches(host, ip, port) for entry in self.operator):
+            return False
+        return self.narrowed_to is None or any(
+            entry.matches(host, ip, port) for entry in self.narrowed_to
+        )
+
+
 def address_refusal(ip: IPAddress) -> str | None:
     """Why `ip` may not be reached, or None when it is a public address.
 
@@ -156,6 +188,12 @@ class _Target:
         return f"{self.scheme}://{ip}:{self.port}{self.path}"
 
 
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or (443 if scheme == "https" else 80)
+
+
 def _shape_refusal(url: str) -> str | None:
     try:
         parts = urlsplit(url)
@@ -171,17 +209,22 @@ def _shape_refusal(url: str) -> str | None:
     return None
 
 
-def url_refusal(url: str) -> str | None:
-    """Why `url` may not be used, judged without DNS (for forms): scheme, shape, literal IPs.
+def url_refusal(url: str, *, allowed: Allowance | None = None) -> str | None:
+    """Why `url` may not be used, judged without DNS (for forms): scheme, shape, literal IPs
+    (unless `allowed` names them).
 
     The full check, with name resolution, happens at every request.
     """
     reason = _shape_refusal(url)
     if reason or _allow_private():
         return reason
+    parts = urlsplit(url)
     try:
-        ip = ipaddress.ip_address(urlsplit(url).hostname or "")
+        ip = ipaddress.ip_address(parts.hostname or "")
     except ValueError:
+        return None
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if allowed is not None and allowed.allows(parts.hostname or "", ip, port):
         return None
     reason = address_refusal(ip)
     return f"The URL points to {reason}." if reason else None
@@ -192,7 +235,10 @@ class GuardedClient:
 
     `trust_first_hop_for_tests` lets a test reach its local server on the
     first hop only, to prove that a redirect from there is checked; nothing
-    else may pass it.
+    else may pass it. `allowed` lets through the internal hosts it names.
+    `cross_origin_headers`, when given, are the only headers of the caller's
+    kept when a redirect leads to another origin (scheme, host, port), so a
+    credential meant for one service is not handed to the next.
     """
 
     def __init__(
@@ -202,11 +248,15 @@ class GuardedClient:
         max_bytes: int = 1_000_000,
         max_redirects: int = 5,
         trust_first_hop_for_tests: bool = False,
+        allowed: Allowance | None = None,
+        cross_origin_headers: frozenset[str] | None = None,
     ) -> None:
         self.timeout = timeout
         self.max_bytes = max_bytes
         self.max_redirects = max_redirects
         self._trust_first_hop = trust_first_hop_for_tests
+        self.allowed = allowed
+        self.cross_origin_headers = cross_origin_headers
 
     def request(
         self,
@@ -236,7 +286,11 @@ class GuardedClient:
                         headers=response.headers,
                         content=response.content,
                     )
-                url = urljoin(url, location)
+                previous, url = url, urljoin(url, location)
+                if self.cross_origin_headers is not None and _origin(url) != _origin(previous):
+                    headers = {
+                        k: v for k, v in headers.items() if k.lower() in self.cross_origin_headers
+                    }
                 if response.status_code in (301, 302, 303) and method.upper() != "HEAD":
                     method, content = "GET", None
                     headers = {
@@ -272,7 +326,7 @@ class GuardedClient:
         if not (trusted or _allow_private()):
             for ip in addresses:
                 reason = address_refusal(ip)
-                if reason:
+                if reason and not (self.allowed and self.allowed.allows(host, ip, port)):
                     raise OutboundRefused(f"The host {host!r} resolves to {reason} ({ip}).")
         path = urlunsplit(("", "", parts.path or "/", parts.query, ""))
         return _Target(scheme=parts.scheme, host=host, port=port, path=path, ip=addresses[0])

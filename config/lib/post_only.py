@@ -66,6 +66,10 @@ FORM_PAGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "schedule_delete": ("workflow_triggers", _TRIGGERS),
     "api_token_create": ("api_tokens", _SLUG),
     "api_token_revoke": ("api_tokens", _SLUG),
+    "secret_create": ("secrets", _SLUG),
+    "secret_rotate": ("secrets", _SLUG),
+    "secret_delete": ("secrets", _SLUG),
+    "outbound_hosts": ("secrets", _SLUG),
 }
 
 

@@ -20,14 +20,17 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, StringConstraints, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
+from accounts.models import SECRET_NAME_RE
 from workflows import steps as step_kinds
 from workflows.rendering import Reference, invalid_references, references, to_text
 from workflows.steps import Step, module_for
 from workflows.steps.base import END
 
 PAYLOAD = "payload"
+# `{{ secrets.NAME }}`: a workspace secret, only in the templates of a kind with SECRETS.
+SECRETS = "secrets"
 NAME_RE = re.compile(r"[a-z_][a-z0-9_]{0,63}", re.IGNORECASE)
-RESERVED_NAMES = frozenset({PAYLOAD, END, "input", "inputs", "run", "workflow"})
+RESERVED_NAMES = frozenset({PAYLOAD, SECRETS, END, "input", "inputs", "run", "workflow"})
 # Objects and arrays inside one another, counting the definition itself as
 # level 1 (a step's response schema starts at level 5). Deeper input is
 # refused before any check walks it: those walks recurse (pydantic,
@@ -402,9 +405,13 @@ def _semantic_issues(outline: _Outline, models: Mapping[str, int]) -> list[Issue
         module = module_for(step)
         problems = module.check(step, models=models)
         problems += _target_problems(outline, position, module.targets(step))
+        secrets_allowed = getattr(module, "SECRETS", False)
         for field, template in module.templates(step):
             problems += [
-                (field, message) for message in _template_problems(template, outline, position)
+                (field, message)
+                for message in _template_problems(
+                    template, outline, position, secrets_allowed=secrets_allowed
+                )
             ]
         issues += [Issue(step.key, field, message) for field, message in problems]
     if outline.output is not None and outline.steps is not None:
@@ -465,7 +472,9 @@ def _target_problems(
     return problems
 
 
-def _template_problems(template: str, outline: _Outline, position: int | None) -> list[str]:
+def _template_problems(
+    template: str, outline: _Outline, position: int | None, *, secrets_allowed: bool = False
+) -> list[str]:
     """Problems of the references in a step's template; position None: the workflow output."""
     messages = [
         f'Invalid variable reference "{text}": use {{{{ name }}}} or {{{{ step.field }}}}, '
@@ -473,10 +482,40 @@ def _template_problems(template: str, outline: _Outline, position: int | None) -
         for text in invalid_references(template)
     ]
     for reference in references(template):
-        message = _reference_problem(reference, outline, position)
+        if reference.name == SECRETS:
+            message = _secret_problem(reference, allowed=secrets_allowed)
+        else:
+            message = _reference_problem(reference, outline, position)
         if message:
             messages.append(message)
     return list(dict.fromkeys(messages))
+
+
+def _secret_problem(reference: Reference, *, allowed: bool) -> str | None:
+    if not allowed:
+        return (
+            f'"{reference.text}": secrets can be used only in an http step\'s URL, query, '
+            "headers and body, so that they never reach the model or a run's output."
+        )
+    if len(reference.path) != 1 or not SECRET_NAME_RE.fullmatch(reference.path[0]):
+        return f'"{reference.text}": name one secret, as {{{{ secrets.NAME }}}}.'
+    return None
+
+
+def secrets_used(definition: Mapping[str, Any]) -> list[str]:
+    """The names of the workspace secrets a (raw) definition references, sorted: what an
+    export needs besides the file, and what an import checks for."""
+    names: set[str] = set()
+    steps = definition.get("steps")
+    for step in steps if isinstance(steps, list) else []:
+        kind = step_kinds.kind_of(step)
+        if kind is None or not getattr(kind, "SECRETS", False):
+            continue
+        for template in kind.template_values(step).values():
+            for reference in references(template):
+                if reference.name == SECRETS and len(reference.path) == 1:
+                    names.add(reference.path[0])
+    return sorted(names)
 
 
 def _reference_problem(reference: Reference, outline: _Outline, position: int | None) -> str | None:

@@ -245,9 +245,23 @@ def _execute_step(
         return _execute_paid_step(run, token, index, step, module, variables, existing, started_at)
     if getattr(module, "WAITS", False):
         return _execute_waiting_step(run, token, index, step, module, variables, existing)
+    messages: list[dict[str, str]] | None = None
     try:
-        # Free steps are pure functions of the variables.
-        output = module.execute(step, variables)
+        if getattr(module, "NETWORK", False):
+            # Free, but it waits on the network (the http kind): it reads what it
+            # needs, gives its connection back before the request, and its
+            # messages record the request.
+            context = StepContext(
+                variables=variables,
+                run_id=run.id,
+                workspace_id=run.workspace_id,
+                deadline=run.deadline_at,
+            )
+            result: StepResult = module.execute(step, context)
+            output, messages = result.output, result.messages
+        else:
+            # Other free steps are pure functions of the variables.
+            output = module.execute(step, variables)
     except StepFailed as e:
         _record_step(
             run,
@@ -271,7 +285,7 @@ def _execute_step(
         started_at,
         status=StepRun.Status.SUCCEEDED,
         output=output,
-        messages=None,
+        messages=messages,
         usage=Usage(),
         error="",
         paid=False,

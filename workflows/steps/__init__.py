@@ -20,7 +20,15 @@ Each kind is a package, `workflows/steps/<kind>/`, whose `__init__` exposes:
   kinds") instead has `begin(step, context)` and `resume(step, state,
   context)`, each returning a StepResult or a Wait; one that runs other
   workflows also has `calls(step) -> list[tuple[int, int | None]]` (the
-  workflows and pinned versions, for the call-graph checks).
+  workflows and pinned versions, for the call-graph checks). A free kind
+  that waits on the network has `NETWORK = True` and `execute(step, context)
+  -> StepResult`: it gets the run's context (its workspace, its deadline),
+  releases its database connection before it waits, and its result's
+  `messages` are its record;
+
+optionally `SECRETS = True` (only `http`): its templates may use
+`{{ secrets.NAME }}`, which validation refuses in every other kind's templates
+and in the workflow's output, so that a secret never reaches a model or an output;
 
 and, for the editor (`editor.py` in the package): `LABEL`, `HINT` (the "add
 step" menu), `SHORT_LABEL` (the run page), `TONE` (its badge's colour),
@@ -46,7 +54,7 @@ from typing import TYPE_CHECKING, Annotated, Union
 
 from pydantic import Field
 
-from workflows.steps import condition, llm, template, wait, workflow
+from workflows.steps import condition, http, llm, template, wait, workflow
 from workflows.steps.base import StepBase
 
 # In the editor's "add step" menu in this order.
@@ -56,6 +64,7 @@ KINDS: tuple[ModuleType, ...] = (
     condition,
     workflow,
     wait,
+    http,
 )
 
 
