@@ -207,6 +207,13 @@ class Run(models.Model):
                 condition=Q(status="waiting", wake_at__isnull=False),
                 name="run_waiting_wake_at",
             ),
+            # The reaper's look at parked runs by what they wait for: only the
+            # parked ones are indexed, however many finished runs there are.
+            models.Index(
+                fields=["waiting_for", "workspace"],
+                condition=Q(status="waiting"),
+                name="run_waiting_for",
+            ),
         ]
 
     def __str__(self) -> str:
