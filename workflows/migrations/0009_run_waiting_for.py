@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0004_email_verification_mail_requests"),
-        ("workflows", "0007_durable_waits"),
+        ("workflows", "0008_workflow_mcp"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
