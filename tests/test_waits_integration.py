@@ -35,7 +35,10 @@ def test_a_parent_and_its_child_finish_once_after_the_worker_is_killed_mid_child
             "name": "Child",
             "inputs": [{"name": "text", "type": "text"}],
             "steps": [
-                _llm(f"c{i}", f"Child step {i} on {{{{ text }}}} [[fake:latency=700]] [[fake:reply=ok {i}]]")
+                _llm(
+                    f"c{i}",
+                    f"Child step {i} on {{{{ text }}}} [[fake:latency=700]] [[fake:reply=ok {i}]]",
+                )
                 for i in range(1, 4)
             ],
         },
@@ -80,8 +83,9 @@ def test_a_parent_and_its_child_finish_once_after_the_worker_is_killed_mid_child
     child = children[0]
     # The calls finished before the kill were made once. After it, every call
     # the model received is an attempt a run recorded (the one cut by the kill
-    # is made again, if the kill came before it left; on a loaded machine a worker whose 3 s lease lapsed may be
-    # replaced mid-call, and both calls are counted, never hidden).
+    # is made again, if the kill came before it left; on a loaded machine a
+    # worker whose 3 s lease lapsed may be replaced mid-call, and both calls
+    # are counted, never hidden).
     assert fake_calls("Before the child on kills") == 1
     assert fake_calls("Child step 1 on kills") == 1
     child_steps, parent_steps = steps_of(child), steps_of(run)
