@@ -187,6 +187,25 @@ def test_a_call_runs_the_workflow_and_answers_its_output(
     assert fake_calls("The app crashes on login.") == 1
 
 
+def test_a_failed_run_is_a_tool_error_with_the_runs_error(
+    live_server, engine_in_process: None, personas: Personas
+) -> None:
+    exposed(personas.workspace, TRIAGE)
+
+    result = call(
+        live_server.url,
+        api_token(personas.workspace, personas.alice),
+        "triage",
+        {"ticket": "[[fake:400 times=20]]"},
+    )
+
+    run = Run.objects.get()
+    assert run.status == Run.Status.FAILED
+    assert result.is_error is True
+    assert result.structured_content == {"run_id": run.id, "status": "failed", "error": run.error}
+    assert "triage" in run.error
+
+
 def test_missing_inputs_are_a_tool_error_naming_them(
     live_server, transactional_db: None, personas: Personas
 ) -> None:
@@ -276,6 +295,24 @@ def test_a_wrong_or_missing_token_is_refused_with_a_401(
     # The SDK's client says so its own way (the 401 is above).
     with pytest.raises(MCPError, match="Server returned an error response"):
         tools_of(live_server.url, "sw_not-a-token")
+
+
+def test_an_address_django_does_not_serve_is_refused_before_the_token_is_looked_at(
+    live_server, transactional_db: None, personas: Personas
+) -> None:
+    """A Django view: ALLOWED_HOSTS applies (DNS rebinding), as on every other address."""
+    exposed(personas.workspace, GREETING)
+    response = httpx2.post(
+        f"{live_server.url}/mcp",
+        headers={
+            "Host": "attacker.example",
+            "Authorization": f"Bearer {api_token(personas.workspace, personas.alice)}",
+            "Content-Type": "application/json",
+        },
+        content=b'{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}',
+    )
+    assert response.status_code == 400
+    assert "greeting" not in response.text
 
 
 def test_a_revoked_token_is_refused_at_once(
