@@ -105,3 +105,18 @@ def test_broken_drafts_are_diffed_without_errors() -> None:
     diff = definition_diff(BASE, broken)
     assert {item.status for item in diff.steps} >= {"removed"}
     assert change_summary(BASE, broken)
+
+
+def test_changes_to_waiting_steps_are_named_by_their_fields() -> None:
+    before = edited()
+    before["steps"] += [
+        {"key": "pause", "type": "wait", "seconds": 60},
+        {"key": "call", "type": "workflow", "workflow": 3, "inputs": {"text": "{{ draft }}"}},
+    ]
+    after = copy.deepcopy(before)
+    after["steps"][3]["seconds"] = 3600
+    after["steps"][4]["inputs"] = {"text": "{{ polish }}"}
+    after["steps"][4]["version"] = 2
+    assert change_summary(before, after) == (
+        "Changed the seconds of pause; changed the version, inputs of call."
+    )

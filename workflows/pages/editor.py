@@ -21,6 +21,7 @@ from workflows.llm.pricing import format_usd
 from workflows.models import Run, StepRun, Workflow
 from workflows.rendering import references
 from workflows.steps import STEP_TYPES
+from workflows.steps.form import slot_id
 
 PREVIEW_CHARS = 280
 
@@ -29,11 +30,6 @@ _UNKNOWN_VARIABLE_RE = re.compile(
     r'^Unknown variable "([A-Za-z_][A-Za-z0-9_]*)"\.(?: Did you mean (.*)\?)?'
 )
 _QUOTED_RE = re.compile(r'"([^"]+)"')
-
-
-def slot_id(field_path: str) -> str:
-    """The id of the element that lists a field's problems, e.g. "err-cases-0-left"."""
-    return "err-" + (re.sub(r"[^a-z0-9]+", "-", field_path.lower()).strip("-") or "general")
 
 
 @dataclass

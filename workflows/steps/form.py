@@ -7,6 +7,7 @@ typed and reported as a field error (see workflows/pages/forms.py).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,11 @@ class Parsed:
 
     def error(self, name: str, message: str) -> None:
         self.errors.setdefault(name, []).append(message)
+
+
+def slot_id(field_path: str) -> str:
+    """The id of the element that lists a field's problems, e.g. "err-cases-0-left"."""
+    return "err-" + (re.sub(r"[^a-z0-9]+", "-", field_path.lower()).strip("-") or "general")
 
 
 def text_value(data: QueryDict, name: str, *, strip: bool = False) -> str:

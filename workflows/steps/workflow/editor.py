@@ -10,7 +10,7 @@ from django.http import QueryDict
 
 from workflows import sql
 from workflows.models import Workflow
-from workflows.steps.form import Parsed, next_branches, next_from_post, text_value
+from workflows.steps.form import Parsed, next_branches, next_from_post, slot_id, text_value
 from workflows.steps.workflow.config import TYPE
 
 LABEL = "Run a workflow"
@@ -166,6 +166,8 @@ def panel_context(step: dict, slots: dict[str, Any], *, workflow: Workflow) -> d
                     "description": spec.get("description", ""),
                     "value": (mapped or {}).get(name, ""),
                     "slot": slots.get(f"inputs.{name}"),
+                    # A field added by this choice has no slot until the next save.
+                    "slot_id": slot_id(f"inputs.{name}"),
                 }
             )
     version = step.get("version")
