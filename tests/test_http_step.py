@@ -22,10 +22,10 @@ import pytest
 from django.apps import apps
 from django.test import Client
 
-from accounts.models import Membership, Role
+from accounts.models import Membership
 from accounts.services import secret_create
 from tests.conftest import Personas
-from tests.factories import client_for, published_workflow, steps_of
+from tests.factories import api_token, client_for, published_workflow, steps_of
 from workflows import services
 from workflows.builder.definition import validate_definition
 from workflows.models import Run
@@ -478,11 +478,79 @@ def test_another_workspaces_secret_is_not_used(
 def test_an_export_names_the_secrets_and_an_import_lists_the_missing_ones(
     personas: Personas,
 ) -> None:
-    from workflows.builder.definition import secrets_used
-
+    secret_create(workspace=personas.workspace, name="API_KEY", value=SECRET, actor=admin(personas))
     definition = call(
         "https://example.com/{{ secrets.PATH_KEY }}",
         headers={"Authorization": "Bearer {{ secrets.API_KEY }}"},
     )
-    assert secrets_used(definition) == ["API_KEY", "PATH_KEY"]
-    assert Role.ADMIN  # the API's import answer is checked in test_api
+    token = api_token(personas.workspace, personas.alice)
+    api = Client(headers={"Authorization": f"Bearer {token}"})
+    created = api.post("/api/v1/workflows", definition, content_type="application/json")
+    assert created.status_code == 201, created.content
+    answer = created.json()
+    assert answer["secrets"] == ["API_KEY", "PATH_KEY"]
+    assert answer["missing_secrets"] == ["PATH_KEY"]
+    exported = api.get(f"/api/v1/workflows/{answer['id']}/export").content.decode()
+    assert "{{ secrets.API_KEY }}" in exported and SECRET not in exported
+
+
+def test_the_run_page_shows_the_request_as_sent_and_the_answers_status(
+    engine_in_process: None, personas: Personas, allowed: Target
+) -> None:
+    secret_create(workspace=personas.workspace, name="API_KEY", value=SECRET, actor=admin(personas))
+    allowed.routes["/items"] = (200, {"Content-Type": "application/json"}, b'{"n": 1}')
+    definition = call("{{ target }}", headers={"Authorization": "Bearer {{ secrets.API_KEY }}"})
+    done = run(personas, definition, target=allowed.url("/items"))
+    html = (
+        client_for(personas.alice)
+        .get(f"/w/{personas.workspace.slug}/runs/{done.id}/")
+        .content.decode()
+    )
+    assert ">Request</span>" in html and ">Response</span>" in html
+    assert f"GET {allowed.url('/items')}" in html
+    assert "Authorization: Bearer •••" in html and SECRET not in html
+    assert "HTTP 200" in html and "8 bytes" in html
+
+
+# --- The editor ---------------------------------------------------------------------------------
+
+
+def test_the_editor_saves_the_query_and_headers_as_lines_and_keeps_a_bad_line_as_typed(
+    personas: Personas,
+) -> None:
+    from tests.test_editor import draft, url
+
+    workflow = services.workflow_create(
+        workspace=personas.workspace, definition=call("https://example.com/"), user=personas.bob
+    )
+    client = client_for(personas.bob)
+    save = url(personas, "workflow_step_save", workflow, 0)
+    fields = {
+        "key": "call",
+        "method": "POST",
+        "url": "https://api.example.com/items",
+        "query": "page=1\r\nq={{ target }}",
+        "headers": "Authorization: Bearer {{ secrets.API_KEY }}\r\nX-Team: stepwise",
+        "body_type": "json",
+        "body": '{"q": "{{ target }}"}',
+        "timeout_seconds": "10",
+        "response_schema": "",
+    }
+    assert client.post(save, fields, HTTP_HX_REQUEST="true").status_code == 200
+    step = draft(workflow)["steps"][0]
+    assert step["query"] == {"page": "1", "q": "{{ target }}"}
+    assert step["headers"] == {
+        "Authorization": "Bearer {{ secrets.API_KEY }}",
+        "X-Team": "stepwise",
+    }
+    assert (step["method"], step["body_type"], step["timeout_seconds"]) == ("POST", "json", 10.0)
+    assert validate_definition(draft(workflow), models={})[1] == []
+    response = client.post(
+        save, {"key": "call", "headers": "no separator here"}, HTTP_HX_REQUEST="true"
+    )
+    assert response.status_code == 422  # saved as typed, and said why
+    assert draft(workflow)["steps"][0]["headers"] == "no separator here"
+    assert "Line 1: write Name: value." in response.content.decode()
+    page = client.get(url(personas, "workflow_editor", workflow) + "?panel=step&step=0")
+    html = page.content.decode()
+    assert 'name="headers"' in html and "no separator here" in html

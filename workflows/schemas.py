@@ -17,7 +17,8 @@ from django.conf import settings
 from ninja import Field, Schema
 from pydantic import BaseModel, ConfigDict
 
-from workflows.builder.definition import Issue
+from accounts.models import WorkspaceSecret
+from workflows.builder.definition import Issue, secrets_used
 from workflows.llm.pricing import usd_text
 from workflows.models import Run, StepRun, Trigger, Workflow, WorkflowVersion
 from workflows.steps import starts_runs
@@ -64,6 +65,14 @@ class WorkflowOut(Schema):
 class WorkflowDetailOut(WorkflowOut):
     definition: dict[str, Any]
     versions: list[VersionOut]
+    secrets: list[str] = Field(
+        description="The workspace secrets its draft's http steps use ({{ secrets.NAME }}), "
+        "by name: an exported definition carries no values."
+    )
+    missing_secrets: list[str] = Field(
+        description="Those of `secrets` the workspace does not have (yet): after an import, "
+        "create them in Settings → Secrets, or its http steps fail."
+    )
 
 
 class WorkflowFileOut(BaseModel):
@@ -232,10 +241,22 @@ def workflow_out(workflow: Workflow, latest: WorkflowVersion | None) -> Workflow
 def workflow_detail_out(workflow: Workflow) -> WorkflowDetailOut:
     """The workflow with its draft and all its published versions, newest first."""
     versions = list(workflow.versions.order_by("-number"))
+    used = secrets_used(workflow.definition)
+    have = (
+        set(
+            WorkspaceSecret.objects.filter(
+                workspace_id=workflow.workspace_id, name__in=used
+            ).values_list("name", flat=True)
+        )
+        if used
+        else set()
+    )
     return WorkflowDetailOut(
         **workflow_out(workflow, versions[0] if versions else None).model_dump(),
         definition=workflow.definition,
         versions=[version_out(version) for version in versions],
+        secrets=used,
+        missing_secrets=[name for name in used if name not in have],
     )
 
 

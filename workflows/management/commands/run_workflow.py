@@ -18,6 +18,7 @@ from accounts.models import Workspace
 from workflows import services
 from workflows.builder.definition import InputError
 from workflows.models import Run
+from workflows.schemas import workflow_detail_out
 from workflows.selectors import run_json
 
 
@@ -55,6 +56,13 @@ class Command(BaseCommand):
 
         try:
             workflow = services.workflow_import(workspace=workspace, definition=data, user=None)
+            missing = workflow_detail_out(workflow).missing_secrets
+            if missing:
+                self.stderr.write(
+                    f"Secrets this workflow uses that {workspace.slug} does not have: "
+                    f"{', '.join(missing)} (create them in Settings → Secrets); "
+                    "its http steps that use them will fail."
+                )
             version = services.workflow_publish(
                 workflow=workflow, user=None, summary="Published by run_workflow"
             )
