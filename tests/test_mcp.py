@@ -5,7 +5,7 @@ test_mcp_asgi.py)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import anyio
@@ -17,8 +17,10 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from accounts.models import AuditEntry, Membership, Role
+from accounts.services import secret_create
 from tests.conftest import Personas
 from tests.factories import GREETING, api_token, client_for, published_workflow, run_row
+from tests.test_http_step import SECRET, Target
 from workflows import services
 from workflows.integrations.api_auth import token_revoke
 from workflows.integrations.mcp_exposure import workflow_mcp_expose
@@ -204,6 +206,62 @@ def test_a_failed_run_is_a_tool_error_with_the_runs_error(
     assert result.is_error is True
     assert result.structured_content == {"run_id": run.id, "status": "failed", "error": run.error}
     assert "triage" in run.error
+
+
+@pytest.fixture
+def internal_api(settings) -> Iterator[Target]:  # type: ignore[no-untyped-def]
+    """test_http_step's local JSON API, allowed by the operator (its port on 127.0.0.1 only)."""
+    api = Target()
+    settings.OUTBOUND_ALLOWED_HOSTS = [f"127.0.0.1:{api.port}"]
+    yield api
+    api.httpd.shutdown()
+    api.httpd.server_close()
+
+
+def test_the_issues_workflow_calls_an_internal_api_with_a_secret_as_a_tool(
+    live_server, engine_in_process: None, personas: Personas, internal_api: Target
+) -> None:
+    """Done when (issue 15): an internal JSON API allowed by the operator, called with a
+    bearer secret, its answer summarized by the model; called by an agent through /mcp.
+    The secret reaches the API and never the agent."""
+    secret_create(
+        workspace=personas.workspace,
+        name="API_KEY",
+        value=SECRET,
+        actor=Membership.objects.get(user=personas.alice, workspace=personas.workspace),
+    )
+    exposed(
+        personas.workspace,
+        {
+            "name": "Ticket digest",
+            "inputs": [{"name": "api", "type": "text", "description": "The API's address."}],
+            "steps": [
+                {
+                    "key": "fetch",
+                    "type": "http",
+                    "url": "{{ api }}",
+                    "headers": {"Authorization": "Bearer {{ secrets.API_KEY }}"},
+                },
+                {
+                    "key": "summary",
+                    "type": "llm",
+                    "prompt": "Summarize: {{ fetch.json | json }} [[fake:reply=All quiet.]]",
+                    "max_tokens": 50,
+                },
+            ],
+        },
+    )
+    token = api_token(personas.workspace, personas.alice)
+
+    result = call(live_server.url, token, "ticket_digest", {"api": internal_api.url("/echo")})
+
+    assert result.structured_content["status"] == "succeeded", result.structured_content
+    assert result.structured_content["output"] == "All quiet."
+    assert internal_api.requests[0]["headers"]["Authorization"] == f"Bearer {SECRET}"
+    read = call(live_server.url, token, "runs_get", {"run_id": result.structured_content["run_id"]})
+    assert read.structured_content["steps"][0]["key"] == "fetch"
+    assert SECRET not in json.dumps(read.structured_content)
+    assert SECRET not in result.content[0].text + read.content[0].text
 
 
 def test_missing_inputs_are_a_tool_error_naming_them(
