@@ -93,6 +93,16 @@ def test_every_operation_answers_with_its_declared_shape(personas: Personas) -> 
     assert call("runs_get", "get", f"/runs/{accepted['run_id']}") == finished
     other = call("runs_start", "post", f"/workflows/{workflow.id}/runs", start)
     call("runs_cancel", "post", f"/runs/{other['run_id']}/cancel")
+    asking = published_workflow(
+        personas.workspace,
+        {"name": "Ask", "steps": [{"key": "ok", "type": "approval", "message": "Fine?"}]},
+    )
+    waiting = call("runs_start", "post", f"/workflows/{asking.id}/runs", {})
+    engine.run_execute(waiting["run_id"])  # parks, waiting for a decision
+    asked = call("runs_get", "get", f"/runs/{waiting['run_id']}")
+    assert asked["steps"][0]["decision"]["approved"] is None
+    decided = call("runs_decide", "post", f"/runs/{waiting['run_id']}/decision", {"approve": True})
+    assert decided["steps"][0]["decision"]["by"] == "alice@example.com"
     call("workflows_delete", "delete", f"/workflows/{second['id']}")
 
     successes = {

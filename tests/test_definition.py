@@ -451,7 +451,7 @@ PROBLEMS: list[tuple[str, dict[str, object], tuple[str | None, str, str]]] = [
             "reply",
             "type",
             'Unknown type "email" '
-            "(expected 'llm', 'template', 'condition', 'workflow', 'wait', 'http').",
+            "(expected 'llm', 'template', 'condition', 'workflow', 'wait', 'http', 'approval').",
         ),
     ),
     (

@@ -81,6 +81,12 @@ def test_it_scrubs_every_secret_bearing_path_in_a_line() -> None:
             "GET /accounts/verify/eyJlbWFpbCI6ImRvcmEifQ:1vT2x:abc/"
         ): "GET /accounts/verify/[scrubbed]/",
         "POST /accounts/verify/resend/": "POST /accounts/verify/resend/",
+        'POST /decisions/eyJyIjoxfQ.sig-_x/ HTTP/1.1" 302': (
+            'POST /decisions/[scrubbed]/ HTTP/1.1" 302'
+        ),
+        "GET /accounts/login/?next=%2Fdecisions%2FeyJyIjoxfQ.sig%2F": (
+            "GET /accounts/login/?next=%2Fdecisions%2F[scrubbed]%2F"
+        ),
     }
     for line, expected in cases.items():
         assert scrub(line) == expected, line

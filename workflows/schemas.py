@@ -22,6 +22,7 @@ from workflows.builder.definition import Issue, secrets_used
 from workflows.llm.pricing import usd_text
 from workflows.models import Run, StepRun, Trigger, Workflow, WorkflowVersion
 from workflows.steps import starts_runs
+from workflows.steps.decisions import asked, decision_of, output_of
 
 # Ids are 64-bit; larger numbers are refused as invalid rather than overflowing the database.
 MAX_ID = 2**63 - 1
@@ -113,6 +114,11 @@ class TriggerSecretOut(TriggerOut):
     )
 
 
+class DecisionIn(Schema):
+    approve: bool
+    comment: str = Field("", max_length=2000)
+
+
 class RunIn(Schema):
     inputs: dict[str, Any] = Field(default_factory=dict)
     wait: int = Field(
@@ -131,11 +137,31 @@ class RunAccepted(Schema):
     status_url: str
 
 
+class DecisionOut(Schema):
+    """An approval: what was asked, and the outcome once there is one."""
+
+    message: str = Field(description="What the approvers were asked, with variables filled in.")
+    approvers: list[str] = Field(
+        description="Emails of the members who may decide; empty: any editor or above."
+    )
+    asked_at: str
+    timeout_at: str = Field(description="When it goes on by itself, as `on_timeout` says.")
+    on_timeout: Literal["approve", "reject"]
+    approved: bool | None = Field(description="null while nobody decided.")
+    by: str | None = Field(description="Who decided (an email); null while waiting or on timeout.")
+    comment: str
+    at: str | None = Field(description="When it was decided (or timed out).")
+
+
 class StepOut(Schema):
     key: str
     type: str
     status: str
     output: Any
+    decision: DecisionOut | None = Field(
+        description="For a step that asks for a decision (an approval): what was asked and "
+        "the outcome; else null."
+    )
     tokens_in: int
     tokens_cached: int
     tokens_out: int
@@ -301,6 +327,31 @@ def step_out(step: StepRun) -> StepOut:
         attempts=step.attempts,
         reused=step.reused,
         error=step.error,
+        decision=decision_out(step),
+    )
+
+
+def decision_out(step: StepRun) -> DecisionOut | None:
+    state = step.state
+    if not isinstance(state, dict) or not asked(state):
+        return None
+    decided = decision_of(state)
+    outcome: dict[str, Any] = {"approved": None, "by": None, "comment": "", "at": None}
+    if decided is not None:
+        outcome = output_of(decided)
+    elif step.status == StepRun.Status.SUCCEEDED and isinstance(step.output, dict):
+        outcome = output_of(step.output)  # timed out
+    return DecisionOut(
+        message=str(state.get("message") or ""),
+        approvers=[
+            str(approver.get("email"))
+            for approver in state.get("approvers") or []
+            if isinstance(approver, dict)
+        ],
+        asked_at=str(state.get("asked_at") or ""),
+        timeout_at=str(state.get("timeout_at") or ""),
+        on_timeout="approve" if state.get("on_timeout") == "approve" else "reject",
+        **outcome,
     )
 
 

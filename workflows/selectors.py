@@ -348,3 +348,31 @@ def mcp_names_taken(workspace_id: int) -> set[str]:
 
 def run_by_idempotency_key(workflow: Workflow, key: str) -> Run | None:
     return Run.objects.filter(workflow=workflow, idempotency_key=key).first()
+
+
+def step_waiting(run: Run, key: str) -> bool:
+    """Whether step `key` of a waiting `run` is the one it waits at."""
+    return (
+        run.status == Run.Status.WAITING
+        and StepRun.objects.filter(run=run, key=key, status=StepRun.Status.WAITING).exists()
+    )
+
+
+def run_workspace_slug(run_id: int) -> str | None:
+    """The slug of the workspace of run `run_id` (a signed link names only the run)."""
+    return Run.objects.filter(id=run_id).values_list("workspace__slug", flat=True).first()
+
+
+def run_step(run: Run, key: str) -> StepRun | None:
+    return StepRun.objects.filter(run=run, key=key).first()
+
+
+def token_membership(token: ApiToken) -> Membership | None:
+    """The membership of an API token's creator in its workspace (who decides by the API)."""
+    if token.created_by_id is None:
+        return None
+    return (
+        Membership.objects.select_related("user", "workspace")
+        .filter(workspace_id=token.workspace_id, user_id=token.created_by_id)
+        .first()
+    )

@@ -34,6 +34,14 @@ from workflows.models import ApiToken, EditorPresence, Run, StepRun, Workflow, W
 from workflows.runtime import dispatch, waking
 from workflows.runtime.children import MAX_CALL_DEPTH
 from workflows.steps import module_for
+from workflows.steps.decisions import (
+    MAX_COMMENT,
+    decision_of,
+    iso,
+    may_decide,
+    output_of,
+    parse_iso,
+)
 
 log = logging.getLogger(__name__)
 
@@ -729,10 +737,133 @@ def run_cancel(*, run: Run, membership: Membership | None = None) -> bool:
     return True
 
 
+# Decisions -----------------------------------------------------------------------------
+
+
+class NotAllowedToDecide(Exception):
+    """A viewer, or a member who is not one of the approvers named (403)."""
+
+
+class NotWaitingForDecision(Exception):
+    """The run does not wait for a decision (now), or its time to decide is over (409)."""
+
+    def __init__(self, message: str = "This run is not waiting for a decision.") -> None:
+        super().__init__(message)
+
+
+class AlreadyDecided(Exception):
+    """Someone decided first (409): `decision` says who, what and when."""
+
+    def __init__(self, decision: Mapping[str, object]) -> None:
+        self.decision = dict(decision)
+        verdict = "approved" if decision.get("approved") else "rejected"
+        super().__init__(f"Already decided: {verdict} by {decision.get('by') or 'nobody'}.")
+
+
+class DecisionInvalid(Exception):
+    """The decision as sent cannot be recorded (its comment is too long)."""
+
+
+def run_decision_step(run: Run) -> StepRun | None:
+    """The step of `run` waiting for a decision now, if any."""
+    if run.status != Run.Status.WAITING or run.waiting_for != Run.WaitingFor.DECISION:
+        return None
+    return StepRun.objects.filter(run=run, status=StepRun.Status.WAITING).first()
+
+
+def run_decide_allowed(*, state: object, membership: Membership) -> bool:
+    """Whether `membership` may decide a step with this state (see steps/decisions.py)."""
+    return may_decide(state, user_id=membership.user_id, is_editor=membership.allows(Role.EDITOR))
+
+
+@transaction.atomic
+def run_decide(
+    *,
+    run: Run,
+    membership: Membership,
+    approve: bool | None,
+    comment: str = "",
+    step_key: str | None = None,
+    via: str = "page",
+) -> dict[str, object]:
+    """Record `membership`'s decision on the step of `run` that waits for one
+    (`step_key`, or whichever waits) and wake the run: one transaction.
+    Returns the step's output to be, {"approved", "by", "comment", "at"}.
+
+    Exactly once: the run's row is locked, and the decision is claimed by the
+    conditional UPDATE that wakes the run (waiting for a decision -> queued);
+    a second decider finds the decision (AlreadyDecided) or the run no longer
+    waiting (NotWaitingForDecision), and nothing of theirs is written. A
+    viewer, or a member who is not a named approver, gets NotAllowedToDecide;
+    `approve` None (neither chosen) or too long a comment, DecisionInvalid.
+    `via` ("page", "link", "api") is kept in the step's state and the audit log.
+    """
+    if not membership.allows(Role.EDITOR):
+        raise NotAllowedToDecide("Viewers cannot approve or reject; an editor or above can.")
+    if approve is None:
+        raise DecisionInvalid("Choose Approve or Reject.")
+    comment = comment.strip()
+    if len(comment) > MAX_COMMENT:
+        raise DecisionInvalid(f"A comment can be {MAX_COMMENT} characters at most.")
+    status = (
+        Run.objects.select_for_update()
+        .filter(id=run.id)
+        .values_list("status", "waiting_for")
+        .first()
+    )
+    steps = StepRun.objects.select_for_update().filter(run_id=run.id)
+    if step_key is not None:
+        step = steps.filter(key=step_key).first()
+    else:
+        step = steps.filter(status=StepRun.Status.WAITING).first()
+    decided = decision_of(step.state) if step is not None else None
+    if decided is not None:
+        raise AlreadyDecided(decided)
+    if (
+        status != (Run.Status.WAITING, Run.WaitingFor.DECISION)
+        or step is None
+        or step.status != StepRun.Status.WAITING
+    ):
+        raise NotWaitingForDecision
+    state = dict(step.state or {})
+    if not run_decide_allowed(state=state, membership=membership):
+        raise NotAllowedToDecide("Only the approvers named in this step can decide.")
+    now = timezone.now()
+    timeout_at = parse_iso(state.get("timeout_at"))
+    if timeout_at is not None and now >= timeout_at:
+        raise NotWaitingForDecision("The time to decide is over: the run goes on as on timeout.")
+    if not waking.wake(run.id, waiting_for=[Run.WaitingFor.DECISION]):
+        raise NotWaitingForDecision
+    user = membership.user
+    decision: dict[str, object] = {
+        "approved": bool(approve),
+        "by": user.email,
+        "by_id": user.id,
+        "comment": comment,
+        "at": iso(now),
+        "via": via,
+    }
+    state["decision"] = decision
+    sql.update(StepRun, where={"id": step.id}, values={"state": state})
+    audit_record(
+        workspace=run.workspace_id,
+        actor=user,
+        action="run.decision",
+        target=run,
+        label=f"Run #{run.id} · {step.key}",
+        after={"step": step.key, "approved": bool(approve), "comment": comment, "via": via},
+    )
+    return output_of(decision)
+
+
 __all__ = [
+    "AlreadyDecided",
+    "DecisionInvalid",
     "DraftConflict",
     "InputError",
     "NotAllowedToCancel",
+    "NotAllowedToDecide",
+    "NotWaitingForDecision",
     "NotPublished",
     "RunNotResumable",
     "WorkflowInvalid",
@@ -740,6 +871,9 @@ __all__ = [
     "editor_presence_touch",
     "run_cancel",
     "run_cancel_allowed",
+    "run_decide",
+    "run_decide_allowed",
+    "run_decision_step",
     "run_resumable",
     "run_resume",
     "run_start",

@@ -1,7 +1,7 @@
 from django.urls import path
 
 from workflows.integrations import trigger_views, webhooks
-from workflows.pages import run_views, views
+from workflows.pages import decision_views, run_views, views
 
 urlpatterns = [
     path("w/<slug:slug>/", views.workspace_home, name="workspace_home"),
@@ -101,6 +101,9 @@ urlpatterns = [
     path("w/<slug:slug>/runs/<int:run_id>/rerun/", run_views.run_rerun, name="run_rerun"),
     path("w/<slug:slug>/runs/<int:run_id>/resume/", run_views.run_resume, name="run_resume"),
     path("w/<slug:slug>/runs/<int:run_id>/cancel/", run_views.run_cancel, name="run_cancel"),
+    path("w/<slug:slug>/runs/<int:run_id>/decide/", decision_views.run_decide, name="run_decide"),
+    # A signed link emailed to an approver (scrubbed from logs: config/lib/log_scrub.py).
+    path("decisions/<str:token>/", decision_views.decision_link, name="decision_link"),
     # Webhooks and schedules (workflows/integrations/webhooks.py, trigger_views.py).
     path("hooks/<str:public_id>", webhooks.webhook_receive, name="webhook_receive"),
     path(

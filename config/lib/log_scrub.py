@@ -1,9 +1,10 @@
 """Keep secrets that travel in URLs out of logs and of django-axes' records.
 
-Four paths carry one: a trigger's id in `/hooks/<id>` (a capability: whoever
+Five paths carry one: a trigger's id in `/hooks/<id>` (a capability: whoever
 has it can reach the workflow), an invitation's `/invitations/<token>/`, an
-address confirmation's `/accounts/verify/<token>/` and a password reset's
-`/accounts/reset/<uidb64>/<token>/`. They also appear
+address confirmation's `/accounts/verify/<token>/`, a password reset's
+`/accounts/reset/<uidb64>/<token>/` and an approver's decision link
+`/decisions/<token>/`. They also appear
 URL-encoded, e.g. in a login's `?next=`. Request lines (uvicorn's access log,
 runserver) and Django's warnings (django.request, django.security) would write
 them, so the console handler, the one every logger ends in, passes records
@@ -23,11 +24,11 @@ from django.db.models.signals import pre_save
 
 _SEP = r"(?:/|%2F)"
 _SEGMENT = r"[^\s\"'?&#/%]+"
-# The segment after /hooks/, /invitations/, /verify/ (not its
+# The segment after /hooks/, /invitations/, /decisions/, /verify/ (not its
 # "resend/" page) or /reset/ (and the reset's token after its uid);
 # "/reset/done/" and "/set-password/" are Django's own steps, not secrets.
 _SECRET_PATH = re.compile(
-    rf"(?P<prefix>{_SEP}(?:hooks|invitations|verify){_SEP})(?!resend(?:{_SEP}|$)){_SEGMENT}"
+    rf"(?P<prefix>{_SEP}(?:hooks|invitations|verify|decisions){_SEP})(?!resend(?:{_SEP}|$)){_SEGMENT}"
     rf"|(?P<reset>{_SEP}reset{_SEP})(?!done(?:{_SEP}|$)){_SEGMENT}(?:{_SEP}(?!set-password){_SEGMENT})?",
     re.IGNORECASE,
 )

@@ -54,6 +54,7 @@ FORM_PAGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "run_rerun": ("run_detail", _RUN),
     "run_resume": ("run_detail", _RUN),
     "run_cancel": ("run_detail", _RUN),
+    "run_decide": ("run_detail", _RUN),
     # webhooks, schedules, API tokens
     "trigger_create": ("workflow_triggers", _TRIGGERS),
     "workflow_mcp": ("workflow_triggers", _TRIGGERS),

@@ -44,6 +44,7 @@ from workflows.schemas import (
     ERRORS,
     MAX_ID,
     MAX_KEY_LENGTH,
+    DecisionIn,
     PublishIn,
     RunAccepted,
     RunFilters,
@@ -445,6 +446,40 @@ def runs_cancel(request: HttpRequest, run_id: int = Id) -> RunOut:
     if not services.run_cancel(run=run):
         run.refresh_from_db(fields=["status"])
         raise HttpError(409, f"The run already finished ({run.status}).")
+    run.refresh_from_db()
+    return run_out(run)
+
+
+@api.post(
+    "/runs/{run_id}/decision",
+    response={200: RunOut, **ERRORS},
+    tags=["runs"],
+    operation_id="runs_decide",
+    summary="Approve or reject a run waiting for a decision (an approval step)",
+    description=(
+        "Decided as the member who created the token, who must have the editor role or above "
+        "(and be one of the step's approvers, when it names some): else 403. 409 when the run "
+        "does not wait for a decision (someone decided first, it timed out, it finished)."
+    ),
+)
+def runs_decide(request: HttpRequest, body: DecisionIn, run_id: int = Id) -> RunOut:
+    run = _run(request, run_id)
+    token = _token(request)
+    membership = selectors.token_membership(token)
+    if membership is None:
+        raise PermissionDenied(
+            "This token's creator is no longer a member of the workspace, so it cannot decide."
+        )
+    try:
+        services.run_decide(
+            run=run, membership=membership, approve=body.approve, comment=body.comment, via="api"
+        )
+    except services.NotAllowedToDecide as e:
+        raise PermissionDenied(str(e)) from None
+    except (services.NotWaitingForDecision, services.AlreadyDecided) as e:
+        raise HttpError(409, str(e)) from None
+    except services.DecisionInvalid as e:
+        raise HttpError(422, str(e)) from None
     run.refresh_from_db()
     return run_out(run)
 

@@ -26,12 +26,13 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling, push_url
 
 from accounts.access import AuthedRequest, HtmxRequest, run_for, workspace_for
-from accounts.models import Role, Workspace
+from accounts.models import Membership, Role, Workspace
 from workflows import selectors, services
 from workflows.builder.definition import InputError
 from workflows.models import Run, StepRun, Workflow
 from workflows.selectors import DRAFT
 from workflows.steps import STEP_TYPES
+from workflows.steps.decisions import parse_iso
 from workflows.templatetags.run_format import TRIGGER_LABELS
 
 PAGE_SIZE = 25
@@ -275,11 +276,48 @@ def _timeline(run: Run, step_runs: list[StepRun], now: datetime) -> Timeline:
     return Timeline(rows=rows, span_ms=round(span), has_bars=bool(timed))
 
 
-@login_required
-@require_GET
-def run_detail(request: AuthedRequest, slug: str, run_id: int) -> HttpResponse:
-    membership = workspace_for(request, slug, role=Role.VIEWER)
-    run = run_for(membership, run_id)
+DECISION_SHOWN = "decision:"
+
+
+@dataclass
+class DecisionAsk:
+    """The step waiting for a decision, as its banner shows it."""
+
+    step_key: str
+    label: str
+    message: str
+    approvers: list[str]
+    timeout_at: datetime | None
+    on_timeout: str
+    can_decide: bool
+
+    @property
+    def shown(self) -> str:
+        """What the polling page says it shows (see `run_detail`)."""
+        return DECISION_SHOWN + self.step_key
+
+
+def _decision_ask(run: Run, rows: list[StepRow], membership: Membership) -> DecisionAsk | None:
+    if run.status != Run.Status.WAITING or run.waiting_for != Run.WaitingFor.DECISION:
+        return None
+    row = next((r for r in rows if r.status == StepRun.Status.WAITING and r.step), None)
+    if row is None or row.step is None:
+        return None
+    state = row.step.state if isinstance(row.step.state, dict) else {}
+    approvers = state.get("approvers")
+    return DecisionAsk(
+        step_key=row.key,
+        label=row.label,
+        message=str(state.get("message") or ""),
+        approvers=[str(a.get("email")) for a in approvers or [] if isinstance(a, dict)],
+        timeout_at=parse_iso(state.get("timeout_at")),
+        on_timeout=str(state.get("on_timeout") or "reject"),
+        can_decide=services.run_decide_allowed(state=state, membership=membership),
+    )
+
+
+def run_context(membership: Membership, run: Run) -> dict[str, object]:
+    """What the run page shows (also answered with a refused decision)."""
     now = timezone.now()
     timeline = _timeline(run, list(run.steps.all()), now)
     rows = timeline.rows
@@ -287,7 +325,7 @@ def run_detail(request: AuthedRequest, slug: str, run_id: int) -> HttpResponse:
     output_text, output_is_json = _output_text(run.output)
     # Time spent waiting (for budget) is not running time.
     elapsed_ms = run.running_ms(now) if run.started_at else None
-    context = {
+    return {
         "membership": membership,
         "workspace": membership.workspace,
         "run": run,
@@ -304,8 +342,29 @@ def run_detail(request: AuthedRequest, slug: str, run_id: int) -> HttpResponse:
         "can_cancel": not run.is_finished
         and services.run_cancel_allowed(run=run, membership=membership),
         "can_resume": services.run_resumable(run),
+        "decision": _decision_ask(run, rows, membership),
     }
-    if _partial_wanted(request, "run-live"):
+
+
+@login_required
+@require_GET
+def run_detail(request: AuthedRequest, slug: str, run_id: int) -> HttpResponse:
+    """The run page. While the run waits for a decision its poll says what it
+    shows (`?shown=decision:<step>`), and is answered 204 (nothing swapped) as
+    long as that is still so: a comment being typed in the banner survives."""
+    membership = workspace_for(request, slug, role=Role.VIEWER)
+    run = run_for(membership, run_id)
+    polling = _partial_wanted(request, "run-live")
+    shown = request.GET.get("shown", "")
+    if (
+        polling
+        and shown.startswith(DECISION_SHOWN)
+        and run.waiting_for == Run.WaitingFor.DECISION
+        and selectors.step_waiting(run, shown.removeprefix(DECISION_SHOWN))
+    ):
+        return HttpResponse(status=204)
+    context = run_context(membership, run)
+    if polling:
         status = HttpResponseStopPolling.status_code if run.is_finished else 200
         response = render(request, "workflows/run_detail.html#run_live", context, status=status)
     else:

@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Annotated, Union
 
 from pydantic import Field
 
-from workflows.steps import condition, http, llm, template, wait, workflow
+from workflows.steps import approval, condition, http, llm, template, wait, workflow
 from workflows.steps.base import StepBase
 
 # In the editor's "add step" menu in this order.
@@ -65,6 +65,7 @@ KINDS: tuple[ModuleType, ...] = (
     workflow,
     wait,
     http,
+    approval,
 )
 
 
