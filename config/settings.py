@@ -503,7 +503,7 @@ LOGGING = {
     },
 }
 
-CELERY_BEAT_SCHEDULE = {
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "reap-runs": {
         "task": "workflows.reap_runs",
         "schedule": RUN_REAPER_INTERVAL_SECONDS,
@@ -532,3 +532,9 @@ CELERY_BEAT_SCHEDULE = {
 }
 # Tests and side-by-side installs on one broker pick their own queue.
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", "stepwise")
+# Beat's tasks, the reaper first, go to the recovery queue that re-sent runs go
+# to (workflows/broker.py, recovery_queue): on the main queue, behind a backlog
+# of new runs, a reaper message expired before a worker reached it, so the runs
+# of a dead worker were not re-sent until the backlog had drained.
+for _entry in CELERY_BEAT_SCHEDULE.values():
+    _entry["options"]["queue"] = f"{CELERY_TASK_DEFAULT_QUEUE}.recovery"

@@ -15,7 +15,8 @@ sends it again later.
 Runs that had already started and are sent again (the reaper's re-sends
 after a worker died or a message was lost, runs woken after waiting for
 budget) go to the recovery queue beside the queue they would go to
-(`<queue>.recovery`), so they do not wait behind a backlog of new runs. Every
+(`<queue>.recovery`), so they do not wait behind a backlog of new runs; so
+do beat's tasks, the reaper's own message first (config/settings.py). Every
 worker consumes the recovery queue of each queue it consumes (added below
 when the worker starts, whatever `-Q` it was given); the broker takes from
 the two in turn, so a re-sent run waits behind at most as many new runs as
