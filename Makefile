@@ -78,7 +78,7 @@ clean:
 
 # Benchmarks (issue 7): each needs PostgreSQL on 127.0.0.1:5432 and Redis on
 # 127.0.0.1:6379; results land in bench/results/ and docs/benchmarks.md.
-.PHONY: bench-n8n bench-editor bench-webhook bench-overhead bench-throughput bench-concurrency bench-chaos bench-fairness bench
+.PHONY: bench-n8n bench-editor bench-webhook bench-overhead bench-throughput bench-concurrency bench-chaos bench-chaos-backlog bench-overload bench-fairness bench
 bench-editor: install
 	$(BIN)/python -m bench.editor_render
 bench-webhook: install
@@ -93,6 +93,12 @@ bench-chaos: install
 	$(BIN)/python -m bench.chaos
 bench-fairness: install
 	$(BIN)/python -m bench.fairness
+# Issue 13, targets 9 and 7: crash recovery with hundreds of new runs queued (Redis is not
+# restarted: other work may use it), and webhooks beyond capacity.
+bench-chaos-backlog: install
+	$(BIN)/python -m bench.chaos --runs 1500 --kills 4 --kill-gap 20 --backlog --no-redis-restart
+bench-overload: install
+	$(BIN)/python -m bench.overload
 # Stepwise beside n8n 2.8.4 (issue 13): n8n started by ../shared/peers/n8n/install_and_start.sh
 # (BASE=~/.cache/peer-n8n), or BENCH_N8N_ARGS=--start-n8n to start it from here.
 bench-n8n: install

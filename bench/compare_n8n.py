@@ -29,7 +29,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -127,25 +126,6 @@ def _n8n_pid(args: argparse.Namespace) -> int:
     if args.n8n_pid:
         return args.n8n_pid
     return int((base / "n8n.pid").read_text())
-
-
-def _signed(secret: str):  # type: ignore[no-untyped-def]
-    from standardwebhooks.webhooks import Webhook
-
-    signer = Webhook(secret)
-
-    def build(n: int) -> tuple[bytes, dict[str, str]]:
-        body = json.dumps({"topic": f"delivery {n}"})
-        msg_id = f"msg_{uuid.uuid4().hex}"
-        now = datetime.now(tz=UTC)
-        return body.encode(), {
-            "content-type": "application/json",
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": signer.sign(msg_id, now, body),
-        }
-
-    return build
 
 
 def _plain(n: int) -> tuple[bytes, dict[str, str]]:
@@ -298,7 +278,7 @@ def main() -> None:
         web, port = web_start(stack.env, args.web_workers)
         try:
             url = f"http://127.0.0.1:{port}/hooks/{created.trigger.public_id}"
-            build = _signed(created.secret)
+            build = loadgen.signed_webhooks(created.secret)
             assert stack.fake and stack.workers[0].process
             worker_pid, fake_pid = stack.workers[0].process.pid, stack.fake.pid
             meters = {

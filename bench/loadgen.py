@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 
@@ -29,6 +32,8 @@ class Phase:
     rate: float
     seconds: float
     latencies_ms: list[float] = field(default_factory=list)
+    # The same latencies by answer (0: a transport error), e.g. 202s apart from 503s.
+    latencies_by_status: dict[int, list[float]] = field(default_factory=dict)
     statuses: dict[int, int] = field(default_factory=dict)
     transport_errors: dict[str, int] = field(default_factory=dict)
     max_send_lag_ms: float = 0.0
@@ -122,6 +127,7 @@ async def _phase(
             f"{head}\r\n"
         ).encode() + body
         conn = None
+        status = 0
         try:
             conn = await conns.get()
             status, keep = await asyncio.wait_for(_exchange(conn, request), 30)
@@ -135,7 +141,9 @@ async def _phase(
             phase.transport_errors[kind] = phase.transport_errors.get(kind, 0) + 1
             if conn is not None:
                 conn[1].close()
-        phase.latencies_ms.append((time.perf_counter() - due) * 1000)
+        latency = (time.perf_counter() - due) * 1000
+        phase.latencies_ms.append(latency)
+        phase.latencies_by_status.setdefault(status, []).append(latency)
 
     cpu0, wall0 = os.times(), time.perf_counter()
     start = time.perf_counter() + 0.05
@@ -156,6 +164,27 @@ async def _phase(
     with contextlib.suppress(Exception):
         await asyncio.sleep(0)
     return phase
+
+
+def signed_webhooks(secret: str) -> Callable[[int], tuple[bytes, dict[str, str]]]:
+    """`build` for `run`: request n as a Standard Webhooks delivery signed under
+    `secret` by the reference library, with a webhook-id of its own."""
+    from standardwebhooks.webhooks import Webhook
+
+    signer = Webhook(secret)
+
+    def build(n: int) -> tuple[bytes, dict[str, str]]:
+        body = json.dumps({"topic": f"delivery {n}"})
+        msg_id = f"msg_{uuid.uuid4().hex}"
+        now = datetime.now(tz=UTC)
+        return body.encode(), {
+            "content-type": "application/json",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": signer.sign(msg_id, now, body),
+        }
+
+    return build
 
 
 def run(
