@@ -537,4 +537,4 @@ CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", "stepwise")
 # of new runs, a reaper message expired before a worker reached it, so the runs
 # of a dead worker were not re-sent until the backlog had drained.
 for _entry in CELERY_BEAT_SCHEDULE.values():
-    _entry["options"]["queue"] = f"{CELERY_TASK_DEFAULT_QUEUE}.recovery"
+    _entry.setdefault("options", {})["queue"] = f"{CELERY_TASK_DEFAULT_QUEUE}.recovery"
