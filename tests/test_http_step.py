@@ -554,3 +554,8 @@ def test_the_editor_saves_the_query_and_headers_as_lines_and_keeps_a_bad_line_as
     page = client.get(url(personas, "workflow_editor", workflow) + "?panel=step&step=0")
     html = page.content.decode()
     assert 'name="headers"' in html and "no separator here" in html
+    client.post(
+        save, {"key": "call", "headers": "X: {{ secrets.API_KEY }}"}, HTTP_HX_REQUEST="true"
+    )
+    page = client.get(url(personas, "workflow_editor", workflow) + "?panel=step&step=0")
+    assert "secrets this workspace does not have: <code>API_KEY</code>" in page.content.decode()

@@ -341,13 +341,17 @@ class GuardedClient:
         deadline: float,
     ) -> OutboundResponse:
         extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-        request = client.build_request(
-            method,
-            target.pinned_url,
-            content=content,
-            headers={**headers, "Host": target.host_header},
-            extensions=extensions,
-        )
+        try:
+            request = client.build_request(
+                method,
+                target.pinned_url,
+                content=content,
+                headers={**headers, "Host": target.host_header},
+                extensions=extensions,
+            )
+        except (httpx.InvalidURL, ValueError, UnicodeError) as e:
+            # Said without the URL or the headers, which may hold a credential.
+            raise OutboundRefused(f"The request cannot be sent: {e.__class__.__name__}.") from None
         try:
             response = client.send(request, stream=True)
             try:

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.http import QueryDict
 
+from accounts.models import WorkspaceSecret
 from workflows.models import Workflow
 from workflows.steps.form import (
     Parsed,
@@ -23,6 +24,7 @@ from workflows.steps.form import (
     text_value,
 )
 from workflows.steps.http.config import BODY_TYPES, DEFAULTS, METHODS, TYPE
+from workflows.steps.http.secrets import names_used
 
 LABEL = "HTTP request"
 HINT = "call an API"
@@ -195,7 +197,16 @@ def schema_text(step: dict) -> str:
 
 
 def panel_context(step: dict, slots: dict[str, Any], *, workflow: Workflow) -> dict[str, Any]:
+    used = names_used(template_values(step).values())
+    have = set(
+        WorkspaceSecret.objects.filter(
+            workspace_id=workflow.workspace_id, name__in=used
+        ).values_list("name", flat=True)
+    )
     return {
+        # Not a validation problem (a definition does not depend on a workspace), but the
+        # run would fail: said on the panel, with where to create them.
+        "missing_secrets": [name for name in used if name not in have],
         "methods": METHODS,
         "method": step.get("method") or DEFAULTS["method"],
         "body_type": step.get("body_type") or DEFAULTS["body_type"],
