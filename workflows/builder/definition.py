@@ -24,7 +24,7 @@ from accounts.models import SECRET_NAME_RE
 from workflows import steps as step_kinds
 from workflows.rendering import Reference, invalid_references, references, to_text
 from workflows.steps import Step, module_for
-from workflows.steps.base import END
+from workflows.steps.base import END, ON_ERROR_CONTINUE, ON_ERROR_FAIL
 
 PAYLOAD = "payload"
 # `{{ secrets.NAME }}`: a workspace secret, only in the templates of a kind with SECRETS.
@@ -405,6 +405,7 @@ def _semantic_issues(outline: _Outline, models: Mapping[str, int]) -> list[Issue
         module = module_for(step)
         problems = module.check(step, models=models)
         problems += _target_problems(outline, position, module.targets(step))
+        problems += _error_policy_problems(outline, position, step)
         secrets_allowed = getattr(module, "SECRETS", False)
         for field, template in module.templates(step):
             problems += [
@@ -448,6 +449,25 @@ def _name_issues(outline: _Outline) -> list[Issue]:
         if key is not None:
             claim(key, f'step "{key}"', key, "key")
     return issues
+
+
+def _error_policy_problems(outline: _Outline, position: int, step: Any) -> list[tuple[str, str]]:
+    """`on_error` is fail, continue or a later step; `fallback` only with continue."""
+    problems: list[tuple[str, str]] = []
+    if step.on_error not in (ON_ERROR_FAIL, ON_ERROR_CONTINUE):
+        if step.on_error == END:
+            problems.append(("on_error", f'Use "{ON_ERROR_FAIL}" to stop the run on an error.'))
+        else:
+            problems += _target_problems(outline, position, [("on_error", step.on_error)])
+    if step.fallback is not None:
+        if step.on_error != ON_ERROR_CONTINUE:
+            problems.append(("fallback", 'A fallback is used only when on_error is "continue".'))
+        elif isinstance(step.fallback, str):
+            problems += [
+                ("fallback", message)
+                for message in _template_problems(step.fallback, outline, position)
+            ]
+    return problems
 
 
 def _target_problems(
@@ -543,6 +563,9 @@ def _reference_problem(reference: Reference, outline: _Outline, position: int | 
     step = (outline.steps or [])[index][1]
     if not reference.path or step is None:
         return None
+    if reference.path[0] == "error" and step.on_error not in (ON_ERROR_FAIL, ON_ERROR_CONTINUE):
+        # An error branch reads why the step failed.
+        return _path_problem(reference, _ERROR_SCHEMA)
     schema = module_for(step).output_schema(step)
     if schema is None:
         return (
@@ -550,6 +573,22 @@ def _reference_problem(reference: Reference, outline: _Outline, position: int | 
             "give it a JSON response format to use fields."
         )
     return _path_problem(reference, schema)
+
+
+# What `{{ step.error }}` holds in a failed step's error branch.
+_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {
+                "message": {"type": "string"},
+                "kind": {"type": "string"},
+                "status": {"type": ["integer", "null"]},
+            },
+        }
+    },
+}
 
 
 def _path_problem(reference: Reference, schema: dict[str, Any]) -> str | None:

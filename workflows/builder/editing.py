@@ -194,6 +194,10 @@ def name_rename(definition: dict, old: str, new: str) -> dict:
             continue
         if step.get("next") == old:
             step["next"] = new
+        if step.get("on_error") == old:
+            step["on_error"] = new
+        if isinstance(step.get("fallback"), str):
+            step["fallback"] = rewrite(step["fallback"])
         module = STEP_TYPES.get(str(step.get("type")))
         if module is not None:
             module.rename(step, rewrite, old, new)

@@ -35,11 +35,22 @@ class Completion:
 class LlmError(Exception):
     """A failed call. `retryable` says whether the same request may succeed later."""
 
-    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+        kind: str = "error",
+        status: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.retryable = retryable
         self.retry_after = retry_after
+        # For error branches: "rate_limit", "server", "timeout", "network", "refused".
+        self.kind = kind
+        self.status = status
 
 
 def is_configured() -> bool:
@@ -118,28 +129,41 @@ def call(
         )
     except openai.APITimeoutError:
         raise LlmError(
-            f"OpenAI did not answer within {timeout:g} seconds.", retryable=True
+            f"OpenAI did not answer within {timeout:g} seconds.", retryable=True, kind="timeout"
         ) from None
     except openai.APIConnectionError as e:
-        raise LlmError(f"Could not reach OpenAI: {e.message}", retryable=True) from None
+        raise LlmError(
+            f"Could not reach OpenAI: {e.message}", retryable=True, kind="network"
+        ) from None
     except openai.APIStatusError as e:
         message = _api_message(e)
         status = e.status_code
         # insufficient_quota comes as a 429 but waiting will not fix it.
         if status == 429 and e.code != "insufficient_quota":
             raise LlmError(
-                f"Rate limited by OpenAI: {message}", retryable=True, retry_after=_retry_after(e)
+                f"Rate limited by OpenAI: {message}",
+                retryable=True,
+                retry_after=_retry_after(e),
+                kind="rate_limit",
+                status=status,
             ) from None
         if status >= 500 or status in (408, 409):
             raise LlmError(
-                f"OpenAI error {status}: {message}", retryable=True, retry_after=_retry_after(e)
+                f"OpenAI error {status}: {message}",
+                retryable=True,
+                retry_after=_retry_after(e),
+                kind="server",
+                status=status,
             ) from None
         raise LlmError(
-            f"OpenAI refused the request ({status}): {message}", retryable=False
+            f"OpenAI refused the request ({status}): {message}",
+            retryable=False,
+            kind="refused",
+            status=status,
         ) from None
     choice = response.choices[0] if response.choices else None
     if choice is None:
-        raise LlmError("OpenAI answered with no choices.", retryable=True)
+        raise LlmError("OpenAI answered with no choices.", retryable=True, kind="server")
     usage = response.usage
     details = usage.prompt_tokens_details if usage else None
     return Completion(

@@ -47,9 +47,11 @@ totals and wakes it; beat wakes runs whose `wake_at` has come.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from types import ModuleType
 
@@ -66,7 +68,7 @@ from workflows.rendering import render
 from workflows.runtime import children, dispatch, flow, waking
 from workflows.runtime.parsing import parsed
 from workflows.steps import STEP_TYPES
-from workflows.steps.base import StepBase
+from workflows.steps.base import ON_ERROR_CONTINUE, ON_ERROR_FAIL, StepBase
 from workflows.steps.context import (
     Child,
     StepContext,
@@ -204,22 +206,30 @@ def _execute(run: Run, token: str, *, first_claim_at: datetime) -> None:
             return
         step = steps[index]
         step_run = stored.get(step.key)
+        handled = _handled_failure(step_run)
+        target: str | None = None
         if step_run is not None and step_run.status == StepRun.Status.SUCCEEDED:
             output = step_run.output
+        elif handled is not None:
+            # It failed before a crash, and its error policy had been applied.
+            output, target = handled
         else:
             try:
                 output = _execute_step(run, token, index, step, variables, step_run)
             except StepFailed as e:
-                _finish(
-                    run,
-                    token,
-                    status=Run.Status.FAILED,
-                    error=f"Step “{step.key}” failed: {e.message}",
-                )
-                return
+                if step.on_error == ON_ERROR_FAIL:
+                    _finish(
+                        run,
+                        token,
+                        status=Run.Status.FAILED,
+                        error=f"Step “{step.key}” failed: {e.message}",
+                    )
+                    return
+                output, target = _apply_error_policy(run, token, step, e, variables)
         variables[step.key] = output
         last_output = output
-        target = flow.next_key(definition, index, output)
+        if target is None:
+            target = flow.next_key(definition, index, output)
         skipped = flow.skipped_between(definition, index, target)
         if skipped:
             _record_skipped(run, token, definition, skipped, stored)
@@ -229,6 +239,68 @@ def _execute(run: Run, token: str, *, first_claim_at: datetime) -> None:
 
     result = render(definition.output, variables) if definition.output is not None else last_output
     _finish(run, token, status=Run.Status.SUCCEEDED, output=result)
+
+
+def _apply_error_policy(
+    run: Run, token: str, step: StepBase, failure: StepFailed, variables: dict[str, object]
+) -> tuple[object, str | None]:
+    """The failed step's `on_error`: go on with its fallback as its output
+    ("continue"), or to a later step with `{{ key.error }}` set (an error
+    branch). Recorded on the step (its output and `state.on_error`), so that a
+    run resumed after a crash takes the same path without calling it again.
+    Returns the step's output and where to go (None: the usual way on)."""
+    if step.on_error == ON_ERROR_CONTINUE:
+        output = render_fallback(step.fallback, variables)
+        target = None
+        state: dict[str, object] = {"on_error": ON_ERROR_CONTINUE}
+    else:
+        output = {"error": failure.as_error()}
+        target = step.on_error
+        state = {"on_error": "goto", "to": target}
+    with transaction.atomic():
+        _fence(run.id, token, running=True)
+        sql.update(
+            StepRun,
+            where={"run_id": run.id, "key": step.key},
+            values={"output": output, "state": state},
+        )
+    return output, target
+
+
+def render_fallback(fallback: object, variables: Mapping[str, object]) -> object:
+    """A fallback: a template is rendered, JSON is used as it is."""
+    return render(fallback, variables) if isinstance(fallback, str) else fallback
+
+
+def _handled_failure(step_run: StepRun | None) -> tuple[object, str | None] | None:
+    """A failed step whose error policy was applied before: its output and where it went."""
+    if step_run is None or step_run.status != StepRun.Status.FAILED:
+        return None
+    state = step_run.state if isinstance(step_run.state, dict) else {}
+    if state.get("on_error") == ON_ERROR_CONTINUE:
+        return step_run.output, None
+    if state.get("on_error") == "goto" and isinstance(state.get("to"), str):
+        return step_run.output, str(state["to"])
+    return None
+
+
+def _retry_delay(
+    step: StepBase, failure: StepFailed, tries: int, deadline: datetime | None
+) -> float | None:
+    """How long to wait before trying a failed free step again, or None: not again.
+
+    Only a failure that may pass (429, 5xx, a timeout) is tried again, at most
+    `retries` times, with exponential backoff and full jitter (a server's
+    retry-after wins when longer), and only if the run has the time."""
+    if not failure.retryable or tries > (step.retries or 0):
+        return None
+    cap = settings.LLM_RETRY_MAX_SECONDS
+    delay = random.uniform(0, min(cap, settings.LLM_RETRY_BASE_SECONDS * 2 ** (tries - 1)))
+    if failure.retry_after is not None:
+        delay = max(delay, failure.retry_after)
+    if deadline is not None and timezone.now() + timedelta(seconds=delay) >= deadline:
+        return None
+    return delay
 
 
 def _execute_step(
@@ -246,37 +318,50 @@ def _execute_step(
     if getattr(module, "WAITS", False):
         return _execute_waiting_step(run, token, index, step, module, variables, existing)
     messages: list[dict[str, str]] | None = None
-    try:
-        if getattr(module, "NETWORK", False):
-            # Free, but it waits on the network (the http kind): it reads what it
-            # needs, gives its connection back before the request, and its
-            # messages record the request.
-            context = StepContext(
-                variables=variables,
-                run_id=run.id,
-                workspace_id=run.workspace_id,
-                deadline=run.deadline_at,
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            if getattr(module, "NETWORK", False):
+                # Free, but it waits on the network (the http kind): it reads what
+                # it needs, gives its connection back before the request, and its
+                # messages record the request.
+                context = StepContext(
+                    variables=variables,
+                    run_id=run.id,
+                    workspace_id=run.workspace_id,
+                    deadline=run.deadline_at,
+                )
+                result: StepResult = module.execute(step, context)
+                output, messages = result.output, result.messages
+            else:
+                # Other free steps are pure functions of the variables.
+                output = module.execute(step, variables)
+            break
+        except StepFailed as e:
+            delay = _retry_delay(step, e, tries, run.deadline_at)
+            if delay is not None:
+                _fence(run.id, token, running=True)  # still ours, and not canceled
+                time.sleep(delay)
+                continue
+            if tries > 1:
+                e.message = f"{e.message} (after {tries} attempts)"
+            _record_step(
+                run,
+                token,
+                index,
+                step,
+                started_at,
+                status=StepRun.Status.FAILED,
+                output=None,
+                messages=e.messages,
+                usage=e.usage,
+                error=e.message,
+                paid=False,
+                attempts=tries,
+                has_row=existing is not None,
             )
-            result: StepResult = module.execute(step, context)
-            output, messages = result.output, result.messages
-        else:
-            # Other free steps are pure functions of the variables.
-            output = module.execute(step, variables)
-    except StepFailed as e:
-        _record_step(
-            run,
-            token,
-            index,
-            step,
-            started_at,
-            status=StepRun.Status.FAILED,
-            output=None,
-            messages=e.messages,
-            usage=e.usage,
-            error=e.message,
-            paid=False,
-        )
-        raise
+            raise
     _record_step(
         run,
         token,
@@ -289,6 +374,8 @@ def _execute_step(
         usage=Usage(),
         error="",
         paid=False,
+        attempts=tries,
+        has_row=existing is not None,
     )
     return output
 
@@ -651,6 +738,7 @@ def _record_step(
     reservation: budget.Reservation | None = None,
     has_row: bool = False,
     state: dict[str, object] | None = None,
+    attempts: int | None = None,
 ) -> None:
     """Commit a step's outcome, add its usage to the run's totals and, for a
     paid step, settle its cost in the budget ledger: atomically."""
@@ -673,6 +761,8 @@ def _record_step(
     }
     if state is not None:
         values["state"] = state
+    if attempts is not None:
+        values["attempts"] = attempts
     try:
         with transaction.atomic():
             # Fenced by the owner only, not the status: a call answered after a
@@ -695,7 +785,8 @@ def _record_step(
                 StepRun, where={"run_id": run.id, "key": key}, values=values
             ):
                 # A paid step that failed before its attempt was recorded has no row yet.
-                StepRun.objects.create(run=run, key=key, attempts=0 if paid else 1, **values)
+                values.setdefault("attempts", 0 if paid else 1)
+                StepRun.objects.create(run=run, key=key, **values)
             if paid:
                 budget.settle_in_transaction(
                     reservation, workspace_id=run.workspace_id, cost_nanousd=usage.cost_nanousd

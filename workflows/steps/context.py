@@ -36,7 +36,13 @@ class StepResult:
 
 
 class StepFailed(Exception):
-    """The step cannot produce an output. Anything already paid is in `usage`."""
+    """The step cannot produce an output. Anything already paid is in `usage`.
+
+    `kind` names the failure for error branches (`{{ step.error.kind }}`):
+    "rate_limit", "server", "timeout", "network", "http", "invalid_answer",
+    "budget", "refused", or "error"; `status` is the HTTP status when there
+    was one; `retryable` says whether the same request may pass later (the
+    step's `retries`), `retry_after` how long the server asked to wait."""
 
     def __init__(
         self,
@@ -45,12 +51,24 @@ class StepFailed(Exception):
         usage: Usage | None = None,
         messages: list[dict[str, str]] | None = None,
         attempts: int = 1,
+        kind: str = "error",
+        status: int | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.usage = usage or Usage()
         self.messages = messages
         self.attempts = attempts
+        self.kind = kind
+        self.status = status
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+    def as_error(self) -> dict[str, object]:
+        """What an error branch reads as `{{ <step>.error }}`."""
+        return {"message": self.message, "kind": self.kind, "status": self.status}
 
 
 # Waiting step kinds (`WAITS = True`): workflows/runtime/engine.py, "Waiting".

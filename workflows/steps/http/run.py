@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+import httpx
 from django.utils import timezone
 from jsonschema.exceptions import SchemaError, ValidationError
 
@@ -203,9 +204,11 @@ def execute(step: HttpStep, context: StepContext) -> StepResult:
             request.method, request.url, content=request.body, headers=request.headers
         )
     except outbound.OutboundRefused as e:
-        raise StepFailed(clean(f"Refused: {e}"), messages=record) from None
+        raise StepFailed(clean(f"Refused: {e}"), messages=record, kind="refused") from None
     except outbound.OutboundError as e:
-        raise StepFailed(clean(str(e)), messages=record) from None
+        # A timeout, a broken connection, an answer too large: it may pass later.
+        kind = "timeout" if isinstance(e.__cause__, httpx.TimeoutException) else "network"
+        raise StepFailed(clean(str(e)), messages=record, kind=kind, retryable=True) from None
     latency_ms = int((time.monotonic() - started) * 1000)
     headers = clean({k.lower(): v for k, v in response.headers.items()})
     size = len(response.content)
@@ -225,7 +228,15 @@ def execute(step: HttpStep, context: StepContext) -> StepResult:
     text = _decode(response.content, headers.get("content-type", ""))
     if not 200 <= response.status_code < 300:
         snippet = _decode(response.content[:ERROR_BODY_BYTES], headers.get("content-type", ""))
-        raise StepFailed(clean(f"HTTP {response.status_code}: {snippet}".strip()), messages=record)
+        status = response.status_code
+        raise StepFailed(
+            clean(f"HTTP {status}: {snippet}".strip()),
+            messages=record,
+            kind="http",
+            status=status,
+            retryable=status in (408, 425, 429) or status >= 500,
+            retry_after=_retry_after(headers.get("retry-after")),
+        )
     output: dict[str, Any] = {"status": response.status_code, "headers": headers}
     document = _json(text, headers.get("content-type", ""), wanted=step.response_schema is not None)
     if document is not _NOT_JSON:
@@ -265,3 +276,11 @@ def _decode(content: bytes, content_type: str) -> str:
         return content.decode(match.group(1) if match else "utf-8", errors="replace")
     except LookupError:
         return content.decode("utf-8", errors="replace")
+
+
+def _retry_after(value: str | None) -> float | None:
+    """A `Retry-After` in seconds (its HTTP-date form is not honoured), at most 2 minutes."""
+    try:
+        return min(max(float(value), 0.0), 120.0) if value else None
+    except ValueError:
+        return None

@@ -27,6 +27,22 @@ def check(step: LlmStep, *, models: Mapping[str, int]) -> list[tuple[str, str]]:
         problems.append(
             ("max_tokens", f"{step.model} allows at most {models[step.model]} output tokens.")
         )
+    if step.fallback_model is not None:
+        if step.fallback_model not in models:
+            allowed = ", ".join(sorted(models)) or "none configured"
+            problems.append(
+                ("fallback_model", f'Unknown model "{step.fallback_model}" (allowed: {allowed}).')
+            )
+        elif step.fallback_model == step.model:
+            problems.append(("fallback_model", "The fallback model is the step's own model."))
+        elif step.max_tokens > models[step.fallback_model]:
+            problems.append(
+                (
+                    "fallback_model",
+                    f"{step.fallback_model} allows at most {models[step.fallback_model]} "
+                    "output tokens; lower max_tokens.",
+                )
+            )
     if isinstance(step.response_format, JsonSchemaFormat):
         if not _FORMAT_NAME_RE.fullmatch(step.response_format.name):
             problems.append(

@@ -48,6 +48,8 @@ class LlmStep(StepBase):
     temperature: float = Field(default=DEFAULTS["temperature"], ge=0, le=1)
     max_tokens: int = Field(default=DEFAULTS["max_tokens"], ge=1, le=MAX_TOKENS_LIMIT)
     response_format: ResponseFormat = Field(default_factory=TextFormat)
+    # Called once the retries are spent on 429 / 5xx / timeouts, from the model table.
+    fallback_model: str | None = None
 
 
 Config = LlmStep

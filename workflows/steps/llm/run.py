@@ -68,10 +68,23 @@ def prepare(step: LlmStep, variables: Mapping[str, object]) -> Call:
             messages=messages,
             attempts=0,
         )
-    hold = budget.worst_case_nanousd(
-        model=step.model, prompt_tokens=prompt_tokens, max_tokens=step.max_tokens
+    # The worst case of whichever model answers: the fallback may cost more.
+    hold = max(
+        budget.worst_case_nanousd(
+            model=model, prompt_tokens=prompt_tokens, max_tokens=step.max_tokens
+        )
+        for model in _models(step)
     )
     return Call(messages=messages, schema=schema, hold_nanousd=hold)
+
+
+def _models(step: LlmStep) -> list[str]:
+    return [step.model, *([step.fallback_model] if step.fallback_model else [])]
+
+
+def max_attempts(step: LlmStep) -> int:
+    """Tries per model: the step's `retries` + 1, or the server's default."""
+    return step.retries + 1 if step.retries is not None else settings.LLM_MAX_ATTEMPTS
 
 
 def execute(step: LlmStep, call: Call, context: StepContext) -> StepResult:
@@ -95,13 +108,17 @@ def _complete(
     # A schema comes only from a response_format, so it is not None here.
     response_schema = (step.response_format.name, schema) if schema is not None else None  # type: ignore[union-attr]
     attempt = 0
+    models = _models(step)
+    model = models[0]
+    tries = 0  # with the current model
     while True:
         attempt += 1
+        tries += 1
         if attempt > 1:
             context.on_attempt()
         try:
             completion = llm.call(
-                model=step.model,
+                model=model,
                 messages=messages,
                 temperature=step.temperature,
                 max_tokens=step.max_tokens,
@@ -110,27 +127,37 @@ def _complete(
             )
             break
         except llm.LlmError as e:
-            if not e.retryable or attempt >= settings.LLM_MAX_ATTEMPTS:
-                tries = f" (after {attempt} attempts)" if attempt > 1 else ""
+            failure = {"kind": e.kind, "status": e.status, "retry_after": e.retry_after}
+            if e.retryable and tries >= max_attempts(step) and model != models[-1]:
+                # Retries spent on a failure that may pass: the fallback model next.
+                model, tries = models[-1], 0
+                continue
+            if not e.retryable or tries >= max_attempts(step):
+                after = f" (after {attempt} attempts)" if attempt > 1 else ""
                 raise StepFailed(
-                    f"{e.message}{tries}", messages=messages, attempts=attempt
+                    f"{e.message}{after}",
+                    messages=messages,
+                    attempts=attempt,
+                    retryable=e.retryable,
+                    **failure,  # type: ignore[arg-type]
                 ) from None
-            delay = _backoff_seconds(attempt, e.retry_after)
+            delay = _backoff_seconds(tries, e.retry_after)
             if context.deadline and timezone.now() + timedelta(seconds=delay) >= context.deadline:
                 raise StepFailed(
                     f"{e.message} (no time left in the run to retry)",
                     messages=messages,
                     attempts=attempt,
+                    **failure,  # type: ignore[arg-type]
                 ) from None
             time.sleep(delay)
 
     usage = Usage(
-        model=step.model,
+        model=model,
         tokens_in=completion.prompt_tokens,
         tokens_cached=completion.cached_tokens,
         tokens_out=completion.completion_tokens,
         cost_nanousd=pricing.cost_nanousd(
-            model=step.model,
+            model=model,
             prompt_tokens=completion.prompt_tokens,
             cached_tokens=completion.cached_tokens,
             completion_tokens=completion.completion_tokens,
@@ -156,5 +183,6 @@ def _complete(
             usage=usage,
             messages=messages,
             attempts=attempt,
+            kind="invalid_answer",
         ) from None
     return StepResult(output=output, messages=messages, usage=usage, attempts=attempt)
