@@ -74,11 +74,10 @@ def test_new_steps_validate_once_their_prompt_is_written() -> None:
         if kind == "llm":
             definition["steps"][index]["prompt"] = "Say hi."
         _, issues = services.definition_check(definition)
-        if kind == "workflow":
-            # A new workflow step asks which workflow to run, and nothing else.
-            assert [(i.field, i.message) for i in issues] == [
-                ("workflow", "Pick a workflow to run.")
-            ]
+        if kind in ("workflow", "http"):
+            # A new workflow step asks which workflow to run, an http step for
+            # its URL, and nothing else.
+            assert [i.field for i in issues] == [{"workflow": "workflow", "http": "url"}[kind]]
             continue
         assert issues == [], (kind, issues)
 
