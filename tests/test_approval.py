@@ -604,3 +604,47 @@ def test_the_link_is_scrubbed_from_logged_request_lines(
     assert signed_out.status_code == 302
     for line in (f'"GET {path} HTTP/1.1" 200', f"GET {signed_out['Location']}"):
         assert token not in scrub(line) and "[scrubbed]" in scrub(line)
+
+
+# --- the editor ---------------------------------------------------------------------------
+
+
+def test_the_editor_saves_its_fields_and_warns_of_approvers_who_cannot_decide(
+    personas: Personas,
+) -> None:
+    workflow = services.workflow_create(
+        workspace=personas.workspace, definition=approval_flow(), user=personas.alice
+    )
+    save = reverse("workflow_step_save", args=[personas.workspace.slug, workflow.id, 0])
+    answer = client_for(personas.bob).post(
+        save,
+        {
+            "step_key": "approve",
+            "message": "Ship {{ text }}?",
+            "approvers": "bob@example.com; vera@example.com,\n stranger@example.com",
+            "timeout_hours": "1.5",
+            "on_timeout": "approve",
+        },
+        HTTP_HX_REQUEST="true",
+    )
+    assert answer.status_code == 200
+    workflow.refresh_from_db()
+    step = workflow.definition["steps"][0]
+    assert step["message"] == "Ship {{ text }}?"
+    assert step["approvers"] == ["bob@example.com", "vera@example.com", "stranger@example.com"]
+    assert step["timeout_seconds"] == 5400 and step["on_timeout"] == "approve"
+
+    panel = client_for(personas.bob).get(
+        reverse("workflow_editor", args=[personas.workspace.slug, workflow.id])
+        + "?panel=step&step=0"
+    )
+    html = panel.content.decode()
+    assert 'value="1.5"' in html
+    assert 'id="warn-approvers"' in html
+    assert "ignored when the run asks: vera@example.com, stranger@example.com." in html
+
+    client_for(personas.bob).post(
+        save, {"step_key": "approve", "timeout_hours": "0.001"}, HTTP_HX_REQUEST="true"
+    )
+    _, issues = services.definition_check(Workflow.objects.get(id=workflow.id).definition)
+    assert any("greater than or equal to 60" in issue.message for issue in issues), issues

@@ -132,7 +132,11 @@ def panel_context(step: dict, slots: dict[str, Any], *, workflow: Workflow) -> d
         .order_by("user__email")
         .values_list("user__email", flat=True)
     )
+    named = [str(a) for a in approvers] if isinstance(approvers, list) else []
+    known = {email.lower() for email in deciders}
     return {
+        # Named, but not an editor or above here: ignored when the run asks.
+        "not_deciders": [email for email in named if email.strip().lower() not in known],
         "timeout_hours": _hours(step.get("timeout_seconds", DEFAULTS["timeout_seconds"])),
         "approvers_text": ", ".join(str(a) for a in approvers)
         if isinstance(approvers, list)
