@@ -4,7 +4,9 @@ and a request waits for a pooled connection only briefly (DB_POOL_WEB_TIMEOUT).
 The MCP endpoint (/mcp) is a Django view too: workflows.integrations.mcp_server.
 
 Django's application is wrapped in the body size limit (config/lib/body_limit.py),
-which refuses a too-large request before Django reads its body.
+which refuses a too-large request before Django reads its body, and in the webhooks'
+in-progress cap (config/lib/in_progress.py), which refuses a webhook with 503 while the
+process already works on WEBHOOK_MAX_IN_PROGRESS of them, before Django sees it.
 """
 
 import os
@@ -13,6 +15,7 @@ from django.conf import settings
 from django.core.asgi import get_asgi_application
 
 from config.lib.body_limit import BodySizeLimit
+from config.lib.in_progress import RefuseWhileFull
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_application = get_asgi_application()
@@ -25,10 +28,18 @@ _pool_options = settings.DATABASES["default"].get("OPTIONS", {}).get("pool")
 if _pool_options:
     _pool_options["timeout"] = settings.DB_POOL_WEB_TIMEOUT
 
-from workflows.integrations.webhooks import MAX_BODY_BYTES as WEBHOOK_MAX_BODY_BYTES  # noqa: E402  (needs the apps loaded)
+from workflows.integrations import webhooks  # noqa: E402  (needs the apps loaded)
 
-application = BodySizeLimit(
-    django_application,
-    limit=settings.MAX_REQUEST_BODY_BYTES,
-    prefix_limits={"/hooks/": WEBHOOK_MAX_BODY_BYTES},
+application = RefuseWhileFull(
+    BodySizeLimit(
+        django_application,
+        limit=settings.MAX_REQUEST_BODY_BYTES,
+        prefix_limits={"/hooks/": webhooks.MAX_BODY_BYTES},
+    ),
+    # Beyond WEBHOOK_MAX_IN_PROGRESS webhooks at once, a 503 before Django's
+    # thread hop and middleware: refusals stay cheap, so they stay fast.
+    prefix="/hooks/",
+    counter=webhooks.IN_PROGRESS,
+    body=webhooks.overloaded_body(),
+    retry_after=webhooks.OVERLOADED_RETRY_AFTER_SECONDS,
 )

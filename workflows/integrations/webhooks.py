@@ -42,7 +42,6 @@ import asyncio
 import json
 import logging
 import math
-import threading
 import time
 from datetime import timedelta
 
@@ -53,6 +52,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from config.lib.in_progress import InProgress
 from config.lib.outbound import url_refusal
 from workflows import services, sql
 from workflows.builder.definition import InputError
@@ -68,6 +68,12 @@ MAX_BODY_BYTES = 1_000_000
 # What a 503 tells the sender: the overload is the next seconds' queue, not an outage.
 OVERLOADED_RETRY_AFTER_SECONDS = 2
 OVERLOADED_MESSAGE = "Stepwise is over capacity right now; retry after {seconds} s."
+
+
+def overloaded_body() -> bytes:
+    """The JSON of a 503 beyond capacity (the view's, and config/asgi.py's in front of it)."""
+    message = OVERLOADED_MESSAGE.format(seconds=OVERLOADED_RETRY_AFTER_SECONDS)
+    return json.dumps({"error": message, "details": None}).encode()
 
 
 # Rate limit ----------------------------------------------------------------
@@ -138,10 +144,11 @@ def _error(
     return JsonResponse({"error": error, "details": details}, status=status, headers=headers)
 
 
-def _overloaded() -> JsonResponse:
-    return _error(
-        503,
-        OVERLOADED_MESSAGE.format(seconds=OVERLOADED_RETRY_AFTER_SECONDS),
+def _overloaded() -> HttpResponse:
+    return HttpResponse(
+        overloaded_body(),
+        status=503,
+        content_type="application/json",
         headers={"Retry-After": str(OVERLOADED_RETRY_AFTER_SECONDS)},
     )
 
@@ -252,35 +259,16 @@ def _accepted(run: Run) -> JsonResponse:
     return JsonResponse(run_accepted(run).model_dump(mode="json"), status=202)
 
 
-# Webhooks this process works on now (in _receive). Under uvicorn the view runs
-# on the process's one event loop; the lock keeps the count exact where each
-# request has a loop of its own in its own thread (WSGI, the test client).
-_in_progress = 0
-_in_progress_lock = threading.Lock()
-
-
-def _in_progress_take() -> bool:
-    """Count one more webhook in progress, unless the process is at its cap."""
-    global _in_progress
-    cap = settings.WEBHOOK_MAX_IN_PROGRESS
-    with _in_progress_lock:
-        if cap and _in_progress >= cap:
-            return False
-        _in_progress += 1
-        return True
-
-
-def _in_progress_give_back() -> None:
-    global _in_progress
-    with _in_progress_lock:
-        _in_progress -= 1
+# Webhooks this process works on now (in _receive); config/asgi.py refuses
+# more in front of Django while it is full.
+IN_PROGRESS = InProgress(lambda: settings.WEBHOOK_MAX_IN_PROGRESS)
 
 
 @csrf_exempt
 async def webhook_receive(request: HttpRequest, public_id: str) -> HttpResponse:
     if request.method != "POST":
         return _error(405, "Send webhooks with POST.", headers={"Allow": "POST"})
-    if not _in_progress_take():
+    if not IN_PROGRESS.take():
         return _overloaded()
     # Admission, the checks, the run and the delivery record in one hop to a
     # thread: every hop costs the event loop latency and CPU. Only `?wait=`
@@ -293,7 +281,7 @@ async def webhook_receive(request: HttpRequest, public_id: str) -> HttpResponse:
         log.warning("Webhook answered 503: %s", e)
         return _overloaded()
     finally:
-        _in_progress_give_back()
+        IN_PROGRESS.give_back()
     if isinstance(answer, HttpResponse):
         return answer
     run, wait = answer
