@@ -31,6 +31,7 @@ ACTION_LABELS = {
     "workflow.unarchive": "Unarchived a workflow",
     "workflow.restore_version": "Restored a version into the draft",
     "workflow.mcp_expose": "Changed whether a workflow is an MCP tool",
+    "run.decision": "Approved or rejected a run",
     "trigger.create": "Created a trigger",
     "trigger.update": "Changed a trigger",
     "trigger.edit": "Changed a webhook",

@@ -648,3 +648,25 @@ def test_the_editor_saves_its_fields_and_warns_of_approvers_who_cannot_decide(
     )
     _, issues = services.definition_check(Workflow.objects.get(id=workflow.id).definition)
     assert any("greater than or equal to 60" in issue.message for issue in issues), issues
+
+
+def test_a_canceled_run_takes_no_decision_and_the_audit_log_reads_it(
+    engine_in_process: None, personas: Personas, flow: Workflow
+) -> None:
+    run = start(flow)
+    services.run_cancel(run=run)
+    answer = client_for(personas.bob).post(
+        decide_url(run), {"decision": "approve", "step_key": "approve"}
+    )
+    assert answer.status_code == 409 and "not waiting for a decision" in answer.content.decode()
+    run.refresh_from_db()
+    assert run.status == Run.Status.CANCELED
+
+    other = start(flow)
+    client_for(personas.bob).post(
+        decide_url(other), {"decision": "reject", "comment": HOSTILE, "step_key": "approve"}
+    )
+    log = client_for(personas.alice).get(reverse("audit_log", args=[personas.workspace.slug]))
+    html = log.content.decode()
+    assert "Approved or rejected a run" in html and f"Run #{other.id}" in html
+    assert "<img src=x" not in html

@@ -18,7 +18,9 @@ Each kind is a package, `workflows/steps/<kind>/`, whose `__init__` exposes:
   `execute(step, call, context)`. A kind with `WAITS = True` (a
   step that may park its run: workflows/runtime/engine.py, "Waiting step
   kinds") instead has `begin(step, context)` and `resume(step, state,
-  context)`, each returning a StepResult or a Wait; one that runs other
+  context)`, each returning a StepResult or a Wait, and may have
+  `parked(step, state, run_id)`, called once after the run first parks
+  there (an approval emails its approvers then); one that runs other
   workflows also has `calls(step) -> list[tuple[int, int | None]]` (the
   workflows and pinned versions, for the call-graph checks). A free kind
   that waits on the network has `NETWORK = True` and `execute(step, context)
