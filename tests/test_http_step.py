@@ -445,7 +445,15 @@ def test_a_secret_is_sent_but_never_stored_logged_or_shown(
         for address in (f"/w/{slug}/runs/{done.id}/", f"/w/{slug}/workflows/{done.workflow_id}/"):
             html = alice.get(address).content.decode()
             assert SECRET not in html
-    assert SECRET not in Client().get("/").content.decode()
+    for address in ("audit/", "settings/secrets/", "runs/", "usage/"):
+        response = alice.get(f"/w/{slug}/{address}")
+        assert response.status_code == 200 and SECRET not in response.content.decode()
+    api = Client(
+        headers={"Authorization": f"Bearer {api_token(personas.workspace, personas.alice)}"}
+    )
+    for done in (good, bad):
+        answer = api.get(f"/api/v1/runs/{done.id}")
+        assert answer.status_code == 200 and SECRET not in answer.content.decode()
 
 
 def test_a_missing_secret_fails_the_step_with_its_name(

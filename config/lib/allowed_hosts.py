@@ -46,6 +46,12 @@ def _network(text: str) -> IPNetwork | None:
         return None
 
 
+def _text(network: IPNetwork) -> str:
+    """A range as written, a single address without its /32 or /128."""
+    single = network.prefixlen == network.max_prefixlen
+    return str(network.network_address) if single else str(network)
+
+
 def _port(text: str, entry: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
         raise ValueError(f"{entry!r}: the port must be a number from 1 to 65535.")
@@ -56,7 +62,7 @@ def parse_entry(entry: str) -> AllowedHost:
     entry = entry.strip()
     network = _network(entry)
     if network is not None:
-        return AllowedHost(text=str(network), network=network, host=None, port=None)
+        return AllowedHost(text=_text(network), network=network, host=None, port=None)
     port: int | None = None
     if entry.startswith("["):
         inside, _, rest = entry[1:].partition("]")
@@ -67,7 +73,7 @@ def parse_entry(entry: str) -> AllowedHost:
         network = _network(inside)
         if network is None or network.version != 6:
             raise ValueError(f"{entry!r}: only an IPv6 address goes between brackets.")
-        text = f"[{network}]" + (f":{port}" if port else "")
+        text = f"[{_text(network)}]" + (f":{port}" if port else "")
         return AllowedHost(text=text, network=network, host=None, port=port)
     name = entry
     if entry.count(":") == 1:
@@ -76,7 +82,7 @@ def parse_entry(entry: str) -> AllowedHost:
     network = _network(name)
     suffix = f":{port}" if port else ""
     if network is not None:
-        return AllowedHost(text=f"{network}{suffix}", network=network, host=None, port=port)
+        return AllowedHost(text=f"{_text(network)}{suffix}", network=network, host=None, port=port)
     host = name.lower().rstrip(".")
     if not _HOST_RE.fullmatch(host):
         raise ValueError(f"{entry!r} is not an address, a range or a host name.")
