@@ -567,3 +567,28 @@ def test_the_editor_saves_the_query_and_headers_as_lines_and_keeps_a_bad_line_as
     )
     page = client.get(url(personas, "workflow_editor", workflow) + "?panel=step&step=0")
     assert "secrets this workspace does not have: <code>API_KEY</code>" in page.content.decode()
+
+
+def test_an_internal_api_answer_is_summarised_by_the_model_without_the_secret_reaching_it(
+    engine_in_process: None, personas: Personas, allowed: Target, fake_calls
+) -> None:  # type: ignore[no-untyped-def]
+    """The issue's case: an internal JSON API (allowed by the operator) called with a bearer
+    secret, its answer summarised with gpt-4.1-mini. The API echoes the header back; the
+    model sees it redacted."""
+    secret_create(workspace=personas.workspace, name="API_KEY", value=SECRET, actor=admin(personas))
+    definition = call("{{ target }}", headers={"Authorization": "Bearer {{ secrets.API_KEY }}"})
+    definition["steps"].append(
+        {
+            "key": "summary",
+            "type": "llm",
+            "prompt": "Summarise this answer: {{ call.json }}",
+            "max_tokens": 50,
+        }
+    )
+    done = run(personas, definition, target=allowed.url("/echo"))
+    assert done.status == Run.Status.SUCCEEDED, done.error
+    assert allowed.requests[0]["headers"]["Authorization"] == f"Bearer {SECRET}"
+    assert fake_calls("Summarise this answer") == 1
+    assert fake_calls("Bearer •••") == 1
+    assert fake_calls(SECRET) == 0
+    assert SECRET not in str(steps_of(done)["summary"].messages)
