@@ -7,8 +7,9 @@ generator (bench/loadgen.py: latency from each request's due time, a 30 s
 timeout per request). For each rate: the answers by status, the latency of
 the 202s and of the 503s apart (p50, p99, max, and the share of 503s
 answered within 100 ms), and whether every accepted delivery's run finished:
-each request carries a webhook-id of its own, so the runs created must be
-exactly the 202s, and all of them must finish.
+each request carries a webhook-id of its own, so the runs created are the
+202s (plus 202s sent after the generator gave up on them), and all of them
+must finish.
 
     python -m bench.overload [--rates 50,200,400] [--seconds 15] [--web-workers 2]
 """
@@ -43,9 +44,10 @@ def measure(url: str, build, rate: int, seconds: float, workflow_id: int) -> dic
     phase = loadgen.run(url, rate, seconds, build)
     answered = time.monotonic()
     accepted = phase.statuses.get(202, 0)
+    # Every run created, also those whose 202 came after the generator's 30 s timeout.
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        if runs.filter(status__in=Run.FINISHED).count() >= before + accepted:
+        if runs.filter(status__in=Run.FINISHED).count() >= runs.count():
             break
         time.sleep(0.5)
     drained = time.monotonic()
@@ -67,7 +69,8 @@ def measure(url: str, build, rate: int, seconds: float, workflow_id: int) -> dic
         "runs_created": created,
         "runs_finished": finished,
         "runs_succeeded": succeeded,
-        "every_accepted_run_finished": created == accepted and finished == accepted,
+        # A 202 the generator gave up on (its 30 s timeout) still started a run.
+        "every_accepted_run_finished": created >= accepted and finished == created,
         "drain_s_after_last_answer": round(drained - answered, 1),
         "generator_cpu_ms_per_request": round(phase.generator_cpu_s * 1000 / phase.requests, 2),
         "generator_max_send_lag_ms": round(phase.max_send_lag_ms, 1),
