@@ -390,6 +390,10 @@ def test_validation_refuses_secrets_in_the_output_and_as_a_name() -> None:
         "steps": [{"key": "t", "type": "template", "template": "x"}],
     }
     assert any("reserved" in issue.message for issue in validate_definition(named, models={})[1])
+    # An http step's fallback becomes its output: no secrets there either.
+    fallback = call("https://example.com/", on_error="continue", fallback="{{ secrets.API_KEY }}")
+    _, issues = validate_definition(fallback, models={})
+    assert [issue.field for issue in issues] == ["fallback"]
     whole = call("https://example.com/", headers={"X": "{{ secrets }}"})
     assert any(
         "name one secret" in issue.message for issue in validate_definition(whole, models={})[1]

@@ -5,6 +5,11 @@ context (`NETWORK`), and it gives its database connection back before the
 request leaves. Every request goes through config/lib/outbound.py: public
 addresses only, unless the operator allows an internal host
 (OUTBOUND_ALLOWED_HOSTS) and the workspace has not narrowed it away.
+
+Like any free step it is recorded once it has its answer: a worker that dies
+while the request is in flight leaves no row, and the resumed run sends the
+request again (as a paid call whose answer was not committed may be). An
+endpoint that must not act twice should be made idempotent on its side.
 """
 
 from __future__ import annotations
