@@ -409,6 +409,8 @@ RUN_TIME_LIMIT_SECONDS = envint("RUN_TIME_LIMIT_SECONDS", "3600")
 # so one workspace's flood cannot queue ahead of everyone else. Keep it at or
 # below the total worker threads.
 RUN_MAX_IN_FLIGHT_PER_WORKSPACE = envint("RUN_MAX_IN_FLIGHT_PER_WORKSPACE", "50")
+# The most items a `map` step runs over (a longer list fails the step).
+MAP_MAX_ITEMS = envint("MAP_MAX_ITEMS", "1000")
 STEP_TIMEOUT_SECONDS = envfloat("STEP_TIMEOUT_SECONDS", "120")
 LLM_MAX_ATTEMPTS = envint("LLM_MAX_ATTEMPTS", "5")
 LLM_RETRY_BASE_SECONDS = envfloat("LLM_RETRY_BASE_SECONDS", "1")

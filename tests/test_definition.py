@@ -451,7 +451,8 @@ PROBLEMS: list[tuple[str, dict[str, object], tuple[str | None, str, str]]] = [
             "reply",
             "type",
             'Unknown type "email" '
-            "(expected 'llm', 'template', 'condition', 'workflow', 'wait', 'http', 'approval').",
+            "(expected 'llm', 'template', 'condition', 'workflow', 'map', 'wait', 'http', "
+            "'approval').",
         ),
     ),
     (

@@ -79,6 +79,13 @@ def test_new_steps_validate_once_their_prompt_is_written() -> None:
             # its URL, and nothing else.
             assert [i.field for i in issues] == [{"workflow": "workflow", "http": "url"}[kind]]
             continue
+        if kind == "map":
+            # A new map asks for its list and its prompt, and nothing else.
+            assert [(i.field, i.message) for i in issues] == [
+                ("over", "Say which list to go over, e.g. {{ extract.items }}."),
+                ("prompt", "The prompt is empty."),
+            ]
+            continue
         assert issues == [], (kind, issues)
 
 

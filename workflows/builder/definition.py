@@ -113,6 +113,21 @@ def variables_at(definition: Definition, index: int) -> list[str]:
     ]
 
 
+def item_variables_at(definition: Definition, index: int) -> dict[str, list[str]]:
+    """The item variables of the step at `index`, if it runs something per
+    item (a map), each with its known fields (for the variable picker)."""
+    if index >= len(definition.steps):
+        return {}
+    step = definition.steps[index]
+    module = module_for(step)
+    if not hasattr(module, "item_source"):
+        return {}
+    _, item = _list_source(module.item_source(step)[1], _Outline.of(definition), index)
+    item_name, index_name = module.ITEM_VARIABLES
+    fields = _field_names(item.schema, item.root) if item.schema and item.root else []
+    return {item_name: fields, index_name: []}
+
+
 # --- Inputs ------------------------------------------------------------------
 
 REQUIRED_MESSAGE = "This input is required."
@@ -407,11 +422,27 @@ def _semantic_issues(outline: _Outline, models: Mapping[str, int]) -> list[Issue
         problems += _target_problems(outline, position, module.targets(step))
         problems += _error_policy_problems(outline, position, step)
         secrets_allowed = getattr(module, "SECRETS", False)
+        local: dict[str, _Local] = {}
+        item_fields: set[str] = set()
+        if hasattr(module, "item_source"):
+            # A kind that runs something per item of a list (a map): its
+            # item templates may use the item and its index too.
+            source_field, source = module.item_source(step)
+            problem, item = _list_source(source, outline, position)
+            if problem:
+                problems.append((source_field, problem))
+            item_name, index_name = module.ITEM_VARIABLES
+            local = {item_name: item, index_name: _INDEX}
+            item_fields = set(module.item_templates(step))
         for field, template in module.templates(step):
             problems += [
                 (field, message)
                 for message in _template_problems(
-                    template, outline, position, secrets_allowed=secrets_allowed
+                    template,
+                    outline,
+                    position,
+                    local if field in item_fields else None,
+                    secrets_allowed=secrets_allowed,
                 )
             ]
         issues += [Issue(step.key, field, message) for field, message in problems]
@@ -492,17 +523,39 @@ def _target_problems(
     return problems
 
 
+@dataclass(frozen=True)
+class _Local:
+    """A variable only an item template sees: the item (its schema, found
+    inside `root`; None when its shape is unknown) or the index."""
+
+    schema: dict[str, Any] | None
+    root: dict[str, Any] | None
+    is_index: bool = False
+
+
+_INDEX = _Local(schema=None, root=None, is_index=True)
+_ANY_ITEM = _Local(schema=None, root=None)
+
+
 def _template_problems(
-    template: str, outline: _Outline, position: int | None, *, secrets_allowed: bool = False
+    template: str,
+    outline: _Outline,
+    position: int | None,
+    local: Mapping[str, _Local] | None = None,
+    *,
+    secrets_allowed: bool = False,
 ) -> list[str]:
-    """Problems of the references in a step's template; position None: the workflow output."""
+    """Problems of the references in a step's template; position None: the workflow output.
+    `local`: the item variables of a map's item template."""
     messages = [
         f'Invalid variable reference "{text}": use {{{{ name }}}} or {{{{ step.field }}}}, '
         "optionally followed by | json."
         for text in invalid_references(template)
     ]
     for reference in references(template):
-        if reference.name == SECRETS:
+        if local and reference.name in local:
+            message = _local_problem(reference, local[reference.name])
+        elif reference.name == SECRETS:
             message = _secret_problem(reference, allowed=secrets_allowed)
         else:
             message = _reference_problem(reference, outline, position)
@@ -591,13 +644,96 @@ _ERROR_SCHEMA: dict[str, Any] = {
 }
 
 
-def _path_problem(reference: Reference, schema: dict[str, Any]) -> str | None:
+def _local_problem(reference: Reference, local: _Local) -> str | None:
+    if local.is_index:
+        if reference.path:
+            return f'"{reference.name}" is the item\'s position (0, 1, …): it has no fields.'
+        return None
+    if not reference.path or local.schema is None or local.root is None:
+        return None
+    return _path_problem(reference, local.schema, local.root)
+
+
+def _list_source(template: str, outline: _Outline, position: int) -> tuple[str | None, _Local]:
+    """Whether `template` (a map's `over`) gives a list: one reference to a
+    json input, a step output whose schema is an array (or unknown), or the
+    payload. Returns the problem, if any, and what an item is."""
+    found = references(template)
+    if len(found) != 1 or found[0].text != template.strip() or found[0].filter:
+        if not template.strip():
+            return None, _ANY_ITEM  # the kind's check says it is missing
+        return (
+            "Give one reference to a list and nothing else, e.g. {{ extract.items }}.",
+            _ANY_ITEM,
+        )
+    reference = found[0]
+    name = reference.name
+    inputs = {input_name: spec for input_name, spec in outline.inputs if input_name is not None}
+    if name == PAYLOAD:
+        return None, _ANY_ITEM  # the webhook body: its shape is checked at run time
+    if name in inputs:
+        spec = inputs[name]
+        if spec is not None and spec.type != "json":
+            return (
+                f'Input "{name}" is {spec.type}, not a list: a map goes over a json input '
+                "or a step output that is a list.",
+                _ANY_ITEM,
+            )
+        return None, _ANY_ITEM
+    keys = outline.step_keys
+    if name not in keys or keys.index(name) >= position:
+        return None, _ANY_ITEM  # unknown or later: the template checks say so
+    step = (outline.steps or [])[keys.index(name)][1]
+    if step is None:
+        return None, _ANY_ITEM
+    root = module_for(step).output_schema(step)
+    if root is None:
+        return (
+            f'Step "{name}" outputs text, not a list: give it a JSON answer format with a '
+            "list field, and go over that field.",
+            _ANY_ITEM,
+        )
+    node: dict[str, Any] = root
+    for segment in reference.path:
+        child = _child_schema(node, segment, root)
+        if child is None:
+            return None, _ANY_ITEM  # the template checks say the field does not exist
+        node = child
+    alternatives = _alternatives(node, root)
+    lists = [alt for alt in alternatives if _is_array(alt)]
+    if lists:
+        items = lists[0].get("items")
+        return None, _Local(schema=items if isinstance(items, dict) else None, root=root)
+    if any(_SHAPE_KEYWORDS & alt.keys() for alt in alternatives):
+        return (
+            f'"{reference.dotted}" is not a list (its schema says {_schema_type(node, root)}); '
+            "a map goes over a list.",
+            _ANY_ITEM,
+        )
+    return None, _ANY_ITEM  # a schema that says nothing of its shape: checked at run time
+
+
+def _is_array(schema: dict[str, Any]) -> bool:
+    kind = schema.get("type")
+    return kind == "array" or (isinstance(kind, list) and "array" in kind)
+
+
+def _schema_type(node: dict[str, Any], root: dict[str, Any]) -> str:
+    kinds = [str(alt.get("type")) for alt in _alternatives(node, root) if "type" in alt]
+    return " or ".join(dict.fromkeys(kinds)) or "another shape"
+
+
+def _path_problem(
+    reference: Reference, schema: dict[str, Any], root: dict[str, Any] | None = None
+) -> str | None:
+    if root is None:
+        root = schema
     node: dict[str, Any] = schema
     for depth, segment in enumerate(reference.path):
-        child = _child_schema(node, segment, schema)
+        child = _child_schema(node, segment, root)
         if child is None:
             parent = ".".join((reference.name, *reference.path[:depth]))
-            fields = _field_names(node, schema)
+            fields = _field_names(node, root)
             hint = _did_you_mean(segment, fields) or (
                 f" Its fields: {', '.join(fields)}." if fields else ""
             )

@@ -16,7 +16,7 @@ from typing import Any
 
 from workflows import services
 from workflows.builder import editing
-from workflows.builder.definition import Definition, Issue, variables_at
+from workflows.builder.definition import Definition, Issue, item_variables_at, variables_at
 from workflows.llm.pricing import format_usd
 from workflows.models import Run, StepRun, Workflow
 from workflows.rendering import references
@@ -287,7 +287,12 @@ def picker_variables(state: EditorState, index: int) -> list[Variable]:
     else:
         names = editing.variables_at_raw(state.definition, index)
     fields_by_key = {card.key: card.json_fields for card in state.cards[:index]}
-    return [Variable(name, fields_by_key.get(name, [])) for name in names]
+    # A map's item templates see its item and index too (not its list, `over`).
+    items = item_variables_at(state.parsed, index) if state.parsed is not None else {}
+    return [
+        *(Variable(name, fields) for name, fields in items.items()),
+        *(Variable(name, fields_by_key.get(name, [])) for name in names),
+    ]
 
 
 # --- Test runs on the cards -----------------------------------------------------------

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from workflows import broker, sql
 from workflows.builder.definition import InputError, coerce_inputs
-from workflows.models import Run, Workflow, WorkflowVersion
+from workflows.models import Run, StepItem, Workflow, WorkflowVersion
 from workflows.runtime.parsing import parsed
 from workflows.steps.context import ChildSpec, StepFailed
 
@@ -82,6 +82,24 @@ def start(parent: Run, step_key: str, specs: list[ChildSpec]) -> list[int]:
         )
     created = Run.objects.bulk_create(runs)
     ids = [run.id for run in created]
+    # A map's items: each its row, linked to its run (kept in step with it by
+    # waking.child_finished).
+    StepItem.objects.bulk_create(
+        [
+            StepItem(
+                run=parent,
+                step_key=step_key,
+                index=spec.item,
+                status=StepItem.Status.RUNNING,
+                input=spec.item_input,
+                child_run_id=run_id,
+                attempts=1,
+                started_at=now,
+            )
+            for spec, run_id in zip(specs, ids, strict=True)
+            if spec.item is not None
+        ]
+    )
     transaction.on_commit(lambda: _send(ids))
     return ids
 

@@ -65,7 +65,11 @@ from workflows.billing import budget
 from workflows.builder.definition import Definition
 from workflows.models import Run, StepRun
 from workflows.rendering import render
-from workflows.runtime import children, dispatch, flow, waking
+from workflows.runtime import children, dispatch, flow, items, waking
+from workflows.runtime.lease import LeaseLost
+from workflows.runtime.lease import fence as _fence
+from workflows.runtime.lease import fence_reading_budget as _fence_reading_budget
+from workflows.runtime.lease import lease_expiry as _lease_expiry
 from workflows.runtime.parsing import parsed
 from workflows.steps import STEP_TYPES
 from workflows.steps.base import ON_ERROR_CONTINUE, ON_ERROR_FAIL, StepBase
@@ -80,10 +84,6 @@ from workflows.steps.context import (
 )
 
 log = logging.getLogger(__name__)
-
-
-class LeaseLost(Exception):
-    """Another worker owns the run now (or it was canceled): stop quietly."""
 
 
 class RunParked(Exception):
@@ -129,19 +129,6 @@ class _Heartbeat:
 
 
 heartbeat = _Heartbeat()
-
-
-def _lease_expiry() -> datetime:
-    return timezone.now() + timedelta(seconds=settings.RUN_LEASE_SECONDS)
-
-
-def _fence(run_id: int, token: str, *, running: bool) -> None:
-    """Extend the lease, or raise LeaseLost if this worker no longer holds it."""
-    runs = Run.objects.filter(id=run_id, lease_owner=token)
-    if running:
-        runs = runs.filter(status=Run.Status.RUNNING)
-    if runs.update(lease_expires_at=_lease_expiry()) != 1:
-        raise LeaseLost
 
 
 def claim(run_id: int) -> tuple[Run, str, datetime] | None:
@@ -394,13 +381,19 @@ def _execute_waiting_step(
     key = step.key
     while True:
         waiting = existing is not None and existing.status == StepRun.Status.WAITING
-        started_at = existing.started_at if waiting and existing and existing.started_at else None
+        # A map whose worker died while its items ran resumes with its start time.
+        begun = existing is not None and existing.status in (
+            StepRun.Status.WAITING,
+            StepRun.Status.RUNNING,
+        )
+        started_at = existing.started_at if begun and existing and existing.started_at else None
         context = WaitContext(
             variables=variables,
             run_id=run.id,
             workspace_id=run.workspace_id,
             now=timezone.now(),
             children=_children_of(run.id, key) if waiting else [],
+            items=items.Runner(run, token, index, step),
         )
         try:
             if waiting and existing is not None:
@@ -420,7 +413,9 @@ def _execute_waiting_step(
                 usage=e.usage,
                 error=e.message,
                 paid=False,
-                has_row=existing is not None,
+                # A map's items may have written the row (existing or not).
+                has_row=True,
+                counted=e.counted,
             )
             raise
         if isinstance(outcome, StepResult):
@@ -436,8 +431,9 @@ def _execute_waiting_step(
                 usage=outcome.usage,
                 error="",
                 paid=False,
-                has_row=existing is not None,
+                has_row=True,
                 state=existing.state if waiting and existing is not None else None,
+                counted=outcome.counted,
             )
             return outcome.output
         try:
@@ -714,14 +710,6 @@ def _park(
         transaction.on_commit(lambda: _on_finished(run.id, workspace_id, False, True))
 
 
-def _fence_reading_budget(run_id: int, token: str) -> int | None:
-    """`_fence` for a running run, and the workspace's budget, in one statement."""
-    row = sql.run_fence_reading_budget(run_id=run_id, token=token, lease_expires_at=_lease_expiry())
-    if row is None:
-        raise LeaseLost
-    return row[0]
-
-
 def _record_step(
     run: Run,
     token: str,
@@ -739,9 +727,11 @@ def _record_step(
     has_row: bool = False,
     state: dict[str, object] | None = None,
     attempts: int | None = None,
+    counted: bool = False,
 ) -> None:
-    """Commit a step's outcome, add its usage to the run's totals and, for a
-    paid step, settle its cost in the budget ledger: atomically."""
+    """Commit a step's outcome, add its usage to the run's totals (unless it
+    is `counted` there already: a map's items) and, for a paid step, settle
+    its cost in the budget ledger: atomically."""
     finished_at = timezone.now()
     values = {
         "position": index,
@@ -771,7 +761,9 @@ def _record_step(
                 Run,
                 where={"id": run.id, "lease_owner": token},
                 values={"lease_expires_at": _lease_expiry()},
-                add={
+                add={}
+                if counted
+                else {
                     "tokens_in": usage.tokens_in,
                     "tokens_cached": usage.tokens_cached,
                     "tokens_out": usage.tokens_out,

@@ -22,7 +22,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from workflows import broker, sql
-from workflows.models import Run
+from workflows.models import Run, StepItem
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +68,42 @@ def wake(run_id: int, *, waiting_for: Sequence[str]) -> bool:
 def child_finished(child_id: int, parent_id: int) -> None:
     """Inside the transaction that finished (or canceled) run `child_id`: add
     its tokens and cost to its parent's totals and wake the parent."""
-    totals = (
+    row = (
         Run.objects.filter(id=child_id)
-        .values_list("tokens_in", "tokens_cached", "tokens_out", "cost_nanousd")
+        .values_list(
+            "tokens_in",
+            "tokens_cached",
+            "tokens_out",
+            "cost_nanousd",
+            "status",
+            "output",
+            "error",
+            "started_at",
+            "finished_at",
+        )
         .first()
     )
-    if totals is not None:
-        tokens_in, tokens_cached, tokens_out, cost = totals
+    if row is not None:
+        tokens_in, tokens_cached, tokens_out, cost, status, output, error, started, finished = row
+        # The item of a map it ran for, if any, says how it went.
+        succeeded = status == Run.Status.SUCCEEDED
+        sql.update(
+            StepItem,
+            where={"child_run_id": child_id},
+            values={
+                "status": StepItem.Status.SUCCEEDED if succeeded else StepItem.Status.FAILED,
+                "output": output if succeeded else None,
+                "error": "" if succeeded else (error or status),
+                "tokens_in": tokens_in,
+                "tokens_cached": tokens_cached,
+                "tokens_out": tokens_out,
+                "cost_nanousd": cost,
+                "finished_at": finished,
+                "latency_ms": int((finished - started).total_seconds() * 1000)
+                if started and finished
+                else None,
+            },
+        )
         sql.update(
             Run,
             where={"id": parent_id},

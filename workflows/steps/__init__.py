@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Annotated, Union
 
 from pydantic import Field
 
-from workflows.steps import approval, condition, http, llm, template, wait, workflow
+from workflows.steps import approval, condition, http, llm, map, template, wait, workflow
 from workflows.steps.base import StepBase
 
 # In the editor's "add step" menu in this order.
@@ -65,6 +65,7 @@ KINDS: tuple[ModuleType, ...] = (
     template,
     condition,
     workflow,
+    map,
     wait,
     http,
     approval,

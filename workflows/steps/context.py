@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, Protocol
 
 
 @dataclass
@@ -33,6 +34,9 @@ class StepResult:
     messages: list[dict[str, str]] | None = None
     usage: Usage = field(default_factory=Usage)
     attempts: int = 1
+    # Its usage is already in the run's totals (a map's items added theirs as
+    # each finished): the engine records it on the step without adding it again.
+    counted: bool = False
 
 
 class StepFailed(Exception):
@@ -55,12 +59,15 @@ class StepFailed(Exception):
         status: int | None = None,
         retryable: bool = False,
         retry_after: float | None = None,
+        counted: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.usage = usage or Usage()
         self.messages = messages
         self.attempts = attempts
+        # As StepResult.counted.
+        self.counted = counted
         self.kind = kind
         self.status = status
         self.retryable = retryable
@@ -83,8 +90,10 @@ class ChildSpec:
     # A pinned version number; None for the latest published version.
     version: int | None
     inputs: dict[str, object]
-    # The item of a `map` step it runs for.
+    # The item of a `map` step it runs for (its index), and the item itself
+    # (kept on the map's StepItem row).
     item: int | None = None
+    item_input: object = None
 
 
 @dataclass(frozen=True)
@@ -122,3 +131,63 @@ class WaitContext:
     now: datetime
     # The step's child runs started so far, oldest first (empty in `begin`).
     children: list[Child] = field(default_factory=list)
+    # Runs a `map` step's paid items inside the worker (workflows/runtime/items.py).
+    items: PaidItems | None = None
+
+
+class PaidCall(Protocol):
+    """A prepared paid call: its worst case, held in the budget before it is sent."""
+
+    @property
+    def hold_nanousd(self) -> int: ...
+
+    @property
+    def messages(self) -> list[dict[str, str]]: ...
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    """What became of one item of a map: `status` is a StepItem status
+    ("pending" when the map stopped before it ran)."""
+
+    index: int
+    status: str
+    output: object
+    error: str
+    usage: Usage
+
+
+@dataclass(frozen=True)
+class ItemsDone:
+    """The items of a map in item order, and why it stopped early (the budget,
+    the run's time limit), if it did."""
+
+    outcomes: list[ItemOutcome]
+    stopped: str = ""
+
+    @property
+    def usage(self) -> Usage:
+        total = Usage(model=next((o.usage.model for o in self.outcomes if o.usage.model), ""))
+        for outcome in self.outcomes:
+            total.tokens_in += outcome.usage.tokens_in
+            total.tokens_cached += outcome.usage.tokens_cached
+            total.tokens_out += outcome.usage.tokens_out
+            total.cost_nanousd += outcome.usage.cost_nanousd
+        return total
+
+
+class PaidItems(Protocol):
+    """The engine's runner of a map step's paid items (workflows/runtime/items.py):
+    each item persisted as it finishes, its worst case held in the budget,
+    every write fenced by the run's lease."""
+
+    def run(
+        self,
+        *,
+        inputs: list[object],
+        concurrency: int,
+        stop_at_failure: bool,
+        failed_status: str,
+        prepare: Callable[[int, object], Any],
+        execute: Callable[[int, Any, StepContext], StepResult],
+    ) -> ItemsDone: ...

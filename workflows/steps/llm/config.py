@@ -2,42 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from workflows.steps.base import StepBase
+from workflows.steps.chat import (
+    DEFAULT_MODEL,
+    DEFAULT_SCHEMA,
+    DEFAULTS,
+    MAX_TOKENS_LIMIT,
+    JsonSchemaFormat,
+    ResponseFormat,
+    TextFormat,
+)
+from workflows.steps.chat import output_schema as _answer_schema
 
 TYPE = "llm"
-DEFAULT_MODEL = "gpt-4.1-mini"
-MAX_TOKENS_LIMIT = 32768
-# What a new step starts with, and what the panel shows for a field the draft lacks.
-DEFAULTS: dict[str, Any] = {"model": DEFAULT_MODEL, "temperature": 0.7, "max_tokens": 1024}
-# The schema a new JSON answer format starts from.
-DEFAULT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {"answer": {"type": "string"}},
-    "required": ["answer"],
-    "additionalProperties": False,
-}
-
-
-class TextFormat(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["text"] = "text"
-
-
-class JsonSchemaFormat(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["json_schema"] = "json_schema"
-    name: str
-    # Named json_schema in Python because BaseModel already has a `schema` attribute.
-    json_schema: dict[str, Any] = Field(alias="schema")
-
-
-ResponseFormat = Annotated[TextFormat | JsonSchemaFormat, Field(discriminator="type")]
 
 
 class LlmStep(StepBase):
@@ -54,6 +35,23 @@ class LlmStep(StepBase):
 
 Config = LlmStep
 
+__all__ = [
+    "DEFAULTS",
+    "DEFAULT_MODEL",
+    "DEFAULT_SCHEMA",
+    "MAX_TOKENS_LIMIT",
+    "TYPE",
+    "Config",
+    "JsonSchemaFormat",
+    "LlmStep",
+    "ResponseFormat",
+    "TextFormat",
+    "next_key",
+    "output_schema",
+    "targets",
+    "templates",
+]
+
 
 def templates(step: LlmStep) -> list[tuple[str, str]]:
     return [("system", step.system), ("prompt", step.prompt)]
@@ -65,9 +63,7 @@ def targets(step: LlmStep) -> list[tuple[str, str]]:
 
 def output_schema(step: LlmStep) -> dict[str, Any] | None:
     """The JSON schema of the step's output, or None when it outputs text."""
-    if isinstance(step.response_format, JsonSchemaFormat):
-        return step.response_format.json_schema
-    return None
+    return _answer_schema(step)
 
 
 def next_key(step: LlmStep, output: object) -> str | None:

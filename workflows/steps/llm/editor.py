@@ -14,6 +14,12 @@ from django.conf import settings
 from django.http import QueryDict
 
 from workflows.models import Workflow
+from workflows.steps.chat_form import (
+    answer_format,
+    explain_unparsed_schema,
+    response_format_from_post,
+    schema_text,
+)
 from workflows.steps.form import (
     Parsed,
     next_branches,
@@ -23,7 +29,7 @@ from workflows.steps.form import (
     text_of,
     text_value,
 )
-from workflows.steps.llm.config import DEFAULT_SCHEMA, DEFAULTS, TYPE
+from workflows.steps.llm.config import DEFAULTS, TYPE
 from workflows.steps.llm.sample import SampleError, schema_from_sample
 
 LABEL = "LLM prompt"
@@ -111,7 +117,7 @@ def action_path(action: str) -> tuple[str, str] | None:
 def fields(step: dict) -> list[str]:
     """The fields its panel shows, each with a slot for its problems."""
     names = ["system", "prompt", "model", "temperature", "max_tokens", "response_format"]
-    if _response_format(step).get("type") == "json_schema":
+    if answer_format(step).get("type") == "json_schema":
         names += ["response_format.name", "response_format.schema", "sample"]
     return [*names, "next"]
 
@@ -139,38 +145,8 @@ def from_post(step: dict, current: dict, data: QueryDict, parsed: Parsed) -> Non
     if "max_tokens" in data:
         step["max_tokens"] = number(parsed, data, "max_tokens", integer=True)
     if any(name in data for name in RESPONSE_FORMAT_FIELDS):
-        step["response_format"] = _response_format_from_post(parsed, current, data)
+        step["response_format"] = response_format_from_post(parsed, current, data)
     next_from_post(step, data)
-
-
-def _response_format(step: dict) -> dict:
-    response_format = step.get("response_format")
-    return response_format if isinstance(response_format, dict) else {}
-
-
-def _response_format_from_post(parsed: Parsed, current: dict, data: QueryDict) -> dict:
-    previous = _response_format(current)
-    kind = data.get("response_type") if "response_type" in data else previous.get("type", "text")
-    if kind != "json_schema":
-        return {"type": "text"}
-    if "schema_name" in data:
-        name = text_value(data, "schema_name", strip=True) or str(current.get("key") or "output")
-    else:
-        name = previous.get("name") or str(current.get("key") or "output")
-    raw = text_value(data, "schema")
-    if "schema" not in data:
-        # Switched from text, or another field: keep it (or start from an example).
-        schema: object = previous.get("schema") or DEFAULT_SCHEMA
-    elif not raw.strip():
-        schema = DEFAULT_SCHEMA
-    else:
-        try:
-            schema = json.loads(raw)
-        except (ValueError, RecursionError) as error:
-            reason = "it is nested too deeply" if isinstance(error, RecursionError) else error
-            parsed.error("response_format.schema", f"Not valid JSON: {reason}.")
-            schema = raw  # kept as typed: never lose an edit
-    return {"type": "json_schema", "name": name, "schema": schema}
 
 
 class SampleForm(forms.Form):
@@ -201,7 +177,7 @@ def apply_action(
     step["response_format"] = {
         "type": "json_schema",
         "name": text_value(data, "schema_name", strip=True)
-        or _response_format(step).get("name")
+        or answer_format(step).get("name")
         or step.get("key")
         or "output",
         "schema": schema,
@@ -210,18 +186,9 @@ def apply_action(
     return step
 
 
-def schema_text(step: dict) -> str:
-    schema = _response_format(step).get("schema")
-    if schema is None:
-        return json.dumps(DEFAULT_SCHEMA, indent=2)
-    if isinstance(schema, str):
-        return schema
-    return json.dumps(schema, indent=2, ensure_ascii=False)
-
-
 def panel_context(step: dict, slots: dict[str, Any], *, workflow: Workflow) -> dict[str, Any]:
-    _explain_unparsed_schema(step, slots)
-    response_format = _response_format(step)
+    explain_unparsed_schema(step, slots)
+    response_format = answer_format(step)
     models = list(settings.LLM_MODELS)
     if isinstance(step.get("model"), str) and step["model"] not in models:
         models.append(step["model"])
@@ -237,20 +204,3 @@ def panel_context(step: dict, slots: dict[str, Any], *, workflow: Workflow) -> d
         "slot_schema_name": slots.get("response_format.name"),
         "slot_sample": slots.get("sample"),
     }
-
-
-def _explain_unparsed_schema(step: dict, slots: dict[str, Any]) -> None:
-    """A schema kept as typed because it is not JSON: say why, rather than pydantic's
-    "not a dict"."""
-    schema = _response_format(step).get("schema")
-    if isinstance(schema, str):
-        try:
-            json.loads(schema)
-        except (ValueError, RecursionError) as error:
-            slot = slots["response_format.schema"]
-            reason = "it is nested too deeply" if isinstance(error, RecursionError) else error
-            message = f"Not valid JSON: {reason}."
-            slot.messages = [
-                message,
-                *(m for m in slot.messages if "valid dictionary" not in m and m != message),
-            ]
