@@ -128,3 +128,38 @@ def test_run_json_is_the_declared_run_shape(personas: Personas, status: str) -> 
     )
     schema = {"$ref": "#/components/schemas/RunOut", "components": DOCUMENT["components"]}
     jsonschema.validate(run_json(run), schema)
+
+
+def test_a_map_runs_json_carries_its_items_in_the_declared_shape(personas: Personas) -> None:
+    from workflows.models import StepItem, StepRun
+
+    definition = {
+        "name": "Map",
+        "inputs": [{"name": "things", "type": "json"}],
+        "steps": [{"key": "each", "type": "map", "over": "{{ things }}", "prompt": "{{ item }}"}],
+    }
+    workflow = published_workflow(personas.workspace, definition)
+    run = Run.objects.create(
+        workspace=personas.workspace,
+        workflow=workflow,
+        definition=workflow.definition,
+        trigger=Run.Trigger.API,
+        status=Run.Status.RUNNING,
+        inputs={"things": ["a", {"b": 1}]},
+    )
+    StepRun.objects.create(
+        run=run, key="each", position=0, type="map", status="running", state={"total": 2}
+    )
+    StepItem.objects.create(
+        run=run, step_key="each", index=0, status="succeeded", input="a", output="A", latency_ms=5
+    )
+    StepItem.objects.create(run=run, step_key="each", index=1, input={"b": 1})
+    answer = run_json(run)
+    schema = {"$ref": "#/components/schemas/RunOut", "components": DOCUMENT["components"]}
+    jsonschema.validate(answer, schema)
+    items = answer["steps"][0]["items"]
+    assert [(i["index"], i["status"], i["input"], i["output"]) for i in items] == [
+        (0, "succeeded", "a", "A"),
+        (1, "pending", {"b": 1}, None),
+    ]
+    assert items[0]["run_id"] is None and items[0]["cost_usd"] == "0.000000000"

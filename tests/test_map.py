@@ -363,3 +363,56 @@ def test_a_map_over_a_workflow_collects_a_failed_childs_error(
     assert isinstance(run.output[0], str)
     assert "failed" in run.output[1]["error"]
     assert items_of(run)[1].status == StepItem.Status.FAILED
+
+
+# --- the run page ---------------------------------------------------------------------------
+
+HOSTILE = '<img src=x onerror="alert(1)"> <script>alert(2)</script>'
+
+
+def test_the_run_page_shows_how_many_items_are_done_and_each_item_escaped(
+    engine_in_process: None, personas: Personas
+) -> None:
+    from tests.factories import client_for
+
+    run = start(
+        published_workflow(personas.workspace, mapping(on_item_error="collect")),
+        {"things": [HOSTILE, {"html": HOSTILE}, FAILING]},
+    )
+    assert run.status == Run.Status.SUCCEEDED, run.error
+    page = client_for(personas.alice).get(f"/w/{personas.workspace.slug}/runs/{run.id}/")
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "3 / 3 done" in html and "1 failed" in html
+    assert 'id="step-each-item-2"' in html
+    assert "<img src=x" not in html and "<script>alert(2)" not in html
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in html
+
+
+def test_a_running_maps_page_counts_the_items_done_so_far(personas: Personas) -> None:
+    from tests.factories import client_for, run_row
+
+    workflow = published_workflow(personas.workspace, mapping())
+    run = run_row(
+        workflow, status=Run.Status.RUNNING, finished_at=None, inputs={"things": list(range(120))}
+    )
+    StepRun.objects.create(
+        run=run, key="each", position=0, type="map", status="running", state={"total": 120}
+    )
+    StepItem.objects.bulk_create(
+        StepItem(
+            run=run,
+            step_key="each",
+            index=n,
+            input=n,
+            status=StepItem.Status.SUCCEEDED if n < 37 else StepItem.Status.PENDING,
+        )
+        for n in range(120)
+    )
+    client = client_for(personas.alice)
+    url = f"/w/{personas.workspace.slug}/runs/{run.id}/"
+    html = client.get(url).content.decode()
+    assert "37 / 120 done" in html
+    # The live part the page polls every second says the same.
+    live = client.get(url, headers={"HX-Request": "true", "HX-Target": "run-live"})
+    assert live.status_code == 200 and "37 / 120 done" in live.content.decode()

@@ -20,8 +20,8 @@ from pydantic import BaseModel, ConfigDict
 from accounts.models import WorkspaceSecret
 from workflows.builder.definition import Issue, secrets_used
 from workflows.llm.pricing import usd_text
-from workflows.models import Run, StepRun, Trigger, Workflow, WorkflowVersion
-from workflows.steps import starts_runs
+from workflows.models import Run, StepItem, StepRun, Trigger, Workflow, WorkflowVersion
+from workflows.steps import runs_items, starts_runs
 from workflows.steps.decisions import asked, decision_of, output_of
 
 # Ids are 64-bit; larger numbers are refused as invalid rather than overflowing the database.
@@ -153,6 +153,17 @@ class DecisionOut(Schema):
     at: str | None = Field(description="When it was decided (or timed out).")
 
 
+class ItemOut(Schema):
+    index: int
+    status: str = Field(description="pending, running, succeeded, failed or skipped.")
+    input: Any = Field(description="The item of the list the step goes over.")
+    output: Any
+    cost_usd: str
+    latency_ms: int | None
+    error: str
+    run_id: int | None = Field(description="Over a workflow: the item's child run.")
+
+
 class StepOut(Schema):
     key: str
     type: str
@@ -170,6 +181,10 @@ class StepOut(Schema):
     attempts: int
     reused: bool
     error: str
+    items: list[ItemOut] = Field(
+        default_factory=list,
+        description="For a `map` step: its items so far, in item order (else empty).",
+    )
 
 
 class ChildOut(Schema):
@@ -313,8 +328,22 @@ def _trigger_fields(trigger: Trigger) -> dict[str, Any]:
     }
 
 
-def step_out(step: StepRun) -> StepOut:
+def item_out(item: StepItem) -> ItemOut:
+    return ItemOut(
+        index=item.index,
+        status=item.status,
+        input=item.input,
+        output=item.output,
+        cost_usd=usd_text(item.cost_nanousd),
+        latency_ms=item.latency_ms,
+        error=item.error,
+        run_id=item.child_run_id,
+    )
+
+
+def step_out(step: StepRun, items: Iterable[StepItem] = ()) -> StepOut:
     return StepOut(
+        items=[item_out(item) for item in items],
         key=step.key,
         type=step.type,
         status=step.status,
@@ -359,6 +388,8 @@ def run_out(run: Run, steps: Iterable[StepRun] | None = None) -> RunOut:
     """The run with `steps` (by default all of its steps, in order)."""
     if steps is None:
         steps = run.steps.order_by("position")
+    steps = list(steps)
+    items = _items_by_step(run, steps)
     return RunOut(
         id=run.id,
         workflow_id=run.workflow_id,
@@ -381,8 +412,18 @@ def run_out(run: Run, steps: Iterable[StepRun] | None = None) -> RunOut:
         created_at=run.created_at.isoformat(),
         started_at=run.started_at.isoformat() if run.started_at else None,
         finished_at=run.finished_at.isoformat() if run.finished_at else None,
-        steps=[step_out(step) for step in steps],
+        steps=[step_out(step, items.get(step.key, [])) for step in steps],
     )
+
+
+def _items_by_step(run: Run, steps: list[StepRun]) -> dict[str, list[StepItem]]:
+    # Only a run whose steps go over lists, and that shows steps, asks for their items.
+    if not steps or not runs_items(run.definition):
+        return {}
+    by_step: dict[str, list[StepItem]] = {}
+    for item in StepItem.objects.filter(run=run).order_by("step_key", "index"):
+        by_step.setdefault(item.step_key, []).append(item)
+    return by_step
 
 
 def _children_out(run: Run) -> list[ChildOut]:

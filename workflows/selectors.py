@@ -18,6 +18,7 @@ from workflows.models import (
     EditorPresence,
     Run,
     Schedule,
+    StepItem,
     StepRun,
     Trigger,
     WebhookDelivery,
@@ -25,7 +26,7 @@ from workflows.models import (
     WorkflowVersion,
 )
 from workflows.schemas import run_out
-from workflows.steps import starts_runs
+from workflows.steps import runs_items, starts_runs
 
 
 def run_json(run: Run, steps: list[StepRun] | None = None) -> dict[str, object]:
@@ -283,6 +284,17 @@ def api_token_of(membership: Membership, token_id: int, *, revoked: bool = True)
     if not revoked:
         tokens = tokens.filter(revoked_at__isnull=True)
     return tokens.first()
+
+
+def step_items(run: Run) -> dict[str, list[StepItem]]:
+    """The items of `run`'s map steps by step key, in item order (their
+    messages left out: the page does not show them)."""
+    if not runs_items(run.definition):
+        return {}  # no query for the runs of workflows without a map
+    by_step: dict[str, list[StepItem]] = {}
+    for item in StepItem.objects.filter(run=run).defer("messages").order_by("step_key", "index"):
+        by_step.setdefault(item.step_key, []).append(item)
+    return by_step
 
 
 def run_children(run: Run) -> list[Run]:

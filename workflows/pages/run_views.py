@@ -29,7 +29,7 @@ from accounts.access import AuthedRequest, HtmxRequest, run_for, workspace_for
 from accounts.models import Membership, Role, Workspace
 from workflows import selectors, services
 from workflows.builder.definition import InputError
-from workflows.models import Run, StepRun, Workflow
+from workflows.models import Run, StepItem, StepRun, Workflow
 from workflows.selectors import DRAFT
 from workflows.steps import STEP_TYPES
 from workflows.steps.decisions import parse_iso
@@ -132,6 +132,38 @@ def run_list(request: AuthedRequest, slug: str) -> HttpResponse:
 # The detail --------------------------------------------------------------------
 
 
+# An item's input and output are cut to this many characters in the table.
+ITEM_PREVIEW_CHARS = 300
+
+
+@dataclass
+class ItemRow:
+    """One item of a map, as its table shows it."""
+
+    item: StepItem
+    input_text: str
+    output_text: str
+
+    @property
+    def finished(self) -> bool:
+        return self.item.status in (
+            StepItem.Status.SUCCEEDED,
+            StepItem.Status.FAILED,
+            StepItem.Status.SKIPPED,
+        )
+
+    @property
+    def badge(self) -> str:
+        return "queued" if self.item.status == StepItem.Status.PENDING else self.item.status
+
+
+def _preview(value: object) -> str:
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text[:ITEM_PREVIEW_CHARS] + ("…" if len(text) > ITEM_PREVIEW_CHARS else "")
+
+
 @dataclass
 class StepRow:
     """One step of the run's definition, with what happened to it (if anything yet)."""
@@ -153,6 +185,17 @@ class StepRow:
     wait_note: str = ""
     # The runs it started (a `workflow` or `map` step's children).
     children: list[Run] = field(default_factory=list)
+    # A map's items so far, and how many it goes over.
+    items: list[ItemRow] = field(default_factory=list)
+    items_total: int = 0
+
+    @property
+    def items_done(self) -> int:
+        return sum(1 for item in self.items if item.finished)
+
+    @property
+    def items_failed(self) -> int:
+        return sum(1 for item in self.items if item.item.status == StepItem.Status.FAILED)
 
     @property
     def label(self) -> str:
@@ -248,8 +291,18 @@ def _timeline(run: Run, step_runs: list[StepRun], now: datetime) -> Timeline:
         )
 
     children = selectors.run_children(run)
+    items = selectors.step_items(run)
     for row in rows:
         row.children = [child for child in children if child.parent_step == row.key]
+        row.items = [
+            ItemRow(item=item, input_text=_preview(item.input), output_text=_preview(item.output))
+            for item in items.get(row.key, [])
+        ]
+        if row.items and row.step is not None and isinstance(row.step.state, dict):
+            total = row.step.state.get("total")
+            row.items_total = total if isinstance(total, int) else len(row.items)
+        elif row.items:
+            row.items_total = len(row.items)
         if row.step is not None:
             row.output_text, row.output_is_json = _output_text(row.step.output)
             if row.status == StepRun.Status.WAITING:

@@ -22,7 +22,11 @@ Each kind is a package, `workflows/steps/<kind>/`, whose `__init__` exposes:
   `parked(step, state, run_id)`, called once after the run first parks
   there (an approval emails its approvers then); one that runs other
   workflows also has `calls(step) -> list[tuple[int, int | None]]` (the
-  workflows and pinned versions, for the call-graph checks). A free kind
+  workflows and pinned versions, for the call-graph checks). A kind that
+  runs something per item of a list (a map) has `item_source(step) ->
+  (field, template)` (the list: validation checks it gives one),
+  `item_templates(step)` (the fields rendered per item) and
+  `ITEM_VARIABLES` (the names of the item and its index there). A free kind
   that waits on the network has `NETWORK = True` and `execute(step, context)
   -> StepResult`: it gets the run's context (its workspace, its deadline),
   releases its database connection before it waits, and its result's
@@ -103,3 +107,10 @@ def starts_runs(definition: object) -> bool:
     `calls`): the pages and the API ask for a run's children only then."""
     steps = definition.get("steps") if isinstance(definition, dict) else None
     return any(hasattr(kind_of(step), "calls") for step in steps or [])
+
+
+def runs_items(definition: object) -> bool:
+    """Whether a raw definition has a step that goes over a list (one with
+    `item_source`): the pages and the API ask for its items only then."""
+    steps = definition.get("steps") if isinstance(definition, dict) else None
+    return any(hasattr(kind_of(step), "item_source") for step in steps or [])
