@@ -110,10 +110,11 @@ def workflow_in(workspace_id: int, workflow_id: int, *, archived: bool = True) -
 
 
 def run_in(workspace_id: int, run_id: int) -> Run:
-    """Run `run_id` if it is the workspace's (else 404), with its workflow, version and starter."""
+    """Run `run_id` if it is the workspace's and not deleted (else 404), with its workflow,
+    version and starter."""
     run = (
         Run.objects.select_related("workflow", "version", "created_by")
-        .filter(workspace_id=workspace_id, id=run_id)
+        .filter(workspace_id=workspace_id, id=run_id, deleted_at__isnull=True)
         .first()
     )
     if run is None:

@@ -7,7 +7,15 @@ from django import forms
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm
 
-from accounts.models import SECRET_MAX_CHARS, SECRET_NAME_RE, Membership, Role, User, Workspace
+from accounts.models import (
+    MAX_RUN_RETENTION_DAYS,
+    SECRET_MAX_CHARS,
+    SECRET_NAME_RE,
+    Membership,
+    Role,
+    User,
+    Workspace,
+)
 from config.lib.allowed_hosts import parse_allowed_hosts
 from workflows.llm.pricing import NANO
 
@@ -148,6 +156,18 @@ class BudgetForm(forms.Form):
         exact = Decimal(nanousd) / NANO
         cents = exact.quantize(Decimal("0.01"))
         return cents if cents == exact else exact.normalize()
+
+
+class RetentionForm(forms.Form):
+    run_retention_days = forms.IntegerField(
+        label="Keep run details for (days)",
+        min_value=1,
+        max_value=MAX_RUN_RETENTION_DAYS,
+        help_text=(
+            "Inputs, payloads, messages and outputs of finished runs older than this are removed "
+            "every night; their cost, tokens and timings stay for the usage page and the budget."
+        ),
+    )
 
 
 class InvitationSignupForm(forms.Form):

@@ -4,6 +4,7 @@ import re
 from datetime import datetime, timedelta
 from typing import ClassVar
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
 from django.db.models import Q
@@ -79,6 +80,12 @@ class Role(models.TextChoices):
 _RANKS = {Role.VIEWER: 1, Role.EDITOR: 2, Role.ADMIN: 3, Role.OWNER: 4}
 
 
+# Run details are kept this long unless the owner says otherwise (or the operator caps it).
+DEFAULT_RUN_RETENTION_DAYS = 30
+# The longest an owner may ask for (ten years): beyond, no retention is a better word for it.
+MAX_RUN_RETENTION_DAYS = 3650
+
+
 class Workspace(models.Model):
     """A team's shared space: its workflows, runs, members and bill."""
 
@@ -92,6 +99,10 @@ class Workspace(models.Model):
     # `outbound_allowed_hosts` that the operator allows too (none if it is empty).
     outbound_narrowed = models.BooleanField(default=False)
     outbound_allowed_hosts = models.TextField(blank=True)
+    # How long finished runs keep their details (inputs, payload, messages, outputs), as the
+    # owner set it; `run_retention_days_effective` applies the operator's cap
+    # (RUN_RETENTION_MAX_DAYS). workflows/retention.py prunes them nightly.
+    run_retention_days = models.PositiveIntegerField(default=DEFAULT_RUN_RETENTION_DAYS)
 
     class Meta:
         constraints = [
@@ -103,6 +114,20 @@ class Workspace(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def run_retention_capped(self) -> bool:
+        """Whether the operator's maximum (RUN_RETENTION_MAX_DAYS) shortens the owner's setting."""
+        cap = settings.RUN_RETENTION_MAX_DAYS
+        return bool(cap) and cap < self.run_retention_days
+
+    @property
+    def run_retention_days_effective(self) -> int:
+        """How many days finished runs keep their details here: the owner's setting, or the
+        operator's maximum if that is shorter."""
+        if self.run_retention_capped:
+            return int(settings.RUN_RETENTION_MAX_DAYS)
+        return self.run_retention_days
 
 
 class Membership(models.Model):

@@ -18,6 +18,7 @@ from django.utils.text import slugify
 from accounts.audit import audit_record
 from accounts.models import (
     INVITATION_LIFETIME,
+    MAX_RUN_RETENTION_DAYS,
     SECRET_MAX_CHARS,
     SECRET_NAME_RE,
     SECRET_PURPOSE,
@@ -575,6 +576,34 @@ def budget_set(*, workspace: Workspace, budget_nanousd: int | None, actor: Membe
         target=workspace,
         before={"monthly_budget": _budget_text(before)},
         after={"monthly_budget": _budget_text(budget_nanousd)},
+    )
+    return workspace
+
+
+def _days_text(days: int) -> str:
+    return f"{days} day{'s' if days != 1 else ''}"
+
+
+@transaction.atomic
+def run_retention_set(*, workspace: Workspace, days: int, actor: Membership) -> Workspace:
+    """Set how many days finished runs keep their details (workflows/retention.py); the
+    operator's RUN_RETENTION_MAX_DAYS still caps it. The next nightly prune applies it."""
+    if actor.role_enum != Role.OWNER:
+        raise MembershipRefused("Only an owner can change how long runs are kept.")
+    if not 1 <= days <= MAX_RUN_RETENTION_DAYS:
+        raise MembershipRefused(f"Keep run details for 1 to {MAX_RUN_RETENTION_DAYS:,} days.")
+    before = workspace.run_retention_days
+    if before == days:
+        return workspace
+    workspace.run_retention_days = days
+    workspace.save(update_fields=["run_retention_days"])
+    audit_record(
+        workspace=workspace,
+        actor=actor.user,
+        action="retention.change",
+        target=workspace,
+        before={"run_details_kept": _days_text(before)},
+        after={"run_details_kept": _days_text(days)},
     )
     return workspace
 

@@ -21,6 +21,9 @@ urlpatterns = [
     path("w/<slug:slug>/settings/", views.workspace_settings, name="workspace_settings"),
     path("w/<slug:slug>/settings/name/", views.workspace_rename, name="workspace_rename"),
     path("w/<slug:slug>/settings/budget/", views.workspace_budget, name="workspace_budget"),
+    path(
+        "w/<slug:slug>/settings/retention/", views.workspace_retention, name="workspace_retention"
+    ),
     path("w/<slug:slug>/settings/delete/", views.workspace_delete, name="workspace_delete"),
     path("w/<slug:slug>/invitations/", views.invitation_create, name="invitation_create"),
     path(

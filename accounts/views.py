@@ -3,6 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
@@ -28,6 +29,7 @@ from accounts.forms import (
     InvitationForm,
     InvitationSignupForm,
     LoginForm,
+    RetentionForm,
     RoleForm,
     SignupForm,
     WorkspaceDeleteForm,
@@ -35,7 +37,7 @@ from accounts.forms import (
     role_choices,
 )
 from accounts.mail import MailLimited, mail_configured, mail_request_allow
-from accounts.models import MailRequest, Membership, Role
+from accounts.models import MAX_RUN_RETENTION_DAYS, MailRequest, Membership, Role
 from accounts.services import InvitationUnusable, MembershipRefused
 from config.lib.client_ip import client_ip
 from workflows.billing.charts import usage_chart
@@ -219,6 +221,11 @@ def _settings_context(actor: Membership, **extra: object) -> dict[str, object]:
         "month": month_budget(workspace),
         "rename_form": WorkspaceForm(initial={"name": workspace.name}),
         "budget_form": BudgetForm(initial={"monthly_budget_usd": budget_usd}),
+        "retention_form": RetentionForm(
+            initial={"run_retention_days": workspace.run_retention_days}
+        ),
+        "retention_cap": settings.RUN_RETENTION_MAX_DAYS,
+        "max_retention_days": MAX_RUN_RETENTION_DAYS,
         "invite_form": InvitationForm(actor=actor),
         "delete_form": WorkspaceDeleteForm(workspace=workspace),
         # POSTs that re-render this page still show the Settings tab as current.
@@ -295,6 +302,22 @@ def workspace_budget(request: AuthedRequest, slug: str) -> HttpResponse:
         )
     return _back_to_settings(
         request, slug, ok=f"The monthly budget is now ${BudgetForm.usd(budget):,}."
+    )
+
+
+@require_POST
+@login_required
+def workspace_retention(request: AuthedRequest, slug: str) -> HttpResponse:
+    actor = workspace_for(request, slug, role=Role.OWNER)
+    form = RetentionForm(request.POST)
+    if not form.is_valid():
+        return _settings_again(request, actor, retention_form=form)
+    workspace = services.run_retention_set(
+        workspace=actor.workspace, days=form.cleaned_data["run_retention_days"], actor=actor
+    )
+    days = workspace.run_retention_days_effective
+    return _back_to_settings(
+        request, slug, ok=f"Run details are now kept for {days} day{'s' if days != 1 else ''}."
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any, overload
 from urllib.parse import urlparse
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.utils import get_random_secret_key
 from django.utils.csp import CSP
@@ -411,6 +412,13 @@ RUN_TIME_LIMIT_SECONDS = envint("RUN_TIME_LIMIT_SECONDS", "3600")
 RUN_MAX_IN_FLIGHT_PER_WORKSPACE = envint("RUN_MAX_IN_FLIGHT_PER_WORKSPACE", "50")
 # The most items a `map` step runs over (a longer list fails the step).
 MAP_MAX_ITEMS = envint("MAP_MAX_ITEMS", "1000")
+# Run retention (workflows/retention.py): the most days a workspace owner may keep finished
+# runs' details; 0 (the default) lets each owner choose (30 days unless they change it).
+RUN_RETENTION_MAX_DAYS = envint("RUN_RETENTION_MAX_DAYS", "0")
+if RUN_RETENTION_MAX_DAYS < 0:
+    raise ImproperlyConfigured(
+        f"RUN_RETENTION_MAX_DAYS must be 0 (no maximum) or more, not {RUN_RETENTION_MAX_DAYS}"
+    )
 STEP_TIMEOUT_SECONDS = envfloat("STEP_TIMEOUT_SECONDS", "120")
 LLM_MAX_ATTEMPTS = envint("LLM_MAX_ATTEMPTS", "5")
 LLM_RETRY_BASE_SECONDS = envfloat("LLM_RETRY_BASE_SECONDS", "1")
@@ -530,6 +538,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "task": "workflows.deliveries_prune",
         "schedule": 3600.0,
         "options": {"expires": 3600},
+    },
+    # Run details past their workspace's retention (workflows/retention.py), nightly at 03:17 UTC.
+    "runs-prune": {
+        "task": "workflows.runs_prune",
+        "schedule": crontab(hour=3, minute=17),
+        "options": {"expires": 6 * 3600},
     },
 }
 # Tests and side-by-side installs on one broker pick their own queue.

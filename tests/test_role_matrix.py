@@ -61,6 +61,7 @@ REQUIRED_ROLES: dict[str, Role] = {
     "workspace_settings": Role.ADMIN,
     "workspace_rename": Role.OWNER,
     "workspace_budget": Role.OWNER,
+    "workspace_retention": Role.OWNER,
     "workspace_delete": Role.OWNER,
     "invitation_create": Role.ADMIN,
     "invitation_revoke": Role.ADMIN,

@@ -188,6 +188,14 @@ class Run(models.Model):
     parent_item = models.PositiveIntegerField(null=True, blank=True)
     # How many runs above it: a top-level run is 0 (at most MAX_CALL_DEPTH).
     depth = models.PositiveSmallIntegerField(default=0)
+    # When its details (inputs, payload, outputs, its steps' messages, outputs and state, its
+    # items') were blanked, by the workspace's retention or a deletion (workflows/retention.py).
+    # The row, its steps' rows and their cost, tokens, model, latency and times stay: usage and
+    # budgets count them.
+    details_pruned_at = models.DateTimeField(null=True, blank=True)
+    # When a member deleted it: its details are blanked and it is left out of every list and
+    # page (404), but its spend stays on the usage page.
+    deleted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -213,6 +221,13 @@ class Run(models.Model):
                 fields=["waiting_for", "workspace"],
                 condition=Q(status="waiting"),
                 name="run_waiting_for",
+            ),
+            # The nightly prune's look for runs whose details are due: only the runs that
+            # still have details are indexed, so it shrinks as they are pruned.
+            models.Index(
+                fields=["workspace", "finished_at"],
+                condition=Q(details_pruned_at__isnull=True),
+                name="run_details_kept",
             ),
         ]
 
@@ -241,6 +256,23 @@ class Run(models.Model):
             if self.started_at
             else 0
         )
+
+    @property
+    def details_removed_after_days(self) -> int | None:
+        """How many days after it finished its details were removed (None: they are kept)."""
+        if self.details_pruned_at is None:
+            return None
+        finished = self.finished_at or self.created_at
+        return max(0, (self.details_pruned_at - finished).days)
+
+    @property
+    def details_removed_note(self) -> str:
+        """What the run page and the API say in place of removed details ("" if kept)."""
+        days = self.details_removed_after_days
+        if days is None:
+            return ""
+        plural = "s" if days != 1 else ""
+        return f"Details removed after {days} day{plural} ({self.details_pruned_at:%Y-%m-%d})."
 
     @property
     def status_label(self) -> str:

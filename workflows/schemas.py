@@ -211,7 +211,15 @@ class RunOut(Schema):
     waited_ms: int = Field(description="Time spent waiting: not counted in its duration.")
     parent_id: int | None = Field(description="The run whose step started this one, if any.")
     children: list[ChildOut] = Field(description="The runs its steps started, oldest first.")
-    inputs: dict[str, Any]
+    details_removed: str | None = Field(
+        None,
+        description="Set when the workspace's retention removed the run's details, e.g. "
+        '"Details removed after 30 days (2026-12-02)."; its `inputs`, `output` and its steps\' '
+        "`output` are then null, while its cost, tokens and times are kept. Else null.",
+    )
+    inputs: dict[str, Any] | None = Field(
+        description="What it was given; null once its details were removed."
+    )
     output: Any
     error: str
     cost_usd: str
@@ -401,7 +409,8 @@ def run_out(run: Run, steps: Iterable[StepRun] | None = None) -> RunOut:
         waited_ms=run.waited_ms,
         parent_id=run.parent_id,
         children=_children_out(run),
-        inputs=run.inputs,
+        details_removed=run.details_removed_note or None,
+        inputs=None if run.details_pruned_at else run.inputs,
         output=run.output,
         error=run.error,
         cost_usd=usd_text(run.cost_nanousd),
@@ -432,7 +441,9 @@ def _children_out(run: Run) -> list[ChildOut]:
         return []
     return [
         ChildOut(id=id_, workflow_id=workflow_id, step=step, item=item, status=status)
-        for id_, workflow_id, step, item, status in Run.objects.filter(parent=run)
+        for id_, workflow_id, step, item, status in Run.objects.filter(
+            parent=run, deleted_at__isnull=True
+        )
         .order_by("id")
         .values_list("id", "workflow_id", "parent_step", "parent_item", "status")
     ]

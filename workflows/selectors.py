@@ -119,7 +119,9 @@ def workflow_delete_counts(workflow: Workflow) -> dict[str, int]:
 def draft_run_latest(workflow: Workflow, user: User) -> tuple[Run | None, list[StepRun]]:
     """The person's latest test run of the draft, with its steps."""
     run = (
-        Run.objects.filter(workflow=workflow, version__isnull=True, created_by=user)
+        Run.objects.filter(
+            workflow=workflow, version__isnull=True, created_by=user, deleted_at__isnull=True
+        )
         .order_by("-created_at", "-id")
         .first()
     )
@@ -169,7 +171,9 @@ def runs_before(
 ) -> list[Run]:
     """Up to `limit` of the workspace's runs, newest (highest id) first, with their version;
     only those with an id below `before` if given (the next page)."""
-    runs = Run.objects.select_related("version").filter(workspace_id=workspace_id)
+    runs = Run.objects.select_related("version").filter(
+        workspace_id=workspace_id, deleted_at__isnull=True
+    )
     if workflow_id:
         runs = runs.filter(workflow_id=workflow_id)
     if status:
@@ -209,8 +213,9 @@ def runs_filtered(
     version: str = "",
 ) -> QuerySet[Run]:
     """The workspace's runs, newest first, with what the list shows of their workflow and
-    version. `version` is a number, or DRAFT for the test runs of drafts."""
-    runs = Run.objects.filter(workspace=workspace)
+    version. `version` is a number, or DRAFT for the test runs of drafts. Deleted runs are
+    left out."""
+    runs = Run.objects.filter(workspace=workspace, deleted_at__isnull=True)
     if status:
         runs = runs.filter(status=status)
     if trigger:
@@ -239,6 +244,7 @@ def runs_filtered(
             "waiting_for",
             "waiting_since",
             "waited_ms",
+            "details_pruned_at",
             "workflow__id",
             "workflow__name",
             "version__id",
@@ -302,7 +308,7 @@ def run_children(run: Run) -> list[Run]:
     if not starts_runs(run.definition):
         return []  # no query for the runs of workflows that call none
     return list(
-        Run.objects.filter(parent=run)
+        Run.objects.filter(parent=run, deleted_at__isnull=True)
         .select_related("workflow")
         .only(
             "id",

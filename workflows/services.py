@@ -626,7 +626,8 @@ class RunNotResumable(Exception):
 
 
 def run_resumable(run: Run) -> bool:
-    return run.status in (Run.Status.FAILED, Run.Status.CANCELED)
+    # A run whose details were pruned has no outputs left to reuse.
+    return run.status in (Run.Status.FAILED, Run.Status.CANCELED) and run.details_pruned_at is None
 
 
 @transaction.atomic

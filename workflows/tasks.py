@@ -6,6 +6,7 @@ Nothing in the product imports this module: work is sent by task name
 from celery import shared_task
 from celery.signals import worker_ready
 
+from workflows import retention
 from workflows.integrations import callbacks, schedules, webhooks
 from workflows.llm import tokens
 from workflows.runtime import engine
@@ -45,3 +46,8 @@ def schedules_tick() -> None:
 @shared_task(name="workflows.deliveries_prune", ignore_result=True)
 def deliveries_prune() -> None:
     webhooks.deliveries_prune()
+
+
+@shared_task(name="workflows.runs_prune", ignore_result=True)
+def runs_prune() -> None:
+    retention.runs_prune()

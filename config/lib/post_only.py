@@ -28,6 +28,7 @@ FORM_PAGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "admin:logout": ("admin:index", ()),
     "workspace_rename": ("workspace_settings", _SLUG),
     "workspace_budget": ("workspace_settings", _SLUG),
+    "workspace_retention": ("workspace_settings", _SLUG),
     "workspace_delete": ("workspace_settings", _SLUG),
     "invitation_create": ("workspace_settings", _SLUG),
     "invitation_revoke": ("workspace_settings", _SLUG),

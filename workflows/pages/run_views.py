@@ -27,7 +27,7 @@ from django_htmx.http import HttpResponseStopPolling, push_url
 
 from accounts.access import AuthedRequest, HtmxRequest, run_for, workspace_for
 from accounts.models import Membership, Role, Workspace
-from workflows import selectors, services
+from workflows import retention, selectors, services
 from workflows.builder.definition import InputError
 from workflows.models import Run, StepItem, StepRun, Workflow
 from workflows.selectors import DRAFT
@@ -398,6 +398,9 @@ def run_context(membership: Membership, run: Run) -> dict[str, object]:
         "can_cancel": not run.is_finished
         and services.run_cancel_allowed(run=run, membership=membership),
         "can_resume": services.run_resumable(run),
+        # Pruned by the workspace's retention: nothing left to run again with.
+        "can_rerun": run.details_pruned_at is None,
+        "can_delete": run.is_finished and retention.run_delete_allowed(membership),
         "decision": _decision_ask(run, rows, membership),
     }
 
@@ -438,6 +441,9 @@ def run_rerun(request: AuthedRequest, slug: str, run_id: int) -> HttpResponse:
     """A new run with the same inputs: the same version, or the current draft for a test run."""
     membership = workspace_for(request, slug, role=Role.VIEWER)
     run = run_for(membership, run_id)
+    if run.details_pruned_at is not None:
+        messages.error(request, f"{run.details_removed_note} Its inputs are gone: run it anew.")
+        return redirect("run_detail", slug=slug, run_id=run.id)
     try:
         new = services.run_start(
             workflow=run.workflow,
