@@ -175,8 +175,9 @@ def test_a_failed_item_stops_the_map_by_default_naming_the_item(
     assert run.cost_nanousd == step.cost_nanousd
 
 
+@pytest.mark.parametrize("concurrency", [1, 4])
 def test_a_map_whose_items_do_not_all_fit_the_budget_stops_at_the_budget(
-    engine_in_process: None, personas: Personas, fake_calls
+    engine_in_process: None, personas: Personas, fake_calls, concurrency: int
 ) -> None:  # type: ignore[no-untyped-def]
     workspace = personas.workspace
     # Room for one item's worst case (max_tokens 400) and a tenth more: an item
@@ -185,8 +186,10 @@ def test_a_map_whose_items_do_not_all_fit_the_budget_stops_at_the_budget(
     workspace.budget_nanousd = one + one // 10
     workspace.save(update_fields=["budget_nanousd"])
     things = [f"budget item {n}" for n in range(12)]
+    # With four at once, items wait for each other's holds to settle, then stop.
     run = start(
-        published_workflow(workspace, mapping(max_tokens=400, concurrency=1)), {"things": things}
+        published_workflow(workspace, mapping(max_tokens=400, concurrency=concurrency)),
+        {"things": things},
     )
     assert run.status == Run.Status.FAILED
     assert "workspace budget exhausted" in run.error
@@ -195,8 +198,9 @@ def test_a_map_whose_items_do_not_all_fit_the_budget_stops_at_the_budget(
     done = [item for item in items if item.status == StepItem.Status.SUCCEEDED]
     # Real answers cost less than their worst case, so more than one fits, never all.
     assert 2 <= len(done) < 12
-    assert all(item.status == StepItem.Status.PENDING for item in items[len(done) :])
-    assert all(item.attempts == 0 for item in items[len(done) :])
+    waiting = [item for item in items if item.status != StepItem.Status.SUCCEEDED]
+    assert all(item.status == StepItem.Status.PENDING for item in waiting)
+    assert all(item.attempts == 0 for item in waiting)
     assert fake_calls("budget item") == len(done)
     step = steps_of(run)["each"]
     assert step.cost_nanousd == sum(item.cost_nanousd for item in done)
@@ -416,3 +420,131 @@ def test_a_running_maps_page_counts_the_items_done_so_far(personas: Personas) ->
     # The live part the page polls every second says the same.
     live = client.get(url, headers={"HX-Request": "true", "HX-Target": "run-live"})
     assert live.status_code == 200 and "37 / 120 done" in live.content.decode()
+
+
+# --- calls, the editor, resuming -----------------------------------------------------------
+
+
+def test_a_map_over_a_workflow_is_checked_like_a_call_cycles_and_inputs_included(
+    personas: Personas,
+) -> None:
+    a = published_workflow(personas.workspace, SHOUT | {"name": "A"})
+    over_a = mapping(prompt="", workflow=a.id, inputs={"text": "{{ item }}", "n": "{{ index }}"})
+    b = published_workflow(personas.workspace, over_a | {"name": "B"})
+    # A's draft now maps over B, which maps over A's published version: a cycle.
+    a.definition = mapping(prompt="", workflow=b.id, inputs={}) | {"name": "A"}
+    a.save()
+    _, issues = services.definition_check(a.definition, workflow=a)
+    messages = [issue.message for issue in issues]
+    assert any("cycle: A → B → A" in message for message in messages)
+    # B needs its `things`: a map must give the called workflow's required inputs too.
+    assert any("“B” needs things" in message for message in messages)
+
+
+def test_the_editor_offers_item_and_index_with_the_items_fields_for_a_map(
+    personas: Personas,
+) -> None:
+    from django.urls import reverse
+
+    from tests.factories import client_for
+
+    extract = {
+        "key": "extract",
+        "type": "llm",
+        "prompt": "List the people",
+        "response_format": {
+            "type": "json_schema",
+            "name": "people",
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "people": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {"name": {"type": "string"}},
+                            "required": ["name"],
+                            "additionalProperties": False,
+                        },
+                    }
+                },
+                "required": ["people"],
+                "additionalProperties": False,
+            },
+        },
+    }
+    definition = mapping(over="{{ extract.people }}", prompt="Hi {{ item.name }}")
+    definition["steps"].insert(0, extract)
+    workflow = services.workflow_create(
+        workspace=personas.workspace, definition=definition, user=None
+    )
+    editor = reverse("workflow_editor", args=[personas.workspace.slug, workflow.id])
+    html = client_for(personas.alice).get(editor + "?panel=step&step=1").content.decode()
+    assert 'data-insert="item"' in html and 'data-insert="index"' in html
+    assert 'data-insert="item.name"' in html
+    assert 'name="over"' in html and 'name="concurrency"' in html and 'name="prompt"' in html
+    # The llm step before it has no item to offer.
+    html = client_for(personas.alice).get(editor + "?panel=step&step=0").content.decode()
+    assert 'data-insert="item"' not in html
+
+
+def test_switching_a_map_to_a_workflow_and_back_in_the_editor(personas: Personas) -> None:
+    from django.urls import reverse
+
+    from tests.factories import client_for
+
+    shout = published_workflow(personas.workspace, SHOUT)
+    workflow = services.workflow_create(
+        workspace=personas.workspace, definition=mapping(), user=None
+    )
+    save = reverse("workflow_step_save", args=[personas.workspace.slug, workflow.id, 0])
+    client = client_for(personas.alice)
+
+    def post(**fields: str) -> None:
+        response = client.post(save, {"step_key": "each", **fields}, headers={"HX-Request": "true"})
+        assert response.status_code == 200, response.content[:300]
+
+    post(mode="workflow")
+    post(workflow=str(shout.id))
+    post(**{"in-text": "{{ item }}", "in-n": "{{ index }}"})
+    workflow.refresh_from_db()
+    step = workflow.definition["steps"][0]
+    assert step["workflow"] == shout.id and step["inputs"] == {
+        "text": "{{ item }}",
+        "n": "{{ index }}",
+    }
+    _, issues = services.definition_check(workflow.definition, workflow=workflow)
+    assert issues == []
+    post(mode="prompt", concurrency="12", on_item_error="collect")
+    workflow.refresh_from_db()
+    step = workflow.definition["steps"][0]
+    assert "workflow" not in step and step["concurrency"] == 12
+    assert step["on_item_error"] == "collect"
+
+
+def test_resuming_a_map_stopped_at_the_budget_keeps_its_finished_items(
+    engine_in_process: None, personas: Personas, fake_calls
+) -> None:  # type: ignore[no-untyped-def]
+    workspace = personas.workspace
+    one = _worst_case(mapping(max_tokens=400), ["x"])
+    workspace.budget_nanousd = one + one // 10
+    workspace.save(update_fields=["budget_nanousd"])
+    things = [f"resumed item {n}" for n in range(6)]
+    stopped = start(
+        published_workflow(workspace, mapping(max_tokens=400, concurrency=1)), {"things": things}
+    )
+    assert stopped.status == Run.Status.FAILED
+    done = {i.index for i in items_of(stopped) if i.status == StepItem.Status.SUCCEEDED}
+    assert 0 < len(done) < 6
+    workspace.budget_nanousd = None
+    workspace.save(update_fields=["budget_nanousd"])
+    resumed = services.run_resume(run=stopped, user=None)
+    resumed.refresh_from_db()
+    assert resumed.status == Run.Status.SUCCEEDED, resumed.error
+    for n in range(6):
+        assert fake_calls(f"resumed item {n}") == 1
+    kept = [i for i in items_of(resumed) if i.index in done]
+    assert all(i.cost_nanousd == 0 and i.attempts == 0 for i in kept)
+    assert [i.output for i in kept] == [i.output for i in items_of(stopped) if i.index in done]
+    # Only the items called in the resumed run are paid in it.
+    assert resumed.cost_nanousd == sum(i.cost_nanousd for i in items_of(resumed)) > 0

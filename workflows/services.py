@@ -30,7 +30,15 @@ from workflows.builder.definition import (
     coerce_inputs,
     validate_definition,
 )
-from workflows.models import ApiToken, EditorPresence, Run, StepRun, Workflow, WorkflowVersion
+from workflows.models import (
+    ApiToken,
+    EditorPresence,
+    Run,
+    StepItem,
+    StepRun,
+    Workflow,
+    WorkflowVersion,
+)
 from workflows.runtime import dispatch, waking
 from workflows.runtime.children import MAX_CALL_DEPTH
 from workflows.steps import module_for
@@ -162,7 +170,7 @@ def _input_issues(
         for spec in called.inputs
         if spec.required and spec.default is None and spec.name not in given
     ]
-    if missing and getattr(step, "type", "") == "workflow":
+    if missing:
         issues.append(
             Issue(
                 key,
@@ -635,7 +643,8 @@ def run_resume(*, run: Run, user: User | None) -> Run:
     """A new run of the same definition and inputs that reuses the finished steps.
 
     Steps that succeeded in `run` are copied as reused (not called, not paid
-    again); execution starts at the first step that did not finish. Raises
+    again), and so are the finished items of a map over a prompt that did
+    not; execution starts at the first step that did not finish. Raises
     RunNotResumable unless `run` failed or was canceled.
     """
     if not run_resumable(run):
@@ -668,6 +677,25 @@ def run_resume(*, run: Run, user: User | None) -> Run:
             latency_ms=step.latency_ms,
         )
         for step in run.steps.filter(status=StepRun.Status.SUCCEEDED)
+    )
+    # The finished items of a map over a prompt that did not finish (stopped
+    # at the budget, by a failed item): kept, not called or paid again.
+    StepItem.objects.bulk_create(
+        StepItem(
+            run=new,
+            step_key=item.step_key,
+            index=item.index,
+            status=StepItem.Status.SUCCEEDED,
+            input=item.input,
+            output=item.output,
+            model=item.model,
+            latency_ms=item.latency_ms,
+            started_at=item.started_at,
+            finished_at=item.finished_at,
+        )
+        for item in run.items.filter(
+            status=StepItem.Status.SUCCEEDED, child_run__isnull=True
+        ).exclude(step_key__in=run.steps.filter(status=StepRun.Status.SUCCEEDED).values("key"))
     )
     _enqueue_on_commit(new.id)
     return new

@@ -65,6 +65,10 @@ ON_ITEM_ERROR = (
 )
 
 _RESPONSE_FORMAT_FIELDS = ("response_type", "schema_name", "schema")
+_PROMPT_FIELDS = (
+    *("prompt", "system", "model", "temperature", "max_tokens"),
+    *("response_format", "fallback_model"),
+)
 _PLAIN = (
     *("over", "concurrency", "on_item_error", "system", "prompt", "model"),
     *("temperature", "max_tokens", "workflow", "version", "next"),
@@ -181,6 +185,9 @@ def from_post(step: dict, current: dict, data: QueryDict, parsed: Parsed) -> Non
         if data.get("mode") == "workflow":
             step.setdefault("workflow", 0)
             step.setdefault("inputs", {})
+            # A map runs one or the other: the prompt's fields go.
+            for name in _PROMPT_FIELDS:
+                step.pop(name, None)
         else:
             for name in ("workflow", "version", "inputs"):
                 step.pop(name, None)
