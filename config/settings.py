@@ -423,6 +423,9 @@ STEP_TIMEOUT_SECONDS = envfloat("STEP_TIMEOUT_SECONDS", "120")
 LLM_MAX_ATTEMPTS = envint("LLM_MAX_ATTEMPTS", "5")
 LLM_RETRY_BASE_SECONDS = envfloat("LLM_RETRY_BASE_SECONDS", "1")
 LLM_RETRY_MAX_SECONDS = envfloat("LLM_RETRY_MAX_SECONDS", "30")
+# A streamed answer's text so far is written to its step at most this often
+# (one small UPDATE each), for the run page, the editor and the events API.
+STREAM_PERSIST_SECONDS = envfloat("STREAM_PERSIST_SECONDS", "0.25")
 
 # The largest request body anywhere but /hooks/ (1 MB there): refused with a
 # 413 before it is read (config/lib/body_limit.py); Django's own check agrees.

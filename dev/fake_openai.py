@@ -19,6 +19,9 @@ inside a workflow prompt. They stay in the prompt; the answer ignores them.
     [[fake:429 times=N retry_after=S]] the first N calls answer 429 rate_limit_exceeded
     [[fake:500 times=N]]               the first N calls answer 500 (any 4xx/5xx works)
     [[fake:hang times=N]]              the first N calls never answer
+    [[fake:token_ms=MS]]               a streamed answer sends a chunk every MS milliseconds
+    [[fake:cut after=N times=M]]       the first M streamed answers stop after N content
+                                       chunks: the connection is dropped, no usage, no [DONE]
     [[fake:context_length_exceeded]]   400 context_length_exceeded
     [[fake:insufficient_quota]]        429 insufficient_quota
 
@@ -187,8 +190,8 @@ class InvalidRequest(Exception):
 
 
 _DIRECTIVE = re.compile(r"\[\[fake:(.*?)\]\]", re.DOTALL)
-_VALUED_DIRECTIVES = {"choose", "reply", "latency"}
-_NAMED_FAULTS = {"hang", "context_length_exceeded", "insufficient_quota"}
+_VALUED_DIRECTIVES = {"choose", "reply", "latency", "token_ms"}
+_NAMED_FAULTS = {"hang", "context_length_exceeded", "insufficient_quota", "cut"}
 
 
 @dataclass(frozen=True)
@@ -236,9 +239,13 @@ def parse_directives(text: str) -> list[Directive]:
                 raise InvalidRequest(
                     f"times= must be a whole number in [[fake:{body}]].", param="messages"
                 )
-        if directive.name == "latency" and not directive.value.isdigit():
+        if directive.name in ("latency", "token_ms") and not directive.value.isdigit():
             raise InvalidRequest(
-                f"latency= must be milliseconds in [[fake:{body}]].", param="messages"
+                f"{directive.name}= must be milliseconds in [[fake:{body}]].", param="messages"
+            )
+        if directive.name == "cut" and not (directive.param("after") or "").isdigit():
+            raise InvalidRequest(
+                f"cut needs after=N, a number of chunks, in [[fake:{body}]].", param="messages"
             )
         directives.append(directive)
     return directives
@@ -1060,6 +1067,7 @@ async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamRespo
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
+    """Chat Completions; `request` is needed to stream an answer chunk by chunk."""
     state = request.app[STATE]
     try:
         payload = json.loads(await request.read())
@@ -1074,19 +1082,22 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     state.in_flight += 1
     state.max_in_flight = max(state.max_in_flight, state.in_flight)
     try:
-        return await _answer(state, chat)
+        return await _answer(state, chat, request)
     finally:
         # Also runs when a disconnected client cancels the handler (hangs included).
         state.in_flight -= 1
 
 
-async def _answer(state: FakeState, chat: ChatRequest) -> web.StreamResponse:
+async def _answer(state: FakeState, chat: ChatRequest, request: web.Request) -> web.StreamResponse:
     config = state.config
     if config.fail_rate and state.rng.random() < config.fail_rate:
         return status_error(config.fail_status)
 
     fault = state.fault_for(chat)
     prompt = prompt_tokens(chat.messages)
+    cut_after: int | None = None
+    if fault is not None and fault.name == "cut":
+        cut_after, fault = int(fault.param("after") or 0), None
     if fault is not None:
         if fault.name == "hang":
             await asyncio.sleep(config.hang_seconds)
@@ -1123,6 +1134,15 @@ async def _answer(state: FakeState, chat: ChatRequest) -> web.StreamResponse:
             headers=headers,
         )
     chunks = stream_chunks(chat, answers, completion_id=completion_id, usage=usage)
+    token_ms = chat.directive_value("token_ms")
+    if token_ms is not None or cut_after is not None:
+        return await _stream_slowly(
+            request,
+            chunks,
+            headers=headers,
+            token_seconds=int(token_ms or 0) / 1000,
+            cut_after=cut_after,
+        )
     # Sent in one write: nothing waits between chunks, and one write is much faster.
     events = (
         "".join(f"data: {json.dumps(c, ensure_ascii=False)}\n\n" for c in chunks)
@@ -1131,6 +1151,35 @@ async def _answer(state: FakeState, chat: ChatRequest) -> web.StreamResponse:
     return web.Response(
         body=events.encode(), content_type="text/event-stream", charset="utf-8", headers=headers
     )
+
+
+async def _stream_slowly(
+    request: web.Request,
+    chunks: list[dict[str, Any]],
+    *,
+    headers: dict[str, str],
+    token_seconds: float,
+    cut_after: int | None,
+) -> web.StreamResponse:
+    """Each chunk in its own write, `token_seconds` apart; with `cut_after`, the
+    connection is dropped after that many content chunks, as a crash would."""
+    response = web.StreamResponse(headers={**headers, "Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    sent = 0
+    for chunk in chunks:
+        is_content = any(c.get("delta", {}).get("content") for c in chunk["choices"])
+        if is_content and cut_after is not None and sent >= cut_after:
+            # No usage chunk, no [DONE]: the client sees the stream break.
+            request.transport.close()  # type: ignore[union-attr]
+            return response
+        await response.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
+        if is_content:
+            sent += 1
+            if token_seconds:
+                await asyncio.sleep(token_seconds)
+    await response.write(b"data: [DONE]\n\n")
+    await response.write_eof()
+    return response
 
 
 async def list_models(request: web.Request) -> web.Response:

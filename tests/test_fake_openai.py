@@ -367,6 +367,40 @@ def test_it_streams_without_usage_unless_asked(client: openai.OpenAI) -> None:
     assert chunks[-1].choices[0].finish_reason == "stop"
 
 
+def test_it_streams_slowly_when_asked(client: openai.OpenAI) -> None:
+    prompt = "Stream me slowly [[fake:token_ms=100]]"
+    arrived = []
+    started = time.monotonic()
+    stream = ask(client, prompt, stream=True, stream_options={"include_usage": True})
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            arrived.append(time.monotonic() - started)
+    # Each content chunk in its own write, 100 ms apart.
+    assert len(arrived) >= 5
+    assert arrived[-1] - arrived[0] >= 0.1 * (len(arrived) - 1) * 0.9
+
+
+def test_it_cuts_a_stream_mid_way_then_answers_whole(client: openai.OpenAI) -> None:
+    prompt = "Cut me [[fake:cut after=2 times=1]]"
+    pieces = []
+    with pytest.raises((httpx.HTTPError, openai.APIError)):
+        for chunk in ask(client, prompt, stream=True, stream_options={"include_usage": True}):
+            assert chunk.usage is None, "a cut stream sends no usage"
+            if chunk.choices and chunk.choices[0].delta.content:
+                pieces.append(chunk.choices[0].delta.content)
+    assert len(pieces) == 2
+    chunks = list(ask(client, prompt, stream=True, stream_options={"include_usage": True}))
+    assert chunks[-1].usage is not None
+    whole = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert whole.startswith("".join(pieces))
+
+
+def test_it_refuses_a_cut_without_its_count(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as error:
+        ask(client, "Cut [[fake:cut times=1]]", stream=True)
+    assert "after=N" in error.value.message
+
+
 def test_it_rate_limits_then_succeeds(client: openai.OpenAI, server: RunningServer) -> None:
     prompt = "Summarize [[fake:429 times=2 retry_after=7]]"
     for _ in range(2):

@@ -10,11 +10,14 @@ retry loop so that every attempt is counted and the run's deadline respected.
 from __future__ import annotations
 
 import functools
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+import httpx
 import openai
 from django.conf import settings
-from openai.types.chat import ChatCompletion
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 MISSING_KEY_MESSAGE = (
     "No OpenAI API key is configured on this server. An administrator must set "
@@ -43,6 +46,7 @@ class LlmError(Exception):
         retry_after: float | None = None,
         kind: str = "error",
         status: int | None = None,
+        received: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -51,6 +55,9 @@ class LlmError(Exception):
         # For error branches: "rate_limit", "server", "timeout", "network", "refused".
         self.kind = kind
         self.status = status
+        # A stream cut mid-way: the content that arrived (billed, but with no
+        # usage chunk to say how much). None: nothing was streamed.
+        self.received = received
 
 
 def is_configured() -> bool:
@@ -88,6 +95,66 @@ def _api_message(error: openai.APIStatusError) -> str:
     return error.message
 
 
+def _body(
+    model: str,
+    messages: list[dict[str, str]],
+    temperature: float,
+    max_tokens: int,
+    response_schema: tuple[str, dict] | None,
+) -> dict[str, object]:
+    extra: dict[str, object] = {}
+    if response_schema is not None:
+        name, schema = response_schema
+        extra["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": name, "schema": schema, "strict": True},
+        }
+    return {
+        "model": model,
+        "messages": messages,
+        "temperature": temperature,
+        "max_completion_tokens": max_tokens,
+        **extra,
+    }
+
+
+def _llm_error(e: openai.OpenAIError, timeout: float) -> LlmError:
+    """The SDK's exception as an LlmError saying whether to try again."""
+    if isinstance(e, openai.APITimeoutError):
+        return LlmError(
+            f"OpenAI did not answer within {timeout:g} seconds.", retryable=True, kind="timeout"
+        )
+    if isinstance(e, openai.APIConnectionError):
+        return LlmError(f"Could not reach OpenAI: {e.message}", retryable=True, kind="network")
+    if not isinstance(e, openai.APIStatusError):
+        return LlmError(f"OpenAI error: {e}", retryable=True, kind="server")
+    message = _api_message(e)
+    status = e.status_code
+    # insufficient_quota comes as a 429 but waiting will not fix it.
+    if status == 429 and e.code != "insufficient_quota":
+        return LlmError(
+            f"Rate limited by OpenAI: {message}",
+            retryable=True,
+            retry_after=_retry_after(e),
+            kind="rate_limit",
+            status=status,
+        )
+    if status >= 500 or status in (408, 409):
+        return LlmError(
+            f"OpenAI error {status}: {message}",
+            retryable=True,
+            retry_after=_retry_after(e),
+            kind="server",
+            status=status,
+        )
+    return LlmError(
+        f"OpenAI refused the request ({status}): {message}",
+        retryable=False,
+        kind="refused",
+        status=status,
+    )
+
+
 def call(
     *,
     model: str,
@@ -100,20 +167,7 @@ def call(
     """One Chat Completions request. Raises LlmError, never an SDK exception."""
     if not is_configured():
         raise LlmError(MISSING_KEY_MESSAGE, retryable=False)
-    extra: dict[str, object] = {}
-    if response_schema is not None:
-        name, schema = response_schema
-        extra["response_format"] = {
-            "type": "json_schema",
-            "json_schema": {"name": name, "schema": schema, "strict": True},
-        }
-    body = {
-        "model": model,
-        "messages": messages,
-        "temperature": temperature,
-        "max_completion_tokens": max_tokens,
-        **extra,
-    }
+    body = _body(model, messages, temperature, max_tokens, response_schema)
     try:
         # The SDK's generic POST (its documented way to reach any endpoint)
         # with the same options `chat.completions.create` passes. `create`
@@ -127,40 +181,8 @@ def call(
             cast_to=ChatCompletion,
             options={"timeout": timeout, "security": {"bearer_auth": True}},
         )
-    except openai.APITimeoutError:
-        raise LlmError(
-            f"OpenAI did not answer within {timeout:g} seconds.", retryable=True, kind="timeout"
-        ) from None
-    except openai.APIConnectionError as e:
-        raise LlmError(
-            f"Could not reach OpenAI: {e.message}", retryable=True, kind="network"
-        ) from None
-    except openai.APIStatusError as e:
-        message = _api_message(e)
-        status = e.status_code
-        # insufficient_quota comes as a 429 but waiting will not fix it.
-        if status == 429 and e.code != "insufficient_quota":
-            raise LlmError(
-                f"Rate limited by OpenAI: {message}",
-                retryable=True,
-                retry_after=_retry_after(e),
-                kind="rate_limit",
-                status=status,
-            ) from None
-        if status >= 500 or status in (408, 409):
-            raise LlmError(
-                f"OpenAI error {status}: {message}",
-                retryable=True,
-                retry_after=_retry_after(e),
-                kind="server",
-                status=status,
-            ) from None
-        raise LlmError(
-            f"OpenAI refused the request ({status}): {message}",
-            retryable=False,
-            kind="refused",
-            status=status,
-        ) from None
+    except openai.OpenAIError as e:
+        raise _llm_error(e, timeout) from None
     choice = response.choices[0] if response.choices else None
     if choice is None:
         raise LlmError("OpenAI answered with no choices.", retryable=True, kind="server")
@@ -172,4 +194,93 @@ def call(
         cached_tokens=(details.cached_tokens or 0) if details else 0,
         completion_tokens=usage.completion_tokens if usage else 0,
         finish_reason=choice.finish_reason or "",
+    )
+
+
+def stream(
+    *,
+    model: str,
+    messages: list[dict[str, str]],
+    temperature: float,
+    max_tokens: int,
+    response_schema: tuple[str, dict] | None,
+    timeout: float,
+) -> Iterator[str | Completion]:
+    """One streamed Chat Completions request: yields the content's pieces as
+    they arrive, then the Completion, priced from the final usage chunk
+    (`stream_options.include_usage`).
+
+    `timeout` bounds the whole answer, not only each read. A stream that
+    breaks before its usage chunk (the connection dropped, the time ran
+    out) raises a retryable LlmError whose `received` holds the content that
+    arrived, so the caller can record what OpenAI will bill for it."""
+    if not is_configured():
+        raise LlmError(MISSING_KEY_MESSAGE, retryable=False)
+    body = {
+        **_body(model, messages, temperature, max_tokens, response_schema),
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    deadline = time.monotonic() + timeout
+    received: list[str] = []
+    try:
+        # The generic POST, as in `call`; each chunk is built without validation.
+        chunks = client().post(
+            "/chat/completions",
+            body=body,
+            cast_to=ChatCompletion,
+            stream=True,
+            stream_cls=openai.Stream[ChatCompletionChunk],
+            options={"timeout": timeout, "security": {"bearer_auth": True}},
+        )
+    except openai.OpenAIError as e:
+        raise _llm_error(e, timeout) from None
+    finish_reason = ""
+    usage = None
+    try:
+        with chunks:
+            for chunk in chunks:
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                for choice in chunk.choices[:1]:
+                    if choice.delta.content:
+                        received.append(choice.delta.content)
+                        yield choice.delta.content
+                    if choice.finish_reason:
+                        finish_reason = choice.finish_reason
+                if time.monotonic() > deadline:
+                    raise LlmError(
+                        f"OpenAI did not finish its answer within {timeout:g} seconds.",
+                        retryable=True,
+                        kind="timeout",
+                        received="".join(received),
+                    )
+    except openai.OpenAIError as e:
+        error = _llm_error(e, timeout)
+        if received:
+            error.message = f"OpenAI's answer broke off ({error.kind}): {error.message}"
+        error.received = "".join(received)
+        raise error from None
+    except (httpx.HTTPError, ValueError) as e:
+        # The connection dropped mid-answer (httpx), or a chunk was not JSON.
+        raise LlmError(
+            f"OpenAI's answer broke off: {str(e) or type(e).__name__}",
+            retryable=True,
+            kind="timeout" if isinstance(e, httpx.TimeoutException) else "network",
+            received="".join(received),
+        ) from None
+    if usage is None:
+        raise LlmError(
+            "OpenAI's answer ended without its usage.",
+            retryable=True,
+            kind="network",
+            received="".join(received),
+        )
+    details = usage.prompt_tokens_details
+    yield Completion(
+        content="".join(received),
+        prompt_tokens=usage.prompt_tokens,
+        cached_tokens=(details.cached_tokens or 0) if details else 0,
+        completion_tokens=usage.completion_tokens,
+        finish_reason=finish_reason,
     )

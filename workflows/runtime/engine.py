@@ -20,6 +20,12 @@ Guarantees, and how they are kept:
   step.
 - **Every token spent is recorded**, also when the run was canceled while the
   call was in flight: the result write is fenced by the owner, not the status.
+- **A streamed answer is visible as it grows.** A paid step's `on_partial`
+  writes the text so far to its StepRun's `output` (fenced by the lease
+  owner) at most every STREAM_PERSIST_SECONDS; the final record replaces it.
+  When the worker dies mid-stream, the run resumed finds the step `running`
+  with that text: the lost attempt's usage is estimated from it (the kind's
+  `estimate_lost`) and added to the step's usage when it is recorded.
 - **Waiting holds nothing.** A run that must wait (for budget, see
   workflows/billing/budget.py; for child runs, a decision or a time, see
   "Waiting step kinds" below) is parked: status `waiting` with `waiting_for`
@@ -51,7 +57,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from types import ModuleType
 
@@ -593,6 +599,9 @@ def _execute_paid_step(
         call = module.prepare(step, variables)
     except StepFailed as e:
         raise failed(e) from None
+    lost = _lost_attempt(module, step, call, existing)
+    if lost is not None:
+        log.info("Run %s: step %s was cut mid-stream; usage estimated", run.id, key)
     # Record the attempt before calling, so a crash leaves an honest count.
     values = {
         "position": index,
@@ -632,11 +641,14 @@ def _execute_paid_step(
         workspace_id=run.workspace_id,
         deadline=run.deadline_at,
         on_attempt=on_retry,
+        on_partial=_partial_writer(run.id, token, key),
     )
     sql.connection_release()  # while the call waits on the network
     try:
         result: StepResult = module.execute(step, call, context)
     except StepFailed as e:
+        if lost is not None:
+            e.usage = e.usage.plus(lost)
         raise failed(e, reservation) from None
     except BaseException:
         budget.settle(reservation, cost_nanousd=0, workspace_id=run.workspace_id)
@@ -650,12 +662,54 @@ def _execute_paid_step(
         status=StepRun.Status.SUCCEEDED,
         output=result.output,
         messages=result.messages,
-        usage=result.usage,
+        usage=result.usage if lost is None else result.usage.plus(lost),
         error="",
         paid=True,
         reservation=reservation,
     )
     return result.output
+
+
+def _lost_attempt(
+    module: ModuleType, step: StepBase, call: object, existing: StepRun | None
+) -> Usage | None:
+    """The estimated usage of an attempt whose worker died mid-stream: the
+    step is still `running` with the text that had arrived (see on_partial)."""
+    estimate = getattr(module, "estimate_lost", None)
+    if (
+        estimate is None
+        or existing is None
+        or existing.status != StepRun.Status.RUNNING
+        or not isinstance(existing.output, str)
+    ):
+        return None
+    usage: Usage = estimate(step, call, existing.output)
+    return usage
+
+
+def _partial_writer(run_id: int, token: str, key: str) -> Callable[[str], None]:
+    """`on_partial` for a paid step: the answer so far, written at most every
+    STREAM_PERSIST_SECONDS with one UPDATE fenced by the lease owner. Best
+    effort: a write that fails or finds the lease gone is skipped, and the
+    call goes on (it is paid either way; its result's write is the fence)."""
+    last = 0.0
+
+    def write(text: str) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last < settings.STREAM_PERSIST_SECONDS:
+            return
+        last = now
+        try:
+            StepRun.objects.filter(
+                run_id=run_id, key=key, status=StepRun.Status.RUNNING, run__lease_owner=token
+            ).update(output=text)
+            sql.connection_release()
+        except DatabaseError:
+            log.warning("Run %s: could not write step %s's partial answer", run_id, key)
+            close_old_connections()
+
+    return write
 
 
 def _reserve_or_park(

@@ -245,6 +245,52 @@ def max_attempts(step: Prompted) -> int:
     return step.retries + 1 if step.retries is not None else settings.LLM_MAX_ATTEMPTS
 
 
+def estimate_lost(step: Prompted, call: Call, received: str) -> Usage:
+    """What OpenAI bills for a streamed answer cut before its usage chunk
+    (a crash, a timeout): the prompt, counted as `prepare` counts it, and the
+    tokens of the content that arrived. An estimate: no cached tokens."""
+    return _estimate(step.model, call.messages, call.schema, received)
+
+
+def _estimate(
+    model: str, messages: list[dict[str, str]], schema: dict[str, Any] | None, received: str
+) -> Usage:
+    prompt = tokens.count_messages(messages, response_schema=schema)
+    completion = tokens.count_text(received)
+    return Usage(
+        model=model,
+        tokens_in=prompt,
+        tokens_out=completion,
+        cost_nanousd=pricing.cost_nanousd(
+            model=model, prompt_tokens=prompt, cached_tokens=0, completion_tokens=completion
+        ),
+    )
+
+
+def _streamed(
+    step: Prompted,
+    model: str,
+    messages: list[dict[str, str]],
+    response_schema: tuple[str, dict] | None,
+    context: StepContext,
+) -> llm.Completion:
+    """The call, streamed: the answer so far goes to `context.on_partial` as it grows."""
+    text = ""
+    for piece in llm.stream(
+        model=model,
+        messages=messages,
+        temperature=step.temperature,
+        max_tokens=step.max_tokens,
+        response_schema=response_schema,
+        timeout=settings.STEP_TIMEOUT_SECONDS,
+    ):
+        if isinstance(piece, llm.Completion):
+            return piece
+        text += piece
+        context.on_partial(text)
+    raise llm.LlmError("OpenAI's answer ended without its usage.", retryable=True, received=text)
+
+
 def execute(step: Prompted, call: Call, context: StepContext) -> StepResult:
     """Call the model, retrying transient failures, and price what the response reports.
 
@@ -262,29 +308,28 @@ def _complete(
     messages: list[dict[str, str]],
     schema: dict[str, Any] | None,
 ) -> StepResult:
-    """The call with its retries, priced; StepFailed carries any usage that was paid."""
+    """The call with its retries, priced; StepFailed carries any usage that was paid.
+
+    The answer is streamed. One cut mid-stream was billed by OpenAI without
+    saying how much: its estimate (`_estimate`) is added to the step's usage."""
     # A schema comes only from a response_format, so it is not None here.
     response_schema = (step.response_format.name, schema) if schema is not None else None  # type: ignore[union-attr]
     attempt = 0
     models = _models(step)
     model = models[0]
     tries = 0  # with the current model
+    lost = Usage()  # estimated: streams cut before their usage chunk
     while True:
         attempt += 1
         tries += 1
         if attempt > 1:
             context.on_attempt()
         try:
-            completion = llm.call(
-                model=model,
-                messages=messages,
-                temperature=step.temperature,
-                max_tokens=step.max_tokens,
-                response_schema=response_schema,
-                timeout=settings.STEP_TIMEOUT_SECONDS,
-            )
+            completion = _streamed(step, model, messages, response_schema, context)
             break
         except llm.LlmError as e:
+            if e.received is not None:
+                lost = lost.plus(_estimate(model, messages, schema, e.received))
             failure = {"kind": e.kind, "status": e.status, "retry_after": e.retry_after}
             if e.retryable and tries >= max_attempts(step) and model != models[-1]:
                 # Retries spent on a failure that may pass: the fallback model next.
@@ -294,6 +339,7 @@ def _complete(
                 after = f" (after {attempt} attempts)" if attempt > 1 else ""
                 raise StepFailed(
                     f"{e.message}{after}",
+                    usage=lost,
                     messages=messages,
                     attempts=attempt,
                     retryable=e.retryable,
@@ -303,13 +349,14 @@ def _complete(
             if context.deadline and timezone.now() + timedelta(seconds=delay) >= context.deadline:
                 raise StepFailed(
                     f"{e.message} (no time left in the run to retry)",
+                    usage=lost,
                     messages=messages,
                     attempts=attempt,
                     **failure,  # type: ignore[arg-type]
                 ) from None
             time.sleep(delay)
 
-    usage = Usage(
+    answered = Usage(
         model=model,
         tokens_in=completion.prompt_tokens,
         tokens_cached=completion.cached_tokens,
@@ -321,6 +368,7 @@ def _complete(
             completion_tokens=completion.completion_tokens,
         ),
     )
+    usage = answered.plus(lost) if lost.tokens_in else answered
     if schema is None:
         return StepResult(
             output=completion.content, messages=messages, usage=usage, attempts=attempt

@@ -17,6 +17,9 @@ class StepContext:
     # Called before each attempt of a paid call, so a crash mid-retry still
     # leaves an honest attempt count behind.
     on_attempt: Callable[[], None] = lambda: None
+    # Called with the answer so far as a streamed call grows (the engine
+    # persists it, at most every STREAM_PERSIST_SECONDS).
+    on_partial: Callable[[str], None] = lambda text: None
 
 
 @dataclass
@@ -26,6 +29,16 @@ class Usage:
     tokens_cached: int = 0
     tokens_out: int = 0
     cost_nanousd: int = 0
+
+    def plus(self, other: Usage) -> Usage:
+        """Both together: a lost attempt's usage and the one that answered."""
+        return Usage(
+            model=self.model or other.model,
+            tokens_in=self.tokens_in + other.tokens_in,
+            tokens_cached=self.tokens_cached + other.tokens_cached,
+            tokens_out=self.tokens_out + other.tokens_out,
+            cost_nanousd=self.cost_nanousd + other.cost_nanousd,
+        )
 
 
 @dataclass

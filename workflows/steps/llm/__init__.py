@@ -44,7 +44,7 @@ from workflows.steps.llm.editor import (
     summary,
     template_values,
 )
-from workflows.steps.llm.run import PAID, Call, execute, messages_for, prepare
+from workflows.steps.llm.run import PAID, Call, estimate_lost, execute, messages_for, prepare
 from workflows.steps.llm.sample import SampleError, schema_from_sample
 
 __all__ = [
@@ -76,6 +76,7 @@ __all__ = [
     "apply_action",
     "branches",
     "check",
+    "estimate_lost",
     "execute",
     "fields",
     "form_name",
