@@ -20,7 +20,8 @@ WAITS = True
 # The form's check, not deliverability: the address must be a member's anyway.
 _EMAIL_RE = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
 
-DECIDERS = (Role.EDITOR, Role.ADMIN, Role.OWNER)
+# The roles that may decide: the editor role and above.
+DECIDERS = tuple(role for role in Role if role.allows(Role.EDITOR))
 
 
 def check(step: ApprovalStep, *, models: Mapping[str, int]) -> list[tuple[str, str]]:
