@@ -51,6 +51,8 @@ ACTION_LABELS = {
     "secret.rotate": "Replaced a secret's value",
     "secret.delete": "Deleted a secret",
     "workspace.outbound": "Changed which internal hosts http steps may reach",
+    "failure_alert.change": "Changed what happens when a run fails",
+    "failure_alert.rotate": "Rotated the failed-runs POST's signing secret",
 }
 
 MAX_DIFF_LINES = 400

@@ -455,6 +455,12 @@ CALLBACK_MAX_ATTEMPTS = envint("CALLBACK_MAX_ATTEMPTS", "8")
 CALLBACK_RETRY_BASE_SECONDS = envfloat("CALLBACK_RETRY_BASE_SECONDS", "10")
 CALLBACK_RETRY_MAX_SECONDS = envfloat("CALLBACK_RETRY_MAX_SECONDS", "3600")
 CALLBACK_TIMEOUT_SECONDS = envfloat("CALLBACK_TIMEOUT_SECONDS", "10")
+# "When a run fails" (workflows/integrations/failure_alerts.py): failures older than this are
+# never notified (beat was down; the setting was just turned on); a digest lists this many
+# runs; a workspace's owners and admins get at most this many such emails an hour.
+FAILURE_ALERT_RECENT_SECONDS = envint("FAILURE_ALERT_RECENT_SECONDS", "3600")
+FAILURE_ALERT_LISTED = envint("FAILURE_ALERT_LISTED", "20")
+FAILURE_EMAILS_PER_HOUR = envint("FAILURE_EMAILS_PER_HOUR", "30")
 # Internal hosts http steps may reach on purpose (config/lib/allowed_hosts.py): addresses,
 # ranges or names, each with an optional port, e.g. "10.0.0.0/8,api.internal:8443".
 # Empty (the default): nothing internal. A workspace owner can narrow it further.
@@ -533,6 +539,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Completion callbacks that are due and were not sent (workflows/integrations/callbacks.py).
     "callbacks-sweep": {
         "task": "workflows.callbacks_sweep",
+        "schedule": envfloat("SCHEDULES_TICK_SECONDS", "30"),
+        "options": {"expires": envfloat("SCHEDULES_TICK_SECONDS", "30")},
+    },
+    # "When a run fails": a notice per workspace per tick (integrations/failure_alerts.py).
+    "failures-notify": {
+        "task": "workflows.failures_notify",
         "schedule": envfloat("SCHEDULES_TICK_SECONDS", "30"),
         "options": {"expires": envfloat("SCHEDULES_TICK_SECONDS", "30")},
     },

@@ -13,7 +13,15 @@ from django.utils import timezone
 
 from accounts.models import BudgetMonth, Workspace
 from workflows import sql
-from workflows.models import Run, RunCallback, StepRun, Trigger, Workflow, WorkflowVersion
+from workflows.models import (
+    FailureAlert,
+    Run,
+    RunCallback,
+    StepRun,
+    Trigger,
+    Workflow,
+    WorkflowVersion,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -248,6 +256,43 @@ def test_run_take_oldest_waiting_takes_each_waiting_run_once_oldest_first(
 
     assert taken == [first.id, second.id, None]
     assert Run.objects.get(id=first.id).enqueued_at == now
+
+
+def test_runs_failed_claim_takes_each_recent_failure_once_where_the_alert_is_on(
+    workflow: Workflow, workspace: Workspace
+) -> None:
+    now = timezone.now()
+    FailureAlert.objects.create(workspace=workspace, email=True, since=now - timedelta(hours=2))
+    failed = a_run(workflow, status=Run.Status.FAILED, finished_at=now - timedelta(seconds=5))
+    a_run(workflow, status=Run.Status.FAILED, finished_at=now - timedelta(hours=1, seconds=1))
+    a_run(workflow, status=Run.Status.CANCELED, finished_at=now)
+    a_run(workflow, status=Run.Status.FAILED, finished_at=now, parent=failed)  # a child
+    other = Workspace.objects.create(name="Other", slug="other")  # no alert set
+    a_run(
+        Workflow.objects.create(workspace=other, name="X", definition={}),
+        status=Run.Status.FAILED,
+        finished_at=now,
+    )
+    hour_ago = now - timedelta(hours=1)
+
+    first = sql.runs_failed_claim(now=now, finished_since=hour_ago)
+    again = sql.runs_failed_claim(now=now, finished_since=hour_ago)
+
+    assert first == [(failed.id, workspace.id)]
+    assert again == []
+    assert Run.objects.get(id=failed.id).failure_notified_at == now
+
+
+def test_runs_failed_claim_skips_failures_from_before_the_alert_was_turned_on(
+    workflow: Workflow, workspace: Workspace
+) -> None:
+    now = timezone.now()
+    FailureAlert.objects.create(workspace=workspace, url="https://example.com/h", since=now)
+    a_run(workflow, status=Run.Status.FAILED, finished_at=now - timedelta(seconds=1))
+    FailureAlert.objects.filter(workspace=workspace).update(url="")  # off: nothing taken either
+    a_run(workflow, status=Run.Status.FAILED, finished_at=now)
+
+    assert sql.runs_failed_claim(now=now, finished_since=now - timedelta(hours=1)) == []
 
 
 def test_budget_month_settle_moves_a_hold_into_the_spend(workspace: Workspace) -> None:

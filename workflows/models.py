@@ -196,6 +196,9 @@ class Run(models.Model):
     # When a member deleted it: its details are blanked and it is left out of every list and
     # page (404), but its spend stays on the usage page.
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # A failed run: when beat's failure notice took it (workflows/integrations/failure_alerts.py),
+    # so that no later notice names it again.
+    failure_notified_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -210,6 +213,12 @@ class Run(models.Model):
             models.Index(fields=["workflow", "-created_at"], name="run_workflow_recent"),
             models.Index(fields=["status", "lease_expires_at"], name="run_status_lease"),
             models.Index(fields=["workspace", "status"], name="run_workspace_status"),
+            # Failed runs no notice has taken yet (beat's failure notices claim them).
+            models.Index(
+                fields=["finished_at"],
+                condition=Q(status="failed", failure_notified_at__isnull=True),
+                name="run_failure_unnotified",
+            ),
             models.Index(
                 fields=["wake_at"],
                 condition=Q(status="waiting", wake_at__isnull=False),
@@ -453,6 +462,57 @@ class RunCallback(models.Model):
 
     def __str__(self) -> str:
         return f"Callback of run {self.run_id} ({self.status})"
+
+
+class FailureAlert(models.Model):
+    """A workspace's "when a run fails" setting (workflows/integrations/failure_alerts.py)."""
+
+    workspace = models.OneToOneField(Workspace, models.CASCADE, related_name="failure_alert")
+    # Email the owners and admins.
+    email = models.BooleanField(default=False)
+    # POST the failed runs here, signed (Standard Webhooks) with the secret below.
+    url = models.URLField(max_length=2000, blank=True)
+    secret_encrypted = models.TextField(blank=True)
+    # When it was last turned on: runs that failed before are never notified.
+    since = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"Failure alert of workspace {self.workspace_id}"
+
+    @property
+    def is_on(self) -> bool:
+        return self.email or bool(self.url)
+
+
+class FailureNotice(models.Model):
+    """One tick's message about a workspace's failed runs: whether it was emailed, and its POST
+    (the exact body, retried until delivered; `url` empty and status "none" without one)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        FAILED = "failed"
+        NONE = "none"
+
+    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="failure_notices")
+    emailed = models.BooleanField(default=False)
+    url = models.URLField(max_length=2000, blank=True)
+    body = models.TextField()
+    run_count = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="failure_notice_due")]
+
+    def __str__(self) -> str:
+        return f"Failure notice {self.pk} of workspace {self.workspace_id} ({self.status})"
 
 
 class ApiToken(models.Model):

@@ -23,7 +23,7 @@ from django.db import connection
 from django.db.models import Field, Model
 
 from accounts.models import BudgetMonth, Workspace
-from workflows.models import Run, RunCallback, Trigger, WorkflowVersion
+from workflows.models import FailureAlert, Run, RunCallback, Trigger, WorkflowVersion
 
 
 def update(
@@ -185,6 +185,29 @@ def run_slots(*, workspace_id: int) -> tuple[int, int]:
         )
         row = cursor.fetchone()
     return int(row[0]), int(row[1])
+
+
+def runs_failed_claim(*, now: datetime, finished_since: datetime) -> list[tuple[int, int]]:
+    """Mark as notified at `now` the top-level failed runs not yet notified that finished since
+    `finished_since`, in workspaces whose failure alert is on and was on when they finished;
+    return (run id, workspace id) of each. One statement marks and returns them: of two beats
+    at once, the second finds them marked (on PostgreSQL it waits for the first's row locks,
+    then re-reads the condition), so no run is notified twice."""
+    table = _quote(Run._meta.db_table)
+    alert = _quote(FailureAlert._meta.db_table)
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET failure_notified_at = %s "
+            "WHERE status = %s AND failure_notified_at IS NULL AND finished_at >= %s "
+            "AND parent_id IS NULL AND deleted_at IS NULL "
+            f"AND EXISTS (SELECT 1 FROM {alert} WHERE {alert}.workspace_id = {table}.workspace_id "
+            f"AND {alert}.since <= {table}.finished_at "
+            f"AND ({alert}.email = %s OR {alert}.url <> %s)) "
+            "RETURNING id, workspace_id",
+            [adapt(now), Run.Status.FAILED.value, adapt(finished_since), True, ""],
+        )
+        return [(int(row[0]), int(row[1])) for row in cursor.fetchall()]
 
 
 def _has_waiting_queued() -> str:

@@ -7,7 +7,7 @@ from celery import shared_task
 from celery.signals import worker_ready
 
 from workflows import retention
-from workflows.integrations import callbacks, schedules, webhooks
+from workflows.integrations import callbacks, failure_alerts, schedules, webhooks
 from workflows.llm import tokens
 from workflows.runtime import engine
 
@@ -51,3 +51,8 @@ def deliveries_prune() -> None:
 @shared_task(name="workflows.runs_prune", ignore_result=True)
 def runs_prune() -> None:
     retention.runs_prune()
+
+
+@shared_task(name="workflows.failures_notify", ignore_result=True)
+def failures_notify() -> None:
+    failure_alerts.failures_notify()

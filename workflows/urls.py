@@ -1,10 +1,26 @@
 from django.urls import path
 
-from workflows.integrations import trigger_views, webhooks
+from workflows.integrations import failure_alert_views, trigger_views, webhooks
 from workflows.pages import decision_views, run_views, views
 
 urlpatterns = [
     path("w/<slug:slug>/", views.workspace_home, name="workspace_home"),
+    # "When a run fails", a page of the workspace's settings (integrations/failure_alert_views.py).
+    path(
+        "w/<slug:slug>/settings/failures/",
+        failure_alert_views.failure_alerts_page,
+        name="failure_alerts",
+    ),
+    path(
+        "w/<slug:slug>/settings/failures/save/",
+        failure_alert_views.failure_alerts_save,
+        name="failure_alerts_save",
+    ),
+    path(
+        "w/<slug:slug>/settings/failures/rotate/",
+        failure_alert_views.failure_alerts_rotate,
+        name="failure_alerts_rotate",
+    ),
     # The workflows page and the editor (workflows/pages/views.py).
     path("w/<slug:slug>/workflows/new/", views.workflow_new, name="workflow_new"),
     path("w/<slug:slug>/workflows/<int:pk>/", views.workflow_editor, name="workflow_editor"),

@@ -34,6 +34,8 @@ FORM_PAGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "invitation_revoke": ("workspace_settings", _SLUG),
     "member_role": ("workspace_settings", _SLUG),
     "member_remove": ("workspace_settings", _SLUG),
+    "failure_alerts_save": ("failure_alerts", _SLUG),
+    "failure_alerts_rotate": ("failure_alerts", _SLUG),
     # the workflows list and the editor
     "workflow_duplicate": ("workspace_home", _SLUG),
     "workflow_archive": ("workspace_home", _SLUG),

@@ -9,6 +9,9 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.services import secrets_reencrypt as workspace_secrets_reencrypt
+from workflows.integrations.failure_alerts import (
+    secrets_reencrypt as failure_alert_secrets_reencrypt,
+)
 from workflows.integrations.triggers import secrets_reencrypt
 
 
@@ -23,6 +26,15 @@ class Command(BaseCommand):
         self.stdout.write(f"{done} webhook secrets re-encrypted under the current SECRET_KEY.")
         kept, lost = workspace_secrets_reencrypt()
         self.stdout.write(f"{kept} workspace secrets re-encrypted under the current SECRET_KEY.")
+        alerts, alerts_lost = failure_alert_secrets_reencrypt()
+        self.stdout.write(
+            f"{alerts} failure alert secrets re-encrypted under the current SECRET_KEY."
+        )
+        if alerts_lost:
+            raise CommandError(
+                f"{alerts_lost} failure alert secrets are readable under neither SECRET_KEY nor "
+                "SECRET_KEY_FALLBACKS: rotate them in Settings → When a run fails."
+            )
         if lost:
             raise CommandError(
                 f"{lost} workspace secrets are readable under neither SECRET_KEY nor "
