@@ -557,7 +557,9 @@ def test_callers_waiting_for_results_leave_the_connection_pool_to_other_requests
         workflow=published_workflow(personas.workspace, slow), user=None
     )
     plain_hook = triggers.trigger_create(workflow=published_workflow(personas.workspace), user=None)
-    server = AsgiServer({**worker_env, "DB_POOL_MAX_SIZE": "2"})
+    # A wait for a pooled connection longer than the test's bound (3 s): a waiting caller
+    # holding one shows as a slow 202, not as a 503 or a poll given up under CI load.
+    server = AsgiServer({**worker_env, "DB_POOL_MAX_SIZE": "2", "DB_POOL_WEB_TIMEOUT": "10"})
 
     def post(made: triggers.TriggerWithSecret, body: str, **params: int) -> httpx.Response:
         return httpx.post(

@@ -227,8 +227,10 @@ async def wait_for_finish(run: Run, seconds: int) -> Run:
         pause = min(pause * 1.5, 1.0)
         try:
             run = await sync_to_async(_run_reload)(run.pk)
-        except OperationalError:  # no connection to look with: the run as last seen
-            return run
+        except OperationalError:
+            # No connection within DB_POOL_WEB_TIMEOUT for this look: look again
+            # at the next poll; at the deadline the caller gets the run as last seen.
+            continue
     return run
 
 
