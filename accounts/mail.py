@@ -10,6 +10,10 @@ member, per client address and per recipient (settings.MAIL_LIMIT_*), so
 the server cannot be made to relay mail with attacker-chosen text in bulk.
 A request counts whether or not the mail is actually sent (a reset for an
 unknown address counts too), so the limits reveal nothing about accounts.
+
+Mail the server sends on its own about a workspace (failed runs:
+workflows/integrations/failure_alerts.py) goes to its owners and admins only,
+and is limited per workspace and hour there (FAILURE_EMAILS_PER_HOUR).
 """
 
 from __future__ import annotations

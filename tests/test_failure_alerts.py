@@ -329,3 +329,30 @@ def test_the_secret_is_shown_once_rotatable_and_never_logged_stored_or_shown_aga
         assert value not in stored
         assert value.removeprefix("whsec_") not in stored
     assert AuditEntry.objects.filter(action="failure_alert.rotate").count() == 1
+
+
+def test_emails_stop_at_the_hourly_limit_while_the_posts_go_on(
+    personas: Personas, receiver: CallbackReceiver, settings
+) -> None:
+    settings.FAILURE_EMAILS_PER_HOUR = 1
+    secret = turn_on(client_for(personas.alice), personas, receiver.url)
+    workflow = published_workflow(personas.workspace)
+    for _ in range(3):
+        failed_runs(workflow, 1)
+        assert failure_alerts.failures_notify() == 1
+
+    assert len(mail.outbox) == 1
+    assert len(posted(receiver, secret)) == 3
+
+
+def test_finished_notices_are_pruned_after_a_week(personas: Personas) -> None:
+    old = timezone.now() - timedelta(days=8)
+    made = {
+        status: FailureNotice.objects.create(
+            workspace=personas.workspace, body="{}", run_count=1, status=status, next_attempt_at=old
+        )
+        for status in FailureNotice.Status
+    }
+    failure_alerts.failures_notify()
+    left = set(FailureNotice.objects.values_list("id", flat=True))
+    assert left == {made[FailureNotice.Status.PENDING].id}  # kept until delivered or given up

@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 SEAL_PURPOSE = "stepwise.failure-alert-secret"
 ATTEMPT_LEASE = timedelta(seconds=60)
+NOTICES_KEPT = timedelta(days=7)
 RECIPIENT_ROLES = (Role.OWNER, Role.ADMIN)
 
 
@@ -185,7 +186,21 @@ def failures_notify(now: datetime | None = None) -> int:
     for workspace_id, run_ids in emails:
         _email(workspace_id, run_ids)
     notices_deliver_due()
+    _notices_prune(now)
     return len(claimed)
+
+
+def _notices_prune(now: datetime) -> None:
+    # Finished notices are kept a week (they hold the runs' errors, and count toward the email
+    # limit for an hour); pending ones stay until delivered or given up.
+    FailureNotice.objects.filter(
+        status__in=[
+            FailureNotice.Status.DELIVERED,
+            FailureNotice.Status.FAILED,
+            FailureNotice.Status.NONE,
+        ],
+        next_attempt_at__lt=now - NOTICES_KEPT,
+    ).delete()
 
 
 def _failed_runs(run_ids: list[int]) -> list[Run]:
