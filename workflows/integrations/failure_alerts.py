@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import defaultdict
 from datetime import datetime, timedelta
 
@@ -53,6 +54,7 @@ log = logging.getLogger(__name__)
 SEAL_PURPOSE = "stepwise.failure-alert-secret"
 ATTEMPT_LEASE = timedelta(seconds=60)
 NOTICES_KEPT = timedelta(days=7)
+DELIVERY_BUDGET = timedelta(seconds=20)
 RECIPIENT_ROLES = (Role.OWNER, Role.ADMIN)
 
 
@@ -299,7 +301,10 @@ def _backoff(attempts: int) -> float:
 
 
 def notices_deliver_due(limit: int = 100) -> int:
-    """POST the notices that are due (new ones, and retries whose time has come)."""
+    """POST the notices that are due (new ones, and retries whose time has come), for at most
+    `DELIVERY_BUDGET`: slow receivers do not hold beat's task (on the recovery queue, beside
+    the reaper) for long; what is left is due at the next tick."""
+    started = time.monotonic()
     due = list(
         FailureNotice.objects.filter(
             status=FailureNotice.Status.PENDING, next_attempt_at__lte=timezone.now()
@@ -307,9 +312,13 @@ def notices_deliver_due(limit: int = 100) -> int:
         .order_by("next_attempt_at")
         .values_list("id", flat=True)[:limit]
     )
+    sent = 0
     for notice_id in due:
+        if time.monotonic() - started > DELIVERY_BUDGET.total_seconds():
+            break
         notice_deliver(notice_id)
-    return len(due)
+        sent += 1
+    return sent
 
 
 def notice_deliver(notice_id: int) -> str | None:
