@@ -127,6 +127,8 @@ class Runner:
             threading.Thread(target=work, name=f"stepwise-map-{self.run_id}-{n}", daemon=True)
             for n in range(min(concurrency, len(todo)))
         ]
+        # This thread only waits for them now: its pooled connection goes back.
+        sql.connection_release()
         for thread in threads:
             thread.start()
         for thread in threads:
