@@ -118,3 +118,35 @@ def test_a_map_resumes_after_the_worker_is_killed_and_calls_no_finished_item_aga
     step = StepRun.objects.get(run=run, key="each")
     assert step.cost_nanousd == sum(item.cost_nanousd for item in items)
     assert run.cost_nanousd == step.cost_nanousd
+
+
+@pytest.mark.integration
+def test_a_canceled_map_records_its_items_in_flight_and_starts_no_more(
+    worker: WorkerProcess, personas: Personas, fake_calls
+) -> None:  # type: ignore[no-untyped-def]
+    workflow = published_workflow(
+        personas.workspace, mapping("Item {{ index }}. [[fake:latency=700]]", concurrency=2)
+    )
+    run = services.run_start(
+        workflow=workflow, trigger=Run.Trigger.MANUAL, inputs={"things": list(range(20))}
+    )
+    deadline = time.monotonic() + 30
+    while StepItem.objects.filter(run=run, status=StepItem.Status.SUCCEEDED).count() < 2:
+        assert time.monotonic() < deadline, "the map's items never got going"
+        time.sleep(0.05)
+    assert services.run_cancel(run=Run.objects.get(id=run.id))
+    deadline = time.monotonic() + 30
+    while StepRun.objects.filter(run=run, key="each", status=StepRun.Status.RUNNING).exists():
+        assert time.monotonic() < deadline, "the map step was left running"
+        time.sleep(0.1)
+    run.refresh_from_db()
+    assert run.status == Run.Status.CANCELED
+    step = StepRun.objects.get(run=run, key="each")
+    assert step.status == StepRun.Status.FAILED and step.error == "Canceled."
+    items = list(StepItem.objects.filter(run=run).order_by("index"))
+    done = [item for item in items if item.status == StepItem.Status.SUCCEEDED]
+    assert not any(item.status == StepItem.Status.RUNNING for item in items)
+    assert 2 <= len(done) < 20
+    # Every call sent was answered and recorded: paid once, counted once.
+    assert fake_calls("[[fake:latency=700]]") == len(done)
+    assert step.cost_nanousd == sum(item.cost_nanousd for item in items) == run.cost_nanousd
