@@ -245,3 +245,100 @@ def test_the_error_is_readable_only_in_a_step_with_an_error_branch() -> None:
     assert check("handle", "{{ ask.error.message }} {{ ask.error.status }}") == []
     assert check("handle", "{{ ask.error.nope }}")
     assert check("fail", "{{ ask.error.message }}")
+
+
+# --- the editor and the run page ---------------------------------------------------------
+
+
+def test_the_panel_sets_a_policy_and_the_card_shows_the_error_branch(personas: Personas) -> None:
+    from django.urls import reverse
+
+    from tests.factories import client_for
+
+    workflow = services.workflow_create(
+        workspace=personas.workspace,
+        definition={
+            "name": "Policies",
+            "steps": [
+                {"key": "ask", "type": "llm", "prompt": "Hi"},
+                {"key": "handle", "type": "template", "template": "Sorry."},
+            ],
+        },
+        user=personas.alice,
+    )
+    slug = personas.workspace.slug
+    save = reverse("workflow_step_save", args=[slug, workflow.id, 0])
+    client = client_for(personas.bob)
+    page = client.get(reverse("workflow_editor", args=[slug, workflow.id]) + "?panel=step&step=0")
+    html = page.content.decode()
+    assert 'id="error-policy"' in html and 'name="on_error"' in html
+    assert 'name="fallback_model"' in html
+
+    headers = {"HTTP_HX_REQUEST": "true"}
+    client.post(save, {"step_key": "ask", "retries": "3", "on_error": "handle"}, **headers)
+    workflow.refresh_from_db()
+    step = workflow.definition["steps"][0]
+    assert (step["retries"], step["on_error"]) == (3, "handle")
+    _, issues = services.definition_check(workflow.definition, workflow=workflow)
+    assert issues == []
+    page = client.get(reverse("workflow_editor", args=[slug, workflow.id]))
+    assert "on error" in page.content.decode()
+
+    # A fallback: JSON when it reads as JSON, else a template (even one starting with "{{").
+    client.post(
+        save, {"step_key": "ask", "on_error": "continue", "fallback": '{"a": 1}'}, **headers
+    )
+    workflow.refresh_from_db()
+    assert workflow.definition["steps"][0]["fallback"] == {"a": 1}
+    client.post(save, {"step_key": "ask", "fallback": "{{ nothing }} <b>"}, **headers)
+    workflow.refresh_from_db()
+    assert workflow.definition["steps"][0]["fallback"] == "{{ nothing }} <b>"
+    client.post(save, {"step_key": "ask", "retries": "many"}, **headers)
+    workflow.refresh_from_db()
+    _, issues = services.definition_check(workflow.definition)
+    assert any(i.field == "retries" for i in issues)
+    # Back to the defaults: the fields leave the definition.
+    client.post(
+        save, {"step_key": "ask", "retries": "", "on_error": "fail", "fallback": ""}, **headers
+    )
+    workflow.refresh_from_db()
+    assert not {"retries", "on_error", "fallback"} & set(workflow.definition["steps"][0])
+
+
+def test_the_run_page_says_which_way_a_failed_step_went(
+    engine_in_process: None, personas: Personas
+) -> None:
+    from django.urls import reverse
+
+    from tests.factories import client_for
+
+    payload = "<img src=x onerror=alert(1)>"
+    run = _run(
+        personas,
+        {
+            "name": "Ways",
+            "inputs": [{"name": "topic", "type": "text"}],
+            "steps": [
+                _flaky(
+                    "ask",
+                    "Hi [[fake:500 times=9]]",
+                    retries=1,
+                    on_error="continue",
+                    fallback="fallback for {{ topic }}",
+                ),
+                _flaky("again", "Bye [[fake:insufficient_quota]]", on_error="handle"),
+                {"key": "skipped", "type": "template", "template": "x"},
+                {"key": "handle", "type": "template", "template": "{{ again.error.kind }}"},
+            ],
+        },
+        {"topic": payload},
+    )
+    assert run.status == Run.Status.SUCCEEDED, run.error
+    html = (
+        client_for(personas.vera)
+        .get(reverse("run_detail", args=[personas.workspace.slug, run.id]))
+        .content.decode()
+    )
+    assert 'id="step-ask-path"' in html and "continued with its fallback" in html
+    assert 'id="step-again-path"' in html and 'href="#step-handle"' in html
+    assert "fallback for &lt;img src=x onerror=alert(1)&gt;" in html and payload not in html

@@ -204,11 +204,22 @@ def _card(
         title=title.strip() or key or f"Step {index + 1}",
         summary=module.summary(raw) if module else "",
         summary_empty=module.EMPTY_SUMMARY if module else "",
-        branches=[Branch(*branch) for branch in module.branches(raw)] if module else [],
+        branches=[
+            *(Branch(*branch) for branch in (module.branches(raw) if module else [])),
+            *_error_branch(raw),
+        ],
         issues=[_issue_text(issue) for issue in issues],
         json_fields=list(module.json_properties(raw)) if module else [],
         state=state,
     )
+
+
+def _error_branch(step: dict) -> list[Branch]:
+    """The card's chip for an error branch (on_error naming a later step)."""
+    target = step.get("on_error")
+    if isinstance(target, str) and target not in ("", "fail", "continue"):
+        return [Branch("on error", target, "false")]
+    return []
 
 
 def _issue_text(issue: Issue) -> str:
@@ -260,11 +271,15 @@ def _excerpts(text: str, name: str) -> list[Excerpt]:
     return found
 
 
+# Every step's error policy, below its kind's fields.
+ERROR_POLICY_FIELDS = ("retries", "on_error", "fallback")
+
+
 def step_fields(step: dict) -> list[str]:
     """The fields the step's form shows, each with a slot for its problems (the rest go to
     "general")."""
     module = STEP_TYPES.get(str(step.get("type")))
-    return ["key", "title", *(module.fields(step) if module else [])]
+    return ["key", "title", *(module.fields(step) if module else []), *ERROR_POLICY_FIELDS]
 
 
 def step_template_values(step: dict) -> dict[str, str]:

@@ -38,10 +38,50 @@ def step_from_post(current: dict, data: QueryDict) -> Parsed:
         step["key"] = text_value(data, "key", strip=True)
     if "title" in data:
         step["title"] = text_value(data, "title", strip=True)
+    _error_policy_from_post(step, data, parsed)
     module = STEP_TYPES.get(str(current.get("type")))
     if module is not None:
         module.from_post(step, current, data, parsed)
     return parsed
+
+
+def _error_policy_from_post(step: dict, data: QueryDict, parsed: Parsed) -> None:
+    """Every step's `retries`, `on_error` and `fallback`; a field left empty is removed."""
+    if "retries" in data:
+        raw = data.get("retries", "").strip()
+        if not raw:
+            step.pop("retries", None)
+        else:
+            try:
+                step["retries"] = int(raw)
+            except ValueError:
+                parsed.error("retries", "Enter a whole number from 0 to 10.")
+                step["retries"] = raw
+    if "on_error" in data:
+        on_error = text_value(data, "on_error", strip=True)
+        if on_error and on_error != "fail":
+            step["on_error"] = on_error
+        else:
+            step.pop("on_error", None)
+    if "fallback" in data:
+        text = text_value(data, "fallback")
+        if not text.strip():
+            step.pop("fallback", None)
+        else:
+            # JSON when it reads as a JSON object or list; else a template
+            # (which may start with "{{").
+            try:
+                value = json.loads(text) if text.lstrip()[:1] in ("{", "[") else text
+            except ValueError:
+                value = text
+            step["fallback"] = value if isinstance(value, dict | list | str) else text
+
+
+def fallback_text(value: object) -> str:
+    """A fallback as its field shows it: text as it is, JSON pretty-printed."""
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)
 
 
 INPUT_FIELD_RE = re.compile(r"^input-(\d+)-(name|type|default|description|required)$")

@@ -317,6 +317,7 @@ def _panel_context(
             "variables": picker_variables(state, index),
             "targets": editing.later_keys(state.definition, index),
             **(module.panel_context(step, slots, workflow=workflow) if module else {}),
+            "fallback_text": forms.fallback_text(step.get("fallback")),
             "slot_list": list(slots.values()),
         }
     if panel == "inputs":
@@ -656,7 +657,7 @@ def _base(data: Any, name: str) -> int | None:
 
 
 # The panel's fields every step has; the rest belong to its kind.
-STEP_FIELDS = ("title", "key")
+STEP_FIELDS = ("title", "key", "retries", "on_error", "fallback")
 
 
 def _step_path(kind: ModuleType | None, name: str) -> str | None:

@@ -94,7 +94,15 @@ def json_properties(step: dict) -> dict[str, dict]:
 
 
 # The form fields of its panel that write the field of the same name.
-_PLAIN_FIELDS = ("system", "prompt", "model", "temperature", "max_tokens", "next")
+_PLAIN_FIELDS = (
+    "system",
+    "prompt",
+    "model",
+    "temperature",
+    "max_tokens",
+    "fallback_model",
+    "next",
+)
 
 
 def posted_path(name: str) -> str | None:
@@ -117,6 +125,7 @@ def action_path(action: str) -> tuple[str, str] | None:
 def fields(step: dict) -> list[str]:
     """The fields its panel shows, each with a slot for its problems."""
     names = ["system", "prompt", "model", "temperature", "max_tokens", "response_format"]
+    names.append("fallback_model")
     if answer_format(step).get("type") == "json_schema":
         names += ["response_format.name", "response_format.schema", "sample"]
     return [*names, "next"]
@@ -140,6 +149,12 @@ def from_post(step: dict, current: dict, data: QueryDict, parsed: Parsed) -> Non
         step["model"] = (
             text_value(data, "model", strip=True) or current.get("model") or DEFAULTS["model"]
         )
+    if "fallback_model" in data:
+        fallback_model = text_value(data, "fallback_model", strip=True)
+        if fallback_model:
+            step["fallback_model"] = fallback_model
+        else:
+            step.pop("fallback_model", None)
     if "temperature" in data:
         step["temperature"] = number(parsed, data, "temperature", integer=False)
     if "max_tokens" in data:
@@ -195,6 +210,7 @@ def panel_context(step: dict, slots: dict[str, Any], *, workflow: Workflow) -> d
     return {
         "models": models,
         "model": step.get("model") or DEFAULTS["model"],
+        "fallback_model": step.get("fallback_model") or "",
         "response_type": response_format.get("type", "text"),
         "schema_name": response_format.get("name", ""),
         "schema_text": schema_text(step),
