@@ -39,6 +39,14 @@ Guarantees, and how they are kept:
   the deadline on waking: it is not running time. Cancel works on a parked
   run, and on its children.
 
+A failed step follows its error policy: a free step that may pass is tried
+again up to `retries` times here (an llm step retries inside its kind, then
+its fallback model); then `on_error` fails the run, continues with the
+step's fallback as its output, or goes to an error branch with
+`{{ step.error }}` set. The path taken is committed on the step (its output
+and `state.on_error`), so a run resumed after a crash takes it again without
+calling the step.
+
 Waiting step kinds (`WAITS = True`: `workflow`, `map` over a workflow,
 `approval`, `wait`) have `begin(step, context)` and `resume(step, state,
 context)`; each returns a StepResult (the step is done) or a Wait (park the
