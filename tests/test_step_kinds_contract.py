@@ -26,6 +26,7 @@ from workflows import steps as registry
 from workflows.builder import editing
 from workflows.builder.definition import Definition
 from workflows.pages.editor import slots_for, step_fields
+from workflows.pages.views import STEP_FIELDS
 from workflows.steps import KINDS, STEP_TYPES, Step
 from workflows.steps.base import StepBase
 from workflows.steps.form import Parsed
@@ -197,7 +198,8 @@ AUTOSAVED = re.compile(
 def _its_autosaved_fields_are_known_to_conflict_detection(kind: object, html: str) -> None:
     """Each field its panel autosaves writes a path the kind names (so a write is checked for
     conflicts), and a change to that path refreshes that field (or the whole panel)."""
-    names = set(AUTOSAVED.findall(html)) - {"title", "key"}
+    # Fields every step has (its names, its error policy) are the editor's, not its kind's.
+    names = set(AUTOSAVED.findall(html)) - set(STEP_FIELDS)
     assert names, "its panel autosaves no field of its own"
     for name in names:
         path = kind.posted_path(name)  # type: ignore[attr-defined]
