@@ -241,12 +241,22 @@ def test_the_issues_workflow_calls_an_internal_api_with_a_secret_as_a_tool(
                     "type": "http",
                     "url": "{{ api }}",
                     "headers": {"Authorization": "Bearer {{ secrets.API_KEY }}"},
+                    # When the API is down: one more try, then the default text.
+                    "retries": 1,
+                    "on_error": "offline",
                 },
                 {
                     "key": "summary",
                     "type": "llm",
                     "prompt": "Summarize: {{ fetch.json | json }} [[fake:reply=All quiet.]]",
                     "max_tokens": 50,
+                    "next": "end",
+                },
+                {
+                    "key": "offline",
+                    "type": "template",
+                    "template": "No digest today: the ticket API answered "
+                    "{{ fetch.error.status }}.",
                 },
             ],
         },
@@ -262,6 +272,16 @@ def test_the_issues_workflow_calls_an_internal_api_with_a_secret_as_a_tool(
     assert read.structured_content["steps"][0]["key"] == "fetch"
     assert SECRET not in json.dumps(read.structured_content)
     assert SECRET not in result.content[0].text + read.content[0].text
+
+    # The API is down (it answers 500): the default text, after one more try.
+    down = call(live_server.url, token, "ticket_digest", {"api": internal_api.url("/fail")})
+    assert down.structured_content["status"] == "succeeded", down.structured_content
+    assert down.structured_content["output"] == "No digest today: the ticket API answered 500."
+    assert [r["path"] for r in internal_api.requests].count("/fail") == 2
+    failed_run = Run.objects.get(id=down.structured_content["run_id"])
+    assert failed_run.steps.get(key="fetch").attempts == 2
+    assert failed_run.steps.get(key="summary").status == "skipped"
+    assert SECRET not in json.dumps(down.structured_content)
 
 
 def test_missing_inputs_are_a_tool_error_naming_them(
