@@ -548,3 +548,79 @@ def test_resuming_a_map_stopped_at_the_budget_keeps_its_finished_items(
     assert [i.output for i in kept] == [i.output for i in items_of(stopped) if i.index in done]
     # Only the items called in the resumed run are paid in it.
     assert resumed.cost_nanousd == sum(i.cost_nanousd for i in items_of(resumed)) > 0
+
+
+def test_a_map_over_a_workflow_stops_at_a_failed_child_by_default(
+    engine_in_process: None, personas: Personas, fake_calls
+) -> None:  # type: ignore[no-untyped-def]
+    shout = published_workflow(personas.workspace, SHOUT)
+    definition = mapping(
+        prompt="",
+        workflow=shout.id,
+        inputs={"text": "{{ item }}", "n": "{{ index }}"},
+        concurrency=1,
+    )
+    run = start(
+        published_workflow(personas.workspace, definition),
+        {"things": ["fine", FAILING, "never run"]},
+    )
+    assert run.status == Run.Status.FAILED
+    failed_child = Run.objects.get(parent=run, parent_item=1)
+    assert f"Item 1 failed: its run #{failed_child.id} failed" in run.error
+    assert not Run.objects.filter(parent=run, parent_item=2).exists()
+    assert fake_calls("never run") == 0
+    statuses = [item.status for item in items_of(run)]
+    assert statuses == [StepItem.Status.SUCCEEDED, StepItem.Status.FAILED]
+
+
+def test_a_map_over_a_list_a_prompt_extracted_reads_each_items_fields(
+    engine_in_process: None, personas: Personas
+) -> None:
+    definition = {
+        "name": "Extract then map",
+        "inputs": [{"name": "document", "type": "text"}],
+        "steps": [
+            {
+                "key": "extract",
+                "type": "llm",
+                "prompt": "List the products in: {{ document }}",
+                "max_tokens": 300,
+                "response_format": {
+                    "type": "json_schema",
+                    "name": "products",
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "products": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "properties": {"name": {"type": "string"}},
+                                    "required": ["name"],
+                                    "additionalProperties": False,
+                                },
+                            }
+                        },
+                        "required": ["products"],
+                        "additionalProperties": False,
+                    },
+                },
+            },
+            {
+                "key": "pitch",
+                "type": "map",
+                "over": "{{ extract.products }}",
+                "concurrency": 10,
+                "prompt": "Pitch product number {{ index }}, named {{ item.name }}",
+                "max_tokens": 40,
+            },
+        ],
+    }
+    run = start(published_workflow(personas.workspace, definition), {"document": "a catalogue"})
+    assert run.status == Run.Status.SUCCEEDED, run.error
+    products = steps_of(run)["extract"].output["products"]
+    assert products, "the fake model listed no product"
+    assert len(run.output) == len(products)
+    for item, product in zip(items_of(run), products, strict=True):
+        assert item.input == product
+        assert f"named {product['name']}" in item.messages[-1]["content"]
