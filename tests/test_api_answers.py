@@ -103,6 +103,14 @@ def test_every_operation_answers_with_its_declared_shape(personas: Personas) -> 
     assert asked["steps"][0]["decision"]["approved"] is None
     decided = call("runs_decide", "post", f"/runs/{waiting['run_id']}/decision", {"approve": True})
     assert decided["steps"][0]["decision"]["by"] == "alice@example.com"
+    exported = client.get("/api/v1/runs/export")
+    assert exported.status_code == 200
+    assert exported["Content-Type"] == "application/x-ndjson"
+    run_schema = {"$ref": "#/components/schemas/RunOut", "components": DOCUMENT["components"]}
+    for line in b"".join(exported.streaming_content).split(b"\n")[:-1]:
+        jsonschema.validate(json.loads(line), run_schema)
+    checked.add("runs_export:200")
+    call("runs_delete", "delete", f"/runs/{accepted['run_id']}")
     call("workflows_delete", "delete", f"/workflows/{second['id']}")
 
     successes = {

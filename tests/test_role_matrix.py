@@ -99,6 +99,9 @@ REQUIRED_ROLES: dict[str, Role] = {
     "run_resume": Role.VIEWER,
     "run_cancel": Role.EDITOR,  # for someone else's run (the probe's); anyone may cancel their own
     "run_decide": Role.EDITOR,  # approve or reject a run waiting for approval
+    "run_delete": Role.ADMIN,
+    "workflow_runs_delete": Role.ADMIN,
+    "run_export": Role.EDITOR,
     # triggers, schedules and tokens: admins (turning signatures off: owners)
     "workflow_triggers": Role.VIEWER,
     "trigger_create": Role.ADMIN,

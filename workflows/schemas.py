@@ -246,6 +246,12 @@ class RunFilters(Schema):
     limit: int = Field(20, ge=1, le=100)
 
 
+class RunExportFilters(Schema):
+    workflow_id: int | None = Field(None, ge=1, le=MAX_ID)
+    status: Literal["queued", "running", "waiting", "succeeded", "failed", "canceled"] | None = None
+    trigger: Literal["manual", "api", "webhook", "schedule", "cli", "workflow", "mcp"] | None = None
+
+
 # Every operation declares every error it can answer, all of them `{"error", "details"}`:
 # 413 is a body over MAX_REQUEST_BODY_BYTES (config/lib/body_limit.py).
 ERRORS: dict[int, type[Schema]] = {

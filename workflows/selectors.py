@@ -4,10 +4,21 @@ rest; nothing here writes."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models import (
+    Count,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -394,3 +405,33 @@ def token_membership(token: ApiToken) -> Membership | None:
         .filter(workspace_id=token.workspace_id, user_id=token.created_by_id)
         .first()
     )
+
+
+# Exports ---------------------------------------------------------------------------------
+
+# Runs read at once by an export: each chunk is one short query (and one for their steps).
+EXPORT_CHUNK = 200
+
+
+def runs_jsonl(runs: QuerySet[Run]) -> Iterator[bytes]:
+    """Each run of `runs` as a line of JSON, the API's RunOut shape with its steps (and a
+    pruned run's "details_removed"), newest (highest id) first. Read EXPORT_CHUNK runs at a
+    time by id, so that a large export streams without holding a cursor or a transaction
+    open while the client reads."""
+    ids = runs.order_by().values("id")
+    before: int | None = None
+    while True:
+        chunk = (
+            Run.objects.filter(id__in=ids)
+            .select_related("version")
+            .prefetch_related(Prefetch("steps", queryset=StepRun.objects.order_by("position")))
+            .order_by("-id")
+        )
+        if before is not None:
+            chunk = chunk.filter(id__lt=before)
+        page = list(chunk[:EXPORT_CHUNK])
+        if not page:
+            return
+        for run in page:
+            yield run_out(run, steps=run.steps.all()).model_dump_json().encode() + b"\n"
+        before = page[-1].id

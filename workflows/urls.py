@@ -1,7 +1,7 @@
 from django.urls import path
 
 from workflows.integrations import failure_alert_views, trigger_views, webhooks
-from workflows.pages import decision_views, run_views, views
+from workflows.pages import decision_views, retention_views, run_views, views
 
 urlpatterns = [
     path("w/<slug:slug>/", views.workspace_home, name="workspace_home"),
@@ -113,6 +113,13 @@ urlpatterns = [
         name="workflow_test_run_status",
     ),
     path("w/<slug:slug>/runs/", run_views.run_list, name="run_list"),
+    path("w/<slug:slug>/runs/export/", retention_views.run_export, name="run_export"),
+    path("w/<slug:slug>/runs/<int:run_id>/delete/", retention_views.run_delete, name="run_delete"),
+    path(
+        "w/<slug:slug>/workflows/<int:pk>/runs/delete/",
+        retention_views.workflow_runs_delete,
+        name="workflow_runs_delete",
+    ),
     path("w/<slug:slug>/runs/<int:run_id>/", run_views.run_detail, name="run_detail"),
     path("w/<slug:slug>/runs/<int:run_id>/rerun/", run_views.run_rerun, name="run_rerun"),
     path("w/<slug:slug>/runs/<int:run_id>/resume/", run_views.run_resume, name="run_resume"),

@@ -58,6 +58,8 @@ FORM_PAGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "run_resume": ("run_detail", _RUN),
     "run_cancel": ("run_detail", _RUN),
     "run_decide": ("run_detail", _RUN),
+    "run_delete": ("run_detail", _RUN),
+    "workflow_runs_delete": ("run_list", _SLUG),
     # webhooks, schedules, API tokens
     "trigger_create": ("workflow_triggers", _TRIGGERS),
     "workflow_mcp": ("workflow_triggers", _TRIGGERS),

@@ -21,7 +21,14 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import IntegrityError, OperationalError, transaction
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.urls import URLPattern
 from django.views.decorators.csrf import csrf_exempt
 from ninja import Body, Header, NinjaAPI, Path, Query, Status
@@ -30,7 +37,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from accounts.access import run_in, workflow_in
 from config.lib.body_limit import size_label
 from config.lib.outbound import url_refusal
-from workflows import selectors, services
+from workflows import retention, selectors, services
 from workflows.builder.definition import InputError
 from workflows.integrations import triggers
 from workflows.integrations.api_auth import WorkspaceToken
@@ -47,6 +54,7 @@ from workflows.schemas import (
     DecisionIn,
     PublishIn,
     RunAccepted,
+    RunExportFilters,
     RunFilters,
     RunIn,
     RunListOut,
@@ -73,6 +81,7 @@ from workflows.schemas import (
 log = logging.getLogger(__name__)
 
 Id = Path(..., ge=1, le=MAX_ID)
+JSONL = "application/x-ndjson"
 
 
 class StepwiseAPI(NinjaAPI):
@@ -424,6 +433,40 @@ def runs_list(request: HttpRequest, filters: Query[RunFilters]) -> RunListOut:
 
 
 @api.get(
+    "/runs/export",
+    response={200: None, **ERRORS},
+    tags=["runs"],
+    operation_id="runs_export",
+    summary="Runs of the workspace as JSONL, newest first, with their steps (streamed)",
+    description=(
+        "One run per line, each the shape `runs_get` answers (a run whose details the "
+        "workspace's retention removed says so in `details_removed`), filtered as `runs_list` "
+        "is. Served as `application/x-ndjson`, as an attachment: keep runs before the "
+        "workspace's retention removes their details."
+    ),
+    openapi_extra={
+        "responses": {
+            "200": {
+                "description": "One RunOut per line.",
+                "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+            }
+        }
+    },
+)
+def runs_export(request: HttpRequest, filters: Query[RunExportFilters]) -> StreamingHttpResponse:
+    workspace = _token(request).workspace
+    runs = selectors.runs_filtered(
+        workspace,
+        status=filters.status or "",
+        trigger=filters.trigger or "",
+        workflow_id=filters.workflow_id,
+    )
+    response = StreamingHttpResponse(selectors.runs_jsonl(runs), content_type=JSONL)
+    response["Content-Disposition"] = f'attachment; filename="runs-{workspace.slug}.jsonl"'
+    return response
+
+
+@api.get(
     "/runs/{run_id}",
     response={200: RunOut, **ERRORS},
     tags=["runs"],
@@ -432,6 +475,32 @@ def runs_list(request: HttpRequest, filters: Query[RunFilters]) -> RunListOut:
 )
 def runs_get(request: HttpRequest, run_id: int = Id) -> RunOut:
     return run_out(_run(request, run_id))
+
+
+@api.delete(
+    "/runs/{run_id}",
+    response={204: None, **ERRORS},
+    tags=["runs"],
+    operation_id="runs_delete",
+    summary="Delete a finished run (409 if it has not finished: cancel it first)",
+    description=(
+        "Its details (inputs, payload, messages, outputs) are removed for good and it answers "
+        "404 from then on; its cost and tokens stay in the workspace's usage and budget. "
+        "Audit-logged as the token's creator."
+    ),
+)
+def runs_delete(request: HttpRequest, run_id: int = Id) -> Status[None]:
+    run = _run(request, run_id)
+    membership = selectors.token_membership(_token(request))
+    if membership is None:
+        raise PermissionDenied("This token's creator is no longer a member of the workspace.")
+    try:
+        retention.run_delete(run=run, membership=membership)
+    except retention.NotAllowedToDelete as e:
+        raise PermissionDenied(str(e)) from None
+    except retention.RunNotDeletable as e:
+        raise HttpError(409, str(e)) from None
+    return Status(204, None)
 
 
 @api.post(

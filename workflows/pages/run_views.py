@@ -82,7 +82,7 @@ class RunFilterForm(forms.Form):
         return any(self.cleaned_data.get(name) for name in self.fields)
 
 
-def _wanted_workflow_id(request: HttpRequest, workflows: list[Workflow]) -> int | None:
+def wanted_workflow_id(request: HttpRequest, workflows: list[Workflow]) -> int | None:
     value = request.GET.get("workflow", "")
     return next((w.id for w in workflows if str(w.id) == value), None)
 
@@ -102,18 +102,25 @@ def run_list(request: AuthedRequest, slug: str) -> HttpResponse:
     membership = workspace_for(request, slug, role=Role.VIEWER)
     workspace = membership.workspace
     workflows = selectors.workflow_choices(workspace)
-    workflow_id = _wanted_workflow_id(request, workflows)
+    workflow_id = wanted_workflow_id(request, workflows)
     version_numbers = selectors.version_numbers(workspace, workflow_id=workflow_id)
     form = RunFilterForm(request.GET, workflows=workflows, version_numbers=version_numbers)
 
     runs = form.runs(workspace)
     page = Paginator(runs, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
     context = {
         "membership": membership,
         "workspace": workspace,
         "form": form,
         "page": page,
         "has_workflows": bool(workflows),
+        # The export takes the list's filters (not its page).
+        "export_query": query.urlencode(),
+        "can_export": membership.allows(Role.EDITOR),
+        "can_delete": retention.run_delete_allowed(membership),
+        "filtered_workflow": next((w for w in workflows if w.id == workflow_id), None),
     }
     if not _partial_wanted(request, "run-results"):
         response = render(request, "workflows/run_list.html", context)
