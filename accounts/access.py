@@ -17,7 +17,7 @@ from django.http import Http404, HttpRequest
 from django_htmx.middleware import HtmxDetails
 
 from accounts.models import Invitation, Membership, Role, User
-from workflows.models import Run, Workflow
+from workflows.models import Dataset, Eval, Run, Workflow
 
 
 class HtmxRequest(HttpRequest):
@@ -120,3 +120,35 @@ def run_in(workspace_id: int, run_id: int) -> Run:
     if run is None:
         raise Http404("No such run.")
     return run
+
+
+def dataset_in(workspace_id: int, dataset_id: int) -> Dataset:
+    """Dataset `dataset_id` if it is the workspace's (else 404), with its workflow."""
+    dataset = (
+        Dataset.objects.select_related("workflow", "workflow__workspace")
+        .filter(workspace_id=workspace_id, id=dataset_id)
+        .first()
+    )
+    if dataset is None:
+        raise Http404("No such dataset.")
+    return dataset
+
+
+def eval_in(workspace_id: int, eval_id: int) -> Eval:
+    """Eval `eval_id` if it is the workspace's (else 404), with its workflow and dataset."""
+    evaluation = (
+        Eval.objects.select_related("workflow", "workflow__workspace", "dataset")
+        .filter(workspace_id=workspace_id, id=eval_id)
+        .first()
+    )
+    if evaluation is None:
+        raise Http404("No such eval.")
+    return evaluation
+
+
+def dataset_for(membership: Membership, dataset_id: int) -> Dataset:
+    return dataset_in(membership.workspace.id, dataset_id)
+
+
+def eval_for(membership: Membership, eval_id: int) -> Eval:
+    return eval_in(membership.workspace.id, eval_id)

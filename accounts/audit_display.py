@@ -53,6 +53,7 @@ ACTION_LABELS = {
     "workspace.outbound": "Changed which internal hosts http steps may reach",
     "failure_alert.change": "Changed what happens when a run fails",
     "failure_alert.rotate": "Rotated the failed-runs POST's signing secret",
+    "workspace.publish_rule": "Changed whether publishing needs a passing eval",
 }
 
 MAX_DIFF_LINES = 400

@@ -125,6 +125,19 @@ class RoleForm(forms.Form):
 MIN_BUDGET_USD = Decimal("0.0001")
 
 
+class PublishRuleForm(forms.Form):
+    eval_min_percent = forms.IntegerField(
+        label="Require a passing eval before publishing (minimum pass rate, %)",
+        required=False,
+        min_value=0,
+        max_value=100,
+        help_text=(
+            "Publishing is refused until the draft's latest eval passed at least this share of "
+            "its rows. Leave empty to publish without an eval."
+        ),
+    )
+
+
 class BudgetForm(forms.Form):
     monthly_budget_usd = forms.DecimalField(
         label="Monthly budget (USD)",

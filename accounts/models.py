@@ -103,6 +103,9 @@ class Workspace(models.Model):
     # owner set it; `run_retention_days_effective` applies the operator's cap
     # (RUN_RETENTION_MAX_DAYS). workflows/retention.py prunes them nightly.
     run_retention_days = models.PositiveIntegerField(default=DEFAULT_RUN_RETENTION_DAYS)
+    # Owner setting: publishing needs the current draft's latest eval to pass at
+    # least this percentage of its rows (None: not required). workflows/services.py.
+    publish_eval_min_percent = models.PositiveSmallIntegerField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -608,6 +608,28 @@ def run_retention_set(*, workspace: Workspace, days: int, actor: Membership) -> 
     return workspace
 
 
+def publish_eval_rule_set(*, workspace: Workspace, percent: int | None, actor: Membership) -> None:
+    """Require the draft's latest eval to pass at least `percent` % of its rows before
+    publishing (None: not required); enforced by workflows.services.workflow_publish."""
+    if actor.role_enum != Role.OWNER:
+        raise MembershipRefused("Only an owner can change the publishing rule.")
+    if percent is not None and not 0 <= percent <= 100:
+        raise MembershipRefused("The pass rate is a percentage, from 0 to 100.")
+    before = workspace.publish_eval_min_percent
+    if before == percent:
+        return
+    workspace.publish_eval_min_percent = percent
+    workspace.save(update_fields=["publish_eval_min_percent"])
+    audit_record(
+        workspace=workspace,
+        actor=actor.user,
+        action="workspace.publish_rule",
+        target=workspace,
+        before={"eval_min_percent": before},
+        after={"eval_min_percent": percent},
+    )
+
+
 # --- Secrets -------------------------------------------------------------------------
 
 

@@ -24,6 +24,11 @@ urlpatterns = [
     path(
         "w/<slug:slug>/settings/retention/", views.workspace_retention, name="workspace_retention"
     ),
+    path(
+        "w/<slug:slug>/settings/publish-rule/",
+        views.workspace_publish_rule,
+        name="workspace_publish_rule",
+    ),
     path("w/<slug:slug>/settings/delete/", views.workspace_delete, name="workspace_delete"),
     path("w/<slug:slug>/invitations/", views.invitation_create, name="invitation_create"),
     path(

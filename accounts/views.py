@@ -29,6 +29,7 @@ from accounts.forms import (
     InvitationForm,
     InvitationSignupForm,
     LoginForm,
+    PublishRuleForm,
     RetentionForm,
     RoleForm,
     SignupForm,
@@ -226,6 +227,9 @@ def _settings_context(actor: Membership, **extra: object) -> dict[str, object]:
         ),
         "retention_cap": settings.RUN_RETENTION_MAX_DAYS,
         "max_retention_days": MAX_RUN_RETENTION_DAYS,
+        "publish_rule_form": PublishRuleForm(
+            initial={"eval_min_percent": actor.workspace.publish_eval_min_percent}
+        ),
         "invite_form": InvitationForm(actor=actor),
         "delete_form": WorkspaceDeleteForm(workspace=workspace),
         # POSTs that re-render this page still show the Settings tab as current.
@@ -318,6 +322,22 @@ def workspace_retention(request: AuthedRequest, slug: str) -> HttpResponse:
     days = workspace.run_retention_days_effective
     return _back_to_settings(
         request, slug, ok=f"Run details are now kept for {days} day{'s' if days != 1 else ''}."
+    )
+
+
+@require_POST
+@login_required
+def workspace_publish_rule(request: AuthedRequest, slug: str) -> HttpResponse:
+    actor = workspace_for(request, slug, role=Role.OWNER)
+    form = PublishRuleForm(request.POST)
+    if not form.is_valid():
+        return _settings_again(request, actor, publish_rule_form=form)
+    percent = form.cleaned_data["eval_min_percent"]
+    services.publish_eval_rule_set(workspace=actor.workspace, percent=percent, actor=actor)
+    if percent is None:
+        return _back_to_settings(request, slug, ok="Publishing no longer needs an eval.")
+    return _back_to_settings(
+        request, slug, ok=f"Publishing now needs an eval of the draft passing {percent} %."
     )
 
 
@@ -621,8 +641,10 @@ def audit_log(request: AuthedRequest, slug: str) -> HttpResponse:
 def workspace_usage(request: AuthedRequest, slug: str) -> HttpResponse:
     membership = workspace_for(request, slug, role=Role.VIEWER)
     workspace = membership.workspace
-    days = daily_usage(workspace)
-    by_workflow = usage_by_workflow(workspace)
+    # "production": without eval runs (workflows/evals/), which the month's spend still counts.
+    production = request.GET.get("view") == "production"
+    days = daily_usage(workspace, production=production)
+    by_workflow = usage_by_workflow(workspace, production=production)
     chart = usage_chart(days)
     return render(
         request,
@@ -633,7 +655,8 @@ def workspace_usage(request: AuthedRequest, slug: str) -> HttpResponse:
             "days": days,
             "chart": chart,
             "by_workflow": by_workflow,
-            "by_member": usage_by_member(workspace),
+            "by_member": usage_by_member(workspace, production=production),
+            "production": production,
             "runs_total": sum(row.runs for row in by_workflow),
             "month": month_budget(workspace),
         },

@@ -435,6 +435,10 @@ if MAX_REQUEST_BODY_BYTES < 1:
         f"MAX_REQUEST_BODY_BYTES must be at least 1, not {MAX_REQUEST_BODY_BYTES}"
     )
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
+# Evals (docs/evals.md): a dataset's rows, an upload's size, an eval's runs in flight.
+DATASET_MAX_ROWS = envint("DATASET_MAX_ROWS", "1000")
+DATASET_MAX_UPLOAD_BYTES = envint("DATASET_MAX_UPLOAD_BYTES", "2000000")
+EVAL_MAX_CONCURRENCY = envint("EVAL_MAX_CONCURRENCY", "10")
 
 # Webhooks, API and callbacks (workflows/integrations/: webhooks.py, api.py, callbacks.py;
 # config/lib/outbound.py).

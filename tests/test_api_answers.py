@@ -13,6 +13,7 @@ from django.test import Client
 
 from tests.conftest import Personas
 from tests.factories import published_workflow
+from workflows.evals import execution
 from workflows.integrations import api_auth
 from workflows.integrations.api import api as ninja_api
 from workflows.models import Run
@@ -103,6 +104,21 @@ def test_every_operation_answers_with_its_declared_shape(personas: Personas) -> 
     assert asked["steps"][0]["decision"]["approved"] is None
     decided = call("runs_decide", "post", f"/runs/{waiting['run_id']}/decision", {"approve": True})
     assert decided["steps"][0]["decision"]["by"] == "alice@example.com"
+    datasets = f"/workflows/{workflow.id}/datasets"
+    rows = {"name": "Rows", "rows": [{"inputs": {"who": "Ada"}, "expected": "Hello Ada"}]}
+    dataset = call("datasets_create", "post", datasets, rows)
+    call("datasets_create", "post", datasets, {"name": "Runs", "from_runs": [accepted["run_id"]]})
+    call("datasets_list", "get", datasets)
+    versions = {"dataset_id": dataset["id"], "versions": ["draft", 1]}
+    started = call("evals_start", "post", f"/workflows/{workflow.id}/evals", versions)
+    assert call("evals_get", "get", f"/evals/{started['id']}")["status"] == "running"
+    execution.eval_advance(started["id"])  # starts the rows' runs; executed here:
+    for run_id in Run.objects.filter(trigger="eval").values_list("id", flat=True):
+        engine.run_execute(run_id)
+    execution.eval_advance(started["id"])
+    done = call("evals_get", "get", f"/evals/{started['id']}")
+    assert done["status"] == "finished"
+    assert [t["passed"] for t in done["targets"]] == [1, 1]  # no checks: succeeding passes
     exported = client.get("/api/v1/runs/export")
     assert exported.status_code == 200
     assert exported["Content-Type"] == "application/x-ndjson"

@@ -62,6 +62,7 @@ REQUIRED_ROLES: dict[str, Role] = {
     "workspace_rename": Role.OWNER,
     "workspace_budget": Role.OWNER,
     "workspace_retention": Role.OWNER,
+    "workspace_publish_rule": Role.OWNER,
     "workspace_delete": Role.OWNER,
     "invitation_create": Role.ADMIN,
     "invitation_revoke": Role.ADMIN,
@@ -122,6 +123,18 @@ REQUIRED_ROLES: dict[str, Role] = {
     "secret_rotate": Role.ADMIN,
     "secret_delete": Role.ADMIN,
     "outbound_hosts": Role.OWNER,
+    # evals: editors make datasets and checks and run evals; viewers read them
+    "workflow_evals": Role.VIEWER,
+    "eval_start": Role.EDITOR,
+    "dataset_from_runs": Role.EDITOR,
+    "dataset_upload": Role.EDITOR,
+    "eval_check_add": Role.EDITOR,
+    "eval_check_delete": Role.EDITOR,
+    "dataset_detail": Role.VIEWER,
+    "dataset_delete": Role.EDITOR,
+    "eval_detail": Role.VIEWER,
+    "eval_cancel": Role.EDITOR,
+    "eval_export": Role.VIEWER,
 }
 
 BELOW = {Role.EDITOR: Role.VIEWER, Role.ADMIN: Role.EDITOR, Role.OWNER: Role.ADMIN}
@@ -268,6 +281,30 @@ class World:
         )
 
     @cached_property
+    def dataset(self):  # type: ignore[no-untyped-def]
+        dataset = _model("workflows.Dataset").objects.create(
+            workspace=self.workspace, workflow=self.workflow, name="Probe", created_by=self.actor
+        )
+        dataset.rows.create(position=1, inputs={"topic": "probes"})
+        return dataset
+
+    @cached_property
+    def evaluation(self):  # type: ignore[no-untyped-def]
+        return _model("workflows.Eval").objects.create(
+            workspace=self.workspace,
+            workflow=self.workflow,
+            dataset=self.dataset,
+            targets=["draft"],
+            status="finished",
+        )
+
+    @cached_property
+    def check(self):  # type: ignore[no-untyped-def]
+        return _model("workflows.EvalCheck").objects.create(
+            workflow=self.workflow, name="Probe", kind="contains", config={"value": "x"}
+        )
+
+    @cached_property
     def api_token(self):  # type: ignore[no-untyped-def]
         return _model("workflows.ApiToken").objects.create(
             workspace=self.workspace,
@@ -300,6 +337,9 @@ BUILDERS: dict[str, Callable[[World], object]] = {
     "invitation_id": lambda w: w.invitation.id,
     "secret_id": lambda w: w.secret.id,
     "member_id": lambda w: w.member.id,
+    "dataset_id": lambda w: w.dataset.id,
+    "eval_id": lambda w: w.evaluation.id,
+    "check_id": lambda w: w.check.id,
     "membership_id": lambda w: w.member.id,
 }
 

@@ -323,6 +323,39 @@ def _poison(personas: Personas) -> Poisoned:
         workspace=workspace, name=PAYLOAD[:64], value_encrypted="x", created_by=personas.bob
     )
 
+    # Evals: a dataset's cells, a check's settings, an eval's outputs and verdicts.
+    from workflows.models import Dataset, Eval, EvalCheck
+
+    dataset = Dataset.objects.create(
+        workspace=workspace, workflow=workflow, name=PAYLOAD, created_by=personas.bob
+    )
+    dataset.rows.create(position=1, inputs={"ticket": PAYLOAD}, expected=PAYLOAD)
+    check = EvalCheck.objects.create(
+        workflow=workflow, name=PAYLOAD[:100], kind="contains", config={"value": PAYLOAD}
+    )
+    evaluation = Eval.objects.create(
+        workspace=workspace,
+        workflow=workflow,
+        dataset=dataset,
+        targets=["draft", "v1"],
+        draft_revision=workflow.draft_revision,
+        checks=[{"name": PAYLOAD, "kind": "contains", "config": {"value": PAYLOAD}}],
+        status=Eval.Status.FINISHED,
+    )
+    verdicts = [{"name": PAYLOAD, "kind": "contains", "passed": False, "reason": PAYLOAD}]
+    for target in ("draft", "v1"):
+        evaluation.items.create(
+            position=1,
+            target=target,
+            inputs={"ticket": PAYLOAD},
+            expected=PAYLOAD,
+            run=run,
+            status="scored",
+            results=verdicts,
+            passed=False,
+            error=PAYLOAD,
+        )
+
     bob_membership = Membership.objects.get(user=personas.bob, workspace=workspace)
     return Poisoned(
         params={
@@ -345,6 +378,9 @@ def _poison(personas: Personas) -> Poisoned:
             "uidb64": urlsafe_base64_encode(force_bytes(personas.alice.pk)),
             "reset_token": default_token_generator.make_token(personas.alice),
             "test_run_id": str(test_run.pk),
+            "dataset_id": str(dataset.pk),
+            "eval_id": str(evaluation.pk),
+            "check_id": str(check.pk),
         },
         names=QUERIES,
     )
@@ -393,6 +429,12 @@ def _assert_inert(address: str, response) -> bool:  # type: ignore[no-untyped-de
     text = body.decode("utf-8", "replace")
     if "json" in content_type:
         assert response.get("X-Content-Type-Options") == "nosniff", address
+        return False
+    if content_type.startswith("text/csv"):
+        # A download (an eval's export): data, never rendered; test_eval_datasets_and_rules
+        # checks that its cells cannot run as spreadsheet formulas.
+        assert response.get("X-Content-Type-Options") == "nosniff", address
+        assert response.get("Content-Disposition", "").startswith("attachment;"), address
         return False
     for raw in RAW:
         assert raw not in text, (

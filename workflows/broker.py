@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 RUN_EXECUTE = "workflows.run_execute"
 CALLBACK_DELIVER = "workflows.callback_deliver"
+EVAL_ADVANCE = "workflows.eval_advance"
 
 
 RECOVERY_SUFFIX = ".recovery"
@@ -91,3 +92,16 @@ def callback_send_for_run(run_id: int) -> None:
     callback_id = pending.values_list("id", flat=True).first()
     if callback_id is not None:
         callback_send(callback_id)
+
+
+def eval_send(eval_id: int, countdown: float = 0) -> None:
+    """Send `eval_advance` for the eval, after `countdown` seconds. In eager mode (tests,
+    commands) a later look is not sent, as it would run at once, within this one: the eval's
+    page or API sends it when read (workflows/evals/execution.py, `eval_nudge`)."""
+    if countdown and current_app.conf.task_always_eager:
+        return
+    task = current_app.tasks[EVAL_ADVANCE]
+    try:
+        task.apply_async((eval_id,), countdown=countdown or None)  # type: ignore[arg-type]
+    except Exception:  # the broker is down: the next read of the eval sends it again
+        log.warning("Eval %s: could not enqueue", eval_id, exc_info=True)

@@ -108,6 +108,9 @@ class Run(models.Model):
         # Started by a `workflow` or `map` step of another run (its `parent`).
         WORKFLOW = "workflow"
         MCP = "mcp"
+        # A row of an eval (workflows/evals/): in spend and the budget, not in
+        # the usage page's "production" view.
+        EVAL = "eval"
 
     class WaitingFor(models.TextChoices):
         NOTHING = "", "nothing"
@@ -569,3 +572,128 @@ class Schedule(models.Model):
 
     def __str__(self) -> str:
         return f"{self.cron} ({self.time_zone})"
+
+
+# Evals (workflows/evals/): datasets of inputs, checks, and runs of versions over them.
+
+
+class Dataset(models.Model):
+    """Rows of inputs (with an optional expected output) to run a workflow's versions on."""
+
+    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="+")
+    workflow = models.ForeignKey(Workflow, models.CASCADE, related_name="datasets")
+    name = models.CharField(max_length=200)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DatasetRow(models.Model):
+    dataset = models.ForeignKey(Dataset, models.CASCADE, related_name="rows")
+    position = models.PositiveIntegerField()
+    inputs = models.JSONField(default=dict)
+    # None: no expected output (checks comparing with it then fail, saying so).
+    expected = models.JSONField(null=True, blank=True)
+    source_run = models.ForeignKey(Run, models.SET_NULL, null=True, blank=True, related_name="+")
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return f"Row {self.position} of {self.dataset_id}"
+
+
+class EvalCheck(models.Model):
+    """One pass/fail check of a workflow's evals: a kind (workflows/evals/checks.py) and its
+    configuration, validated by the kind."""
+
+    workflow = models.ForeignKey(Workflow, models.CASCADE, related_name="eval_checks")
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=30)
+    config = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind})"
+
+
+class Eval(models.Model):
+    """The draft and/or versions of a workflow run over a dataset, and checked."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        FINISHED = "finished"
+        CANCELED = "canceled"
+
+    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="+")
+    workflow = models.ForeignKey(Workflow, models.CASCADE, related_name="evals")
+    dataset = models.ForeignKey(Dataset, models.CASCADE, related_name="evals")
+    # What was compared, in order: "draft" or "v<number>".
+    targets = models.JSONField(default=list)
+    # The draft's revision when the eval started: the publish panel and the
+    # publish rule trust an eval only of the draft as it still is.
+    draft_revision = models.PositiveIntegerField(null=True, blank=True)
+    # The checks as they were when it started (a later edit does not rewrite a result).
+    checks = models.JSONField(default=list)
+    concurrency = models.PositiveSmallIntegerField(default=4)
+    estimate_nanousd = models.BigIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    # When `eval_advance` last looked at it (workflows/evals/execution.py).
+    advanced_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["workflow", "-created_at"], name="eval_workflow_recent")]
+
+    def __str__(self) -> str:
+        return f"Eval {self.pk} of {self.workflow_id}"
+
+
+class EvalItem(models.Model):
+    """One row of the dataset run by one target, and its check results."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"  # not started
+        STARTED = "started"  # its run is in flight
+        SCORING = "scoring"  # claimed by one advance, which runs the checks
+        SCORED = "scored"
+
+    eval = models.ForeignKey(Eval, models.CASCADE, related_name="items")
+    position = models.PositiveIntegerField()
+    target = models.CharField(max_length=20)
+    version = models.ForeignKey(
+        WorkflowVersion, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # The row as it was (editing the dataset later does not change a result).
+    inputs = models.JSONField(default=dict)
+    expected = models.JSONField(null=True, blank=True)
+    run = models.ForeignKey(Run, models.SET_NULL, null=True, blank=True, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    # [{"name", "kind", "passed", "reason"}], in the eval's check order.
+    results = models.JSONField(default=list)
+    passed = models.BooleanField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    judge_cost_nanousd = models.BigIntegerField(default=0)
+    judge_tokens = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "id"]
+        indexes = [models.Index(fields=["eval", "status"], name="evalitem_eval_status")]
+
+    def __str__(self) -> str:
+        return f"Row {self.position} {self.target} of eval {self.eval_id}"

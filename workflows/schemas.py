@@ -19,8 +19,9 @@ from pydantic import BaseModel, ConfigDict
 
 from accounts.models import WorkspaceSecret
 from workflows.builder.definition import Issue, secrets_used
+from workflows.evals.results import EvalResult
 from workflows.llm.pricing import usd_text
-from workflows.models import Run, StepItem, StepRun, Trigger, Workflow, WorkflowVersion
+from workflows.models import Dataset, Run, StepItem, StepRun, Trigger, Workflow, WorkflowVersion
 from workflows.steps import runs_items, starts_runs
 from workflows.steps.decisions import asked, decision_of, output_of
 
@@ -241,7 +242,9 @@ class RunListOut(Schema):
 class RunFilters(Schema):
     workflow_id: int | None = Field(None, ge=1, le=MAX_ID)
     status: Literal["queued", "running", "waiting", "succeeded", "failed", "canceled"] | None = None
-    trigger: Literal["manual", "api", "webhook", "schedule", "cli", "workflow", "mcp"] | None = None
+    trigger: (
+        Literal["manual", "api", "webhook", "schedule", "cli", "workflow", "mcp", "eval"] | None
+    ) = None
     before: int | None = Field(None, ge=1, le=MAX_ID, description="Only runs with a smaller id.")
     limit: int = Field(20, ge=1, le=100)
 
@@ -249,7 +252,102 @@ class RunFilters(Schema):
 class RunExportFilters(Schema):
     workflow_id: int | None = Field(None, ge=1, le=MAX_ID)
     status: Literal["queued", "running", "waiting", "succeeded", "failed", "canceled"] | None = None
-    trigger: Literal["manual", "api", "webhook", "schedule", "cli", "workflow", "mcp"] | None = None
+    trigger: (
+        Literal["manual", "api", "webhook", "schedule", "cli", "workflow", "mcp", "eval"] | None
+    ) = None
+
+
+class DatasetRowIn(Schema):
+    inputs: dict[str, Any]
+    expected: Any = None
+
+
+class DatasetIn(Schema):
+    name: str = Field(min_length=1, max_length=200)
+    rows: list[DatasetRowIn] | None = Field(
+        None, description="The rows; or `from_runs`. Inputs are checked against the draft's."
+    )
+    from_runs: list[int] | None = Field(
+        None,
+        description="Ids of this workflow's runs: their inputs, and as expected output the "
+        "output of each that succeeded.",
+    )
+
+
+class DatasetOut(Schema):
+    id: int
+    workflow_id: int
+    name: str
+    rows: int
+    created_at: datetime
+
+
+class EvalIn(Schema):
+    dataset_id: int = Field(ge=1, le=MAX_ID)
+    versions: list[Literal["draft"] | int] = Field(
+        min_length=1, max_length=4, description='"draft" and/or version numbers.'
+    )
+    concurrency: int = Field(4, ge=1, le=100)
+
+
+class EvalAccepted(Schema):
+    id: int
+    status: str
+    estimate_usd: str
+
+
+class CheckResultOut(Schema):
+    name: str
+    kind: str
+    passed: bool
+    reason: str
+
+
+class EvalCellOut(Schema):
+    target: str
+    status: str
+    output: str
+    passed: bool | None
+    checks: list[CheckResultOut]
+    cost_usd: str
+    judge_cost_usd: str
+    tokens_in: int
+    tokens_out: int
+    latency_ms: int | None
+    run_id: int | None
+    error: str
+
+
+class EvalRowOut(Schema):
+    position: int
+    inputs: dict[str, Any]
+    expected: Any
+    results: list[EvalCellOut]
+
+
+class EvalTargetOut(Schema):
+    target: str = Field(description='"draft" or "v<number>".')
+    rows: int
+    scored: int
+    passed: int
+    pass_rate: float | None = Field(description="Percent of the scored rows passing every check.")
+    cost_usd: str = Field(description="What its runs cost.")
+    judge_cost_usd: str = Field(description="What judging them cost (apart).")
+    tokens_in: int
+    tokens_out: int
+    latency_ms_avg: int | None
+
+
+class EvalOut(Schema):
+    id: int
+    workflow_id: int
+    dataset_id: int
+    status: Literal["running", "finished", "canceled"]
+    estimate_usd: str
+    created_at: datetime
+    finished_at: datetime | None
+    targets: list[EvalTargetOut]
+    rows: list[EvalRowOut]
 
 
 # Every operation declares every error it can answer, all of them `{"error", "details"}`:
@@ -459,4 +557,68 @@ def run_accepted(run: Run) -> RunAccepted:
     """A run not finished yet: its id, its status and where to look (never its output)."""
     return RunAccepted(
         run_id=run.id, status=run.status, status_url=f"{settings.SITE_URL}/api/v1/runs/{run.id}"
+    )
+
+
+def dataset_out(dataset: Dataset, rows: int) -> DatasetOut:
+    return DatasetOut(
+        id=dataset.id,
+        workflow_id=dataset.workflow_id,
+        name=dataset.name,
+        rows=rows,
+        created_at=dataset.created_at,
+    )
+
+
+def eval_out(result: EvalResult) -> EvalOut:
+    """An eval with the figures its result page shows (workflows/evals/results.py)."""
+    evaluation = result.evaluation
+    return EvalOut(
+        id=evaluation.id,
+        workflow_id=evaluation.workflow_id,
+        dataset_id=evaluation.dataset_id,
+        status=evaluation.status,  # type: ignore[arg-type]
+        estimate_usd=usd_text(evaluation.estimate_nanousd),
+        created_at=evaluation.created_at,
+        finished_at=evaluation.finished_at,
+        targets=[
+            EvalTargetOut(
+                target=t.target,
+                rows=t.rows,
+                scored=t.scored,
+                passed=t.passed,
+                pass_rate=t.pass_percent,
+                cost_usd=usd_text(t.cost_nanousd),
+                judge_cost_usd=usd_text(t.judge_cost_nanousd),
+                tokens_in=t.tokens_in,
+                tokens_out=t.tokens_out,
+                latency_ms_avg=t.latency_ms_avg,
+            )
+            for t in result.totals
+        ],
+        rows=[
+            EvalRowOut(
+                position=row.position,
+                inputs=row.inputs,
+                expected=row.expected,
+                results=[
+                    EvalCellOut(
+                        target=c.target,
+                        status=c.status,
+                        output=c.output,
+                        passed=c.passed,
+                        checks=[CheckResultOut(**r) for r in c.results],
+                        cost_usd=usd_text(c.cost_nanousd),
+                        judge_cost_usd=usd_text(c.judge_cost_nanousd),
+                        tokens_in=c.tokens_in,
+                        tokens_out=c.tokens_out,
+                        latency_ms=c.latency_ms,
+                        run_id=c.run_id,
+                        error=c.error,
+                    )
+                    for c in row.cells
+                ],
+            )
+            for row in result.rows
+        ],
     )

@@ -26,6 +26,7 @@ from accounts.models import Membership, User, Workspace
 from workflows.llm.pricing import format_usd
 from workflows.models import (
     ApiToken,
+    Dataset,
     EditorPresence,
     Run,
     Schedule,
@@ -435,3 +436,9 @@ def runs_jsonl(runs: QuerySet[Run]) -> Iterator[bytes]:
         for run in page:
             yield run_out(run, steps=run.steps.all()).model_dump_json().encode() + b"\n"
         before = page[-1].id
+
+
+def datasets_of(workflow: Workflow) -> list[tuple[Dataset, int]]:
+    """The workflow's datasets, newest first, each with its number of rows."""
+    rows = workflow.datasets.annotate(row_count=Count("rows"))
+    return [(dataset, dataset.row_count) for dataset in rows]

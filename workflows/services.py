@@ -33,6 +33,8 @@ from workflows.builder.definition import (
 from workflows.models import (
     ApiToken,
     EditorPresence,
+    Eval,
+    EvalItem,
     Run,
     StepItem,
     StepRun,
@@ -410,12 +412,60 @@ def _edited_recently(workflow: Workflow, user: User | None) -> bool:
     ).exists()
 
 
+class EvalRequired(Exception):
+    """The workspace requires a passing eval of the draft before publishing, and the
+    draft as it is has none."""
+
+
+def draft_eval_percent(workflow: Workflow) -> tuple[Eval | None, float | None]:
+    """The latest finished eval of the draft as it is now (same revision) and the share of
+    its draft rows that passed every check."""
+    evaluation = (
+        Eval.objects.filter(
+            workflow=workflow,
+            status=Eval.Status.FINISHED,
+            draft_revision=workflow.draft_revision,
+        )
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if evaluation is None:
+        return None, None
+    items = EvalItem.objects.filter(eval=evaluation, target="draft")
+    total = items.count()
+    if not total:
+        return evaluation, None
+    return evaluation, round(items.filter(passed=True).count() * 100 / total, 1)
+
+
+def publish_eval_check(workflow: Workflow) -> None:
+    """Raise EvalRequired when the workspace's rule (an owner setting) is not met."""
+    minimum = Workspace.objects.filter(id=workflow.workspace_id).values_list(
+        "publish_eval_min_percent", flat=True
+    )[0]
+    if minimum is None:
+        return
+    evaluation, percent = draft_eval_percent(workflow)
+    if evaluation is None or percent is None:
+        raise EvalRequired(
+            f"This workspace requires an eval of the draft passing at least {minimum} % of its "
+            "rows before publishing; the draft as it is now has none."
+        )
+    if percent < minimum:
+        raise EvalRequired(
+            f"The draft's latest eval passed {percent:g} % of its rows; this workspace requires "
+            f"at least {minimum} % before publishing."
+        )
+
+
 @transaction.atomic
 def workflow_publish(
     *, workflow: Workflow, user: User | None, summary: str = ""
 ) -> WorkflowVersion:
-    """Snapshot the draft as the next immutable version (refused if it does not validate)."""
+    """Snapshot the draft as the next immutable version (refused if it does not validate,
+    or, when the workspace requires one, without a passing eval of the draft: EvalRequired)."""
     parsed = definition_parse(workflow.definition, workflow=workflow)
+    publish_eval_check(workflow)
     # Lock the workflow row so two publishers cannot take the same number.
     Workflow.objects.select_for_update().filter(id=workflow.id).first()
     last = workflow.versions.aggregate(n=Max("number"))["n"] or 0

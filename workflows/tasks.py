@@ -7,6 +7,7 @@ from celery import shared_task
 from celery.signals import worker_ready
 
 from workflows import retention
+from workflows.evals import execution as evals
 from workflows.integrations import callbacks, failure_alerts, schedules, webhooks
 from workflows.llm import tokens
 from workflows.runtime import engine
@@ -21,6 +22,11 @@ def _warm_up(**kwargs: object) -> None:
 @shared_task(name="workflows.run_execute", ignore_result=True)
 def run_execute(run_id: int) -> None:
     engine.run_execute(run_id)
+
+
+@shared_task(name="workflows.eval_advance", ignore_result=True)
+def eval_advance(eval_id: int) -> None:
+    evals.eval_advance(eval_id)
 
 
 @shared_task(name="workflows.reap_runs", ignore_result=True)

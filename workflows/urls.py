@@ -1,7 +1,7 @@
 from django.urls import path
 
 from workflows.integrations import failure_alert_views, trigger_views, webhooks
-from workflows.pages import decision_views, retention_views, run_views, views
+from workflows.pages import decision_views, eval_views, retention_views, run_views, views
 
 urlpatterns = [
     path("w/<slug:slug>/", views.workspace_home, name="workspace_home"),
@@ -178,5 +178,49 @@ urlpatterns = [
         "w/<slug:slug>/workflows/<int:workflow_id>/schedules/<int:schedule_id>/delete/",
         trigger_views.schedule_delete,
         name="schedule_delete",
+    ),
+    # Evals (workflows/pages/eval_views.py).
+    path(
+        "w/<slug:slug>/workflows/<int:pk>/evals/", eval_views.workflow_evals, name="workflow_evals"
+    ),
+    path(
+        "w/<slug:slug>/workflows/<int:pk>/evals/start/",
+        eval_views.eval_start,
+        name="eval_start",
+    ),
+    path(
+        "w/<slug:slug>/workflows/<int:pk>/datasets/from-runs/",
+        eval_views.dataset_from_runs,
+        name="dataset_from_runs",
+    ),
+    path(
+        "w/<slug:slug>/workflows/<int:pk>/datasets/upload/",
+        eval_views.dataset_upload,
+        name="dataset_upload",
+    ),
+    path(
+        "w/<slug:slug>/workflows/<int:pk>/checks/add/",
+        eval_views.eval_check_add,
+        name="eval_check_add",
+    ),
+    path(
+        "w/<slug:slug>/workflows/<int:pk>/checks/<int:check_id>/delete/",
+        eval_views.eval_check_delete,
+        name="eval_check_delete",
+    ),
+    path(
+        "w/<slug:slug>/datasets/<int:dataset_id>/", eval_views.dataset_detail, name="dataset_detail"
+    ),
+    path(
+        "w/<slug:slug>/datasets/<int:dataset_id>/delete/",
+        eval_views.dataset_delete,
+        name="dataset_delete",
+    ),
+    path("w/<slug:slug>/evals/<int:eval_id>/", eval_views.eval_detail, name="eval_detail"),
+    path("w/<slug:slug>/evals/<int:eval_id>/cancel/", eval_views.eval_cancel, name="eval_cancel"),
+    path(
+        "w/<slug:slug>/evals/<int:eval_id>/export.csv",
+        eval_views.eval_export,
+        name="eval_export",
     ),
 ]

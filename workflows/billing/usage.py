@@ -102,12 +102,17 @@ def _window(days: int, today: date | None) -> tuple[date, date]:
     return last - timedelta(days=days - 1), last
 
 
-def _steps(workspace: Workspace, first: date, last: date) -> QuerySet[StepRun, Any]:
-    return StepRun.objects.filter(
+def _steps(
+    workspace: Workspace, first: date, last: date, production: bool = False
+) -> QuerySet[StepRun, Any]:
+    """The steps that finished in the window; `production`: without eval runs' (which are
+    in the month's spend and the budget all the same)."""
+    steps = StepRun.objects.filter(
         run__workspace=workspace,
         finished_at__gte=_day_start(first),
         finished_at__lt=_day_start(last + timedelta(days=1)),
     )
+    return steps.exclude(run__trigger=Run.Trigger.EVAL) if production else steps
 
 
 def _with_totals(rows: QuerySet[StepRun, Any], *order_by: str) -> QuerySet[StepRun, dict[str, Any]]:
@@ -122,12 +127,12 @@ def _with_totals(rows: QuerySet[StepRun, Any], *order_by: str) -> QuerySet[StepR
 
 
 def daily_usage(
-    workspace: Workspace, *, days: int = 30, today: date | None = None
+    workspace: Workspace, *, days: int = 30, today: date | None = None, production: bool = False
 ) -> list[DayUsage]:
     """One entry per UTC day, oldest first, ending today; days without calls are zero."""
     first, last = _window(days, today)
     rows = _with_totals(
-        _steps(workspace, first, last)
+        _steps(workspace, first, last, production)
         .annotate(day=TruncDate("finished_at", tzinfo=UTC))
         .values("day"),
         "day",
@@ -148,12 +153,14 @@ def _share(part: int, total: int) -> int:
 
 
 def usage_by_workflow(
-    workspace: Workspace, *, days: int = 30, today: date | None = None
+    workspace: Workspace, *, days: int = 30, today: date | None = None, production: bool = False
 ) -> list[UsageRow]:
     first, last = _window(days, today)
     rows = list(
         _with_totals(
-            _steps(workspace, first, last).values("run__workflow_id", "run__workflow__name"),
+            _steps(workspace, first, last, production).values(
+                "run__workflow_id", "run__workflow__name"
+            ),
             "-cost",
             "run__workflow__name",
         )
@@ -203,14 +210,14 @@ def _starter(row: dict) -> tuple[tuple[object, ...], str, str]:
 
 
 def usage_by_member(
-    workspace: Workspace, *, days: int = 30, today: date | None = None
+    workspace: Workspace, *, days: int = 30, today: date | None = None, production: bool = False
 ) -> list[UsageRow]:
     """Spend by who started the runs: people, and apart
     from them API tokens, webhooks and schedules."""
     first, last = _window(days, today)
     rows = list(
         _with_totals(
-            _steps(workspace, first, last).values(
+            _steps(workspace, first, last, production).values(
                 "run__trigger",
                 "run__created_by_id",
                 "run__created_by__email",

@@ -34,11 +34,13 @@ from django.views.decorators.csrf import csrf_exempt
 from ninja import Body, Header, NinjaAPI, Path, Query, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from accounts.access import run_in, workflow_in
+from accounts.access import dataset_in, eval_in, run_in, workflow_in
 from config.lib.body_limit import size_label
 from config.lib.outbound import url_refusal
 from workflows import retention, selectors, services
 from workflows.builder.definition import InputError
+from workflows.evals import datasets, execution
+from workflows.evals.results import eval_result
 from workflows.integrations import triggers
 from workflows.integrations.api_auth import WorkspaceToken
 from workflows.integrations.webhooks import (
@@ -46,12 +48,18 @@ from workflows.integrations.webhooks import (
     OVERLOADED_RETRY_AFTER_SECONDS,
     wait_for_finish,
 )
+from workflows.llm.pricing import usd_text
 from workflows.models import ApiToken, Run, Trigger, Workflow
 from workflows.schemas import (
     ERRORS,
     MAX_ID,
     MAX_KEY_LENGTH,
+    DatasetIn,
+    DatasetOut,
     DecisionIn,
+    EvalAccepted,
+    EvalIn,
+    EvalOut,
     PublishIn,
     RunAccepted,
     RunExportFilters,
@@ -67,6 +75,8 @@ from workflows.schemas import (
     WorkflowDetailOut,
     WorkflowFileOut,
     WorkflowOut,
+    dataset_out,
+    eval_out,
     run_accepted,
     run_out,
     trigger_out,
@@ -553,6 +563,99 @@ def runs_decide(request: HttpRequest, body: DecisionIn, run_id: int = Id) -> Run
     return run_out(run)
 
 
+# Datasets and evals (workflows/evals/) ----------------------------------------------
+
+
+@api.get(
+    "/workflows/{workflow_id}/datasets",
+    response={200: list[DatasetOut], **ERRORS},
+    tags=["evals"],
+    operation_id="datasets_list",
+)
+def datasets_list(request: HttpRequest, workflow_id: int = Id) -> list[DatasetOut]:
+    workflow = _workflow(request, workflow_id)
+    return [dataset_out(dataset, rows) for dataset, rows in selectors.datasets_of(workflow)]
+
+
+@api.post(
+    "/workflows/{workflow_id}/datasets",
+    response={201: DatasetOut, **ERRORS},
+    tags=["evals"],
+    operation_id="datasets_create",
+    summary="Make a dataset from rows or from past runs (all rows stored, or none: 422)",
+)
+def datasets_create(
+    request: HttpRequest, body: DatasetIn, workflow_id: int = Id
+) -> Status[DatasetOut]:
+    workflow = _workflow(request, workflow_id)
+    user = _token(request).created_by
+    if (body.rows is None) == (body.from_runs is None):
+        raise HttpError(422, 'Give either "rows" or "from_runs".')
+    if body.from_runs is not None:
+        ids = set(body.from_runs)
+        runs = list(
+            Run.objects.filter(
+                workspace_id=workflow.workspace_id,
+                workflow=workflow,
+                id__in=ids,
+                deleted_at__isnull=True,
+            )
+        )
+        missing = sorted(ids - {run.id for run in runs})
+        if missing:
+            raise Http404(f"No such runs of this workflow: {missing[:20]}")
+        dataset = datasets.dataset_create_from_runs(
+            workflow=workflow, name=body.name, runs=runs, user=user, keep_outputs=True
+        )
+    else:
+        rows = [datasets.NewRow(row.inputs, row.expected) for row in body.rows or []]
+        dataset = datasets.dataset_create(workflow=workflow, name=body.name, rows=rows, user=user)
+    return Status(201, dataset_out(dataset, dataset.rows.count()))
+
+
+@api.post(
+    "/workflows/{workflow_id}/evals",
+    response={202: EvalAccepted, **ERRORS},
+    tags=["evals"],
+    operation_id="evals_start",
+    summary="Run the draft and/or versions over a dataset with the workflow's checks",
+    description="409 when the estimate exceeds what is left of the month's budget.",
+)
+def evals_start(request: HttpRequest, body: EvalIn, workflow_id: int = Id) -> Status[EvalAccepted]:
+    workflow = _workflow(request, workflow_id)
+    dataset = dataset_in(workflow.workspace_id, body.dataset_id)
+    if dataset.workflow_id != workflow.id:
+        raise Http404("No such dataset of this workflow.")
+    evaluation = execution.eval_start(
+        workflow=workflow,
+        dataset=dataset,
+        versions=list(body.versions),
+        concurrency=min(body.concurrency, settings.EVAL_MAX_CONCURRENCY),
+        user=_token(request).created_by,
+    )
+    return Status(
+        202,
+        EvalAccepted(
+            id=evaluation.id,
+            status=evaluation.status,
+            estimate_usd=usd_text(evaluation.estimate_nanousd),
+        ),
+    )
+
+
+@api.get(
+    "/evals/{eval_id}",
+    response={200: EvalOut, **ERRORS},
+    tags=["evals"],
+    operation_id="evals_get",
+    summary="An eval: per target its pass rate, cost and latency, and every row",
+)
+def evals_get(request: HttpRequest, eval_id: int = Id) -> EvalOut:
+    evaluation = eval_in(_token(request).workspace_id, eval_id)
+    execution.eval_nudge(evaluation)
+    return eval_out(eval_result(evaluation))
+
+
 # Errors: always JSON {"error", "details"} ----------------------------------------
 
 
@@ -612,6 +715,26 @@ def _on_input_error(request: HttpRequest, exc: InputError) -> HttpResponse:
 
 @api.exception_handler(services.WorkflowNameTaken)
 def _on_name_taken(request: HttpRequest, exc: services.WorkflowNameTaken) -> HttpResponse:
+    return _error(request, 409, str(exc))
+
+
+@api.exception_handler(datasets.DatasetInvalid)
+def _on_dataset_invalid(request: HttpRequest, exc: datasets.DatasetInvalid) -> HttpResponse:
+    return _error(request, 422, exc.message, exc.details())
+
+
+@api.exception_handler(execution.EvalInvalid)
+def _on_eval_invalid(request: HttpRequest, exc: Exception) -> HttpResponse:
+    return _error(request, 422, str(exc))
+
+
+@api.exception_handler(execution.EvalOverBudget)
+def _on_eval_over_budget(request: HttpRequest, exc: Exception) -> HttpResponse:
+    return _error(request, 409, str(exc))
+
+
+@api.exception_handler(services.EvalRequired)
+def _on_eval_required(request: HttpRequest, exc: Exception) -> HttpResponse:
     return _error(request, 409, str(exc))
 
 

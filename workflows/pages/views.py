@@ -40,6 +40,7 @@ from workflows import steps as step_kinds
 from workflows.builder import draft_changes, editing, starters
 from workflows.builder.definition import InputError
 from workflows.builder.versions import change_summary, definition_diff
+from workflows.evals import results as eval_results
 from workflows.llm.pricing import format_usd
 from workflows.models import Run, Workflow, WorkflowVersion
 from workflows.pages import forms
@@ -238,6 +239,11 @@ def _editor_context(
         "oob_fields": set(),
         **(extra or {}),
     }
+    if panel == "publish":
+        context["publish_eval"] = eval_results.publish_eval(workflow)
+        context["evals_url"] = reverse(
+            "workflow_evals", args=[membership.workspace.slug, workflow.id]
+        )
     if panel == "run" and run_form is None and state.parsed is not None:
         # Start from the inputs of the last test run: trying again is the common case.
         run_form = forms.run_inputs_form(state.parsed, initial=run.inputs if run else None)
@@ -1226,6 +1232,10 @@ def workflow_publish(request: AuthedRequest, slug: str, pk: int) -> HttpResponse
     except services.WorkflowInvalid:
         # The panel lists the problems; nothing was published.
         return _render_editor(request, membership, workflow, panel="publish", status=422)
+    except services.EvalRequired as e:
+        # The panel shows the draft's latest eval and the rule.
+        del e
+        return _render_editor(request, membership, workflow, panel="publish", status=409)
     return _render_editor(
         request, membership, workflow, panel="publish", toast=f"Published version {version.number}."
     )

@@ -70,6 +70,7 @@ TRIGGER_LABELS = {
     "cli": "Command line",
     "workflow": "Sub-workflow",
     "mcp": "MCP",
+    "eval": "Eval",
 }
 
 
