@@ -13,8 +13,13 @@ from typing import Any
 from django.conf import settings
 from django.http import QueryDict
 
-from workflows import sql
 from workflows.models import Workflow
+from workflows.steps.calls_form import (
+    called_workflow_context,
+    input_form_name,
+    input_path,
+    inputs_from_post,
+)
 from workflows.steps.chat_form import (
     answer_format,
     explain_unparsed_schema,
@@ -73,8 +78,6 @@ _PLAIN = (
     *("over", "concurrency", "on_item_error", "system", "prompt", "model"),
     *("temperature", "max_tokens", "workflow", "version", "next"),
 )
-# Posted as "in-<name>": the called workflow's input <name>.
-_INPUT_PREFIX = "in-"
 
 
 def new_step(
@@ -122,14 +125,12 @@ def posted_path(name: str) -> str | None:
         return "workflow"
     if name in _RESPONSE_FORMAT_FIELDS:
         return "response_format"
-    if name.startswith(_INPUT_PREFIX) and len(name) > len(_INPUT_PREFIX):
-        return f"inputs.{name[len(_INPUT_PREFIX) :]}"
-    return None
+    return input_path(name)
 
 
 def form_name(path: str) -> str | None:
     if path.startswith("inputs."):
-        return _INPUT_PREFIX + path[len("inputs.") :]
+        return input_form_name(path)
     if path in ("response_format", "workflow"):
         return None  # the panel's shape changes with them
     return path if path in _PLAIN else None
@@ -234,19 +235,7 @@ def _workflow_from_post(step: dict, data: QueryDict, parsed: Parsed) -> None:
             except ValueError:
                 parsed.error("version", "Enter a version number, or leave it empty for the latest.")
                 step["version"] = raw
-    inputs = dict(step.get("inputs") or {}) if isinstance(step.get("inputs"), dict) else {}
-    posted = False
-    for name in data:
-        if name.startswith(_INPUT_PREFIX) and len(name) > len(_INPUT_PREFIX):
-            posted = True
-            value = text_value(data, name)
-            key = name[len(_INPUT_PREFIX) :]
-            if value:
-                inputs[key] = value
-            else:
-                inputs.pop(key, None)
-    if posted:
-        step["inputs"] = inputs
+    inputs_from_post(step, data)
 
 
 def apply_action(
@@ -265,7 +254,7 @@ def panel_context(step: dict, slots: dict[str, Any], *, workflow: Workflow) -> d
         "max_items": settings.MAP_MAX_ITEMS,
     }
     if _over_workflow(step):
-        context.update(_workflow_context(step, slots, workflow=workflow))
+        context.update(called_workflow_context(step, slots, workflow=workflow))
         return context
     if "response_format.schema" in slots:
         explain_unparsed_schema(step, slots)
@@ -287,43 +276,3 @@ def panel_context(step: dict, slots: dict[str, Any], *, workflow: Workflow) -> d
         }
     )
     return context
-
-
-def _workflow_context(step: dict, slots: dict[str, Any], *, workflow: Workflow) -> dict[str, Any]:
-    """The workflows it may run per item and the chosen one's inputs, each with what it passes."""
-    choices = list(
-        Workflow.objects.filter(workspace_id=workflow.workspace_id, archived_at__isnull=True)
-        .exclude(id=workflow.id)
-        .filter(versions__isnull=False)
-        .distinct()
-        .order_by("name")
-        .values_list("id", "name")
-    )
-    chosen = step.get("workflow")
-    rows: list[dict[str, Any]] = []
-    called_name = ""
-    if isinstance(chosen, int) and chosen > 0:
-        called_name = next((name for id_, name in choices if id_ == chosen), "")
-        version = sql.workflow_latest_version(workflow_id=chosen) if called_name else None
-        definition = version.definition if version is not None else {}
-        mapped = step.get("inputs") if isinstance(step.get("inputs"), dict) else {}
-        for spec in definition.get("inputs", []) if isinstance(definition, dict) else []:
-            if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
-                continue
-            name = spec["name"]
-            rows.append(
-                {
-                    "name": name,
-                    "form_name": _INPUT_PREFIX + name,
-                    "type": spec.get("type", "text"),
-                    "value": (mapped or {}).get(name, ""),
-                    "slot": slots.get(f"inputs.{name}"),
-                }
-            )
-    version = step.get("version")
-    return {
-        "workflow_choices": choices,
-        "called_name": called_name,
-        "input_rows": rows,
-        "version": version if version is not None else "",
-    }

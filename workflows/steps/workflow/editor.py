@@ -8,9 +8,14 @@ from typing import Any
 
 from django.http import QueryDict
 
-from workflows import sql
 from workflows.models import Workflow
-from workflows.steps.form import Parsed, next_branches, next_from_post, slot_id, text_value
+from workflows.steps.calls_form import (
+    called_workflow_context,
+    input_form_name,
+    input_path,
+    inputs_from_post,
+)
+from workflows.steps.form import Parsed, next_branches, next_from_post
 from workflows.steps.workflow.config import TYPE
 
 LABEL = "Run a workflow"
@@ -25,9 +30,6 @@ EMPTY_SUMMARY = "Pick a workflow to run"
 PANEL = "steps/workflow/panel.html"
 FIELD_LABELS = {"workflow": "Workflow", "version": "Version", "inputs": "Inputs"}
 LIST_FIELDS: dict[str, str] = {}
-
-# Posted as "in-<name>": the called workflow's input <name>.
-_INPUT_PREFIX = "in-"
 
 
 def new_step(
@@ -57,15 +59,11 @@ def json_properties(step: dict) -> dict[str, dict]:
 def posted_path(name: str) -> str | None:
     if name in ("workflow", "version", "next"):
         return name
-    if name.startswith(_INPUT_PREFIX) and len(name) > len(_INPUT_PREFIX):
-        return f"inputs.{name[len(_INPUT_PREFIX) :]}"
-    return None
+    return input_path(name)
 
 
 def form_name(path: str) -> str | None:
-    if path.startswith("inputs."):
-        return _INPUT_PREFIX + path[len("inputs.") :]
-    return path if path in ("workflow", "version", "next") else None
+    return input_form_name(path) or (path if path in ("workflow", "version", "next") else None)
 
 
 def action_path(action: str) -> tuple[str, str] | None:
@@ -114,17 +112,7 @@ def from_post(step: dict, current: dict, data: QueryDict, parsed: Parsed) -> Non
             except ValueError:
                 parsed.error("version", "Enter a version number, or leave it empty for the latest.")
                 step["version"] = raw
-    inputs = dict(step.get("inputs") or {}) if isinstance(step.get("inputs"), dict) else {}
-    for name in data:
-        if name.startswith(_INPUT_PREFIX) and len(name) > len(_INPUT_PREFIX):
-            value = text_value(data, name)
-            key = name[len(_INPUT_PREFIX) :]
-            if value:
-                inputs[key] = value
-            else:
-                inputs.pop(key, None)
-    if inputs or "inputs" in step:
-        step["inputs"] = inputs
+    inputs_from_post(step, data)
     next_from_post(step, data)
 
 
@@ -135,45 +123,4 @@ def apply_action(
 
 
 def panel_context(step: dict, slots: dict[str, Any], *, workflow: Workflow) -> dict[str, Any]:
-    """The workflows it may call (published ones of the workspace, not this
-    one) and the called one's inputs, each with what this step passes."""
-    choices = list(
-        Workflow.objects.filter(workspace_id=workflow.workspace_id, archived_at__isnull=True)
-        .exclude(id=workflow.id)
-        .filter(versions__isnull=False)
-        .distinct()
-        .order_by("name")
-        .values_list("id", "name")
-    )
-    chosen = step.get("workflow")
-    rows: list[dict[str, Any]] = []
-    called_name = ""
-    if isinstance(chosen, int) and chosen > 0:
-        called_name = next((name for id_, name in choices if id_ == chosen), "")
-        version = sql.workflow_latest_version(workflow_id=chosen) if called_name else None
-        definition = version.definition if version is not None else {}
-        mapped = step.get("inputs") if isinstance(step.get("inputs"), dict) else {}
-        for spec in definition.get("inputs", []) if isinstance(definition, dict) else []:
-            if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
-                continue
-            name = spec["name"]
-            rows.append(
-                {
-                    "name": name,
-                    "form_name": _INPUT_PREFIX + name,
-                    "type": spec.get("type", "text"),
-                    "required": spec.get("required", True) and spec.get("default") is None,
-                    "description": spec.get("description", ""),
-                    "value": (mapped or {}).get(name, ""),
-                    "slot": slots.get(f"inputs.{name}"),
-                    # A field added by this choice has no slot until the next save.
-                    "slot_id": slot_id(f"inputs.{name}"),
-                }
-            )
-    version = step.get("version")
-    return {
-        "workflow_choices": choices,
-        "called_name": called_name,
-        "input_rows": rows,
-        "version": version if version is not None else "",
-    }
+    return called_workflow_context(step, slots, workflow=workflow)
