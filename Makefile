@@ -78,7 +78,7 @@ clean:
 
 # Benchmarks (issue 7): each needs PostgreSQL on 127.0.0.1:5432 and Redis on
 # 127.0.0.1:6379; results land in bench/results/ and docs/benchmarks.md.
-.PHONY: bench-n8n bench-editor bench-webhook bench-overhead bench-throughput bench-concurrency bench-chaos bench-chaos-backlog bench-overload bench-fairness bench
+.PHONY: bench-n8n bench-editor bench-webhook bench-overhead bench-throughput bench-concurrency bench-chaos bench-chaos-backlog bench-overload bench-fairness bench-prune bench
 bench-editor: install
 	$(BIN)/python -m bench.editor_render
 bench-webhook: install
@@ -99,6 +99,9 @@ bench-chaos-backlog: install
 	$(BIN)/python -m bench.chaos --runs 1500 --kills 4 --kill-gap 20 --backlog --no-redis-restart
 bench-overload: install
 	$(BIN)/python -m bench.overload
+# Issue 16: the nightly prune of run details over 100,000 runs (no workers needed).
+bench-prune: install
+	$(BIN)/python -m bench.prune
 # Stepwise beside n8n 2.8.4 (issue 13): n8n started by ../shared/peers/n8n/install_and_start.sh
 # (BASE=~/.cache/peer-n8n), or BENCH_N8N_ARGS=--start-n8n to start it from here.
 bench-n8n: install
