@@ -230,3 +230,59 @@ def test_only_owners_set_the_publishing_rule(personas: Personas) -> None:
     client_for(personas.alice).post(path, {"eval_min_percent": ""})
     personas.workspace.refresh_from_db()
     assert personas.workspace.publish_eval_min_percent is None
+
+
+def test_the_table_editor_saves_rows_whole_or_not_at_all(
+    personas: Personas, echo: Workflow
+) -> None:
+    dataset = _dataset(echo, [{"who": "Ada", "times": 1}, {"who": "Bo", "times": 2}])
+    path = f"/w/{personas.workspace.slug}/datasets/{dataset.id}/"
+    assert 'name="r1-who"' not in client_for(personas.vera).get(path).content.decode()
+    bob = client_for(personas.bob)
+    assert 'name="r1-who"' in bob.get(path).content.decode()
+    edit = {
+        "row_count": "2",
+        "r0-who": "Ada",
+        "r0-times": "5",
+        "r0-expected": "Ada x5",
+        "r1-who": "Bo",
+        "r1-times": "2",
+        "r1-delete": "1",
+        "r2-who": "Cy",
+        "r2-times": "3",
+    }
+    assert bob.post(path, edit).status_code == 302
+    rows = [(r.inputs, r.expected) for r in dataset.rows.all()]
+    assert rows == [({"who": "Ada", "times": 5}, "Ada x5"), ({"who": "Cy", "times": 3}, None)]
+    refused = bob.post(path, {**edit, "r2-times": "three"})
+    assert refused.status_code == 422
+    assert "line 2, column times" in refused.content.decode()
+    assert [(r.inputs, r.expected) for r in dataset.rows.all()] == rows
+    assert client_for(personas.vera).post(path, edit).status_code == 403
+
+
+def test_the_runs_list_makes_a_dataset_of_the_runs_it_shows(
+    engine_in_process: None, personas: Personas, echo: Workflow
+) -> None:
+    for i in range(3):
+        services.run_start(workflow=echo, trigger="webhook", inputs={"who": f"w{i}", "times": i})
+    services.run_start(workflow=echo, trigger="manual", inputs={"who": "m", "times": 9})
+    bob = client_for(personas.bob)
+    slug = personas.workspace.slug
+    runs = bob.get(f"/w/{slug}/runs/?workflow={echo.id}&trigger=webhook").content.decode()
+    link = f"/w/{slug}/workflows/{echo.id}/evals/?trigger=webhook&amp;status="
+    assert link in runs
+    page = bob.get(link.replace("&amp;", "&")).content.decode()
+    assert '<option value="webhook" selected>' in page
+    assert 'value="Last 50 webhook runs"' in page
+    response = bob.post(
+        f"/w/{slug}/workflows/{echo.id}/datasets/from-runs/",
+        {"name": "Hooks", "trigger": "webhook", "count": "50", "keep_outputs": "on"},
+    )
+    assert response.status_code == 302
+    rows = list(Dataset.objects.get(name="Hooks").rows.all())
+    assert [(r.inputs["who"], r.expected) for r in rows] == [
+        ("w0", "w0 x0"),
+        ("w1", "w1 x1"),
+        ("w2", "w2 x2"),
+    ]

@@ -73,6 +73,20 @@ class EvalForm(forms.Form):
         self.fields["targets"].initial = [execution.DRAFT] + [str(n) for n in numbers[:1]]
 
 
+def _from_runs_initial(query: Any) -> dict[str, object]:
+    """The runs list's filters carried over by its "Make a dataset of these runs" link."""
+    trigger = query.get("trigger", "") if query.get("trigger") in dict(RUN_TRIGGERS) else ""
+    status = query.get("status", "") if query.get("status") in Run.Status.values else ""
+    label = dict(RUN_TRIGGERS).get(trigger, "").lower()
+    return {
+        "name": f"Last 50 {label + ' ' if label else ''}runs",
+        "trigger": trigger,
+        "status": status,
+        "count": 50,
+        "keep_outputs": True,
+    }
+
+
 def _page(request: AuthedRequest, slug: str, pk: int, **extra: Any) -> HttpResponse:
     membership, workflow = workflow_for(request, slug, pk, role=Role.VIEWER)
     context = {
@@ -87,7 +101,7 @@ def _page(request: AuthedRequest, slug: str, pk: int, **extra: Any) -> HttpRespo
         ],
         "max_rows": settings.DATASET_MAX_ROWS,
         "evals": list(workflow.evals.select_related("dataset")[:20]),
-        "from_runs_form": FromRunsForm(initial={"name": "Last 50 runs", "count": 50}),
+        "from_runs_form": FromRunsForm(initial=_from_runs_initial(request.GET)),
         "upload_form": UploadForm(),
         "check_form": CheckForm(),
         "eval_form": EvalForm(workflow=workflow),
