@@ -323,6 +323,8 @@ def test_the_run_page_says_the_details_were_removed(
     assert "This workflow takes no inputs" not in text
     assert "Run again with these inputs" not in text
     assert "$0.002" in text  # its cost is still shown
+    listed = client_for(personas.vera).get(f"/w/{personas.workspace.slug}/runs/").content
+    assert listed.decode().count(">details removed</span>") == 5  # the old runs of this workspace
 
 
 def test_a_pruned_run_cannot_be_run_again(personas: Personas, history: dict[str, Run]) -> None:

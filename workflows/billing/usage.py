@@ -8,6 +8,10 @@ breakdown is one GROUP BY query, whatever the number of runs.
 Deleting a workflow deletes its runs, so their spend leaves the chart and the
 breakdowns; the month's budget ledger (`BudgetMonth`) keeps it, and the budget
 meter reads the ledger, which is what the hard budget enforces.
+
+Retention and deleting a run keep the rows these sums read (workflows/retention.py
+blanks only a run's details, and hides a deleted run from lists): the figures here do
+not change when runs are pruned or deleted.
 """
 
 from __future__ import annotations
