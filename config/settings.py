@@ -426,6 +426,9 @@ LLM_RETRY_MAX_SECONDS = envfloat("LLM_RETRY_MAX_SECONDS", "30")
 # A streamed answer's text so far is written to its step at most this often
 # (one small UPDATE each), for the run page, the editor and the events API.
 STREAM_PERSIST_SECONDS = envfloat("STREAM_PERSIST_SECONDS", "0.25")
+# How often a web process reads a run that someone watches live (once per run,
+# whatever the number of viewers: workflows/integrations/run_events.py).
+RUN_EVENTS_POLL_SECONDS = envfloat("RUN_EVENTS_POLL_SECONDS", "0.2")
 
 # The largest request body anywhere but /hooks/ (1 MB there): refused with a
 # 413 before it is read (config/lib/body_limit.py); Django's own check agrees.

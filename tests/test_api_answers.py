@@ -32,6 +32,8 @@ def declared(operation_id: str, status: int) -> dict[str, Any] | None:
                 content = answer.get("content")
                 if content is None:
                     return None
+                if "text/event-stream" in content:
+                    return {"type": "string", "event-stream": True}
                 return {
                     **content["application/json"]["schema"],
                     "components": DOCUMENT["components"],
@@ -56,6 +58,9 @@ def test_every_operation_answers_with_its_declared_shape(personas: Personas) -> 
         if schema is None:
             assert response.content == b""
             data = None
+        elif schema.get("event-stream"):
+            assert response["Content-Type"].startswith("text/event-stream")
+            data = b"".join(response.streaming_content).decode()
         else:
             data = response.json()
             jsonschema.validate(data, schema)
@@ -92,6 +97,11 @@ def test_every_operation_answers_with_its_declared_shape(personas: Personas) -> 
     assert finished == run_json(Run.objects.get(id=accepted["run_id"]))
     call("runs_list", "get", "/runs")
     assert call("runs_get", "get", f"/runs/{accepted['run_id']}") == finished
+    events = call("runs_events", "get", f"/runs/{accepted['run_id']}/events")
+    end = {"status": "succeeded", "output": finished["output"], "error": "", "cost_nanousd": 0}
+    assert events.endswith(
+        f"id: run\nevent: run.finished\ndata: {json.dumps(end, ensure_ascii=False)}\n\n"
+    )
     other = call("runs_start", "post", f"/workflows/{workflow.id}/runs", start)
     call("runs_cancel", "post", f"/runs/{other['run_id']}/cancel")
     asking = published_workflow(

@@ -395,14 +395,15 @@ def test_a_running_run_polls_itself_and_stops_once_finished(
     client.force_login(personas.alice)
 
     page = client.get(detail_url(run)).content.decode()
-    assert 'hx-trigger="every 1s"' in page
+    assert 'hx-trigger="sse:changed, every 10s"' in page
+    assert f'sse-connect="/w/{personas.workspace.slug}/runs/{run.id}/events/"' in page
     assert "Waiting for the model’s answer" in page
     assert "Not reached yet." in page  # s2
 
     polled = client.get(detail_url(run), headers=POLL)
     assert polled.status_code == 200
     assert polled.content.decode().lstrip().startswith('<div id="run-live"')
-    assert 'hx-trigger="every 1s"' in polled.content.decode()
+    assert 'hx-trigger="sse:changed, every 10s"' in polled.content.decode()
 
     Run.objects.filter(id=run.id).update(status=Run.Status.SUCCEEDED, finished_at=timezone.now())
     done = client.get(detail_url(run), headers=POLL)

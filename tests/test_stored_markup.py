@@ -571,7 +571,18 @@ def test_the_api_answers_stored_markup_as_json_only(personas: Personas) -> None:
             continue
         response = client.get(address)
         assert response.status_code < 500, address
-        if response.status_code == 200:
+        if (
+            response.status_code == 200
+            and response.streaming
+            and response["Content-Type"].startswith("text/event-stream")
+        ):
+            # The run's events: JSON in each event's data.
+            assert response.get("X-Content-Type-Options") == "nosniff", address
+            for line in b"".join(response.streaming_content).decode().splitlines():
+                if line.startswith("data: "):
+                    json.loads(line.removeprefix("data: "))
+            seen += 1
+        elif response.status_code == 200:
             # JSON, or JSON lines (the runs export): never a type a browser renders.
             assert response["Content-Type"].startswith(
                 ("application/json", "application/x-ndjson")

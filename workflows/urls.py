@@ -121,6 +121,7 @@ urlpatterns = [
         name="workflow_runs_delete",
     ),
     path("w/<slug:slug>/runs/<int:run_id>/", run_views.run_detail, name="run_detail"),
+    path("w/<slug:slug>/runs/<int:run_id>/events/", run_views.run_events, name="run_events"),
     path("w/<slug:slug>/runs/<int:run_id>/rerun/", run_views.run_rerun, name="run_rerun"),
     path("w/<slug:slug>/runs/<int:run_id>/resume/", run_views.run_resume, name="run_resume"),
     path("w/<slug:slug>/runs/<int:run_id>/cancel/", run_views.run_cancel, name="run_cancel"),

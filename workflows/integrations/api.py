@@ -37,12 +37,13 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from accounts.access import dataset_in, eval_in, run_in, workflow_in
 from config.lib.body_limit import size_label
 from config.lib.outbound import url_refusal
-from workflows import retention, selectors, services
+from workflows import retention, selectors, services, sql
 from workflows.builder.definition import InputError
 from workflows.evals import datasets, execution
 from workflows.evals.results import eval_result
 from workflows.integrations import triggers
 from workflows.integrations.api_auth import WorkspaceToken
+from workflows.integrations.run_events import ApiFeed, event_response
 from workflows.integrations.webhooks import (
     OVERLOADED_MESSAGE,
     OVERLOADED_RETRY_AFTER_SECONDS,
@@ -511,6 +512,37 @@ def runs_delete(request: HttpRequest, run_id: int = Id) -> Status[None]:
     except retention.RunNotDeletable as e:
         raise HttpError(409, str(e)) from None
     return Status(204, None)
+
+
+@api.get(
+    "/runs/{run_id}/events",
+    response={200: None, **ERRORS},
+    tags=["runs"],
+    operation_id="runs_events",
+    summary="The run's progress as server-sent events (step.started, token, step.finished, "
+    "run.finished), resumable with Last-Event-ID",
+    openapi_extra={
+        "responses": {
+            "200": {
+                "description": '`text/event-stream`: see the README, "Run events"',
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            }
+        }
+    },
+)
+async def runs_events(
+    request: HttpRequest,
+    run_id: int = Id,
+    last_event_id: str = Header(
+        "",
+        alias="Last-Event-ID",
+        max_length=40,
+        description="The id of the last event received: the stream goes on after it.",
+    ),
+) -> StreamingHttpResponse:
+    run = await sync_to_async(_run)(request, run_id)
+    await sync_to_async(sql.connection_release)(keep_unpooled=False)
+    return event_response(request, run.id, ApiFeed(last_event_id))
 
 
 @api.post(

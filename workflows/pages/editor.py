@@ -80,6 +80,9 @@ class StepState:
     latency_ms: int | None = None
     error: str = ""
     reused: bool = False
+    # A paid step still running: its answer so far, which the run's events
+    # (htmx's SSE extension) replace as it grows.
+    live: bool = False
 
 
 @dataclass
@@ -339,10 +342,13 @@ def step_state(step_run: StepRun) -> StepState:
         "failed": "failed",
         "skipped": "skipped",
     }
+    live = step_run.status == StepRun.Status.RUNNING and _paid(step_run.type)
+    shown = step_run.status == StepRun.Status.SUCCEEDED or (live and step_run.output)
     return StepState(
         status=step_run.status,
         label=labels.get(step_run.status, step_run.status),
-        output=preview(step_run.output) if step_run.status == StepRun.Status.SUCCEEDED else "",
+        output=preview(step_run.output) if shown else "",
+        live=live,
         tokens=step_run.tokens_in + step_run.tokens_out,
         cost=format_usd(step_run.cost_nanousd) if _paid(step_run.type) else "",
         latency_ms=step_run.latency_ms,

@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import cast
 
+from asgiref.sync import sync_to_async
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
@@ -27,8 +28,9 @@ from django_htmx.http import HttpResponseStopPolling, push_url
 
 from accounts.access import AuthedRequest, HtmxRequest, run_for, workspace_for
 from accounts.models import Membership, Role, Workspace
-from workflows import retention, selectors, services
+from workflows import retention, selectors, services, sql
 from workflows.builder.definition import InputError
+from workflows.integrations.run_events import BrowserFeed, event_response
 from workflows.models import Run, StepItem, StepRun, Workflow
 from workflows.selectors import DRAFT
 from workflows.steps import STEP_TYPES
@@ -437,6 +439,20 @@ def run_detail(request: AuthedRequest, slug: str, run_id: int) -> HttpResponse:
         response = render(request, "workflows/run_detail.html", context)
     patch_vary_headers(response, ("HX-Request", "HX-Target"))
     return response
+
+
+@login_required
+@require_GET
+async def run_events(request: AuthedRequest, slug: str, run_id: int) -> StreamingHttpResponse:
+    """The run's progress as server-sent events, for the run page and the
+    editor's test-run cards (htmx's SSE extension): holds no thread while it
+    streams, and shares one database poll per run with every other viewer."""
+    membership = await sync_to_async(workspace_for)(request, slug, role=Role.VIEWER)
+    run = await sync_to_async(run_for)(membership, run_id)
+    # The request's connection goes back now: the hub polls with its own.
+    await sync_to_async(sql.connection_release)(keep_unpooled=False)
+    linger = "text/event-stream" in request.headers.get("Accept", "")
+    return event_response(request, run.id, BrowserFeed(linger=linger))
 
 
 # Actions -----------------------------------------------------------------------

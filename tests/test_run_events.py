@@ -1,0 +1,186 @@
+"""A run's live events: `GET /api/v1/runs/{id}/events` under uvicorn with a real
+worker (tokens while a step streams, resumed after Last-Event-ID), and the
+pages' event stream refusing whoever may not see the run."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import httpx2
+import pytest
+from django.test import Client
+
+from tests.conftest import Personas
+from tests.factories import api_token, chain, run_started, steps_of
+from tests.polling import wait_for_run
+from tests.servers import AsgiServer, WorkerProcess
+from workflows.models import Run
+
+
+@dataclass
+class Event:
+    id: str | None
+    event: str
+    data: str
+
+    @property
+    def json(self) -> dict:
+        return json.loads(self.data)
+
+
+def events_of(lines: Iterable[str]) -> Iterator[Event]:
+    """Server-sent events as a client parses them (comments skipped)."""
+    fields: dict[str, list[str]] = {}
+    for line in lines:
+        if line == "":
+            if fields:
+                yield Event(
+                    id=fields.get("id", [None])[-1],
+                    event=fields.get("event", ["message"])[-1],
+                    data="\n".join(fields.get("data", [])),
+                )
+            fields = {}
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        fields.setdefault(name, []).append(value.removeprefix(" "))
+
+
+@pytest.fixture(scope="module")
+def web(worker_env: dict[str, str]) -> Iterator[AsgiServer]:
+    server = AsgiServer(worker_env)
+    yield server
+    server.stop()
+
+
+SLOW = "Tell of {{ topic }} " + "word " * 30 + "[[fake:token_ms=80]]"
+
+
+def slow_definition() -> dict:
+    definition = chain("Events", [SLOW, "Shorten {{ s1 }}"])
+    definition["steps"][0]["max_tokens"] = 200
+    definition["steps"][1]["max_tokens"] = 300
+    return definition
+
+
+@pytest.mark.integration
+def test_the_api_streams_tokens_and_resumes_after_last_event_id(
+    web: AsgiServer, worker: WorkerProcess, personas: Personas
+) -> None:
+    token = api_token(personas.workspace, personas.alice)
+    auth = {"Authorization": f"Bearer {token}"}
+    run = run_started(personas.workspace, slow_definition(), {"topic": "herons"})
+    url = f"{web.url}/api/v1/runs/{run.id}/events"
+
+    first: list[Event] = []
+    with httpx2.stream("GET", url, headers=auth, timeout=30) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for event in events_of(response.iter_lines()):
+            first.append(event)
+            if sum(e.event == "token" for e in first) == 3:
+                break
+    # The client left while the first step was still being written.
+    assert Run.objects.get(id=run.id).steps.get(key="s1").status == "running"
+    assert [e.event for e in first] == ["step.started", "token", "token", "token"]
+    assert first[0].id == "0:0" and first[0].json["key"] == "s1"
+
+    rest: list[Event] = []
+    with httpx2.stream(
+        "GET", url, headers={**auth, "Last-Event-ID": first[-1].id or ""}, timeout=60
+    ) as response:
+        assert response.status_code == 200
+        rest = list(events_of(response.iter_lines()))  # the server ends it with the run
+
+    run = wait_for_run(run.id)
+    steps = steps_of(run)
+    events = first + rest
+    s1_tokens = [e.json for e in events if e.event == "token" and e.json["key"] == "s1"]
+    # Nothing seen twice, nothing missed: the offsets follow each other and the
+    # pieces make the step's answer.
+    assert [t["offset"] for t in s1_tokens] == [
+        sum(len(t["text"]) for t in s1_tokens[:i]) for i in range(len(s1_tokens))
+    ]
+    assert "".join(t["text"] for t in s1_tokens) == steps["s1"].output
+    assert len(s1_tokens) >= 5, "the answer came in pieces while it was written"
+    kinds = [(e.event, e.json.get("key")) for e in rest if e.event != "token"]
+    assert kinds == [
+        ("step.finished", "s1"),
+        ("step.started", "s2"),
+        ("step.finished", "s2"),
+        ("run.finished", None),
+    ]
+    finished = rest[-1]
+    assert finished.id == "run"
+    assert finished.json["status"] == "succeeded"
+    assert finished.json["cost_nanousd"] == run.cost_nanousd
+    s1_end = next(e for e in rest if e.event == "step.finished" and e.json["key"] == "s1")
+    assert s1_end.id == "0:end"
+    assert s1_end.json["output"] == steps["s1"].output
+    assert s1_end.json["cost_nanousd"] == steps["s1"].cost_nanousd
+
+    # Resumed after the first step's end: only what came after it.
+    with httpx2.stream("GET", url, headers={**auth, "Last-Event-ID": "0:end"}, timeout=30) as r:
+        replay = list(events_of(r.iter_lines()))
+    assert [e.event for e in replay if e.event != "token"] == [
+        "step.started",
+        "step.finished",
+        "run.finished",
+    ]
+    assert all(e.json.get("key") == "s2" for e in replay[:-1])
+    # After the run's end: nothing more.
+    with httpx2.stream("GET", url, headers={**auth, "Last-Event-ID": "run"}, timeout=30) as r:
+        assert list(events_of(r.iter_lines())) == []
+
+
+@pytest.mark.integration
+def test_the_page_stream_sends_the_answer_escaped_as_it_grows(
+    web: AsgiServer, worker: WorkerProcess, personas: Personas
+) -> None:
+    hostile = "<img src=x onerror=alert(1)>"
+    reply = f"[[fake:reply={hostile} " + "more " * 20 + "]]"
+    definition = chain("Hostile", [reply + " [[fake:token_ms=80]] {{ topic }}"])
+    run = run_started(personas.workspace, definition, {"topic": "x"})
+    session = Client()
+    session.force_login(personas.vera)  # a viewer
+    cookies = {"sessionid": session.cookies["sessionid"].value}
+    url = f"{web.url}/w/{personas.workspace.slug}/runs/{run.id}/events/"
+    events: list[Event] = []
+    with httpx2.stream("GET", url, cookies=cookies, timeout=60) as response:
+        assert response.status_code == 200
+        for event in events_of(response.iter_lines()):
+            events.append(event)
+            if event.event == "done":
+                break
+    texts = [e.data for e in events if e.event == "text-s1"]
+    assert len(texts) >= 2, "the answer was sent as it grew"
+    assert all("<img" not in text for text in texts)
+    assert "&lt;img src=x onerror=alert(1)&gt;" in texts[-1]
+    assert events[0].event == "changed"
+    assert events[-1].event == "done"
+
+
+def test_another_workspace_cannot_open_a_run_s_streams(client: Client, personas: Personas) -> None:
+    run = run_started(personas.workspace, chain("Private", ["Secret {{ topic }}"]), {"topic": "x"})
+    client.force_login(personas.charlie)
+    # Not a member: the run's workspace answers 404, and so does charlie's own with this run.
+    response = client.get(f"/w/{personas.workspace.slug}/runs/{run.id}/events/")
+    assert response.status_code == 404
+    response = client.get(f"/w/{personas.other_workspace.slug}/runs/{run.id}/events/")
+    assert response.status_code == 404
+    theirs = api_token(personas.other_workspace, personas.charlie)
+    response = client.get(
+        f"/api/v1/runs/{run.id}/events", headers={"Authorization": f"Bearer {theirs}"}
+    )
+    assert response.status_code == 404
+    assert response.json()["error"]
+
+
+def test_the_page_stream_needs_a_login(client: Client, personas: Personas) -> None:
+    run = run_started(personas.workspace, chain("Private", ["Secret {{ topic }}"]), {"topic": "x"})
+    response = client.get(f"/w/{personas.workspace.slug}/runs/{run.id}/events/")
+    assert response.status_code == 302
+    assert "/accounts/login/" in response["Location"]
