@@ -430,3 +430,46 @@ def test_the_run_page_and_the_api_say_what_a_run_waits_for_and_link_parent_and_c
     )
     listed = client_for(personas.vera).get(reverse("run_list", args=[slug]) + "?status=waiting")
     assert f"#{run.id}" in listed.content.decode() and f"#{child.id}" in listed.content.decode()
+
+
+def test_a_later_step_reads_the_fields_of_what_the_called_workflow_outputs(
+    engine_in_process: None, personas: Personas
+) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"verdict": {"type": "string"}, "score": {"type": "integer"}},
+        "required": ["verdict", "score"],
+        "additionalProperties": False,
+    }
+    judge = published_workflow(
+        personas.workspace,
+        {
+            "name": "Judge",
+            "inputs": [{"name": "text", "type": "text"}],
+            "steps": [
+                {
+                    "key": "rate",
+                    "type": "llm",
+                    "prompt": 'Rate {{ text }} [[fake:reply={"verdict": "fine", "score": 7}]]',
+                    "max_tokens": 50,
+                    "response_format": {"type": "json_schema", "name": "rating", "schema": schema},
+                }
+            ],
+        },
+    )
+    definition = caller(judge)
+    parent = services.workflow_create(
+        workspace=personas.workspace, definition=definition, user=None
+    )
+    definition["steps"][1]["template"] = "{{ call.verdict }} ({{ call.score }})"
+    assert [i.message for i in services.definition_check(definition, workflow=parent)[1]] == []
+    definition["steps"][1]["template"] = "{{ call.verdcit }}"
+    messages = [i.message for i in services.definition_check(definition, workflow=parent)[1]]
+    assert any('has no field "verdcit"' in m and 'Did you mean "verdict"' in m for m in messages)
+    definition["steps"][1]["template"] = "{{ call.verdict }} ({{ call.score }})"
+    parent.definition = definition
+    parent.save()
+    services.workflow_publish(workflow=parent, user=None)
+    run = start(parent, {"text": "a poem"})
+    assert run.status == Run.Status.SUCCEEDED, run.error
+    assert run.output == "fine (7)"

@@ -28,6 +28,7 @@ from workflows.builder.definition import (
     InputError,
     Issue,
     coerce_inputs,
+    run_output_schema,
     validate_definition,
 )
 from workflows.models import (
@@ -43,7 +44,7 @@ from workflows.models import (
 )
 from workflows.runtime import dispatch, waking
 from workflows.runtime.children import MAX_CALL_DEPTH
-from workflows.steps import module_for
+from workflows.steps import kind_of, module_for, starts_runs
 from workflows.steps.decisions import (
     MAX_COMMENT,
     decision_of,
@@ -79,10 +80,33 @@ def definition_check(
 ) -> tuple[Definition | None, list[Issue]]:
     """Validate a definition; as the draft of `workflow`, also the workflows
     its steps call (see `call_issues`)."""
-    definition, issues = validate_definition(data, models=allowed_models())
+    called = _called_schemas(workflow, data) if workflow is not None else None
+    definition, issues = validate_definition(data, models=allowed_models(), called_schemas=called)
     if workflow is not None and definition is not None:
         issues += call_issues(workflow, definition)
     return definition, issues
+
+
+def _called_schemas(workflow: Workflow, data: object) -> dict[int, dict[str, Any] | None]:
+    """The output schemas of the workflows a draft's steps call (None: text), as
+    the versions that would run declare them."""
+    steps = data.get("steps") if isinstance(data, dict) else None
+    wanted: dict[int, int | None] = {}
+    for step in steps if isinstance(steps, list) else []:
+        kind = kind_of(step)
+        target = step.get("workflow") if isinstance(step, dict) else None
+        if kind is not None and hasattr(kind, "calls") and isinstance(target, int):
+            version = step.get("version")
+            wanted[target] = version if isinstance(version, int) else None
+    if not wanted:
+        return {}
+    targets = Workflow.objects.filter(workspace_id=workflow.workspace_id, id__in=wanted)
+    schemas: dict[int, dict[str, Any] | None] = {}
+    for target in targets:
+        called = _called_definition(target, wanted[target.id])
+        if called is not None:
+            schemas[target.id] = run_output_schema(called)
+    return schemas
 
 
 def definition_parse(data: object, *, workflow: Workflow | None = None) -> Definition:
@@ -602,14 +626,26 @@ def latest_version(workflow: Workflow) -> WorkflowVersion | None:
 
 
 @functools.lru_cache(maxsize=512)
-def _parsed_version(version_id: int, data: str) -> Definition:
-    return definition_parse(json.loads(data))
+def _parsed_version(version_id: int, data: str, workflow_id: int) -> Definition:
+    parsed = json.loads(data)
+    # What the workflows it calls output, for the fields later steps read.
+    called: dict[int, dict[str, Any] | None] = {}
+    if starts_runs(parsed):
+        owner = Workflow.objects.filter(id=workflow_id).only("workspace_id").first()
+        if owner is not None:
+            called = _called_schemas(owner, parsed)
+    definition, issues = validate_definition(parsed, models=allowed_models(), called_schemas=called)
+    if issues or definition is None:
+        raise WorkflowInvalid(issues)
+    return definition
 
 
 def version_definition(version: WorkflowVersion) -> Definition:
     """A published version's parsed definition. Versions never change, so the
     parse (the validator's work) is done once per process, not once per run."""
-    return _parsed_version(version.id, json.dumps(version.definition, sort_keys=True))
+    return _parsed_version(
+        version.id, json.dumps(version.definition, sort_keys=True), version.workflow_id
+    )
 
 
 def run_start(

@@ -9,6 +9,7 @@ unknown model, a schema OpenAI would refuse, ...).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import math
@@ -77,13 +78,18 @@ class Issue:
 
 
 def validate_definition(
-    data: object, *, models: Mapping[str, int]
+    data: object,
+    *,
+    models: Mapping[str, int],
+    called_schemas: Mapping[int, dict[str, Any] | None] | None = None,
 ) -> tuple[Definition | None, list[Issue]]:
     """Parse and check a definition, reporting every problem at once.
 
     `models` maps each allowed model to its maximum output tokens. When pydantic
     refuses part of the definition, the parts it accepts are still checked, so
-    one typo does not hide the other problems.
+    one typo does not hide the other problems. `called_schemas` maps the
+    workflows its steps call to the schemas of their outputs (None: text), so
+    that a later step's `{{ call.field }}` is checked against what it will get.
     """
     if not isinstance(data, Mapping):
         return None, [Issue(None, "", "A workflow definition must be a JSON object.")]
@@ -100,8 +106,24 @@ def validate_definition(
     else:
         issues = []
         outline = _Outline.of(definition)
+    if called_schemas:
+        outline.called_schemas.update(called_schemas)
     issues += _semantic_issues(outline, models)
     return definition, issues
+
+
+def run_output_schema(definition: Definition) -> dict[str, Any] | None:
+    """The schema of a run's output, when the definition fixes it: no `output`
+    template (which renders text), the last step answers JSON with a schema,
+    and no step ends the run before it."""
+    if definition.output is not None or not definition.steps:
+        return None
+    *earlier, last = definition.steps
+    for step in earlier:
+        if any(target == END for _, target in module_for(step).targets(step)):
+            return None
+    schema = module_for(last).output_schema(last)
+    return schema if isinstance(schema, dict) and schema.get("type") == "object" else None
 
 
 def variables_at(definition: Definition, index: int) -> list[str]:
@@ -359,6 +381,8 @@ class _Outline:
     inputs: list[tuple[str | None, InputSpec | None]]
     steps: list[tuple[str | None, Any]] | None  # None: "steps" is not a list
     output: str | None
+    # The output schemas of the workflows its steps call, when known.
+    called_schemas: dict[int, dict[str, Any] | None] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def of(cls, definition: Definition) -> _Outline:
@@ -620,6 +644,10 @@ def _reference_problem(reference: Reference, outline: _Outline, position: int | 
         # An error branch reads why the step failed.
         return _path_problem(reference, _ERROR_SCHEMA)
     schema = module_for(step).output_schema(step)
+    called = getattr(step, "workflow", None)
+    if schema is None and hasattr(module_for(step), "calls") and called in outline.called_schemas:
+        # A step that outputs what the workflow it calls outputs.
+        schema = outline.called_schemas[called]
     if schema is None:
         return (
             f'Step "{name}" outputs text, so "{reference.dotted}" does not exist; '

@@ -21,11 +21,9 @@ from typing import Any
 
 from mcp_types import CallToolResult, TextContent, Tool, ToolAnnotations
 
-from workflows.builder.definition import Definition, InputSpec
+from workflows.builder.definition import Definition, InputSpec, run_output_schema
 from workflows.models import Run
 from workflows.schemas import RunOut
-from workflows.steps import module_for
-from workflows.steps.base import END
 
 RUNS_GET = "runs_get"
 RESERVED_NAMES = frozenset({RUNS_GET})
@@ -75,18 +73,8 @@ def input_schema(definition: Definition) -> dict[str, Any]:
     }
 
 
-def declared_output_schema(definition: Definition) -> dict[str, Any] | None:
-    """The schema of the run's output, when the definition fixes it: no `output` template
-    (which renders text), the last step answers JSON with a schema, and no step ends the run
-    before it."""
-    if definition.output is not None or not definition.steps:
-        return None
-    *earlier, last = definition.steps
-    for step in earlier:
-        if any(target == END for _, target in module_for(step).targets(step)):
-            return None
-    schema = module_for(last).output_schema(last)
-    return schema if isinstance(schema, dict) and schema.get("type") == "object" else None
+# The run's output schema when its definition fixes it (builder.definition).
+declared_output_schema = run_output_schema
 
 
 def output_schema(definition: Definition) -> dict[str, Any]:
