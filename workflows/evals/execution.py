@@ -15,7 +15,9 @@ moved along by `eval_advance` (the task `workflows.eval_advance`, sent by id):
 
 Each pass stamps `advanced_at`; a lost message leaves the eval running until
 its page or the API reads it and, finding it still for STALLED, sends one again
-(`eval_nudge`).
+(`eval_nudge`). Two passes at once (a nudge beside a re-send) are harmless: rows
+are claimed one by one; at most, together they start a few more than the
+concurrency for a moment.
 """
 
 from __future__ import annotations
@@ -257,9 +259,11 @@ def _score(evaluation: Eval, item: EvalItem) -> None:
 
 def _score_finished(evaluation: Eval) -> bool:
     """Score each item whose run has finished; False when the budget was busy (try later)."""
+    # A row whose run could not start has its error and no run; a row being started by a
+    # concurrent pass has neither yet, and is left alone.
     finished = evaluation.items.filter(
         status=EvalItem.Status.STARTED, run__status__in=Run.FINISHED
-    ) | evaluation.items.filter(status=EvalItem.Status.STARTED, run__isnull=True)
+    ) | evaluation.items.filter(status=EvalItem.Status.STARTED, run__isnull=True).exclude(error="")
     for item in list(finished):
         claimed = EvalItem.objects.filter(id=item.id, status=EvalItem.Status.STARTED).update(
             status=EvalItem.Status.SCORING
@@ -305,7 +309,7 @@ def _start_pending(evaluation: Eval) -> int:
                 )
                 EvalItem.objects.filter(id=item.id).update(run=run)
         except (InputError, services.WorkflowInvalid, services.NotPublished) as e:
-            EvalItem.objects.filter(id=item.id).update(error=str(e)[:1000])
+            EvalItem.objects.filter(id=item.id).update(error=str(e)[:1000] or "not started")
         started += 1
     return started
 
@@ -357,5 +361,5 @@ def eval_nudge(evaluation: Eval) -> None:
     message lost, a worker killed): the result page and the API call this when read."""
     if evaluation.status != Eval.Status.RUNNING:
         return
-    if evaluation.advanced_at is None or evaluation.advanced_at < timezone.now() - STALLED:
+    if (evaluation.advanced_at or evaluation.created_at) < timezone.now() - STALLED:
         broker.eval_send(evaluation.id)

@@ -49,7 +49,8 @@ class Cell:
     latency_ms: int | None
     run_id: int | None
     error: str
-    diff: list[tuple[str, str]] = field(default_factory=list)  # (op, text) against the first
+    # (op, text) against the base target's output (`eval_result`); empty for the base.
+    diff: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -79,6 +80,7 @@ class Comparison:
 @dataclass
 class EvalResult:
     evaluation: Eval
+    base: str
     totals: list[TargetTotals]
     rows: list[RowResult]
     comparison: Comparison | None
@@ -196,13 +198,16 @@ def eval_result(evaluation: Eval, *, with_rows: bool = True) -> EvalResult:
                 error=item.error or (run.error if run is not None else ""),
             )
         )
+    # Outputs are diffed against the first version compared (else the first target).
+    base = next((t for t in evaluation.targets if t != "draft"), evaluation.targets[0])
     for row in rows.values():
         row.cells.sort(key=lambda c: order.get(c.target, 99))
-        first = row.cells[0].output if row.cells else ""
-        for cell in row.cells[1:]:
-            cell.diff = word_diff(first, cell.output)
+        base_output = next((c.output for c in row.cells if c.target == base), "")
+        for cell in row.cells:
+            if cell.target != base:
+                cell.diff = word_diff(base_output, cell.output)
     ordered = [totals[label] for label in evaluation.targets]
-    return EvalResult(evaluation, ordered, list(rows.values()), comparison_of(ordered))
+    return EvalResult(evaluation, base, ordered, list(rows.values()), comparison_of(ordered))
 
 
 @dataclass

@@ -101,10 +101,11 @@ def _page(request: AuthedRequest, slug: str, pk: int, **extra: Any) -> HttpRespo
         ],
         "max_rows": settings.DATASET_MAX_ROWS,
         "evals": list(workflow.evals.select_related("dataset")[:20]),
-        "from_runs_form": FromRunsForm(initial=_from_runs_initial(request.GET)),
-        "upload_form": UploadForm(),
-        "check_form": CheckForm(),
-        "eval_form": EvalForm(workflow=workflow),
+        # Four forms on one page: each its own ids (the fields' names stay plain).
+        "from_runs_form": FromRunsForm(initial=_from_runs_initial(request.GET), auto_id="runs_%s"),
+        "upload_form": UploadForm(auto_id="upload_%s"),
+        "check_form": CheckForm(auto_id="check_%s"),
+        "eval_form": EvalForm(workflow=workflow, auto_id="eval_%s"),
         **extra,
     }
     status = 422 if extra.get("errors") else 200
