@@ -184,3 +184,29 @@ def test_the_page_stream_needs_a_login(client: Client, personas: Personas) -> No
     response = client.get(f"/w/{personas.workspace.slug}/runs/{run.id}/events/")
     assert response.status_code == 302
     assert "/accounts/login/" in response["Location"]
+
+
+def test_many_viewers_of_one_run_cost_one_poll_per_run(
+    transactional_db: None, personas: Personas, settings
+) -> None:
+    import asyncio
+
+    from workflows.integrations.run_events import watch, watched
+
+    settings.RUN_EVENTS_POLL_SECONDS = 0.1
+    run = run_started(personas.workspace, chain("Watched", ["Watch {{ topic }}"]), {"topic": "x"})
+
+    async def five_viewers() -> None:
+        viewers = [watch(run.id) for _ in range(5)]
+        states = await asyncio.gather(*(anext(viewer) for viewer in viewers))
+        assert {state.status for state in states if state} == {"queued"}
+        await asyncio.sleep(1.0)
+        subscribers, polls = watched(run.id) or (0, 0)
+        assert subscribers == 5
+        # About ten reads in a second for all five, not fifty.
+        assert 5 <= polls <= 15, polls
+        for viewer in viewers:
+            await viewer.aclose()
+        assert watched(run.id) is None
+
+    asyncio.run(five_viewers())

@@ -67,3 +67,50 @@ def test_the_answer_appears_on_the_run_page_while_it_is_written(
     expect(page.locator("#step-s1 .step-output .output")).to_have_text(REPLY)
     expect(page.locator("#step-s2 .badge-succeeded")).to_be_visible()
     assert page.locator("#run-live img").count() == 0
+
+
+def test_a_test_run_s_answer_is_written_live_on_its_card_in_the_editor(
+    page, web: AsgiServer, worker: WorkerProcess, personas
+) -> None:  # type: ignore[no-untyped-def]
+    workflow = services.workflow_create(
+        workspace=personas.workspace,
+        definition={
+            "name": "Live card",
+            "inputs": [{"name": "topic", "type": "text"}],
+            "steps": [
+                {
+                    "key": "answer",
+                    "type": "llm",
+                    "prompt": f"[[fake:reply={REPLY}]] [[fake:token_ms=150]] {{{{ topic }}}}",
+                    "max_tokens": 100,
+                }
+            ],
+        },
+        user=personas.alice,
+    )
+    session = Client()
+    session.force_login(personas.alice)
+    page.context.add_cookies(
+        [{"name": "sessionid", "value": session.cookies["sessionid"].value, "url": web.url}]
+    )
+    page.goto(f"{web.url}/w/{personas.workspace.slug}/workflows/{workflow.id}/")
+    page.get_by_role("link", name="Test run").click()
+    page.get_by_label("topic").fill("otters")
+    page.get_by_role("button", name="Run", exact=True).click()
+    card = page.locator("#card-run-0 .card-run-output")
+    expect(card).to_contain_text(HOSTILE, timeout=15_000)
+    seen = []
+    deadline = time.monotonic() + 15
+    while len(seen) < 3:
+        assert time.monotonic() < deadline, f"the card's answer did not grow: {seen}"
+        text = card.inner_text() if card.count() else ""
+        run = Run.objects.filter(workflow=workflow).first()
+        running = run is not None and run.steps.filter(status=StepRun.Status.RUNNING).exists()
+        if text and running and text not in seen:
+            seen.append(text)
+        time.sleep(0.1)
+    assert all(REPLY.startswith(text.strip()) for text in seen), seen
+    assert len(seen[0]) < len(seen[1]) < len(seen[2])
+    expect(page.locator("#card-run-0 .badge")).to_have_text("done", timeout=30_000)
+    expect(page.locator("#card-run-0 .card-run-output")).to_contain_text("some more words")
+    assert page.locator("#editor img").count() == 0

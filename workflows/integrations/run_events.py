@@ -125,12 +125,14 @@ class _Watch:
         self.state: RunState | None = None
         self.loaded = False
         self.subscribers = 0
+        self.polls = 0  # database reads so far, whatever the number of subscribers
         self.changed = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
     async def poll(self) -> None:
         try:
             while self.subscribers:
+                self.polls += 1
                 try:
                     state = await sync_to_async(run_state)(self.run_id)
                 except DatabaseError:
@@ -190,9 +192,11 @@ def _over(state: RunState | None) -> bool:
     return state is None or state.finished
 
 
-def watched_runs() -> int:
-    """How many runs this event loop's hub polls (for tests and the curious)."""
-    return sum(1 for entry in _watches().values() if entry.task is not None)
+def watched(run_id: int) -> tuple[int, int] | None:
+    """(subscribers, database reads so far) of a run this event loop's hub
+    watches, or None (for tests and the curious)."""
+    entry = _watches().get(run_id)
+    return (entry.subscribers, entry.polls) if entry is not None else None
 
 
 def sse(event: str, data: str, *, event_id: str | None = None) -> str:
