@@ -279,3 +279,34 @@ def test_the_api_makes_datasets_from_rows_and_from_runs(
         "column": "topic",
     }
     assert not Dataset.objects.filter(name="Bad").exists()
+
+
+def test_an_eval_estimated_over_what_the_budget_has_left_is_refused(
+    answers: Workflow, personas: Personas
+) -> None:
+    dataset = Dataset.objects.create(workspace=personas.workspace, workflow=answers, name="One")
+    dataset.rows.create(position=1, inputs={"topic": "t1", "mark": "pass"})
+    spent = BudgetMonth.objects.get(workspace=personas.workspace).spent_nanousd
+    # Room for a little more than what was spent, not for a run of each of two targets.
+    type(personas.workspace).objects.filter(id=personas.workspace.id).update(
+        budget_nanousd=spent + 1
+    )
+    token = api_token(personas.workspace, personas.alice)
+    api = Client(headers={"Authorization": f"Bearer {token}"})
+    refused = api.post(
+        f"/api/v1/workflows/{answers.id}/evals",
+        {"dataset_id": dataset.id, "versions": ["draft", 2]},
+        content_type="application/json",
+    )
+    assert refused.status_code == 409
+    assert "budget has $" in refused.json()["error"]
+    assert not Eval.objects.exists()
+    assert not Run.objects.filter(trigger=Run.Trigger.EVAL).exists()
+    # The page says so too, before anything starts.
+    page = client_for(personas.bob).post(
+        f"/w/{personas.workspace.slug}/workflows/{answers.id}/evals/start/",
+        {"dataset": dataset.id, "targets": ["draft", "2"], "concurrency": 2, "confirmed": "True"},
+    )
+    assert page.status_code == 422
+    assert "budget has" in page.content.decode()
+    assert not Eval.objects.exists()
