@@ -402,3 +402,20 @@ def test_a_slow_server_times_out(server: Server) -> None:
     with override_settings(OUTBOUND_ALLOW_PRIVATE_FOR_TESTS=True), pytest.raises(OutboundError):
         GuardedClient(timeout=0.5).get(server.url("/slow"))
     assert time.monotonic() - started < 2.5
+
+
+def test_a_body_is_not_sent_again_to_another_origin_by_a_307(server: Server) -> None:
+    """The http step cleans the headers on a cross-origin redirect; a 307/308 would
+    resend the body (which can hold a secret) there: refused, not followed."""
+    other = server.url("/collect", host="localhost")
+    server.routes["/start"] = (307, {"Location": other}, b"", 0)
+    server.routes["/same"] = (308, {"Location": "/done"}, b"", 0)
+    server.routes["/done"] = (200, {}, b"ok", 0)
+    with override_settings(OUTBOUND_ALLOW_PRIVATE_FOR_TESTS=True):
+        client = GuardedClient(timeout=5, cross_origin_headers=frozenset({"content-type"}))
+        with pytest.raises(OutboundRefused, match="another origin"):
+            client.post(server.url("/start"), content=b'{"key": "s3cret"}')
+        # The same origin keeps the body, as a 308 should.
+        assert client.post(server.url("/same"), content=b"body").content == b"ok"
+    assert [r["path"] for r in server.requests] == ["/start", "/same", "/done"]
+    assert server.requests[-1]["body"] == "body"

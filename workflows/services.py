@@ -470,6 +470,12 @@ def publish_eval_check(workflow: Workflow) -> None:
     if minimum is None:
         return
     evaluation, percent = draft_eval_percent(workflow)
+    if evaluation is not None and not evaluation.checks:
+        # Without a check every row passes: that proves nothing.
+        raise EvalRequired(
+            "The draft's latest eval had no checks, so it cannot count for publishing: "
+            "add at least one check and run the eval again."
+        )
     if evaluation is None or percent is None:
         raise EvalRequired(
             f"This workspace requires an eval of the draft passing at least {minimum} % of its "
@@ -913,6 +919,8 @@ def run_decide(
     `approve` None (neither chosen) or too long a comment, DecisionInvalid.
     `via` ("page", "link", "api") is kept in the step's state and the audit log.
     """
+    if run.workspace_id != membership.workspace_id:
+        raise NotAllowedToDecide("This run is not in your workspace.")
     if not membership.allows(Role.EDITOR):
         raise NotAllowedToDecide("Viewers cannot approve or reject; an editor or above can.")
     if approve is None:

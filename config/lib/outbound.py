@@ -291,6 +291,12 @@ class GuardedClient:
                     headers = {
                         k: v for k, v in headers.items() if k.lower() in self.cross_origin_headers
                     }
+                    if content is not None and response.status_code in (307, 308):
+                        # A 307/308 would send the body again, to another origin: a
+                        # body can carry what the headers were cleaned of. Refused.
+                        raise OutboundRefused(
+                            "Redirected to another origin with the request's body; not followed."
+                        )
                 if response.status_code in (301, 302, 303) and method.upper() != "HEAD":
                     method, content = "GET", None
                     headers = {

@@ -152,7 +152,7 @@ def expected_cell(text: str) -> object:
     if stripped[:1] in ("{", "["):
         try:
             return json.loads(stripped)
-        except ValueError:
+        except (ValueError, RecursionError):
             return text
     return text if text != "" else None
 
@@ -204,6 +204,9 @@ def parse_jsonl(data: bytes) -> list[tuple[int, NewRow]]:
             item: Any = json.loads(raw)
         except json.JSONDecodeError as e:
             problems.append(RowProblem(line, str(e.colno), f"not JSON: {e.msg}"))
+            continue
+        except RecursionError:
+            problems.append(RowProblem(line, "1", "not JSON we read: it is nested too deeply"))
             continue
         if not isinstance(item, dict) or not isinstance(item.get("inputs"), dict):
             problems.append(RowProblem(line, "inputs", 'each line must be {"inputs": {...}}'))

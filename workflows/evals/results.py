@@ -104,9 +104,17 @@ def _change(base: int | None, other: int | None) -> float | None:
     return round((other - base) * 100 / base, 1)
 
 
+# Words on either side beyond which no diff is drawn: SequenceMatcher is
+# quadratic, and outputs can be megabytes (an http step's answer).
+DIFF_MAX_WORDS = 1_000
+
+
 def word_diff(a: str, b: str) -> list[tuple[str, str]]:
-    """`b` against `a` word by word: ("same" | "added" | "removed", text)."""
+    """`b` against `a` word by word: ("same" | "added" | "removed", text); too
+    long to compare at a glance, `b` as it is."""
     left, right = a.split(" "), b.split(" ")
+    if len(left) > DIFF_MAX_WORDS or len(right) > DIFF_MAX_WORDS:
+        return [("same", b)] if a == b else [("added", b)]
     parts: list[tuple[str, str]] = []
     matcher = difflib.SequenceMatcher(a=left, b=right, autojunk=False)
     for op, i1, i2, j1, j2 in matcher.get_opcodes():

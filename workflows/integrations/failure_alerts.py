@@ -88,14 +88,18 @@ def failure_alert_set(*, workspace: Workspace, email: bool, url: str, user: User
     Removing the URL drops its secret; a URL set again gets a new one."""
     alert, _ = FailureAlert.objects.select_for_update().get_or_create(workspace=workspace)
     before = _audit_view(alert)
+    before_url = alert.url
     was_on = alert.is_on
     now = timezone.now()
     alert.email = email
     alert.url = url
     secret = None
+    moved = url != before_url
     if not url:
         alert.secret_encrypted = ""
-    elif not alert.secret_encrypted:
+    elif not alert.secret_encrypted or moved:
+        # A new receiver gets a secret of its own: the one the old URL knew
+        # would let it sign notices for the new one.
         secret = secret_generate()
         alert.secret_encrypted = seal(SEAL_PURPOSE, secret)
     if alert.is_on and not was_on:
@@ -334,6 +338,9 @@ def notice_deliver(notice_id: int) -> str | None:
     secret = unseal(SEAL_PURPOSE, alert.secret_encrypted) if alert and alert.url else None
     if not secret:
         return _fail(notice, "The URL was removed or its secret cannot be read.")
+    if alert is None or alert.url != notice.url:
+        # Never to an address the workspace has since replaced.
+        return _fail(notice, "The URL was changed since; not sent to the old one.")
     body = notice.body.encode()
     headers = {
         "Content-Type": "application/json",

@@ -379,7 +379,7 @@ def eval_export(request: AuthedRequest, slug: str, eval_id: int) -> HttpResponse
             "expected",
             "output",
             "passed",
-            *check_names,
+            *(csv_safe(name) for name in check_names),  # an editor names checks
             "cost_usd",
             "judge_cost_usd",
             "tokens_in",

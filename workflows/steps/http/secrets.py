@@ -12,7 +12,10 @@ stored, logged or passed on.
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterable
+from urllib.parse import quote, quote_plus
 
 from accounts.models import SECRET_PURPOSE, WorkspaceSecret
 from config.lib.sealing import unseal
@@ -60,11 +63,26 @@ def secret_values(workspace_id: int, names: list[str]) -> dict[str, str]:
 
 def scrub(value: object, secrets: Iterable[str]) -> object:
     """`value` (text or JSON) with every occurrence of a secret's value replaced by REDACTED."""
-    # The longest first, so a secret that contains another is replaced whole.
-    ordered = sorted((s for s in secrets if s), key=len, reverse=True)
+    # Each value also as an answer may echo it back: URL-encoded (a query),
+    # JSON-escaped, base64; the longest first, so a secret that contains
+    # another is replaced whole.
+    spellings = {form for secret in secrets if secret for form in _spellings(secret)}
+    ordered = sorted(spellings, key=len, reverse=True)
     if not ordered:
         return value
     return _scrub(value, ordered)
+
+
+def _spellings(secret: str) -> list[str]:
+    encoded = secret.encode()
+    return [
+        secret,
+        quote(secret, safe=""),
+        quote_plus(secret, safe=""),
+        json.dumps(secret)[1:-1],
+        base64.b64encode(encoded).decode().rstrip("="),
+        base64.urlsafe_b64encode(encoded).decode().rstrip("="),
+    ]
 
 
 def _scrub(value: object, secrets: list[str]) -> object:
