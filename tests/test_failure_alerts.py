@@ -356,3 +356,33 @@ def test_finished_notices_are_pruned_after_a_week(personas: Personas) -> None:
     failure_alerts.failures_notify()
     left = set(FailureNotice.objects.values_list("id", flat=True))
     assert left == {made[FailureNotice.Status.PENDING].id}  # kept until delivered or given up
+
+
+def test_a_new_url_gets_a_new_secret_and_pending_notices_never_go_to_the_old_one(
+    personas: Personas, receiver: CallbackReceiver, settings
+) -> None:  # type: ignore[no-untyped-def]
+    client = client_for(personas.alice)
+    first = turn_on(client, personas, receiver.url, email=False)
+    receiver.codes = [503]  # the old receiver is down: its notice waits for a retry
+    workflow = published_workflow(personas.workspace)
+    failed_runs(workflow, 1, finished_at=timezone.now())
+    failure_alerts.failures_notify()
+    notice = FailureNotice.objects.get()
+    assert notice.status == FailureNotice.Status.PENDING and len(receiver.received) == 1
+
+    other = CallbackReceiver()
+    try:
+        port = other.httpd.server_address[1]
+        settings.OUTBOUND_ALLOWED_HOSTS = [
+            f"127.0.0.1:{receiver.httpd.server_address[1]}",
+            f"127.0.0.1:{port}",
+        ]
+        second = turn_on(client, personas, other.url, email=False)
+        assert second != first  # the old receiver's secret signs nothing for the new one
+        FailureNotice.objects.filter(id=notice.id).update(next_attempt_at=timezone.now())
+        failure_alerts.notices_deliver_due()
+        notice.refresh_from_db()
+        assert notice.status == FailureNotice.Status.FAILED
+        assert len(receiver.received) == 1 and other.received == []
+    finally:
+        other.stop()
