@@ -21,6 +21,8 @@ _SLUG = ("slug",)
 _WORKFLOW = ("slug", "pk")
 _TRIGGERS = ("slug", "workflow_id")
 _RUN = ("slug", "run_id")
+_DATASET = ("slug", "dataset_id")
+_EVAL = ("slug", "eval_id")
 FORM_PAGES: dict[str, tuple[str, tuple[str, ...]]] = {
     # accounts
     "logout": ("home", ()),
@@ -76,6 +78,15 @@ FORM_PAGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "secret_rotate": ("secrets", _SLUG),
     "secret_delete": ("secrets", _SLUG),
     "outbound_hosts": ("secrets", _SLUG),
+    # evals and their datasets
+    "workspace_publish_rule": ("workspace_settings", _SLUG),
+    "eval_start": ("workflow_evals", _WORKFLOW),
+    "dataset_from_runs": ("workflow_evals", _WORKFLOW),
+    "dataset_upload": ("workflow_evals", _WORKFLOW),
+    "eval_check_add": ("workflow_evals", _WORKFLOW),
+    "eval_check_delete": ("workflow_evals", _WORKFLOW),
+    "dataset_delete": ("dataset_detail", _DATASET),
+    "eval_cancel": ("eval_detail", _EVAL),
 }
 
 
