@@ -18,7 +18,7 @@ from tests.factories import api_token, client_for
 from workflows import services
 from workflows.evals import datasets, execution
 from workflows.evals.services import check_add
-from workflows.models import Dataset, Eval, Workflow
+from workflows.models import Dataset, Eval, EvalCheck, Workflow
 
 ECHO = {
     "name": "Echo",
@@ -152,6 +152,14 @@ def test_publishing_waits_for_a_passing_eval_when_the_workspace_requires_one(
     services.workflow_save_draft(workflow=echo, definition=ECHO, user=None)
     echo.refresh_from_db()
     with pytest.raises(services.EvalRequired):
+        services.workflow_publish(workflow=echo, user=None)
+
+    # An eval without checks passes every row and proves nothing: it does not count.
+    EvalCheck.objects.filter(workflow=echo).delete()
+    execution.eval_start(
+        workflow=echo, dataset=dataset, versions=["draft"], concurrency=1, user=None
+    )
+    with pytest.raises(services.EvalRequired, match="no checks"):
         services.workflow_publish(workflow=echo, user=None)
 
 
