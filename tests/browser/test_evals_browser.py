@@ -70,11 +70,21 @@ def test_a_new_user_compares_a_changed_prompt_with_the_live_version_and_publishe
     page.get_by_role("button", name="Add the check").click()
     expect(page.get_by_text("helpful · LLM judge")).to_be_visible()
 
-    # The prompt changes in the draft; publishing needs an eval first.
-    services.workflow_save_draft(
-        workflow=workflow, definition=_definition("new reply", "pass"), user=personas.alice
-    )
-    page.reload()
+    # The prompt changes in the draft, typed in the editor; publishing needs an eval first.
+    changed = _definition("new reply", "pass")["steps"]
+    editor = f"{live_app.url}/w/{workspace.slug}/workflows/{workflow.id}/"
+    page.goto(f"{editor}?panel=step&step=0")
+    page.locator("#id_prompt").fill(changed[0]["prompt"])
+    expect(page.locator("#save-state")).to_have_text("All changes saved", timeout=10_000)
+    page.goto(f"{editor}?panel=step&step=1")
+    page.locator("#id_template").fill(changed[1]["template"])
+    expect(page.locator("#save-state")).to_have_text("All changes saved", timeout=10_000)
+    workflow.refresh_from_db()
+    assert [step.get("prompt", step.get("template")) for step in workflow.definition["steps"]] == [
+        changed[0]["prompt"],
+        changed[1]["template"],
+    ]
+    page.goto(f"{live_app.url}/w/{workspace.slug}/workflows/{workflow.id}/evals/")
     page.get_by_role("button", name="Estimate…").click()
     expect(page.locator("#eval-estimate")).to_be_visible()
     expect(page.get_by_text("6 runs, 4 at a time")).to_be_visible()
