@@ -412,6 +412,13 @@ RUN_TIME_LIMIT_SECONDS = envint("RUN_TIME_LIMIT_SECONDS", "3600")
 RUN_MAX_IN_FLIGHT_PER_WORKSPACE = envint("RUN_MAX_IN_FLIGHT_PER_WORKSPACE", "50")
 # The most items a `map` step runs over (a longer list fails the step).
 MAP_MAX_ITEMS = envint("MAP_MAX_ITEMS", "1000")
+# The most child runs started below one top-level run, at every depth together (nested
+# maps multiply): a step that would start more fails, saying so. 0: no cap.
+RUN_MAX_DESCENDANTS = envint("RUN_MAX_DESCENDANTS", "10000")
+if RUN_MAX_DESCENDANTS < 0:
+    raise ImproperlyConfigured(
+        f"RUN_MAX_DESCENDANTS must be 0 (no cap) or more, not {RUN_MAX_DESCENDANTS}"
+    )
 # Run retention (workflows/retention.py): the most days a workspace owner may keep finished
 # runs' details; 0 (the default) lets each owner choose (30 days unless they change it).
 RUN_RETENTION_MAX_DAYS = envint("RUN_RETENTION_MAX_DAYS", "0")

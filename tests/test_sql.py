@@ -351,3 +351,17 @@ def test_connection_release_gives_a_pooled_connection_back_outside_a_transaction
         assert connection.connection is not None  # a transaction keeps its connection
     sql.connection_release()
     assert (connection.connection is None) is pooled  # without a pool, kept for the next query
+
+
+def test_run_descendants_add_counts_up_to_the_cap_and_no_further(workflow: Workflow) -> None:
+    root = a_run(workflow)
+    assert sql.run_descendants_add(root_id=root.id, count=3, cap=5)
+    assert not sql.run_descendants_add(root_id=root.id, count=3, cap=5)
+    assert sql.run_descendants_add(root_id=root.id, count=2, cap=5)
+    assert not sql.run_descendants_add(root_id=root.id, count=1, cap=5)
+    root.refresh_from_db()
+    assert root.descendants == 5
+    # 0: no cap.
+    assert sql.run_descendants_add(root_id=root.id, count=100, cap=0)
+    root.refresh_from_db()
+    assert root.descendants == 105

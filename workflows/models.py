@@ -191,6 +191,14 @@ class Run(models.Model):
     parent_item = models.PositiveIntegerField(null=True, blank=True)
     # How many runs above it: a top-level run is 0 (at most MAX_CALL_DEPTH).
     depth = models.PositiveSmallIntegerField(default=0)
+    # A child run: the top-level run above it (None for a top-level run), whose
+    # `descendants` counts it.
+    root = models.ForeignKey(
+        "self", models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
+    )
+    # A top-level run: the child runs started below it at any depth so far, kept
+    # under RUN_MAX_DESCENDANTS by one conditional UPDATE (workflows/runtime/children.py).
+    descendants = models.PositiveIntegerField(default=0)
     # When its details (inputs, payload, outputs, its steps' messages, outputs and state, its
     # items') were blanked, by the workspace's retention or a deletion (workflows/retention.py).
     # The row, its steps' rows and their cost, tokens, model, latency and times stay: usage and
@@ -234,6 +242,8 @@ class Run(models.Model):
                 condition=Q(status="waiting"),
                 name="run_waiting_for",
             ),
+            # A root's descendants (Django's SET_NULL when a root is deleted): child runs only.
+            models.Index(fields=["root"], condition=Q(root__isnull=False), name="run_root"),
             # The nightly prune's look for runs whose details are due: only the runs that
             # still have details are indexed, so it shrinks as they are pruned.
             models.Index(

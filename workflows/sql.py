@@ -141,6 +141,23 @@ def run_finish(
     return None if row is None else (bool(row[0]), bool(row[1]))
 
 
+def run_descendants_add(*, root_id: int, count: int, cap: int) -> bool:
+    """Count `count` more child runs below the top-level run `root_id`, unless
+    that would take it past `cap` (0: no cap). Returns whether they were
+    counted. One conditional UPDATE: of two steps below one root taking the
+    last places at once, one gets them (the row stays locked until the
+    caller's transaction ends, which also takes the count back if it rolls
+    back)."""
+    table = _quote(Run._meta.db_table)
+    limit = " AND descendants + %s <= %s" if cap else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET descendants = descendants + %s WHERE id = %s{limit}",
+            [count, root_id, *((count, cap) if cap else ())],
+        )
+        return bool(cursor.rowcount)
+
+
 def run_take_oldest_waiting(*, workspace_id: int, now: datetime) -> int | None:
     """Mark the workspace's oldest queued run not yet sent to the broker as
     sent at `now`, and return its id (None if none waits). One statement picks

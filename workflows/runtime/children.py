@@ -11,6 +11,7 @@ it finishes its parent is woken (workflows/runtime/waking.py).
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -77,8 +78,20 @@ def start(parent: Run, step_key: str, specs: list[ChildSpec]) -> list[int]:
                 parent_step=step_key,
                 parent_item=spec.item,
                 depth=parent.depth + 1,
+                root_id=parent.root_id or parent.id,
                 enqueued_at=now,
             )
+        )
+    # Counted on the top-level run after every check above, before any child
+    # exists: a step past the cap starts none of this batch.
+    root_id = parent.root_id or parent.id
+    cap = settings.RUN_MAX_DESCENDANTS
+    if not sql.run_descendants_add(root_id=root_id, count=len(runs), cap=cap):
+        raise StepFailed(
+            f"Starting {len(runs)} more sub-workflow run{'s' if len(runs) != 1 else ''} "
+            f"would take top-level run #{root_id} past {cap:,} runs started below it "
+            "(nested workflow and map steps multiply). The server's RUN_MAX_DESCENDANTS "
+            "setting raises this limit."
         )
     created = Run.objects.bulk_create(runs)
     ids = [run.id for run in created]
