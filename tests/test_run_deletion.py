@@ -3,8 +3,11 @@ stays on the usage page and in the budget (workflows/retention.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from accounts.models import AuditEntry, Membership, Role
 from tests.conftest import Personas
@@ -12,7 +15,8 @@ from tests.factories import api_token, client_for
 from tests.test_retention import HOSTILE, assert_blanked, assert_kept, paid_run, usage_figures
 from tests.test_retention import days_ago as ago
 from tests.test_retention import workflow as new_workflow
-from workflows.models import Run
+from workflows import retention
+from workflows.models import Run, Workflow
 
 pytestmark = pytest.mark.django_db
 
@@ -106,9 +110,21 @@ def test_an_unfinished_run_is_refused(personas: Personas, runs: dict[str, Run]) 
         assert Run.objects.get(id=runs[name].id).deleted_at is None
 
 
-def test_an_admin_deletes_every_finished_run_of_a_workflow(
-    personas: Personas, runs: dict[str, Run]
-) -> None:
+@pytest.fixture
+def eager() -> Iterator[None]:
+    """Celery's eager mode: a task sent runs in this process, as a worker would run it."""
+    from config.celery import app
+
+    app.conf.task_always_eager = True
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager = False
+
+
+def test_an_admin_deletes_every_finished_run_of_a_workflow_in_the_background(
+    personas: Personas, runs: dict[str, Run], eager: None, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
     before = usage_figures(personas.workspace)
     flow = runs["done"].workflow_id
     client = client_for(personas.bob)
@@ -116,20 +132,83 @@ def test_an_admin_deletes_every_finished_run_of_a_workflow(
     assert "Delete all finished runs of" in listed
     assert "<img src=x" not in listed  # the workflow's hostile name is escaped
 
-    response = client.post(
-        f"/w/{personas.workspace.slug}/workflows/{flow}/runs/delete/", follow=True
-    )
+    with django_capture_on_commit_callbacks(execute=True) as sent:
+        response = client.post(
+            f"/w/{personas.workspace.slug}/workflows/{flow}/runs/delete/", follow=True
+        )
 
+    assert len(sent) == 1  # the task, sent on commit by the workflow's id
     text = response.content.decode()
-    assert "Deleted 2 runs of" in text
-    assert "2 runs not finished yet stayed" in text
+    assert "Deleting the finished runs of" in text and "in the background" in text
     assert usage_figures(personas.workspace) == before
     for name in ("done", "failed"):
         assert_blanked(runs[name])
+        assert Run.objects.get(id=runs[name].id).deleted_at is not None
     for name in ("running", "waiting", "other"):
         assert_kept(runs[name])
-    entry = AuditEntry.objects.get(action="workflow.runs_delete")
-    assert entry.after == {"runs_deleted": 2}
+    asked = AuditEntry.objects.get(action="workflow.runs_delete")
+    assert asked.actor == personas.bob and asked.target_id == str(flow)
+    done = AuditEntry.objects.get(action="workflow.runs_deleted")
+    assert done.actor == personas.bob and done.after == {"runs_deleted": 2}
+    assert Workflow.objects.get(id=flow).runs_deleting_since is None
+    # Done: the list offers the button again, for the runs that finish later.
+    listed = client.get(f"/w/{personas.workspace.slug}/runs/?workflow={flow}").content.decode()
+    assert "Delete all finished runs of" in listed
+
+
+def test_the_list_says_the_deletion_is_under_way_and_a_second_request_sends_nothing(
+    personas: Personas, runs: dict[str, Run], django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    flow = runs["done"].workflow_id
+    client = client_for(personas.bob)
+    address = f"/w/{personas.workspace.slug}/workflows/{flow}/runs/delete/"
+    with django_capture_on_commit_callbacks() as sent:  # sent, not run: the worker is busy
+        client.post(address)
+    assert len(sent) == 1
+    listed = client.get(f"/w/{personas.workspace.slug}/runs/?workflow={flow}").content.decode()
+    assert "are being deleted in the background" in listed
+    assert "Delete all finished runs of" not in listed
+    assert_kept(runs["done"])  # nothing deleted in the request
+
+    with django_capture_on_commit_callbacks() as sent_again:
+        response = client.post(address, follow=True)
+    assert not sent_again
+    assert "being deleted already" in response.content.decode()
+    assert AuditEntry.objects.filter(action="workflow.runs_delete").count() == 1
+
+    # A request whose task never came (the broker lost it) is taken for lost after a while.
+    Workflow.objects.filter(id=flow).update(
+        runs_deleting_since=timezone.now() - retention.DELETE_STALE_AFTER
+    )
+    listed = client.get(f"/w/{personas.workspace.slug}/runs/?workflow={flow}").content.decode()
+    assert "Delete all finished runs of" in listed
+    with django_capture_on_commit_callbacks() as sent_again:
+        client.post(address)
+    assert len(sent_again) == 1
+
+
+def test_the_deletion_task_is_harmless_to_repeat_and_to_a_deleted_workflow(
+    personas: Personas, runs: dict[str, Run]
+) -> None:
+    flow = runs["done"].workflow_id
+    before = usage_figures(personas.workspace)
+    assert retention.workflow_runs_delete(workflow_id=flow, requested_by_id=None) == 2
+    assert retention.workflow_runs_delete(workflow_id=flow, requested_by_id=None) == 0
+    assert usage_figures(personas.workspace) == before
+    assert retention.workflow_runs_delete(workflow_id=10**9, requested_by_id=None) == 0
+
+
+def test_a_viewer_or_editor_cannot_ask_for_the_deletion(
+    personas: Personas, runs: dict[str, Run], django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    flow = runs["done"].workflow_id
+    with django_capture_on_commit_callbacks() as sent:
+        response = client_for(personas.vera).post(
+            f"/w/{personas.workspace.slug}/workflows/{flow}/runs/delete/"
+        )
+    assert response.status_code == 403
+    assert not sent
+    assert Workflow.objects.get(id=flow).runs_deleting_since is None
 
 
 # The API ---------------------------------------------------------------------------------

@@ -1,12 +1,13 @@
 """Work sent to the Celery workers, by the task's registered name and an id.
 
 Whatever starts work (run_start, dispatch, the engine, budget wake-ups, the
-callback sweep) sends it from here, so nothing below workflows.tasks imports
-it: the tasks are thin wrappers around the engine and the integrations, and
-import them. The names are the ones workflows/tasks.py registers with `name=`
-(the app registers them when it is ready: workflows/apps.py); a task is
-looked up by name and sent as `task.delay` would, so Celery's settings and
-eager mode apply as they do to any call of the task.
+callback sweep, an admin deleting a workflow's runs) sends it from here, so
+nothing below workflows.tasks imports it: the tasks are thin wrappers around
+the engine and the integrations, and import them. The names are the ones
+workflows/tasks.py registers with `name=` (the app registers them when it is
+ready: workflows/apps.py); a task is looked up by name and sent as
+`task.delay` would, so Celery's settings and eager mode apply as they do to
+any call of the task.
 
 A send that fails (the broker is down) is logged and dropped: what it would
 have started is still in the database, and the reaper or the callback sweep
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 RUN_EXECUTE = "workflows.run_execute"
 CALLBACK_DELIVER = "workflows.callback_deliver"
 EVAL_ADVANCE = "workflows.eval_advance"
+WORKFLOW_RUNS_DELETE = "workflows.workflow_runs_delete"
 
 
 RECOVERY_SUFFIX = ".recovery"
@@ -105,3 +107,12 @@ def eval_send(eval_id: int, countdown: float = 0) -> None:
         task.apply_async((eval_id,), countdown=countdown or None)  # type: ignore[arg-type]
     except Exception:  # the broker is down: the next read of the eval sends it again
         log.warning("Eval %s: could not enqueue", eval_id, exc_info=True)
+
+
+def workflow_runs_delete_send(workflow_id: int, requested_by_id: int | None) -> None:
+    """Send the deletion of the workflow's finished runs that member `requested_by_id` asked for."""
+    task = current_app.tasks[WORKFLOW_RUNS_DELETE]
+    try:
+        task.delay(workflow_id, requested_by_id)
+    except Exception:  # the broker is down: asking again once the request is stale sends it
+        log.warning("Workflow %s: could not enqueue its runs' deletion", workflow_id, exc_info=True)

@@ -36,6 +36,9 @@ class Workflow(models.Model):
     # and a later un- and re-exposure, since agents' configurations and prompts name it.
     mcp_exposed = models.BooleanField(default=False)
     mcp_name = models.CharField(max_length=64, blank=True, default="")
+    # Since when its finished runs are being deleted in the background, at an admin's request
+    # (workflows/retention.py, `workflow_runs_delete_request`); None when no deletion is under way.
+    runs_deleting_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -16,6 +16,9 @@ and every step's model, tokens, cost, latency and attempts.
 - `run_delete` and `workflow_runs_delete` (admins) do the same to the runs a
   member deletes, and mark them `deleted_at`: they leave every list, page and
   API answer (404), while their spend stays on the usage page and the budget.
+  All of a workflow's runs may be many: the request
+  (`workflow_runs_delete_request`) marks the workflow and sends the deletion
+  to a worker on commit, which goes in batches like the prune.
 
 Runs that are not finished (queued, running, waiting) are never touched, nor
 is a finished child run whose parent is not finished yet (the parent reads
@@ -34,12 +37,16 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts.audit import audit_record
-from accounts.models import Membership, Role, Workspace
+from accounts.models import Membership, Role, User, Workspace
+from workflows import broker
 from workflows.models import Run, StepItem, StepRun, Workflow
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 1000
+# A deletion of a workflow's runs not done after this long is taken for lost (the broker lost
+# its message, the worker died): the page offers it again, and asking again sends it again.
+DELETE_STALE_AFTER = timedelta(minutes=15)
 UNFINISHED = (Run.Status.QUEUED, Run.Status.RUNNING, Run.Status.WAITING)
 
 
@@ -48,6 +55,13 @@ class RunNotDeletable(Exception):
 
     def __init__(self) -> None:
         super().__init__("This run has not finished: cancel it first, then delete it.")
+
+
+class RunsBeingDeleted(Exception):
+    """The workflow's runs are being deleted already (an earlier request): 409."""
+
+    def __init__(self) -> None:
+        super().__init__("The runs of this workflow are being deleted already.")
 
 
 class NotAllowedToDelete(Exception):
@@ -180,26 +194,72 @@ def run_delete(*, run: Run, membership: Membership | None = None) -> None:
         )
 
 
-def workflow_runs_delete(*, workflow: Workflow, membership: Membership | None = None) -> int:
-    """Delete every finished run of `workflow` (as `run_delete` does, in batches); runs not
-    finished are kept, and their count is what remains. Returns how many runs were deleted.
-    Audit-logged once as `workflow.runs_delete` with that number."""
+def runs_deletion_under_way(workflow: Workflow, *, now: datetime | None = None) -> bool:
+    """Whether the workflow's runs are being deleted (a request not yet stale)."""
+    since = workflow.runs_deleting_since
+    return since is not None and since > (now or timezone.now()) - DELETE_STALE_AFTER
+
+
+def workflow_runs_delete_request(*, workflow: Workflow, membership: Membership | None) -> None:
+    """Have every finished run of `workflow` deleted in the background: a worker's
+    `workflow_runs_delete`, sent on commit with the workflow's id and who asked. Audit-logged
+    at once as `workflow.runs_delete`, naming who asked. Raises NotAllowedToDelete below the
+    admin role, and RunsBeingDeleted while an earlier request's deletion is under way (one
+    conditional UPDATE claims it, so a double click sends one task)."""
     if membership is not None and not run_delete_allowed(membership):
         raise NotAllowedToDelete
     now = timezone.now()
-    runs = Run.objects.filter(workflow=workflow, deleted_at__isnull=True)
+    user = membership.user if membership is not None else None
+    with transaction.atomic():
+        claimed = (
+            Workflow.objects.filter(id=workflow.id)
+            .filter(
+                Q(runs_deleting_since__isnull=True)
+                | Q(runs_deleting_since__lte=now - DELETE_STALE_AFTER)
+            )
+            .update(runs_deleting_since=now)
+        )
+        if not claimed:
+            raise RunsBeingDeleted
+        workflow.runs_deleting_since = now
+        audit_record(
+            workspace=workflow.workspace_id,
+            actor=user,
+            action="workflow.runs_delete",
+            target=workflow,
+            after={"requested_at": now.isoformat()},
+        )
+        workflow_id, user_id = workflow.id, user.pk if user is not None else None
+        transaction.on_commit(lambda: broker.workflow_runs_delete_send(workflow_id, user_id))
+
+
+def workflow_runs_delete(*, workflow_id: int, requested_by_id: int | None) -> int:
+    """The worker's part of `workflow_runs_delete_request`: delete every finished run of the
+    workflow as `run_delete` does, BATCH_SIZE runs per transaction like the nightly prune;
+    runs not finished are kept. Returns how many runs were deleted. Harmless to repeat (a
+    redelivered message finds them deleted). Audit-logged when done as
+    `workflow.runs_deleted`, with that number and who asked; the workflow's mark is cleared."""
+    workflow = Workflow.objects.filter(id=workflow_id).first()
+    if workflow is None:
+        return 0  # the workflow was deleted meanwhile, and its runs with it
+    now = timezone.now()
+    runs = Run.objects.filter(workflow_id=workflow_id, deleted_at__isnull=True)
     deleted = _blank_in_batches(runs, now=now, deleted=True)
     # Runs pruned before were blanked already: only their mark is missing.
     deleted += _mark_deleted(
         runs.filter(status__in=Run.FINISHED, details_pruned_at__isnull=False), now=now
     )
-    audit_record(
-        workspace=workflow.workspace_id,
-        actor=membership.user if membership is not None else None,
-        action="workflow.runs_delete",
-        target=workflow,
-        after={"runs_deleted": deleted},
-    )
+    with transaction.atomic():
+        Workflow.objects.filter(id=workflow_id).update(runs_deleting_since=None)
+        requested_by = User.objects.filter(id=requested_by_id).first() if requested_by_id else None
+        audit_record(
+            workspace=workflow.workspace_id,
+            actor=requested_by,
+            action="workflow.runs_deleted",
+            target=workflow,
+            after={"runs_deleted": deleted},
+        )
+    log.info("Deleted %s runs of workflow %s", deleted, workflow_id)
     return deleted
 
 

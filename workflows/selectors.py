@@ -204,8 +204,13 @@ DRAFT = "draft"
 
 
 def workflow_choices(workspace: Workspace) -> list[Workflow]:
-    """The workspace's workflows, archived too, by name: only their id, name and archived_at."""
-    return list(workspace.workflows.order_by("name").only("id", "name", "archived_at"))
+    """The workspace's workflows, archived too, by name: only their id, name, archived_at and
+    whether their runs are being deleted."""
+    return list(
+        workspace.workflows.order_by("name").only(
+            "id", "name", "archived_at", "runs_deleting_since"
+        )
+    )
 
 
 def version_numbers(workspace: Workspace, *, workflow_id: int | None = None) -> list[int]:

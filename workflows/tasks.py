@@ -59,6 +59,11 @@ def runs_prune() -> None:
     retention.runs_prune()
 
 
+@shared_task(name="workflows.workflow_runs_delete", ignore_result=True)
+def workflow_runs_delete(workflow_id: int, requested_by_id: int | None) -> None:
+    retention.workflow_runs_delete(workflow_id=workflow_id, requested_by_id=requested_by_id)
+
+
 @shared_task(name="workflows.failures_notify", ignore_result=True)
 def failures_notify() -> None:
     failure_alerts.failures_notify()

@@ -40,14 +40,17 @@ def run_delete(request: AuthedRequest, slug: str, run_id: int) -> HttpResponse:
 @login_required
 def workflow_runs_delete(request: AuthedRequest, slug: str, pk: int) -> HttpResponse:
     membership, workflow = workflow_for(request, slug, pk, role=Role.ADMIN)
-    deleted = retention.workflow_runs_delete(workflow=workflow, membership=membership)
-    left = selectors.runs_filtered(membership.workspace, workflow_id=workflow.id).count()
-    note = f" {left} run{'s' if left != 1 else ''} not finished yet stayed." if left else ""
-    messages.success(
-        request,
-        f"Deleted {deleted} run{'s' if deleted != 1 else ''} of “{workflow.name}”.{note} "
-        "Their cost stays on the usage page and in the budget.",
-    )
+    try:
+        retention.workflow_runs_delete_request(workflow=workflow, membership=membership)
+    except retention.RunsBeingDeleted as e:
+        messages.info(request, str(e))
+    else:
+        messages.success(
+            request,
+            f"Deleting the finished runs of “{workflow.name}” in the background: they leave "
+            "this list as they go. Runs not finished yet stay; their cost stays on the usage "
+            "page and in the budget.",
+        )
     return redirect(f"{reverse('run_list', args=[slug])}?workflow={workflow.id}")
 
 

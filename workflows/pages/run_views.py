@@ -112,6 +112,7 @@ def run_list(request: AuthedRequest, slug: str) -> HttpResponse:
     page = Paginator(runs, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
+    filtered_workflow = next((w for w in workflows if w.id == workflow_id), None)
     context = {
         "membership": membership,
         "workspace": workspace,
@@ -122,7 +123,9 @@ def run_list(request: AuthedRequest, slug: str) -> HttpResponse:
         "export_query": query.urlencode(),
         "can_export": membership.allows(Role.EDITOR),
         "can_delete": retention.run_delete_allowed(membership),
-        "filtered_workflow": next((w for w in workflows if w.id == workflow_id), None),
+        "filtered_workflow": filtered_workflow,
+        "runs_deleting": filtered_workflow is not None
+        and retention.runs_deletion_under_way(filtered_workflow),
     }
     if not _partial_wanted(request, "run-results"):
         response = render(request, "workflows/run_list.html", context)
