@@ -291,14 +291,22 @@ class BudgetReservation(models.Model):
 
     Settling deletes it. A worker killed mid-call leaves it behind; once it is
     older than any call can last, the next call that does not fit releases it.
+
+    An eval's hold (`eval_id` set) is its estimate for the rows it has not
+    started yet: it shrinks as they start and goes when the eval ends
+    (workflows/evals/execution.py); it is released as stale only once its eval
+    is no longer running, however long the eval lasts.
     """
 
     ledger = models.ForeignKey(BudgetMonth, models.CASCADE, related_name="reservations")
     amount_nanousd = models.BigIntegerField()
     run_id = models.BigIntegerField(null=True, blank=True)
+    eval_id = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     def __str__(self) -> str:
+        if self.eval_id is not None:
+            return f"{self.amount_nanousd} n$ for eval {self.eval_id}"
         return f"{self.amount_nanousd} n$ for run {self.run_id}"
 
 

@@ -344,6 +344,9 @@ class EvalOut(Schema):
     dataset_id: int
     status: Literal["running", "finished", "canceled"]
     estimate_usd: str
+    held_usd: str = Field(
+        description="What it still holds of the month's budget for its rows not started yet."
+    )
     created_at: datetime
     finished_at: datetime | None
     targets: list[EvalTargetOut]
@@ -579,6 +582,7 @@ def eval_out(result: EvalResult) -> EvalOut:
         dataset_id=evaluation.dataset_id,
         status=evaluation.status,  # type: ignore[arg-type]
         estimate_usd=usd_text(evaluation.estimate_nanousd),
+        held_usd=usd_text(result.held_nanousd),
         created_at=evaluation.created_at,
         finished_at=evaluation.finished_at,
         targets=[

@@ -32,6 +32,7 @@ def eval_advance(eval_id: int) -> None:
 @shared_task(name="workflows.reap_runs", ignore_result=True)
 def reap_runs() -> None:
     engine.reap()
+    evals.evals_nudge_stalled()
 
 
 @shared_task(name="workflows.callback_deliver", ignore_result=True)

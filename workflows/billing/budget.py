@@ -48,6 +48,12 @@ Guarantees, and how they are kept:
   If the crashed call was answered, its cost was paid but is not in the
   ledger, which then under-counts (as the engine's docstring says, such a
   call may also be made again).
+- **An eval holds its estimate** (`decide` with `eval_id`) from its start, so
+  other work cannot take the room it was promised. The hold is not one call's:
+  it shrinks by a row's share just before the row's run starts (`release_part`),
+  and lends what its own parked runs and judge calls need, so the eval's calls
+  never wait for the eval's own hold; what is left goes when it ends. A hold
+  whose eval is no longer running is released by the sweep.
 - Workspaces without a budget are still metered, so a budget set mid-month
   starts from what the month already spent.
 
@@ -70,7 +76,7 @@ from django.utils import timezone
 from accounts.models import BudgetMonth, BudgetReservation, Workspace
 from workflows import broker, sql
 from workflows.llm import pricing
-from workflows.models import Run
+from workflows.models import Eval, Run
 
 log = logging.getLogger(__name__)
 
@@ -150,14 +156,28 @@ def _stale_before() -> datetime:
 
 
 def release_stale(ledger_id: int) -> int:
-    """Release reservations left behind by crashed workers; returns how many."""
+    """Release reservations left behind by crashed workers, and evals' holds
+    whose eval is no longer running; returns how many."""
     released = 0
-    for reservation_id, amount in BudgetReservation.objects.filter(
-        ledger_id=ledger_id, created_at__lt=_stale_before()
-    ).values_list("id", "amount_nanousd"):
+    stale = BudgetReservation.objects.filter(
+        ledger_id=ledger_id, eval_id__isnull=True, created_at__lt=_stale_before()
+    ) | BudgetReservation.objects.filter(ledger_id=ledger_id, eval_id__isnull=False).exclude(
+        eval_id__in=Eval.objects.filter(status=Eval.Status.RUNNING).values("id")
+    )
+    for reservation_id in stale.values_list("id", flat=True):
         with transaction.atomic():
+            # Locked and read again: an eval's hold may have shrunk since (`release_part`).
+            amount = (
+                BudgetReservation.objects.select_for_update()
+                .filter(id=reservation_id)
+                .values_list("amount_nanousd", flat=True)
+                .first()
+            )
             # Deleting first decides who releases it: this sweep or a late settle.
-            if BudgetReservation.objects.filter(id=reservation_id).delete()[0] == 1:
+            if (
+                amount is not None
+                and BudgetReservation.objects.filter(id=reservation_id).delete()[0] == 1
+            ):
                 BudgetMonth.objects.filter(id=ledger_id).update(
                     reserved_nanousd=F("reserved_nanousd") - amount
                 )
@@ -214,7 +234,12 @@ def ledger_swept(workspace_id: int) -> int:
 
 
 def decide(
-    *, workspace_id: int, ledger_id: int, amount_nanousd: int, run_id: int | None
+    *,
+    workspace_id: int,
+    ledger_id: int,
+    amount_nanousd: int,
+    run_id: int | None,
+    eval_id: int | None = None,
 ) -> Reservation | BudgetExhausted | Busy:
     """Inside the caller's transaction, with the ledger row locked: hold the
     call's worst case if it fits; else say why not. BudgetExhausted (returned,
@@ -227,7 +252,7 @@ def decide(
     if budget is None or row.spent_nanousd + row.reserved_nanousd + amount_nanousd <= budget:
         _add_hold(ledger_id, amount_nanousd, None)
         reservation = BudgetReservation.objects.create(
-            ledger_id=ledger_id, amount_nanousd=amount_nanousd, run_id=run_id
+            ledger_id=ledger_id, amount_nanousd=amount_nanousd, run_id=run_id, eval_id=eval_id
         )
         return Reservation(id=reservation.id, ledger_id=ledger_id, amount_nanousd=amount_nanousd)
     if row.spent_nanousd + amount_nanousd > budget:
@@ -316,13 +341,17 @@ def settle_in_transaction(
         )
 
 
-def _settle(reservation: Reservation, cost_nanousd: int) -> None:
-    # Deleting first decides who releases the hold: this settle or a stale
-    # sweep that (wrongly) gave up on a very slow call.
-    held = BudgetReservation.objects.filter(id=reservation.id).delete()[0] == 1
+def _settle(
+    reservation: Reservation, cost_nanousd: int, release_nanousd: int | None = None
+) -> None:
+    if release_nanousd is None:
+        # Deleting first decides who releases the hold: this settle or a stale
+        # sweep that (wrongly) gave up on a very slow call.
+        held = BudgetReservation.objects.filter(id=reservation.id).delete()[0] == 1
+        release_nanousd = reservation.amount_nanousd if held else 0
     settled = sql.budget_month_settle(
         ledger_id=reservation.ledger_id,
-        release_nanousd=reservation.amount_nanousd if held else 0,
+        release_nanousd=release_nanousd,
         spent_nanousd=cost_nanousd,
     )
     if settled is not None:
@@ -335,6 +364,32 @@ def _settle(reservation: Reservation, cost_nanousd: int) -> None:
             spent_nanousd=spent,
             reserved_nanousd=reserved,
         )
+
+
+def release_part(reservation_id: int, amount_nanousd: int) -> int:
+    """In a transaction of its own: take up to `amount_nanousd` off a hold that
+    is not one call's (an eval's, see BudgetReservation), and wake the runs
+    that now fit. Returns what was released (0: the hold is gone)."""
+    with transaction.atomic():
+        # Locked first, as a settle deletes first: the two never release one hold twice.
+        held = (
+            BudgetReservation.objects.select_for_update()
+            .filter(id=reservation_id)
+            .values_list("ledger_id", "amount_nanousd")
+            .first()
+        )
+        if held is None or amount_nanousd <= 0:
+            return 0
+        ledger_id, left = held
+        part = min(amount_nanousd, left)
+        if part == left:
+            BudgetReservation.objects.filter(id=reservation_id).delete()
+        else:
+            BudgetReservation.objects.filter(id=reservation_id).update(
+                amount_nanousd=F("amount_nanousd") - part
+            )
+        _settle(Reservation(reservation_id, ledger_id, 0), 0, release_nanousd=part)
+    return part
 
 
 # How many waiting runs of a workspace one settle looks at (oldest first).

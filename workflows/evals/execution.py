@@ -14,10 +14,19 @@ moved along by `eval_advance` (the task `workflows.eval_advance`, sent by id):
    EVAL_POLL_SECONDS.
 
 Each pass stamps `advanced_at`; a lost message leaves the eval running until
-its page or the API reads it and, finding it still for STALLED, sends one again
-(`eval_nudge`). Two passes at once (a nudge beside a re-send) are harmless: rows
-are claimed one by one; at most, together they start a few more than the
-concurrency for a moment.
+its page or the API reads it, or the reaper looks (`evals_nudge_stalled`), and,
+finding it still for STALLED, sends one again (`eval_nudge`). Two passes at once
+(a nudge beside a re-send) are harmless: rows are claimed one by one; at most,
+together they start a few more than the concurrency for a moment.
+
+With a budget, the eval holds its estimate from the start (a BudgetReservation
+with its `eval_id`): other work cannot spend the room it was promised while it
+runs. Just before a row's run starts, the row's share of the estimate leaves
+the hold, so the run's own calls, held one by one like any call, find it free;
+a run or judge call of the eval that still waits for room (its worst case is
+above the average the estimate used) is lent what it needs from the hold, so
+the eval never waits for itself. What is left is released when it finishes or
+is canceled, and by the budget's sweep once it is no longer running.
 """
 
 from __future__ import annotations
@@ -28,10 +37,10 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Avg
+from django.db.models import Avg, Sum
 from django.utils import timezone
 
-from accounts.models import BudgetMonth, User, Workspace
+from accounts.models import BudgetMonth, BudgetReservation, User, Workspace
 from workflows import broker, services
 from workflows.billing import budget
 from workflows.builder.definition import InputError
@@ -153,8 +162,8 @@ def eval_start(
 ) -> Eval:
     """Create the eval with a row per dataset row and target, and send it to the workers.
 
-    Refused (EvalOverBudget) when its estimate exceeds what the month's budget has left,
-    unspent and unheld; each of its runs' calls is then held like any call."""
+    With a budget, its estimate is held from now on (see above); refused (EvalOverBudget)
+    when the estimate does not fit in what the month's budget has left, unspent and unheld."""
     if dataset.workflow_id != workflow.id:
         raise EvalInvalid("The dataset belongs to another workflow.")
     if not 1 <= concurrency <= settings.EVAL_MAX_CONCURRENCY:
@@ -163,12 +172,10 @@ def eval_start(
     if any(t.label == DRAFT for t in targets):
         services.definition_parse(workflow.definition, workflow=workflow)  # WorkflowInvalid
     cost = estimate(workflow=workflow, dataset=dataset, targets=targets)
-    left = _left_nanousd(workflow.workspace)
-    if left is not None and cost.total_nanousd > left:
-        raise EvalOverBudget(
-            f"This eval is estimated at {pricing.format_usd(cost.total_nanousd)}; the budget "
-            f"has {pricing.format_usd(left)} left this month."
-        )
+    workspace = workflow.workspace
+    ledger_id = None
+    if workspace.budget_nanousd is not None and cost.total_nanousd > 0:
+        ledger_id = budget.ledger_swept(workspace.id)
     checks = [
         {"name": c.name, "kind": c.kind, "config": c.config} for c in workflow.eval_checks.all()
     ]
@@ -201,8 +208,46 @@ def eval_start(
             for row in rows
             for target in targets
         )
+        if ledger_id is not None:
+            # Last, so the ledger row is locked only until this commits.
+            held = budget.decide(
+                workspace_id=workspace.id,
+                ledger_id=ledger_id,
+                amount_nanousd=cost.total_nanousd,
+                run_id=None,
+                eval_id=evaluation.id,
+            )
+            if not isinstance(held, budget.Reservation):
+                left = _left_nanousd(workspace) or 0
+                raise EvalOverBudget(  # rolls the eval back
+                    f"This eval is estimated at {pricing.format_usd(cost.total_nanousd)}; the "
+                    f"budget has {pricing.format_usd(left)} left this month that is neither "
+                    "spent nor held by calls in flight."
+                )
         transaction.on_commit(lambda: broker.eval_send(evaluation.id))
     return evaluation
+
+
+def _release(evaluation: Eval, amount_nanousd: int | None = None) -> int:
+    """Take `amount_nanousd` (None: all) off the eval's hold; returns what was released."""
+    hold_id = (
+        BudgetReservation.objects.filter(eval_id=evaluation.id).values_list("id", flat=True).first()
+    )
+    if hold_id is None:
+        return 0
+    if amount_nanousd is None:
+        amount_nanousd = evaluation.estimate_nanousd
+    return budget.release_part(hold_id, amount_nanousd)
+
+
+def _lend_to_parked(evaluation: Eval) -> int:
+    """Lend the eval's runs that wait for budget what they need from its hold."""
+    needed = Run.objects.filter(
+        id__in=evaluation.items.filter(status=EvalItem.Status.STARTED).values("run_id"),
+        status=Run.Status.WAITING,
+        waiting_for=Run.WaitingFor.BUDGET,
+    ).aggregate(n=Sum("budget_needed_nanousd"))["n"]
+    return _release(evaluation, needed) if needed else 0
 
 
 def _outcome(item: EvalItem, run: Run) -> Outcome:
@@ -272,8 +317,9 @@ def _score_finished(evaluation: Eval) -> bool:
             continue
         try:
             _score(evaluation, item)
-        except budget.BudgetBusy:
+        except budget.BudgetBusy as e:
             EvalItem.objects.filter(id=item.id).update(status=EvalItem.Status.STARTED)
+            _release(evaluation, e.needed_nanousd)  # the next pass finds the room
             return False
     return True
 
@@ -289,6 +335,7 @@ def _start_pending(evaluation: Eval) -> int:
     if room <= 0:
         return 0
     workflow = evaluation.workflow
+    share = None
     for item in evaluation.items.filter(status=EvalItem.Status.PENDING)[:room]:
         if (
             EvalItem.objects.filter(id=item.id, status=EvalItem.Status.PENDING).update(
@@ -297,6 +344,10 @@ def _start_pending(evaluation: Eval) -> int:
             != 1
         ):
             continue
+        if share is None:
+            share = evaluation.estimate_nanousd // max(1, evaluation.items.count())
+        if share:
+            _release(evaluation, share)
         try:
             with transaction.atomic():
                 run = services.run_start(
@@ -324,18 +375,19 @@ def eval_advance(eval_id: int) -> None:
     if evaluation is None:
         return
     Eval.objects.filter(id=eval_id).update(advanced_at=timezone.now())
-    budget_free = True
     while True:
-        budget_free = _score_finished(evaluation) and budget_free
+        _score_finished(evaluation)
         # In eager mode (tests, `run_workflow`) a run finishes inside run_start.
         if not _start_pending(evaluation):
             break
-    budget_free = _score_finished(evaluation) and budget_free
+    _score_finished(evaluation)
     if not evaluation.items.exclude(status=EvalItem.Status.SCORED).exists():
         Eval.objects.filter(id=eval_id, status=Eval.Status.RUNNING).update(
             status=Eval.Status.FINISHED, finished_at=timezone.now()
         )
+        _release(evaluation)
         return
+    _lend_to_parked(evaluation)
     broker.eval_send(eval_id, countdown=EVAL_POLL_SECONDS)
 
 
@@ -353,6 +405,7 @@ def eval_cancel(*, evaluation: Eval) -> bool:
         status__in=[Run.Status.QUEUED, Run.Status.RUNNING, Run.Status.WAITING],
     ):
         services.run_cancel(run=run)
+    _release(evaluation)
     return True
 
 
@@ -363,3 +416,16 @@ def eval_nudge(evaluation: Eval) -> None:
         return
     if (evaluation.advanced_at or evaluation.created_at) < timezone.now() - STALLED:
         broker.eval_send(evaluation.id)
+
+
+def evals_nudge_stalled() -> int:
+    """For the reaper: nudge every running eval nothing moved for STALLED, so one
+    whose message was lost ends (and releases its budget hold) unread. Returns how many."""
+    stalled_before = timezone.now() - STALLED
+    stalled = Eval.objects.filter(
+        status=Eval.Status.RUNNING, created_at__lt=stalled_before
+    ).exclude(advanced_at__gte=stalled_before)
+    ids = list(stalled.values_list("id", flat=True)[:100])
+    for eval_id in ids:
+        broker.eval_send(eval_id)
+    return len(ids)

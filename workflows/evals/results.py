@@ -7,6 +7,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 
+from accounts.models import BudgetReservation
 from workflows import services
 from workflows.evals.checks import as_text
 from workflows.models import Eval, EvalItem, Run, Workflow
@@ -84,6 +85,8 @@ class EvalResult:
     totals: list[TargetTotals]
     rows: list[RowResult]
     comparison: Comparison | None
+    # What it still holds of the month's budget for the rows not started yet.
+    held_nanousd: int = 0
 
     @property
     def judge_cost_nanousd(self) -> int:
@@ -215,7 +218,12 @@ def eval_result(evaluation: Eval, *, with_rows: bool = True) -> EvalResult:
             if cell.target != base:
                 cell.diff = word_diff(base_output, cell.output)
     ordered = [totals[label] for label in evaluation.targets]
-    return EvalResult(evaluation, base, ordered, list(rows.values()), comparison_of(ordered))
+    held = BudgetReservation.objects.filter(eval_id=evaluation.id).values_list(
+        "amount_nanousd", flat=True
+    )
+    return EvalResult(
+        evaluation, base, ordered, list(rows.values()), comparison_of(ordered), sum(held)
+    )
 
 
 @dataclass
