@@ -703,10 +703,18 @@ class EvalItem(models.Model):
     error = models.TextField(blank=True)
     judge_cost_nanousd = models.BigIntegerField(default=0)
     judge_tokens = models.BigIntegerField(default=0)
+    # When its checks ran: the usage page counts its judge's cost on this UTC day.
+    scored_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["position", "id"]
-        indexes = [models.Index(fields=["eval", "status"], name="evalitem_eval_status")]
+        indexes = [
+            models.Index(fields=["eval", "status"], name="evalitem_eval_status"),
+            # The usage page's judge spend by day (workflows/billing/usage.py).
+            models.Index(
+                fields=["scored_at"], name="evalitem_judged", condition=Q(judge_tokens__gt=0)
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Row {self.position} {self.target} of eval {self.eval_id}"

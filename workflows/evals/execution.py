@@ -298,8 +298,19 @@ def _score(evaluation: Eval, item: EvalItem) -> None:
     item.passed = succeeded and all(r["passed"] for r in results)
     item.judge_cost_nanousd = judge_cost
     item.judge_tokens = judge_tokens
+    # The usage page counts the judge's cost on this day (workflows/billing/usage.py).
+    item.scored_at = timezone.now()
     item.status = EvalItem.Status.SCORED
-    item.save(update_fields=["results", "passed", "judge_cost_nanousd", "judge_tokens", "status"])
+    item.save(
+        update_fields=[
+            "results",
+            "passed",
+            "judge_cost_nanousd",
+            "judge_tokens",
+            "scored_at",
+            "status",
+        ]
+    )
 
 
 def _score_finished(evaluation: Eval) -> bool:
