@@ -11,7 +11,8 @@ and every step's model, tokens, cost, latency and attempts.
   owner's setting, capped by the operator's RUN_RETENTION_MAX_DAYS) and marks
   them `details_pruned_at`. The figures stay, so the usage page
   (workflows/billing/usage.py sums StepRun cost and tokens by day, workflow and
-  starter), the budget ledger (BudgetMonth, which no run row feeds after the
+  starter, and evals' judges' cost kept on their EvalItem rows, which nothing here
+  touches), the budget ledger (BudgetMonth, which no run row feeds after the
   call) and the audit log read the same before and after.
 - `run_delete` and `workflow_runs_delete` (admins) do the same to the runs a
   member deletes, and mark them `deleted_at`: they leave every list, page and

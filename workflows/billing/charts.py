@@ -123,6 +123,11 @@ def usage_chart(days: list[DayUsage]) -> Chart:
         if day.cost_nanousd and height < 1.5:
             height = 1.5  # a paid day is never invisible
         runs = f"{day.runs} run{'s' if day.runs != 1 else ''}"
+        judges = (
+            f"; eval judges {format_usd(day.judge_nanousd)}, {day.judge_tokens:,} tokens"
+            if day.judge_tokens
+            else ""
+        )
         columns.append(
             Column(
                 x=round(x, 2),
@@ -134,7 +139,8 @@ def usage_chart(days: list[DayUsage]) -> Chart:
                 dot_x=round(x + slot / 2, 2),
                 dot_y=round(bottom - plot_h * day.tokens / token_top, 2),
                 title=f"{_day_label(day.day)}: {format_usd(day.cost_nanousd)} spent, "
-                f"{day.tokens:,} tokens ({day.tokens_in:,} in, {day.tokens_out:,} out), {runs}",
+                f"{day.tokens:,} tokens ({day.tokens_in:,} in, {day.tokens_out:,} out), {runs}"
+                f"{judges}",
                 label=_day_label(day.day) if (len(days) - 1 - i) % label_every == 0 else "",
             )
         )

@@ -2,16 +2,24 @@
 
 Spend is the sum of `StepRun.cost_nanousd`, counted on the UTC day the step
 finished (`finished_at`), not the day its run started: a run that crosses
-midnight bills each call on the day it was made, as OpenAI does. Each
-breakdown is one GROUP BY query, whatever the number of runs.
+midnight bills each call on the day it was made, as OpenAI does. Evals' LLM
+judges are paid outside any step: their cost is kept on the eval's rows
+(`EvalItem.judge_cost_nanousd`, counted on the UTC day the row was scored,
+`scored_at`) and added here, shown apart (a "<workflow> — eval judges" line,
+an "Eval judges" line by person); the production view leaves them out with
+the eval runs. So a month's days add up to its ledger's spend (below). Each
+breakdown is one GROUP BY query over the steps and one over the judged rows,
+whatever the number of runs and rows.
 
-Deleting a workflow deletes its runs, so their spend leaves the chart and the
-breakdowns; the month's budget ledger (`BudgetMonth`) keeps it, and the budget
-meter reads the ledger, which is what the hard budget enforces.
+Deleting a workflow deletes its runs and its evals, so their spend (judges
+included) leaves the chart and the breakdowns; so does deleting a dataset for
+its evals' judges (its evals go with it; their runs stay). The month's budget
+ledger (`BudgetMonth`) keeps it, and the budget meter reads the ledger, which
+is what the hard budget enforces.
 
 Retention and deleting a run keep the rows these sums read (workflows/retention.py
-blanks only a run's details, and hides a deleted run from lists): the figures here do
-not change when runs are pruned or deleted.
+blanks only a run's details, and hides a deleted run from lists; it leaves eval rows and
+their judges' cost alone): the figures here do not change when runs are pruned or deleted.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from django.utils import timezone
 
 from accounts.models import BudgetMonth, Workspace
 from workflows.billing.budget import month_of
-from workflows.models import Run, StepRun
+from workflows.models import EvalItem, Run, StepRun
 
 WARNING_PERCENT = 80
 
@@ -38,15 +46,18 @@ class DayUsage:
     tokens_in: int = 0
     tokens_out: int = 0
     runs: int = 0
+    # Of `cost_nanousd`, what evals' LLM judges cost, and their tokens (input and output).
+    judge_nanousd: int = 0
+    judge_tokens: int = 0
 
     @property
     def tokens(self) -> int:
-        return self.tokens_in + self.tokens_out
+        return self.tokens_in + self.tokens_out + self.judge_tokens
 
 
 @dataclass(frozen=True)
 class UsageRow:
-    """One line of a breakdown: a workflow or a person."""
+    """One line of a breakdown: a workflow or a person, or evals' judges (`judges`: no runs)."""
 
     key: int | None
     label: str
@@ -55,6 +66,7 @@ class UsageRow:
     cost_nanousd: int
     tokens: int
     share_percent: int
+    judges: bool = False
 
 
 @dataclass(frozen=True)
@@ -119,6 +131,24 @@ def _steps(
     return steps.exclude(run__trigger=Run.Trigger.EVAL) if production else steps
 
 
+def _judged(workspace: Workspace, first: date, last: date) -> QuerySet[EvalItem, Any]:
+    """The eval rows whose LLM judges were called and that were scored in the window."""
+    return EvalItem.objects.filter(
+        eval__workspace=workspace,
+        judge_tokens__gt=0,
+        scored_at__gte=_day_start(first),
+        scored_at__lt=_day_start(last + timedelta(days=1)),
+    )
+
+
+def _with_judge_totals(rows: QuerySet[EvalItem, Any]) -> QuerySet[EvalItem, dict[str, Any]]:
+    """`rows` (grouped by values()) with their judges' cost and tokens."""
+    return rows.annotate(
+        cost=Coalesce(Sum("judge_cost_nanousd"), 0),
+        tokens=Coalesce(Sum("judge_tokens"), 0),
+    ).order_by()
+
+
 def _with_totals(rows: QuerySet[StepRun, Any], *order_by: str) -> QuerySet[StepRun, dict[str, Any]]:
     """`rows` (grouped by values()) with what every usage table shows of a group, in `order_by`."""
     totals = rows.annotate(
@@ -141,15 +171,41 @@ def daily_usage(
         .values("day"),
         "day",
     )
-    by_day = {
-        row["day"]: DayUsage(
-            row["day"], row["cost"], row["tokens_in_sum"], row["tokens_out_sum"], row["run_count"]
-        )
-        for row in rows
-    }
-    return [
-        by_day.get(day, DayUsage(day)) for day in (first + timedelta(days=n) for n in range(days))
-    ]
+    steps = {row["day"]: row for row in rows}
+    judges = (
+        {}
+        if production
+        else {
+            row["day"]: row
+            for row in _with_judge_totals(
+                _judged(workspace, first, last)
+                .annotate(day=TruncDate("scored_at", tzinfo=UTC))
+                .values("day")
+            )
+        }
+    )
+    return [_day_usage(day, steps.get(day), judges.get(day)) for day in _days(first, days)]
+
+
+def _days(first: date, count: int) -> list[date]:
+    return [first + timedelta(days=n) for n in range(count)]
+
+
+def _day_usage(day: date, steps: dict | None, judges: dict | None) -> DayUsage:
+    """A day's figures from its row of the steps' sums and of the judges', either missing."""
+    judge_cost = judges["cost"] if judges else 0
+    judge_tokens = judges["tokens"] if judges else 0
+    if steps is None:
+        return DayUsage(day, judge_cost, judge_nanousd=judge_cost, judge_tokens=judge_tokens)
+    return DayUsage(
+        day,
+        steps["cost"] + judge_cost,
+        steps["tokens_in_sum"],
+        steps["tokens_out_sum"],
+        steps["run_count"],
+        judge_nanousd=judge_cost,
+        judge_tokens=judge_tokens,
+    )
 
 
 def _share(part: int, total: int) -> int:
@@ -169,8 +225,17 @@ def usage_by_workflow(
             "run__workflow__name",
         )
     )
-    total = sum(row["cost"] for row in rows)
-    return [
+    judges = (
+        []
+        if production
+        else list(
+            _with_judge_totals(
+                _judged(workspace, first, last).values("eval__workflow_id", "eval__workflow__name")
+            )
+        )
+    )
+    total = sum(row["cost"] for row in rows) + sum(row["cost"] for row in judges)
+    lines = [
         UsageRow(
             key=row["run__workflow_id"],
             label=row["run__workflow__name"],
@@ -181,7 +246,20 @@ def usage_by_workflow(
             share_percent=_share(row["cost"], total),
         )
         for row in rows
+    ] + [
+        UsageRow(
+            key=row["eval__workflow_id"],
+            label=f"{row['eval__workflow__name']} — eval judges",
+            detail="LLM-judge checks of its evals",
+            runs=0,
+            cost_nanousd=row["cost"],
+            tokens=row["tokens"],
+            share_percent=_share(row["cost"], total),
+            judges=True,
+        )
+        for row in judges
     ]
+    return sorted(lines, key=lambda line: (-line.cost_nanousd, line.label))
 
 
 def _starter(row: dict) -> tuple[tuple[object, ...], str, str]:
@@ -217,7 +295,7 @@ def usage_by_member(
     workspace: Workspace, *, days: int = 30, today: date | None = None, production: bool = False
 ) -> list[UsageRow]:
     """Spend by who started the runs: people, and apart
-    from them API tokens, webhooks and schedules."""
+    from them API tokens, webhooks and schedules; evals' judges on a line of their own."""
     first, last = _window(days, today)
     rows = list(
         _with_totals(
@@ -231,7 +309,14 @@ def usage_by_member(
             )
         )
     )
-    total = sum(row["cost"] for row in rows)
+    judges = (
+        {"cost": 0, "tokens": 0}
+        if production
+        else _judged(workspace, first, last).aggregate(
+            cost=Coalesce(Sum("judge_cost_nanousd"), 0), tokens=Coalesce(Sum("judge_tokens"), 0)
+        )
+    )
+    total = sum(row["cost"] for row in rows) + judges["cost"]
     # A run has one trigger and one starter, so its
     # group's distinct run count adds up across groups.
     groups: dict[tuple[object, ...], dict] = {}
@@ -251,8 +336,7 @@ def usage_by_member(
         group["runs"] += row["run_count"]
         group["cost"] += row["cost"]
         group["tokens"] += row["tokens_in_sum"] + row["tokens_out_sum"]
-    ordered = sorted(groups.values(), key=lambda group: (-group["cost"], group["label"]))
-    return [
+    lines = [
         UsageRow(
             key=group["id"],
             label=group["label"],
@@ -262,8 +346,22 @@ def usage_by_member(
             tokens=group["tokens"],
             share_percent=_share(group["cost"], total),
         )
-        for group in ordered
+        for group in groups.values()
     ]
+    if judges["tokens"]:
+        lines.append(
+            UsageRow(
+                key=None,
+                label="Eval judges",
+                detail="LLM-judge checks of evals",
+                runs=0,
+                cost_nanousd=judges["cost"],
+                tokens=judges["tokens"],
+                share_percent=_share(judges["cost"], total),
+                judges=True,
+            )
+        )
+    return sorted(lines, key=lambda line: (-line.cost_nanousd, line.label))
 
 
 def month_budget(workspace: Workspace) -> MonthBudget:

@@ -21,7 +21,7 @@ def scored_at_backfill(apps, schema_editor) -> None:  # type: ignore[no-untyped-
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("workflows", "0013_run_descendants"),
+        ("workflows", "0014_workflow_runs_deleting_since"),
     ]
 
     operations = [
