@@ -136,7 +136,9 @@ def test_publishing_waits_for_a_passing_eval_when_the_workspace_requires_one(
     panel = client_for(personas.bob).get(
         f"/w/{personas.workspace.slug}/workflows/{echo.id}/?panel=publish"
     )
-    assert "publishing is refused until it does" in panel.content.decode()
+    assert (
+        "Publishing is refused. The draft&#x27;s latest eval passed 50 %" in panel.content.decode()
+    )
     assert "0.0 % → 50.0 %" in panel.content.decode()
 
     check.delete()

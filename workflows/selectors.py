@@ -129,11 +129,12 @@ def workflow_delete_counts(workflow: Workflow) -> dict[str, int]:
 
 
 def draft_run_latest(workflow: Workflow, user: User) -> tuple[Run | None, list[StepRun]]:
-    """The person's latest test run of the draft, with its steps."""
+    """The person's latest test run of the draft, with its steps (not a row of their eval)."""
     run = (
         Run.objects.filter(
             workflow=workflow, version__isnull=True, created_by=user, deleted_at__isnull=True
         )
+        .exclude(trigger=Run.Trigger.EVAL)
         .order_by("-created_at", "-id")
         .first()
     )

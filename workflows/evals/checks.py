@@ -14,6 +14,7 @@ from typing import Any
 
 from jsonschema import SchemaError, ValidationError
 
+from workflows.evals.storable import unstorable_value
 from workflows.llm import schema_validation
 
 KINDS: dict[str, str] = {
@@ -65,7 +66,7 @@ def _as_json(value: object) -> object:
     if isinstance(value, str):
         try:
             return json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             return value
     return value
 
@@ -94,6 +95,8 @@ def _nanousd(usd: object) -> int:
         value = Decimal(str(usd))
     except InvalidOperation:
         raise CheckInvalid("max_usd must be a number of dollars, e.g. 0.01.") from None
+    if not value.is_finite():
+        raise CheckInvalid("max_usd must be a number of dollars, e.g. 0.01.")
     if value < 0:
         raise CheckInvalid("max_usd cannot be negative.")
     return int(value * 1_000_000_000)
@@ -103,6 +106,8 @@ def check_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
     """The configuration kept for a check of `kind`, or CheckInvalid saying what is wrong."""
     if kind not in KINDS:
         raise CheckInvalid(f"Unknown check kind {kind!r}.")
+    if why := unstorable_value(config):
+        raise CheckInvalid(f"The settings cannot be kept: a value {why}.")
     if kind in ("equals", "contains"):
         # No "value": compare with the row's expected output.
         return {"value": config["value"]} if config.get("value") not in (None, "") else {}

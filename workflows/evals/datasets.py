@@ -21,6 +21,7 @@ from django.db import transaction
 from accounts.models import User
 from workflows import services
 from workflows.builder.definition import InputError, coerce_inputs
+from workflows.evals.storable import unstorable_value
 from workflows.models import Dataset, DatasetRow, Run, Workflow
 
 EXPECTED_COLUMN = "expected"
@@ -75,6 +76,14 @@ def _checked(workflow: Workflow, rows: Iterable[tuple[int, NewRow]]) -> list[New
             inputs = coerce_inputs(definition, row.inputs)
         except InputError as e:
             problems += [RowProblem(line, name, message) for name, message in e.details.items()]
+            continue
+        unstorable = [
+            RowProblem(line, column, f"The value {message}.")
+            for column, value in [*inputs.items(), (EXPECTED_COLUMN, row.expected)]
+            if (message := unstorable_value(value))
+        ]
+        if unstorable:
+            problems += unstorable
             continue
         kept.append(NewRow(inputs, row.expected, row.source_run_id))
     if problems:

@@ -234,12 +234,12 @@ class PublishEval:
     comparison: Comparison | None
     draft_percent: float | None
     required_percent: int | None
+    # Why publishing would be refused (the rule's own words), "" when it would not.
+    refusal: str = ""
 
     @property
     def blocks(self) -> bool:
-        if self.required_percent is None:
-            return False
-        return self.draft_percent is None or self.draft_percent < self.required_percent
+        return bool(self.refusal)
 
 
 def publish_eval(workflow: Workflow) -> PublishEval:
@@ -247,4 +247,12 @@ def publish_eval(workflow: Workflow) -> PublishEval:
     comparison = None
     if evaluation is not None:
         comparison = eval_result(evaluation, with_rows=False).comparison
-    return PublishEval(evaluation, comparison, percent, workflow.workspace.publish_eval_min_percent)
+    refusal = ""
+    if workflow.workspace.publish_eval_min_percent is not None:
+        try:
+            services.publish_eval_check(workflow)
+        except services.EvalRequired as e:
+            refusal = str(e)
+    return PublishEval(
+        evaluation, comparison, percent, workflow.workspace.publish_eval_min_percent, refusal
+    )

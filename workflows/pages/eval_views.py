@@ -187,7 +187,7 @@ def eval_check_add(request: AuthedRequest, slug: str, pk: int) -> HttpResponse:
             kind=form.cleaned_data["kind"],
             config=config,
         )
-    except ValueError:
+    except (ValueError, RecursionError):
         return _page(request, slug, pk, errors=["The settings are not valid JSON."])
     except CheckInvalid as e:
         return _page(request, slug, pk, errors=[str(e)])
@@ -217,6 +217,8 @@ def eval_start(request: AuthedRequest, slug: str, pk: int) -> HttpResponse:
     wanted: list[str | int] = list(form.cleaned_data["targets"])
     try:
         if not form.cleaned_data["confirmed"]:
+            if execution.DRAFT in wanted:  # said now, not after the estimate
+                services.definition_parse(workflow.definition, workflow=workflow)
             targets = execution.targets_of(workflow, wanted)
             cost = execution.estimate(workflow=workflow, dataset=dataset, targets=targets)
             return _page(
@@ -243,8 +245,16 @@ def eval_start(request: AuthedRequest, slug: str, pk: int) -> HttpResponse:
         )
     except (execution.EvalInvalid, execution.EvalOverBudget) as e:
         return _page(request, slug, pk, errors=[str(e)])
-    except services.WorkflowInvalid:
-        return _page(request, slug, pk, errors=["The draft has problems: fix them first."])
+    except services.WorkflowInvalid as e:
+        return _page(
+            request,
+            slug,
+            pk,
+            errors=[
+                "The draft has problems: fix them in the editor first.",
+                *map(str, e.issues[:8]),
+            ],
+        )
     return redirect("eval_detail", slug, evaluation.id)
 
 
@@ -299,7 +309,10 @@ def _cell(value: object) -> str:
 
 def _rows_from_post(post: Any, names: list[str]) -> list[datasets.NewRow]:
     rows: list[datasets.NewRow] = []
-    count = min(int(post.get("row_count") or 0), 10_000)
+    try:
+        count = min(int(post.get("row_count") or 0), 10_000)
+    except ValueError:  # not the page's form: its hidden field holds a number
+        count = 0
     for n in range(count + 1):
         inputs = {name: post.get(f"r{n}-{name}", "") for name in names}
         expected = post.get(f"r{n}-expected", "")

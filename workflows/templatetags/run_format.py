@@ -1,8 +1,9 @@
 """Human formats for runs: {% load run_format %}, then |usd |duration_ms |count |when
-|trigger_label |step_type_label |percent."""
+|trigger_label |step_type_label |percent |value_text."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 from django import template
@@ -90,3 +91,12 @@ def step_type_label(step_type: str) -> str:
 def percent(value: float) -> str:
     """A number for an SVG length in percent, never localised ("12.5", not "12,5")."""
     return f"{value:.2f}"
+
+
+@register.filter
+def value_text(value: object) -> str:
+    """An input or expected value as a person wrote it: text as it is, anything else as JSON
+    (not Python's repr), nothing for None."""
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
