@@ -436,6 +436,13 @@ STREAM_PERSIST_SECONDS = envfloat("STREAM_PERSIST_SECONDS", "0.25")
 # How often a web process reads a run that someone watches live (once per run,
 # whatever the number of viewers: workflows/integrations/run_events.py).
 RUN_EVENTS_POLL_SECONDS = envfloat("RUN_EVENTS_POLL_SECONDS", "0.2")
+# Live event streams one member (their pages) or one API token may hold open at once, across
+# every web process: one more is answered 429 (workflows/integrations/stream_slots.py). 0: no cap.
+STREAMS_PER_USER = envint("STREAMS_PER_USER", "20")
+if STREAMS_PER_USER < 0:
+    raise ImproperlyConfigured(
+        f"STREAMS_PER_USER must be 0 (no cap) or more, not {STREAMS_PER_USER}"
+    )
 
 # The largest request body anywhere but /hooks/ (1 MB there): refused with a
 # 413 before it is read (config/lib/body_limit.py); Django's own check agrees.

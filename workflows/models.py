@@ -556,6 +556,23 @@ class ApiToken(models.Model):
         return self.revoked_at is None
 
 
+class StreamSlot(models.Model):  # noqa: DJ008 (a place held by an open stream, never shown)
+    """One open server-sent event stream of a holder ("user:<id>" for a member's pages,
+    "token:<id>" for an API token), one of its STREAMS_PER_USER numbered places: the unique
+    number makes the cap exact across web processes (workflows/integrations/stream_slots.py).
+    Deleted when its stream ends; renewed while it is open, so that the place of a process
+    that died expires."""
+
+    holder = models.CharField(max_length=40)
+    number = models.PositiveSmallIntegerField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["holder", "number"], name="stream_slot_unique")
+        ]
+
+
 class Schedule(models.Model):
     """A cron trigger: starts the latest published version at each due time.
 

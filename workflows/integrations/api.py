@@ -41,7 +41,7 @@ from workflows import retention, selectors, services, sql
 from workflows.builder.definition import InputError
 from workflows.evals import datasets, execution
 from workflows.evals.results import eval_result
-from workflows.integrations import triggers
+from workflows.integrations import stream_slots, triggers
 from workflows.integrations.api_auth import WorkspaceToken
 from workflows.integrations.run_events import ApiFeed, event_response
 from workflows.integrations.webhooks import (
@@ -58,6 +58,7 @@ from workflows.schemas import (
     DatasetIn,
     DatasetOut,
     DecisionIn,
+    ErrorOut,
     EvalAccepted,
     EvalIn,
     EvalOut,
@@ -516,7 +517,7 @@ def runs_delete(request: HttpRequest, run_id: int = Id) -> Status[None]:
 
 @api.get(
     "/runs/{run_id}/events",
-    response={200: None, **ERRORS},
+    response={200: None, **ERRORS, 429: ErrorOut},
     tags=["runs"],
     operation_id="runs_events",
     summary="The run's progress as server-sent events (step.started, token, step.finished, "
@@ -541,8 +542,12 @@ async def runs_events(
     ),
 ) -> StreamingHttpResponse:
     run = await sync_to_async(_run)(request, run_id)
+    holder = stream_slots.token_holder(_token(request))
+    slot = await sync_to_async(stream_slots.take)(holder)
     await sync_to_async(sql.connection_release)(keep_unpooled=False)
-    return event_response(request, run.id, ApiFeed(last_event_id))
+    if slot is None:
+        raise StreamsExhausted
+    return event_response(request, run.id, ApiFeed(last_event_id), slot)
 
 
 @api.post(
@@ -718,6 +723,22 @@ def _on_invalid_request(request: HttpRequest, exc: ValidationError) -> HttpRespo
 @api.exception_handler(HttpError)
 def _on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     return _error(request, exc.status_code, str(exc))
+
+
+class StreamsExhausted(Exception):
+    """The token holds STREAMS_PER_USER event streams open already: 429."""
+
+
+@api.exception_handler(StreamsExhausted)
+def _on_streams_exhausted(request: HttpRequest, exc: Exception) -> HttpResponse:
+    cap = settings.STREAMS_PER_USER
+    return _error(
+        request,
+        429,
+        f"This token has {cap} event streams open already: close one first.",
+        {"limit": cap, "setting": "STREAMS_PER_USER"},
+        Retry_After="10",
+    )
 
 
 @api.exception_handler(Http404)

@@ -38,6 +38,7 @@ from django.http import HttpRequest, StreamingHttpResponse
 from django.utils.html import escape
 
 from workflows import sql
+from workflows.integrations import stream_slots
 from workflows.models import Run, StepRun
 
 log = logging.getLogger(__name__)
@@ -431,13 +432,16 @@ def stream_sync(run_id: int, feed: Feed) -> Iterator[str]:
             yield ": done\n\n"
 
 
-def event_response(request: HttpRequest, run_id: int, feed: Feed) -> StreamingHttpResponse:
-    """The answer of an events endpoint: `text/event-stream`, never cached or buffered."""
-    events: AsyncIterator[str] | Iterator[str]
+def event_response(
+    request: HttpRequest, run_id: int, feed: Feed, slot: stream_slots.Slot
+) -> StreamingHttpResponse:
+    """The answer of an events endpoint: `text/event-stream`, never cached or buffered,
+    holding `slot` (one of its holder's STREAMS_PER_USER places) until it ends."""
+    events: stream_slots.HoldingAsync | stream_slots.HoldingSync
     if isinstance(request, WSGIRequest):
-        events = stream_sync(run_id, feed)
+        events = stream_slots.HoldingSync(slot, stream_sync(run_id, feed))
     else:
-        events = stream_async(run_id, feed)
+        events = stream_slots.HoldingAsync(slot, stream_async(run_id, feed))
     response = StreamingHttpResponse(events, content_type="text/event-stream; charset=utf-8")
     response["Cache-Control"] = "no-cache, no-store"
     response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once

@@ -14,12 +14,14 @@ from typing import cast
 
 from asgiref.sync import sync_to_async
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
@@ -30,6 +32,7 @@ from accounts.access import AuthedRequest, HtmxRequest, run_for, workspace_for
 from accounts.models import Membership, Role, Workspace
 from workflows import retention, selectors, services, sql
 from workflows.builder.definition import InputError
+from workflows.integrations import stream_slots
 from workflows.integrations.run_events import BrowserFeed, event_response
 from workflows.models import Run, StepItem, StepRun, Workflow
 from workflows.selectors import DRAFT
@@ -446,16 +449,26 @@ def run_detail(request: AuthedRequest, slug: str, run_id: int) -> HttpResponse:
 
 @login_required
 @require_GET
-async def run_events(request: AuthedRequest, slug: str, run_id: int) -> StreamingHttpResponse:
+async def run_events(request: AuthedRequest, slug: str, run_id: int) -> HttpResponseBase:
     """The run's progress as server-sent events, for the run page and the
     editor's test-run cards (htmx's SSE extension): holds no thread while it
-    streams, and shares one database poll per run with every other viewer."""
+    streams, and shares one database poll per run with every other viewer. A member with
+    STREAMS_PER_USER streams open already gets a plain 429."""
     membership = await sync_to_async(workspace_for)(request, slug, role=Role.VIEWER)
     run = await sync_to_async(run_for)(membership, run_id)
+    slot = await sync_to_async(stream_slots.take)(stream_slots.user_holder(request.user.pk))
     # The request's connection goes back now: the hub polls with its own.
     await sync_to_async(sql.connection_release)(keep_unpooled=False)
+    if slot is None:
+        # The page's stream is an extra: its every-10-s poll goes on, and the SSE extension
+        # tries again later, backing off.
+        return HttpResponse(
+            f"Too many live streams open ({settings.STREAMS_PER_USER}): close a few tabs.",
+            status=429,
+            content_type="text/plain; charset=utf-8",
+        )
     linger = "text/event-stream" in request.headers.get("Accept", "")
-    return event_response(request, run.id, BrowserFeed(linger=linger))
+    return event_response(request, run.id, BrowserFeed(linger=linger), slot)
 
 
 # Actions -----------------------------------------------------------------------
