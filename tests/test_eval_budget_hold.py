@@ -163,21 +163,50 @@ def test_the_eval_page_and_the_api_show_what_it_holds(
     assert answer["held_usd"] == answer["estimate_usd"]
 
 
+# The same call as ABOUT's, made by a map step's one item: a map item waiting for budget
+# is not parked (its run goes on), it says what it waits for.
+ABOUT_EACH = {
+    "name": "About each",
+    "inputs": [{"name": "topics", "type": "json"}],
+    "steps": [
+        {
+            "key": "each",
+            "type": "map",
+            "over": "{{ topics }}",
+            "concurrency": 1,
+            "prompt": "About {{ item }} [[fake:reply=fine]]",
+            "max_tokens": 20,
+        }
+    ],
+}
+
+
+def _about(topic: str) -> dict:
+    return {"topic": topic}
+
+
+def _about_each(topic: str) -> dict:
+    return {"topics": [topic]}
+
+
 @pytest.mark.integration
+@pytest.mark.parametrize(
+    ("definition", "inputs"), [(ABOUT, _about), (ABOUT_EACH, _about_each)], ids=["llm", "map"]
+)
 def test_an_evals_runs_are_lent_its_hold_so_it_never_waits_for_itself(
-    worker: WorkerProcess, personas: Personas, fake_calls
+    worker: WorkerProcess, personas: Personas, fake_calls, definition, inputs
 ) -> None:  # type: ignore[no-untyped-def]
     """The budget has exactly the estimate left. The estimate comes from past runs with a
     long topic, so each row's share (their average cost) is below the worst case its own
     call must hold: the first row's call fits only if the eval lends it part of its hold.
     Without lending it would wait for a settle that never comes; with it, every row runs."""
-    workflow = services.workflow_create(workspace=personas.workspace, definition=ABOUT, user=None)
+    workflow = services.workflow_create(
+        workspace=personas.workspace, definition=definition, user=None
+    )
     services.workflow_publish(workflow=workflow, user=None)
     long_topic = " ".join(f"word{i}" for i in range(15))
     for _ in range(2):
-        services.run_start(
-            workflow=workflow, trigger=Run.Trigger.MANUAL, inputs={"topic": long_topic}
-        )
+        services.run_start(workflow=workflow, trigger=Run.Trigger.MANUAL, inputs=inputs(long_topic))
     wait_until(
         lambda: Run.objects.filter(status=Run.Status.SUCCEEDED).count() == 2,
         timeout=60,
@@ -186,7 +215,7 @@ def test_an_evals_runs_are_lent_its_hold_so_it_never_waits_for_itself(
     dataset = datasets.dataset_create(
         workflow=workflow,
         name="Short topics",
-        rows=[datasets.NewRow({"topic": f"t{i}"}, None) for i in range(4)],
+        rows=[datasets.NewRow(inputs(f"t{i}"), None) for i in range(4)],
         user=None,
     )
     estimate = execution.estimate(
@@ -205,8 +234,9 @@ def test_an_evals_runs_are_lent_its_hold_so_it_never_waits_for_itself(
     )
     runs = Run.objects.filter(trigger=Run.Trigger.EVAL)
     assert [r.status for r in runs] == [Run.Status.SUCCEEDED] * 4, [r.error for r in runs]
-    # At least one of them waited for room and was lent it.
-    assert any(r.waited_ms > 0 for r in runs)
+    if definition is ABOUT:  # at least one of them was parked, and lent room
+        assert any(r.waited_ms > 0 for r in runs)
+    assert not runs.filter(budget_needed_nanousd__isnull=False).exists()
     assert all(item.passed is not None for item in EvalItem.objects.filter(eval=evaluation))
     ledger = _ledger(personas.workspace)
     assert ledger.reserved_nanousd == 0

@@ -37,7 +37,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Avg, Sum
+from django.db.models import Avg, Q, Sum
 from django.utils import timezone
 
 from accounts.models import BudgetMonth, BudgetReservation, User, Workspace
@@ -241,12 +241,19 @@ def _release(evaluation: Eval, amount_nanousd: int | None = None) -> int:
 
 
 def _lend_to_parked(evaluation: Eval) -> int:
-    """Lend the eval's runs that wait for budget what they need from its hold."""
-    needed = Run.objects.filter(
-        id__in=evaluation.items.filter(status=EvalItem.Status.STARTED).values("run_id"),
-        status=Run.Status.WAITING,
-        waiting_for=Run.WaitingFor.BUDGET,
-    ).aggregate(n=Sum("budget_needed_nanousd"))["n"]
+    """Lend the eval's runs that wait for budget what they need from its hold: runs
+    parked for it, and running ones whose map items wait for it (workflows/runtime/items.py)."""
+    needed = (
+        Run.objects.filter(
+            id__in=evaluation.items.filter(status=EvalItem.Status.STARTED).values("run_id"),
+            budget_needed_nanousd__isnull=False,
+        )
+        .filter(
+            Q(status=Run.Status.WAITING, waiting_for=Run.WaitingFor.BUDGET)
+            | Q(status=Run.Status.RUNNING)
+        )
+        .aggregate(n=Sum("budget_needed_nanousd"))["n"]
+    )
     return _release(evaluation, needed) if needed else 0
 
 

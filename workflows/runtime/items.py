@@ -295,29 +295,46 @@ class Runner:
     def _reserve(self, index: int, amount: int) -> budget.Reservation:
         """The budget's slow path for one item: hold its worst case with the
         ledger locked; wait while only other calls' holds are in the way;
-        stop the map when it can never fit this month."""
+        stop the map when it can never fit this month.
+
+        While it waits, the run's `budget_needed_nanousd` says how much it
+        waits for (the run is not parked: its other items go on), so an eval
+        running it lends it room from the eval's hold (workflows/evals/execution.py)."""
         pause = _BUSY_FIRST_SECONDS
-        while True:
-            ledger_id = budget.ledger_swept(self.workspace_id)
-            with transaction.atomic():
-                fence(self.run_id, self.token, running=True)
-                outcome = budget.decide(
-                    workspace_id=self.workspace_id,
-                    ledger_id=ledger_id,
-                    amount_nanousd=amount,
-                    run_id=self.run_id,
-                )
-            if isinstance(outcome, budget.Reservation):
-                return outcome
-            if isinstance(outcome, budget.BudgetExhausted):
-                self._not_sent(index)
-                raise _Stop(outcome.message)
-            if self._stop.is_set():
-                self._not_sent(index)
-                raise _Stop()
-            sql.connection_release()
-            time.sleep(pause)
-            pause = min(pause * 2, _BUSY_MAX_SECONDS)
+        waiting = False
+        try:
+            while True:
+                ledger_id = budget.ledger_swept(self.workspace_id)
+                with transaction.atomic():
+                    fence(self.run_id, self.token, running=True)
+                    outcome = budget.decide(
+                        workspace_id=self.workspace_id,
+                        ledger_id=ledger_id,
+                        amount_nanousd=amount,
+                        run_id=self.run_id,
+                    )
+                if isinstance(outcome, budget.Reservation):
+                    return outcome
+                if isinstance(outcome, budget.BudgetExhausted):
+                    self._not_sent(index)
+                    raise _Stop(outcome.message)
+                if self._stop.is_set():
+                    self._not_sent(index)
+                    raise _Stop()
+                if not waiting:
+                    waiting = True
+                    self._budget_needed(amount)
+                sql.connection_release()
+                time.sleep(pause)
+                pause = min(pause * 2, _BUSY_MAX_SECONDS)
+        finally:
+            if waiting:
+                self._budget_needed(None)
+
+    def _budget_needed(self, amount: int | None) -> None:
+        Run.objects.filter(id=self.run_id, status=Run.Status.RUNNING).update(
+            budget_needed_nanousd=amount
+        )
 
     def _not_sent(self, index: int) -> None:
         """An item that was never sent goes back to pending; its attempt does not count."""
