@@ -52,7 +52,7 @@ def test_rows_holding_a_nul_character_or_nested_too_deep_are_refused_by_line_and
     refused = _upload(personas, echo, "rows.csv", csv_body)
     assert refused.status_code == 422
     page = refused.content.decode()
-    assert "line 3, column who: The value holds a NUL character" in page
+    assert "line 3, column who: The text holds a NUL character" in page
     assert "line 4, column expected: The value is nested more than 64 levels deep" in page
 
     jsonl = json.dumps({"inputs": {"who": "Cy", "data": json.loads("[" * 70 + "]" * 70)}})

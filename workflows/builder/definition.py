@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, TypeAdapter, Vali
 from pydantic_core import ErrorDetails
 
 from accounts.models import SECRET_NAME_RE
+from config.lib.json_storable import unstorable_value
 from workflows import steps as step_kinds
 from workflows.rendering import Reference, invalid_references, references, to_text
 from workflows.steps import Step, module_for
@@ -203,18 +204,23 @@ def coerce_value(kind: InputType, value: object) -> object:
     if kind == "text":
         if isinstance(value, (dict, list)):
             raise ValueError("Expected text.")
-        return value if isinstance(value, str) else to_text(value)
+        text = value if isinstance(value, str) else to_text(value)
+        if why := unstorable_value(text):
+            raise ValueError(f"The text {why}.")
+        return text
     if kind == "number":
         return _coerce_number(value)
     if kind == "boolean":
         return _coerce_boolean(value)
     if isinstance(value, str):  # json
         try:
-            return json.loads(value)
+            value = json.loads(value)
         except ValueError as error:
             raise ValueError(f"Expected JSON: {error}.") from None
         except RecursionError:
             raise ValueError("Expected JSON: it is nested too deeply.") from None
+    if why := unstorable_value(value):
+        raise ValueError(f"The value {why}.")
     return value
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from jsonschema import SchemaError, ValidationError
 
-from workflows.evals.storable import unstorable_value
+from config.lib.json_storable import unstorable_value
 from workflows.llm import schema_validation
 
 KINDS: dict[str, str] = {

@@ -19,9 +19,9 @@ from django.conf import settings
 from django.db import transaction
 
 from accounts.models import User
+from config.lib.json_storable import unstorable_value
 from workflows import services
 from workflows.builder.definition import InputError, coerce_inputs
-from workflows.evals.storable import unstorable_value
 from workflows.models import Dataset, DatasetRow, Run, Workflow
 
 EXPECTED_COLUMN = "expected"

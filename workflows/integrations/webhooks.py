@@ -53,6 +53,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from config.lib.in_progress import InProgress
+from config.lib.json_storable import unstorable_value
 from config.lib.outbound import url_refusal
 from workflows import services, sql
 from workflows.builder.definition import InputError
@@ -337,6 +338,9 @@ def _receive(request: HttpRequest, public_id: str) -> HttpResponse | tuple[Run, 
     except (ValueError, RecursionError):
         _record_sync(trigger, 415, "The body is not valid JSON.", message_id)
         return _error(415, "The body is not valid JSON.")
+    if why := unstorable_value(data):
+        _record_sync(trigger, 422, f"The body {why}.", message_id)
+        return _error(422, f"The body {why}.")
 
     wait = _parse_wait(request)
     if wait is None:

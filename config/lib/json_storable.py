@@ -1,4 +1,6 @@
-"""What a dataset row or a check's settings can keep: values PostgreSQL and SQLite both store."""
+"""JSON values both databases store: PostgreSQL's JSON refuses the NUL character (a DataError,
+until now a 500 on whatever wrote it), SQLite's JSON functions stop at 1,000 levels. Run inputs,
+webhook bodies, dataset rows and eval checks are checked with this before they are written."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ MAX_DEPTH = 64
 
 
 def unstorable_value(value: object) -> str:
-    """Why `value` cannot be kept in a row ("" when it can): PostgreSQL's JSON refuses the
+    """Why `value` cannot be stored ("" when it can): PostgreSQL's JSON refuses the
     NUL character, and values nested deeper than MAX_DEPTH are refused. Iterative, so that
     it cannot run out of stack itself."""
     pending: list[tuple[object, int]] = [(value, 1)]
