@@ -223,3 +223,19 @@ def test_every_form_asking_for_a_confirmation_is_submitted_by_htmx() -> None:
             if "hx-confirm" in tag and not re.search(r'hx-boost="true"|hx-post=', tag):
                 unasked.append(f"{path.relative_to(templates)}: {tag}")
     assert unasked == []
+
+
+def test_a_csv_with_a_misspelt_header_names_the_columns_that_are_not_inputs(
+    personas: Personas, echo: Workflow
+) -> None:
+    refused = _upload(personas, echo, "rows.csv", b"Who,expected\nAda,Hi Ada\n")
+    assert refused.status_code == 422
+    page = refused.content.decode()
+    assert "2 problems; nothing was imported." in page
+    assert "line 1, column Who: not an input of the draft (its inputs: who, data)" in page
+    assert "line 2, column who: This input is required." in page
+
+    single = _upload(personas, echo, "rows.csv", b"who,data\nAda,{bad\n")
+    assert "1 problem; nothing was imported." in single.content.decode()
+    # Columns besides the inputs are otherwise left out, as before.
+    assert _upload(personas, echo, "rows.csv", b"who,notes\nAda,a note\n").status_code == 302

@@ -57,6 +57,10 @@ class NewRow:
     source_run_id: int | None = None
 
 
+def _refused(problems: Sequence[RowProblem]) -> str:
+    return f"{len(problems)} problem{'s' if len(problems) != 1 else ''}; nothing was imported."
+
+
 def _limit_rows(count: int) -> None:
     if count == 0:
         raise DatasetInvalid("A dataset needs at least one row.")
@@ -87,7 +91,7 @@ def _checked(workflow: Workflow, rows: Iterable[tuple[int, NewRow]]) -> list[New
             continue
         kept.append(NewRow(inputs, row.expected, row.source_run_id))
     if problems:
-        raise DatasetInvalid(f"{len(problems)} problem(s); nothing was imported.", problems)
+        raise DatasetInvalid(_refused(problems), problems)
     _limit_rows(len(kept))
     return kept
 
@@ -197,7 +201,7 @@ def parse_csv(data: bytes) -> list[tuple[int, NewRow]]:
     except csv.Error as e:
         problems.append(RowProblem(reader.line_num, "", str(e)))
     if problems:
-        raise DatasetInvalid(f"{len(problems)} problem(s); nothing was imported.", problems)
+        raise DatasetInvalid(_refused(problems), problems)
     return rows
 
 
@@ -224,7 +228,7 @@ def parse_jsonl(data: bytes) -> list[tuple[int, NewRow]]:
         if len(rows) > settings.DATASET_MAX_ROWS:
             break
     if problems:
-        raise DatasetInvalid(f"{len(problems)} problem(s); nothing was imported.", problems)
+        raise DatasetInvalid(_refused(problems), problems)
     return rows
 
 
@@ -235,7 +239,22 @@ def dataset_import(
     jsonl = filename.lower().endswith((".jsonl", ".ndjson"))
     rows = parse_jsonl(data) if jsonl else parse_csv(data)
     _limit_rows(len(rows))
-    checked = _checked(workflow, rows)
+    try:
+        checked = _checked(workflow, rows)
+    except DatasetInvalid as e:
+        if jsonl or not e.problems:
+            raise
+        # A misspelt header ("Topic") fails every row as missing: say which columns are not inputs.
+        names = [i["name"] for i in workflow.definition.get("inputs", []) if isinstance(i, dict)]
+        unknown = [
+            RowProblem(1, column, f"not an input of the draft (its inputs: {', '.join(names)})")
+            for column in rows[0][1].inputs
+            if column not in names
+        ]
+        if not unknown:
+            raise
+        problems = [*unknown, *e.problems]
+        raise DatasetInvalid(_refused(problems), problems) from None
     return _create(workflow=workflow, name=name, rows=checked, user=user)
 
 
