@@ -239,3 +239,22 @@ def test_a_csv_with_a_misspelt_header_names_the_columns_that_are_not_inputs(
     assert "1 problem; nothing was imported." in single.content.decode()
     # Columns besides the inputs are otherwise left out, as before.
     assert _upload(personas, echo, "rows.csv", b"who,notes\nAda,a note\n").status_code == 302
+
+
+def test_a_concurrency_over_the_maximum_is_refused_before_the_estimate(
+    personas: Personas, echo: Workflow, settings
+) -> None:  # type: ignore[no-untyped-def]
+    settings.EVAL_MAX_CONCURRENCY = 10
+    dataset = datasets.dataset_create(
+        workflow=echo, name="Rows", rows=[datasets.NewRow({"who": "Ada"})], user=None
+    )
+    bob = client_for(personas.bob)
+    page = bob.get(f"/w/{personas.workspace.slug}/workflows/{echo.id}/evals/").content.decode()
+    assert re.search(r'<input[^>]*name="concurrency"[^>]*max="10"', page)
+    response = bob.post(
+        f"/w/{personas.workspace.slug}/workflows/{echo.id}/evals/start/",
+        {"dataset": dataset.id, "targets": ["draft"], "concurrency": "500"},
+    )
+    assert response.status_code == 422
+    assert "less than or equal to 10" in response.content.decode()
+    assert "Start this eval?" not in response.content.decode()

@@ -14,6 +14,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.validators import MaxValueValidator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -71,6 +72,11 @@ class EvalForm(forms.Form):
         targets_field: Any = self.fields["targets"]
         targets_field.choices = choices
         self.fields["targets"].initial = [execution.DRAFT] + [str(n) for n in numbers[:1]]
+        # Refused before the estimate, not after it (the input's max says it too).
+        concurrency: Any = self.fields["concurrency"]
+        concurrency.max_value = settings.EVAL_MAX_CONCURRENCY
+        concurrency.validators.append(MaxValueValidator(settings.EVAL_MAX_CONCURRENCY))
+        concurrency.widget.attrs["max"] = settings.EVAL_MAX_CONCURRENCY
 
 
 def _from_runs_initial(query: Any) -> dict[str, object]:
