@@ -296,3 +296,42 @@ def test_the_runs_list_makes_a_dataset_of_the_runs_it_shows(
         ("w1", "w1 x1"),
         ("w2", "w2 x2"),
     ]
+
+
+def test_deleting_a_dataset_keeps_its_evals_and_their_results(
+    engine_in_process: None, personas: Personas, echo: Workflow
+) -> None:
+    dataset = datasets.dataset_create(
+        workflow=echo,
+        name=HOSTILE,
+        rows=[datasets.NewRow({"who": "a", "times": 2}, "a x2")],
+        user=None,
+    )
+    check_add(workflow=echo, name="same", kind="equals", config={})
+    evaluation = execution.eval_start(
+        workflow=echo, dataset=dataset, versions=[1], concurrency=1, user=None
+    )
+    evaluation.refresh_from_db()
+    assert evaluation.status == Eval.Status.FINISHED
+    slug = personas.workspace.slug
+
+    bob = client_for(personas.bob)
+    assert bob.post(f"/w/{slug}/datasets/{dataset.id}/delete/").status_code == 302
+    assert not Dataset.objects.filter(id=dataset.id).exists()
+    evaluation.refresh_from_db()
+    assert evaluation.dataset_id is None
+    assert evaluation.items.get().passed is True
+
+    page = bob.get(f"/w/{slug}/evals/{evaluation.id}/").content.decode()
+    assert "(deleted)" in page
+    assert HOSTILE not in page  # the kept name is still escaped
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+    listed = bob.get(f"/w/{slug}/workflows/{echo.id}/evals/").content.decode()
+    assert f"#{evaluation.id}" in listed and "(deleted)" in listed
+    api = Client(
+        headers={"Authorization": f"Bearer {api_token(personas.workspace, personas.alice)}"}
+    )
+    answer = api.get(f"/api/v1/evals/{evaluation.id}").json()
+    assert answer["dataset_id"] is None
+    assert answer["dataset_name"] == HOSTILE
+    assert answer["targets"][0]["passed"] == 1

@@ -667,7 +667,11 @@ class Eval(models.Model):
 
     workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="+")
     workflow = models.ForeignKey(Workflow, models.CASCADE, related_name="evals")
-    dataset = models.ForeignKey(Dataset, models.CASCADE, related_name="evals")
+    # Deleting the dataset keeps its evals (their rows hold what they ran) and their name.
+    dataset = models.ForeignKey(
+        Dataset, models.SET_NULL, null=True, blank=True, related_name="evals"
+    )
+    dataset_name = models.CharField(max_length=200, blank=True)
     # What was compared, in order: "draft" or "v<number>".
     targets = models.JSONField(default=list)
     # The draft's revision when the eval started: the publish panel and the

@@ -341,7 +341,8 @@ class EvalTargetOut(Schema):
 class EvalOut(Schema):
     id: int
     workflow_id: int
-    dataset_id: int
+    dataset_id: int | None = Field(description="None once the dataset was deleted.")
+    dataset_name: str
     status: Literal["running", "finished", "canceled"]
     estimate_usd: str
     held_usd: str = Field(
@@ -580,6 +581,7 @@ def eval_out(result: EvalResult) -> EvalOut:
         id=evaluation.id,
         workflow_id=evaluation.workflow_id,
         dataset_id=evaluation.dataset_id,
+        dataset_name=evaluation.dataset_name,
         status=evaluation.status,  # type: ignore[arg-type]
         estimate_usd=usd_text(evaluation.estimate_nanousd),
         held_usd=usd_text(result.held_nanousd),

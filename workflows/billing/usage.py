@@ -12,8 +12,8 @@ breakdown is one GROUP BY query over the steps and one over the judged rows,
 whatever the number of runs and rows.
 
 Deleting a workflow deletes its runs and its evals, so their spend (judges
-included) leaves the chart and the breakdowns; so does deleting a dataset for
-its evals' judges (its evals go with it; their runs stay). The month's budget
+included) leaves the chart and the breakdowns; deleting a dataset keeps its
+evals, and so their judges' spend. The month's budget
 ledger (`BudgetMonth`) keeps it, and the budget meter reads the ledger, which
 is what the hard budget enforces.
 

@@ -187,6 +187,7 @@ def eval_start(
             workspace_id=workflow.workspace_id,
             workflow=workflow,
             dataset=dataset,
+            dataset_name=dataset.name,
             targets=[t.label for t in targets],
             draft_revision=workflow.draft_revision
             if any(t.version is None for t in targets)

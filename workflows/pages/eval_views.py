@@ -106,7 +106,7 @@ def _page(request: AuthedRequest, slug: str, pk: int, **extra: Any) -> HttpRespo
             for c in workflow.eval_checks.all()
         ],
         "max_rows": settings.DATASET_MAX_ROWS,
-        "evals": list(workflow.evals.select_related("dataset")[:20]),
+        "evals": list(workflow.evals.all()[:20]),
         # Four forms on one page: each its own ids (the fields' names stay plain).
         "from_runs_form": FromRunsForm(initial=_from_runs_initial(request.GET), auto_id="runs_%s"),
         "upload_form": UploadForm(auto_id="upload_%s"),
