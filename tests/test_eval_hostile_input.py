@@ -258,3 +258,21 @@ def test_a_concurrency_over_the_maximum_is_refused_before_the_estimate(
     assert response.status_code == 422
     assert "less than or equal to 10" in response.content.decode()
     assert "Start this eval?" not in response.content.decode()
+
+
+def test_a_running_eval_with_no_row_scored_shows_a_dash_not_a_dash_percent(
+    personas: Personas, echo: Workflow
+) -> None:
+    dataset = datasets.dataset_create(
+        workflow=echo, name="Rows", rows=[datasets.NewRow({"who": "Ada"})], user=None
+    )
+    evaluation = execution.eval_start(
+        workflow=echo, dataset=dataset, versions=["draft", 1], concurrency=1, user=None
+    )
+    html = (
+        client_for(personas.bob)
+        .get(f"/w/{personas.workspace.slug}/evals/{evaluation.id}/")
+        .content.decode()
+    )
+    assert "<strong>v1 – → draft –</strong>" in html
+    assert "– %" not in html
