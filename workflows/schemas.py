@@ -22,6 +22,7 @@ from workflows.builder.definition import Issue, secrets_used
 from workflows.evals.results import EvalResult
 from workflows.llm.pricing import usd_text
 from workflows.models import Dataset, Run, StepItem, StepRun, Trigger, Workflow, WorkflowVersion
+from workflows.services import definition_check
 from workflows.steps import runs_items, starts_runs
 from workflows.steps.decisions import asked, decision_of, output_of
 
@@ -74,6 +75,12 @@ class WorkflowDetailOut(WorkflowOut):
     missing_secrets: list[str] = Field(
         description="Those of `secrets` the workspace does not have (yet): after an import, "
         "create them in Settings → Secrets, or its http steps fail."
+    )
+    issues: list[IssueOut] = Field(
+        description="What keeps the draft from being published or run, as "
+        "`POST /workflows/{id}/validate` says it; empty when nothing does. After an import, "
+        "a step calling a workflow that is not in this workspace is named here "
+        "(`Workflow #7 is not in this workspace.`) until another is picked in the editor."
     )
 
 
@@ -398,6 +405,7 @@ def workflow_out(workflow: Workflow, latest: WorkflowVersion | None) -> Workflow
 def workflow_detail_out(workflow: Workflow) -> WorkflowDetailOut:
     """The workflow with its draft and all its published versions, newest first."""
     versions = list(workflow.versions.order_by("-number"))
+    _, issues = definition_check(workflow.definition, workflow=workflow)
     used = secrets_used(workflow.definition)
     have = (
         set(
@@ -414,6 +422,7 @@ def workflow_detail_out(workflow: Workflow) -> WorkflowDetailOut:
         versions=[version_out(version) for version in versions],
         secrets=used,
         missing_secrets=[name for name in used if name not in have],
+        issues=validation_out(issues).issues,
     )
 
 

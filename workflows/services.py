@@ -76,32 +76,50 @@ def allowed_models() -> dict[str, int]:
 
 
 def definition_check(
-    data: object, *, workflow: Workflow | None = None
+    data: object, *, workflow: Workflow | None = None, workspace_id: int | None = None
 ) -> tuple[Definition | None, list[Issue]]:
-    """Validate a definition; as the draft of `workflow`, also the workflows
-    its steps call (see `call_issues`)."""
-    called = _called_schemas(workflow, data) if workflow is not None else None
+    """Validate a definition. In a workspace (`workspace_id`, or that of
+    `workflow`), the fields later steps read from a called workflow's output
+    are checked against what it outputs; as the draft of `workflow`, the
+    workflows its steps call are checked too (see `call_issues`)."""
+    if workflow is not None:
+        workspace_id = workflow.workspace_id
+    called = _called_schemas(workspace_id, data) if workspace_id is not None else None
     definition, issues = validate_definition(data, models=allowed_models(), called_schemas=called)
     if workflow is not None and definition is not None:
         issues += call_issues(workflow, definition)
     return definition, issues
 
 
-def _called_schemas(workflow: Workflow, data: object) -> dict[int, dict[str, Any] | None]:
-    """The output schemas of the workflows a draft's steps call (None: text), as
-    the versions that would run declare them."""
+def _call_targets(data: object) -> dict[int, int | None]:
+    """The workflows a raw definition's steps call: id -> pinned version (None: the latest)."""
     steps = data.get("steps") if isinstance(data, dict) else None
     wanted: dict[int, int | None] = {}
     for step in steps if isinstance(steps, list) else []:
         kind = kind_of(step)
         target = step.get("workflow") if isinstance(step, dict) else None
-        if kind is not None and hasattr(kind, "calls") and isinstance(target, int):
+        if kind is not None and hasattr(kind, "calls") and isinstance(target, int) and target > 0:
             version = step.get("version")
             wanted[target] = version if isinstance(version, int) else None
+    return wanted
+
+
+def _called_schemas(workspace_id: int, data: object) -> dict[int, dict[str, Any] | None]:
+    """The output schemas of the workflows a definition's steps call (None: text),
+    as the versions that would run declare them.
+
+    A called id that is no published workflow of `workspace_id` (another
+    workspace's, deleted, never published) gets the schema that allows any
+    field: what its output holds cannot be known, and the call itself is what
+    is wrong (`call_issues` says so in the same words whoever's id it is; at
+    run time the step fails, see runtime/children.py). So an import keeps
+    such a step instead of refusing the fields read from it, and a published
+    version whose called workflow was deleted since still starts."""
+    wanted = _call_targets(data)
     if not wanted:
         return {}
-    targets = Workflow.objects.filter(workspace_id=workflow.workspace_id, id__in=wanted)
-    schemas: dict[int, dict[str, Any] | None] = {}
+    targets = Workflow.objects.filter(workspace_id=workspace_id, id__in=wanted)
+    schemas: dict[int, dict[str, Any] | None] = {target: {} for target in wanted}
     for target in targets:
         called = _called_definition(target, wanted[target.id])
         if called is not None:
@@ -109,9 +127,11 @@ def _called_schemas(workflow: Workflow, data: object) -> dict[int, dict[str, Any
     return schemas
 
 
-def definition_parse(data: object, *, workflow: Workflow | None = None) -> Definition:
-    """The validated definition, or WorkflowInvalid."""
-    definition, issues = definition_check(data, workflow=workflow)
+def definition_parse(
+    data: object, *, workflow: Workflow | None = None, workspace_id: int | None = None
+) -> Definition:
+    """The validated definition, or WorkflowInvalid (see `definition_check`)."""
+    definition, issues = definition_check(data, workflow=workflow, workspace_id=workspace_id)
     if issues or definition is None:
         raise WorkflowInvalid(issues)
     return definition
@@ -174,7 +194,10 @@ def call_issues(workflow: Workflow, definition: Definition) -> list[Issue]:
             continue
         issues += _input_issues(key, target, called, definition)
         problem = _call_chain_problem(
-            called, [workflow.id, target.id], {workflow.id: workflow.name, target.id: target.name}
+            called,
+            [workflow.id, target.id],
+            {workflow.id: workflow.name, target.id: target.name},
+            workspace_id=workflow.workspace_id,
         )
         if problem:
             issues.append(Issue(key, "workflow", problem))
@@ -207,15 +230,22 @@ def _input_issues(
     return issues
 
 
-def _call_chain_problem(definition: Definition, chain: list[int], names: dict[int, str]) -> str:
-    """Walk the calls below `definition` (reached through `chain`): a cycle or too deep."""
+def _call_chain_problem(
+    definition: Definition, chain: list[int], names: dict[int, str], *, workspace_id: int
+) -> str:
+    """Walk the calls below `definition` (reached through `chain`): a cycle or too deep.
+    Only the workspace's workflows are walked: another workspace's, named in a
+    version stored before its calls were checked, is neither named nor read."""
     if len(chain) - 1 > MAX_CALL_DEPTH:
         return f"Workflows would run workflows more than {MAX_CALL_DEPTH} levels deep."
     calls = _calls(definition)
     if not calls:
         return ""
     targets = {
-        target.id: target for target in Workflow.objects.filter(id__in={t for _, t, _ in calls})
+        target.id: target
+        for target in Workflow.objects.filter(
+            workspace_id=workspace_id, id__in={t for _, t, _ in calls}
+        )
     }
     for _, target_id, version in calls:
         target = targets.get(target_id)
@@ -229,7 +259,9 @@ def _call_chain_problem(definition: Definition, chain: list[int], names: dict[in
             return f"This would make a cycle: {path}."
         called = _called_definition(target, version)
         if called is not None:
-            problem = _call_chain_problem(called, [*chain, target_id], names)
+            problem = _call_chain_problem(
+                called, [*chain, target_id], names, workspace_id=workspace_id
+            )
             if problem:
                 return problem
     return ""
@@ -256,8 +288,14 @@ def workflow_name_check(*, workflow: Workflow, name: str) -> None:
 @transaction.atomic
 def workflow_create(*, workspace: Workspace, definition: dict, user: User | None) -> Workflow:
     """A new workflow whose draft is `definition` (validated: drafts from outside must be sound).
-    Raises WorkflowNameTaken if the workspace has a workflow of that name."""
-    parsed = definition_parse(definition)
+    Raises WorkflowNameTaken if the workspace has a workflow of that name.
+
+    What its steps call is not a reason to refuse it: a step calling a
+    workflow that is not a published one of this workspace (an import from
+    another workspace, a deleted workflow) is kept, and the draft's issues
+    (`definition_check` with the workflow) say so until someone picks one in
+    the editor; it cannot be published or run before."""
+    parsed = definition_parse(definition, workspace_id=workspace.id)
     if workspace.workflows.filter(name=parsed.name).exists():
         raise WorkflowNameTaken(parsed.name)
     try:
@@ -531,8 +569,10 @@ def workflow_delete(*, workflow: Workflow, user: User | None) -> None:
 
 @transaction.atomic
 def workflow_import(*, workspace: Workspace, definition: dict, user: User | None) -> Workflow:
-    """Create the workflow, or replace the draft of the one with the same name."""
-    parsed = definition_parse(definition)
+    """Create the workflow, or replace the draft of the one with the same name.
+    Refused (WorkflowInvalid) only for what is wrong in the definition itself;
+    the workflows its steps call are checked as for `workflow_create`."""
+    parsed = definition_parse(definition, workspace_id=workspace.id)
     existing = workspace.workflows.select_for_update().filter(name=parsed.name).first()
     if existing is None:
         return workflow_create(workspace=workspace, definition=definition, user=user)
@@ -639,7 +679,7 @@ def _parsed_version(version_id: int, data: str, workflow_id: int) -> Definition:
     if starts_runs(parsed):
         owner = Workflow.objects.filter(id=workflow_id).only("workspace_id").first()
         if owner is not None:
-            called = _called_schemas(owner, parsed)
+            called = _called_schemas(owner.workspace_id, parsed)
     definition, issues = validate_definition(parsed, models=allowed_models(), called_schemas=called)
     if issues or definition is None:
         raise WorkflowInvalid(issues)

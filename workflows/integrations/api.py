@@ -199,7 +199,7 @@ def workflows_create(
     summary="Check a definition without saving it",
 )
 def workflows_validate(request: HttpRequest, definition: Body[dict[str, Any]]) -> ValidationOut:
-    _, issues = services.definition_check(definition)
+    _, issues = services.definition_check(definition, workspace_id=_token(request).workspace_id)
     return validation_out(issues)
 
 
@@ -218,13 +218,15 @@ def workflows_get(request: HttpRequest, workflow_id: int = Id) -> WorkflowDetail
     response={200: WorkflowDetailOut, **ERRORS},
     tags=["workflows"],
     operation_id="workflows_replace",
-    summary="Replace the draft (refused unless it validates)",
+    summary="Replace the draft (refused unless it validates; `issues` says what keeps it from "
+    "being published)",
 )
 def workflows_replace(
     request: HttpRequest, definition: Body[dict[str, Any]], workflow_id: int = Id
 ) -> WorkflowDetailOut:
     workflow = _workflow(request, workflow_id)
-    services.definition_parse(definition)  # an invalid definition is refused, not stored
+    # An invalid definition is refused, not stored; what its steps call is in the answer's issues.
+    services.definition_parse(definition, workspace_id=workflow.workspace_id)
     services.workflow_save_draft(
         workflow=workflow, definition=definition, user=_token(request).created_by
     )
