@@ -166,3 +166,24 @@ def test_the_run_detail_poll_keeps_an_open_message_and_the_focus(
     expect(page.locator("#run-status")).to_have_text("Succeeded", timeout=20_000)
     expect(page.locator("#step-s1 details").first).to_have_attribute("open", "")
     assert page.evaluate("document.activeElement === window.kept && window.kept.isConnected")
+
+
+def test_delete_run_opens_its_confirmation_under_its_button_without_moving_the_header(
+    page, live_app, log_in, personas
+) -> None:  # type: ignore[no-untyped-def]
+    from tests.factories import published_workflow, run_row
+
+    workflow = published_workflow(personas.workspace)
+    run = run_row(workflow, workflow.versions.get())
+    log_in("alice@example.com")
+    page.goto(f"{live_app.url}/w/{personas.workspace.slug}/runs/{run.id}/")
+    again = page.get_by_role("button", name="Run again with these inputs")
+    before = again.bounding_box()
+    page.locator("#run-delete summary").click()
+    confirm = page.get_by_role("button", name=f"Delete run #{run.id}")
+    expect(confirm).to_be_visible()
+    assert again.bounding_box() == before  # the header's actions stay on their line
+    panel = page.locator("#run-delete > form").bounding_box()
+    assert panel is not None and before is not None and panel["y"] > before["y"]
+    confirm.click()
+    expect(page.get_by_text(f"Run #{run.id} deleted.")).to_be_visible()
