@@ -276,3 +276,28 @@ def test_a_running_eval_with_no_row_scored_shows_a_dash_not_a_dash_percent(
     )
     assert "<strong>v1 – → draft –</strong>" in html
     assert "– %" not in html
+
+
+def test_a_refused_form_keeps_what_was_typed_and_names_the_field_in_error(
+    personas: Personas, echo: Workflow
+) -> None:
+    bob = client_for(personas.bob)
+    base = f"/w/{personas.workspace.slug}/workflows/{echo.id}"
+    typo = '{"rubric": "Pass a reply that greets <b>by name</b>"'  # the closing brace forgotten
+    refused = bob.post(
+        f"{base}/checks/add/", {"name": "greets", "kind": "llm_judge", "config": typo}
+    )
+    assert refused.status_code == 422
+    html = refused.content.decode()
+    assert "The settings are not valid JSON." in html
+    assert 'id="check_name" value="greets"' in html or 'value="greets"' in html
+    assert "&quot;Pass a reply that greets &lt;b&gt;by name&lt;/b&gt;&quot;" in html
+    assert re.search(r'<option value="llm_judge"[^>]*selected', html)
+
+    refused = bob.post(f"{base}/datasets/from-runs/", {"name": "N" * 250, "count": "0"})
+    assert refused.status_code == 422
+    html = refused.content.decode()
+    assert "Name: Ensure this value has at most 200 characters (it has 250)." in html
+    assert "Count: Ensure this value is greater than or equal to 1." in html
+    assert '<ul class="errorlist"' not in html
+    assert not re.search(r'name="keep_outputs"[^>]*checked', html)  # left unticked, kept so

@@ -79,6 +79,32 @@ class EvalForm(forms.Form):
         concurrency.widget.attrs["max"] = settings.EVAL_MAX_CONCURRENCY
 
 
+def _errors(form: forms.Form) -> list[str]:
+    """A form's errors as sentences naming their field (shown at the top of the page)."""
+    return [
+        str(message) if name == "__all__" else f"{form[name].label}: {message}"
+        for name, messages_ in form.errors.items()
+        for message in messages_
+    ]
+
+
+def _refilled(form: forms.Form, **kwargs: Any) -> forms.Form:
+    """The form again, unbound, holding what was typed: a typo in a check's settings or a
+    dataset's name costs a correction, not the whole form (a file cannot be given back)."""
+    initial: dict[str, object] = {}
+    data: Any = form.data  # the request's QueryDict
+    for name, field in form.fields.items():
+        if isinstance(field.widget, forms.HiddenInput) or isinstance(field, forms.FileField):
+            continue
+        if isinstance(field, forms.MultipleChoiceField):
+            initial[name] = data.getlist(name)
+        elif isinstance(field, forms.BooleanField):
+            initial[name] = bool(data.get(name))
+        else:
+            initial[name] = data.get(name, "")
+    return type(form)(initial=initial, auto_id=form.auto_id, **kwargs)
+
+
 def _from_runs_initial(query: Any) -> dict[str, object]:
     """The runs list's filters carried over by its "Make a dataset of these runs" link."""
     trigger = query.get("trigger", "") if query.get("trigger") in dict(RUN_TRIGGERS) else ""
@@ -128,9 +154,9 @@ def workflow_evals(request: AuthedRequest, slug: str, pk: int) -> HttpResponse:
 @login_required
 def dataset_from_runs(request: AuthedRequest, slug: str, pk: int) -> HttpResponse:
     membership, workflow = workflow_for(request, slug, pk, role=Role.EDITOR)
-    form = FromRunsForm(request.POST)
+    form = FromRunsForm(request.POST, auto_id="runs_%s")
     if not form.is_valid():
-        return _page(request, slug, pk, errors=[str(e) for e in form.errors.values()])
+        return _page(request, slug, pk, errors=_errors(form), from_runs_form=_refilled(form))
     runs = list(
         selectors.runs_filtered(
             membership.workspace,
@@ -149,7 +175,7 @@ def dataset_from_runs(request: AuthedRequest, slug: str, pk: int) -> HttpRespons
             keep_outputs=form.cleaned_data["keep_outputs"],
         )
     except datasets.DatasetInvalid as e:
-        return _page(request, slug, pk, errors=[e.message])
+        return _page(request, slug, pk, errors=[e.message], from_runs_form=_refilled(form))
     messages.success(request, f"Dataset made from {len(runs)} runs.")
     return redirect("dataset_detail", slug, dataset.id)
 
@@ -158,9 +184,9 @@ def dataset_from_runs(request: AuthedRequest, slug: str, pk: int) -> HttpRespons
 @login_required
 def dataset_upload(request: AuthedRequest, slug: str, pk: int) -> HttpResponse:
     _, workflow = workflow_for(request, slug, pk, role=Role.EDITOR)
-    form = UploadForm(request.POST, request.FILES)
+    form = UploadForm(request.POST, request.FILES, auto_id="upload_%s")
     if not form.is_valid():
-        return _page(request, slug, pk, errors=[str(e) for e in form.errors.values()])
+        return _page(request, slug, pk, errors=_errors(form), upload_form=_refilled(form))
     upload = form.cleaned_data["file"]
     try:
         dataset = datasets.dataset_import(
@@ -171,7 +197,8 @@ def dataset_upload(request: AuthedRequest, slug: str, pk: int) -> HttpResponse:
             user=request.user,
         )
     except datasets.DatasetInvalid as e:
-        return _page(request, slug, pk, errors=[e.message, *[str(p) for p in e.problems]])
+        problems = [e.message, *[str(p) for p in e.problems]]
+        return _page(request, slug, pk, errors=problems, upload_form=_refilled(form))
     messages.success(request, "Dataset imported.")
     return redirect("dataset_detail", slug, dataset.id)
 
@@ -180,9 +207,9 @@ def dataset_upload(request: AuthedRequest, slug: str, pk: int) -> HttpResponse:
 @login_required
 def eval_check_add(request: AuthedRequest, slug: str, pk: int) -> HttpResponse:
     _, workflow = workflow_for(request, slug, pk, role=Role.EDITOR)
-    form = CheckForm(request.POST)
+    form = CheckForm(request.POST, auto_id="check_%s")
     if not form.is_valid():
-        return _page(request, slug, pk, errors=[str(e) for e in form.errors.values()])
+        return _page(request, slug, pk, errors=_errors(form), check_form=_refilled(form))
     try:
         config = json.loads(form.cleaned_data["config"] or "{}")
         if not isinstance(config, dict):
@@ -194,9 +221,12 @@ def eval_check_add(request: AuthedRequest, slug: str, pk: int) -> HttpResponse:
             config=config,
         )
     except (ValueError, RecursionError):
-        return _page(request, slug, pk, errors=["The settings are not valid JSON."])
+        refill = _refilled(form)
+        return _page(
+            request, slug, pk, errors=["The settings are not valid JSON."], check_form=refill
+        )
     except CheckInvalid as e:
-        return _page(request, slug, pk, errors=[str(e)])
+        return _page(request, slug, pk, errors=[str(e)], check_form=_refilled(form))
     return redirect("workflow_evals", slug, pk)
 
 
@@ -216,9 +246,10 @@ def eval_check_delete(request: AuthedRequest, slug: str, pk: int, check_id: int)
 def eval_start(request: AuthedRequest, slug: str, pk: int) -> HttpResponse:
     """First the estimate (a confirmation), then, confirmed, the eval."""
     _, workflow = workflow_for(request, slug, pk, role=Role.EDITOR)
-    form = EvalForm(request.POST, workflow=workflow)
+    form = EvalForm(request.POST, workflow=workflow, auto_id="eval_%s")
     if not form.is_valid():
-        return _page(request, slug, pk, errors=[str(e) for e in form.errors.values()])
+        refill = _refilled(form, workflow=workflow)
+        return _page(request, slug, pk, errors=_errors(form), eval_form=refill)
     dataset = workflow.datasets.get(id=form.cleaned_data["dataset"])
     wanted: list[str | int] = list(form.cleaned_data["targets"])
     try:
