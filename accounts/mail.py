@@ -11,6 +11,12 @@ the server cannot be made to relay mail with attacker-chosen text in bulk.
 A request counts whether or not the mail is actually sent (a reset for an
 unknown address counts too), so the limits reveal nothing about accounts.
 
+An approval step's emails (workflows/steps/approval/mail.py) are requests
+too, of their own kind: per approver (`MAIL_LIMIT_PER_RECIPIENT`) and per
+member for the runs they started (`MAIL_LIMIT_PER_USER`), so a workflow (a
+map over approvals, many approval steps) cannot mail the editors without
+end; an email over a limit is held, and the step says so.
+
 Mail the server sends on its own about a workspace (failed runs:
 workflows/integrations/failure_alerts.py) goes to its owners and admins only,
 and is limited per workspace and hour there (FAILURE_EMAILS_PER_HOUR).
@@ -88,7 +94,9 @@ def mail_request_allow(
             .values_list("created_at", flat=True)[:limit]
         )
         if len(times) >= limit:
-            retry_after = int((times[-1] + WINDOW - now).total_seconds()) + 1
+            # A limit of 0 refuses every request: nothing to wait for but the window.
+            oldest = times[-1] if times else now
+            retry_after = int((oldest + WINDOW - now).total_seconds()) + 1
             return MailLimited(
                 message=f"Too many emails were requested {who} in the last hour. "
                 f"Try again in {_wait_text(retry_after)}.",

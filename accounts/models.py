@@ -187,7 +187,8 @@ class AuditEntry(models.Model):
 
 
 class MailRequest(models.Model):
-    """One request that made the server send mail (an invitation, a password reset, a sign-up mail).
+    """One request that made the server send mail (an invitation, a password reset, a sign-up
+    mail, an approval step's email to an approver).
 
     Counted by the rate limits in accounts/mail.py, per member, per client
     address and per recipient; rows older than a day are pruned as new ones
@@ -199,6 +200,7 @@ class MailRequest(models.Model):
         INVITATION = "invitation", "Invitation"
         PASSWORD_RESET = "password_reset", "Password reset"
         SIGNUP = "signup", "Sign-up"
+        APPROVAL = "approval", "Approval request"
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     user = models.ForeignKey(User, models.CASCADE, null=True, blank=True, related_name="+")

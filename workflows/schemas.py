@@ -152,6 +152,10 @@ class DecisionOut(Schema):
     approvers: list[str] = Field(
         description="Emails of the members who may decide; empty: any editor or above."
     )
+    emails_held: list[str] = Field(
+        description="Approvers who were not emailed: the server's mail limits (MAIL_LIMIT_*) "
+        "held their email. They decide on the run page or through this API."
+    )
     asked_at: str
     timeout_at: str = Field(description="When it goes on by itself, as `on_timeout` says.")
     on_timeout: Literal["approve", "reject"]
@@ -502,6 +506,7 @@ def decision_out(step: StepRun) -> DecisionOut | None:
             for approver in state.get("approvers") or []
             if isinstance(approver, dict)
         ],
+        emails_held=[str(email) for email in state.get("emails_held") or []],
         asked_at=str(state.get("asked_at") or ""),
         timeout_at=str(state.get("timeout_at") or ""),
         on_timeout="approve" if state.get("on_timeout") == "approve" else "reject",

@@ -357,6 +357,8 @@ class DecisionAsk:
     approvers: list[str]
     # Named in the step, but not editors or above when it asked: they cannot decide.
     ignored: list[str]
+    # Approvers not emailed: the mail limits held their email (steps/approval/mail.py).
+    emails_held: list[str]
     timeout_at: datetime | None
     on_timeout: str
     can_decide: bool
@@ -381,6 +383,7 @@ def _decision_ask(run: Run, rows: list[StepRow], membership: Membership) -> Deci
         message=str(state.get("message") or ""),
         approvers=[str(a.get("email")) for a in approvers or [] if isinstance(a, dict)],
         ignored=[str(email) for email in state.get("ignored") or []],
+        emails_held=[str(email) for email in state.get("emails_held") or []],
         timeout_at=parse_iso(state.get("timeout_at")),
         on_timeout=str(state.get("on_timeout") or "reject"),
         can_decide=services.run_decide_allowed(state=state, membership=membership),

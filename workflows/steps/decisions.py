@@ -11,6 +11,8 @@ names the kind. The step's state (StepRun.state) holds:
   the editor role or above may;
 - `asked_at`, `timeout_at` (ISO 8601), `on_timeout` ("approve" | "reject");
 - `decision`, once made: {"approved", "by", "by_id", "comment", "at", "via"}.
+- `emails_held`: the approvers not emailed because the mail limits held it
+  (written after the park, steps/approval/mail.py); absent when all were.
 
 A link is `django.core.signing` over (run, step, user, expiry): it is stored
 nowhere, is good for that one member only, until the timeout, and once a
