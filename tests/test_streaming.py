@@ -1,6 +1,7 @@
-"""LLM steps stream: the answer is persisted as it grows, priced from the final
-usage chunk, and a stream cut mid-way (a dropped connection, a killed worker)
-is billed as estimated from what arrived and tried again."""
+"""LLM steps and a map's items stream: the answer is persisted as it grows,
+priced from the final usage chunk, and a stream cut mid-way (a dropped
+connection, a killed worker) is billed as estimated from what arrived and
+tried again."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from tests.polling import wait_for_run
 from tests.servers import WorkerProcess
 from workflows.llm import tokens
 from workflows.llm.pricing import cost_nanousd
-from workflows.models import Run, StepRun
+from workflows.models import Run, StepItem, StepRun
 from workflows.runtime import engine
 
 
@@ -178,3 +179,93 @@ def test_a_worker_killed_mid_stream_leaves_an_estimated_attempt_and_the_run_succ
     )
     assert run.cost_nanousd == step.cost_nanousd
     assert run.steps.filter(status=StepRun.Status.SUCCEEDED).count() == 1
+
+
+def mapping(prompt: str, *, concurrency: int = 2) -> dict:
+    return {
+        "name": "Streamed items",
+        "inputs": [{"name": "things", "type": "json"}],
+        "steps": [
+            {
+                "key": "each",
+                "type": "map",
+                "over": "{{ things }}",
+                "concurrency": concurrency,
+                "prompt": prompt,
+                "max_tokens": 200,
+            }
+        ],
+    }
+
+
+@pytest.mark.integration
+def test_a_map_item_s_answer_is_persisted_as_it_grows(
+    worker: WorkerProcess, personas: Personas
+) -> None:  # type: ignore[no-untyped-def]
+    prompt = "Item {{ index }} of {{ item }} " + "word " * 30 + "[[fake:token_ms=60]]"
+    run = run_started(personas.workspace, mapping(prompt), {"things": ["owls", "eels"]})
+    seen: dict[int, list[str]] = {0: [], 1: []}
+    deadline = time.monotonic() + 30
+    while not Run.objects.get(id=run.id).is_finished:
+        assert time.monotonic() < deadline
+        for index, output in StepItem.objects.filter(
+            run=run, status=StepItem.Status.RUNNING
+        ).values_list("index", "output"):
+            if isinstance(output, str) and output not in seen[index]:
+                seen[index].append(output)
+        time.sleep(0.05)
+    run.refresh_from_db()
+    assert run.status == Run.Status.SUCCEEDED, run.error
+    items = {item.index: item for item in StepItem.objects.filter(run=run)}
+    for index, texts in seen.items():
+        final = items[index].output
+        assert items[index].status == StepItem.Status.SUCCEEDED
+        # Several growing prefixes of each item's answer were visible while it ran.
+        assert len(texts) >= 3, (index, texts)
+        assert all(final.startswith(text) for text in texts)
+        assert [len(text) for text in texts] == sorted(len(text) for text in texts)
+    assert run.output == [items[0].output, items[1].output]
+
+
+@pytest.mark.integration
+def test_a_worker_killed_mid_stream_of_an_item_leaves_an_estimated_attempt(
+    worker: WorkerProcess, personas: Personas, fake_calls, settings
+) -> None:  # type: ignore[no-untyped-def]
+    settings.RUN_LEASE_SECONDS = 3
+    prompt = "Killed item {{ item }} " + "word " * 40 + "[[fake:token_ms=80]]"
+    run = run_started(personas.workspace, mapping(prompt, concurrency=1), {"things": ["x"]})
+    deadline = time.monotonic() + 30
+    partial = None
+    while partial is None or len(partial) < 40:
+        assert time.monotonic() < deadline, "no partial answer of the item was persisted"
+        item = StepItem.objects.filter(run=run, index=0).first()
+        partial = item.output if item and isinstance(item.output, str) else None
+        time.sleep(0.05)
+    worker.kill()
+    killed_at = time.monotonic()
+    item = StepItem.objects.get(run=run, index=0)
+    assert item.status == StepItem.Status.RUNNING and item.attempts == 1
+    cut_text = item.output
+    worker.start()
+    while not Run.objects.get(id=run.id).is_finished:
+        engine.reap()  # beat's job, on a short period
+        assert time.monotonic() - killed_at < 60, "the run was not recovered within 60 s"
+        time.sleep(0.2)
+    run.refresh_from_db()
+    assert run.status == Run.Status.SUCCEEDED, run.error
+    assert fake_calls("Killed item x") == 2
+    item = StepItem.objects.get(run=run, index=0)
+    assert item.status == StepItem.Status.SUCCEEDED and item.attempts == 2
+    prompt_in = tokens.count_messages(item.messages)
+    # The lost attempt is billed from the text persisted before the kill, the
+    # answered one from its usage chunk; on the item, its step and the run.
+    lost_out = item.tokens_out - tokens.count_text(item.output)
+    assert lost_out == tokens.count_text(cut_text) > 0
+    assert item.tokens_in == 2 * prompt_in
+    assert item.cost_nanousd == price(prompt_in, lost_out) + price(
+        prompt_in, tokens.count_text(item.output)
+    )
+    step = StepRun.objects.get(run=run, key="each")
+    assert step.cost_nanousd == item.cost_nanousd == run.cost_nanousd
+    assert step.tokens_out == item.tokens_out == run.tokens_out
+    assert run.output == [item.output]

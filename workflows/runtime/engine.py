@@ -25,7 +25,9 @@ Guarantees, and how they are kept:
   owner) at most every STREAM_PERSIST_SECONDS; the final record replaces it.
   When the worker dies mid-stream, the run resumed finds the step `running`
   with that text: the lost attempt's usage is estimated from it (the kind's
-  `estimate_lost`) and added to the step's usage when it is recorded.
+  `estimate_lost`) and added to the step's usage when it is recorded. A map's
+  items stream and recover the same way, each on its StepItem
+  (workflows/runtime/items.py).
 - **Waiting holds nothing.** A run that must wait (for budget, see
   workflows/billing/budget.py; for child runs, a decision or a time, see
   "Waiting step kinds" below) is parked: status `waiting` with `waiting_for`
@@ -65,7 +67,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from types import ModuleType
 
@@ -80,7 +82,7 @@ from workflows.builder.definition import Definition
 from workflows.models import Run, StepRun
 from workflows.rendering import render
 from workflows.runtime import children, dispatch, flow, items, waking
-from workflows.runtime.lease import LeaseLost
+from workflows.runtime.lease import LeaseLost, partial_writer
 from workflows.runtime.lease import fence as _fence
 from workflows.runtime.lease import fence_reading_budget as _fence_reading_budget
 from workflows.runtime.lease import lease_expiry as _lease_expiry
@@ -649,7 +651,13 @@ def _execute_paid_step(
         workspace_id=run.workspace_id,
         deadline=run.deadline_at,
         on_attempt=on_retry,
-        on_partial=_partial_writer(run.id, token, key),
+        on_partial=partial_writer(
+            StepRun,
+            {"run_id": run.id, "key": key, "status": StepRun.Status.RUNNING},
+            run_id=run.id,
+            token=token,
+            what=f"step {key}",
+        ),
     )
     sql.connection_release()  # while the call waits on the network
     try:
@@ -693,31 +701,6 @@ def _lost_attempt(
         return None
     usage: Usage = estimate(step, call, existing.output)
     return usage
-
-
-def _partial_writer(run_id: int, token: str, key: str) -> Callable[[str], None]:
-    """`on_partial` for a paid step: the answer so far, written at most every
-    STREAM_PERSIST_SECONDS with one UPDATE fenced by the lease owner. Best
-    effort: a write that fails or finds the lease gone is skipped, and the
-    call goes on (it is paid either way; its result's write is the fence)."""
-    last = 0.0
-
-    def write(text: str) -> None:
-        nonlocal last
-        now = time.monotonic()
-        if now - last < settings.STREAM_PERSIST_SECONDS:
-            return
-        last = now
-        try:
-            StepRun.objects.filter(
-                run_id=run_id, key=key, status=StepRun.Status.RUNNING, run__lease_owner=token
-            ).update(output=text)
-            sql.connection_release()
-        except DatabaseError:
-            log.warning("Run %s: could not write step %s's partial answer", run_id, key)
-            close_old_connections()
-
-    return write
 
 
 def _reserve_or_park(

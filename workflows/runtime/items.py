@@ -18,6 +18,16 @@ Guarantees, as the engine's for a paid step (workflows/runtime/engine.py):
   of calls in flight (usually the map's own items) waits on its thread for
   them to settle; one that cannot fit what is left of the month stops the map
   ("workspace budget exhausted"), with the finished items kept.
+- **An item's answer is visible as it grows.** Its `on_partial` writes the
+  text so far to its StepItem's `output` (fenced by the lease owner) at most
+  every STREAM_PERSIST_SECONDS, as the engine does for a step; the final
+  record replaces it. An item found `running` with such text when the map
+  starts again (its worker died mid-stream) had a lost attempt: its usage is
+  estimated from that text (`estimate_lost`) and added to the item's usage
+  when it is recorded, on the map's step and the run's totals too, and settled.
+  As for a step, the estimate rides on the item's next attempt: a map that
+  stops before sending that item again (the budget, the run's time limit, an
+  earlier failed item with `on_item_error: stop`) leaves it unrecorded.
 - **Threads hold their own connections** and close them when they end; each
   item gives its connection back while its call waits on the network.
 """
@@ -37,7 +47,13 @@ from django.utils import timezone
 from workflows import sql
 from workflows.billing import budget
 from workflows.models import Run, StepItem, StepRun
-from workflows.runtime.lease import LeaseLost, fence, fence_reading_budget, lease_expiry
+from workflows.runtime.lease import (
+    LeaseLost,
+    fence,
+    fence_reading_budget,
+    lease_expiry,
+    partial_writer,
+)
 from workflows.steps.base import StepBase
 from workflows.steps.context import (
     ItemOutcome,
@@ -78,6 +94,9 @@ class Runner:
         self.step = step
         self.key = step.key
         self._stop = threading.Event()
+        # Items left `running` with part of an answer (a worker died mid-stream), by index.
+        self._cut: dict[int, str] = {}
+        self._estimate_lost: Callable[[Any, str], Usage] | None = None
 
     def run(
         self,
@@ -88,9 +107,12 @@ class Runner:
         failed_status: str,
         prepare: Callable[[int, object], Any],
         execute: Callable[[int, Any, StepContext], StepResult],
+        estimate_lost: Callable[[Any, str], Usage] | None = None,
     ) -> ItemsDone:
         """Run the items that have no result yet, at most `concurrency` at
-        once; return every item's outcome in item order."""
+        once; return every item's outcome in item order. `estimate_lost(call,
+        received)` prices an attempt cut mid-stream by a crash."""
+        self._estimate_lost = estimate_lost
         self._begin(inputs)
         outcomes = self._finished()
         todo = [index for index in range(len(inputs)) if index not in outcomes]
@@ -180,6 +202,33 @@ class Runner:
             )
 
     def _finished(self) -> dict[int, ItemOutcome]:
+        """The items that have a result; on the way, those left running with
+        part of an answer go to `_cut` (the same query)."""
+        rows = (
+            StepItem.objects.filter(
+                run_id=self.run_id,
+                step_key=self.key,
+                status__in=(*FINISHED, StepItem.Status.RUNNING),
+            )
+            .values_list(
+                "index",
+                "status",
+                "output",
+                "error",
+                "model",
+                "tokens_in",
+                "tokens_cached",
+                "tokens_out",
+                "cost_nanousd",
+            )
+            .iterator()
+        )
+        finished = []
+        for row in rows:
+            if row[1] != StepItem.Status.RUNNING:
+                finished.append(row)
+            elif isinstance(row[2], str):
+                self._cut[row[0]] = row[2]
         return {
             index: ItemOutcome(
                 index=index,
@@ -195,19 +244,7 @@ class Runner:
                 ),
             )
             for index, status, output, error, model, tokens_in, tokens_cached, tokens_out, cost in (
-                StepItem.objects.filter(run_id=self.run_id, step_key=self.key, status__in=FINISHED)
-                .values_list(
-                    "index",
-                    "status",
-                    "output",
-                    "error",
-                    "model",
-                    "tokens_in",
-                    "tokens_cached",
-                    "tokens_out",
-                    "cost_nanousd",
-                )
-                .iterator()
+                finished
             )
         }
 
@@ -228,6 +265,7 @@ class Runner:
             return self._record(
                 index, started_at, failed_status, None, e.messages, e.usage, e.message
             )
+        lost = self._lost_attempt(index, call)
         where = {"run_id": self.run_id, "step_key": self.key, "index": index}
         with transaction.atomic():
             budget_nanousd = fence_reading_budget(self.run_id, self.token)
@@ -238,6 +276,7 @@ class Runner:
                     "status": StepItem.Status.RUNNING,
                     "started_at": started_at,
                     "messages": call.messages,
+                    "output": None,  # each attempt's answer starts empty
                     "error": "",
                 },
                 add={"attempts": 1},
@@ -255,7 +294,7 @@ class Runner:
         def on_retry() -> None:
             with transaction.atomic():
                 fence(self.run_id, self.token, running=True)
-                sql.update(StepItem, where=where, add={"attempts": 1})
+                sql.update(StepItem, where=where, values={"output": None}, add={"attempts": 1})
 
         context = StepContext(
             variables={},
@@ -263,6 +302,13 @@ class Runner:
             workspace_id=self.workspace_id,
             deadline=self.deadline,
             on_attempt=on_retry,
+            on_partial=partial_writer(
+                StepItem,
+                {**where, "status": StepItem.Status.RUNNING},
+                run_id=self.run_id,
+                token=self.token,
+                what=f"item {index} of step {self.key}",
+            ),
         )
         sql.connection_release()  # while the call waits on the network
         try:
@@ -274,7 +320,7 @@ class Runner:
                 failed_status,
                 None,
                 e.messages,
-                e.usage,
+                e.usage if lost is None else e.usage.plus(lost),
                 e.message,
                 reservation=reservation,
             )
@@ -287,10 +333,24 @@ class Runner:
             StepItem.Status.SUCCEEDED,
             result.output,
             result.messages,
-            result.usage,
+            result.usage if lost is None else result.usage.plus(lost),
             "",
             reservation=reservation,
         )
+
+    def _lost_attempt(self, index: int, call: Any) -> Usage | None:
+        """The estimated usage of the item's attempt whose worker died
+        mid-stream (the text it had persisted), taken once."""
+        received = self._cut.pop(index, None)
+        if received is None or self._estimate_lost is None:
+            return None
+        log.info(
+            "Run %s: item %s of step %s was cut mid-stream; usage estimated",
+            self.run_id,
+            index,
+            self.key,
+        )
+        return self._estimate_lost(call, received)
 
     def _reserve(self, index: int, amount: int) -> budget.Reservation:
         """The budget's slow path for one item: hold its worst case with the

@@ -4,13 +4,19 @@ map items it runs on threads (workflows/runtime/items.py)."""
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import DatabaseError, close_old_connections, models
 from django.utils import timezone
 
 from workflows import sql
 from workflows.models import Run
+
+log = logging.getLogger(__name__)
 
 
 class LeaseLost(Exception):
@@ -36,3 +42,30 @@ def fence_reading_budget(run_id: int, token: str) -> int | None:
     if row is None:
         raise LeaseLost
     return row[0]
+
+
+def partial_writer(
+    model: type[models.Model], where: dict[str, object], *, run_id: int, token: str, what: str
+) -> Callable[[str], None]:
+    """`on_partial` for a streamed answer (a paid step's StepRun, a map item's
+    StepItem): the text so far written to the row's `output` at most every
+    STREAM_PERSIST_SECONDS, one UPDATE fenced by the lease owner. Best effort:
+    a write that fails or finds the lease gone is skipped and the call goes on
+    (it is paid either way; its result's write is the fence). Nothing is built
+    or read before the first piece arrives."""
+    last = 0.0
+
+    def write(text: str) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last < settings.STREAM_PERSIST_SECONDS:
+            return
+        last = now
+        try:
+            model._default_manager.filter(**where, run__lease_owner=token).update(output=text)
+            sql.connection_release()
+        except DatabaseError:
+            log.warning("Run %s: could not write %s's partial answer", run_id, what)
+            close_old_connections()
+
+    return write

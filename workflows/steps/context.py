@@ -18,7 +18,8 @@ class StepContext:
     # leaves an honest attempt count behind.
     on_attempt: Callable[[], None] = lambda: None
     # Called with the answer so far as a streamed call grows (the engine
-    # persists it, at most every STREAM_PERSIST_SECONDS).
+    # persists it on the step, or on a map's item, at most every
+    # STREAM_PERSIST_SECONDS).
     on_partial: Callable[[str], None] = lambda text: None
 
 
@@ -203,4 +204,5 @@ class PaidItems(Protocol):
         failed_status: str,
         prepare: Callable[[int, object], Any],
         execute: Callable[[int, Any, StepContext], StepResult],
+        estimate_lost: Callable[[Any, str], Usage] | None = None,
     ) -> ItemsDone: ...

@@ -121,6 +121,7 @@ def _prompts(step: MapStep, values: list[object], context: WaitContext) -> StepR
         failed_status=_failed_status(step),
         prepare=prepare,
         execute=execute,
+        estimate_lost=lambda call, received: chat.estimate_lost(step, call, received),
     )
     usage = done.usage
     if done.stopped:
