@@ -1,6 +1,7 @@
 """A run's live events: `GET /api/v1/runs/{id}/events` under uvicorn with a real
-worker (tokens while a step streams, resumed after Last-Event-ID), and the
-pages' event stream refusing whoever may not see the run."""
+worker (tokens while a step streams, resumed after Last-Event-ID; a map's
+items' tokens), and the pages' event stream refusing whoever may not see the
+run."""
 
 from __future__ import annotations
 
@@ -16,7 +17,15 @@ from tests.conftest import Personas
 from tests.factories import api_token, chain, run_started, steps_of
 from tests.polling import wait_for_run
 from tests.servers import AsgiServer, WorkerProcess
-from workflows.models import Run
+from workflows.integrations.run_events import (
+    ApiFeed,
+    BrowserFeed,
+    ItemState,
+    RunState,
+    StepState,
+    run_state,
+)
+from workflows.models import Run, StepItem, StepRun
 
 
 @dataclass
@@ -210,3 +219,133 @@ def test_many_viewers_of_one_run_cost_one_poll_per_run(
         assert watched(run.id) is None
 
     asyncio.run(five_viewers())
+
+
+def slow_map(prompt: str) -> dict:
+    return {
+        "name": "Items",
+        "inputs": [{"name": "things", "type": "json"}],
+        "steps": [
+            {
+                "key": "each",
+                "type": "map",
+                "over": "{{ things }}",
+                "concurrency": 2,
+                "prompt": prompt,
+                "max_tokens": 200,
+            }
+        ],
+    }
+
+
+@pytest.mark.integration
+def test_the_api_streams_a_map_item_s_tokens_before_the_item_finishes(
+    web: AsgiServer, worker: WorkerProcess, personas: Personas
+) -> None:
+    token = api_token(personas.workspace, personas.alice)
+    prompt = "Item {{ index }}: {{ item }} " + "word " * 30 + "[[fake:token_ms=80]]"
+    run = run_started(personas.workspace, slow_map(prompt), {"things": ["herons", "storks"]})
+    url = f"{web.url}/api/v1/runs/{run.id}/events"
+    events: list[Event] = []
+    running_when_seen: set[int] = set()
+    with httpx2.stream(
+        "GET", url, headers={"Authorization": f"Bearer {token}"}, timeout=60
+    ) as response:
+        assert response.status_code == 200
+        for event in events_of(response.iter_lines()):
+            events.append(event)
+            if event.event == "item.token":
+                index = event.json["index"]
+                item = StepItem.objects.get(run=run, step_key="each", index=index)
+                if item.status == StepItem.Status.RUNNING:
+                    running_when_seen.add(index)
+    run = wait_for_run(run.id)
+    assert run.status == Run.Status.SUCCEEDED, run.error
+    # Both items' tokens came while the items were still being written.
+    assert running_when_seen == {0, 1}
+    outputs = dict(StepItem.objects.filter(run=run).values_list("index", "output"))
+    for index in (0, 1):
+        pieces = [e.json for e in events if e.event == "item.token" and e.json["index"] == index]
+        assert len(pieces) >= 3, pieces
+        assert {(p["key"], p["position"], p["type"]) for p in pieces} == {("each", 0, "map")}
+        assert [p["offset"] for p in pieces] == [
+            sum(len(p["text"]) for p in pieces[:i]) for i in range(len(pieces))
+        ]
+        # What had been written before the item's end, in order.
+        assert outputs[index].startswith("".join(p["text"] for p in pieces))
+    # Items stream side by side: their events carry no id, so a reconnect
+    # resumes after the step's own events.
+    assert all(e.id is None for e in events if e.event.startswith("item."))
+    kinds = [e.event for e in events if not e.event.startswith("item.")]
+    assert kinds == ["step.started", "step.finished", "run.finished"]
+    first_token = next(i for i, e in enumerate(events) if e.event == "item.token")
+    step_end = next(i for i, e in enumerate(events) if e.event == "step.finished")
+    assert 0 < first_token < step_end
+    assert events[step_end].json["output"] == [outputs[0], outputs[1]]
+
+
+@pytest.mark.integration
+def test_the_page_stream_sends_a_map_item_s_answer_escaped_as_it_grows(
+    web: AsgiServer, worker: WorkerProcess, personas: Personas
+) -> None:
+    hostile = "<img src=x onerror=alert(1)>"
+    prompt = f"[[fake:reply={hostile} " + "more " * 20 + "]] [[fake:token_ms=80]] {{{{ item }}}}"
+    run = run_started(personas.workspace, slow_map(prompt), {"things": ["x"]})
+    session = Client()
+    session.force_login(personas.vera)  # a viewer
+    cookies = {"sessionid": session.cookies["sessionid"].value}
+    url = f"{web.url}/w/{personas.workspace.slug}/runs/{run.id}/events/"
+    events: list[Event] = []
+    with httpx2.stream("GET", url, cookies=cookies, timeout=60) as response:
+        assert response.status_code == 200
+        for event in events_of(response.iter_lines()):
+            events.append(event)
+            if event.event == "done":
+                break
+    texts = [e.data for e in events if e.event == "text-each-0"]
+    assert len(texts) >= 2, "the item's answer was sent as it grew"
+    assert all("<img" not in text for text in texts)
+    assert "&lt;img src=x onerror=alert(1)&gt;" in texts[-1]
+
+
+def _state(*items: ItemState, status: str = "running") -> RunState:
+    step = StepState(0, "each", "map", status, None, "", 0, 0, 0, 1)
+    return RunState("running", None, "", 0, steps=(step,), items=items)
+
+
+def test_an_item_s_new_attempt_is_announced_and_its_text_sent_from_the_start() -> None:
+    feed = ApiFeed()
+    first = feed.events(_state(ItemState("each", 0, "Hello wor", 1)))
+    assert [e.split("\n")[0] for e in first] == ["id: 0:0", "event: item.token"]
+    more = feed.events(_state(ItemState("each", 0, "Hello world", 1)))
+    assert '"offset":9,"text":"ld"' in more[0]
+    # A new attempt starts empty: announced once, then its text from offset 0.
+    [retrying] = feed.events(_state(ItemState("each", 0, None, 2)))
+    data = '{"key":"each","position":0,"type":"map","index":0,"attempt":2}'
+    assert retrying == f"event: item.retrying\ndata: {data}\n\n"
+    again = feed.events(_state(ItemState("each", 0, "Hi", 2)))
+    assert len(again) == 1 and '"offset":0,"text":"Hi"' in again[0]
+
+
+def test_the_page_gets_an_item_s_text_cut_as_its_table_shows_it() -> None:
+    feed = BrowserFeed()
+    long = "a" * 400
+    [event] = feed.events(_state(ItemState("each", 3, long, 1)))
+    assert event == "event: text-each-3\ndata: " + "a" * 300 + "…\n\n"
+    # Past the cut, a longer text changes nothing the page shows: nothing is sent.
+    assert feed.events(_state(ItemState("each", 3, long + "b", 1))) == []
+
+
+def test_the_poll_reads_running_items_only_while_a_step_over_a_list_runs(
+    db: None, personas: Personas, django_assert_num_queries
+) -> None:  # type: ignore[no-untyped-def]
+    run = run_started(personas.workspace, slow_map("Each {{ item }}"), {"things": ["a", "b"]})
+    with django_assert_num_queries(2):
+        assert run_state(run.id).items == ()  # type: ignore[union-attr]
+    StepRun.objects.create(run=run, key="each", position=0, type="map", status="running")
+    StepItem.objects.create(run=run, step_key="each", index=0, status="running", output="So far")
+    StepItem.objects.create(run=run, step_key="each", index=1, status="succeeded", output="Done")
+    with django_assert_num_queries(3):
+        state = run_state(run.id)
+    assert state is not None
+    assert state.items == (ItemState("each", 0, "So far", 0),)

@@ -1,6 +1,7 @@
 """An answer written live: the run page under uvicorn (the async events view and
-its hub, as deployed) shows an LLM step's answer growing while the step runs,
-as text, with a real worker and the fake server writing slowly."""
+its hub, as deployed) shows an LLM step's answer, and a map item's in its row,
+growing while it runs, as text, with a real worker and the fake server writing
+slowly."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from django.test import Client
 from playwright.sync_api import expect
 
 from tests.browser.test_runs import published_chain
+from tests.factories import published_workflow
 from tests.servers import AsgiServer, WorkerProcess
 from workflows import services
-from workflows.models import Run, StepRun
+from workflows.models import Run, StepItem, StepRun
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 REPLY = HOSTILE + " and then" + " some more words" * 10
@@ -114,3 +116,57 @@ def test_a_test_run_s_answer_is_written_live_on_its_card_in_the_editor(
     expect(page.locator("#card-run-0 .badge")).to_have_text("done", timeout=30_000)
     expect(page.locator("#card-run-0 .card-run-output")).to_contain_text("some more words")
     assert page.locator("#editor img").count() == 0
+
+
+def test_a_map_item_s_answer_appears_in_its_row_while_it_is_written(
+    page, web: AsgiServer, worker: WorkerProcess, personas
+) -> None:  # type: ignore[no-untyped-def]
+    workflow = published_workflow(
+        personas.workspace,
+        {
+            "name": "Live items",
+            "inputs": [{"name": "things", "type": "json"}],
+            "steps": [
+                {
+                    "key": "each",
+                    "type": "map",
+                    "over": "{{ things }}",
+                    "concurrency": 2,
+                    "prompt": f"[[fake:reply={REPLY}]] [[fake:token_ms=150]] {{{{ item }}}}",
+                    "max_tokens": 100,
+                }
+            ],
+        },
+    )
+    session = Client()
+    session.force_login(personas.alice)
+    page.context.add_cookies(
+        [{"name": "sessionid", "value": session.cookies["sessionid"].value, "url": web.url}]
+    )
+    run = services.run_start(
+        workflow=workflow, trigger=Run.Trigger.MANUAL, inputs={"things": ["a", "b"]}
+    )
+    page.goto(f"{web.url}/w/{personas.workspace.slug}/runs/{run.id}/")
+    live = page.locator("#step-each-item-1-live")
+    expect(live).to_contain_text(HOSTILE, timeout=15_000)
+    seen = []
+    deadline = time.monotonic() + 15
+    while len(seen) < 3:
+        assert time.monotonic() < deadline, f"the item's answer did not grow on the page: {seen}"
+        text = live.inner_text() if live.count() else ""
+        item = StepItem.objects.get(run=run, step_key="each", index=1)
+        if text and item.status == StepItem.Status.RUNNING and text not in seen:
+            seen.append(text)
+        time.sleep(0.1)
+    # Three ever longer prefixes of the item's answer, shown while it was still running.
+    assert all(REPLY.startswith(text.strip()) for text in seen), seen
+    assert len(seen[0]) < len(seen[1]) < len(seen[2]) < len(REPLY)
+    assert page.locator("#run-live img").count() == 0
+
+    expect(page.locator("#run-status")).to_have_text("Succeeded", timeout=30_000)
+    for index in (0, 1):
+        row = page.locator(f"#step-each-item-{index}")
+        expect(row.locator(".badge-succeeded")).to_be_visible()
+        expect(row).to_contain_text(REPLY)
+    assert page.locator("#step-each-item-1-live").count() == 0
+    assert page.locator("#run-live img").count() == 0

@@ -522,8 +522,8 @@ def runs_delete(request: HttpRequest, run_id: int = Id) -> Status[None]:
     response={200: None, **ERRORS, 429: ErrorOut},
     tags=["runs"],
     operation_id="runs_events",
-    summary="The run's progress as server-sent events (step.started, token, step.finished, "
-    "run.finished), resumable with Last-Event-ID",
+    summary="The run's progress as server-sent events (step.started, token, item.token, "
+    "step.finished, run.finished), resumable with Last-Event-ID",
     openapi_extra={
         "responses": {
             "200": {

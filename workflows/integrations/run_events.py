@@ -11,12 +11,17 @@ or once the run has finished.
 
 The text of a step still running is what the engine persisted of its
 streamed answer (StepRun.output, written at most every
-STREAM_PERSIST_SECONDS; workflows/runtime/engine.py).
+STREAM_PERSIST_SECONDS; workflows/runtime/engine.py), and so is a running
+map item's (StepItem.output, workflows/runtime/items.py): while a step of a
+kind that goes over a list runs, the poll reads its running items too (a
+third small query, in the same poll; none otherwise).
 
 API event ids make a stream resumable (`Last-Event-ID`): `<position>:<chars>`
 for a step's start (`:0`) and its tokens (the answer's length so far),
 `<position>:end` for its end, `run` for the run's. Steps run in the order of
-their positions, so an id says everything before it was seen.
+their positions, so an id says everything before it was seen. A map's items
+stream side by side, so their events (`item.token`, `item.retrying`) carry
+no id: after a reconnect a running item's text comes again from offset 0.
 """
 
 from __future__ import annotations
@@ -39,7 +44,8 @@ from django.utils.html import escape
 
 from workflows import sql
 from workflows.integrations import stream_slots
-from workflows.models import Run, StepRun
+from workflows.models import Run, StepItem, StepRun
+from workflows.steps import STEP_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +54,17 @@ KEEPALIVE_SECONDS = 15.0
 # After `done`, how long the page's stream stays open for the page to close it.
 BROWSER_LINGER_SECONDS = 30.0
 FINISHED_STEP = (StepRun.Status.SUCCEEDED, StepRun.Status.FAILED, StepRun.Status.SKIPPED)
+# A map item's input and output are cut to this many characters in the run
+# page's table, and so is a running item's text sent to the page.
+ITEM_PREVIEW_CHARS = 300
+
+
+def item_preview(value: object) -> str:
+    """A map item's input or output as the run page's table shows it."""
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text[:ITEM_PREVIEW_CHARS] + ("…" if len(text) > ITEM_PREVIEW_CHARS else "")
 
 
 @dataclass(frozen=True)
@@ -72,12 +89,29 @@ class StepState:
 
 
 @dataclass(frozen=True)
+class ItemState:
+    """A running item of a step that goes over a list (a map over a prompt)."""
+
+    key: str
+    index: int
+    output: object
+    attempts: int
+
+    @property
+    def text(self) -> str | None:
+        """Its answer so far (None: nothing streamed yet)."""
+        return self.output if isinstance(self.output, str) else None
+
+
+@dataclass(frozen=True)
 class RunState:
     status: str
     output: object
     error: str
     cost_nanousd: int
     steps: tuple[StepState, ...]
+    # The running items of its running steps that go over a list, by key and index.
+    items: tuple[ItemState, ...] = ()
 
     @property
     def finished(self) -> bool:
@@ -90,7 +124,8 @@ class RunState:
 
 
 def run_state(run_id: int) -> RunState | None:
-    """The run and its steps as stored now (two queries); None if it is gone."""
+    """The run and its steps as stored now (two queries, and one for the
+    running items while a step that goes over a list runs); None if it is gone."""
     try:
         row = Run.objects.filter(id=run_id).values_list("status", "output", "error", "cost_nanousd")
         found = row.first()
@@ -113,7 +148,23 @@ def run_state(run_id: int) -> RunState | None:
                 "attempts",
             )
         )
-        return RunState(*found, steps=steps)
+        listing = [
+            step.key
+            for step in steps
+            if step.status == StepRun.Status.RUNNING
+            and hasattr(STEP_TYPES.get(step.type), "item_source")
+        ]
+        items: tuple[ItemState, ...] = ()
+        if listing:
+            items = tuple(
+                ItemState(*values)
+                for values in StepItem.objects.filter(
+                    run_id=run_id, step_key__in=listing, status=StepItem.Status.RUNNING
+                )
+                .order_by("step_key", "index")
+                .values_list("step_key", "index", "output", "attempts")
+            )
+        return RunState(*found, steps=steps, items=items)
     finally:
         sql.connection_release()
 
@@ -237,7 +288,9 @@ async def _with_keepalive(events: AsyncIterator[str]) -> AsyncIterator[str]:
 class BrowserFeed:
     """For the run page and the editor (htmx's SSE extension): `changed` when a
     step starts or ends (the page fetches itself again), `text-<key>` with a
-    running step's answer so far, escaped (it is swapped in as HTML), and
+    running step's answer so far and `text-<key>-<index>` with a running map
+    item's (a step key has no "-"; cut as the page's table cuts it), escaped
+    (it is swapped in as HTML), and
     `done` at the end (the page closes the connection: sse-close).
 
     `linger`: after `done`, keep the connection open for the page to close
@@ -266,6 +319,12 @@ class BrowserFeed:
             if step.text is not None and self.texts.get(step.key) != step.text:
                 self.texts[step.key] = step.text
                 events.append(sse(f"text-{step.key}", str(escape(step.text))))
+        for item in state.items:
+            # Cut as the table shows it: once past the cut, nothing more is sent.
+            name, text = f"text-{item.key}-{item.index}", item_preview(item.text)
+            if text and self.texts.get(name) != text:
+                self.texts[name] = text
+                events.append(sse(name, str(escape(text))))
         if state.finished:
             # Its status is part of the shape: `changed` was sent above.
             self.over = True
@@ -308,6 +367,8 @@ class ApiFeed:
     def __init__(self, last_event_id: str = "") -> None:
         self.resume = _resume_point(last_event_id) if last_event_id else (-1, 0)
         self.sent: dict[int, _Sent] = {}
+        # (attempt, characters sent) of each running item's answer, by (step key, index).
+        self.items_sent: dict[tuple[str, int], tuple[int, int]] = {}
         self.over = self.resume is None  # the client saw the run's end
 
     def start(self) -> list[str]:
@@ -318,9 +379,15 @@ class ApiFeed:
             self.over = True
             return []
         events: list[str] = []
+        items: dict[str, list[ItemState]] = {}
+        for item in state.items:
+            items.setdefault(item.key, []).append(item)
         for step in state.steps:
             sent = self.sent.setdefault(step.position, self._initial(step.position))
             events += _step_events(step, sent)
+            if step.key in items and sent.started and not sent.ended:
+                for item in items[step.key]:
+                    events += _item_events(step, item, self.items_sent)
         if state.finished:
             self.over = True
             data = {
@@ -383,6 +450,27 @@ def _step_events(step: StepState, sent: _Sent) -> list[str]:
             attempts=step.attempts,
         )
         events.append(sse("step.finished", data, event_id=f"{pos}:end"))
+    return events
+
+
+def _item_events(
+    step: StepState, item: ItemState, items_sent: dict[tuple[str, int], tuple[int, int]]
+) -> list[str]:
+    """A running item's new text (`item.token`), after `item.retrying` when a
+    new attempt started since (each attempt starts with no text,
+    workflows/runtime/items.py); no ids (see the module's docstring)."""
+    events: list[str] = []
+    attempt, chars = items_sent.get((item.key, item.index), (item.attempts, 0))
+    text = item.text or ""
+    if attempt != item.attempts or len(text) < chars:
+        attempt, chars = item.attempts, 0
+        data = _step_data(step, index=item.index, attempt=item.attempts)
+        events.append(sse("item.retrying", data))
+    if len(text) > chars:
+        data = _step_data(step, index=item.index, offset=chars, text=text[chars:])
+        events.append(sse("item.token", data))
+        chars = len(text)
+    items_sent[(item.key, item.index)] = (attempt, chars)
     return events
 
 

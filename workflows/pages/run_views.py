@@ -33,7 +33,7 @@ from accounts.models import Membership, Role, Workspace
 from workflows import retention, selectors, services, sql
 from workflows.builder.definition import InputError
 from workflows.integrations import stream_slots
-from workflows.integrations.run_events import BrowserFeed, event_response
+from workflows.integrations.run_events import BrowserFeed, event_response, item_preview
 from workflows.models import Run, StepItem, StepRun, Workflow
 from workflows.selectors import DRAFT
 from workflows.steps import STEP_TYPES
@@ -147,10 +147,6 @@ def run_list(request: AuthedRequest, slug: str) -> HttpResponse:
 # The detail --------------------------------------------------------------------
 
 
-# An item's input and output are cut to this many characters in the table.
-ITEM_PREVIEW_CHARS = 300
-
-
 @dataclass
 class ItemRow:
     """One item of a map, as its table shows it."""
@@ -170,13 +166,6 @@ class ItemRow:
     @property
     def badge(self) -> str:
         return "queued" if self.item.status == StepItem.Status.PENDING else self.item.status
-
-
-def _preview(value: object) -> str:
-    if value is None:
-        return ""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return text[:ITEM_PREVIEW_CHARS] + ("…" if len(text) > ITEM_PREVIEW_CHARS else "")
 
 
 @dataclass
@@ -310,7 +299,11 @@ def _timeline(run: Run, step_runs: list[StepRun], now: datetime) -> Timeline:
     for row in rows:
         row.children = [child for child in children if child.parent_step == row.key]
         row.items = [
-            ItemRow(item=item, input_text=_preview(item.input), output_text=_preview(item.output))
+            ItemRow(
+                item=item,
+                input_text=item_preview(item.input),
+                output_text=item_preview(item.output),
+            )
             for item in items.get(row.key, [])
         ]
         if row.items and row.step is not None and isinstance(row.step.state, dict):
