@@ -301,3 +301,23 @@ def test_a_refused_form_keeps_what_was_typed_and_names_the_field_in_error(
     assert "Count: Ensure this value is greater than or equal to 1." in html
     assert '<ul class="errorlist"' not in html
     assert not re.search(r'name="keep_outputs"[^>]*checked', html)  # left unticked, kept so
+
+
+def test_a_right_to_left_override_in_a_workflow_name_stays_inside_it_on_the_runs_list(
+    personas: Personas,
+) -> None:
+    from tests.factories import run_row
+
+    workflow = services.workflow_create(
+        workspace=personas.workspace, definition={**ECHO, "name": "\u202eevil"}, user=None
+    )
+    version = services.workflow_publish(workflow=workflow, user=None)
+    run_row(workflow, version, inputs={"who": "Ada"})
+    html = (
+        client_for(personas.alice)
+        .get(f"/w/{personas.workspace.slug}/runs/?workflow={workflow.id}")
+        .content.decode()
+    )
+    # Else "Every finished run of “evil” leaves this list…" reads backwards after the name.
+    assert "Every finished run of “<bdi>\u202eevil</bdi>”" in html
+    assert '<bdi class="truncate">\u202eevil</bdi>' in html
