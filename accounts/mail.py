@@ -12,8 +12,8 @@ A request counts whether or not the mail is actually sent (a reset for an
 unknown address counts too), so the limits reveal nothing about accounts.
 
 An approval step's emails (workflows/steps/approval/mail.py) are requests
-too, of their own kind: per approver (`MAIL_LIMIT_PER_RECIPIENT`) and per
-member for the runs they started (`MAIL_LIMIT_PER_USER`), so a workflow (a
+too, of their own kind: per approver (`APPROVAL_MAILS_PER_APPROVER`) and per
+member for the runs they started (`APPROVAL_MAILS_PER_STARTER`), so a workflow (a
 map over approvals, many approval steps) cannot mail the editors without
 end; an email over a limit is held, and the step says so.
 
@@ -63,14 +63,24 @@ def _wait_text(seconds: int) -> str:
 
 
 def mail_request_allow(
-    *, kind: MailRequest.Kind, ip: str, user: User | None = None, recipient: str = ""
+    *,
+    kind: MailRequest.Kind,
+    ip: str,
+    user: User | None = None,
+    recipient: str = "",
+    per_user: int | None = None,
+    per_recipient: int | None = None,
 ) -> MailLimited | None:
     """Record one mail-sending request, or refuse it if one of its limits is used up.
 
-    Limits per hour: `MAIL_LIMIT_PER_USER` requests of this kind by a member,
-    `MAIL_LIMIT_PER_IP` mail requests of any kind from a client address, and
-    `MAIL_LIMIT_PER_RECIPIENT` requests of this kind to one address.
+    Limits per hour: `MAIL_LIMIT_PER_USER` (or `per_user`) requests of this kind by a
+    member, `MAIL_LIMIT_PER_IP` mail requests of any kind from a client address, and
+    `MAIL_LIMIT_PER_RECIPIENT` (or `per_recipient`) requests of this kind to one address.
     """
+    if per_user is None:
+        per_user = settings.MAIL_LIMIT_PER_USER
+    if per_recipient is None:
+        per_recipient = settings.MAIL_LIMIT_PER_RECIPIENT
     now = timezone.now()
     since = now - WINDOW
     recent = MailRequest.objects.filter(created_at__gte=since)
@@ -78,12 +88,12 @@ def mail_request_allow(
     if ip:
         checks.append((Q(ip=ip), settings.MAIL_LIMIT_PER_IP, "from your network"))
     if user is not None:
-        checks.append((Q(kind=kind, user=user), settings.MAIL_LIMIT_PER_USER, "by you"))
+        checks.append((Q(kind=kind, user=user), per_user, "by you"))
     if recipient:
         checks.append(
             (
                 Q(kind=kind, recipient_hash=_recipient_hash(recipient)),
-                settings.MAIL_LIMIT_PER_RECIPIENT,
+                per_recipient,
                 "to this address",
             )
         )

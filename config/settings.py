@@ -295,6 +295,10 @@ EMAIL_VERIFICATION_HOURS = envint("EMAIL_VERIFICATION_HOURS", "48")
 MAIL_LIMIT_PER_USER = envint("MAIL_LIMIT_PER_USER", "30")
 MAIL_LIMIT_PER_IP = envint("MAIL_LIMIT_PER_IP", "30")
 MAIL_LIMIT_PER_RECIPIENT = envint("MAIL_LIMIT_PER_RECIPIENT", "3")
+# Approval steps' emails, per hour (workflows/steps/approval/mail.py): to one approver, and for
+# the runs one member starts. Higher than the above: approving is work people do all day.
+APPROVAL_MAILS_PER_APPROVER = envint("APPROVAL_MAILS_PER_APPROVER", "60")
+APPROVAL_MAILS_PER_STARTER = envint("APPROVAL_MAILS_PER_STARTER", "300")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -1,5 +1,5 @@
 """Approval emails count against the limits on mail people can make the
-server send (MAIL_LIMIT_PER_RECIPIENT, MAIL_LIMIT_PER_USER): a map over a
+server send (APPROVAL_MAILS_PER_APPROVER, APPROVAL_MAILS_PER_STARTER): a map over a
 workflow that asks for approval cannot mail-bomb the editors. A held email
 is said on the step and on the run page, where the decision is still made."""
 
@@ -26,7 +26,7 @@ def sent_to(email: str) -> int:
 def test_approval_emails_are_held_past_the_limit_per_approver_and_the_step_says_so(
     engine_in_process: None, personas: Personas, settings
 ) -> None:  # type: ignore[no-untyped-def]
-    settings.MAIL_LIMIT_PER_RECIPIENT = 2
+    settings.APPROVAL_MAILS_PER_APPROVER = 2
     flow = published_workflow(personas.workspace, approval_flow())
     mail.outbox.clear()
     first, second = start(flow), start(flow)
@@ -72,7 +72,7 @@ def test_approval_emails_are_held_past_the_limit_per_approver_and_the_step_says_
 def test_the_emails_still_sent_keep_their_decision_links_working(
     engine_in_process: None, personas: Personas, settings
 ) -> None:  # type: ignore[no-untyped-def]
-    settings.MAIL_LIMIT_PER_RECIPIENT = 1
+    settings.APPROVAL_MAILS_PER_APPROVER = 1
     start(published_workflow(personas.workspace, approval_flow(approvers=["bob@example.com"])))
     mail.outbox.clear()
     # Bob's quota is spent; a run naming Alice and Bob emails Alice only.
@@ -94,9 +94,9 @@ def test_the_emails_still_sent_keep_their_decision_links_working(
 
 
 def test_a_map_over_a_workflow_asking_for_approval_cannot_mail_bomb_the_approver(
-    engine_in_process: None, personas: Personas
-) -> None:
-    # MAIL_LIMIT_PER_RECIPIENT is 3 an hour by default.
+    engine_in_process: None, personas: Personas, settings
+) -> None:  # type: ignore[no-untyped-def]
+    settings.APPROVAL_MAILS_PER_APPROVER = 3
     asks = published_workflow(
         personas.workspace, approval_flow(approvers=["bob@example.com"]) | {"name": "Asks"}
     )
@@ -139,7 +139,7 @@ def test_a_map_over_a_workflow_asking_for_approval_cannot_mail_bomb_the_approver
 def test_the_limit_per_member_counts_the_approval_emails_of_the_runs_they_start(
     engine_in_process: None, personas: Personas, settings
 ) -> None:  # type: ignore[no-untyped-def]
-    settings.MAIL_LIMIT_PER_USER = 1
+    settings.APPROVAL_MAILS_PER_STARTER = 1
     flow = published_workflow(personas.workspace, approval_flow())
     mail.outbox.clear()
     run = services.run_start(
@@ -153,7 +153,7 @@ def test_the_limit_per_member_counts_the_approval_emails_of_the_runs_they_start(
 def test_approval_emails_do_not_use_up_the_invitations_allowance(
     engine_in_process: None, personas: Personas, settings
 ) -> None:  # type: ignore[no-untyped-def]
-    settings.MAIL_LIMIT_PER_USER = 1
+    settings.APPROVAL_MAILS_PER_STARTER = 1
     flow = published_workflow(personas.workspace, approval_flow(approvers=["bob@example.com"]))
     services.run_start(
         workflow=flow, trigger=Run.Trigger.MANUAL, inputs={"text": "x"}, user=personas.alice
@@ -170,7 +170,7 @@ def test_approval_emails_do_not_use_up_the_invitations_allowance(
 def test_a_step_without_held_emails_says_nothing_about_them(
     engine_in_process: None, personas: Personas, settings, held: list[str]
 ) -> None:  # type: ignore[no-untyped-def]
-    settings.MAIL_LIMIT_PER_RECIPIENT = 3 if not held else 0
+    settings.APPROVAL_MAILS_PER_APPROVER = 3 if not held else 0
     run = start(
         published_workflow(personas.workspace, approval_flow(approvers=["bob@example.com"]))
     )

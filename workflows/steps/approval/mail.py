@@ -4,8 +4,8 @@ a signed link of their own (workflows/steps/decisions.py) that decides
 after signing in as them, until the timeout.
 
 The emails count against the limits on mail people can make the server send
-(accounts/mail.py, kind "approval"): `MAIL_LIMIT_PER_RECIPIENT` an hour to
-one approver, `MAIL_LIMIT_PER_USER` an hour for the runs one member started.
+(accounts/mail.py, kind "approval"): `APPROVAL_MAILS_PER_APPROVER` an hour to
+one approver, `APPROVAL_MAILS_PER_STARTER` an hour for the runs one member started.
 A workflow is text anyone with the editor role writes, and a map over a
 workflow that asks for approval, or many approval steps, would otherwise
 mail the workspace's editors without end. An email over a limit is held,
@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
+from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.template.loader import render_to_string
@@ -92,7 +93,12 @@ def _allowed(*, user_id: int, email: str, starter: User | None) -> bool:
         # items of a map parked at once cannot all pass it before any counts.
         User.objects.select_for_update().filter(id=user_id).values_list("id").first()
         limited = mail_request_allow(
-            kind=MailRequest.Kind.APPROVAL, ip="", user=starter, recipient=email
+            kind=MailRequest.Kind.APPROVAL,
+            ip="",
+            user=starter,
+            recipient=email,
+            per_user=settings.APPROVAL_MAILS_PER_STARTER,
+            per_recipient=settings.APPROVAL_MAILS_PER_APPROVER,
         )
     return limited is None
 
