@@ -321,3 +321,27 @@ def test_a_right_to_left_override_in_a_workflow_name_stays_inside_it_on_the_runs
     # Else "Every finished run of “evil” leaves this list…" reads backwards after the name.
     assert "Every finished run of “<bdi>\u202eevil</bdi>”" in html
     assert '<bdi class="truncate">\u202eevil</bdi>' in html
+
+
+def test_the_api_refuses_run_ids_and_versions_that_are_not_ids(
+    personas: Personas, echo: Workflow
+) -> None:
+    api = Client(
+        headers={"Authorization": f"Bearer {api_token(personas.workspace, personas.alice)}"}
+    )
+    made = api.post(
+        f"/api/v1/workflows/{echo.id}/datasets",
+        {"name": "Runs", "from_runs": [1, 10**30]},
+        content_type="application/json",
+    )
+    assert made.status_code == 422  # was a 500: too large for the database's integer
+    dataset = datasets.dataset_create(
+        workflow=echo, name="Rows", rows=[datasets.NewRow({"who": "Ada"})], user=None
+    )
+    for versions in ([True], [0], ["draft", 10**30]):
+        started = api.post(
+            f"/api/v1/workflows/{echo.id}/evals",
+            {"dataset_id": dataset.id, "versions": versions},
+            content_type="application/json",
+        )
+        assert started.status_code == 422, versions

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from django.conf import settings
 from ninja import Field, Schema
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictInt
 
 from accounts.models import WorkspaceSecret
 from workflows.builder.definition import Issue, secrets_used
@@ -278,7 +278,7 @@ class DatasetIn(Schema):
     rows: list[DatasetRowIn] | None = Field(
         None, description="The rows; or `from_runs`. Inputs are checked against the draft's."
     )
-    from_runs: list[int] | None = Field(
+    from_runs: list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None = Field(
         None,
         description="Ids of this workflow's runs: their inputs, and as expected output the "
         "output of each that succeeded.",
@@ -295,7 +295,8 @@ class DatasetOut(Schema):
 
 class EvalIn(Schema):
     dataset_id: int = Field(ge=1, le=MAX_ID)
-    versions: list[Literal["draft"] | int] = Field(
+    # Strict: `true` is not version 1.
+    versions: list[Literal["draft"] | Annotated[StrictInt, Field(ge=1, le=MAX_ID)]] = Field(
         min_length=1, max_length=4, description='"draft" and/or version numbers.'
     )
     concurrency: int = Field(4, ge=1, le=100)
