@@ -345,3 +345,23 @@ def test_the_api_refuses_run_ids_and_versions_that_are_not_ids(
             content_type="application/json",
         )
         assert started.status_code == 422, versions
+
+
+def test_the_eval_tables_that_stack_on_a_phone_label_every_cell(
+    engine_in_process: None, personas: Personas, echo: Workflow
+) -> None:
+    dataset = datasets.dataset_create(
+        workflow=echo, name="Rows", rows=[datasets.NewRow({"who": "Ada"})], user=None
+    )
+    evaluation = execution.eval_start(
+        workflow=echo, dataset=dataset, versions=["draft", 1], concurrency=2, user=None
+    )
+    bob = client_for(personas.bob)
+    slug = personas.workspace.slug
+    for path in [f"/w/{slug}/evals/{evaluation.id}/", f"/w/{slug}/workflows/{echo.id}/evals/"]:
+        html = bob.get(path).content.decode()
+        stacked = re.findall(r'<table class="table table-stack"[^>]*>.*?</table>', html, re.S)
+        assert stacked, path
+        for body in stacked:
+            cells = re.findall(r"<td\b[^>]*>", body)
+            assert cells and all("data-label=" in cell for cell in cells), (path, cells)
