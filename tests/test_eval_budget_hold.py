@@ -204,11 +204,43 @@ def test_an_evals_runs_are_lent_its_hold_so_it_never_waits_for_itself(
         workspace=personas.workspace, definition=definition, user=None
     )
     services.workflow_publish(workflow=workflow, user=None)
+    _eval_runs_to_the_end(personas, workflow, inputs, parked=definition is ABOUT)
+
+
+@pytest.mark.integration
+def test_an_evals_child_runs_are_lent_its_hold_too(
+    worker: WorkerProcess, personas: Personas, fake_calls
+) -> None:  # type: ignore[no-untyped-def]
+    """The call is made by a child run (a workflow step): the eval's runs wait for their
+    child, and the child, not the eval's run, waits for budget. It is lent room all the same."""
+    called = services.workflow_create(workspace=personas.workspace, definition=ABOUT, user=None)
+    services.workflow_publish(workflow=called, user=None)
+    calling = {
+        "name": "Calls About",
+        "inputs": [{"name": "topic", "type": "text"}],
+        "steps": [
+            {
+                "key": "call",
+                "type": "workflow",
+                "workflow": called.id,
+                "inputs": {"topic": "{{ topic }}"},
+            }
+        ],
+    }
+    workflow = services.workflow_create(workspace=personas.workspace, definition=calling, user=None)
+    services.workflow_publish(workflow=workflow, user=None)
+    _eval_runs_to_the_end(personas, workflow, _about, parked=False)
+    children = Run.objects.filter(root__trigger=Run.Trigger.EVAL)
+    assert children.count() == 4
+    assert any(r.waited_ms > 0 for r in children)  # parked for budget, and lent room
+
+
+def _eval_runs_to_the_end(personas: Personas, workflow: Workflow, inputs, *, parked: bool) -> None:  # type: ignore[no-untyped-def]
     long_topic = " ".join(f"word{i}" for i in range(15))
     for _ in range(2):
         services.run_start(workflow=workflow, trigger=Run.Trigger.MANUAL, inputs=inputs(long_topic))
     wait_until(
-        lambda: Run.objects.filter(status=Run.Status.SUCCEEDED).count() == 2,
+        lambda: Run.objects.filter(status=Run.Status.SUCCEEDED, root=None).count() == 2,
         timeout=60,
         message="the past runs never finished",
     )
@@ -234,9 +266,9 @@ def test_an_evals_runs_are_lent_its_hold_so_it_never_waits_for_itself(
     )
     runs = Run.objects.filter(trigger=Run.Trigger.EVAL)
     assert [r.status for r in runs] == [Run.Status.SUCCEEDED] * 4, [r.error for r in runs]
-    if definition is ABOUT:  # at least one of them was parked, and lent room
+    if parked:  # at least one of them was parked, and lent room
         assert any(r.waited_ms > 0 for r in runs)
-    assert not runs.filter(budget_needed_nanousd__isnull=False).exists()
+    assert not Run.objects.filter(budget_needed_nanousd__isnull=False).exists()
     assert all(item.passed is not None for item in EvalItem.objects.filter(eval=evaluation))
     ledger = _ledger(personas.workspace)
     assert ledger.reserved_nanousd == 0

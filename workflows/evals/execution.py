@@ -243,12 +243,13 @@ def _release(evaluation: Eval, amount_nanousd: int | None = None) -> int:
 
 def _lend_to_parked(evaluation: Eval) -> int:
     """Lend the eval's runs that wait for budget what they need from its hold: runs
-    parked for it, and running ones whose map items wait for it (workflows/runtime/items.py)."""
+    parked for it, and running ones whose map items wait for it (workflows/runtime/items.py).
+    The runs of its rows and their child runs (a workflow or map step's, `root`): a row's run
+    waiting for a child is not the one waiting for budget."""
+    rows = evaluation.items.filter(status=EvalItem.Status.STARTED).values("run_id")
     needed = (
-        Run.objects.filter(
-            id__in=evaluation.items.filter(status=EvalItem.Status.STARTED).values("run_id"),
-            budget_needed_nanousd__isnull=False,
-        )
+        Run.objects.filter(Q(id__in=rows) | Q(root_id__in=rows))
+        .filter(budget_needed_nanousd__isnull=False)
         .filter(
             Q(status=Run.Status.WAITING, waiting_for=Run.WaitingFor.BUDGET)
             | Q(status=Run.Status.RUNNING)
