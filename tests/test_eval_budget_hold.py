@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import BudgetMonth, BudgetReservation, Workspace
@@ -20,7 +21,8 @@ from workflows import services
 from workflows.billing import budget
 from workflows.evals import datasets, execution
 from workflows.evals.services import check_add
-from workflows.models import Dataset, Eval, EvalItem, Run, Workflow
+from workflows.llm import tokens
+from workflows.models import Dataset, Eval, EvalItem, Run, StepItem, Workflow
 
 ABOUT = {
     "name": "About",
@@ -291,3 +293,62 @@ def test_the_reaper_nudges_an_eval_nothing_moved_so_its_hold_does_not_linger(
     assert execution.evals_nudge_stalled() == 1
     Eval.objects.filter(id=evaluation.id).update(status=Eval.Status.FINISHED)
     assert execution.evals_nudge_stalled() == 0
+
+
+@pytest.mark.integration
+def test_a_maps_items_waiting_for_budget_at_once_say_what_they_all_still_wait_for(
+    worker: WorkerProcess, personas: Personas, fake_calls
+) -> None:  # type: ignore[no-untyped-def]
+    """Two items of one map wait for budget on their threads: their run says what both need,
+    and once one goes on, what the other still needs (an eval lends exactly that)."""
+    _budget(personas.workspace, 100 * 10**9)
+    each = {**ABOUT_EACH, "steps": [{**ABOUT_EACH["steps"][0], "concurrency": 2}]}
+    workflow = services.workflow_create(workspace=personas.workspace, definition=each, user=None)
+    services.workflow_publish(workflow=workflow, user=None)
+    workspace_id = personas.workspace.id
+    blocker = budget.reserve(workspace_id=workspace_id, amount_nanousd=100 * 10**9)
+    run = services.run_start(
+        workflow=workflow, trigger=Run.Trigger.MANUAL, inputs={"topics": ["same", "same"]}
+    )
+    wait_until(
+        lambda: StepItem.objects.filter(run=run, status=StepItem.Status.RUNNING).count() == 2,
+        message="the items never tried for budget",
+    )
+    # What one item's call holds: its prompt's worst case, as the map prices it.
+    step = services.definition_parse(each).steps[0]
+    messages = StepItem.objects.filter(run=run).first().messages
+    one = budget.worst_case_nanousd(
+        model=step.model, prompt_tokens=tokens.count_messages(messages), max_tokens=20
+    )
+
+    def needed() -> int | None:
+        return Run.objects.get(id=run.id).budget_needed_nanousd
+
+    wait_until(
+        lambda: needed() == 2 * one,
+        timeout=10,
+        message=f"two items wait, the run says it needs {needed()} (one needs {one})",
+    )
+    # Room for one of them: it goes on and finishes; the other still waits, and says so.
+    with transaction.atomic():
+        budget.settle_in_transaction(blocker, workspace_id=workspace_id, cost_nanousd=0)
+        ledger_id = _ledger(personas.workspace).id
+        room, rest = (
+            budget.decide(
+                workspace_id=workspace_id, ledger_id=ledger_id, amount_nanousd=amount, run_id=None
+            )
+            for amount in (one, 100 * 10**9 - one)
+        )
+    assert isinstance(room, budget.Reservation) and isinstance(rest, budget.Reservation)
+    budget.settle(room, cost_nanousd=0)
+    wait_until(
+        lambda: StepItem.objects.filter(run=run, status=StepItem.Status.SUCCEEDED).count() == 1,
+        message="the item that fits never went on",
+    )
+    assert needed() == one
+    budget.settle(rest, cost_nanousd=0)
+    wait_until(
+        lambda: Run.objects.get(id=run.id).status == Run.Status.SUCCEEDED,
+        message="the second item never went on",
+    )
+    assert needed() is None

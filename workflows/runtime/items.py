@@ -97,6 +97,9 @@ class Runner:
         # Items left `running` with part of an answer (a worker died mid-stream), by index.
         self._cut: dict[int, str] = {}
         self._estimate_lost: Callable[[Any, str], Usage] | None = None
+        # What each item waiting for budget on its thread needs (see `_reserve`).
+        self._needed: dict[int, int] = {}
+        self._needed_lock = threading.Lock()
 
     def run(
         self,
@@ -357,9 +360,10 @@ class Runner:
         ledger locked; wait while only other calls' holds are in the way;
         stop the map when it can never fit this month.
 
-        While it waits, the run's `budget_needed_nanousd` says how much it
-        waits for (the run is not parked: its other items go on), so an eval
-        running it lends it room from the eval's hold (workflows/evals/execution.py)."""
+        While it waits, the run's `budget_needed_nanousd` says how much its
+        items wait for, all of them (the run is not parked: its other items go
+        on), so an eval running it lends it room from the eval's hold
+        (workflows/evals/execution.py)."""
         pause = _BUSY_FIRST_SECONDS
         waiting = False
         try:
@@ -383,18 +387,25 @@ class Runner:
                     raise _Stop()
                 if not waiting:
                     waiting = True
-                    self._budget_needed(amount)
+                    self._budget_needed(index, amount)
                 sql.connection_release()
                 time.sleep(pause)
                 pause = min(pause * 2, _BUSY_MAX_SECONDS)
         finally:
             if waiting:
-                self._budget_needed(None)
+                self._budget_needed(index, None)
 
-    def _budget_needed(self, amount: int | None) -> None:
-        Run.objects.filter(id=self.run_id, status=Run.Status.RUNNING).update(
-            budget_needed_nanousd=amount
-        )
+    def _budget_needed(self, index: int, amount: int | None) -> None:
+        # The sum, written under the lock: items start and stop waiting on their own threads,
+        # and the last to write must not hide what another still waits for.
+        with self._needed_lock:
+            if amount is None:
+                self._needed.pop(index, None)
+            else:
+                self._needed[index] = amount
+            Run.objects.filter(
+                id=self.run_id, lease_owner=self.token, status=Run.Status.RUNNING
+            ).update(budget_needed_nanousd=sum(self._needed.values()) or None)
 
     def _not_sent(self, index: int) -> None:
         """An item that was never sent goes back to pending; its attempt does not count."""
