@@ -132,6 +132,31 @@ def test_run_claim_refuses_a_live_lease_and_takes_an_expired_one(workflow: Workf
     assert claimed.deadline_at == started + timedelta(hours=1)
 
 
+def test_run_claim_forgets_what_the_dead_workers_map_items_waited_for(
+    workflow: Workflow,
+) -> None:
+    # A map item waiting for budget on its thread says so on its running run; the worker
+    # died, and an eval would go on lending that room to a call nobody makes.
+    run = a_run(
+        workflow,
+        status=Run.Status.RUNNING,
+        lease_owner="t1",
+        lease_expires_at=timezone.now() - timedelta(seconds=1),
+        budget_needed_nanousd=38_400,
+    )
+    now = timezone.now()
+    claimed = sql.run_claim(
+        run_id=run.id,
+        token="t2",
+        now=now,
+        lease_expires_at=now + timedelta(seconds=30),
+        deadline_at=now + timedelta(hours=1),
+    )
+    assert claimed is not None and claimed.budget_needed_nanousd is None
+    run.refresh_from_db()
+    assert run.budget_needed_nanousd is None
+
+
 def test_run_claim_refuses_a_finished_run(workflow: Workflow) -> None:
     run = a_run(workflow, status=Run.Status.SUCCEEDED)
     now = timezone.now()

@@ -54,7 +54,9 @@ def run_claim(
 ) -> Run | None:
     """Take the lease of run `run_id` if it is queued, or running with an
     expired lease (its worker died), and load it: one statement, the engine's
-    hottest. Sets `started_at` and `deadline_at` on the first claim only.
+    hottest. Sets `started_at` and `deadline_at` on the first claim only, and
+    forgets `budget_needed_nanousd`: a claimed run waits for no budget yet (what
+    a dead worker's map items waited for would be lent by an eval for nothing).
     Returns the run as updated, or None if it was not claimable."""
     table = _quote(Run._meta.db_table)
     adapt = connection.ops.adapt_datetimefield_value
@@ -62,7 +64,7 @@ def run_claim(
         Run.objects.raw(
             f"UPDATE {table} SET status = %s, lease_owner = %s, lease_expires_at = %s, "
             "started_at = COALESCE(started_at, %s), deadline_at = COALESCE(deadline_at, %s), "
-            "wake_pending = %s "
+            "wake_pending = %s, budget_needed_nanousd = NULL "
             "WHERE id = %s AND status IN (%s, %s) "
             "AND (lease_expires_at IS NULL OR lease_expires_at < %s) RETURNING *",
             [
