@@ -246,7 +246,15 @@ def _lend_to_parked(evaluation: Eval) -> int:
     parked for it, and running ones whose map items wait for it (workflows/runtime/items.py).
     The runs of its rows and their child runs (a workflow or map step's, `root`): a row's run
     waiting for a child is not the one waiting for budget."""
-    rows = evaluation.items.filter(status=EvalItem.Status.STARTED).values("run_id")
+    # Read first (at most the eval's concurrency, give or take a pass): as a subquery under
+    # an OR, PostgreSQL would scan every run instead of using the two indexes.
+    rows = list(
+        evaluation.items.filter(status=EvalItem.Status.STARTED, run__isnull=False).values_list(
+            "run_id", flat=True
+        )
+    )
+    if not rows:
+        return 0
     needed = (
         Run.objects.filter(Q(id__in=rows) | Q(root_id__in=rows))
         .filter(budget_needed_nanousd__isnull=False)
