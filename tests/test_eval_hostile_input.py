@@ -365,3 +365,23 @@ def test_the_eval_tables_that_stack_on_a_phone_label_every_cell(
         for body in stacked:
             cells = re.findall(r"<td\b[^>]*>", body)
             assert cells and all("data-label=" in cell for cell in cells), (path, cells)
+
+
+def test_deleting_a_check_and_canceling_an_eval_ask_first(
+    personas: Personas, echo: Workflow
+) -> None:
+    from workflows.evals.services import check_add
+
+    check_add(workflow=echo, name="greets", kind="contains", config={"value": "Hi"})
+    dataset = datasets.dataset_create(
+        workflow=echo, name="Rows", rows=[datasets.NewRow({"who": "Ada"})], user=None
+    )
+    evaluation = execution.eval_start(  # stays running: nothing is sent in this transaction
+        workflow=echo, dataset=dataset, versions=["draft"], concurrency=1, user=None
+    )
+    bob = client_for(personas.bob)
+    slug = personas.workspace.slug
+    evals = bob.get(f"/w/{slug}/workflows/{echo.id}/evals/").content.decode()
+    assert re.search(r'<form[^>]*/checks/\d+/delete/"[^>]*hx-confirm="Delete the check', evals)
+    page = bob.get(f"/w/{slug}/evals/{evaluation.id}/").content.decode()
+    assert re.search(r'<form[^>]*/cancel/"[^>]*hx-confirm="Cancel this eval\?', page)
