@@ -385,3 +385,27 @@ def test_deleting_a_check_and_canceling_an_eval_ask_first(
     assert re.search(r'<form[^>]*/checks/\d+/delete/"[^>]*hx-confirm="Delete the check', evals)
     page = bob.get(f"/w/{slug}/evals/{evaluation.id}/").content.decode()
     assert re.search(r'<form[^>]*/cancel/"[^>]*hx-confirm="Cancel this eval\?', page)
+
+
+def test_the_estimate_says_when_the_budget_cannot_pay_for_the_eval(
+    personas: Personas, echo: Workflow
+) -> None:
+    from workflows.evals.services import check_add
+
+    check_add(workflow=echo, name="judged", kind="llm_judge", config={"rubric": "Kind?"})
+    dataset = datasets.dataset_create(
+        workflow=echo, name="Rows", rows=[datasets.NewRow({"who": "Ada"})], user=None
+    )
+    path = f"/w/{personas.workspace.slug}/workflows/{echo.id}/evals/start/"
+    asked = {"dataset": dataset.id, "targets": ["draft", "1"], "concurrency": "2"}
+    bob = client_for(personas.bob)
+    Workspace.objects.filter(id=personas.workspace.id).update(budget_nanousd=1)  # $0.000000001
+    html = bob.post(path, asked).content.decode()
+    assert 'id="eval-over-budget"' in html
+    assert "the eval would be refused" in html
+    assert "Start the eval" not in html
+
+    Workspace.objects.filter(id=personas.workspace.id).update(budget_nanousd=10**12)  # $1,000
+    html = bob.post(path, asked).content.decode()
+    assert 'id="eval-over-budget"' not in html
+    assert "Start the eval" in html

@@ -23,6 +23,7 @@ from django_htmx.http import HttpResponseStopPolling
 from accounts.access import AuthedRequest, dataset_for, eval_for, workflow_for, workspace_for
 from accounts.models import Role
 from workflows import selectors, services
+from workflows.billing.usage import month_budget
 from workflows.evals import datasets, execution
 from workflows.evals.checks import KINDS, CheckInvalid
 from workflows.evals.results import eval_result
@@ -258,6 +259,13 @@ def eval_start(request: AuthedRequest, slug: str, pk: int) -> HttpResponse:
                 services.definition_parse(workflow.definition, workflow=workflow)
             targets = execution.targets_of(workflow, wanted)
             cost = execution.estimate(workflow=workflow, dataset=dataset, targets=targets)
+            # Said with the estimate, not after "Start" (the start is what refuses it).
+            month = month_budget(workflow.workspace)
+            left = (
+                None
+                if month.budget_nanousd is None
+                else max(0, month.budget_nanousd - month.spent_nanousd - month.reserved_nanousd)
+            )
             return _page(
                 request,
                 slug,
@@ -271,6 +279,8 @@ def eval_start(request: AuthedRequest, slug: str, pk: int) -> HttpResponse:
                     "estimate": cost,
                     "total": format_usd(cost.total_nanousd),
                     "judge": format_usd(cost.judge_nanousd),
+                    "over_budget": left is not None and cost.total_nanousd > left,
+                    "left": format_usd(left or 0),
                 },
             )
         evaluation = execution.eval_start(
