@@ -352,3 +352,89 @@ def test_a_maps_items_waiting_for_budget_at_once_say_what_they_all_still_wait_fo
         message="the second item never went on",
     )
     assert needed() is None
+
+
+LONG = {
+    "name": "Long",
+    "inputs": [{"name": "text", "type": "text"}],
+    "steps": [{"key": "say", "type": "template", "template": "{{ text }}"}],
+}
+
+
+def test_a_judge_that_waits_for_budget_does_not_make_the_rows_earlier_judges_pay_twice(
+    engine_in_process: None, personas: Personas, fake_calls
+) -> None:  # type: ignore[no-untyped-def]
+    """Two judges on one row; the second's worst case (a longer rubric) does not fit beside
+    another call's hold, the first's does. The row keeps the first verdict while it waits,
+    and, the hold gone, the next pass asks only the second judge."""
+    from workflows.evals import judge
+
+    workflow = services.workflow_create(workspace=personas.workspace, definition=LONG, user=None)
+    services.workflow_publish(workflow=workflow, user=None)
+    text = " ".join(f"w{i}" for i in range(3000))
+    short_rubric = "Pass it. [[fake:choose=pass]]"
+    long_rubric = ("Pass it. [[fake:choose=pass]] " + "a " * 1980)[:4000]
+    check_add(workflow=workflow, name="first", kind="llm_judge", config={"rubric": short_rubric})
+    check_add(workflow=workflow, name="second", kind="llm_judge", config={"rubric": long_rubric})
+    dataset = datasets.dataset_create(
+        workflow=workflow, name="One", rows=[datasets.NewRow({"text": text}, None)], user=None
+    )
+    estimate = execution.estimate(
+        workflow=workflow, dataset=dataset, targets=execution.targets_of(workflow, [1])
+    ).total_nanousd
+    first, second = (
+        judge.worst_case_nanousd(
+            judge.messages(rubric=rubric, inputs={"text": text}, expected=None, output=text)
+        )
+        for rubric in (short_rubric, long_rubric)
+    )
+    free = max(estimate, first) + 1000
+    assert second > free  # the second judge cannot fit beside the other call's hold
+    other_call = 10 * second
+    _budget(personas.workspace, free + other_call)
+    held = budget.reserve(workspace_id=personas.workspace.id, amount_nanousd=other_call)
+
+    evaluation = _start(workflow, dataset)  # runs its row and scores it, in this process
+    item = EvalItem.objects.get(eval=evaluation)
+    assert item.status == EvalItem.Status.STARTED  # waiting for the second judge
+    assert [r["name"] for r in item.results] == ["first"]
+    assert item.judge_cost_nanousd > 0
+    assert fake_calls() == 1
+
+    budget.settle(held, cost_nanousd=0)
+    execution.eval_advance(evaluation.id)
+    item.refresh_from_db()
+    assert item.status == EvalItem.Status.SCORED
+    assert [(r["name"], r["passed"]) for r in item.results] == [("first", True), ("second", True)]
+    assert item.passed is True
+    assert fake_calls() == 2  # the first judge was not asked again
+    spent = _ledger(personas.workspace).spent_nanousd
+    assert spent == item.judge_cost_nanousd
+
+
+def test_a_canceled_eval_starts_no_more_rows(
+    engine_in_process: None, personas: Personas, fake_calls
+) -> None:  # type: ignore[no-untyped-def]
+    """A pass that claims rows after the eval was canceled starts none (the claim is
+    conditional on a running eval)."""
+    workflow = services.workflow_create(workspace=personas.workspace, definition=LONG, user=None)
+    services.workflow_publish(workflow=workflow, user=None)
+    dataset = datasets.dataset_create(
+        workflow=workflow,
+        name="Three",
+        rows=[datasets.NewRow({"text": f"t{i}"}, None) for i in range(3)],
+        user=None,
+    )
+    evaluation = execution.eval_start(
+        workflow=workflow, dataset=dataset, versions=[1], concurrency=1, user=None
+    )
+    evaluation.refresh_from_db()
+    assert evaluation.status == Eval.Status.FINISHED
+    # Another eval, canceled before any pass: a late pass starts nothing.
+    Eval.objects.filter(id=evaluation.id).update(status=Eval.Status.RUNNING)
+    EvalItem.objects.filter(eval=evaluation).update(status=EvalItem.Status.PENDING, run=None)
+    evaluation.refresh_from_db()
+    assert execution.eval_cancel(evaluation=evaluation)
+    runs_before = Run.objects.count()
+    assert execution._start_pending(evaluation) == 0
+    assert Run.objects.count() == runs_before

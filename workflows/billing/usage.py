@@ -94,6 +94,13 @@ class MonthBudget:
         return max(0, self.budget_nanousd - self.spent_nanousd)
 
     @property
+    def free_nanousd(self) -> int | None:
+        """What is neither spent nor held by calls and evals in flight (None: no budget)."""
+        if self.budget_nanousd is None:
+            return None
+        return max(0, self.budget_nanousd - self.spent_nanousd - self.reserved_nanousd)
+
+    @property
     def level(self) -> str:
         """ "none" (no budget), "ok", "warning" (from 80%) or "exhausted" (100%)."""
         if self.budget_nanousd is None:

@@ -40,9 +40,10 @@ from django.db import transaction
 from django.db.models import Avg, Q, Sum
 from django.utils import timezone
 
-from accounts.models import BudgetMonth, BudgetReservation, User, Workspace
+from accounts.models import BudgetReservation, User
 from workflows import broker, services
 from workflows.billing import budget
+from workflows.billing.usage import month_budget
 from workflows.builder.definition import InputError
 from workflows.evals import judge
 from workflows.evals.checks import Outcome, check_run
@@ -140,18 +141,6 @@ def estimate(*, workflow: Workflow, dataset: Dataset, targets: list[Target]) -> 
     return Estimate(rows, runs_total, judges * per_judge * rows * len(targets), known)
 
 
-def _left_nanousd(workspace: Workspace) -> int | None:
-    if workspace.budget_nanousd is None:
-        return None
-    from_ledger = (
-        BudgetMonth.objects.filter(workspace=workspace, month=budget.month_of())
-        .values_list("spent_nanousd", "reserved_nanousd")
-        .first()
-    )
-    spent, reserved = from_ledger or (0, 0)
-    return max(0, workspace.budget_nanousd - spent - reserved)
-
-
 def eval_start(
     *,
     workflow: Workflow,
@@ -219,7 +208,7 @@ def eval_start(
                 eval_id=evaluation.id,
             )
             if not isinstance(held, budget.Reservation):
-                left = _left_nanousd(workspace) or 0
+                left = month_budget(workspace).free_nanousd or 0
                 raise EvalOverBudget(  # rolls the eval back
                     f"This eval is estimated at {pricing.format_usd(cost.total_nanousd)}; the "
                     f"budget has {pricing.format_usd(left)} left this month that is neither "
@@ -279,12 +268,16 @@ def _outcome(item: EvalItem, run: Run) -> Outcome:
 
 
 def _score(evaluation: Eval, item: EvalItem) -> None:
-    """Run every check on a claimed item whose run finished."""
+    """Run every check on a claimed item whose run finished.
+
+    A judge call that must wait for budget (BudgetBusy) stops the scoring; the checks
+    done so far are kept on the item, so the next pass goes on from there and pays no
+    judge twice."""
     run = Run.objects.get(id=item.run_id) if item.run_id else None
-    results: list[dict[str, object]] = []
-    judge_cost = 0
-    judge_tokens = 0
-    for check in evaluation.checks:
+    results: list[dict[str, object]] = list(item.results or [])
+    judge_cost = item.judge_cost_nanousd
+    judge_tokens = item.judge_tokens
+    for check in evaluation.checks[len(results) :]:
         kind, config = check["kind"], check["config"]
         if run is None:
             passed, reason = False, item.error or "the row did not run"
@@ -302,6 +295,11 @@ def _score(evaluation: Eval, item: EvalItem) -> None:
                     )
                 except budget.BudgetExhausted:
                     passed, reason = False, "not judged: the workspace budget is exhausted"
+                except budget.BudgetBusy:
+                    EvalItem.objects.filter(id=item.id).update(
+                        results=results, judge_cost_nanousd=judge_cost, judge_tokens=judge_tokens
+                    )
+                    raise
                 else:
                     passed, reason = judged.verdict.passed, judged.verdict.reason
                     judge_cost += judged.cost_nanousd
@@ -366,9 +364,9 @@ def _start_pending(evaluation: Eval) -> int:
     share = None
     for item in evaluation.items.filter(status=EvalItem.Status.PENDING)[:room]:
         if (
-            EvalItem.objects.filter(id=item.id, status=EvalItem.Status.PENDING).update(
-                status=EvalItem.Status.STARTED
-            )
+            EvalItem.objects.filter(
+                id=item.id, status=EvalItem.Status.PENDING, eval__status=Eval.Status.RUNNING
+            ).update(status=EvalItem.Status.STARTED)
             != 1
         ):
             continue
@@ -389,6 +387,12 @@ def _start_pending(evaluation: Eval) -> int:
                 EvalItem.objects.filter(id=item.id).update(run=run)
         except (InputError, services.WorkflowInvalid, services.NotPublished) as e:
             EvalItem.objects.filter(id=item.id).update(error=str(e)[:1000] or "not started")
+        else:
+            # A cancel that committed after this row was claimed did not see its run
+            # (`eval_cancel` reads the rows' runs after it stops the eval): cancel it here.
+            if not Eval.objects.filter(id=evaluation.id, status=Eval.Status.RUNNING).exists():
+                services.run_cancel(run=run)
+                return started + 1
         started += 1
     return started
 

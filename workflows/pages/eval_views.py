@@ -260,12 +260,7 @@ def eval_start(request: AuthedRequest, slug: str, pk: int) -> HttpResponse:
             targets = execution.targets_of(workflow, wanted)
             cost = execution.estimate(workflow=workflow, dataset=dataset, targets=targets)
             # Said with the estimate, not after "Start" (the start is what refuses it).
-            month = month_budget(workflow.workspace)
-            left = (
-                None
-                if month.budget_nanousd is None
-                else max(0, month.budget_nanousd - month.spent_nanousd - month.reserved_nanousd)
-            )
+            left = month_budget(workflow.workspace).free_nanousd
             return _page(
                 request,
                 slug,
