@@ -17,11 +17,14 @@ from accounts.models import (
     Workspace,
 )
 from config.lib.allowed_hosts import parse_allowed_hosts
+from config.lib.names import validate_name_direction
 from workflows.llm.pricing import NANO
 
 
 class SignupForm(forms.Form):
-    name = forms.CharField(max_length=150, required=False, label="Your name")
+    name = forms.CharField(
+        max_length=150, required=False, label="Your name", validators=[validate_name_direction]
+    )
     email = forms.EmailField(label="Email")
     password = forms.CharField(
         label="Password",
@@ -66,7 +69,9 @@ class LoginForm(AuthenticationForm):
 
 
 class WorkspaceForm(forms.Form):
-    name = forms.CharField(max_length=100, label="Workspace name")
+    name = forms.CharField(
+        max_length=100, label="Workspace name", validators=[validate_name_direction]
+    )
 
 
 class WorkspaceDeleteForm(forms.Form):
@@ -184,7 +189,9 @@ class RetentionForm(forms.Form):
 
 
 class InvitationSignupForm(forms.Form):
-    name = forms.CharField(max_length=150, required=False, label="Your name")
+    name = forms.CharField(
+        max_length=150, required=False, label="Your name", validators=[validate_name_direction]
+    )
     password = forms.CharField(
         label="Choose a password",
         strip=False,
@@ -240,7 +247,11 @@ class AuditFilterForm(forms.Form):
 
 
 class TokenForm(forms.Form):
-    name = forms.CharField(max_length=100, help_text="What uses it: e.g. “CI deploy script”.")
+    name = forms.CharField(
+        max_length=100,
+        help_text="What uses it: e.g. “CI deploy script”.",
+        validators=[validate_name_direction],
+    )
 
 
 class SecretValueForm(forms.Form):

@@ -10,6 +10,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from config.lib.names import validate_name_direction
+
 
 class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
@@ -34,7 +36,7 @@ class User(AbstractBaseUser, PermissionsMixin):
     """A person. The email address is the login."""
 
     email = models.EmailField(unique=True)
-    name = models.CharField(max_length=150, blank=True)
+    name = models.CharField(max_length=150, blank=True, validators=[validate_name_direction])
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)
@@ -89,7 +91,7 @@ MAX_RUN_RETENTION_DAYS = 3650
 class Workspace(models.Model):
     """A team's shared space: its workflows, runs, members and bill."""
 
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=100, validators=[validate_name_direction])
     slug = models.SlugField(max_length=60, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
     # The monthly LLM budget in nano-USD; None means no limit (workflows/billing/budget.py).

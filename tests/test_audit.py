@@ -160,7 +160,7 @@ def test_the_page_shows_workflow_changes_as_a_readable_diff(
 
     client.force_login(personas.alice)
     page = client.get(f"/w/{personas.workspace.slug}/audit/").content.decode()
-    assert "Published a workflow: <strong>Greeter</strong>" in page
+    assert "Published a workflow: <strong><bdi>Greeter</bdi></strong>" in page
     assert "Edited a workflow" in page and "Created a workflow" in page
     assert (
         '<span class="diff-del">-      &quot;template&quot;: &quot;Hello {{ who }}&quot;,</span>'

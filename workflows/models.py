@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Workspace
+from config.lib.names import validate_name_direction
 from config.lib.site import site_url
 
 
@@ -17,7 +18,7 @@ class Workflow(models.Model):
     """A chain of steps; `definition` is the editable draft (the JSON format)."""
 
     workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="workflows")
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[validate_name_direction])
     description = models.TextField(blank=True)
     definition = models.JSONField()
     archived_at = models.DateTimeField(null=True, blank=True)
@@ -407,7 +408,7 @@ class Trigger(models.Model):
     workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="triggers")
     workflow = models.ForeignKey(Workflow, models.CASCADE, related_name="triggers")
     public_id = models.CharField(max_length=64, unique=True)
-    name = models.CharField(max_length=100, blank=True)
+    name = models.CharField(max_length=100, blank=True, validators=[validate_name_direction])
     secret_encrypted = models.TextField()
     previous_secret_encrypted = models.TextField(blank=True)
     previous_expires_at = models.DateTimeField(null=True, blank=True)
@@ -535,7 +536,7 @@ class ApiToken(models.Model):
     """A workspace's Bearer token for /api/v1. Only its SHA-256 is stored."""
 
     workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="api_tokens")
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=100, validators=[validate_name_direction])
     prefix = models.CharField(max_length=16)
     token_hash = models.CharField(max_length=64, unique=True)
     created_by = models.ForeignKey(
@@ -612,7 +613,7 @@ class Dataset(models.Model):
 
     workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="+")
     workflow = models.ForeignKey(Workflow, models.CASCADE, related_name="datasets")
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[validate_name_direction])
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -645,7 +646,7 @@ class EvalCheck(models.Model):
     configuration, validated by the kind."""
 
     workflow = models.ForeignKey(Workflow, models.CASCADE, related_name="eval_checks")
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=100, validators=[validate_name_direction])
     kind = models.CharField(max_length=30)
     config = models.JSONField(default=dict)
     created_at = models.DateTimeField(default=timezone.now)

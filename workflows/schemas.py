@@ -18,6 +18,7 @@ from ninja import Field, Schema
 from pydantic import BaseModel, ConfigDict, StrictInt
 
 from accounts.models import WorkspaceSecret
+from config.lib.names import DirectionSafe
 from workflows.builder.definition import Issue, secrets_used
 from workflows.evals.results import EvalResult
 from workflows.llm.pricing import usd_text
@@ -97,7 +98,7 @@ class PublishIn(Schema):
 
 
 class TriggerIn(Schema):
-    name: str = Field("", max_length=100)
+    name: Annotated[str, DirectionSafe] = Field("", max_length=100)
     callback_url: str = Field(
         "", max_length=2000, description="Where to POST each run's result (optional)."
     )
@@ -274,7 +275,7 @@ class DatasetRowIn(Schema):
 
 
 class DatasetIn(Schema):
-    name: str = Field(min_length=1, max_length=200)
+    name: Annotated[str, DirectionSafe] = Field(min_length=1, max_length=200)
     rows: list[DatasetRowIn] | None = Field(
         None, description="The rows; or `from_runs`. Inputs are checked against the draft's."
     )

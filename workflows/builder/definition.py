@@ -23,6 +23,7 @@ from pydantic_core import ErrorDetails
 
 from accounts.models import SECRET_NAME_RE
 from config.lib.json_storable import unstorable_value
+from config.lib.names import DirectionSafe
 from workflows import steps as step_kinds
 from workflows.rendering import Reference, invalid_references, references, to_text
 from workflows.steps import Step, module_for
@@ -56,7 +57,11 @@ class InputSpec(BaseModel):
 class Definition(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    name: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+        DirectionSafe,
+    ]
     description: str = ""
     inputs: list[InputSpec] = []
     steps: list[Step]
@@ -352,7 +357,8 @@ def _pydantic_message(detail: ErrorDetails) -> str:
         return f'Unknown type "{context.get("tag")}" (expected {context.get("expected_tags")}).'
     if detail["type"] == "union_tag_not_found":
         return "This field is required."
-    return _MESSAGES.get(detail["type"], f"{detail['msg']}.")
+    message = detail["msg"]  # pydantic's own end without a period; our validators' with one
+    return _MESSAGES.get(detail["type"], message if message.endswith(".") else f"{message}.")
 
 
 def _field_path(parts: Sequence[Any]) -> str:

@@ -20,6 +20,7 @@ from django.db import transaction
 
 from accounts.models import User
 from config.lib.json_storable import unstorable_value
+from config.lib.names import name_direction_problem
 from workflows import services
 from workflows.builder.definition import InputError, coerce_inputs
 from workflows.models import Dataset, DatasetRow, Run, Workflow
@@ -101,6 +102,8 @@ def _create(*, workflow: Workflow, name: str, rows: list[NewRow], user: User | N
     name = name.strip()[:200]
     if not name:
         raise DatasetInvalid("A dataset needs a name.")
+    if name_direction_problem(name):
+        raise DatasetInvalid(name_direction_problem(name))
     dataset = Dataset.objects.create(
         workspace_id=workflow.workspace_id, workflow=workflow, name=name, created_by=user
     )

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db import transaction
 
+from config.lib.names import name_direction_problem
 from workflows.evals.checks import CheckInvalid, check_config
 from workflows.models import EvalCheck, Workflow
 
@@ -18,6 +19,8 @@ def check_add(*, workflow: Workflow, name: str, kind: str, config: dict[str, Any
     name = name.strip()[:100]
     if not name:
         raise CheckInvalid("A check needs a name.")
+    if name_direction_problem(name):
+        raise CheckInvalid(name_direction_problem(name))
     if workflow.eval_checks.count() >= MAX_CHECKS:
         raise CheckInvalid(f"A workflow has at most {MAX_CHECKS} checks.")
     if workflow.eval_checks.filter(name=name).exists():

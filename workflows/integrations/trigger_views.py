@@ -28,6 +28,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.access import AuthedRequest, workflow_for
 from accounts.models import Membership, Role
+from config.lib.names import validate_name_direction
 from config.lib.outbound import url_refusal
 from config.lib.site import site_url
 from workflows import selectors, services
@@ -44,7 +45,10 @@ RECENT_DELIVERIES = 25
 
 class TriggerForm(forms.Form):
     name = forms.CharField(
-        max_length=100, required=False, help_text="For you: e.g. the system that calls it."
+        max_length=100,
+        required=False,
+        help_text="For you: e.g. the system that calls it.",
+        validators=[validate_name_direction],
     )
     callback_url = forms.URLField(
         max_length=2000,

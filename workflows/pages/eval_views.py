@@ -22,6 +22,7 @@ from django_htmx.http import HttpResponseStopPolling
 
 from accounts.access import AuthedRequest, dataset_for, eval_for, workflow_for, workspace_for
 from accounts.models import Role
+from config.lib.names import validate_name_direction
 from workflows import selectors, services
 from workflows.billing.usage import month_budget
 from workflows.evals import datasets, execution
@@ -35,7 +36,7 @@ RUN_TRIGGERS = [(t.value, t.label) for t in Run.Trigger if t != Run.Trigger.EVAL
 
 
 class FromRunsForm(forms.Form):
-    name = forms.CharField(max_length=200)
+    name = forms.CharField(max_length=200, validators=[validate_name_direction])
     trigger = forms.ChoiceField(choices=[("", "Any trigger"), *RUN_TRIGGERS], required=False)
     status = forms.ChoiceField(
         choices=[("", "Any status"), *[(s.value, s.label) for s in Run.Status]], required=False
@@ -45,12 +46,12 @@ class FromRunsForm(forms.Form):
 
 
 class UploadForm(forms.Form):
-    name = forms.CharField(max_length=200)
+    name = forms.CharField(max_length=200, validators=[validate_name_direction])
     file = forms.FileField()
 
 
 class CheckForm(forms.Form):
-    name = forms.CharField(max_length=100)
+    name = forms.CharField(max_length=100, validators=[validate_name_direction])
     kind = forms.ChoiceField(choices=list(KINDS.items()))
     # The kind's settings as JSON, e.g. {"pattern": "^yes"} or {"rubric": "..."}.
     config = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)

@@ -16,6 +16,7 @@ from typing import Any
 from django import forms
 from django.http import QueryDict
 
+from config.lib.names import validate_name_direction
 from workflows.builder.definition import Definition, InputSpec, InputType, coerce_value
 from workflows.steps import STEP_TYPES
 from workflows.steps.form import Parsed, count, text_value
@@ -188,14 +189,18 @@ def default_text(spec: dict) -> str:
 
 
 class SettingsForm(forms.Form):
-    name = forms.CharField(max_length=200)
+    name = forms.CharField(max_length=200, validators=[validate_name_direction])
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
 
 
 class RenameForm(forms.Form):
     """Renaming in place from the editor's title."""
 
-    name = forms.CharField(max_length=200, error_messages={"required": "A workflow needs a name."})
+    name = forms.CharField(
+        max_length=200,
+        error_messages={"required": "A workflow needs a name."},
+        validators=[validate_name_direction],
+    )
 
 
 class PublishForm(forms.Form):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+
+from config.lib.names import DirectionSafe
 
 # The target that stops a run.
 END = "end"
@@ -25,7 +27,8 @@ class StepBase(BaseModel):
     # Each kind narrows this to a Literal; declared here so that "type"
     # comes right after "key" in exported definitions.
     type: str
-    title: str = ""
+    # A label people read (cards, the run page): no bidi controls (config/lib/names.py).
+    title: Annotated[str, DirectionSafe] = ""
     next: str | None = None
     # When the step fails: how many more tries for a failure that may pass
     # (429, 5xx, a timeout; None: the kind's default), then what to do.

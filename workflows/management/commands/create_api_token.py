@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import Membership, Role
+from config.lib.names import name_direction_problem
 from workflows.integrations.api_auth import token_create
 
 
@@ -32,6 +33,8 @@ class Command(BaseCommand):
             raise CommandError(
                 f"{options['email']} is {membership.role} there; tokens need an admin or owner."
             )
+        if name_direction_problem(options["name"]):
+            raise CommandError(name_direction_problem(options["name"]))
         made = token_create(
             workspace=membership.workspace, name=options["name"], user=membership.user
         )
