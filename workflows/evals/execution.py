@@ -41,6 +41,7 @@ from django.db.models import Avg, Q, Sum
 from django.utils import timezone
 
 from accounts.models import BudgetReservation, User
+from config.lib.json_storable import storable
 from workflows import broker, services
 from workflows.billing import budget
 from workflows.billing.usage import month_budget
@@ -307,6 +308,8 @@ def _score(evaluation: Eval, item: EvalItem) -> None:
         else:
             verdict = check_run(kind, config, _outcome(item, run))
             passed, reason = verdict.passed, verdict.reason
+        # A judge's reason is a model's text: NUL becomes U+FFFD, as in what steps produce.
+        reason = storable(reason)
         results.append({"name": check["name"], "kind": kind, "passed": passed, "reason": reason})
     succeeded = run is not None and run.status == Run.Status.SUCCEEDED
     item.results = results

@@ -18,6 +18,11 @@ Guarantees, and how they are kept:
   reaper (Celery beat) re-enqueues runs whose lease expired, and runs queued
   for too long (a lost broker message); they resume at their first unfinished
   step.
+- **What a step produced is stored as it is read back.** Its output,
+  messages, error and state, a streamed answer so far, the run's output and
+  error go through `storable` (config/lib/json_storable.py: NUL, which
+  PostgreSQL refuses, becomes U+FFFD) where they are recorded, and the run
+  goes on with the recorded value: SQLite and PostgreSQL run it alike.
 - **Every token spent is recorded**, also when the run was canceled while the
   call was in flight: the result write is fenced by the owner, not the status.
 - **A streamed answer is visible as it grows.** A paid step's `on_partial`
@@ -76,6 +81,7 @@ from django.db import DatabaseError, close_old_connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from config.lib.json_storable import storable
 from workflows import broker, sql
 from workflows.billing import budget
 from workflows.builder.definition import Definition
@@ -253,11 +259,11 @@ def _apply_error_policy(
     run resumed after a crash takes the same path without calling it again.
     Returns the step's output and where to go (None: the usual way on)."""
     if step.on_error == ON_ERROR_CONTINUE:
-        output = render_fallback(step.fallback, variables)
+        output = storable(render_fallback(step.fallback, variables))
         target = None
         state: dict[str, object] = {"on_error": ON_ERROR_CONTINUE}
     else:
-        output = {"error": failure.as_error()}
+        output = storable({"error": failure.as_error()})
         target = step.on_error
         state = {"on_error": "goto", "to": target}
     with transaction.atomic():
@@ -365,7 +371,7 @@ def _execute_step(
                 has_row=existing is not None,
             )
             raise
-    _record_step(
+    return _record_step(
         run,
         token,
         index,
@@ -380,7 +386,6 @@ def _execute_step(
         attempts=tries,
         has_row=existing is not None,
     )
-    return output
 
 
 def _execute_waiting_step(
@@ -435,7 +440,7 @@ def _execute_waiting_step(
             )
             raise
         if isinstance(outcome, StepResult):
-            _record_step(
+            return _record_step(
                 run,
                 token,
                 index,
@@ -451,7 +456,6 @@ def _execute_waiting_step(
                 state=existing.state if waiting and existing is not None else None,
                 counted=outcome.counted,
             )
-            return outcome.output
         try:
             if _park_waiting(
                 run, token, index, step, module, outcome, existing, started_at or context.now
@@ -669,7 +673,7 @@ def _execute_paid_step(
     except BaseException:
         budget.settle(reservation, cost_nanousd=0, workspace_id=run.workspace_id)
         raise
-    _record_step(
+    return _record_step(
         run,
         token,
         index,
@@ -683,7 +687,6 @@ def _execute_paid_step(
         paid=True,
         reservation=reservation,
     )
-    return result.output
 
 
 def _lost_attempt(
@@ -773,29 +776,31 @@ def _record_step(
     state: dict[str, object] | None = None,
     attempts: int | None = None,
     counted: bool = False,
-) -> None:
+) -> object:
     """Commit a step's outcome, add its usage to the run's totals (unless it
     is `counted` there already: a map's items) and, for a paid step, settle
-    its cost in the budget ledger: atomically."""
+    its cost in the budget ledger: atomically. Returns the output as stored
+    (`storable`), which the run goes on with."""
     finished_at = timezone.now()
+    output = storable(output)
     values = {
         "position": index,
         "type": step.type,
         "status": status,
         "output": output,
-        "messages": messages,
+        "messages": storable(messages),
         "model": usage.model,
         "tokens_in": usage.tokens_in,
         "tokens_cached": usage.tokens_cached,
         "tokens_out": usage.tokens_out,
         "cost_nanousd": usage.cost_nanousd,
         "latency_ms": int((finished_at - started_at).total_seconds() * 1000),
-        "error": error,
+        "error": storable(error),
         "started_at": started_at,
         "finished_at": finished_at,
     }
     if state is not None:
-        values["state"] = state
+        values["state"] = storable(state)
     if attempts is not None:
         values["attempts"] = attempts
     try:
@@ -838,6 +843,7 @@ def _record_step(
         raise
     # A cancel that arrived during this step stops the run at the next paid
     # step's fence, or at _finish, which only finishes a run still running.
+    return output
 
 
 def _record_skipped(
@@ -875,8 +881,8 @@ def _finish(
     run_id, workspace_id, parent_id = run.id, run.workspace_id, run.parent_id
     values = {
         "status": status,
-        "output": output,
-        "error": error,
+        "output": storable(output),
+        "error": storable(error),
         "finished_at": timezone.now(),
         "lease_expires_at": None,
     }

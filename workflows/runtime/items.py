@@ -44,6 +44,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from config.lib.json_storable import storable
 from workflows import sql
 from workflows.billing import budget
 from workflows.models import Run, StepItem, StepRun
@@ -431,8 +432,10 @@ class Runner:
         reservation: budget.Reservation | None = None,
     ) -> ItemOutcome:
         """Commit an item's outcome, add its usage to the map's step and the
-        run's totals and settle its cost: one transaction."""
+        run's totals and settle its cost: one transaction. Its output and error
+        as stored (`storable`) are what the map goes on with."""
         finished_at = timezone.now()
+        output, error = storable(output), storable(error)
         add = {
             "tokens_in": usage.tokens_in,
             "tokens_cached": usage.tokens_cached,
@@ -459,7 +462,7 @@ class Runner:
                     values={
                         "status": status,
                         "output": output,
-                        "messages": messages,
+                        "messages": storable(messages),
                         "model": usage.model,
                         "latency_ms": int((finished_at - started_at).total_seconds() * 1000),
                         "error": error,

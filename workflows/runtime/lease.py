@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, models
 from django.utils import timezone
 
+from config.lib.json_storable import storable
 from workflows import sql
 from workflows.models import Run
 
@@ -49,7 +50,8 @@ def partial_writer(
 ) -> Callable[[str], None]:
     """`on_partial` for a streamed answer (a paid step's StepRun, a map item's
     StepItem): the text so far written to the row's `output` at most every
-    STREAM_PERSIST_SECONDS, one UPDATE fenced by the lease owner. Best effort:
+    STREAM_PERSIST_SECONDS, one UPDATE fenced by the lease owner, NUL made
+    storable as in every record of a step (`storable`). Best effort:
     a write that fails or finds the lease gone is skipped and the call goes on
     (it is paid either way; its result's write is the fence). Nothing is built
     or read before the first piece arrives."""
@@ -62,7 +64,9 @@ def partial_writer(
             return
         last = now
         try:
-            model._default_manager.filter(**where, run__lease_owner=token).update(output=text)
+            model._default_manager.filter(**where, run__lease_owner=token).update(
+                output=storable(text)
+            )
             sql.connection_release()
         except DatabaseError:
             log.warning("Run %s: could not write %s's partial answer", run_id, what)
