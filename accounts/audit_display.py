@@ -50,6 +50,7 @@ ACTION_LABELS = {
     "token.revoke": "Revoked an API token",
     "secret.create": "Created a secret",
     "secret.rotate": "Replaced a secret's value",
+    "secret.hosts": "Changed the hosts a secret may be sent to",
     "secret.delete": "Deleted a secret",
     "workspace.outbound": "Changed which internal hosts http steps may reach",
     "failure_alert.change": "Changed what happens when a run fails",

@@ -18,6 +18,7 @@ from accounts.models import (
 )
 from config.lib.allowed_hosts import parse_allowed_hosts
 from config.lib.names import validate_name_direction
+from config.lib.secret_hosts import parse_hosts as parse_secret_hosts
 from workflows.llm.pricing import NANO
 
 
@@ -255,13 +256,35 @@ class TokenForm(forms.Form):
 
 
 class SecretValueForm(forms.Form):
+    """Replacing a secret: a new value (empty keeps the current one) and its hosts."""
+
     # A password field: the browser neither shows it nor sends it back into the page.
     value = forms.CharField(
+        required=False,
         strip=False,
         max_length=SECRET_MAX_CHARS,
         widget=forms.PasswordInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
-        help_text="Stored encrypted; nobody can see it again, only replace it.",
+        help_text="Empty keeps the current value. Stored encrypted; nobody can see it again.",
     )
+    allowed_hosts = forms.CharField(
+        label="Hosts it may be sent to",
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
+        help_text=(
+            "One a line, e.g. api.stripe.com; *.example.com for its subdomains. "
+            "No scheme, port or path. An http step that would send it anywhere else "
+            "(a redirect included) fails before sending."
+        ),
+    )
+
+    def clean_allowed_hosts(self) -> list[str]:
+        try:
+            hosts = parse_secret_hosts(self.cleaned_data["allowed_hosts"])
+        except ValueError as error:
+            raise forms.ValidationError(str(error)) from None
+        if not hosts:
+            raise forms.ValidationError("Name at least one host.")
+        return hosts
 
 
 class SecretForm(SecretValueForm):
@@ -271,7 +294,14 @@ class SecretForm(SecretValueForm):
             "Letters, digits and underscores, e.g. CRM_API_KEY; used as {{ secrets.CRM_API_KEY }}."
         ),
     )
-    field_order = ["name", "value"]
+    field_order = ["name", "value", "allowed_hosts"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["value"].required = True
+        self.fields[
+            "value"
+        ].help_text = "Stored encrypted; nobody can see it again, only replace it."
 
     def clean_name(self) -> str:
         name: str = self.cleaned_data["name"].strip()

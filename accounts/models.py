@@ -332,6 +332,12 @@ class WorkspaceSecret(models.Model):
     created_by = models.ForeignKey(User, models.SET_NULL, null=True, blank=True, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
     rotated_at = models.DateTimeField(null=True, blank=True)
+    # The hosts a request carrying it may go to, at every hop (config/lib/secret_hosts.py:
+    # normalised names, `*.example.com`, addresses). Set with the value, by an admin.
+    allowed_hosts = models.JSONField(default=list, blank=True)
+    # Secrets saved before hosts existed may go anywhere (as they did), until an admin
+    # names their hosts; a new one never does.
+    any_host = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["name"]

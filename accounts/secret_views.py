@@ -1,7 +1,9 @@
 """The Secrets page of a workspace's settings (admins and owners), and its internal hosts.
 
 A secret's value is typed once and never shown again, not even to admins: the
-page lists names only, and a value can be replaced or the secret deleted.
+page lists names and the hosts each may be sent to (or, for a secret saved
+before hosts existed, a warning that it may go anywhere); a value and its
+hosts can be replaced, or the secret deleted.
 Owners also choose here which of the operator's internal hosts the
 workspace's http steps may reach (OUTBOUND_ALLOWED_HOSTS, narrowed).
 """
@@ -34,13 +36,15 @@ def _render_secrets(
     hosts_form: OutboundHostsForm | None = None,
 ) -> HttpResponse:
     workspace = membership.workspace
+    secrets = list(selectors.workspace_secrets(membership))
     response = render(
         request,
         PAGE,
         {
             "membership": membership,
             "workspace": workspace,
-            "secrets": selectors.workspace_secrets(membership),
+            "secrets": secrets,
+            "legacy_secrets": [secret for secret in secrets if secret.any_host],
             "form": form or SecretForm(),
             "rotate_id": rotate[0] if rotate else None,
             "rotate_form": rotate[1] if rotate else SecretValueForm(),
@@ -85,6 +89,7 @@ def secret_create(request: AuthedRequest, slug: str) -> HttpResponse:
                 workspace=membership.workspace,
                 name=form.cleaned_data["name"],
                 value=form.cleaned_data["value"],
+                allowed_hosts=form.cleaned_data["allowed_hosts"],
                 actor=membership,
             )
         except services.SecretRefused as e:
@@ -106,14 +111,20 @@ def secret_rotate(request: AuthedRequest, slug: str, secret_id: int) -> HttpResp
     if form.is_valid():
         try:
             services.secret_rotate(
-                secret=secret, value=form.cleaned_data["value"], actor=membership
+                secret=secret,
+                value=form.cleaned_data["value"],
+                allowed_hosts=form.cleaned_data["allowed_hosts"],
+                actor=membership,
             )
         except services.SecretRefused as e:
             form.add_error("value", str(e))
         else:
-            messages.success(
-                request, f"The value of {secret.name} is replaced: runs use it from now on."
-            )
+            hosts = ", ".join(secret.allowed_hosts)
+            if form.cleaned_data["value"]:
+                done = f"The value of {secret.name} is replaced"
+            else:
+                done = f"{secret.name} keeps its value"
+            messages.success(request, f"{done}; runs send it only to {hosts} from now on.")
             return redirect("secrets", slug)
     return _render_secrets(request, membership, status=422, rotate=(secret.id, form))
 

@@ -29,7 +29,7 @@ from accounts.models import (
     Workspace,
     WorkspaceSecret,
 )
-from config.lib import outbound
+from config.lib import outbound, secret_hosts
 from config.lib.sealing import reseal, seal
 from config.lib.site import site_url
 from workflows.llm.pricing import to_usd
@@ -646,12 +646,33 @@ def _secret_checks(actor: Membership, value: str) -> None:
         raise SecretRefused(f"A secret holds at most {SECRET_MAX_CHARS:,} characters.")
 
 
+def _secret_hosts(allowed_hosts: str | list[str]) -> list[str]:
+    try:
+        hosts = secret_hosts.parse_hosts(allowed_hosts)
+    except ValueError as error:
+        raise SecretRefused(str(error)) from None
+    if not hosts:
+        raise SecretRefused("Name at least one host this secret may be sent to.")
+    return hosts
+
+
+def _hosts_text(secret: WorkspaceSecret) -> str:
+    """A secret's hosts as the audit log shows them."""
+    return "any host (legacy)" if secret.any_host else ", ".join(secret.allowed_hosts)
+
+
 @transaction.atomic
 def secret_create(
-    *, workspace: Workspace, name: str, value: str, actor: Membership
+    *,
+    workspace: Workspace,
+    name: str,
+    value: str,
+    allowed_hosts: str | list[str],
+    actor: Membership,
 ) -> WorkspaceSecret:
-    """A new secret. Its value is stored encrypted and never shown again; the audit log
-    records its name only."""
+    """A new secret, sent only to `allowed_hosts` (at least one; config/lib/secret_hosts.py).
+    Its value is stored encrypted and never shown again; the audit log records its name
+    and hosts only."""
     _secret_checks(actor, value)
     name = name.strip()
     if not SECRET_NAME_RE.fullmatch(name):
@@ -659,6 +680,7 @@ def secret_create(
             "Use letters, digits and underscores, starting with a letter or underscore, "
             "at most 64 characters."
         )
+    hosts = _secret_hosts(allowed_hosts)
     if workspace.secrets.filter(name=name).exists():
         raise SecretRefused(f"There is already a secret named {name}; rotate it instead.")
     secret = WorkspaceSecret.objects.create(
@@ -666,31 +688,64 @@ def secret_create(
         name=name,
         value_encrypted=seal(SECRET_PURPOSE, value),
         created_by=actor.user,
+        allowed_hosts=hosts,
+        any_host=False,
     )
     audit_record(
         workspace=workspace,
         actor=actor.user,
         action="secret.create",
         target=secret,
-        after={"name": name},
+        after={"name": name, "hosts": _hosts_text(secret)},
     )
     return secret
 
 
 @transaction.atomic
-def secret_rotate(*, secret: WorkspaceSecret, value: str, actor: Membership) -> WorkspaceSecret:
-    """Replace the value: runs that start from now on send the new one."""
-    _secret_checks(actor, value)
-    secret.value_encrypted = seal(SECRET_PURPOSE, value)
-    secret.rotated_at = timezone.now()
-    secret.save(update_fields=["value_encrypted", "rotated_at"])
-    audit_record(
-        workspace=secret.workspace_id,
-        actor=actor.user,
-        action="secret.rotate",
-        target=secret,
-        after={"name": secret.name},
-    )
+def secret_rotate(
+    *,
+    secret: WorkspaceSecret,
+    value: str,
+    allowed_hosts: str | list[str],
+    actor: Membership,
+) -> WorkspaceSecret:
+    """Replace the value (an empty `value` keeps it) and the hosts it may be sent to: runs
+    that start from now on send the new value, and only to those hosts. Naming hosts ends
+    a legacy secret's "any host"."""
+    if not actor.allows(Role.ADMIN):
+        raise SecretRefused("Only an admin or an owner can manage secrets.")
+    if value:
+        _secret_checks(actor, value)
+    hosts = _secret_hosts(allowed_hosts)
+    before = _hosts_text(secret)
+    fields: list[str] = []
+    if value:
+        secret.value_encrypted = seal(SECRET_PURPOSE, value)
+        secret.rotated_at = timezone.now()
+        fields += ["value_encrypted", "rotated_at"]
+    if secret.any_host or hosts != secret.allowed_hosts:
+        secret.allowed_hosts, secret.any_host = hosts, False
+        fields += ["allowed_hosts", "any_host"]
+    if not fields:
+        return secret
+    secret.save(update_fields=fields)
+    if value:
+        audit_record(
+            workspace=secret.workspace_id,
+            actor=actor.user,
+            action="secret.rotate",
+            target=secret,
+            after={"name": secret.name},
+        )
+    if "allowed_hosts" in fields:
+        audit_record(
+            workspace=secret.workspace_id,
+            actor=actor.user,
+            action="secret.hosts",
+            target=secret,
+            before={"name": secret.name, "hosts": before},
+            after={"name": secret.name, "hosts": _hosts_text(secret)},
+        )
     return secret
 
 

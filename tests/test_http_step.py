@@ -404,7 +404,13 @@ def test_a_secret_is_sent_but_never_stored_logged_or_shown(
     engine_in_process: None, personas: Personas, allowed: Target, caplog
 ) -> None:  # type: ignore[no-untyped-def]
     caplog.set_level(logging.DEBUG)
-    secret_create(workspace=personas.workspace, name="API_KEY", value=SECRET, actor=admin(personas))
+    secret_create(
+        workspace=personas.workspace,
+        name="API_KEY",
+        value=SECRET,
+        allowed_hosts=["127.0.0.1"],
+        actor=admin(personas),
+    )
     ok = call(
         "{{ target }}",
         method="POST",
@@ -477,7 +483,13 @@ def test_another_workspaces_secret_is_not_used(
     engine_in_process: None, personas: Personas, allowed: Target
 ) -> None:
     charlie = Membership.objects.get(user=personas.charlie, workspace=personas.other_workspace)
-    secret_create(workspace=personas.other_workspace, name="THEIRS", value=SECRET, actor=charlie)
+    secret_create(
+        workspace=personas.other_workspace,
+        name="THEIRS",
+        value=SECRET,
+        allowed_hosts=["127.0.0.1"],
+        actor=charlie,
+    )
     done = run(
         personas,
         call("{{ target }}", headers={"X-Key": "{{ secrets.THEIRS }}"}),
@@ -490,7 +502,13 @@ def test_another_workspaces_secret_is_not_used(
 def test_an_export_names_the_secrets_and_an_import_lists_the_missing_ones(
     personas: Personas,
 ) -> None:
-    secret_create(workspace=personas.workspace, name="API_KEY", value=SECRET, actor=admin(personas))
+    secret_create(
+        workspace=personas.workspace,
+        name="API_KEY",
+        value=SECRET,
+        allowed_hosts=["127.0.0.1"],
+        actor=admin(personas),
+    )
     definition = call(
         "https://example.com/{{ secrets.PATH_KEY }}",
         headers={"Authorization": "Bearer {{ secrets.API_KEY }}"},
@@ -509,7 +527,13 @@ def test_an_export_names_the_secrets_and_an_import_lists_the_missing_ones(
 def test_the_run_page_shows_the_request_as_sent_and_the_answers_status(
     engine_in_process: None, personas: Personas, allowed: Target
 ) -> None:
-    secret_create(workspace=personas.workspace, name="API_KEY", value=SECRET, actor=admin(personas))
+    secret_create(
+        workspace=personas.workspace,
+        name="API_KEY",
+        value=SECRET,
+        allowed_hosts=["127.0.0.1"],
+        actor=admin(personas),
+    )
     allowed.routes["/items"] = (200, {"Content-Type": "application/json"}, b'{"n": 1}')
     definition = call("{{ target }}", headers={"Authorization": "Bearer {{ secrets.API_KEY }}"})
     done = run(personas, definition, target=allowed.url("/items"))
@@ -579,7 +603,13 @@ def test_an_internal_api_answer_is_summarised_by_the_model_without_the_secret_re
     """The issue's case: an internal JSON API (allowed by the operator) called with a bearer
     secret, its answer summarised with gpt-4.1-mini. The API echoes the header back; the
     model sees it redacted."""
-    secret_create(workspace=personas.workspace, name="API_KEY", value=SECRET, actor=admin(personas))
+    secret_create(
+        workspace=personas.workspace,
+        name="API_KEY",
+        value=SECRET,
+        allowed_hosts=["127.0.0.1"],
+        actor=admin(personas),
+    )
     definition = call("{{ target }}", headers={"Authorization": "Bearer {{ secrets.API_KEY }}"})
     definition["steps"].append(
         {

@@ -228,6 +228,7 @@ def test_the_issues_workflow_calls_an_internal_api_with_a_secret_as_a_tool(
         workspace=personas.workspace,
         name="API_KEY",
         value=SECRET,
+        allowed_hosts=["127.0.0.1"],
         actor=Membership.objects.get(user=personas.alice, workspace=personas.workspace),
     )
     exposed(
@@ -282,6 +283,47 @@ def test_the_issues_workflow_calls_an_internal_api_with_a_secret_as_a_tool(
     assert failed_run.steps.get(key="fetch").attempts == 2
     assert failed_run.steps.get(key="summary").status == "skipped"
     assert SECRET not in json.dumps(down.structured_content)
+
+
+def test_a_tool_cannot_send_a_secret_to_a_host_the_secret_does_not_name(
+    live_server, engine_in_process: None, personas: Personas, internal_api: Target, settings
+) -> None:  # type: ignore[no-untyped-def]
+    """The agent chooses the address; the secret still goes only to its own hosts."""
+    port = internal_api.port
+    settings.OUTBOUND_ALLOWED_HOSTS = [f"127.0.0.1:{port}", f"localhost:{port}"]
+    secret_create(
+        workspace=personas.workspace,
+        name="API_KEY",
+        value=SECRET,
+        allowed_hosts=["127.0.0.1"],
+        actor=Membership.objects.get(user=personas.alice, workspace=personas.workspace),
+    )
+    exposed(
+        personas.workspace,
+        {
+            "name": "Fetch",
+            "inputs": [{"name": "api", "type": "text", "description": "The API's address."}],
+            "steps": [
+                {
+                    "key": "fetch",
+                    "type": "http",
+                    "url": "{{ api }}",
+                    "headers": {"Authorization": "Bearer {{ secrets.API_KEY }}"},
+                    "retries": 2,
+                }
+            ],
+        },
+    )
+    token = api_token(personas.workspace, personas.alice)
+
+    result = call(live_server.url, token, "fetch", {"api": internal_api.url("/echo", "localhost")})
+
+    assert result.structured_content["status"] == "failed", result.structured_content
+    assert "The secret API_KEY may be sent only to 127.0.0.1" in result.structured_content["error"]
+    assert "not to localhost" in result.structured_content["error"]
+    assert internal_api.requests == []
+    assert SECRET not in json.dumps(result.structured_content)
+    assert Run.objects.get(id=result.structured_content["run_id"]).steps.get().attempts == 1
 
 
 def test_missing_inputs_are_a_tool_error_naming_them(

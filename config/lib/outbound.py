@@ -33,6 +33,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -238,7 +239,10 @@ class GuardedClient:
     else may pass it. `allowed` lets through the internal hosts it names.
     `cross_origin_headers`, when given, are the only headers of the caller's
     kept when a redirect leads to another origin (scheme, host, port), so a
-    credential meant for one service is not handed to the next.
+    credential meant for one service is not handed to the next. `before_hop`,
+    when given, is called with the URL of every hop, the first included,
+    before its host name is even resolved (a name can carry data to a DNS
+    server); it raises OutboundRefused to stop there, nothing sent.
     """
 
     def __init__(
@@ -250,6 +254,7 @@ class GuardedClient:
         trust_first_hop_for_tests: bool = False,
         allowed: Allowance | None = None,
         cross_origin_headers: frozenset[str] | None = None,
+        before_hop: Callable[[str], None] | None = None,
     ) -> None:
         self.timeout = timeout
         self.max_bytes = max_bytes
@@ -257,6 +262,7 @@ class GuardedClient:
         self._trust_first_hop = trust_first_hop_for_tests
         self.allowed = allowed
         self.cross_origin_headers = cross_origin_headers
+        self.before_hop = before_hop
 
     def request(
         self,
@@ -276,6 +282,8 @@ class GuardedClient:
             timeout=httpx.Timeout(self.timeout, connect=min(5.0, self.timeout)),
         ) as client:
             for hop in range(self.max_redirects + 1):
+                if self.before_hop is not None:
+                    self.before_hop(url)
                 target = self.check(url, trusted=self._trust_first_hop and hop == 0)
                 response = self._send(client, method, target, content, headers, deadline)
                 location = response.headers.get("location")

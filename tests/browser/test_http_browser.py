@@ -31,6 +31,7 @@ def test_a_secret_is_saved_and_an_http_step_sends_it(  # type: ignore[no-untyped
     page.get_by_role("link", name="Manage secrets").click()
     page.get_by_label("Name").fill("CRM_KEY")
     page.get_by_label("Value").fill(VALUE)
+    page.get_by_label("Hosts it may be sent to").fill("api.example.com")
     page.get_by_role("button", name="Save secret").click()
     expect(
         page.locator("#secret-" + str(WorkspaceSecret.objects.get(name="CRM_KEY").id))

@@ -166,11 +166,14 @@ def execute(step: HttpStep, context: StepContext) -> StepResult:
     """Send the request and return `{"status", "headers", "json" | "text"}`.
 
     The request is recorded as sent with every secret replaced by `•••`; the
-    answer, its headers and any error are scrubbed of the secrets' values. An
+    answer, its headers and any error are scrubbed of the secrets' values. A
+    request that uses a secret goes only to that secret's hosts, its redirects
+    too: otherwise it fails, not retried, before the hop is sent. An
     answer outside 2xx fails the step with its status and the first 500 bytes
     of its body."""
     names = secrets.names_used(template for _, template in templates(step))
-    values = secrets.secret_values(context.workspace_id, names)
+    used = secrets.secrets_for(context.workspace_id, names)
+    values = used.values
     workspace = Workspace.objects.only("outbound_narrowed", "outbound_allowed_hosts").get(
         id=context.workspace_id
     )
@@ -202,6 +205,8 @@ def execute(step: HttpStep, context: StepContext) -> StepResult:
         max_bytes=MAX_RESPONSE_BYTES,
         allowed=allowance,
         cross_origin_headers=_CROSS_ORIGIN_HEADERS,
+        # Each secret goes only to its hosts: checked at every hop before DNS.
+        before_hop=used.guard if names else None,
     )
     started = time.monotonic()
     try:

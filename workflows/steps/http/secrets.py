@@ -4,7 +4,8 @@ everything it records.
 `{{ secrets.NAME }}` is refused by validation everywhere but an http step's
 URL, query, headers and body (workflows/builder/definition.py), and the
 engine never puts secrets among a run's variables: only this step reads
-them, for the request it sends, and records the request rendered with
+them, for the request it sends (only to the hosts each secret names, at
+every hop: `UsedSecrets.refusal`), and records the request rendered with
 `REDACTED` in their place. What comes back (an answer that echoes a header,
 an error that quotes the URL) is scrubbed of their values before it is
 stored, logged or passed on.
@@ -15,10 +16,13 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterable
-from urllib.parse import quote, quote_plus
+from dataclasses import dataclass
+from urllib.parse import quote, quote_plus, urlsplit
 
 from accounts.models import SECRET_PURPOSE, WorkspaceSecret
+from config.lib.outbound import OutboundRefused
 from config.lib.sealing import unseal
+from config.lib.secret_hosts import host_allowed
 from workflows.rendering import references
 from workflows.steps.context import StepFailed
 
@@ -36,29 +40,69 @@ def names_used(templates: Iterable[str]) -> list[str]:
     return list(names)
 
 
-def secret_values(workspace_id: int, names: list[str]) -> dict[str, str]:
-    """The values of `names` in clear; StepFailed names one that is missing or unreadable."""
+@dataclass(frozen=True)
+class UsedSecrets:
+    """The secrets one request uses: their values, and the hosts each may be sent to
+    (None: any host, a secret saved before secrets named their hosts)."""
+
+    values: dict[str, str]
+    hosts: dict[str, tuple[str, ...] | None]
+
+    def refusal(self, url: str) -> str | None:
+        """Why a request (or a redirect) to `url` may not carry these secrets, or None.
+
+        THE check of where a secret may go: the http step runs it on every hop of
+        every request, whatever started the run (a page, a test run, the API, a
+        webhook, a schedule, MCP). The answer names the secret and the host, never
+        a value; the host may hold one, so the caller scrubs it as anything else."""
+        try:
+            host = urlsplit(url).hostname or ""
+        except ValueError:
+            host = ""
+        for name, allowed in self.hosts.items():
+            if allowed is not None and not host_allowed(allowed, host):
+                there = host or "this URL"
+                return (
+                    f"The secret {name} may be sent only to {', '.join(allowed)} "
+                    f"(Settings → Secrets), not to {there}: nothing was sent to {there}."
+                )
+        return None
+
+    def guard(self, url: str) -> None:
+        """`refusal` for the guarded client's hops: OutboundRefused before anything leaves."""
+        reason = self.refusal(url)
+        if reason:
+            raise OutboundRefused(reason)
+
+
+def secrets_for(workspace_id: int, names: list[str]) -> UsedSecrets:
+    """The values of `names` in clear and their hosts; StepFailed names one that is missing
+    or unreadable."""
     if not names:
-        return {}
-    rows = dict(
-        WorkspaceSecret.objects.filter(workspace_id=workspace_id, name__in=names).values_list(
-            "name", "value_encrypted"
-        )
-    )
+        return UsedSecrets(values={}, hosts={})
+    rows = {
+        name: (sealed, hosts, any_host)
+        for name, sealed, hosts, any_host in WorkspaceSecret.objects.filter(
+            workspace_id=workspace_id, name__in=names
+        ).values_list("name", "value_encrypted", "allowed_hosts", "any_host")
+    }
     values: dict[str, str] = {}
+    allowed: dict[str, tuple[str, ...] | None] = {}
     for name in names:
         if name not in rows:
             raise StepFailed(
                 f"The secret {name} does not exist in this workspace (Settings → Secrets)."
             )
-        value = unseal(SECRET_PURPOSE, rows[name])
+        sealed, hosts, any_host = rows[name]
+        value = unseal(SECRET_PURPOSE, sealed)
         if value is None:
             raise StepFailed(
                 f"The secret {name} cannot be read: it was saved under another SECRET_KEY. "
                 "Replace its value in Settings → Secrets."
             )
         values[name] = value
-    return values
+        allowed[name] = None if any_host else tuple(hosts or ())
+    return UsedSecrets(values=values, hosts=allowed)
 
 
 def scrub(value: object, secrets: Iterable[str]) -> object:
