@@ -47,7 +47,7 @@ def _render_secrets(
             "legacy_secrets": [secret for secret in secrets if secret.any_host],
             "form": form or SecretForm(),
             "rotate_id": rotate[0] if rotate else None,
-            "rotate_form": rotate[1] if rotate else SecretValueForm(),
+            "rotate_form": rotate[1] if rotate else SecretValueForm(auto_id="rotate_%s"),
             "is_owner": membership.role == Role.OWNER,
             "operator_hosts": list(settings.OUTBOUND_ALLOWED_HOSTS),
             "hosts_form": hosts_form
@@ -107,7 +107,7 @@ def secret_create(request: AuthedRequest, slug: str) -> HttpResponse:
 def secret_rotate(request: AuthedRequest, slug: str, secret_id: int) -> HttpResponse:
     membership = workspace_for(request, slug, role=Role.ADMIN)
     secret = _secret(membership, secret_id)
-    form = SecretValueForm(request.POST)
+    form = SecretValueForm(request.POST, auto_id="rotate_%s")
     if form.is_valid():
         try:
             services.secret_rotate(

@@ -230,3 +230,23 @@ def test_a_new_secret_must_name_a_host(personas: Personas) -> None:
                 actor=admin(personas),
             )
     assert not WorkspaceSecret.objects.exists()
+
+
+def test_the_editor_panel_says_where_each_secret_may_go(personas: Personas) -> None:
+    key_for(personas, "api.example.com", "*.example.org")
+    WorkspaceSecret.objects.create(
+        workspace=personas.workspace, name="OLD", value_encrypted="x", any_host=True
+    )
+    headers = {**BEARER, "X-Old": "{{ secrets.OLD }}"}
+    workflow = services.workflow_create(
+        workspace=personas.workspace,
+        definition=call("https://api.example.com/", headers=headers),
+        user=personas.bob,
+    )
+    editor = reverse("workflow_editor", args=[personas.workspace.slug, workflow.id])
+    html = client_for(personas.bob).get(editor + "?panel=step&step=0").content.decode()
+    assert (
+        "<code>API_KEY</code> is sent only to <code>api.example.com</code>, "
+        "<code>*.example.org</code>"
+    ) in html
+    assert "<code>OLD</code> may be sent to any host" in html

@@ -262,6 +262,7 @@ def test_a_legacy_secret_is_flagged_until_its_hosts_are_named(
     assert "Any host (legacy)" in html
     bad = adam.post(page(personas, f"{secret.id}/rotate/"), {"value": "", "allowed_hosts": ""})
     assert bad.status_code == 422
+    assert 'id="rotate_allowed_hosts_error"' in bad.content.decode()
     secret.refresh_from_db()
     assert secret.any_host
     adam.post(page(personas, f"{secret.id}/rotate/"), {"value": "", "allowed_hosts": HOSTS})

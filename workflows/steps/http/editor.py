@@ -198,15 +198,18 @@ def schema_text(step: dict) -> str:
 
 def panel_context(step: dict, slots: dict[str, Any], *, workflow: Workflow) -> dict[str, Any]:
     used = names_used(template_values(step).values())
-    have = set(
-        WorkspaceSecret.objects.filter(
+    have = {
+        name: None if any_host else hosts
+        for name, hosts, any_host in WorkspaceSecret.objects.filter(
             workspace_id=workflow.workspace_id, name__in=used
-        ).values_list("name", flat=True)
-    )
+        ).values_list("name", "allowed_hosts", "any_host")
+    }
     return {
         # Not a validation problem (a definition does not depend on a workspace), but the
         # run would fail: said on the panel, with where to create them.
         "missing_secrets": [name for name in used if name not in have],
+        # Where each may be sent (None: any host, a legacy secret): a request elsewhere fails.
+        "secret_hosts": [(name, have[name]) for name in used if name in have],
         "methods": METHODS,
         "method": step.get("method") or DEFAULTS["method"],
         "body_type": step.get("body_type") or DEFAULTS["body_type"],
