@@ -217,3 +217,21 @@ def test_storable_replaces_nul_in_keys_and_values_and_returns_clean_values_uncha
     assert storable(("t\x00",)) == [f"t{REPLACEMENT}"]
     # The text "\\u0000" (a backslash, then u0000) is not a NUL and is kept.
     assert storable({"s": "\\u0000 \\\x00 \x00"}) == {"s": f"\\u0000 \\{REPLACEMENT} {REPLACEMENT}"}
+
+
+def test_nan_and_infinity_in_an_http_answer_are_stored_as_null(
+    engine_in_process: None, personas: Personas, allowed: Target
+) -> None:
+    """Python's json reads them; PostgreSQL's JSON refuses them (the run looped until its time
+    limit); they are stored as null, as JavaScript's JSON.stringify writes them."""
+    allowed.routes["/nan"] = (
+        200,
+        {"Content-Type": "application/json"},
+        b'{"a": NaN, "b": [1.5, Infinity, -Infinity], "c": "NaN"}',
+    )
+    run = start(personas, fetch_then_quote(allowed.url("/nan")))
+    assert run.status == Run.Status.SUCCEEDED, run.error
+    assert steps_of(run)["call"].output["json"] == {"a": None, "b": [1.5, None, None], "c": "NaN"}
+    assert storable({"x": [float("nan")], "y": 2.5}) == {"x": [None], "y": 2.5}
+    clean = {"y": [2.5, "z"]}
+    assert storable(clean) is clean

@@ -48,3 +48,43 @@ def test_a_webhook_body_holding_a_nul_character_or_nested_too_deep_is_refused(
         assert answer.status_code == 422, answer.content
         assert why in answer.json()["error"]
     assert not Run.objects.exists()
+
+
+def test_a_webhook_body_holding_nan_or_infinity_is_refused(
+    client: Client, personas: Personas
+) -> None:
+    """Python's json reads NaN and Infinity; PostgreSQL's JSON refuses them."""
+    made = triggers.trigger_create(
+        workflow=published_workflow(personas.workspace), user=personas.alice
+    )
+    for body in ['{"who": "Ada", "score": NaN}', '{"who": "Ada", "scores": [1, -Infinity]}']:
+        answer = client.post(
+            hook_path(made.trigger.url()),
+            data=body,
+            content_type="application/json",
+            headers=signed(made.secret, body),
+        )
+        assert answer.status_code == 422, answer.content
+        assert "NaN or Infinity" in answer.json()["error"]
+    assert not Run.objects.exists()
+
+
+def test_the_api_refuses_a_json_input_holding_nan(personas: Personas) -> None:
+    workflow = published_workflow(
+        personas.workspace,
+        {
+            "name": "Takes JSON",
+            "inputs": [{"name": "data", "type": "json"}],
+            "steps": [{"key": "say", "type": "template", "template": "{{ data }}"}],
+        },
+    )
+    api = Client(
+        headers={"Authorization": f"Bearer {api_token(personas.workspace, personas.alice)}"}
+    )
+    answer = api.post(
+        f"/api/v1/workflows/{workflow.id}/runs",
+        data='{"inputs": {"data": {"a": NaN}}}',
+        content_type="application/json",
+    )
+    assert answer.status_code == 422, answer.content
+    assert not Run.objects.exists()

@@ -77,7 +77,7 @@ from datetime import datetime, timedelta
 from types import ModuleType
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, transaction
+from django.db import DatabaseError, DataError, close_old_connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -184,6 +184,17 @@ def run_execute(run_id: int) -> None:
         log.info("Run %s: lease lost or run canceled; stopping", run_id)
     except RunParked:
         log.info("Run %s: parked", run_id)
+    except DataError:
+        # A value the database refuses (what `storable` does not foresee): writing it again
+        # would fail again, and the reaper's re-send would call a paid step again each time.
+        log.exception("Run %s: a value could not be stored", run_id)
+        _finish(
+            run,
+            token,
+            status=Run.Status.FAILED,
+            error="Internal error in Stepwise: a step's result could not be stored; the run "
+            "was stopped.",
+        )
     except DatabaseError:
         # The database blinked. Leave the run to the reaper: it resumes at the
         # first unfinished step once the lease expires.
