@@ -998,11 +998,14 @@ class FakeState:
         self.attempts: Counter[str] = Counter()
         self.prompt_cache = PromptCache()
         self.recent: deque[tuple[str, dict[str, Any]]] = deque(maxlen=200)
+        # The clients' (address, port) pairs: how many connections the calls came on.
+        self.peers: set[object] = set()
 
-    def record_call(self, chat: ChatRequest) -> None:
+    def record_call(self, chat: ChatRequest, peer: object = None) -> None:
         self.total += 1
         self.by_prompt[chat.last_user_text] += 1
         self.recent.append((chat.last_user_text, chat.payload))
+        self.peers.add(peer)
 
     def fault_for(self, chat: ChatRequest) -> Directive | None:
         faults = chat.faults
@@ -1078,7 +1081,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         ) from None
     chat = parse_chat_request(payload)
 
-    state.record_call(chat)
+    state.record_call(
+        chat, request.transport.get_extra_info("peername") if request.transport else None
+    )
     state.in_flight += 1
     state.max_in_flight = max(state.max_in_flight, state.in_flight)
     try:
@@ -1228,6 +1233,7 @@ async def fake_calls(request: web.Request) -> web.Response:
             "by_prompt": by_prompt,
             "in_flight": state.in_flight,
             "max_in_flight": state.max_in_flight,
+            "connections": len(state.peers),
         }
     )
 

@@ -577,10 +577,18 @@ def test_it_counts_calls_per_prompt(client: openai.OpenAI, server: RunningServer
         "by_prompt": {"alpha prompt": 2},
         "in_flight": 0,
         "max_in_flight": 1,
+        # One client, one kept-alive connection for all four calls.
+        "connections": 1,
     }
 
     server.reset()
-    assert server.calls() == {"total": 0, "by_prompt": {}, "in_flight": 0, "max_in_flight": 0}
+    assert server.calls() == {
+        "total": 0,
+        "by_prompt": {},
+        "in_flight": 0,
+        "max_in_flight": 0,
+        "connections": 0,
+    }
 
 
 def test_it_keys_calls_by_the_last_user_message(

@@ -59,6 +59,19 @@ def test_an_llm_step_streams_and_its_cost_is_exact_from_the_usage_chunk(
     assert step.attempts == 1
 
 
+def test_calls_in_a_row_share_one_connection_to_the_model(
+    engine_in_process: None, personas: Personas, fake_openai: str, fake_calls
+) -> None:  # type: ignore[no-untyped-def]
+    # A stream is read to its end, so its connection goes back to the pool
+    # (against OpenAI, no TLS handshake per call).
+    definition = chain("Reuse", ["First {{ topic }}", "Second {{ topic }}", "Third {{ topic }}"])
+    run = wait_for_run(run_started(personas.workspace, definition, {"topic": "eels"}).id)
+    assert run.status == Run.Status.SUCCEEDED, run.error
+    assert fake_calls() == 3
+    with urllib.request.urlopen(f"{fake_openai}/_fake/calls", timeout=5) as response:
+        assert json.load(response)["connections"] == 1
+
+
 def test_a_stream_cut_mid_way_is_billed_as_estimated_and_tried_again(
     engine_in_process: None, personas: Personas, fake_calls
 ) -> None:  # type: ignore[no-untyped-def]
