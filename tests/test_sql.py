@@ -367,6 +367,27 @@ def test_update_of_a_step_run_by_its_run_and_key(workflow: Workflow) -> None:
     assert StepRun.objects.values_list("status", "attempts").get() == ("waiting", 1)
 
 
+def test_output_write_if_leased_writes_only_while_the_run_is_held_by_the_token(
+    workflow: Workflow,
+) -> None:
+    run = a_run(workflow, status=Run.Status.RUNNING, lease_owner="mine")
+    StepRun.objects.create(run=run, key="a", position=0, type="llm", status="running")
+    where = {"run_id": run.id, "key": "a", "status": "running"}
+
+    assert (
+        sql.output_write_if_leased(StepRun, where=where, run_id=run.id, token="mine", output="He")
+        == 1
+    )
+    assert StepRun.objects.get().output == "He"
+    assert (
+        sql.output_write_if_leased(
+            StepRun, where=where, run_id=run.id, token="theirs", output="Hello"
+        )
+        == 0
+    )
+    assert StepRun.objects.get().output == "He"
+
+
 @pytest.mark.django_db(transaction=True)
 def test_connection_release_gives_a_pooled_connection_back_outside_a_transaction() -> None:
     Run.objects.exists()

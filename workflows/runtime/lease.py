@@ -64,8 +64,8 @@ def partial_writer(
             return
         last = now
         try:
-            model._default_manager.filter(**where, run__lease_owner=token).update(
-                output=storable(text)
+            sql.output_write_if_leased(
+                model, where=where, run_id=run_id, token=token, output=storable(text)
             )
             sql.connection_release()
         except DatabaseError:
