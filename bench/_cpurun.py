@@ -1,5 +1,7 @@
 """CPU per 1-step run inside one process: the statements one run sends, then
-CPU and wall time per run for 279 runs executed in this process (no Celery).
+CPU and wall time per run for 279 runs executed in this process (no Celery),
+with the percentiles of each run's CPU (the thread's own: PostgreSQL and the
+fake server are other processes).
 
     python -m bench._cpurun [steps]
 """
@@ -9,7 +11,7 @@ import time
 
 from django.db import connection
 
-from bench.harness import Stack, chain, workspace_and_workflow
+from bench.harness import Stack, chain, summary, workspace_and_workflow
 
 with Stack(workers=0, concurrency=1) as stack:
     from django.conf import settings
@@ -39,14 +41,18 @@ with Stack(workers=0, concurrency=1) as stack:
         print(x["sql"][:150])
     t = time.process_time()
     w = time.perf_counter()
+    per_run = []
     for i in ids[21:]:
+        started = time.thread_time()
         engine.run_execute(i)
+        per_run.append((time.thread_time() - started) * 1000)
     print(
         "cpu ms per run in-process:",
         (time.process_time() - t) * 1000 / 279,
         "wall",
         (time.perf_counter() - w) * 1000 / 279,
     )
+    print("cpu ms per run, percentiles:", summary(per_run))
     from django.db.models import Count
 
     from workflows.models import Run

@@ -8,7 +8,7 @@ enqueue, claim, rendering, persistence of every step, totals, finish.
 Wall time is measured from `run_start` returning to the run being finished
 in the database (the bench polls every 2 ms).
 
-    python -m bench.overhead [--runs 50]
+    python -m bench.overhead [--runs 50] [--latencies 0,1000]
 """
 
 from __future__ import annotations
@@ -72,13 +72,17 @@ def measure(stack: Stack, latency_ms: int, runs: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=50)
+    # `--latencies 0` for a short A/B of two checkouts (docs/benchmarks.md).
+    parser.add_argument("--latencies", default="0,1000")
     args = parser.parse_args()
     with Stack(workers=1, concurrency=8) as stack:
         write_result(
             "overhead",
             {
-                "latency_0": measure(stack, 0, args.runs),
-                "latency_1000": measure(stack, 1000, max(10, args.runs // 5)),
+                f"latency_{latency}": measure(
+                    stack, latency, args.runs if latency == 0 else max(10, args.runs // 5)
+                )
+                for latency in map(int, args.latencies.split(","))
             },
         )
 
